@@ -1,0 +1,47 @@
+// Numeric constants of the KVM user ABI that softkvm's software path shares with the
+// kvm back end. Values are those of <linux/kvm.h> and <asm/kvm.h>; accel/kvm checks
+// each against the real headers with static_assert.
+// Spec: ../shared/spec/kvm-features.md §4 (bus-lock exit, caps, flags).
+#pragma once
+#include <cstdint>
+
+namespace softkvm::abi {
+
+// struct kvm_run::exit_reason (<linux/kvm.h>).
+inline constexpr uint32_t KVM_EXIT_UNKNOWN = 0;
+inline constexpr uint32_t KVM_EXIT_EXCEPTION = 1;
+inline constexpr uint32_t KVM_EXIT_IO = 2;
+inline constexpr uint32_t KVM_EXIT_HYPERCALL = 3;
+inline constexpr uint32_t KVM_EXIT_DEBUG = 4;
+inline constexpr uint32_t KVM_EXIT_HLT = 5;
+inline constexpr uint32_t KVM_EXIT_MMIO = 6;
+inline constexpr uint32_t KVM_EXIT_IRQ_WINDOW_OPEN = 7;
+inline constexpr uint32_t KVM_EXIT_SHUTDOWN = 8;
+inline constexpr uint32_t KVM_EXIT_FAIL_ENTRY = 9;
+inline constexpr uint32_t KVM_EXIT_INTR = 10;
+inline constexpr uint32_t KVM_EXIT_INTERNAL_ERROR = 17;
+inline constexpr uint32_t KVM_EXIT_SYSTEM_EVENT = 24;
+inline constexpr uint32_t KVM_EXIT_X86_RDMSR = 29;
+inline constexpr uint32_t KVM_EXIT_X86_WRMSR = 30;
+inline constexpr uint32_t KVM_EXIT_X86_BUS_LOCK = 33;  // spec §4
+
+// struct kvm_run::io.direction.
+inline constexpr uint8_t KVM_EXIT_IO_IN = 0;
+inline constexpr uint8_t KVM_EXIT_IO_OUT = 1;
+
+// struct kvm_run::internal.suberror.
+inline constexpr uint32_t KVM_INTERNAL_ERROR_EMULATION = 1;
+inline constexpr uint32_t KVM_INTERNAL_ERROR_SIMUL_EX = 2;
+inline constexpr uint32_t KVM_INTERNAL_ERROR_DELIVERY_EV = 3;
+inline constexpr uint32_t KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON = 4;
+
+// struct kvm_run::flags (<asm/kvm.h>).
+inline constexpr uint16_t KVM_RUN_X86_SMM = 1u << 0;
+inline constexpr uint16_t KVM_RUN_X86_BUS_LOCK = 1u << 1;  // spec §4
+
+// Capabilities (spec §4).
+inline constexpr uint32_t KVM_CAP_X86_BUS_LOCK_EXIT = 193;
+inline constexpr uint64_t KVM_BUS_LOCK_DETECTION_OFF = 1ull << 0;
+inline constexpr uint64_t KVM_BUS_LOCK_DETECTION_EXIT = 1ull << 1;
+
+}  // namespace softkvm::abi
