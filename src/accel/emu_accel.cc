@@ -1,9 +1,75 @@
+// The emu accelerator: the accel interface over softkvm's hv layer and software CPU.
 #include <cerrno>
 
 #include "accel/backends.h"
+#include "hv/vm.h"
 
 namespace softkvm::accel {
+namespace {
+
+class EmuVcpu final : public Vcpu {
+  public:
+    explicit EmuVcpu(std::unique_ptr<hv::Vcpu> v) : v_(std::move(v)) {}
+    Status run() override {
+        v_->run();
+        return {};
+    }
+    RunState& run_state() override { return v_->run_state(); }
+    Result<Regs> get_regs() override { return v_->get_regs(); }
+    Status set_regs(const Regs& r) override {
+        v_->set_regs(r);
+        return {};
+    }
+    Result<SpecialRegs> get_sregs() override { return v_->get_sregs(); }
+    Status set_sregs(const SpecialRegs& s) override { return v_->set_sregs(s); }
+    uint64_t instructions_retired() const override { return v_->instructions_retired(); }
+    Status set_instruction_limit(uint64_t limit) override {
+        v_->set_instruction_limit(limit);
+        return {};
+    }
+    std::string dump_state() override { return v_->dump_state(); }
+
+  private:
+    std::unique_ptr<hv::Vcpu> v_;
+};
+
+class EmuVm final : public Vm {
+  public:
+    Status set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) override {
+        return vm_.set_memory_region(slot, gpa, size, host);
+    }
+    Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id) override {
+        auto v = vm_.create_vcpu(id);
+        if (!v) return v.error();
+        return std::unique_ptr<Vcpu>(std::make_unique<EmuVcpu>(std::move(v).value()));
+    }
+
+  private:
+    hv::Vm vm_;
+};
+
+class EmuAccelerator final : public Accelerator {
+  public:
+    std::string name() const override { return "emu"; }
+    Result<std::unique_ptr<Vm>> create_vm() override {
+        return std::unique_ptr<Vm>(std::make_unique<EmuVm>());
+    }
+    std::vector<Capability> capabilities() override {
+        return {
+            {"instruction-count", true, "exact retired-instruction counts, --max-insns"},
+            {"deterministic", true, "virtual TSC: one tick per retired instruction"},
+            {"encryption-ids", true, "SEV/SEV-ES ASID controller (softkvm eid)"},
+            {"guest-lbr", false, "not implemented in the software CPU yet"},
+            {"bus-lock-db", false, "not implemented in the software CPU yet"},
+            {"bus-lock-exit", false, "not implemented in the software CPU yet"},
+        };
+    }
+};
+
+}  // namespace
+
 Result<std::unique_ptr<Accelerator>> create_emu_accelerator() {
-    return make_error("emu accelerator: not implemented yet", ENOSYS);
+    return std::unique_ptr<Accelerator>(std::make_unique<EmuAccelerator>());
 }
+
 }  // namespace softkvm::accel

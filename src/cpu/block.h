@@ -1,0 +1,24 @@
+// A decoded block: consecutive instructions from one guest-physical start address in one
+// mode, ending at a branch, a block-ending system instruction or a size limit.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/decoded_insn.h"
+
+namespace softkvm::cpu {
+
+struct Block {
+    static constexpr size_t kMaxInsns = 64;
+    uint64_t key = 0;  // (physical start << 2) | mode
+    std::vector<DecodedInsn> insns;
+    // Successor links: the last two blocks this one continued to, valid while `gen`
+    // equals the CPU's block generation (bumped on any TLB flush or invalidation).
+    struct Link {
+        uint64_t rip = ~0ull;
+        Block* block = nullptr;
+        uint64_t gen = 0;
+    } links[2];
+};
+
+}  // namespace softkvm::cpu

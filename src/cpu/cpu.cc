@@ -1,0 +1,340 @@
+// Run loop, decoded-block cache, and exception/interrupt delivery.
+#include "cpu/cpu.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "cpu/block.h"
+#include "cpu/decoder.h"
+#include "cpu/msr_index.h"
+
+namespace softkvm::cpu {
+namespace {
+
+// Exception classes for the double-fault rule (SDM vol. 3 table 6-5).
+bool contributory(uint8_t v) {
+    return v == VEC_DE || (v >= VEC_TS && v <= VEC_GP);
+}
+
+}  // namespace
+
+Cpu::Cpu(CpuOwner& owner) : owner_(owner), decoder_(std::make_unique<Decoder>()) {
+    update_mode();
+}
+
+Cpu::~Cpu() = default;
+
+void Cpu::update_mode() {
+    if (!(s_.cr0 & CR0_PE))
+        s_.mode = Mode::Real16;
+    else if ((s_.efer & msr::EFER_LMA) && s_.seg[CS].l)
+        s_.mode = Mode::Long64;
+    else
+        s_.mode = s_.seg[CS].db ? Mode::Prot32 : Mode::Prot16;
+    for (int k = 0; k < SEG_COUNT; ++k)
+        seg_base_[k] = (s_.mode == Mode::Long64 && k != FS && k != GS) ? 0 : s_.seg[k].base;
+}
+
+void Cpu::state_changed() {
+    update_mode();
+    // CPL is SS.DPL, as VMX and KVM define it for a loaded state.
+    s_.cpl = (s_.cr0 & CR0_PE) ? s_.seg[SS].dpl : 0;
+    flush_tlb();
+}
+
+void Cpu::jump(uint64_t target) {
+    if (s_.mode == Mode::Long64) {
+        if (static_cast<uint64_t>(static_cast<int64_t>(target << 16) >> 16) != target)
+            fault(VEC_GP, 0);
+    } else {
+        target &= s_.mode == Mode::Prot32 ? 0xFFFFFFFFull : 0xFFFFull;
+    }
+    next_rip_ = target;
+}
+
+void Cpu::unsupported(const char* what) {
+    stop_detail_ = what;
+    throw StopBeforeRetire{};  // turned into StopReason::Emulation by run()
+}
+
+Block* Cpu::build_block(uint64_t phys, uint64_t key) {
+    auto b = std::make_unique<Block>();
+    b->key = key;
+    uint64_t lin = s_.rip + seg_base_[CS];
+    const Mode mode = s_.mode;
+    uint64_t first_page = phys >> 12;
+    uint64_t last_page = first_page;
+    while (b->insns.size() < Block::kMaxInsns) {
+        uint8_t bytes[16] = {};
+        size_t avail = 0;
+        // Fetch up to 15 bytes; a fault on a later page only matters if the instruction
+        // really extends there, so stop at the first untranslatable byte.
+        try {
+            for (; avail < 15; ++avail) {
+                bytes[avail] =
+                    static_cast<uint8_t>(read_slow(lin + avail, 1, Access::Exec, user_access()));
+            }
+        } catch (const GuestFault&) {
+            if (avail == 0) throw;
+        }
+        DecodedInsn in;
+        bool ok = decoder_->decode(mode, bytes, avail, in);
+        if (!ok) {
+            if (in.len == 15 && avail < 15 && b->insns.empty()) {
+                // The instruction runs into a page that cannot be fetched: refetch to
+                // raise that #PF.
+                read_slow(lin + avail, 1, Access::Exec, user_access());
+            }
+            if (!b->insns.empty()) break;  // end the block; the bad insn starts the next
+            in = DecodedInsn{};
+            in.fn = [](Cpu& c, const DecodedInsn&) { c.undefined(); };
+            in.len = 1;
+            in.ends_block = true;
+            b->insns.push_back(in);
+            break;
+        }
+        uint64_t end_phys = phys + (lin - (s_.rip + seg_base_[CS])) + in.len - 1;
+        last_page = std::max(last_page, end_phys >> 12);
+        b->insns.push_back(in);
+        lin += in.len;
+        if (in.ends_block || ((lin & 0xFFF) < in.len && (lin & 0xFFF) != 0)) break;
+        if ((lin & 0xFFF) == 0) break;  // do not run into the next page within a block
+    }
+    for (uint64_t p = first_page; p <= last_page; ++p) {
+        page_blocks_[p].push_back(key);
+        if (p < code_page_.size() && !code_page_[p]) {
+            code_page_[p] = 1;
+            for (TlbEntry& t : tlb_write_)
+                if (t.phys == (p << 12)) t.tag = ~0ull;
+        }
+    }
+    Block* raw = b.get();
+    blocks_[key] = std::move(b);
+    return raw;
+}
+
+void Cpu::invalidate_code_page(uint64_t page) {
+    auto it = page_blocks_.find(page);
+    if (it == page_blocks_.end()) return;
+    for (uint64_t key : it->second) {
+        auto bit = blocks_.find(key);
+        if (bit == blocks_.end()) continue;
+        retired_blocks_.push_back(std::move(bit->second));
+        blocks_.erase(bit);
+    }
+    page_blocks_.erase(it);
+    ++block_gen_;
+    stop_flags_ |= kStopBlockGone;
+}
+
+Block* Cpu::find_block() {
+    uint64_t lin = s_.rip + seg_base_[CS];
+    const bool user = user_access();
+    const TlbEntry& t = tlb_exec_[(lin >> 12) & (kTlbSize - 1)];
+    uint64_t phys;
+    if (t.tag == tlb_tag(lin, user)) {
+        phys = t.phys | (lin & 0xFFF);
+    } else {
+        phys = translate(lin, Access::Exec, user);
+        uint8_t* h = host_page(phys & ~0xFFFull);
+        if (h) {
+            TlbEntry& w = tlb_exec_[(lin >> 12) & (kTlbSize - 1)];
+            w.tag = tlb_tag(lin, user);
+            w.host = h;
+            w.phys = phys & ~0xFFFull;
+        }
+    }
+    uint64_t key = (phys << 2) | static_cast<uint64_t>(s_.mode);
+    auto it = blocks_.find(key);
+    if (it != blocks_.end()) return it->second.get();
+    if (!host_page(phys)) unsupported("instruction fetch from MMIO");
+    return build_block(phys, key);
+}
+
+StopReason Cpu::run(uint64_t insn_limit) {
+    stop_flags_ = 0;
+    stop_detail_.clear();
+    Block* prev = nullptr;
+    for (;;) {
+        if (insn_limit && icount_ >= insn_limit) return StopReason::InsnLimit;
+        retired_blocks_.clear();
+        Block* b = nullptr;
+        size_t done = 0;
+        try {
+            // Follow a cached link from the previous block when it is still valid.
+            if (prev) {
+                for (const Block::Link& l : prev->links) {
+                    if (l.rip == s_.rip && l.gen == block_gen_) {
+                        b = l.block;
+                        break;
+                    }
+                }
+            }
+            if (!b) {
+                b = find_block();
+                if (prev) {
+                    Block::Link& slot = prev->links[prev->links[0].gen == block_gen_ ? 1 : 0];
+                    slot = {s_.rip, b, block_gen_};
+                }
+            }
+            size_t n = b->insns.size();
+            if (insn_limit && insn_limit - icount_ < n) n = insn_limit - icount_;
+            const DecodedInsn* in = b->insns.data();
+            for (; done < n; ++done) {
+                next_rip_ = s_.rip + in[done].len;
+                in[done].fn(*this, in[done]);
+                s_.rip = next_rip_;
+                if (stop_flags_) {
+                    ++done;
+                    break;
+                }
+            }
+            icount_ += done;
+            if (stop_flags_ & kStopBlockGone)
+                prev = nullptr, stop_flags_ &= ~kStopBlockGone;
+            else
+                prev = b;
+            if (stop_flags_ & kStopOwner) return StopReason::Owner;
+        } catch (const GuestFault& f) {
+            icount_ += done;
+            prev = nullptr;
+            stop_flags_ &= ~kStopBlockGone;
+            raise_fault(f, s_.rip);
+            if (shutdown_) return StopReason::Shutdown;
+            if (stop_flags_ & kStopOwner) return StopReason::Owner;
+        } catch (const StopBeforeRetire&) {
+            icount_ += done;
+            if (!stop_detail_.empty()) return StopReason::Emulation;
+            return StopReason::Owner;
+        }
+    }
+}
+
+// Delivers a fault raised by an instruction, applying the double-fault and triple-fault
+// rules when delivery itself faults.
+void Cpu::raise_fault(const GuestFault& f, uint64_t return_rip) {
+    fault_chain_ = fmt::format("#{} error={:#x} at rip={:#x}", f.vector, f.error, s_.rip);
+    uint8_t vector = f.vector;
+    bool has_err = f.has_error;
+    uint32_t err = f.error;
+    uint8_t prev_class = 0xFF;  // vector whose delivery faulted
+    for (int depth = 0;; ++depth) {
+        try {
+            deliver(vector, has_err, err, return_rip, false);
+            return;
+        } catch (const GuestFault& g) {
+            fault_chain_ +=
+                fmt::format(" -> #{} error={:#x} while delivering #{}", g.vector, g.error, vector);
+            if (vector == VEC_DF || depth >= 2) {
+                shutdown_ = true;
+                stop_detail_ = "triple fault: " + fault_chain_;
+                return;
+            }
+            prev_class = vector;
+            bool df = (contributory(prev_class) && contributory(g.vector)) ||
+                      (prev_class == VEC_PF && (contributory(g.vector) || g.vector == VEC_PF));
+            if (df) {
+                vector = VEC_DF, has_err = true, err = 0;
+            } else {
+                vector = g.vector, has_err = g.has_error, err = g.error;
+            }
+        }
+    }
+}
+
+// Delivers an exception or interrupt through the IDT (SDM vol. 3 §6.14, 64-bit mode).
+void Cpu::deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip, bool soft) {
+    if (s_.mode != Mode::Long64 && !(s_.efer & msr::EFER_LMA)) {
+        unsupported("exception delivery outside long mode (32-bit IDT) is not implemented");
+    }
+    uint64_t off = static_cast<uint64_t>(vector) * 16;
+    if (off + 15 > s_.idtr.limit) fault(VEC_GP, vector * 8 + 2);
+    uint64_t lo = read_sys(s_.idtr.base + off, 8);
+    uint64_t hi = read_sys(s_.idtr.base + off + 8, 8);
+    uint8_t type = (lo >> 40) & 0xF;
+    uint8_t dpl = (lo >> 45) & 3;
+    bool present = (lo >> 47) & 1;
+    if (type != GATE_INTR64 && type != GATE_TRAP64) fault(VEC_GP, vector * 8 + 2);
+    if (soft && dpl < s_.cpl) fault(VEC_GP, vector * 8 + 2);
+    if (!present) fault(VEC_NP, vector * 8 + 2);
+    uint16_t sel = static_cast<uint16_t>(lo >> 16);
+    uint64_t target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF0000ull) | (hi << 32);
+    uint8_t ist = (lo >> 32) & 7;
+
+    // Target code segment.
+    if ((sel & ~3) == 0) fault(VEC_GP, 0);
+    uint64_t dlo = read_sys(s_.gdtr.base + (sel & ~7), 8);
+    if ((sel | 7) > s_.gdtr.limit) fault(VEC_GP, sel & ~3);
+    uint8_t new_cpl = (dlo >> 45) & 3;
+    if (!((dlo >> 47) & 1)) fault(VEC_NP, sel & ~3);
+    if (!((dlo >> 53) & 1)) unsupported("interrupt gate to a non-64-bit code segment");
+
+    uint64_t old_ss = s_.seg[SS].selector;
+    uint64_t old_rsp = s_.gpr[RSP];
+    uint64_t rsp = old_rsp;
+    uint64_t tss = s_.tr.base;
+    if (ist) {
+        rsp = read_sys(tss + 0x24 + 8 * (ist - 1), 8);
+    } else if (new_cpl < s_.cpl) {
+        rsp = read_sys(tss + 4 + 8 * new_cpl, 8);
+    }
+    rsp &= ~0xFull;
+    uint64_t frame[6];
+    int nf = 0;
+    if (has_error) frame[nf++] = error;
+    frame[nf++] = return_rip;
+    frame[nf++] = s_.seg[CS].selector;
+    frame[nf++] = s_.rflags;
+    frame[nf++] = old_rsp;
+    frame[nf++] = old_ss;
+    // Push SS, RSP, RFLAGS, CS, RIP, error (highest address first).
+    for (int k = nf - 1; k >= 0; --k) {
+        rsp -= 8;
+        write_slow(rsp, 8, frame[k], false);
+    }
+    if (new_cpl < s_.cpl) {
+        s_.seg[SS] = Segment{};
+        s_.seg[SS].selector = new_cpl;
+        s_.seg[SS].unusable = true;
+        s_.seg[SS].dpl = new_cpl;
+    }
+    s_.gpr[RSP] = rsp;
+    load_cs(static_cast<uint16_t>((sel & ~3) | new_cpl), new_cpl);
+    s_.rip = target;
+    next_rip_ = target;
+    s_.rflags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM);
+    if (type == GATE_INTR64) s_.rflags &= ~FLAG_IF;
+}
+
+void Cpu::deliver_software_interrupt(uint8_t vector) {
+    // INT n / INT3 / INTO are traps: the frame holds the next instruction's RIP.
+    // A fault while delivering it is an ordinary fault of the INT instruction.
+    deliver(vector, false, 0, next_rip_, true);
+}
+
+std::string Cpu::dump_state() const {
+    static const char* names[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                    "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+    std::string out;
+    for (int k = 0; k < 16; ++k)
+        out += fmt::format("{:>3}={:016x}{}", names[k], s_.gpr[k], k % 4 == 3 ? "\n" : " ");
+    out += fmt::format("rip={:016x} rflags={:08x} cpl={} mode={}\n", s_.rip, s_.rflags, s_.cpl,
+                       s_.mode == Mode::Long64   ? "long64"
+                       : s_.mode == Mode::Prot32 ? "prot32"
+                       : s_.mode == Mode::Prot16 ? "prot16"
+                                                 : "real16");
+    static const char* sn[6] = {"es", "cs", "ss", "ds", "fs", "gs"};
+    for (int k = 0; k < SEG_COUNT; ++k)
+        out += fmt::format("{}={:04x} base={:x} limit={:x} type={:x} dpl={} l={} db={}\n", sn[k],
+                           s_.seg[k].selector, s_.seg[k].base, s_.seg[k].limit, s_.seg[k].type,
+                           s_.seg[k].dpl, s_.seg[k].l, s_.seg[k].db);
+    out += fmt::format("cr0={:x} cr2={:x} cr3={:x} cr4={:x} efer={:x}\n", s_.cr0, s_.cr2, s_.cr3,
+                       s_.cr4, s_.efer);
+    out += fmt::format("gdt={:x}/{:x} idt={:x}/{:x} tr={:04x} base={:x}\n", s_.gdtr.base,
+                       s_.gdtr.limit, s_.idtr.base, s_.idtr.limit, s_.tr.selector, s_.tr.base);
+    out += fmt::format("instructions retired: {}\n", icount_);
+    return out;
+}
+
+}  // namespace softkvm::cpu

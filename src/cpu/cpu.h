@@ -1,0 +1,200 @@
+// The software x86-64 CPU: fetch/decode through the decoded-block cache, execute through
+// per-family handlers (cpu/exec/), memory through the MMU and software TLB, exceptions
+// through the IDT. One Cpu is one vCPU; it reports events to its CpuOwner.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cpu/arch.h"
+#include "cpu/decoded_insn.h"
+#include "cpu/owner.h"
+#include "cpu/state.h"
+
+namespace softkvm::cpu {
+
+class Decoder;
+struct Block;
+
+// A guest exception raised while executing an instruction (the only C++ exception the
+// CPU uses; it never leaves cpu/).
+struct GuestFault {
+    uint8_t vector;
+    bool has_error;
+    uint32_t error;
+};
+
+// Thrown when the owner asked to stop before the instruction completes (a port or MMIO
+// read whose value the VMM must supply): the instruction is re-executed on the next run.
+struct StopBeforeRetire {};
+
+enum class StopReason : uint8_t {
+    Owner,      // the owner asked to stop (I/O exit, HLT)
+    InsnLimit,  // the instruction limit was reached
+    Shutdown,   // triple fault
+    Emulation,  // an instruction or state softkvm cannot execute; see stop_detail()
+};
+
+enum class Access : uint8_t { Read, Write, Exec };
+
+class Cpu {
+  public:
+    explicit Cpu(CpuOwner& owner);
+    ~Cpu();
+    Cpu(const Cpu&) = delete;
+    Cpu& operator=(const Cpu&) = delete;
+
+    // Guest RAM at guest-physical [gpa, gpa+size), backed by `host`.
+    void add_ram(uint64_t gpa, uint64_t size, uint8_t* host);
+
+    CpuState& state() { return s_; }
+    const CpuState& state() const { return s_; }
+    // Call after changing state() from outside: recomputes the mode, flushes the TLB.
+    void state_changed();
+
+    // Runs until the owner asks to stop, `insn_limit` instructions have retired in total
+    // (0 = no limit), or the guest cannot go on.
+    StopReason run(uint64_t insn_limit);
+    uint64_t instructions_retired() const { return icount_; }
+    const std::string& stop_detail() const { return stop_detail_; }
+    std::string dump_state() const;
+
+    // ---- Interface for instruction handlers (cpu/exec/) ----
+    [[noreturn]] void fault(uint8_t vector) { throw GuestFault{vector, false, 0}; }
+    [[noreturn]] void fault(uint8_t vector, uint32_t error) {
+        throw GuestFault{vector, true, error};
+    }
+    [[noreturn]] void undefined() { fault(VEC_UD); }
+
+    uint64_t next_rip() const { return next_rip_; }
+    void jump(uint64_t target);  // sets the next RIP (canonical check in 64-bit mode)
+
+    uint64_t& gpr(uint8_t r) { return s_.gpr[r]; }
+    uint64_t read_gpr(uint8_t r, uint8_t size, bool hi8 = false) const;
+    void write_gpr(uint8_t r, uint8_t size, uint64_t v, bool hi8 = false);
+
+    uint64_t seg_base(uint8_t seg) const { return seg_base_[seg]; }
+    uint64_t effective_address(const Operand& o) const;
+    uint64_t linear(const Operand& o) const { return seg_base_[o.seg] + effective_address(o); }
+    uint64_t read_op(const DecodedInsn& i, int n);
+    void write_op(const DecodedInsn& i, int n, uint64_t v);
+
+    uint64_t read_mem(uint64_t lin, uint8_t size, Access acc = Access::Read);
+    void write_mem(uint64_t lin, uint8_t size, uint64_t v);
+    // Reads `n` bytes of guest-linear memory (used by the decoder and descriptor loads).
+    void read_bytes(uint64_t lin, void* dst, size_t n, Access acc, bool supervisor);
+    // System-structure accesses (GDT, IDT, TSS, page tables) ignore CPL.
+    uint64_t read_sys(uint64_t lin, uint8_t size);
+    void write_sys(uint64_t lin, uint8_t size, uint64_t v);
+
+    void push(uint64_t v, uint8_t size);
+    uint64_t pop(uint8_t size);
+    uint8_t stack_size() const { return s_.mode == Mode::Long64 ? 8 : (s_.seg[SS].db ? 4 : 2); }
+    uint64_t stack_mask() const;
+
+    uint64_t flags() const { return s_.rflags; }
+    void set_arith_flags(uint64_t f) { s_.rflags = (s_.rflags & ~FLAGS_ARITH) | f; }
+    bool cond(uint8_t cc) const;
+
+    // System operations the handlers need.
+    void write_cr(uint8_t n, uint64_t v);
+    uint64_t read_msr(uint32_t index);
+    void write_msr(uint32_t index, uint64_t v);
+    void load_segment(SegReg sr, uint16_t selector);
+    void load_cs(uint16_t selector, uint8_t new_cpl);
+    void deliver_software_interrupt(uint8_t vector);
+    void iret(uint8_t opsize);
+    void cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r);
+    uint64_t tsc() const;
+    void flush_tlb();
+    void invlpg(uint64_t lin);
+    void port_in(uint16_t port, uint8_t size, uint32_t& value);
+    void port_out(uint16_t port, uint8_t size, uint32_t value);
+    void halt();
+    void swapgs();
+    // Translates `lin` for `acc` at the current privilege (#PF if it cannot be accessed).
+    void check_access(uint64_t lin, Access acc) { translate(lin, acc, user_access()); }
+    void require_cpl0() {
+        if (s_.cpl != 0) fault(VEC_GP, 0);
+    }
+    [[noreturn]] void unsupported(const char* what);
+
+  private:
+    struct TlbEntry {
+        uint64_t tag = ~0ull;  // linear page | kTlbValid | kTlbUser
+        uint8_t* host = nullptr;
+        uint64_t phys = 0;  // guest-physical page
+    };
+    static constexpr size_t kTlbSize = 1024;
+    static constexpr uint64_t kTlbValid = 1, kTlbUser = 2;
+
+    struct Ram {
+        uint64_t gpa, size;
+        uint8_t* host;
+    };
+
+    uint8_t* host_page(uint64_t gpa);
+    uint64_t translate(uint64_t lin, Access acc, bool user);
+    uint64_t walk(uint64_t lin, Access acc, bool user);
+    uint64_t tlb_tag(uint64_t lin, bool user) const {
+        return (lin & ~0xFFFull) | kTlbValid | (user ? kTlbUser : 0);
+    }
+    bool user_access() const { return s_.cpl == 3; }
+    uint64_t read_slow(uint64_t lin, uint8_t size, Access acc, bool user);
+    void write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user);
+    uint64_t phys_read(uint64_t gpa, uint8_t size);
+    void phys_write(uint64_t gpa, uint8_t size, uint64_t v);
+    void code_written(uint64_t gpa_page);
+
+    Block* find_block();
+    Block* build_block(uint64_t phys, uint64_t key);
+    void invalidate_code_page(uint64_t page);
+    void update_mode();
+
+    void deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip, bool soft);
+    void raise_fault(const GuestFault& f, uint64_t return_rip);
+
+    CpuOwner& owner_;
+    CpuState s_;
+    std::vector<Ram> ram_;
+    uint64_t icount_ = 0;
+    uint64_t next_rip_ = 0;
+    static constexpr uint32_t kStopOwner = 1;      // the owner asked to stop
+    static constexpr uint32_t kStopBlockGone = 2;  // the executing block was invalidated
+    uint32_t stop_flags_ = 0;                      // kStop* bits, checked after every instruction
+    std::string stop_detail_;
+    std::array<uint64_t, SEG_COUNT> seg_base_{};
+
+    TlbEntry tlb_read_[kTlbSize], tlb_write_[kTlbSize], tlb_exec_[kTlbSize];
+
+    std::unique_ptr<Decoder> decoder_;
+    std::unordered_map<uint64_t, std::unique_ptr<Block>> blocks_;
+    std::unordered_map<uint64_t, std::vector<uint64_t>> page_blocks_;  // page -> block keys
+    std::vector<uint8_t> code_page_;  // per 4 KiB page of RAM slot 0: holds decoded code
+    std::vector<std::unique_ptr<Block>> retired_blocks_;
+    uint64_t block_gen_ = 1;
+
+    // Exception nesting while delivering (for #DF and triple fault).
+    int delivering_ = 0;
+    uint8_t first_vector_ = 0;
+    std::string fault_chain_;
+    bool shutdown_ = false;
+
+    friend class Decoder;
+};
+
+inline constexpr uint64_t size_mask(uint8_t size) {
+    return size >= 8 ? ~0ull : ((1ull << (size * 8)) - 1);
+}
+inline constexpr uint64_t sign_bit(uint8_t size) {
+    return 1ull << (size * 8 - 1);
+}
+inline constexpr int64_t sign_extend(uint64_t v, uint8_t size) {
+    return size >= 8 ? static_cast<int64_t>(v)
+                     : static_cast<int64_t>(v << (64 - size * 8)) >> (64 - size * 8);
+}
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,85 @@
+// CPUID of the software CPU: an Intel family-6 server part (the spec's LBR and bus-lock
+// features are Intel's), advertising only what the interpreter implements. Feature bit
+// positions from the Intel SDM vol. 2, CPUID.
+#include "cpu/cpu_model.h"
+
+#include <cstring>
+
+#include "cpu/msr_index.h"
+
+namespace softkvm::cpu {
+namespace {
+
+constexpr uint32_t bit(int n) {
+    return 1u << n;
+}
+
+// Leaf 1.
+constexpr uint32_t kFamilyModelStepping = 0x000806F8;  // family 6, model 0x8F, stepping 8
+constexpr uint32_t kLeaf1Ecx = bit(13) /*CMPXCHG16B*/ | bit(23) /*POPCNT*/;
+constexpr uint32_t kLeaf1Edx = bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ | bit(6) /*PAE*/ |
+                               bit(8) /*CX8*/ | bit(13) /*PGE*/ | bit(15) /*CMOV*/ |
+                               bit(16) /*PAT*/ | bit(19) /*CLFSH*/;
+// Leaf 7 subleaf 0.
+constexpr uint32_t kLeaf7Ebx = bit(7) /*SMEP*/ | bit(9) /*ERMS*/ | bit(20) /*SMAP*/;
+// Leaf 0x80000001.
+constexpr uint32_t kExt1Ecx = bit(0) /*LAHF-SAHF*/ | bit(5) /*LZCNT*/;
+constexpr uint32_t kExt1Edx =
+    bit(20) /*NX*/ | bit(26) /*1 GiB pages*/ | bit(27) /*RDTSCP*/ | bit(29) /*LM*/;
+
+constexpr uint32_t kMaxBasicLeaf = 0x7;
+constexpr uint32_t kMaxExtLeaf = 0x80000008;
+
+void put_string(const char* s, uint32_t* regs, int n) {
+    std::memcpy(regs, s, 4 * n);
+}
+
+}  // namespace
+
+void model_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
+    r = {};
+    // Leaves above the maximum return the highest basic leaf's data (SDM: CPUID).
+    if (leaf > kMaxBasicLeaf && leaf < 0x80000000) leaf = kMaxBasicLeaf, subleaf = 0;
+    if (leaf > kMaxExtLeaf) leaf = kMaxBasicLeaf, subleaf = 0;
+    switch (leaf) {
+        case 0: {
+            r.eax = kMaxBasicLeaf;
+            uint32_t v[3];
+            put_string("GenuineIntel", v, 3);
+            r.ebx = v[0], r.edx = v[1], r.ecx = v[2];
+            break;
+        }
+        case 1:
+            r.eax = kFamilyModelStepping;
+            r.ebx = (8u << 8) /*CLFLUSH line: 8 qwords*/ | (1u << 16) /*logical CPUs*/;
+            r.ecx = kLeaf1Ecx;
+            r.edx = kLeaf1Edx;
+            break;
+        case 7:
+            if (subleaf == 0) r.ebx = kLeaf7Ebx;
+            break;
+        case 0x80000000:
+            r.eax = kMaxExtLeaf;
+            break;
+        case 0x80000001:
+            r.ecx = kExt1Ecx;
+            r.edx = kExt1Edx;
+            break;
+        case 0x80000002:
+        case 0x80000003:
+        case 0x80000004: {
+            static const char brand[48] = "softkvm emu x86-64 CPU";  // NUL-padded
+            uint32_t v[4];
+            put_string(brand + 16 * (leaf - 0x80000002), v, 4);
+            r.eax = v[0], r.ebx = v[1], r.ecx = v[2], r.edx = v[3];
+            break;
+        }
+        case 0x80000008:
+            r.eax = (48u << 8) | msr::kMaxPhysAddrBits;
+            break;
+        default:
+            break;
+    }
+}
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,24 @@
+// The handler table: every family registers its mnemonics once; the decoder looks
+// instructions up here and anything unregistered raises #UD.
+#include "cpu/exec/handlers.h"
+
+namespace softkvm::cpu {
+
+const HandlerTable& handler_table() {
+    static const HandlerTable table = [] {
+        HandlerTable t{};
+        register_alu(t);
+        register_shift(t);
+        register_muldiv(t);
+        register_move(t);
+        register_bits(t);
+        register_string(t);
+        register_branch(t);
+        register_system(t);
+        register_atomic(t);
+        return t;
+    }();
+    return table;
+}
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,38 @@
+// Registration of instruction handlers by Zydis mnemonic. Each family file (alu.cc,
+// shift.cc, ...) fills in its mnemonics; anything left empty decodes to #UD.
+#pragma once
+#include <Zydis/Zydis.h>
+
+#include <array>
+
+#include "cpu/cpu.h"
+
+namespace softkvm::cpu {
+
+struct HandlerInfo {
+    Handler fn = nullptr;
+    bool ends_block = false;  // the handler may change mode, paging, CS or stop the CPU
+};
+
+using HandlerTable = std::array<HandlerInfo, ZYDIS_MNEMONIC_MAX_VALUE + 1>;
+
+// The one table, built on first use.
+const HandlerTable& handler_table();
+
+void register_alu(HandlerTable& t);
+void register_shift(HandlerTable& t);
+void register_muldiv(HandlerTable& t);
+void register_move(HandlerTable& t);
+void register_bits(HandlerTable& t);
+void register_string(HandlerTable& t);
+void register_branch(HandlerTable& t);
+void register_system(HandlerTable& t);
+void register_atomic(HandlerTable& t);
+
+// MOV to or from a control or debug register (chosen by the decoder).
+void op_mov_cr(Cpu& c, const DecodedInsn& i);
+void op_mov_dr(Cpu& c, const DecodedInsn& i);
+
+void op_ud(Cpu& c, const DecodedInsn& i);
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,95 @@
+// String instructions: MOVS STOS LODS CMPS SCAS with REP/REPE/REPNE (SDM vol. 2B). RSI,
+// RDI and RCX advance per element, so a fault part-way leaves a restartable state.
+#include "cpu/exec/flags.h"
+#include "cpu/exec/handlers.h"
+
+namespace softkvm::cpu {
+namespace {
+
+enum class Str { Movs, Stos, Lods, Cmps, Scas };
+
+struct StrCtx {
+    Cpu& c;
+    uint64_t amask;  // address-size mask for RSI/RDI/RCX
+    int64_t step;
+    uint64_t src_base, dst_base;
+
+    uint64_t reg(Gpr r) const { return c.gpr(r) & amask; }
+    void set(Gpr r, uint64_t v) { c.gpr(r) = (c.gpr(r) & ~amask) | (v & amask); }
+    void advance(Gpr r) { set(r, reg(r) + static_cast<uint64_t>(step)); }
+};
+
+template <Str K, uint8_t Size>
+void op_string(Cpu& c, const DecodedInsn& i) {
+    CpuState& s = c.state();
+    const uint64_t amask = size_mask(i.addrsize);
+    const int64_t step = (s.rflags & FLAG_DF) ? -static_cast<int64_t>(Size) : Size;
+    // The source segment may be overridden (DS default); the destination is always ES.
+    uint8_t src_seg = DS;
+    for (int k = 0; k < i.nops; ++k)
+        if (i.op[k].kind == OpKind::Mem && i.op[k].reg == RSI) src_seg = i.op[k].seg;
+    StrCtx x{c, amask, step, c.seg_base(src_seg), c.seg_base(ES)};
+    const bool rep = i.prefixes & (PFX_REP | PFX_REPNE);
+    for (;;) {
+        if (rep && x.reg(RCX) == 0) return;
+        bool stop = false;
+        if constexpr (K == Str::Movs) {
+            uint64_t v = c.read_mem(x.src_base + x.reg(RSI), Size);
+            c.write_mem(x.dst_base + x.reg(RDI), Size, v);
+            x.advance(RSI);
+            x.advance(RDI);
+        } else if constexpr (K == Str::Stos) {
+            c.write_mem(x.dst_base + x.reg(RDI), Size, c.read_gpr(RAX, Size));
+            x.advance(RDI);
+        } else if constexpr (K == Str::Lods) {
+            c.write_gpr(RAX, Size, c.read_mem(x.src_base + x.reg(RSI), Size));
+            x.advance(RSI);
+        } else {
+            uint64_t a, b;
+            if constexpr (K == Str::Cmps) {
+                a = c.read_mem(x.src_base + x.reg(RSI), Size);
+                b = c.read_mem(x.dst_base + x.reg(RDI), Size);
+                x.advance(RSI);
+            } else {
+                a = c.read_gpr(RAX, Size);
+                b = c.read_mem(x.dst_base + x.reg(RDI), Size);
+            }
+            x.advance(RDI);
+            const uint64_t r = (a - b) & size_mask(Size);
+            c.set_arith_flags(flags_sub(a, b, r, Size, false));
+            const bool zf = r == 0;
+            if ((i.prefixes & PFX_REP) && !zf) stop = true;
+            if ((i.prefixes & PFX_REPNE) && zf) stop = true;
+        }
+        if (!rep) return;
+        x.set(RCX, x.reg(RCX) - 1);
+        if (stop) return;
+    }
+}
+
+}  // namespace
+
+void register_string(HandlerTable& t) {
+    t[ZYDIS_MNEMONIC_MOVSB].fn = op_string<Str::Movs, 1>;
+    t[ZYDIS_MNEMONIC_MOVSW].fn = op_string<Str::Movs, 2>;
+    t[ZYDIS_MNEMONIC_MOVSD].fn = op_string<Str::Movs, 4>;
+    t[ZYDIS_MNEMONIC_MOVSQ].fn = op_string<Str::Movs, 8>;
+    t[ZYDIS_MNEMONIC_STOSB].fn = op_string<Str::Stos, 1>;
+    t[ZYDIS_MNEMONIC_STOSW].fn = op_string<Str::Stos, 2>;
+    t[ZYDIS_MNEMONIC_STOSD].fn = op_string<Str::Stos, 4>;
+    t[ZYDIS_MNEMONIC_STOSQ].fn = op_string<Str::Stos, 8>;
+    t[ZYDIS_MNEMONIC_LODSB].fn = op_string<Str::Lods, 1>;
+    t[ZYDIS_MNEMONIC_LODSW].fn = op_string<Str::Lods, 2>;
+    t[ZYDIS_MNEMONIC_LODSD].fn = op_string<Str::Lods, 4>;
+    t[ZYDIS_MNEMONIC_LODSQ].fn = op_string<Str::Lods, 8>;
+    t[ZYDIS_MNEMONIC_CMPSB].fn = op_string<Str::Cmps, 1>;
+    t[ZYDIS_MNEMONIC_CMPSW].fn = op_string<Str::Cmps, 2>;
+    t[ZYDIS_MNEMONIC_CMPSD].fn = op_string<Str::Cmps, 4>;
+    t[ZYDIS_MNEMONIC_CMPSQ].fn = op_string<Str::Cmps, 8>;
+    t[ZYDIS_MNEMONIC_SCASB].fn = op_string<Str::Scas, 1>;
+    t[ZYDIS_MNEMONIC_SCASW].fn = op_string<Str::Scas, 2>;
+    t[ZYDIS_MNEMONIC_SCASD].fn = op_string<Str::Scas, 4>;
+    t[ZYDIS_MNEMONIC_SCASQ].fn = op_string<Str::Scas, 8>;
+}
+
+}  // namespace softkvm::cpu

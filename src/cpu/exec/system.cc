@@ -1,0 +1,289 @@
+// System instructions: CLI STI HLT IN OUT, descriptor tables, MOV CR/DR, RDMSR WRMSR,
+// CPUID, RDTSC RDTSCP, INVLPG, cache control, SWAPGS, CLTS, STAC CLAC.
+#include "cpu/exec/handlers.h"
+#include "cpu/msr_index.h"
+
+namespace softkvm::cpu {
+namespace {
+
+uint8_t iopl(const Cpu& c) {
+    return (c.flags() >> 12) & 3;
+}
+
+void op_cli(Cpu& c, const DecodedInsn&) {
+    if (c.state().cpl > iopl(c)) c.fault(VEC_GP, 0);
+    c.state().rflags &= ~FLAG_IF;
+}
+
+void op_sti(Cpu& c, const DecodedInsn&) {
+    if (c.state().cpl > iopl(c)) c.fault(VEC_GP, 0);
+    c.state().rflags |= FLAG_IF;
+}
+
+void op_hlt(Cpu& c, const DecodedInsn&) {
+    c.halt();
+}
+
+// IN AL/AX/EAX, imm8 or DX.
+void op_in(Cpu& c, const DecodedInsn& i) {
+    const uint8_t size = i.op[0].size;
+    const uint16_t port = static_cast<uint16_t>(c.read_op(i, 1) & 0xFFFF);
+    uint32_t v = 0;
+    c.port_in(port, size, v);
+    c.write_gpr(RAX, size, v);
+}
+
+// OUT imm8 or DX, AL/AX/EAX.
+void op_out(Cpu& c, const DecodedInsn& i) {
+    const uint8_t size = i.op[1].size;
+    const uint16_t port = static_cast<uint16_t>(c.read_op(i, 0) & 0xFFFF);
+    c.port_out(port, size, static_cast<uint32_t>(c.read_gpr(RAX, size)));
+}
+
+// Pseudo-descriptor (limit, base) of LGDT/LIDT/SGDT/SIDT (SDM vol. 2, LGDT).
+uint8_t base_bytes(const Cpu& c) {
+    return c.state().mode == Mode::Long64 ? 8 : 4;
+}
+
+template <bool Idt>
+void op_lxdt(Cpu& c, const DecodedInsn& i) {
+    c.require_cpl0();
+    const uint64_t lin = c.linear(i.op[0]);
+    const uint16_t limit = static_cast<uint16_t>(c.read_mem(lin, 2));
+    uint64_t base = c.read_mem(lin + 2, base_bytes(c));
+    if (c.state().mode != Mode::Long64 && i.opsize == 2) base &= 0xFFFFFF;
+    if (c.state().mode == Mode::Long64 &&
+        static_cast<uint64_t>(static_cast<int64_t>(base << 16) >> 16) != base)
+        c.fault(VEC_GP, 0);
+    DescriptorTable& t = Idt ? c.state().idtr : c.state().gdtr;
+    t.base = base;
+    t.limit = limit;
+}
+
+template <bool Idt>
+void op_sxdt(Cpu& c, const DecodedInsn& i) {
+    const uint64_t lin = c.linear(i.op[0]);
+    const DescriptorTable& t = Idt ? c.state().idtr : c.state().gdtr;
+    c.check_access(lin + 2 + base_bytes(c) - 1, Access::Write);
+    c.write_mem(lin, 2, t.limit);
+    c.write_mem(lin + 2, base_bytes(c), t.base);
+}
+
+// Loads a system descriptor (16 bytes in long mode) for LTR and LLDT.
+void load_system_segment(Cpu& c, uint16_t sel, Segment& dst, uint8_t want_type) {
+    CpuState& s = c.state();
+    if (sel & 4) c.fault(VEC_GP, sel & ~3u);
+    const bool long_mode = s.efer & msr::EFER_LMA;
+    if ((sel | 7u) + (long_mode ? 8 : 0) > s.gdtr.limit) c.fault(VEC_GP, sel & ~3u);
+    const uint64_t addr = s.gdtr.base + (sel & ~7u);
+    const uint64_t lo = c.read_sys(addr, 8);
+    const uint64_t hi = long_mode ? c.read_sys(addr + 8, 8) : 0;
+    const uint8_t type = (lo >> 40) & 0xF;
+    if (((lo >> 44) & 1) || type != want_type) c.fault(VEC_GP, sel & ~3u);
+    if (!((lo >> 47) & 1)) c.fault(VEC_NP, sel & ~3u);
+    Segment n;
+    n.selector = sel;
+    n.type = type;
+    n.present = true;
+    n.dpl = (lo >> 45) & 3;
+    n.g = (lo >> 55) & 1;
+    n.limit = static_cast<uint32_t>((lo & 0xFFFF) | ((lo >> 32) & 0xF0000));
+    if (n.g) n.limit = (n.limit << 12) | 0xFFF;
+    n.base = ((lo >> 16) & 0xFFFFFF) | (((lo >> 56) & 0xFF) << 24) | ((hi & 0xFFFFFFFF) << 32);
+    if (want_type == DESC_TSS64_AVAIL) {
+        c.write_sys(addr, 8, lo | (2ull << 40));  // mark busy
+        n.type = DESC_TSS64_BUSY;
+    }
+    dst = n;
+}
+
+void op_ltr(Cpu& c, const DecodedInsn& i) {
+    c.require_cpl0();
+    const uint16_t sel = static_cast<uint16_t>(c.read_op(i, 0));
+    if ((sel & ~3u) == 0) c.fault(VEC_GP, 0);
+    load_system_segment(c, sel, c.state().tr, DESC_TSS64_AVAIL);
+}
+
+void op_lldt(Cpu& c, const DecodedInsn& i) {
+    c.require_cpl0();
+    const uint16_t sel = static_cast<uint16_t>(c.read_op(i, 0));
+    if ((sel & ~3u) == 0) {
+        c.state().ldtr = Segment{};
+        c.state().ldtr.unusable = true;
+        return;
+    }
+    load_system_segment(c, sel, c.state().ldtr, DESC_LDT);
+}
+
+// STR / SLDT: a register destination gets the selector zero-extended to the operand size.
+template <bool Ldt>
+void op_store_sel(Cpu& c, const DecodedInsn& i) {
+    const uint16_t sel = Ldt ? c.state().ldtr.selector : c.state().tr.selector;
+    c.write_op(i, 0, sel);
+}
+
+}  // namespace
+
+void op_mov_cr(Cpu& c, const DecodedInsn& i) {
+    c.require_cpl0();
+    CpuState& s = c.state();
+    if (i.op[0].kind == OpKind::Cr) {
+        const uint8_t n = i.op[0].reg;
+        uint64_t v = c.read_gpr(i.op[1].reg, 8);
+        if (s.mode != Mode::Long64) v &= 0xFFFFFFFF;
+        c.write_cr(n, v);
+    } else {
+        const uint8_t n = i.op[1].reg;
+        uint64_t v;
+        switch (n) {
+            case 0:
+                v = s.cr0;
+                break;
+            case 2:
+                v = s.cr2;
+                break;
+            case 3:
+                v = s.cr3;
+                break;
+            case 4:
+                v = s.cr4;
+                break;
+            case 8:
+                v = s.cr8;
+                break;
+            default:
+                c.undefined();
+        }
+        c.write_gpr(i.op[0].reg, s.mode == Mode::Long64 ? 8 : 4, v);
+    }
+}
+
+// MOV to/from DR0-DR7 (SDM vol. 3 §17.2). DR4/DR5 alias DR6/DR7 unless CR4.DE.
+void op_mov_dr(Cpu& c, const DecodedInsn& i) {
+    c.require_cpl0();
+    CpuState& s = c.state();
+    const bool to_dr = i.op[0].kind == OpKind::Dr;
+    uint8_t n = to_dr ? i.op[0].reg : i.op[1].reg;
+    if (n == 4 || n == 5) {
+        if (s.cr4 & (1ull << 3)) c.undefined();
+        n += 2;
+    }
+    if (!to_dr) {
+        c.write_gpr(i.op[0].reg, s.mode == Mode::Long64 ? 8 : 4, s.dr[n]);
+        return;
+    }
+    uint64_t v = c.read_gpr(i.op[1].reg, 8);
+    if (s.mode != Mode::Long64) v &= 0xFFFFFFFF;
+    if (n >= 6 && (v >> 32)) c.fault(VEC_GP, 0);
+    if (n == 6) v = (v & msr::DR6_WRITABLE) | msr::DR6_FIXED1;
+    if (n == 7) v = (v & ~0xD000ull & 0xFFFFFFFF) | msr::DR7_FIXED1;  // bits 12,14,15 are 0
+    s.dr[n] = v;
+}
+
+void op_ud(Cpu& c, const DecodedInsn&) {
+    c.undefined();
+}
+
+namespace {
+
+void op_rdmsr(Cpu& c, const DecodedInsn&) {
+    c.require_cpl0();
+    const uint64_t v = c.read_msr(static_cast<uint32_t>(c.gpr(RCX)));
+    c.write_gpr(RAX, 4, v & 0xFFFFFFFF);
+    c.write_gpr(RDX, 4, v >> 32);
+}
+
+void op_wrmsr(Cpu& c, const DecodedInsn&) {
+    c.require_cpl0();
+    const uint64_t v = (c.gpr(RDX) << 32) | (c.gpr(RAX) & 0xFFFFFFFF);
+    c.write_msr(static_cast<uint32_t>(c.gpr(RCX)), v);
+}
+
+void op_cpuid(Cpu& c, const DecodedInsn&) {
+    CpuidRegs r;
+    c.cpuid(static_cast<uint32_t>(c.gpr(RAX)), static_cast<uint32_t>(c.gpr(RCX)), r);
+    c.write_gpr(RAX, 4, r.eax);
+    c.write_gpr(RBX, 4, r.ebx);
+    c.write_gpr(RCX, 4, r.ecx);
+    c.write_gpr(RDX, 4, r.edx);
+}
+
+void check_tsd(Cpu& c) {
+    if ((c.state().cr4 & (1ull << 2)) && c.state().cpl != 0) c.fault(VEC_GP, 0);
+}
+
+void op_rdtsc(Cpu& c, const DecodedInsn&) {
+    check_tsd(c);
+    const uint64_t t = c.tsc();
+    c.write_gpr(RAX, 4, t & 0xFFFFFFFF);
+    c.write_gpr(RDX, 4, t >> 32);
+}
+
+void op_rdtscp(Cpu& c, const DecodedInsn& i) {
+    op_rdtsc(c, i);
+    c.write_gpr(RCX, 4, c.state().tsc_aux & 0xFFFFFFFF);
+}
+
+void op_invlpg(Cpu& c, const DecodedInsn& i) {
+    c.require_cpl0();
+    c.invlpg(c.linear(i.op[0]));
+}
+
+void op_privileged_nop(Cpu& c, const DecodedInsn&) {
+    c.require_cpl0();
+}  // WBINVD, INVD
+
+void op_clflush(Cpu& c, const DecodedInsn& i) {
+    c.check_access(c.linear(i.op[0]), Access::Read);
+}
+
+void op_swapgs(Cpu& c, const DecodedInsn&) {
+    c.swapgs();
+}
+
+void op_clts(Cpu& c, const DecodedInsn&) {
+    c.require_cpl0();
+    c.state().cr0 &= ~CR0_TS;
+}
+
+template <bool Set>
+void op_stac_clac(Cpu& c, const DecodedInsn&) {
+    c.require_cpl0();
+    if (Set)
+        c.state().rflags |= FLAG_AC;
+    else
+        c.state().rflags &= ~FLAG_AC;
+}
+
+}  // namespace
+
+void register_system(HandlerTable& t) {
+    t[ZYDIS_MNEMONIC_CLI].fn = op_cli;
+    t[ZYDIS_MNEMONIC_STI] = {op_sti, true};
+    t[ZYDIS_MNEMONIC_HLT] = {op_hlt, true};
+    t[ZYDIS_MNEMONIC_IN] = {op_in, true};
+    t[ZYDIS_MNEMONIC_OUT] = {op_out, true};
+    t[ZYDIS_MNEMONIC_LGDT].fn = op_lxdt<false>;
+    t[ZYDIS_MNEMONIC_LIDT].fn = op_lxdt<true>;
+    t[ZYDIS_MNEMONIC_SGDT].fn = op_sxdt<false>;
+    t[ZYDIS_MNEMONIC_SIDT].fn = op_sxdt<true>;
+    t[ZYDIS_MNEMONIC_LTR].fn = op_ltr;
+    t[ZYDIS_MNEMONIC_LLDT].fn = op_lldt;
+    t[ZYDIS_MNEMONIC_STR].fn = op_store_sel<false>;
+    t[ZYDIS_MNEMONIC_SLDT].fn = op_store_sel<true>;
+    t[ZYDIS_MNEMONIC_RDMSR].fn = op_rdmsr;
+    t[ZYDIS_MNEMONIC_WRMSR] = {op_wrmsr, true};
+    t[ZYDIS_MNEMONIC_CPUID].fn = op_cpuid;
+    t[ZYDIS_MNEMONIC_RDTSC].fn = op_rdtsc;
+    t[ZYDIS_MNEMONIC_RDTSCP].fn = op_rdtscp;
+    t[ZYDIS_MNEMONIC_INVLPG] = {op_invlpg, true};
+    t[ZYDIS_MNEMONIC_WBINVD].fn = op_privileged_nop;
+    t[ZYDIS_MNEMONIC_INVD].fn = op_privileged_nop;
+    t[ZYDIS_MNEMONIC_CLFLUSH].fn = op_clflush;
+    t[ZYDIS_MNEMONIC_SWAPGS].fn = op_swapgs;
+    t[ZYDIS_MNEMONIC_CLTS].fn = op_clts;
+    t[ZYDIS_MNEMONIC_STAC].fn = op_stac_clac<true>;
+    t[ZYDIS_MNEMONIC_CLAC].fn = op_stac_clac<false>;
+}
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,225 @@
+// Guest memory access: segmentation base, 4-level paging with permission checks and
+// accessed/dirty updates, the software TLB, and physical RAM/MMIO dispatch.
+#include <cstring>
+
+#include "cpu/block.h"
+#include "cpu/cpu.h"
+#include "cpu/msr_index.h"
+
+namespace softkvm::cpu {
+
+void Cpu::add_ram(uint64_t gpa, uint64_t size, uint8_t* host) {
+    ram_.push_back({gpa, size, host});
+    if (gpa == 0) code_page_.assign(size >> 12, 0);
+    flush_tlb();
+}
+
+uint8_t* Cpu::host_page(uint64_t gpa) {
+    for (const Ram& r : ram_)
+        if (gpa - r.gpa < r.size) return r.host + (gpa - r.gpa);
+    return nullptr;
+}
+
+void Cpu::flush_tlb() {
+    for (size_t i = 0; i < kTlbSize; ++i) {
+        tlb_read_[i].tag = ~0ull;
+        tlb_write_[i].tag = ~0ull;
+        tlb_exec_[i].tag = ~0ull;
+    }
+    ++block_gen_;  // chained block links were resolved through old translations
+}
+
+void Cpu::invlpg(uint64_t lin) {
+    size_t i = (lin >> 12) & (kTlbSize - 1);
+    uint64_t page = lin & ~0xFFFull;
+    for (TlbEntry* t : {&tlb_read_[i], &tlb_write_[i], &tlb_exec_[i]})
+        if ((t->tag & ~0xFFFull) == page) t->tag = ~0ull;
+    ++block_gen_;
+}
+
+// Walks the 4-level page tables (SDM vol. 3 §4.5). Returns the physical address or raises
+// #PF with the architectural error code and CR2.
+uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
+    const bool write = acc == Access::Write;
+    const bool exec = acc == Access::Exec;
+    const bool nxe = s_.efer & msr::EFER_NXE;
+    uint32_t err = (write ? PFERR_W : 0) | (user ? PFERR_U : 0) | (exec && nxe ? PFERR_I : 0);
+    auto pf = [&](uint32_t e) -> uint64_t {
+        s_.cr2 = lin;
+        throw GuestFault{VEC_PF, true, e};
+    };
+    if (s_.mode == Mode::Long64) {
+        int64_t canon = static_cast<int64_t>(lin << 16) >> 16;
+        if (static_cast<uint64_t>(canon) != lin) throw GuestFault{VEC_GP, true, 0};
+    }
+    if (!(s_.efer & msr::EFER_LMA))
+        unsupported("paging without long mode (legacy 2/3-level paging)");
+
+    // Reserved bits: physical address bits above MAXPHYADDR (46 in the CPU model) and NX
+    // when EFER.NXE is clear.
+    const uint64_t rsvd_addr = 0x000FC00000000000ull;
+    const uint64_t rsvd_nx = nxe ? 0 : PTE_NX;
+
+    uint64_t table = s_.cr3 & PTE_ADDR_MASK;
+    bool allow_write = true, allow_user = true, allow_exec = true;
+    uint64_t entry_addrs[4];
+    uint64_t entries[4];
+    int levels = 0;
+    uint64_t phys = 0;
+    for (int level = 3; level >= 0; --level) {
+        uint64_t idx = (lin >> (12 + 9 * level)) & 0x1FF;
+        uint64_t ea = table + idx * 8;
+        uint64_t e = phys_read(ea, 8);
+        entry_addrs[levels] = ea;
+        entries[levels] = e;
+        ++levels;
+        if (!(e & PTE_P)) return pf(err);
+        bool large = level > 0 && level < 3 && (e & PTE_PS);
+        uint64_t rsvd = rsvd_addr | rsvd_nx;
+        if (level == 3) rsvd |= PTE_PS;
+        if (large) rsvd |= level == 2 ? 0x3FFFE000ull : 0x1FE000ull;  // PAT at bit 12 allowed
+        if (e & rsvd) return pf(err | PFERR_P | PFERR_RSVD);
+        allow_write &= (e & PTE_RW) != 0;
+        allow_user &= (e & PTE_US) != 0;
+        allow_exec &= !(nxe && (e & PTE_NX));
+        if (level == 0 || large) {
+            uint64_t page_mask = (1ull << (12 + 9 * level)) - 1;
+            phys = (e & PTE_ADDR_MASK & ~page_mask) | (lin & page_mask);
+            break;
+        }
+        table = e & PTE_ADDR_MASK;
+    }
+    // Permission checks (SDM §4.6).
+    if (user && !allow_user) return pf(err | PFERR_P);
+    if (write && !allow_write && (user || (s_.cr0 & CR0_WP))) return pf(err | PFERR_P);
+    if (exec && !allow_exec) return pf(err | PFERR_P);
+    if (!user && allow_user) {
+        if (exec && (s_.cr4 & CR4_SMEP)) return pf(err | PFERR_P);
+        if (!exec && (s_.cr4 & CR4_SMAP) && !(s_.rflags & FLAG_AC)) return pf(err | PFERR_P);
+    }
+    // Accessed bits on every level, dirty on the leaf for writes.
+    for (int k = 0; k < levels; ++k) {
+        uint64_t want = entries[k] | PTE_A;
+        if (k == levels - 1 && write) want |= PTE_D;
+        if (want != entries[k]) phys_write(entry_addrs[k], 8, want);
+    }
+    return phys;
+}
+
+uint64_t Cpu::translate(uint64_t lin, Access acc, bool user) {
+    if (!(s_.cr0 & CR0_PG)) return s_.mode == Mode::Long64 ? lin : (lin & 0xFFFFFFFFull);
+    return walk(lin, acc, user);
+}
+
+uint64_t Cpu::phys_read(uint64_t gpa, uint8_t size) {
+    uint64_t v = 0;
+    if (uint8_t* h = host_page(gpa); h && host_page(gpa + size - 1) == h + size - 1) {
+        std::memcpy(&v, h, size);
+        return v;
+    }
+    if (owner_.mmio_read(gpa, size, v) == Action::Exit) throw StopBeforeRetire{};
+    return v & size_mask(size);
+}
+
+void Cpu::phys_write(uint64_t gpa, uint8_t size, uint64_t v) {
+    if (uint8_t* h = host_page(gpa); h && host_page(gpa + size - 1) == h + size - 1) {
+        uint64_t page = gpa >> 12;
+        if (page < code_page_.size() && code_page_[page]) code_written(page);
+        uint64_t last = (gpa + size - 1) >> 12;
+        if (last != page && last < code_page_.size() && code_page_[last]) code_written(last);
+        std::memcpy(h, &v, size);
+        return;
+    }
+    if (owner_.mmio_write(gpa, size, v) == Action::Exit) stop_flags_ |= kStopOwner;
+}
+
+uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
+    uint64_t off = lin & 0xFFF;
+    if (off + size > 0x1000) {  // crosses a page: split into bytes
+        uint64_t v = 0;
+        for (uint8_t k = 0; k < size; ++k) v |= read_slow(lin + k, 1, acc, user) << (8 * k);
+        return v;
+    }
+    uint64_t phys = translate(lin, acc, user);
+    uint8_t* h = host_page(phys & ~0xFFFull);
+    if (h && host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
+        TlbEntry& t = (acc == Access::Exec ? tlb_exec_ : tlb_read_)[(lin >> 12) & (kTlbSize - 1)];
+        t.tag = tlb_tag(lin, user);
+        t.host = h;
+        t.phys = phys & ~0xFFFull;
+        uint64_t v = 0;
+        std::memcpy(&v, h + off, size);
+        return v;
+    }
+    return phys_read(phys, size);
+}
+
+void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
+    uint64_t off = lin & 0xFFF;
+    if (off + size > 0x1000) {
+        // Translate both pages before writing anything, so a #PF on the second page
+        // leaves memory unchanged.
+        uint8_t first = static_cast<uint8_t>(0x1000 - off);
+        translate(lin, Access::Write, user);
+        translate(lin + first, Access::Write, user);
+        for (uint8_t k = 0; k < size; ++k) write_slow(lin + k, 1, (v >> (8 * k)) & 0xFF, user);
+        return;
+    }
+    uint64_t phys = translate(lin, Access::Write, user);
+    uint64_t page = phys >> 12;
+    uint8_t* h = host_page(phys & ~0xFFFull);
+    bool code = page < code_page_.size() && code_page_[page];
+    if (h && !code && host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
+        TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
+        t.tag = tlb_tag(lin, user);
+        t.host = h;
+        t.phys = phys & ~0xFFFull;
+        std::memcpy(h + off, &v, size);
+        return;
+    }
+    phys_write(phys, size, v);
+}
+
+uint64_t Cpu::read_mem(uint64_t lin, uint8_t size, Access acc) {
+    const bool user = user_access();
+    const TlbEntry& t = tlb_read_[(lin >> 12) & (kTlbSize - 1)];
+    if (t.tag == tlb_tag(lin, user) && (lin & 0xFFF) + size <= 0x1000) {
+        uint64_t v = 0;
+        std::memcpy(&v, t.host + (lin & 0xFFF), size);
+        return v;
+    }
+    return read_slow(lin, size, acc, user);
+}
+
+void Cpu::write_mem(uint64_t lin, uint8_t size, uint64_t v) {
+    const bool user = user_access();
+    const TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
+    if (t.tag == tlb_tag(lin, user) && (lin & 0xFFF) + size <= 0x1000) {
+        std::memcpy(t.host + (lin & 0xFFF), &v, size);
+        return;
+    }
+    write_slow(lin, size, v, user);
+}
+
+uint64_t Cpu::read_sys(uint64_t lin, uint8_t size) {
+    return read_slow(lin, size, Access::Read, false);
+}
+
+void Cpu::write_sys(uint64_t lin, uint8_t size, uint64_t v) {
+    write_slow(lin, size, v, false);
+}
+
+void Cpu::read_bytes(uint64_t lin, void* dst, size_t n, Access acc, bool supervisor) {
+    auto* out = static_cast<uint8_t*>(dst);
+    bool user = supervisor ? false : user_access();
+    for (size_t k = 0; k < n; ++k) out[k] = static_cast<uint8_t>(read_slow(lin + k, 1, acc, user));
+}
+
+// A store hit a page holding decoded code: drop its blocks (self-modifying code) and let
+// write-TLB entries to it be installed again.
+void Cpu::code_written(uint64_t page) {
+    code_page_[page] = 0;
+    invalidate_code_page(page);
+}
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,51 @@
+// MSR indices and architectural bits the software CPU implements. Values from the Intel
+// SDM vol. 4 and ../shared/spec/kvm-features.md §2.1, §3 (DEBUGCTL, PERF_CAPABILITIES).
+#pragma once
+#include <cstdint>
+
+namespace softkvm::cpu::msr {
+
+inline constexpr uint32_t IA32_TSC = 0x10;
+inline constexpr uint32_t IA32_PLATFORM_ID = 0x17;
+inline constexpr uint32_t IA32_APIC_BASE = 0x1B;
+inline constexpr uint32_t IA32_FEATURE_CONTROL = 0x3A;
+inline constexpr uint32_t IA32_BIOS_SIGN_ID = 0x8B;
+inline constexpr uint32_t IA32_MTRRCAP = 0xFE;
+inline constexpr uint32_t IA32_MISC_ENABLE = 0x1A0;
+inline constexpr uint32_t IA32_DEBUGCTL = 0x1D9;  // spec §2.1
+inline constexpr uint32_t IA32_PAT = 0x277;
+inline constexpr uint32_t IA32_MTRR_DEF_TYPE = 0x2FF;
+inline constexpr uint32_t IA32_EFER = 0xC0000080;
+inline constexpr uint32_t IA32_STAR = 0xC0000081;
+inline constexpr uint32_t IA32_LSTAR = 0xC0000082;
+inline constexpr uint32_t IA32_CSTAR = 0xC0000083;
+inline constexpr uint32_t IA32_FMASK = 0xC0000084;
+inline constexpr uint32_t IA32_FS_BASE = 0xC0000100;
+inline constexpr uint32_t IA32_GS_BASE = 0xC0000101;
+inline constexpr uint32_t IA32_KERNEL_GS_BASE = 0xC0000102;
+inline constexpr uint32_t IA32_TSC_AUX = 0xC0000103;
+
+// IA32_EFER bits.
+inline constexpr uint64_t EFER_SCE = 1ull << 0;
+inline constexpr uint64_t EFER_LME = 1ull << 8;
+inline constexpr uint64_t EFER_LMA = 1ull << 10;
+inline constexpr uint64_t EFER_NXE = 1ull << 11;
+
+// IA32_APIC_BASE: BSP flag, x2APIC enable, global enable, base address (SDM vol. 3 §11.4.4).
+inline constexpr uint64_t APIC_BASE_BSP = 1ull << 8;
+inline constexpr uint64_t APIC_BASE_EXTD = 1ull << 10;
+inline constexpr uint64_t APIC_BASE_EN = 1ull << 11;
+
+// Reset value of IA32_PAT (SDM vol. 3 §11.12.4).
+inline constexpr uint64_t PAT_RESET = 0x0007040600070406ull;
+
+// DR6 bits that read as 1 (SDM vol. 3 §17.2.3; spec §3: BLD, bit 11, is active-low and
+// stays 1 unless bus-lock detection reports).
+inline constexpr uint64_t DR6_FIXED1 = 0xFFFF0FF0ull;
+inline constexpr uint64_t DR6_WRITABLE = 0x0000E00Full;  // B0-B3, BD, BS, BT
+inline constexpr uint64_t DR7_FIXED1 = 0x400ull;
+
+// Physical-address width of the CPU model (CPUID 0x80000008.EAX[7:0]).
+inline constexpr int kMaxPhysAddrBits = 46;
+
+}  // namespace softkvm::cpu::msr

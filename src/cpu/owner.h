@@ -1,0 +1,39 @@
+// The narrow interface through which the software CPU raises events to its owner (the hv
+// layer): port I/O, MMIO, MSRs the owner claims, CPUID adjustment, HLT. design.md: cpu/
+// knows nothing of VMs or devices; the owner decides.
+#pragma once
+#include <cstdint>
+
+namespace softkvm::cpu {
+
+// What the owner wants the CPU to do after an event.
+enum class Action : uint8_t {
+    Done,  // handled; the instruction continues (and retires)
+    Exit,  // stop: for reads the instruction is abandoned and re-executed on the next run;
+           // for writes and HLT it retires first
+};
+
+enum class MsrResult : uint8_t { Handled, NotMine, Fault };
+
+struct CpuidRegs {
+    uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;
+};
+
+class CpuOwner {
+  public:
+    virtual ~CpuOwner() = default;
+    virtual Action port_in(uint16_t port, uint8_t size, uint32_t& value) = 0;
+    virtual Action port_out(uint16_t port, uint8_t size, uint32_t value) = 0;
+    // Physical accesses outside guest RAM.
+    virtual Action mmio_read(uint64_t gpa, uint8_t size, uint64_t& value) = 0;
+    virtual Action mmio_write(uint64_t gpa, uint8_t size, uint64_t value) = 0;
+    // MSRs: the owner sees every access first and may claim it.
+    virtual MsrResult rdmsr(uint32_t index, uint64_t& value) = 0;
+    virtual MsrResult wrmsr(uint32_t index, uint64_t value) = 0;
+    // Called with the CPU model's answer; the owner may adjust it.
+    virtual void cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& regs) = 0;
+    // HLT retired.
+    virtual Action hlt() = 0;
+};
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,56 @@
+// Architectural state of one software vCPU.
+#pragma once
+#include <array>
+#include <cstdint>
+
+namespace softkvm::cpu {
+
+enum Gpr : uint8_t { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+enum SegReg : uint8_t { ES, CS, SS, DS, FS, GS, SEG_COUNT, SEG_NONE = 0xFF };
+
+// A segment register with its hidden descriptor cache.
+struct Segment {
+    uint64_t base = 0;
+    uint32_t limit = 0;
+    uint16_t selector = 0;
+    uint8_t type = 0;  // descriptor type field (4 bits)
+    bool s = false, present = false, db = false, l = false, g = false, avl = false;
+    bool unusable = false;
+    uint8_t dpl = 0;
+};
+
+struct DescriptorTable {
+    uint64_t base = 0;
+    uint16_t limit = 0;
+};
+
+// Execution mode derived from CR0.PE, EFER.LMA, CS.L and CS.D.
+enum class Mode : uint8_t { Real16, Prot16, Prot32, Long64 };
+
+struct CpuState {
+    std::array<uint64_t, 16> gpr{};
+    uint64_t rip = 0;
+    uint64_t rflags = 0x2;
+    std::array<Segment, SEG_COUNT> seg{};
+    Segment tr, ldtr;
+    DescriptorTable gdtr, idtr;
+    uint64_t cr0 = 0x10, cr2 = 0, cr3 = 0, cr4 = 0, cr8 = 0;
+    uint64_t efer = 0;
+    uint64_t xcr0 = 1;
+    std::array<uint64_t, 8> dr{0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400};
+
+    // MSRs the CPU keeps as plain state.
+    uint64_t star = 0, lstar = 0, cstar = 0, fmask = 0, kernel_gs_base = 0, tsc_aux = 0;
+    uint64_t pat = 0x0007040600070406ull;
+    uint64_t apic_base = 0xFEE00900ull;  // enabled, BSP
+    uint64_t misc_enable = 1;            // fast strings
+    uint64_t mtrr_def_type = 0;
+    uint64_t debugctl = 0;
+    // TSC = retired instructions + tsc_offset (virtual time; WRMSR IA32_TSC sets the offset).
+    uint64_t tsc_offset = 0;
+
+    uint8_t cpl = 0;
+    Mode mode = Mode::Real16;
+};
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,369 @@
+// Privileged state of the CPU: control registers, MSRs, segment loads, IRET, CPUID,
+// virtual time and the owner-facing events (port I/O, HLT).
+#include <fmt/format.h>
+
+#include "cpu/cpu.h"
+#include "cpu/cpu_model.h"
+#include "cpu/msr_index.h"
+
+namespace softkvm::cpu {
+namespace {
+
+bool canonical(uint64_t v) {
+    return static_cast<uint64_t>(static_cast<int64_t>(v << 16) >> 16) == v;
+}
+
+constexpr uint64_t kCr0Reserved = 0xFFFFFFFF1FFAFFC0ull;  // bits other than the defined ones
+constexpr uint64_t kCr4Supported = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT |
+                                   CR4_SMEP | CR4_SMAP | (1ull << 1) /*PVI*/ | (1ull << 2) /*TSD*/ |
+                                   (1ull << 3) /*DE*/ | (1ull << 6) /*MCE*/ | (1ull << 8) /*PCE*/;
+constexpr uint64_t kCr3Reserved = ~((1ull << msr::kMaxPhysAddrBits) - 1);
+constexpr uint64_t kEferWritable = msr::EFER_SCE | msr::EFER_LME | msr::EFER_NXE;
+constexpr uint64_t kDebugctlWritable = 0x3;  // LBR, BTF; the rest comes with the LBR unit
+
+// Decodes an 8-byte segment descriptor into the hidden cache.
+Segment unpack_descriptor(uint64_t d, uint16_t sel) {
+    Segment s;
+    s.selector = sel;
+    s.limit = static_cast<uint32_t>((d & 0xFFFF) | ((d >> 32) & 0xF0000));
+    s.base = ((d >> 16) & 0xFFFFFF) | (((d >> 56) & 0xFF) << 24);
+    s.type = (d >> 40) & 0xF;
+    s.s = (d >> 44) & 1;
+    s.dpl = (d >> 45) & 3;
+    s.present = (d >> 47) & 1;
+    s.avl = (d >> 52) & 1;
+    s.l = (d >> 53) & 1;
+    s.db = (d >> 54) & 1;
+    s.g = (d >> 55) & 1;
+    if (s.g) s.limit = (s.limit << 12) | 0xFFF;
+    return s;
+}
+
+}  // namespace
+
+// ---- Control registers (SDM vol. 3 §2.5, §4.1) ----
+
+void Cpu::write_cr(uint8_t n, uint64_t v) {
+    const bool long_active = s_.efer & msr::EFER_LMA;
+    switch (n) {
+        case 0: {
+            if (v & kCr0Reserved) fault(VEC_GP, 0);
+            v |= CR0_ET;
+            if ((v & CR0_PG) && !(v & CR0_PE)) fault(VEC_GP, 0);
+            if ((v & CR0_NW) && !(v & CR0_CD)) fault(VEC_GP, 0);
+            const bool pg_on = (v & CR0_PG) && !(s_.cr0 & CR0_PG);
+            const bool pg_off = !(v & CR0_PG) && (s_.cr0 & CR0_PG);
+            if (pg_on && (s_.efer & msr::EFER_LME)) {
+                if (!(s_.cr4 & CR4_PAE)) fault(VEC_GP, 0);
+                s_.efer |= msr::EFER_LMA;
+            }
+            if (pg_off && long_active) {
+                if (s_.mode == Mode::Long64) fault(VEC_GP, 0);
+                s_.efer &= ~msr::EFER_LMA;
+            }
+            s_.cr0 = v;
+            break;
+        }
+        case 2:
+            s_.cr2 = v;
+            return;
+        case 3:
+            if (v & kCr3Reserved) fault(VEC_GP, 0);
+            s_.cr3 = v;
+            break;
+        case 4:
+            if (v & ~kCr4Supported) fault(VEC_GP, 0);
+            if (long_active && !(v & CR4_PAE)) fault(VEC_GP, 0);
+            s_.cr4 = v;
+            break;
+        case 8:
+            if (v & ~0xFull) fault(VEC_GP, 0);
+            s_.cr8 = v;
+            return;
+        default:
+            undefined();
+    }
+    update_mode();
+    flush_tlb();
+}
+
+// ---- MSRs: the owner sees every access first (owner.h), then the CPU's own table ----
+
+uint64_t Cpu::read_msr(uint32_t index) {
+    uint64_t v = 0;
+    switch (owner_.rdmsr(index, v)) {
+        case MsrResult::Handled:
+            return v;
+        case MsrResult::Fault:
+            fault(VEC_GP, 0);
+        case MsrResult::NotMine:
+            break;
+    }
+    switch (index) {
+        case msr::IA32_TSC:
+            return tsc();
+        case msr::IA32_PLATFORM_ID:
+            return 0;
+        case msr::IA32_APIC_BASE:
+            return s_.apic_base;
+        case msr::IA32_FEATURE_CONTROL:
+            return 1;  // locked, VMX off
+        case msr::IA32_BIOS_SIGN_ID:
+            return 0;
+        case msr::IA32_MTRRCAP:
+            return 0;  // no variable or fixed MTRRs
+        case msr::IA32_MISC_ENABLE:
+            return s_.misc_enable;
+        case msr::IA32_DEBUGCTL:
+            return s_.debugctl;
+        case msr::IA32_PAT:
+            return s_.pat;
+        case msr::IA32_MTRR_DEF_TYPE:
+            return s_.mtrr_def_type;
+        case msr::IA32_EFER:
+            return s_.efer;
+        case msr::IA32_STAR:
+            return s_.star;
+        case msr::IA32_LSTAR:
+            return s_.lstar;
+        case msr::IA32_CSTAR:
+            return s_.cstar;
+        case msr::IA32_FMASK:
+            return s_.fmask;
+        case msr::IA32_FS_BASE:
+            return s_.seg[FS].base;
+        case msr::IA32_GS_BASE:
+            return s_.seg[GS].base;
+        case msr::IA32_KERNEL_GS_BASE:
+            return s_.kernel_gs_base;
+        case msr::IA32_TSC_AUX:
+            return s_.tsc_aux;
+        default:
+            fault(VEC_GP, 0);
+    }
+}
+
+void Cpu::write_msr(uint32_t index, uint64_t v) {
+    switch (owner_.wrmsr(index, v)) {
+        case MsrResult::Handled:
+            return;
+        case MsrResult::Fault:
+            fault(VEC_GP, 0);
+        case MsrResult::NotMine:
+            break;
+    }
+    switch (index) {
+        case msr::IA32_TSC:
+            s_.tsc_offset = v - icount_;
+            return;
+        case msr::IA32_APIC_BASE: {
+            const uint64_t writable = msr::APIC_BASE_BSP | msr::APIC_BASE_EN |
+                                      (((1ull << msr::kMaxPhysAddrBits) - 1) & ~0xFFFull);
+            if (v & ~writable) fault(VEC_GP, 0);  // x2APIC is not in the CPU model yet
+            s_.apic_base = v;
+            return;
+        }
+        case msr::IA32_BIOS_SIGN_ID:
+            return;  // microcode update trigger: ignored
+        case msr::IA32_MISC_ENABLE:
+            s_.misc_enable = v;
+            return;
+        case msr::IA32_DEBUGCTL:
+            if (v & ~kDebugctlWritable) fault(VEC_GP, 0);
+            s_.debugctl = v;
+            return;
+        case msr::IA32_PAT:
+            for (int k = 0; k < 8; ++k) {
+                uint8_t t = (v >> (8 * k)) & 0xFF;
+                if (t == 2 || t == 3 || t > 7) fault(VEC_GP, 0);
+            }
+            s_.pat = v;
+            return;
+        case msr::IA32_MTRR_DEF_TYPE:
+            if (v & ~0xCFFull) fault(VEC_GP, 0);
+            s_.mtrr_def_type = v;
+            return;
+        case msr::IA32_EFER: {
+            if (v & ~(kEferWritable | msr::EFER_LMA)) fault(VEC_GP, 0);
+            // LME cannot change while paging is on; LMA is read-only.
+            if ((s_.cr0 & CR0_PG) && ((v ^ s_.efer) & msr::EFER_LME)) fault(VEC_GP, 0);
+            s_.efer = (v & kEferWritable) | (s_.efer & msr::EFER_LMA);
+            update_mode();
+            flush_tlb();
+            return;
+        }
+        case msr::IA32_STAR:
+            s_.star = v;
+            return;
+        case msr::IA32_LSTAR:
+        case msr::IA32_CSTAR:
+        case msr::IA32_FS_BASE:
+        case msr::IA32_GS_BASE:
+        case msr::IA32_KERNEL_GS_BASE:
+            if (!canonical(v)) fault(VEC_GP, 0);
+            if (index == msr::IA32_LSTAR) s_.lstar = v;
+            if (index == msr::IA32_CSTAR) s_.cstar = v;
+            if (index == msr::IA32_KERNEL_GS_BASE) s_.kernel_gs_base = v;
+            if (index == msr::IA32_FS_BASE) s_.seg[FS].base = v;
+            if (index == msr::IA32_GS_BASE) s_.seg[GS].base = v;
+            update_mode();
+            return;
+        case msr::IA32_FMASK:
+            s_.fmask = v & 0xFFFFFFFFull;
+            return;
+        case msr::IA32_TSC_AUX:
+            if (v >> 32) fault(VEC_GP, 0);
+            s_.tsc_aux = v;
+            return;
+        default:
+            fault(VEC_GP, 0);
+    }
+}
+
+void Cpu::swapgs() {
+    if (s_.mode != Mode::Long64) undefined();
+    require_cpl0();
+    std::swap(s_.seg[GS].base, s_.kernel_gs_base);
+    update_mode();
+}
+
+// ---- Segments (SDM vol. 3 §3.4, §5.5; the forms a 64-bit kernel uses) ----
+
+void Cpu::load_segment(SegReg sr, uint16_t sel) {
+    if (sr == CS) undefined();  // MOV CS is #UD
+    Segment& seg = s_.seg[sr];
+    if (!(s_.cr0 & CR0_PE)) {
+        seg.selector = sel;
+        seg.base = static_cast<uint64_t>(sel) << 4;
+        update_mode();
+        return;
+    }
+    const uint8_t rpl = sel & 3;
+    if ((sel & ~3) == 0) {
+        // Null selector: allowed for data segments; for SS only in 64-bit mode below CPL3.
+        if (sr == SS && !(s_.mode == Mode::Long64 && s_.cpl != 3 && rpl == s_.cpl))
+            fault(VEC_GP, 0);
+        seg = Segment{};
+        seg.selector = sel;
+        seg.unusable = true;
+        if (sr == SS) seg.dpl = s_.cpl;
+        update_mode();
+        return;
+    }
+    if (sel & 4) unsupported("segment load from an LDT is not implemented");
+    if ((sel | 7u) > s_.gdtr.limit) fault(VEC_GP, sel & ~3u);
+    const uint64_t addr = s_.gdtr.base + (sel & ~7u);
+    uint64_t d = read_sys(addr, 8);
+    Segment n = unpack_descriptor(d, sel);
+    const bool code = n.type & 8;
+    if (!n.s) fault(VEC_GP, sel & ~3u);
+    if (sr == SS) {
+        if (code || !(n.type & 2) || rpl != s_.cpl || n.dpl != s_.cpl) fault(VEC_GP, sel & ~3u);
+        if (!n.present) fault(VEC_SS, sel & ~3u);
+    } else {
+        if (code && !(n.type & 2)) fault(VEC_GP, sel & ~3u);  // execute-only code
+        const bool conforming = code && (n.type & 4);
+        if (!conforming && (rpl > n.dpl || s_.cpl > n.dpl)) fault(VEC_GP, sel & ~3u);
+        if (!n.present) fault(VEC_NP, sel & ~3u);
+    }
+    if (!(d & (1ull << 40))) write_sys(addr, 8, d | (1ull << 40));  // accessed bit
+    n.type |= 1;
+    seg = n;
+    update_mode();
+}
+
+void Cpu::load_cs(uint16_t sel, uint8_t new_cpl) {
+    if (!(s_.cr0 & CR0_PE)) {
+        s_.seg[CS].selector = sel;
+        s_.seg[CS].base = static_cast<uint64_t>(sel) << 4;
+        update_mode();
+        return;
+    }
+    if ((sel & ~3) == 0) fault(VEC_GP, 0);
+    if (sel & 4) unsupported("code segment in an LDT is not implemented");
+    if ((sel | 7u) > s_.gdtr.limit) fault(VEC_GP, sel & ~3u);
+    const uint64_t addr = s_.gdtr.base + (sel & ~7u);
+    uint64_t d = read_sys(addr, 8);
+    Segment n = unpack_descriptor(d, static_cast<uint16_t>((sel & ~3u) | new_cpl));
+    if (!n.s || !(n.type & 8)) fault(VEC_GP, sel & ~3u);
+    if (!n.present) fault(VEC_NP, sel & ~3u);
+    if ((s_.efer & msr::EFER_LMA) && n.l && n.db) fault(VEC_GP, sel & ~3u);
+    if (!(d & (1ull << 40))) write_sys(addr, 8, d | (1ull << 40));
+    n.type |= 1;
+    s_.seg[CS] = n;
+    s_.cpl = new_cpl;
+    update_mode();
+}
+
+// IRET (SDM vol. 2, IRET): 64-bit IRETQ to the same or an outer privilege level, and
+// protected-mode IRET to the same privilege level.
+void Cpu::iret(uint8_t opsize) {
+    if (!(s_.cr0 & CR0_PE)) unsupported("real-mode IRET is not implemented");
+    if (s_.rflags & FLAG_NT) unsupported("IRET with NT set (task return) is not implemented");
+    const uint64_t saved_rsp = s_.gpr[RSP];
+    const uint64_t rip = pop(opsize);
+    const uint16_t cs = static_cast<uint16_t>(pop(opsize));
+    const uint64_t fl = pop(opsize);
+    const uint8_t rpl = cs & 3;
+    if (rpl < s_.cpl) {
+        s_.gpr[RSP] = saved_rsp;
+        fault(VEC_GP, cs & ~3u);
+    }
+    uint64_t new_rsp = 0, ss = 0;
+    const bool long64 = s_.mode == Mode::Long64;
+    const bool pop_stack = long64 || rpl > s_.cpl;  // IRETQ always pops SS:RSP
+    if (pop_stack) {
+        new_rsp = pop(opsize);
+        ss = pop(opsize);
+    }
+    uint64_t writable = FLAGS_WRITABLE | FLAG_VIF | FLAG_VIP;
+    const uint8_t iopl = (s_.rflags >> 12) & 3;
+    if (s_.cpl > 0) writable &= ~FLAG_IOPL;
+    if (s_.cpl > iopl) writable &= ~FLAG_IF;
+    if (opsize == 2) writable &= 0xFFFF;
+    const CpuState before = s_;
+    try {
+        load_cs(cs, rpl);
+        if (pop_stack) {
+            s_.gpr[RSP] = new_rsp;
+            load_segment(SS, static_cast<uint16_t>(ss));
+        }
+    } catch (...) {
+        s_ = before;
+        s_.gpr[RSP] = saved_rsp;
+        update_mode();
+        throw;
+    }
+    s_.rflags = (s_.rflags & ~writable) | (fl & writable) | FLAG_FIXED1;
+    jump(rip);
+}
+
+// ---- CPUID, time, I/O, HLT ----
+
+void Cpu::cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
+    model_cpuid(leaf, subleaf, r);
+    owner_.cpuid(leaf, subleaf, r);
+}
+
+uint64_t Cpu::tsc() const {
+    return icount_ + s_.tsc_offset;
+}
+
+void Cpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
+    if (s_.cpl > ((s_.rflags >> 12) & 3)) fault(VEC_GP, 0);  // no I/O bitmap in the model
+    value = 0;
+    if (owner_.port_in(port, size, value) == Action::Exit) throw StopBeforeRetire{};
+    value &= static_cast<uint32_t>(size_mask(size));
+}
+
+void Cpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
+    if (s_.cpl > ((s_.rflags >> 12) & 3)) fault(VEC_GP, 0);
+    if (owner_.port_out(port, size, value) == Action::Exit) stop_flags_ |= kStopOwner;
+}
+
+void Cpu::halt() {
+    require_cpl0();
+    if (owner_.hlt() == Action::Exit) stop_flags_ |= kStopOwner;
+}
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,221 @@
+// The emu vCPU: KVM_RUN semantics over the software CPU. Exits follow struct kvm_run
+// (<linux/kvm.h>): port I/O and MMIO without an in-kernel device exit to userspace; an IN
+// or MMIO read completes on the next run() with the data the VMM stored in the record.
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "cpu/msr_index.h"
+#include "hv/vm.h"
+
+namespace softkvm::hv {
+namespace {
+
+abi::Segment to_abi(const cpu::Segment& s) {
+    abi::Segment o;
+    o.base = s.base;
+    o.limit = s.limit;
+    o.selector = s.selector;
+    o.type = s.type;
+    o.present = s.present;
+    o.dpl = s.dpl;
+    o.db = s.db;
+    o.s = s.s;
+    o.l = s.l;
+    o.g = s.g;
+    o.avl = s.avl;
+    o.unusable = s.unusable;
+    return o;
+}
+
+cpu::Segment from_abi(const abi::Segment& s) {
+    cpu::Segment o;
+    o.base = s.base;
+    o.limit = s.limit;
+    o.selector = s.selector;
+    o.type = s.type & 0xF;
+    o.present = s.present;
+    o.dpl = s.dpl & 3;
+    o.db = s.db;
+    o.s = s.s;
+    o.l = s.l;
+    o.g = s.g;
+    o.avl = s.avl;
+    o.unusable = s.unusable;
+    return o;
+}
+
+// CPUID.1:ECX bit 31: "running under a hypervisor", set by KVM for its guests.
+constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
+
+}  // namespace
+
+Vcpu::Vcpu(const Vm& vm, uint32_t id) : id_(id), cpu_(*this) {
+    for (const MemorySlot& s : vm.slots()) cpu_.add_ram(s.gpa, s.size, s.host);
+}
+
+void Vcpu::run() {
+    run_.flags = 0;
+    run_.detail.clear();
+    if (run_.immediate_exit) {
+        run_.exit_reason = abi::KVM_EXIT_INTR;
+        return;
+    }
+    run_.exit_reason = abi::KVM_EXIT_UNKNOWN;
+    switch (cpu_.run(insn_limit_)) {
+        case cpu::StopReason::Owner:
+            break;  // the callback filled the record
+        case cpu::StopReason::InsnLimit:
+            run_.exit_reason = abi::KVM_EXIT_INTR;
+            break;
+        case cpu::StopReason::Shutdown:
+            run_.exit_reason = abi::KVM_EXIT_SHUTDOWN;
+            run_.detail = cpu_.stop_detail();
+            break;
+        case cpu::StopReason::Emulation:
+            run_.exit_reason = abi::KVM_EXIT_INTERNAL_ERROR;
+            run_.internal.suberror = abi::KVM_INTERNAL_ERROR_EMULATION;
+            run_.detail = cpu_.stop_detail();
+            break;
+    }
+}
+
+cpu::Action Vcpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
+    if (pending_ == Pending::PortIn && run_.io.port == port && run_.io.size == size) {
+        pending_ = Pending::None;
+        value = 0;
+        std::memcpy(&value, run_.io.data, size);
+        return cpu::Action::Done;
+    }
+    pending_ = Pending::PortIn;
+    run_.exit_reason = abi::KVM_EXIT_IO;
+    run_.io = {};
+    run_.io.direction = abi::KVM_EXIT_IO_IN;
+    run_.io.size = size;
+    run_.io.port = port;
+    run_.io.count = 1;
+    return cpu::Action::Exit;
+}
+
+cpu::Action Vcpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
+    run_.exit_reason = abi::KVM_EXIT_IO;
+    run_.io = {};
+    run_.io.direction = abi::KVM_EXIT_IO_OUT;
+    run_.io.size = size;
+    run_.io.port = port;
+    run_.io.count = 1;
+    std::memcpy(run_.io.data, &value, size);
+    return cpu::Action::Exit;
+}
+
+cpu::Action Vcpu::mmio_read(uint64_t gpa, uint8_t size, uint64_t& value) {
+    if (pending_ == Pending::MmioRead && run_.mmio.phys_addr == gpa && run_.mmio.len == size) {
+        pending_ = Pending::None;
+        value = 0;
+        std::memcpy(&value, run_.mmio.data, size);
+        return cpu::Action::Done;
+    }
+    pending_ = Pending::MmioRead;
+    run_.exit_reason = abi::KVM_EXIT_MMIO;
+    run_.mmio = {};
+    run_.mmio.phys_addr = gpa;
+    run_.mmio.len = size;
+    run_.mmio.is_write = 0;
+    return cpu::Action::Exit;
+}
+
+cpu::Action Vcpu::mmio_write(uint64_t gpa, uint8_t size, uint64_t value) {
+    run_.exit_reason = abi::KVM_EXIT_MMIO;
+    run_.mmio = {};
+    run_.mmio.phys_addr = gpa;
+    run_.mmio.len = size;
+    run_.mmio.is_write = 1;
+    std::memcpy(run_.mmio.data, &value, size);
+    return cpu::Action::Exit;
+}
+
+// No MSR is virtualized by hv yet; the CPU model's own table answers.
+cpu::MsrResult Vcpu::rdmsr(uint32_t, uint64_t&) {
+    return cpu::MsrResult::NotMine;
+}
+cpu::MsrResult Vcpu::wrmsr(uint32_t, uint64_t) {
+    return cpu::MsrResult::NotMine;
+}
+
+void Vcpu::cpuid(uint32_t leaf, uint32_t, cpu::CpuidRegs& regs) {
+    if (leaf == 1) {
+        regs.ecx |= kCpuid1EcxHypervisor;
+        regs.ebx = (regs.ebx & 0x00FFFFFF) | (id_ << 24);  // initial APIC ID
+    }
+}
+
+// Without an in-kernel irqchip KVM reports HLT to userspace (KVM_EXIT_HLT).
+cpu::Action Vcpu::hlt() {
+    run_.exit_reason = abi::KVM_EXIT_HLT;
+    return cpu::Action::Exit;
+}
+
+abi::Regs Vcpu::get_regs() const {
+    const cpu::CpuState& s = cpu_.state();
+    abi::Regs r;
+    r.rax = s.gpr[cpu::RAX], r.rbx = s.gpr[cpu::RBX], r.rcx = s.gpr[cpu::RCX];
+    r.rdx = s.gpr[cpu::RDX], r.rsi = s.gpr[cpu::RSI], r.rdi = s.gpr[cpu::RDI];
+    r.rsp = s.gpr[cpu::RSP], r.rbp = s.gpr[cpu::RBP];
+    r.r8 = s.gpr[cpu::R8], r.r9 = s.gpr[cpu::R9], r.r10 = s.gpr[cpu::R10];
+    r.r11 = s.gpr[cpu::R11], r.r12 = s.gpr[cpu::R12], r.r13 = s.gpr[cpu::R13];
+    r.r14 = s.gpr[cpu::R14], r.r15 = s.gpr[cpu::R15];
+    r.rip = s.rip;
+    r.rflags = s.rflags;
+    return r;
+}
+
+void Vcpu::set_regs(const abi::Regs& r) {
+    cpu::CpuState& s = cpu_.state();
+    s.gpr[cpu::RAX] = r.rax, s.gpr[cpu::RBX] = r.rbx, s.gpr[cpu::RCX] = r.rcx;
+    s.gpr[cpu::RDX] = r.rdx, s.gpr[cpu::RSI] = r.rsi, s.gpr[cpu::RDI] = r.rdi;
+    s.gpr[cpu::RSP] = r.rsp, s.gpr[cpu::RBP] = r.rbp;
+    s.gpr[cpu::R8] = r.r8, s.gpr[cpu::R9] = r.r9, s.gpr[cpu::R10] = r.r10;
+    s.gpr[cpu::R11] = r.r11, s.gpr[cpu::R12] = r.r12, s.gpr[cpu::R13] = r.r13;
+    s.gpr[cpu::R14] = r.r14, s.gpr[cpu::R15] = r.r15;
+    s.rip = r.rip;
+    s.rflags = (r.rflags & ~0x8028ull) | cpu::FLAG_FIXED1;  // reserved bits 3, 5, 15 are 0
+    pending_ = Pending::None;
+}
+
+abi::SpecialRegs Vcpu::get_sregs() const {
+    const cpu::CpuState& s = cpu_.state();
+    abi::SpecialRegs o;
+    o.es = to_abi(s.seg[cpu::ES]), o.cs = to_abi(s.seg[cpu::CS]);
+    o.ss = to_abi(s.seg[cpu::SS]), o.ds = to_abi(s.seg[cpu::DS]);
+    o.fs = to_abi(s.seg[cpu::FS]), o.gs = to_abi(s.seg[cpu::GS]);
+    o.tr = to_abi(s.tr), o.ldt = to_abi(s.ldtr);
+    o.gdt = {s.gdtr.base, s.gdtr.limit};
+    o.idt = {s.idtr.base, s.idtr.limit};
+    o.cr0 = s.cr0, o.cr2 = s.cr2, o.cr3 = s.cr3, o.cr4 = s.cr4, o.cr8 = s.cr8;
+    o.efer = s.efer;
+    o.apic_base = s.apic_base;
+    return o;
+}
+
+Status Vcpu::set_sregs(const abi::SpecialRegs& in) {
+    if ((in.cr0 & cpu::CR0_PG) && !(in.cr0 & cpu::CR0_PE))
+        return make_error("set_sregs: CR0.PG without CR0.PE", EINVAL);
+    if ((in.efer & cpu::msr::EFER_LMA) && !(in.cr0 & cpu::CR0_PG))
+        return make_error("set_sregs: EFER.LMA without paging", EINVAL);
+    cpu::CpuState& s = cpu_.state();
+    s.seg[cpu::ES] = from_abi(in.es), s.seg[cpu::CS] = from_abi(in.cs);
+    s.seg[cpu::SS] = from_abi(in.ss), s.seg[cpu::DS] = from_abi(in.ds);
+    s.seg[cpu::FS] = from_abi(in.fs), s.seg[cpu::GS] = from_abi(in.gs);
+    s.tr = from_abi(in.tr), s.ldtr = from_abi(in.ldt);
+    s.gdtr = {in.gdt.base, in.gdt.limit};
+    s.idtr = {in.idt.base, in.idt.limit};
+    s.cr0 = in.cr0 | cpu::CR0_ET, s.cr2 = in.cr2, s.cr3 = in.cr3, s.cr4 = in.cr4;
+    s.cr8 = in.cr8, s.efer = in.efer;
+    s.apic_base = in.apic_base;
+    cpu_.state_changed();
+    pending_ = Pending::None;
+    return {};
+}
+
+}  // namespace softkvm::hv

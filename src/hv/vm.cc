@@ -1,0 +1,30 @@
+#include "hv/vm.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+
+namespace softkvm::hv {
+
+Status Vm::set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) {
+    if (vcpus_ != 0) return make_error("memory slots cannot change after vCPUs exist", EBUSY);
+    std::erase_if(slots_, [&](const MemorySlot& s) { return s.slot == slot; });
+    if (size == 0) return {};
+    if ((gpa | size) & 0xFFF) return make_error("memory region not page aligned", EINVAL);
+    if (reinterpret_cast<uintptr_t>(host) & 0xFFF)
+        return make_error("memory region host address not page aligned", EINVAL);
+    if (gpa + size < gpa) return make_error("memory region wraps", EINVAL);
+    for (const MemorySlot& s : slots_)
+        if (gpa < s.gpa + s.size && s.gpa < gpa + size)
+            return make_error(fmt::format("memory slot {} overlaps slot {}", slot, s.slot), EEXIST);
+    slots_.push_back({slot, gpa, size, static_cast<uint8_t*>(host)});
+    return {};
+}
+
+Result<std::unique_ptr<Vcpu>> Vm::create_vcpu(uint32_t id) {
+    if (id != vcpus_) return make_error("vCPU ids must be created in order 0, 1, ...", EINVAL);
+    ++vcpus_;
+    return std::make_unique<Vcpu>(*this, id);
+}
+
+}  // namespace softkvm::hv

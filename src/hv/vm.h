@@ -1,0 +1,79 @@
+// The hv layer: softkvm's stand-in for the KVM kernel module on the emu accelerator
+// (design.md "Layers"). A Vm owns memory slots and vCPUs; Vcpu::run() drives the software
+// CPU and returns a struct kvm_run-shaped exit record (common/kvm_types.h).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/kvm_types.h"
+#include "common/result.h"
+#include "cpu/cpu.h"
+
+namespace softkvm::hv {
+
+struct MemorySlot {
+    uint32_t slot;
+    uint64_t gpa, size;
+    uint8_t* host;
+};
+
+class Vcpu;
+
+class Vm {
+  public:
+    // KVM_SET_USER_MEMORY_REGION. Slots may not overlap; size 0 deletes the slot. Slots
+    // must be set before vCPUs are created (softkvm's VMM never changes them later).
+    Status set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host);
+    // KVM_CREATE_VCPU.
+    Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id);
+
+    const std::vector<MemorySlot>& slots() const { return slots_; }
+
+  private:
+    std::vector<MemorySlot> slots_;
+    uint32_t vcpus_ = 0;
+};
+
+class Vcpu final : public cpu::CpuOwner {
+  public:
+    Vcpu(const Vm& vm, uint32_t id);
+
+    // KVM_RUN: runs until the next exit and fills run_state().
+    void run();
+    abi::RunState& run_state() { return run_; }
+
+    abi::Regs get_regs() const;
+    void set_regs(const abi::Regs& r);
+    abi::SpecialRegs get_sregs() const;
+    Status set_sregs(const abi::SpecialRegs& s);
+
+    uint64_t instructions_retired() const { return cpu_.instructions_retired(); }
+    // Stop with KVM_EXIT_INTR once `limit` instructions have retired (0 = none).
+    void set_instruction_limit(uint64_t limit) { insn_limit_ = limit; }
+    std::string dump_state() const { return cpu_.dump_state(); }
+    uint32_t id() const { return id_; }
+
+    // cpu::CpuOwner: events from the software CPU.
+    cpu::Action port_in(uint16_t port, uint8_t size, uint32_t& value) override;
+    cpu::Action port_out(uint16_t port, uint8_t size, uint32_t value) override;
+    cpu::Action mmio_read(uint64_t gpa, uint8_t size, uint64_t& value) override;
+    cpu::Action mmio_write(uint64_t gpa, uint8_t size, uint64_t value) override;
+    cpu::MsrResult rdmsr(uint32_t index, uint64_t& value) override;
+    cpu::MsrResult wrmsr(uint32_t index, uint64_t value) override;
+    void cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) override;
+    cpu::Action hlt() override;
+
+  private:
+    // An IN or MMIO read that exited to userspace: when the CPU re-executes the
+    // instruction on the next run(), the value comes from run_.io.data / run_.mmio.data.
+    enum class Pending : uint8_t { None, PortIn, MmioRead };
+
+    uint32_t id_;
+    cpu::Cpu cpu_;
+    abi::RunState run_;
+    Pending pending_ = Pending::None;
+    uint64_t insn_limit_ = 0;
+};
+
+}  // namespace softkvm::hv
