@@ -200,7 +200,13 @@ StopReason Cpu::run(uint64_t insn_limit) {
             icount_ += done;
             prev = nullptr;
             stop_flags_ &= ~kStopBlockGone;
-            raise_fault(f, s_.rip);
+            try {
+                raise_fault(f, s_.rip);
+            } catch (const StopBeforeRetire&) {
+                // Delivery needed something the model lacks (or an MMIO read).
+                if (stop_detail_.empty()) stop_detail_ = "exception delivery touched MMIO";
+                return StopReason::Emulation;
+            }
             if (shutdown_) return StopReason::Shutdown;
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
@@ -245,8 +251,9 @@ void Cpu::raise_fault(const GuestFault& f, uint64_t return_rip) {
 
 // Delivers an exception or interrupt through the IDT (SDM vol. 3 §6.14, 64-bit mode).
 void Cpu::deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip, bool soft) {
-    if (s_.mode != Mode::Long64 && !(s_.efer & msr::EFER_LMA)) {
-        unsupported("exception delivery outside long mode (32-bit IDT) is not implemented");
+    if (!(s_.efer & msr::EFER_LMA)) {
+        deliver_legacy(vector, has_error, error, return_rip, soft);
+        return;
     }
     uint64_t off = static_cast<uint64_t>(vector) * 16;
     if (off + 15 > s_.idtr.limit) fault(VEC_GP, vector * 8 + 2);
@@ -305,6 +312,33 @@ void Cpu::deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t retur
     next_rip_ = target;
     s_.rflags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM);
     if (type == GATE_INTR64) s_.rflags &= ~FLAG_IF;
+}
+
+// Protected-mode delivery through 8-byte gates (SDM vol. 3 §6.11-6.12), to a handler at
+// the same privilege level; real-mode IVT delivery is not in the model.
+void Cpu::deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip,
+                         bool soft) {
+    if (!(s_.cr0 & CR0_PE)) unsupported("real-mode interrupt delivery is not implemented");
+    const uint64_t off = static_cast<uint64_t>(vector) * 8;
+    if (off + 7 > s_.idtr.limit) fault(VEC_GP, vector * 8 + 2);
+    const uint64_t g = read_sys(s_.idtr.base + off, 8);
+    const uint8_t type = (g >> 40) & 0xF;
+    const uint8_t dpl = (g >> 45) & 3;
+    if (type != 0xE && type != 0xF) fault(VEC_GP, vector * 8 + 2);  // 32-bit gates only
+    if (soft && dpl < s_.cpl) fault(VEC_GP, vector * 8 + 2);
+    if (!((g >> 47) & 1)) fault(VEC_NP, vector * 8 + 2);
+    const uint16_t sel = static_cast<uint16_t>(g >> 16);
+    const uint64_t target = (g & 0xFFFF) | ((g >> 32) & 0xFFFF0000ull);
+    if ((sel & 3) != s_.cpl && s_.cpl != 0)
+        unsupported("32-bit interrupt to another privilege level is not implemented");
+    push(s_.rflags, 4);
+    push(s_.seg[CS].selector, 4);
+    push(return_rip, 4);
+    if (has_error) push(error, 4);
+    load_cs(static_cast<uint16_t>((sel & ~3) | s_.cpl), s_.cpl);
+    s_.rip = next_rip_ = target;
+    s_.rflags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM);
+    if (type == 0xE) s_.rflags &= ~FLAG_IF;
 }
 
 void Cpu::deliver_software_interrupt(uint8_t vector) {

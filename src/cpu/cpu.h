@@ -155,6 +155,8 @@ class Cpu {
     void update_mode();
 
     void deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip, bool soft);
+    void deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip,
+                        bool soft);
     void raise_fault(const GuestFault& f, uint64_t return_rip);
 
     CpuOwner& owner_;

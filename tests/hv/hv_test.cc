@@ -1,0 +1,179 @@
+// Tests of the hv layer's KVM_RUN semantics: exit records, IN completion, limits,
+// shutdown, and the 32-bit multiboot entry state switching itself to long mode.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "hv/vm.h"
+
+namespace softkvm::hv {
+namespace {
+
+constexpr uint64_t kRam = 2 << 20;
+constexpr uint64_t kCode = 0x10000;
+
+abi::Segment flat(uint16_t sel, uint8_t type, bool code64 = false) {
+    abi::Segment s;
+    s.base = 0, s.limit = 0xFFFFFFFF, s.selector = sel, s.type = type, s.present = 1;
+    s.s = 1, s.g = 1, s.db = code64 ? 0 : 1, s.l = code64 ? 1 : 0;
+    return s;
+}
+
+class HvTest : public ::testing::Test {
+  protected:
+    HvTest() : ram_(static_cast<uint8_t*>(std::aligned_alloc(4096, kRam))) {
+        std::memset(ram_, 0, kRam);
+        EXPECT_TRUE(vm_.set_memory_region(0, 0, kRam, ram_).ok());
+    }
+    ~HvTest() override { std::free(ram_); }
+
+    // Creates vCPU 0 in the multiboot entry state: flat 32-bit protected mode.
+    std::unique_ptr<Vcpu> vcpu32() {
+        auto v = vm_.create_vcpu(0);
+        EXPECT_TRUE(v.ok());
+        auto vcpu = std::move(v).value();
+        abi::SpecialRegs s = vcpu->get_sregs();
+        s.cs = flat(0x08, 0xB);
+        s.ds = s.es = s.fs = s.gs = s.ss = flat(0x10, 0x3);
+        s.cr0 = 0x11;
+        EXPECT_TRUE(vcpu->set_sregs(s).ok());
+        abi::Regs r;
+        r.rip = kCode;
+        r.rsp = 0x8000;
+        vcpu->set_regs(r);
+        return vcpu;
+    }
+    template <size_t N>
+    void load(const uint8_t (&code)[N]) {
+        std::memcpy(ram_ + kCode, code, N);
+    }
+
+    uint8_t* ram_;
+    Vm vm_;
+};
+
+TEST_F(HvTest, MemoryRegionsAreValidated) {
+    Vm vm;
+    alignas(4096) static uint8_t page[8192];
+    EXPECT_EQ(vm.set_memory_region(0, 0x1001, 0x1000, page).error().code, EINVAL);
+    EXPECT_TRUE(vm.set_memory_region(0, 0x0, 0x2000, page).ok());
+    EXPECT_EQ(vm.set_memory_region(1, 0x1000, 0x1000, page).error().code, EEXIST);
+    EXPECT_TRUE(vm.set_memory_region(0, 0x0, 0x1000, page).ok());  // replace slot 0
+    EXPECT_TRUE(vm.create_vcpu(0).ok());
+    EXPECT_EQ(vm.set_memory_region(2, 0x4000, 0x1000, page).error().code, EBUSY);
+    EXPECT_EQ(vm.create_vcpu(5).error().code, EINVAL);
+}
+
+TEST_F(HvTest, OutExitsWithPortSizeAndData) {
+    // mov $0x3f8,%dx; mov $0x41,%al; out %al,%dx; hlt
+    const uint8_t code[] = {0x66, 0xba, 0xf8, 0x03, 0xb0, 0x41, 0xee, 0xf4};
+    load(code);
+    auto v = vcpu32();
+    v->run();
+    const abi::RunState& r = v->run_state();
+    ASSERT_EQ(r.exit_reason, abi::KVM_EXIT_IO);
+    EXPECT_EQ(r.io.direction, abi::KVM_EXIT_IO_OUT);
+    EXPECT_EQ(r.io.port, 0x3f8);
+    EXPECT_EQ(r.io.size, 1);
+    EXPECT_EQ(r.io.count, 1u);
+    EXPECT_EQ(r.io.data[0], 0x41);
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_HLT);
+    EXPECT_EQ(v->instructions_retired(), 4u);
+}
+
+TEST_F(HvTest, InCompletesWithTheDataTheVmmStored) {
+    // in $0x71,%al; mov %al,%bl; hlt
+    const uint8_t code[] = {0xe4, 0x71, 0x88, 0xc3, 0xf4};
+    load(code);
+    auto v = vcpu32();
+    v->run();
+    abi::RunState& r = v->run_state();
+    ASSERT_EQ(r.exit_reason, abi::KVM_EXIT_IO);
+    EXPECT_EQ(r.io.direction, abi::KVM_EXIT_IO_IN);
+    EXPECT_EQ(r.io.port, 0x71);
+    EXPECT_EQ(v->instructions_retired(), 0u);
+    r.io.data[0] = 0x9C;
+    v->run();
+    EXPECT_EQ(r.exit_reason, abi::KVM_EXIT_HLT);
+    EXPECT_EQ(v->get_regs().rbx & 0xFF, 0x9Cu);
+}
+
+TEST_F(HvTest, ImmediateExitAndInstructionLimitGiveIntr) {
+    const uint8_t code[] = {0xeb, 0xfe};  // jmp .
+    load(code);
+    auto v = vcpu32();
+    v->run_state().immediate_exit = 1;
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_INTR);
+    EXPECT_EQ(v->instructions_retired(), 0u);
+    v->run_state().immediate_exit = 0;
+    v->set_instruction_limit(12345);
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_INTR);
+    EXPECT_EQ(v->instructions_retired(), 12345u);
+}
+
+TEST_F(HvTest, TripleFaultIsShutdownWithTheChain) {
+    // lidt of a zero-limit IDT is the default state; ud2 then cannot be delivered.
+    const uint8_t code[] = {0x0f, 0x0b};
+    load(code);
+    auto v = vcpu32();
+    abi::SpecialRegs s = v->get_sregs();
+    s.efer = 0;
+    ASSERT_TRUE(v->set_sregs(s).ok());
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_SHUTDOWN);
+    const std::string& d = v->run_state().detail;
+    EXPECT_NE(d.find("triple fault"), std::string::npos) << d;
+    EXPECT_NE(d.find("#6"), std::string::npos) << d;   // the #UD
+    EXPECT_NE(d.find("#13"), std::string::npos) << d;  // its delivery: #GP (IDT limit)
+    EXPECT_NE(d.find("#8"), std::string::npos) << d;   // then #DF, which also faults
+}
+
+// The 32-bit entry code that every guest's SDK runs: CR3, PAE, EFER.LME, paging, a
+// 64-bit GDT and a far jump into long mode, then a 64-bit OUT.
+TEST_F(HvTest, ProtectedModeEntrySwitchesToLongMode) {
+    // Identity map the first 2 MiB at 0x1000 and a GDT at 0x500 (null, code64, data).
+    auto put64 = [&](uint64_t at, uint64_t v) { std::memcpy(ram_ + at, &v, 8); };
+    put64(0x1000, 0x2003);
+    put64(0x2000, 0x3003);
+    put64(0x3000, 0x83);
+    put64(0x508, 0x00AF9A000000FFFFull);
+    put64(0x510, 0x00CF92000000FFFFull);
+    const uint8_t code[] = {
+        0xb8, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x22, 0xd8, 0x0f, 0x20, 0xe0, 0x83, 0xc8, 0x20, 0x0f,
+        0x22, 0xe0, 0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x0d, 0x00, 0x01, 0x00, 0x00, 0x0f,
+        0x30, 0x0f, 0x20, 0xc0, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x0f, 0x22, 0xc0, 0x0f, 0x01, 0x15,
+        0x38, 0x00, 0x01, 0x00, 0xea, 0x3e, 0x00, 0x01, 0x00, 0x08, 0x00, 0x17, 0x00, 0x00, 0x05,
+        0x00, 0x00, 0x66, 0xb8, 0x10, 0x00, 0x8e, 0xd8, 0x8e, 0xd0, 0x48, 0xb8, 0x9a, 0x78, 0x56,
+        0x34, 0x12, 0x00, 0x00, 0x00, 0x66, 0xba, 0xf4, 0x00, 0xef, 0xf4};
+    load(code);
+    auto v = vcpu32();
+    v->run();
+    ASSERT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_IO) << v->run_state().detail;
+    EXPECT_EQ(v->run_state().io.port, 0xf4);
+    uint32_t data;
+    std::memcpy(&data, v->run_state().io.data, 4);
+    EXPECT_EQ(data, 0x3456789Au);
+    EXPECT_EQ(v->get_regs().rax, 0x123456789Aull);
+    abi::SpecialRegs s = v->get_sregs();
+    EXPECT_TRUE(s.efer & (1u << 10));  // LMA
+    EXPECT_EQ(s.cs.selector, 0x08);
+    EXPECT_EQ(s.cs.l, 1);
+    EXPECT_EQ(s.gdt.base, 0x500u);
+}
+
+TEST_F(HvTest, CpuidTellsTheGuestItIsVirtualized) {
+    // mov $1,%eax; cpuid; hlt
+    const uint8_t code[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0xa2, 0xf4};
+    load(code);
+    auto v = vcpu32();
+    v->run();
+    EXPECT_TRUE(v->get_regs().rcx & (1u << 31));
+}
+
+}  // namespace
+}  // namespace softkvm::hv
