@@ -50,6 +50,10 @@ class Cpu {
     // Guest RAM at guest-physical [gpa, gpa+size), backed by `host`.
     void add_ram(uint64_t gpa, uint64_t size, uint8_t* host);
 
+    // The host wrote guest RAM behind the CPU's back (a loader, a test): drop decoded code
+    // of the pages in [gpa, gpa+len).
+    void host_wrote(uint64_t gpa, uint64_t len);
+
     CpuState& state() { return s_; }
     const CpuState& state() const { return s_; }
     // Call after changing state() from outside: recomputes the mode, flushes the TLB.

@@ -215,6 +215,14 @@ void Cpu::read_bytes(uint64_t lin, void* dst, size_t n, Access acc, bool supervi
     for (size_t k = 0; k < n; ++k) out[k] = static_cast<uint8_t>(read_slow(lin + k, 1, acc, user));
 }
 
+void Cpu::host_wrote(uint64_t gpa, uint64_t len) {
+    if (len == 0) return;
+    for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; ++p) {
+        if (p < code_page_.size()) code_page_[p] = 0;
+        invalidate_code_page(p);
+    }
+}
+
 // A store hit a page holding decoded code: drop its blocks (self-modifying code) and let
 // write-TLB entries to it be installed again.
 void Cpu::code_written(uint64_t page) {

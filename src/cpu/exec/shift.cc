@@ -11,13 +11,19 @@ uint8_t masked_count(Cpu& c, const DecodedInsn& i, int n) {
     return static_cast<uint8_t>(raw & (i.op[0].size == 8 ? 0x3F : 0x1F));
 }
 
+// A count of 0 changes nothing, except that a 32-bit register destination is still
+// written, which clears its upper half in 64-bit mode (as on hardware).
+void zero_count(Cpu& c, const DecodedInsn& i) {
+    if (i.op[0].kind == OpKind::Gpr && i.op[0].size == 4) c.write_op(i, 0, c.read_op(i, 0));
+}
+
 enum class Sh { Shl, Shr, Sar };
 
 template <Sh K>
 void op_shift(Cpu& c, const DecodedInsn& i) {
     const uint8_t size = i.op[0].size, bits = size * 8;
     const uint8_t n = masked_count(c, i, 1);
-    if (n == 0) return;  // no flags change
+    if (n == 0) return zero_count(c, i);  // no flags change
     const uint64_t m = size_mask(size);
     const uint64_t a = c.read_op(i, 0);
     uint64_t r;
@@ -50,7 +56,7 @@ template <bool Left>
 void op_rotate(Cpu& c, const DecodedInsn& i) {
     const uint8_t size = i.op[0].size, bits = size * 8;
     const uint8_t n = masked_count(c, i, 1);
-    if (n == 0) return;
+    if (n == 0) return zero_count(c, i);
     const uint64_t m = size_mask(size);
     const uint64_t a = c.read_op(i, 0);
     const uint8_t k = n % bits;
@@ -77,7 +83,7 @@ void op_rotate_carry(Cpu& c, const DecodedInsn& i) {
     if (size == 2) n %= 17;
     const uint64_t a = c.read_op(i, 0);
     bool cf = c.flags() & FLAG_CF;
-    if (n == 0) return;
+    if (n == 0) return zero_count(c, i);
     uint64_t r = a;
     const bool of_before = ((a & sign_bit(size)) != 0) != cf;  // RCR's OF uses the inputs
     for (uint8_t k = 0; k < n; ++k) {
@@ -101,13 +107,13 @@ template <bool Left>
 void op_double_shift(Cpu& c, const DecodedInsn& i) {
     const uint8_t size = i.op[0].size, bits = size * 8;
     const uint8_t n = masked_count(c, i, 2);
-    if (n == 0) return;
+    if (n == 0) return zero_count(c, i);
     const uint64_t m = size_mask(size);
     const uint64_t a = c.read_op(i, 0);
     const uint64_t b = c.read_op(i, 1);
     uint64_t r;
     bool cf;
-    if (n >= bits) {  // only possible for 16-bit operands; the SDM leaves it undefined
+    if (n > bits) {  // only possible for 16-bit operands; the SDM leaves it undefined
         r = Left ? (b << (n - bits)) & m : (b >> (n - bits)) & m;
         cf = Left ? (b >> (2 * bits - n)) & 1 : (b >> (n - bits - 1)) & 1;
     } else if (Left) {
