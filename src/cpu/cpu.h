@@ -77,17 +77,67 @@ class Cpu {
     void jump(uint64_t target);  // sets the next RIP (canonical check in 64-bit mode)
 
     uint64_t& gpr(uint8_t r) { return s_.gpr[r]; }
-    uint64_t read_gpr(uint8_t r, uint8_t size, bool hi8 = false) const;
-    void write_gpr(uint8_t r, uint8_t size, uint64_t v, bool hi8 = false);
+    uint64_t read_gpr(uint8_t r, uint8_t size, bool hi8 = false) const {
+        const uint64_t v = s_.gpr[r];
+        if (hi8) return (v >> 8) & 0xFF;
+        return size >= 8 ? v : v & ((1ull << (size * 8)) - 1);
+    }
+    void write_gpr(uint8_t r, uint8_t size, uint64_t v, bool hi8 = false) {
+        uint64_t& g = s_.gpr[r];
+        switch (size) {
+            case 1:
+                if (hi8)
+                    g = (g & ~0xFF00ull) | ((v & 0xFF) << 8);
+                else
+                    g = (g & ~0xFFull) | (v & 0xFF);
+                break;
+            case 2:
+                g = (g & ~0xFFFFull) | (v & 0xFFFF);
+                break;
+            case 4:
+                g = v & 0xFFFFFFFFull;
+                break;  // 32-bit writes zero-extend
+            default:
+                g = v;
+                break;
+        }
+    }
 
     uint64_t seg_base(uint8_t seg) const { return seg_base_[seg]; }
     uint64_t effective_address(const Operand& o) const;
     uint64_t linear(const Operand& o) const { return seg_base_[o.seg] + effective_address(o); }
-    uint64_t read_op(const DecodedInsn& i, int n);
-    void write_op(const DecodedInsn& i, int n, uint64_t v);
+    // Operand access; registers and immediates inline, the rest out of line.
+    uint64_t read_op(const DecodedInsn& i, int n) {
+        const Operand& o = i.op[n];
+        if (o.kind == OpKind::Gpr) return read_gpr(o.reg, o.size, o.hi8);
+        if (o.kind == OpKind::Imm) return static_cast<uint64_t>(o.value);
+        return read_op_slow(o);
+    }
+    void write_op(const DecodedInsn& i, int n, uint64_t v) {
+        const Operand& o = i.op[n];
+        if (o.kind == OpKind::Gpr) return write_gpr(o.reg, o.size, v, o.hi8);
+        write_op_slow(o, v);
+    }
+    uint64_t read_op_slow(const Operand& o);
+    void write_op_slow(const Operand& o, uint64_t v);
 
-    uint64_t read_mem(uint64_t lin, uint8_t size, Access acc = Access::Read);
-    void write_mem(uint64_t lin, uint8_t size, uint64_t v);
+    uint64_t read_mem(uint64_t lin, uint8_t size, Access acc = Access::Read) {
+        const TlbEntry& t = tlb_read_[(lin >> 12) & (kTlbSize - 1)];
+        if (t.tag == tlb_tag(lin, user_access()) && (lin & 0xFFF) + size <= 0x1000) {
+            uint64_t v = 0;
+            std::memcpy(&v, t.host + (lin & 0xFFF), size);
+            return v;
+        }
+        return read_slow(lin, size, acc, user_access());
+    }
+    void write_mem(uint64_t lin, uint8_t size, uint64_t v) {
+        const TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
+        if (t.tag == tlb_tag(lin, user_access()) && (lin & 0xFFF) + size <= 0x1000) {
+            std::memcpy(t.host + (lin & 0xFFF), &v, size);
+            return;
+        }
+        write_slow(lin, size, v, user_access());
+    }
     // Reads `n` bytes of guest-linear memory (used by the decoder and descriptor loads).
     void read_bytes(uint64_t lin, void* dst, size_t n, Access acc, bool supervisor);
     // System-structure accesses (GDT, IDT, TSS, page tables) ignore CPL.

@@ -180,27 +180,6 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
     phys_write(phys, size, v);
 }
 
-uint64_t Cpu::read_mem(uint64_t lin, uint8_t size, Access acc) {
-    const bool user = user_access();
-    const TlbEntry& t = tlb_read_[(lin >> 12) & (kTlbSize - 1)];
-    if (t.tag == tlb_tag(lin, user) && (lin & 0xFFF) + size <= 0x1000) {
-        uint64_t v = 0;
-        std::memcpy(&v, t.host + (lin & 0xFFF), size);
-        return v;
-    }
-    return read_slow(lin, size, acc, user);
-}
-
-void Cpu::write_mem(uint64_t lin, uint8_t size, uint64_t v) {
-    const bool user = user_access();
-    const TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
-    if (t.tag == tlb_tag(lin, user) && (lin & 0xFFF) + size <= 0x1000) {
-        std::memcpy(t.host + (lin & 0xFFF), &v, size);
-        return;
-    }
-    write_slow(lin, size, v, user);
-}
-
 uint64_t Cpu::read_sys(uint64_t lin, uint8_t size) {
     return read_slow(lin, size, Access::Read, false);
 }

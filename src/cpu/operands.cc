@@ -4,33 +4,6 @@
 
 namespace softkvm::cpu {
 
-uint64_t Cpu::read_gpr(uint8_t r, uint8_t size, bool hi8) const {
-    uint64_t v = s_.gpr[r];
-    if (hi8) return (v >> 8) & 0xFF;
-    return v & size_mask(size);
-}
-
-void Cpu::write_gpr(uint8_t r, uint8_t size, uint64_t v, bool hi8) {
-    uint64_t& g = s_.gpr[r];
-    switch (size) {
-        case 1:
-            if (hi8)
-                g = (g & ~0xFF00ull) | ((v & 0xFF) << 8);
-            else
-                g = (g & ~0xFFull) | (v & 0xFF);
-            break;
-        case 2:
-            g = (g & ~0xFFFFull) | (v & 0xFFFF);
-            break;
-        case 4:
-            g = v & 0xFFFFFFFFull;
-            break;  // 32-bit writes zero-extend
-        default:
-            g = v;
-            break;
-    }
-}
-
 uint64_t Cpu::effective_address(const Operand& o) const {
     uint64_t ea = static_cast<uint64_t>(o.value);
     if (o.reg == kRegRip)
@@ -41,8 +14,7 @@ uint64_t Cpu::effective_address(const Operand& o) const {
     return o.addrsize >= 8 ? ea : ea & size_mask(o.addrsize);
 }
 
-uint64_t Cpu::read_op(const DecodedInsn& i, int n) {
-    const Operand& o = i.op[n];
+uint64_t Cpu::read_op_slow(const Operand& o) {
     switch (o.kind) {
         case OpKind::Gpr:
             return read_gpr(o.reg, o.size, o.hi8);
@@ -57,8 +29,7 @@ uint64_t Cpu::read_op(const DecodedInsn& i, int n) {
     }
 }
 
-void Cpu::write_op(const DecodedInsn& i, int n, uint64_t v) {
-    const Operand& o = i.op[n];
+void Cpu::write_op_slow(const Operand& o, uint64_t v) {
     switch (o.kind) {
         case OpKind::Gpr:
             write_gpr(o.reg, o.size, v, o.hi8);
