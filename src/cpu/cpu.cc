@@ -152,15 +152,60 @@ Block* Cpu::find_block() {
     return build_block(phys, key);
 }
 
+// Events at an instruction boundary: a due deadline, a halted CPU, a pending interrupt.
+// Returns true when run() must return `stop`.
+bool Cpu::boundary_events(StopReason& stop) {
+    if (clock() >= deadline_) {
+        deadline_ = kNever;
+        owner_.deadline();  // may set a new deadline and request an interrupt
+    }
+    const bool window = (s_.rflags & FLAG_IF) && icount_ >= inhibit_until_;
+    if (irq_requested_ && window) {
+        const int vector = owner_.acknowledge_interrupt();
+        if (vector < 0) {
+            irq_requested_ = false;
+        } else {
+            halted_ = false;
+            try {
+                raise_fault(GuestFault{static_cast<uint8_t>(vector), false, 0}, s_.rip);
+            } catch (const StopBeforeRetire&) {
+                if (stop_detail_.empty()) stop_detail_ = "interrupt delivery touched MMIO";
+                stop = StopReason::Emulation;
+                return true;
+            }
+            if (shutdown_) {
+                stop = StopReason::Shutdown;
+                return true;
+            }
+        }
+    }
+    if (halted_) {
+        if (deadline_ == kNever) {
+            stop = StopReason::Halted;
+            return true;
+        }
+        idle_ += deadline_ - clock();  // virtual time skips to the next timer event
+    }
+    return false;
+}
+
 StopReason Cpu::run(uint64_t insn_limit) {
     stop_flags_ = 0;
     stop_detail_.clear();
     Block* prev = nullptr;
+    const uint64_t limit = insn_limit ? insn_limit : kNever;
     for (;;) {
-        if (insn_limit && icount_ >= insn_limit) return StopReason::InsnLimit;
+        if (icount_ >= limit) return StopReason::InsnLimit;
+        if (halted_ || irq_requested_ || clock() >= deadline_) {
+            StopReason stop;
+            if (boundary_events(stop)) return stop;
+            if (halted_) continue;
+            prev = nullptr;
+        }
         retired_blocks_.clear();
         Block* b = nullptr;
         size_t done = 0;
+        const bool single_step = s_.rflags & FLAG_TF;
         try {
             // Follow a cached link from the previous block when it is still valid.
             if (prev) {
@@ -179,7 +224,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 }
             }
             size_t n = b->insns.size();
-            if (insn_limit && insn_limit - icount_ < n) n = insn_limit - icount_;
+            uint64_t budget = limit - icount_;
+            if (deadline_ != kNever) budget = std::min(budget, deadline_ - clock());
+            // One instruction at a time while single-stepping, or while an interrupt
+            // waits for the STI shadow to pass.
+            if (single_step || (irq_requested_ && icount_ < inhibit_until_)) budget = 1;
+            if (budget < n) n = budget;
             const DecodedInsn* in = b->insns.data();
             for (; done < n; ++done) {
                 next_rip_ = s_.rip + in[done].len;
@@ -191,15 +241,26 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 }
             }
             icount_ += done;
+            if (stop_flags_ & kStopShadow) {
+                inhibit_until_ = icount_ + 1;
+                stop_flags_ &= ~kStopShadow;
+            }
             if (stop_flags_ & kStopBlockGone)
                 prev = nullptr, stop_flags_ &= ~kStopBlockGone;
             else
                 prev = b;
+            if (single_step && done == 1) {
+                // Single-step trap after the instruction (SDM vol. 3 §17.3.1.4): DR6.BS.
+                s_.dr[6] |= kDr6SingleStep;
+                prev = nullptr;
+                raise_fault(GuestFault{VEC_DB, false, 0}, s_.rip);
+                if (shutdown_) return StopReason::Shutdown;
+            }
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
             icount_ += done;
             prev = nullptr;
-            stop_flags_ &= ~kStopBlockGone;
+            stop_flags_ &= ~(kStopBlockGone | kStopShadow);
             try {
                 raise_fault(f, s_.rip);
             } catch (const StopBeforeRetire&) {

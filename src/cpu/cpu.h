@@ -36,6 +36,7 @@ enum class StopReason : uint8_t {
     InsnLimit,  // the instruction limit was reached
     Shutdown,   // triple fault
     Emulation,  // an instruction or state softkvm cannot execute; see stop_detail()
+    Halted,     // HLT with nothing that can wake the CPU (no interrupt, no deadline)
 };
 
 enum class Access : uint8_t { Read, Write, Exec };
@@ -63,6 +64,18 @@ class Cpu {
     // (0 = no limit), or the guest cannot go on.
     StopReason run(uint64_t insn_limit);
     uint64_t instructions_retired() const { return icount_; }
+
+    // Virtual time (design.md "Time"): one tick per retired instruction plus the ticks
+    // skipped while halted. The TSC is clock() + the guest's TSC offset.
+    uint64_t clock() const { return icount_ + idle_; }
+    static constexpr uint64_t kNever = ~0ull;
+    // The owner wants CpuOwner::deadline() called when clock() reaches `at` (kNever: no).
+    void set_deadline(uint64_t at) { deadline_ = at; }
+    uint64_t deadline() const { return deadline_; }
+    // The owner has an interrupt that may be deliverable: at the next boundary where
+    // RFLAGS.IF allows, the CPU calls CpuOwner::acknowledge_interrupt().
+    void request_interrupt_check() { irq_requested_ = true; }
+    bool halted() const { return halted_; }
     const std::string& stop_detail() const { return stop_detail_; }
     std::string dump_state() const;
 
@@ -168,7 +181,10 @@ class Cpu {
     void port_in(uint16_t port, uint8_t size, uint32_t& value);
     void port_out(uint16_t port, uint8_t size, uint32_t value);
     void halt();
+    void sti_shadow() { stop_flags_ |= kStopShadow; }
     void swapgs();
+    void syscall();
+    void sysret(uint8_t opsize);
     // Translates `lin` for `acc` at the current privilege (#PF if it cannot be accessed).
     void check_access(uint64_t lin, Access acc) { translate(lin, acc, user_access()); }
     void require_cpl0() {
@@ -209,6 +225,7 @@ class Cpu {
     void update_mode();
 
     void deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip, bool soft);
+    bool boundary_events(StopReason& stop);
     void deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip,
                         bool soft);
     void raise_fault(const GuestFault& f, uint64_t return_rip);
@@ -217,10 +234,17 @@ class Cpu {
     CpuState s_;
     std::vector<Ram> ram_;
     uint64_t icount_ = 0;
+    uint64_t idle_ = 0;           // virtual ticks spent halted
+    uint64_t deadline_ = kNever;  // clock() value of the owner's next timer event
+    uint64_t inhibit_until_ = 0;  // interrupts blocked while icount_ < this (STI shadow)
+    bool irq_requested_ = false;
+    bool halted_ = false;
     uint64_t next_rip_ = 0;
-    static constexpr uint32_t kStopOwner = 1;      // the owner asked to stop
-    static constexpr uint32_t kStopBlockGone = 2;  // the executing block was invalidated
-    uint32_t stop_flags_ = 0;                      // kStop* bits, checked after every instruction
+    static constexpr uint32_t kStopOwner = 1;               // the owner asked to stop
+    static constexpr uint32_t kStopBlockGone = 2;           // the executing block was invalidated
+    static constexpr uint32_t kStopShadow = 4;              // STI opened IF: one-instruction shadow
+    static constexpr uint64_t kDr6SingleStep = 1ull << 14;  // DR6.BS
+    uint32_t stop_flags_ = 0;  // kStop* bits, checked after every instruction
     std::string stop_detail_;
     std::array<uint64_t, SEG_COUNT> seg_base_{};
 

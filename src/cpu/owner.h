@@ -32,8 +32,14 @@ class CpuOwner {
     virtual MsrResult wrmsr(uint32_t index, uint64_t value) = 0;
     // Called with the CPU model's answer; the owner may adjust it.
     virtual void cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& regs) = 0;
-    // HLT retired.
+    // HLT retired. Done: the CPU waits (for acknowledge_interrupt() or the deadline);
+    // Exit: stop and let the owner handle it.
     virtual Action hlt() = 0;
+    // Virtual time reached the deadline set with Cpu::set_deadline().
+    virtual void deadline() {}
+    // The CPU can take an external interrupt now: return its vector (and consider it
+    // delivered), or -1 if none is pending after all.
+    virtual int acknowledge_interrupt() { return -1; }
 };
 
 }  // namespace softkvm::cpu

@@ -338,6 +338,55 @@ void Cpu::iret(uint8_t opsize) {
     jump(rip);
 }
 
+// ---- SYSCALL / SYSRET (SDM vol. 2, 64-bit mode forms) ----
+
+namespace {
+Segment flat_segment(uint16_t sel, bool code, uint8_t dpl) {
+    Segment s;
+    s.selector = sel;
+    s.base = 0;
+    s.limit = 0xFFFFFFFF;
+    s.g = true;
+    s.s = true;
+    s.present = true;
+    s.dpl = dpl;
+    s.type = code ? 0xB : 0x3;
+    s.l = code;
+    s.db = !code;
+    return s;
+}
+}  // namespace
+
+void Cpu::syscall() {
+    if (!(s_.efer & msr::EFER_SCE)) undefined();
+    if (s_.mode != Mode::Long64) unsupported("SYSCALL outside 64-bit mode is not implemented");
+    const uint16_t sel = static_cast<uint16_t>(s_.star >> 32) & 0xFFFC;
+    s_.gpr[RCX] = next_rip_;
+    s_.gpr[R11] = s_.rflags & ~FLAG_RF;
+    s_.rflags = (s_.rflags & ~(s_.fmask | FLAG_RF)) | FLAG_FIXED1;
+    s_.seg[CS] = flat_segment(sel, true, 0);
+    s_.seg[SS] = flat_segment(static_cast<uint16_t>(sel + 8), false, 0);
+    s_.cpl = 0;
+    update_mode();
+    next_rip_ = s_.lstar;
+}
+
+void Cpu::sysret(uint8_t opsize) {
+    if (!(s_.efer & msr::EFER_SCE)) undefined();
+    if (s_.mode != Mode::Long64) unsupported("SYSRET outside 64-bit mode is not implemented");
+    require_cpl0();
+    if (opsize != 8) unsupported("SYSRET to compatibility mode is not implemented");
+    if (!canonical(s_.gpr[RCX])) fault(VEC_GP, 0);
+    const uint16_t base = static_cast<uint16_t>(s_.star >> 48);
+    s_.seg[CS] = flat_segment(static_cast<uint16_t>((base + 16) | 3), true, 3);
+    // SS keeps the selector's RPL 3 and a flat writable data cache (SDM: SYSRET).
+    s_.seg[SS] = flat_segment(static_cast<uint16_t>((base + 8) | 3), false, 3);
+    s_.rflags = (s_.gpr[R11] & FLAGS_WRITABLE & ~(FLAG_RF | FLAG_VM)) | FLAG_FIXED1;
+    s_.cpl = 3;
+    update_mode();
+    next_rip_ = s_.gpr[RCX];
+}
+
 // ---- CPUID, time, I/O, HLT ----
 
 void Cpu::cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
@@ -346,7 +395,7 @@ void Cpu::cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
 }
 
 uint64_t Cpu::tsc() const {
-    return icount_ + s_.tsc_offset;
+    return clock() + s_.tsc_offset;
 }
 
 void Cpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
@@ -363,7 +412,12 @@ void Cpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
 
 void Cpu::halt() {
     require_cpl0();
-    if (owner_.hlt() == Action::Exit) stop_flags_ |= kStopOwner;
+    // Done: the CPU waits for an interrupt (or the owner's next deadline); Exit: the
+    // owner handles HLT itself (a userspace HLT exit).
+    if (owner_.hlt() == Action::Exit)
+        stop_flags_ |= kStopOwner;
+    else
+        halted_ = true;
 }
 
 }  // namespace softkvm::cpu

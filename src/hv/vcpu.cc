@@ -69,6 +69,9 @@ void Vcpu::run() {
         case cpu::StopReason::InsnLimit:
             run_.exit_reason = abi::KVM_EXIT_INTR;
             break;
+        case cpu::StopReason::Halted:
+            run_.exit_reason = abi::KVM_EXIT_HLT;
+            break;
         case cpu::StopReason::Shutdown:
             run_.exit_reason = abi::KVM_EXIT_SHUTDOWN;
             run_.detail = cpu_.stop_detail();
@@ -150,10 +153,11 @@ void Vcpu::cpuid(uint32_t leaf, uint32_t, cpu::CpuidRegs& regs) {
     }
 }
 
-// Without an in-kernel irqchip KVM reports HLT to userspace (KVM_EXIT_HLT).
+// The vCPU halts in the hv layer, as KVM's with an in-kernel local APIC does: it wakes
+// for an interrupt or a timer deadline, and only a halt nothing can end reaches
+// userspace as KVM_EXIT_HLT.
 cpu::Action Vcpu::hlt() {
-    run_.exit_reason = abi::KVM_EXIT_HLT;
-    return cpu::Action::Exit;
+    return cpu::Action::Done;
 }
 
 abi::Regs Vcpu::get_regs() const {

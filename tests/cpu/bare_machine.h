@@ -26,6 +26,10 @@ class RecordingOwner : public CpuOwner {
     bool in_exits = false;
     bool in_ready = false;
     int hlts = 0;
+    bool hlt_waits = false;  // HLT waits for an interrupt instead of exiting
+    int irq_vector = -1;     // the next interrupt to deliver (once)
+    int deadlines = 0;
+    Cpu* cpu = nullptr;
 
     Action port_in(uint16_t port, uint8_t, uint32_t& value) override {
         ins.push_back(port);
@@ -51,7 +55,16 @@ class RecordingOwner : public CpuOwner {
     void cpuid(uint32_t, uint32_t, CpuidRegs&) override {}
     Action hlt() override {
         ++hlts;
-        return Action::Exit;
+        return hlt_waits ? Action::Done : Action::Exit;
+    }
+    void deadline() override {
+        ++deadlines;
+        if (cpu) cpu->request_interrupt_check();
+    }
+    int acknowledge_interrupt() override {
+        const int v = irq_vector;
+        irq_vector = -1;
+        return v;
     }
 };
 
@@ -67,6 +80,7 @@ class BareMachine {
     BareMachine() : ram_(static_cast<uint8_t*>(std::aligned_alloc(4096, kRamSize))), cpu_(owner_) {
         std::memset(ram_, 0, kRamSize);
         cpu_.add_ram(0, kRamSize, ram_);
+        owner_.cpu = &cpu_;
         // Page tables: PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000, two 2 MiB pages.
         put64(0x1000, 0x2000 | PTE_P | PTE_RW);
         put64(0x2000, 0x3000 | PTE_P | PTE_RW);

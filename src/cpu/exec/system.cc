@@ -17,6 +17,7 @@ void op_cli(Cpu& c, const DecodedInsn&) {
 
 void op_sti(Cpu& c, const DecodedInsn&) {
     if (c.state().cpl > iopl(c)) c.fault(VEC_GP, 0);
+    if (!(c.flags() & FLAG_IF)) c.sti_shadow();  // no interrupt before the next instruction
     c.state().rflags |= FLAG_IF;
 }
 
@@ -237,6 +238,13 @@ void op_clflush(Cpu& c, const DecodedInsn& i) {
     c.check_access(c.linear(i.op[0]), Access::Read);
 }
 
+void op_syscall(Cpu& c, const DecodedInsn&) {
+    c.syscall();
+}
+void op_sysret(Cpu& c, const DecodedInsn& i) {
+    c.sysret(i.opsize);
+}
+
 void op_swapgs(Cpu& c, const DecodedInsn&) {
     c.swapgs();
 }
@@ -281,6 +289,8 @@ void register_system(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_INVD].fn = op_privileged_nop;
     t[ZYDIS_MNEMONIC_CLFLUSH].fn = op_clflush;
     t[ZYDIS_MNEMONIC_SWAPGS].fn = op_swapgs;
+    t[ZYDIS_MNEMONIC_SYSCALL] = {op_syscall, true};
+    t[ZYDIS_MNEMONIC_SYSRET] = {op_sysret, true};
     t[ZYDIS_MNEMONIC_CLTS].fn = op_clts;
     t[ZYDIS_MNEMONIC_STAC].fn = op_stac_clac<true>;
     t[ZYDIS_MNEMONIC_CLAC].fn = op_stac_clac<false>;

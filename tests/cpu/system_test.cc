@@ -1,0 +1,126 @@
+// System-level behaviour of the software CPU: SYSCALL/SYSRET, single-step, interrupts
+// with virtual-time deadlines, the STI shadow.
+#include <gtest/gtest.h>
+
+#include "machine.h"
+
+namespace softkvm::cpu::test {
+namespace {
+
+using SystemTest = Machine;
+
+TEST_F(SystemTest, SyscallAndSysretRoundTripThroughRing3) {
+    // Make the first 2 MiB user-accessible (the kernel runs there too; no SMEP).
+    put64(0x1000, get64(0x1000) | PTE_US);
+    put64(0x2000, get64(0x2000) | PTE_US);
+    put64(0x3000, get64(0x3000) | PTE_US);
+    // Kernel: EFER.SCE; STAR = 0x0013'0008'0000'0000; LSTAR = 0x10100; FMASK = IF;
+    // rcx = 0x11000; r11 = 0x202; sysretq
+    const uint8_t kernel[] = {
+        0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x83, 0xc8, 0x01, 0x0f, 0x30, 0xb9, 0x81,
+        0x00, 0x00, 0xc0, 0x31, 0xc0, 0xba, 0x08, 0x00, 0x13, 0x00, 0x0f, 0x30, 0xb9, 0x82,
+        0x00, 0x00, 0xc0, 0xb8, 0x00, 0x01, 0x01, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0xb9, 0x84,
+        0x00, 0x00, 0xc0, 0xb8, 0x00, 0x02, 0x00, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0xb9, 0x00,
+        0x10, 0x01, 0x00, 0x41, 0xbb, 0x02, 0x02, 0x00, 0x00, 0x48, 0x0f, 0x07};
+    const uint8_t user[] = {0xbb, 0x77, 0x00, 0x00, 0x00, 0x0f, 0x05};   // mov $0x77,%ebx; syscall
+    const uint8_t entry[] = {0x48, 0x89, 0xce, 0x4c, 0x89, 0xdf, 0xf4};  // rsi=rcx; rdi=r11; hlt
+    load(kernel);
+    load(user, 0x11000);
+    load(entry, 0x10100);
+    // Stop right after SYSRET: ring 3 with the selectors STAR names.
+    const uint64_t kernel_insns = 19;
+    EXPECT_EQ(cpu_.run(kernel_insns), StopReason::InsnLimit);
+    EXPECT_EQ(cpu_.state().cpl, 3);
+    EXPECT_EQ(cpu_.state().seg[CS].selector, 0x23);
+    EXPECT_EQ(cpu_.state().seg[SS].selector, 0x1b);
+    EXPECT_EQ(cpu_.state().rip, 0x11000u);
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    const CpuState& s = cpu_.state();
+    EXPECT_EQ(s.gpr[RBX], 0x77u);
+    EXPECT_EQ(s.cpl, 0);
+    EXPECT_EQ(s.seg[CS].selector, 0x08);
+    EXPECT_EQ(s.seg[SS].selector, 0x10);
+    EXPECT_EQ(s.gpr[RSI], 0x11007u);   // RCX: return address
+    EXPECT_EQ(s.gpr[RDI], 0x202u);     // R11: user RFLAGS
+    EXPECT_FALSE(s.rflags & FLAG_IF);  // masked by FMASK
+}
+
+TEST_F(SystemTest, SysretFromRing3IsGp) {
+    put64(0x1000, get64(0x1000) | PTE_US);
+    put64(0x2000, get64(0x2000) | PTE_US);
+    put64(0x3000, get64(0x3000) | PTE_US);
+    cpu_.state().efer |= msr::EFER_SCE;
+    cpu_.state().seg[CS].dpl = 3;
+    cpu_.state().seg[CS].selector = 0x23;
+    cpu_.state().seg[SS].dpl = 3;
+    cpu_.state_changed();
+    const uint8_t code[] = {0x48, 0x0f, 0x07};  // sysretq
+    load(code);
+    cpu_.state().tr.base = 0x6000;  // TSS: RSP0 for the ring change
+    put64(0x6004, 0x70000);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_GP);
+    EXPECT_EQ(frame(1), kCode);
+    EXPECT_EQ(frame(2), 0x23u);                             // CS of the faulting ring-3 code
+    EXPECT_EQ(cpu_.state().gpr[RSP] & ~0xFFull, 0x6FF00u);  // on the RSP0 stack
+}
+
+TEST_F(SystemTest, TrapFlagStepsOneInstructionThenRaisesDb) {
+    // pushfq; orq $0x100,(%rsp); popfq; nop; inc %eax
+    const uint8_t code[] = {0x9c, 0x48, 0x81, 0x0c, 0x24, 0x00, 0x01,
+                            0x00, 0x00, 0x9d, 0x90, 0xff, 0xc0};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_DB);
+    EXPECT_EQ(frame(0), kCode + 11);               // trap: after the NOP that followed POPF
+    EXPECT_TRUE(frame(2) & FLAG_TF);               // pushed RFLAGS still has TF
+    EXPECT_TRUE(cpu_.state().dr[6] & (1u << 14));  // DR6.BS
+}
+
+TEST_F(SystemTest, DeadlineWakesHaltedCpuWithInterrupt) {
+    owner_.hlt_waits = true;
+    owner_.irq_vector = 0x40;
+    const uint8_t code[] = {0xfb, 0xf4, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4};  // sti; hlt; ...
+    load(code);
+    cpu_.set_deadline(1000);
+    cpu_.run(0);
+    EXPECT_EQ(owner_.deadlines, 1);
+    EXPECT_EQ(vector_taken(), 0x40);
+    EXPECT_EQ(frame(0), kCode + 2);                   // the interrupt returns after the HLT
+    EXPECT_EQ(cpu_.instructions_retired(), 2u + 3u);  // sti, hlt, then the stub's three
+    EXPECT_EQ(cpu_.clock(), 1000u + 3u);              // virtual time skipped to the deadline
+}
+
+TEST_F(SystemTest, StiShadowDefersAPendingInterruptPastTheNextInstruction) {
+    owner_.hlt_waits = true;
+    owner_.irq_vector = 0x41;
+    cpu_.request_interrupt_check();
+    const uint8_t code[] = {0xfb, 0xf4, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4};  // sti; hlt; ...
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), 0x41);
+    EXPECT_EQ(frame(0), kCode + 2);  // HLT ran first: not taken between STI and HLT
+}
+
+TEST_F(SystemTest, HaltWithNothingToWakeItStops) {
+    owner_.hlt_waits = true;
+    const uint8_t code[] = {0xf4};  // hlt with IF=0
+    load(code);
+    EXPECT_EQ(cpu_.run(0), StopReason::Halted);
+    EXPECT_TRUE(cpu_.halted());
+    EXPECT_EQ(cpu_.run(0), StopReason::Halted);  // stays halted
+}
+
+TEST_F(SystemTest, MaskedInterruptWaitsForIf) {
+    owner_.irq_vector = 0x42;
+    cpu_.request_interrupt_check();
+    // nop; nop; sti; nop; hlt
+    const uint8_t code[] = {0x90, 0x90, 0xfb, 0x90, 0xf4};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), 0x42);
+    EXPECT_EQ(frame(0), kCode + 4);  // after the NOP in the STI shadow
+}
+
+}  // namespace
+}  // namespace softkvm::cpu::test
