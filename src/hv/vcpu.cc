@@ -48,10 +48,14 @@ cpu::Segment from_abi(const abi::Segment& s) {
 
 // CPUID.1:ECX bit 31: "running under a hypervisor", set by KVM for its guests.
 constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
+// The in-kernel local APIC's CPUID bits (SDM vol. 2, CPUID leaf 1).
+constexpr uint32_t kCpuid1EcxX2apic = 1u << 21;
+constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
+constexpr uint32_t kCpuid1EdxApic = 1u << 9;
 
 }  // namespace
 
-Vcpu::Vcpu(const Vm& vm, uint32_t id) : id_(id), cpu_(*this) {
+Vcpu::Vcpu(const Vm& vm, uint32_t id) : id_(id), cpu_(*this), lapic_(id) {
     for (const MemorySlot& s : vm.slots()) cpu_.add_ram(s.gpa, s.size, s.host);
 }
 
@@ -113,6 +117,13 @@ cpu::Action Vcpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
 }
 
 cpu::Action Vcpu::mmio_read(uint64_t gpa, uint8_t size, uint64_t& value) {
+    if (apic_mmio(gpa)) {
+        uint32_t v = 0;
+        // Misaligned or reserved accesses read 0 (KVM's behaviour for the APIC page).
+        if ((gpa & 3) == 0 && size == 4) lapic_.read(gpa & 0xFF0, v, cpu_.clock(), false);
+        value = (gpa & 0xF) == 0 ? v : 0;
+        return cpu::Action::Done;
+    }
     if (pending_ == Pending::MmioRead && run_.mmio.phys_addr == gpa && run_.mmio.len == size) {
         pending_ = Pending::None;
         value = 0;
@@ -129,6 +140,12 @@ cpu::Action Vcpu::mmio_read(uint64_t gpa, uint8_t size, uint64_t& value) {
 }
 
 cpu::Action Vcpu::mmio_write(uint64_t gpa, uint8_t size, uint64_t value) {
+    if (apic_mmio(gpa)) {
+        if ((gpa & 0xF) == 0 && size == 4)
+            lapic_.write(gpa & 0xFF0, static_cast<uint32_t>(value), cpu_.clock(), false);
+        sync_apic();
+        return cpu::Action::Done;
+    }
     run_.exit_reason = abi::KVM_EXIT_MMIO;
     run_.mmio = {};
     run_.mmio.phys_addr = gpa;
@@ -138,17 +155,106 @@ cpu::Action Vcpu::mmio_write(uint64_t gpa, uint8_t size, uint64_t value) {
     return cpu::Action::Exit;
 }
 
-// No MSR is virtualized by hv yet; the CPU model's own table answers.
-cpu::MsrResult Vcpu::rdmsr(uint32_t, uint64_t&) {
+cpu::MsrResult Vcpu::rdmsr(uint32_t index, uint64_t& value) {
+    if (index == cpu::msr::IA32_APIC_BASE || index == apic::IA32_TSC_DEADLINE ||
+        (index >= apic::kMsrBase && index < apic::kMsrBase + 0x100))
+        return apic_rdmsr(index, value);
     return cpu::MsrResult::NotMine;
 }
-cpu::MsrResult Vcpu::wrmsr(uint32_t, uint64_t) {
+
+cpu::MsrResult Vcpu::wrmsr(uint32_t index, uint64_t value) {
+    if (index == cpu::msr::IA32_APIC_BASE || index == apic::IA32_TSC_DEADLINE ||
+        (index >= apic::kMsrBase && index < apic::kMsrBase + 0x100))
+        return apic_wrmsr(index, value);
     return cpu::MsrResult::NotMine;
+}
+
+// ---- Local APIC plumbing ----
+
+bool Vcpu::x2apic() const {
+    return cpu_.state().apic_base & cpu::msr::APIC_BASE_EXTD;
+}
+
+bool Vcpu::apic_mmio(uint64_t gpa) const {
+    const uint64_t base = cpu_.state().apic_base;
+    if (!(base & cpu::msr::APIC_BASE_EN) || x2apic()) return false;
+    return (gpa & ~0xFFFull) == (base & ~0xFFFull);
+}
+
+cpu::MsrResult Vcpu::apic_rdmsr(uint32_t index, uint64_t& value) {
+    const cpu::CpuState& s = cpu_.state();
+    if (index == cpu::msr::IA32_APIC_BASE) {
+        value = s.apic_base;
+        return cpu::MsrResult::Handled;
+    }
+    if (index == apic::IA32_TSC_DEADLINE) {
+        value = lapic_.tsc_deadline();
+        return cpu::MsrResult::Handled;
+    }
+    if (!x2apic()) return cpu::MsrResult::Fault;
+    const uint32_t off = (index - apic::kMsrBase) << 4;
+    uint32_t v = 0;
+    if (!lapic_.read(off, v, cpu_.clock(), true)) return cpu::MsrResult::Fault;
+    value = v;
+    if (off == apic::ICR_LOW) {
+        uint32_t high = 0;
+        lapic_.read(apic::ICR_HIGH, high, cpu_.clock(), false);
+        value |= static_cast<uint64_t>(high) << 32;
+    }
+    return cpu::MsrResult::Handled;
+}
+
+cpu::MsrResult Vcpu::apic_wrmsr(uint32_t index, uint64_t value) {
+    cpu::CpuState& s = cpu_.state();
+    if (index == cpu::msr::IA32_APIC_BASE) {
+        using namespace cpu::msr;
+        const uint64_t addr_mask = ((1ull << kMaxPhysAddrBits) - 1) & ~0xFFFull;
+        if (value & ~(addr_mask | APIC_BASE_BSP | APIC_BASE_EN | APIC_BASE_EXTD))
+            return cpu::MsrResult::Fault;
+        // Invalid transitions (SDM vol. 3 §11.12.5): EXTD without EN, x2APIC -> xAPIC.
+        if ((value & APIC_BASE_EXTD) && !(value & APIC_BASE_EN)) return cpu::MsrResult::Fault;
+        if (x2apic() && (value & APIC_BASE_EN) && !(value & APIC_BASE_EXTD))
+            return cpu::MsrResult::Fault;
+        s.apic_base = value;
+        return cpu::MsrResult::Handled;
+    }
+    if (index == apic::IA32_TSC_DEADLINE) {
+        lapic_.set_tsc_deadline(value, static_cast<int64_t>(s.tsc_offset));
+        sync_apic();
+        return cpu::MsrResult::Handled;
+    }
+    if (!x2apic()) return cpu::MsrResult::Fault;
+    const uint32_t off = (index - apic::kMsrBase) << 4;
+    if (off == apic::ICR_LOW) {
+        lapic_.write_icr(value, cpu_.clock());
+    } else if ((value >> 32) ||
+               !lapic_.write(off, static_cast<uint32_t>(value), cpu_.clock(), true)) {
+        return cpu::MsrResult::Fault;
+    }
+    sync_apic();
+    return cpu::MsrResult::Handled;
+}
+
+void Vcpu::sync_apic() {
+    cpu_.set_deadline(lapic_.next_deadline());
+    if (lapic_.deliverable() >= 0) cpu_.request_interrupt_check();
+}
+
+void Vcpu::deadline() {
+    lapic_.advance(cpu_.clock());
+    sync_apic();
+}
+
+int Vcpu::acknowledge_interrupt() {
+    const int v = lapic_.deliverable();
+    if (v >= 0) lapic_.accept(static_cast<uint8_t>(v));
+    return v;
 }
 
 void Vcpu::cpuid(uint32_t leaf, uint32_t, cpu::CpuidRegs& regs) {
     if (leaf == 1) {
-        regs.ecx |= kCpuid1EcxHypervisor;
+        regs.ecx |= kCpuid1EcxHypervisor | kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
+        if (cpu_.state().apic_base & cpu::msr::APIC_BASE_EN) regs.edx |= kCpuid1EdxApic;
         regs.ebx = (regs.ebx & 0x00FFFFFF) | (id_ << 24);  // initial APIC ID
     }
 }

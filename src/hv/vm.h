@@ -9,6 +9,7 @@
 #include "common/kvm_types.h"
 #include "common/result.h"
 #include "cpu/cpu.h"
+#include "hv/lapic.h"
 
 namespace softkvm::hv {
 
@@ -63,14 +64,24 @@ class Vcpu final : public cpu::CpuOwner {
     cpu::MsrResult wrmsr(uint32_t index, uint64_t value) override;
     void cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) override;
     cpu::Action hlt() override;
+    void deadline() override;
+    int acknowledge_interrupt() override;
 
   private:
     // An IN or MMIO read that exited to userspace: when the CPU re-executes the
     // instruction on the next run(), the value comes from run_.io.data / run_.mmio.data.
     enum class Pending : uint8_t { None, PortIn, MmioRead };
 
+    bool apic_mmio(uint64_t gpa) const;
+    bool x2apic() const;
+    cpu::MsrResult apic_rdmsr(uint32_t index, uint64_t& value);
+    cpu::MsrResult apic_wrmsr(uint32_t index, uint64_t value);
+    // Tells the CPU the APIC's next timer deadline and whether an interrupt waits.
+    void sync_apic();
+
     uint32_t id_;
     cpu::Cpu cpu_;
+    Lapic lapic_;
     abi::RunState run_;
     Pending pending_ = Pending::None;
     uint64_t insn_limit_ = 0;
