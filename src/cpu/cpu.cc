@@ -40,6 +40,7 @@ void Cpu::state_changed() {
     update_mode();
     // CPL is SS.DPL, as VMX and KVM define it for a loaded state.
     s_.cpl = (s_.cr0 & CR0_PE) ? s_.seg[SS].dpl : 0;
+    update_debug();
     flush_tlb();
 }
 
@@ -205,8 +206,22 @@ StopReason Cpu::run(uint64_t insn_limit) {
         retired_blocks_.clear();
         Block* b = nullptr;
         size_t done = 0;
-        const bool single_step = s_.rflags & FLAG_TF;
+        // One instruction at a time while single-stepping, while RF suppresses a
+        // breakpoint, or while any breakpoint is enabled.
+        const uint64_t step_flags = s_.rflags & (FLAG_TF | FLAG_RF);
+        const bool careful = step_flags || debug_active_;
         try {
+            if (debug_active_ && !(step_flags & FLAG_RF)) {
+                if (const uint32_t hit = code_breakpoints(s_.rip + seg_base_[CS])) {
+                    // Instruction breakpoint: a fault, before the instruction runs.
+                    s_.dr[6] = (s_.dr[6] & ~0xFull) | hit;
+                    prev = nullptr;
+                    raise_fault(GuestFault{VEC_DB, false, 0}, s_.rip);
+                    if (shutdown_) return StopReason::Shutdown;
+                    continue;
+                }
+            }
+            db_hits_ = 0;
             // Follow a cached link from the previous block when it is still valid.
             if (prev) {
                 for (const Block::Link& l : prev->links) {
@@ -226,9 +241,8 @@ StopReason Cpu::run(uint64_t insn_limit) {
             size_t n = b->insns.size();
             uint64_t budget = limit - icount_;
             if (deadline_ != kNever) budget = std::min(budget, deadline_ - clock());
-            // One instruction at a time while single-stepping, or while an interrupt
-            // waits for the STI shadow to pass.
-            if (single_step || (irq_requested_ && icount_ < inhibit_until_)) budget = 1;
+            // An interrupt waiting for the STI shadow to pass also goes one at a time.
+            if (careful || (irq_requested_ && icount_ < inhibit_until_)) budget = 1;
             if (budget < n) n = budget;
             const DecodedInsn* in = b->insns.data();
             for (; done < n; ++done) {
@@ -249,12 +263,17 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 prev = nullptr, stop_flags_ &= ~kStopBlockGone;
             else
                 prev = b;
-            if (single_step && done == 1) {
-                // Single-step trap after the instruction (SDM vol. 3 §17.3.1.4): DR6.BS.
-                s_.dr[6] |= kDr6SingleStep;
-                prev = nullptr;
-                raise_fault(GuestFault{VEC_DB, false, 0}, s_.rip);
-                if (shutdown_) return StopReason::Shutdown;
+            if (careful && done == 1) {
+                if (step_flags & FLAG_RF) s_.rflags &= ~FLAG_RF;  // RF lasts one instruction
+                // Traps after the instruction (SDM vol. 3 §17.3.1): single-step (DR6.BS)
+                // and data breakpoints (DR6.Bn).
+                const uint64_t bits = ((step_flags & FLAG_TF) ? kDr6SingleStep : 0) | db_hits_;
+                if (bits) {
+                    s_.dr[6] = (s_.dr[6] & ~0xFull) | bits;
+                    prev = nullptr;
+                    raise_fault(GuestFault{VEC_DB, false, 0}, s_.rip);
+                    if (shutdown_) return StopReason::Shutdown;
+                }
             }
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
@@ -262,7 +281,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             prev = nullptr;
             stop_flags_ &= ~(kStopBlockGone | kStopShadow);
             try {
-                raise_fault(f, s_.rip);
+                raise_fault(f, s_.rip, true);
             } catch (const StopBeforeRetire&) {
                 // Delivery needed something the model lacks (or an MMIO read).
                 if (stop_detail_.empty()) stop_detail_ = "exception delivery touched MMIO";
@@ -280,7 +299,8 @@ StopReason Cpu::run(uint64_t insn_limit) {
 
 // Delivers a fault raised by an instruction, applying the double-fault and triple-fault
 // rules when delivery itself faults.
-void Cpu::raise_fault(const GuestFault& f, uint64_t return_rip) {
+void Cpu::raise_fault(const GuestFault& f, uint64_t return_rip, bool fault_class) {
+    rf_in_image_ = fault_class && f.vector != VEC_DB;
     fault_chain_ = fmt::format("#{} error={:#x} at rip={:#x}", f.vector, f.error, s_.rip);
     uint8_t vector = f.vector;
     bool has_err = f.has_error;
@@ -353,7 +373,7 @@ void Cpu::deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t retur
     if (has_error) frame[nf++] = error;
     frame[nf++] = return_rip;
     frame[nf++] = s_.seg[CS].selector;
-    frame[nf++] = s_.rflags;
+    frame[nf++] = s_.rflags | (rf_in_image_ ? FLAG_RF : 0);
     frame[nf++] = old_rsp;
     frame[nf++] = old_ss;
     // Push SS, RSP, RFLAGS, CS, RIP, error (highest address first).
@@ -392,7 +412,7 @@ void Cpu::deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_
     const uint64_t target = (g & 0xFFFF) | ((g >> 32) & 0xFFFF0000ull);
     if ((sel & 3) != s_.cpl && s_.cpl != 0)
         unsupported("32-bit interrupt to another privilege level is not implemented");
-    push(s_.rflags, 4);
+    push(s_.rflags | (rf_in_image_ ? FLAG_RF : 0), 4);
     push(s_.seg[CS].selector, 4);
     push(return_rip, 4);
     if (has_error) push(error, 4);

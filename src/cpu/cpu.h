@@ -182,6 +182,8 @@ class Cpu {
     void port_out(uint16_t port, uint8_t size, uint32_t value);
     void halt();
     void sti_shadow() { stop_flags_ |= kStopShadow; }
+    // MOV to DR7: enables instruction and data breakpoints (SDM vol. 3 §17.2.4).
+    void write_dr7(uint64_t v);
     void swapgs();
     void syscall();
     void sysret(uint8_t opsize);
@@ -228,7 +230,12 @@ class Cpu {
     bool boundary_events(StopReason& stop);
     void deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip,
                         bool soft);
-    void raise_fault(const GuestFault& f, uint64_t return_rip);
+    // Delivers `f`; `fault_class` marks an instruction fault, whose pushed RFLAGS image
+    // has RF set so the restarted instruction does not hit its breakpoint again.
+    void raise_fault(const GuestFault& f, uint64_t return_rip, bool fault_class = false);
+    void update_debug();
+    uint32_t code_breakpoints(uint64_t lin) const;
+    void check_data_breakpoints(uint64_t lin, uint8_t size, bool write);
 
     CpuOwner& owner_;
     CpuState s_;
@@ -239,6 +246,10 @@ class Cpu {
     uint64_t inhibit_until_ = 0;  // interrupts blocked while icount_ < this (STI shadow)
     bool irq_requested_ = false;
     bool halted_ = false;
+    bool debug_active_ = false;  // some DR7 breakpoint is enabled
+    bool data_bp_ = false;       // some enabled breakpoint watches data (TLB fills off)
+    bool rf_in_image_ = false;   // the exception being delivered is a fault (RF pushed)
+    uint32_t db_hits_ = 0;       // DR6.B0-B3 of data breakpoints hit by this instruction
     uint64_t next_rip_ = 0;
     static constexpr uint32_t kStopOwner = 1;               // the owner asked to stop
     static constexpr uint32_t kStopBlockGone = 2;           // the executing block was invalidated

@@ -134,6 +134,7 @@ void Cpu::phys_write(uint64_t gpa, uint8_t size, uint64_t v) {
 }
 
 uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
+    if (data_bp_ && acc != Access::Exec) check_data_breakpoints(lin, size, false);
     uint64_t off = lin & 0xFFF;
     if (off + size > 0x1000) {  // crosses a page: split into bytes
         uint64_t v = 0;
@@ -142,7 +143,8 @@ uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
     }
     uint64_t phys = translate(lin, acc, user);
     uint8_t* h = host_page(phys & ~0xFFFull);
-    if (h && host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
+    if (h && !(data_bp_ && acc != Access::Exec) &&
+        host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
         TlbEntry& t = (acc == Access::Exec ? tlb_exec_ : tlb_read_)[(lin >> 12) & (kTlbSize - 1)];
         t.tag = tlb_tag(lin, user);
         t.host = h;
@@ -155,6 +157,7 @@ uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
 }
 
 void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
+    if (data_bp_) check_data_breakpoints(lin, size, true);
     uint64_t off = lin & 0xFFF;
     if (off + size > 0x1000) {
         // Translate both pages before writing anything, so a #PF on the second page
@@ -169,7 +172,7 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
     uint64_t page = phys >> 12;
     uint8_t* h = host_page(phys & ~0xFFFull);
     bool code = page < code_page_.size() && code_page_[page];
-    if (h && !code && host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
+    if (h && !code && !data_bp_ && host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
         TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
         t.tag = tlb_tag(lin, user);
         t.host = h;

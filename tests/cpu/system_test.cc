@@ -122,5 +122,53 @@ TEST_F(SystemTest, MaskedInterruptWaitsForIf) {
     EXPECT_EQ(frame(0), kCode + 4);  // after the NOP in the STI shadow
 }
 
+TEST_F(SystemTest, InstructionBreakpointFaultsBeforeTheInstruction) {
+    cpu_.state().dr[0] = kCode + 1;
+    cpu_.write_dr7(0x1);                        // L0, execute, length 1
+    const uint8_t code[] = {0x90, 0x90, 0xf4};  // nop; nop; hlt
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_DB);
+    EXPECT_EQ(frame(0), kCode + 1);  // fault: RIP of the breakpointed instruction
+    EXPECT_FALSE(frame(2) & FLAG_RF);
+    EXPECT_EQ(cpu_.state().dr[6] & 0xF, 0x1u);        // B0
+    EXPECT_EQ(cpu_.instructions_retired(), 1u + 3u);  // one nop, then the stub
+}
+
+TEST_F(SystemTest, ResumeFlagSuppressesTheBreakpointForOneInstruction) {
+    cpu_.state().dr[0] = kCode;
+    cpu_.write_dr7(0x2);  // G0
+    cpu_.state().rflags |= FLAG_RF;
+    const uint8_t code[] = {0x90, 0xf4};  // nop; hlt
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(owner_.hlts, 1);
+    EXPECT_EQ(vector_taken(), -1);
+    EXPECT_FALSE(cpu_.state().rflags & FLAG_RF);  // cleared after the instruction
+}
+
+TEST_F(SystemTest, DataWriteBreakpointTrapsAfterTheWriteOnly) {
+    cpu_.state().dr[1] = 0x30004;
+    cpu_.write_dr7((1u << 2) | (1u << 20) | (3u << 22));  // L1, write, 4 bytes
+    // mov $0x30006,%edi; mov (%rdi),%eax; movl $1,(%rdi); nop
+    const uint8_t code[] = {0xbf, 0x06, 0x00, 0x03, 0x00, 0x8b, 0x07,
+                            0xc7, 0x07, 0x01, 0x00, 0x00, 0x00, 0x90};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_DB);
+    EXPECT_EQ(frame(0), kCode + 13);             // trap: after the store (the read did not trigger)
+    EXPECT_EQ(cpu_.state().dr[6] & 0xF, 0x2u);   // B1
+    EXPECT_EQ(get64(0x30006) & 0xFFFFFFFF, 1u);  // the store happened
+}
+
+TEST_F(SystemTest, FaultsPushRflagsWithResumeFlag) {
+    // mov $0x40000000,%rsi; mov (%rsi),%eax  -> #PF
+    const uint8_t code[] = {0x48, 0xc7, 0xc6, 0x00, 0x00, 0x00, 0x40, 0x8b, 0x06};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_PF);
+    EXPECT_TRUE(frame(3) & FLAG_RF);  // error code, RIP, CS, RFLAGS
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

@@ -177,7 +177,7 @@ void op_mov_dr(Cpu& c, const DecodedInsn& i) {
     if (s.mode != Mode::Long64) v &= 0xFFFFFFFF;
     if (n >= 6 && (v >> 32)) c.fault(VEC_GP, 0);
     if (n == 6) v = (v & msr::DR6_WRITABLE) | msr::DR6_FIXED1;
-    if (n == 7) v = (v & ~0xD000ull & 0xFFFFFFFF) | msr::DR7_FIXED1;  // bits 12,14,15 are 0
+    if (n == 7) return c.write_dr7(v);
     s.dr[n] = v;
 }
 
