@@ -21,13 +21,17 @@ constexpr uint32_t kLeaf1Edx = bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ 
                                bit(8) /*CX8*/ | bit(13) /*PGE*/ | bit(15) /*CMOV*/ |
                                bit(16) /*PAT*/ | bit(19) /*CLFSH*/;
 // Leaf 7 subleaf 0.
-constexpr uint32_t kLeaf7Ebx = bit(7) /*SMEP*/ | bit(9) /*ERMS*/ | bit(20) /*SMAP*/;
+constexpr uint32_t kLeaf7Ebx =
+    bit(0) /*FSGSBASE*/ | bit(7) /*SMEP*/ | bit(9) /*ERMS*/ | bit(20) /*SMAP*/;
+constexpr uint32_t kLeaf7Ecx = bit(22) /*RDPID*/;
+// Leaf 6: the APIC timer keeps running in deep C-states (ARAT).
+constexpr uint32_t kLeaf6Eax = bit(2);
 // Leaf 0x80000001.
 constexpr uint32_t kExt1Ecx = bit(0) /*LAHF-SAHF*/ | bit(5) /*LZCNT*/;
 constexpr uint32_t kExt1Edx =
     bit(20) /*NX*/ | bit(26) /*1 GiB pages*/ | bit(27) /*RDTSCP*/ | bit(29) /*LM*/;
 
-constexpr uint32_t kMaxBasicLeaf = 0x7;
+constexpr uint32_t kMaxBasicLeaf = 0xB;
 constexpr uint32_t kMaxExtLeaf = 0x80000008;
 
 void put_string(const char* s, uint32_t* regs, int n) {
@@ -55,8 +59,21 @@ void model_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
             r.ecx = kLeaf1Ecx;
             r.edx = kLeaf1Edx;
             break;
+        case 6:
+            r.eax = kLeaf6Eax;
+            break;
         case 7:
-            if (subleaf == 0) r.ebx = kLeaf7Ebx;
+            if (subleaf == 0) r.ebx = kLeaf7Ebx, r.ecx = kLeaf7Ecx;
+            break;
+        case 0xB:
+            // x2APIC topology: one thread per core, one core per package. EDX (the
+            // x2APIC ID) is filled in by the owner, which knows the vCPU.
+            if (subleaf == 0)
+                r.ebx = 1, r.ecx = (1u << 8) | 0;  // SMT level
+            else if (subleaf == 1)
+                r.ebx = 1, r.ecx = (2u << 8) | 1;  // core level
+            else
+                r.ecx = subleaf & 0xFF;  // invalid level
             break;
         case 0x80000000:
             r.eax = kMaxExtLeaf;

@@ -15,8 +15,9 @@ bool canonical(uint64_t v) {
 
 constexpr uint64_t kCr0Reserved = 0xFFFFFFFF1FFAFFC0ull;  // bits other than the defined ones
 constexpr uint64_t kCr4Supported = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT |
-                                   CR4_SMEP | CR4_SMAP | (1ull << 1) /*PVI*/ | (1ull << 2) /*TSD*/ |
-                                   (1ull << 3) /*DE*/ | (1ull << 6) /*MCE*/ | (1ull << 8) /*PCE*/;
+                                   CR4_SMEP | CR4_SMAP | CR4_FSGSBASE | (1ull << 1) /*PVI*/ |
+                                   (1ull << 2) /*TSD*/ | (1ull << 3) /*DE*/ | (1ull << 6) /*MCE*/ |
+                                   (1ull << 8) /*PCE*/;
 constexpr uint64_t kCr3Reserved = ~((1ull << msr::kMaxPhysAddrBits) - 1);
 constexpr uint64_t kEferWritable = msr::EFER_SCE | msr::EFER_LME | msr::EFER_NXE;
 constexpr uint64_t kDebugctlWritable = 0x3;  // LBR, BTF; the rest comes with the LBR unit
@@ -398,15 +399,27 @@ uint64_t Cpu::tsc() const {
     return clock() + s_.tsc_offset;
 }
 
+// I/O permission (SDM vol. 1 §19.5): above IOPL, every port's bit in the TSS I/O
+// permission bitmap must be clear, and the bitmap bytes must lie within the TSS limit.
+void Cpu::check_io(uint16_t port, uint8_t size) {
+    if (!(s_.cr0 & CR0_PE) || s_.cpl <= ((s_.rflags >> 12) & 3)) return;
+    if (s_.tr.unusable || s_.tr.limit < 0x67) fault(VEC_GP, 0);
+    const uint64_t map = read_sys(s_.tr.base + 0x66, 2);
+    const uint64_t byte = map + port / 8;
+    if (byte + 1 > s_.tr.limit) fault(VEC_GP, 0);
+    const uint64_t bits = read_sys(s_.tr.base + byte, 2);
+    if ((bits >> (port & 7)) & ((1u << size) - 1)) fault(VEC_GP, 0);
+}
+
 void Cpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
-    if (s_.cpl > ((s_.rflags >> 12) & 3)) fault(VEC_GP, 0);  // no I/O bitmap in the model
+    check_io(port, size);
     value = 0;
     if (owner_.port_in(port, size, value) == Action::Exit) throw StopBeforeRetire{};
     value &= static_cast<uint32_t>(size_mask(size));
 }
 
 void Cpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
-    if (s_.cpl > ((s_.rflags >> 12) & 3)) fault(VEC_GP, 0);
+    check_io(port, size);
     if (owner_.port_out(port, size, value) == Action::Exit) stop_flags_ |= kStopOwner;
 }
 

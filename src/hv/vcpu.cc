@@ -252,6 +252,7 @@ int Vcpu::acknowledge_interrupt() {
 }
 
 void Vcpu::cpuid(uint32_t leaf, uint32_t, cpu::CpuidRegs& regs) {
+    if (leaf == 0xB) regs.edx = id_;  // x2APIC ID
     if (leaf == 1) {
         regs.ecx |= kCpuid1EcxHypervisor | kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
         if (cpu_.state().apic_base & cpu::msr::APIC_BASE_EN) regs.edx |= kCpuid1EdxApic;

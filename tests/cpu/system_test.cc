@@ -170,5 +170,43 @@ TEST_F(SystemTest, FaultsPushRflagsWithResumeFlag) {
     EXPECT_TRUE(frame(3) & FLAG_RF);  // error code, RIP, CS, RFLAGS
 }
 
+TEST_F(SystemTest, IoBitmapGatesPortsAboveIopl) {
+    for (uint64_t t : {0x1000, 0x2000, 0x3000}) put64(t, get64(t) | PTE_US);
+    CpuState& s = cpu_.state();
+    s.seg[CS].dpl = 3, s.seg[CS].selector = 0x23;
+    s.seg[SS].dpl = 3, s.seg[SS].selector = 0x1b;
+    s.tr.base = 0x6000, s.tr.limit = 0x68 + 8192, s.tr.type = DESC_TSS64_BUSY;
+    s.tr.present = true;
+    cpu_.state_changed();
+    put64(0x6004, 0x70000);                                       // RSP0
+    ram_[0x6066] = 0x68;                                          // I/O map base
+    std::memset(ram_ + 0x6068, 0xFF, 8192 / 8 * 8);               // deny all...
+    ram_[0x6068 + 0x80 / 8] = 0xFE;                               // ...but port 0x80
+    const uint8_t code[] = {0xb0, 0x12, 0xe6, 0x80, 0xe6, 0x81};  // out to 0x80, then 0x81
+    load(code);
+    cpu_.run(0);
+    ASSERT_GE(owner_.outs.size(), 1u);
+    EXPECT_EQ(owner_.outs[0].port, 0x80);
+    EXPECT_EQ(vector_taken(), VEC_GP);
+    EXPECT_EQ(frame(1), kCode + 4);  // the OUT to 0x81
+}
+
+TEST_F(SystemTest, FsGsBaseInstructionsNeedCr4Bit) {
+    // mov $0x123456789000,%rax; wrfsbase %rax; rdfsbase %rbx; hlt
+    const uint8_t code[] = {0x48, 0xb8, 0x00, 0x90, 0x78, 0x56, 0x34, 0x12, 0x00, 0x00, 0xf3,
+                            0x48, 0x0f, 0xae, 0xd0, 0xf3, 0x48, 0x0f, 0xae, 0xc3, 0xf4};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_UD);  // CR4.FSGSBASE clear
+    owner_.outs.clear();
+    cpu_.state().rip = kCode;
+    cpu_.state().gpr[RSP] = kStack;
+    cpu_.state().cr4 |= CR4_FSGSBASE;
+    cpu_.run(0);
+    EXPECT_EQ(owner_.hlts, 1);
+    EXPECT_EQ(cpu_.state().gpr[RBX], 0x123456789000u);
+    EXPECT_EQ(cpu_.state().seg[FS].base, 0x123456789000u);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

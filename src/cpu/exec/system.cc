@@ -245,6 +245,22 @@ void op_sysret(Cpu& c, const DecodedInsn& i) {
     c.sysret(i.opsize);
 }
 
+// RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE: 64-bit mode with CR4.FSGSBASE, else #UD.
+template <SegReg Seg, bool Write>
+void op_fsgsbase(Cpu& c, const DecodedInsn& i) {
+    CpuState& s = c.state();
+    if (s.mode != Mode::Long64 || !(s.cr4 & CR4_FSGSBASE)) c.undefined();
+    if (!Write) return c.write_op(i, 0, s.seg[Seg].base & size_mask(i.op[0].size));
+    uint64_t v = c.read_op(i, 0);
+    if (i.op[0].size == 4) v &= 0xFFFFFFFF;
+    if (static_cast<uint64_t>(static_cast<int64_t>(v << 16) >> 16) != v) c.fault(VEC_GP, 0);
+    c.write_msr(Seg == FS ? msr::IA32_FS_BASE : msr::IA32_GS_BASE, v);
+}
+
+void op_rdpid(Cpu& c, const DecodedInsn& i) {
+    c.write_op(i, 0, c.state().tsc_aux);
+}
+
 void op_swapgs(Cpu& c, const DecodedInsn&) {
     c.swapgs();
 }
@@ -289,6 +305,11 @@ void register_system(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_INVD].fn = op_privileged_nop;
     t[ZYDIS_MNEMONIC_CLFLUSH].fn = op_clflush;
     t[ZYDIS_MNEMONIC_SWAPGS].fn = op_swapgs;
+    t[ZYDIS_MNEMONIC_RDFSBASE].fn = op_fsgsbase<FS, false>;
+    t[ZYDIS_MNEMONIC_RDGSBASE].fn = op_fsgsbase<GS, false>;
+    t[ZYDIS_MNEMONIC_WRFSBASE].fn = op_fsgsbase<FS, true>;
+    t[ZYDIS_MNEMONIC_WRGSBASE].fn = op_fsgsbase<GS, true>;
+    t[ZYDIS_MNEMONIC_RDPID].fn = op_rdpid;
     t[ZYDIS_MNEMONIC_SYSCALL] = {op_syscall, true};
     t[ZYDIS_MNEMONIC_SYSRET] = {op_sysret, true};
     t[ZYDIS_MNEMONIC_CLTS].fn = op_clts;
