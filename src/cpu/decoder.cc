@@ -215,6 +215,8 @@ bool Decoder::decode(Mode mode, const uint8_t* bytes, size_t avail, DecodedInsn&
         if (is(OpKind::Cr)) out.fn = op_mov_cr, out.ends_block = true;
         if (is(OpKind::Dr)) out.fn = op_mov_dr, out.ends_block = true;
     }
+    if (ok && out.fn == h.fn)
+        if (Handler fast = fast_handler(out.mnemonic, out)) out.fn = fast;
     out.branch = branch_kind(zi, out.op[0]);
     if (out.branch != BranchKind::None) out.ends_block = true;
     // Bus-lock candidates (spec §3): LOCK-prefixed RMW, and XCHG with a memory operand.

@@ -5,34 +5,14 @@
 namespace softkvm::cpu {
 namespace {
 
-enum class Alu { Add, Adc, Sub, Sbb, Cmp, And, Or, Xor, Test };
-
 template <Alu K>
 void op_binary(Cpu& c, const DecodedInsn& i) {
     const uint8_t size = i.op[0].size;
-    const uint64_t m = size_mask(size);
     const uint64_t a = c.read_op(i, 0);
-    const uint64_t b = c.read_op(i, 1) & m;
-    uint64_t r, f;
-    if constexpr (K == Alu::Add || K == Alu::Adc) {
-        const bool cin = K == Alu::Adc && (c.flags() & FLAG_CF);
-        r = (a + b + cin) & m;
-        f = flags_add(a, b, r, size, cin);
-    } else if constexpr (K == Alu::Sub || K == Alu::Sbb || K == Alu::Cmp) {
-        const bool bin = K == Alu::Sbb && (c.flags() & FLAG_CF);
-        r = (a - b - bin) & m;
-        f = flags_sub(a, b, r, size, bin);
-    } else if constexpr (K == Alu::And || K == Alu::Test) {
-        r = a & b;
-        f = flags_logic(r, size);
-    } else if constexpr (K == Alu::Or) {
-        r = a | b;
-        f = flags_logic(r, size);
-    } else {
-        r = a ^ b;
-        f = flags_logic(r, size);
-    }
-    if constexpr (K != Alu::Cmp && K != Alu::Test) c.write_op(i, 0, r);
+    const uint64_t b = c.read_op(i, 1) & size_mask(size);
+    uint64_t f;
+    const uint64_t r = alu_op<K>(a, b, size, c.flags(), f);
+    if constexpr (alu_writes<K>) c.write_op(i, 0, r);
     c.set_arith_flags(f);
 }
 

@@ -37,4 +37,36 @@ inline uint64_t flags_sub(uint64_t a, uint64_t b, uint64_t r, uint8_t size, bool
     return f;
 }
 
+// The two-operand ALU family: the result of `a op b` at `size` and, in `f`, its flags.
+enum class Alu { Add, Adc, Sub, Sbb, Cmp, And, Or, Xor, Test };
+
+template <Alu K>
+inline uint64_t alu_op(uint64_t a, uint64_t b, uint8_t size, uint64_t rflags, uint64_t& f) {
+    const uint64_t m = size_mask(size);
+    uint64_t r;
+    if constexpr (K == Alu::Add || K == Alu::Adc) {
+        const bool cin = K == Alu::Adc && (rflags & FLAG_CF);
+        r = (a + b + cin) & m;
+        f = flags_add(a, b, r, size, cin);
+    } else if constexpr (K == Alu::Sub || K == Alu::Sbb || K == Alu::Cmp) {
+        const bool bin = K == Alu::Sbb && (rflags & FLAG_CF);
+        r = (a - b - bin) & m;
+        f = flags_sub(a, b, r, size, bin);
+    } else if constexpr (K == Alu::And || K == Alu::Test) {
+        r = a & b;
+        f = flags_logic(r, size);
+    } else if constexpr (K == Alu::Or) {
+        r = a | b;
+        f = flags_logic(r, size);
+    } else {
+        r = a ^ b;
+        f = flags_logic(r, size);
+    }
+    return r;
+}
+
+// CMP and TEST only set flags.
+template <Alu K>
+inline constexpr bool alu_writes = K != Alu::Cmp&& K != Alu::Test;
+
 }  // namespace softkvm::cpu

@@ -35,4 +35,7 @@ void op_mov_dr(Cpu& c, const DecodedInsn& i);
 
 void op_ud(Cpu& c, const DecodedInsn& i);
 
+// A specialised handler for a hot operand form of `mnemonic` (exec/fast.cc), or null.
+Handler fast_handler(uint16_t mnemonic, const DecodedInsn& in);
+
 }  // namespace softkvm::cpu
