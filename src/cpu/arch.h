@@ -72,6 +72,9 @@ inline constexpr uint32_t PFERR_U = 1u << 2;
 inline constexpr uint32_t PFERR_RSVD = 1u << 3;
 inline constexpr uint32_t PFERR_I = 1u << 4;
 
+// Memory types (SDM vol. 3 table 11-10: PAT and MTRR encodings; 7 is PAT's UC-).
+enum class MemType : uint8_t { UC = 0, WC = 1, WT = 4, WP = 5, WB = 6, UCMinus = 7 };
+
 // Exception vectors.
 inline constexpr uint8_t VEC_DE = 0;
 inline constexpr uint8_t VEC_DB = 1;

@@ -178,6 +178,8 @@ class Cpu {
     uint64_t tsc() const;
     void flush_tlb();
     void invlpg(uint64_t lin);
+    // Effective memory type of a linear address (UC when it is not mapped).
+    MemType memory_type(uint64_t lin);
     void check_io(uint16_t port, uint8_t size);
     void port_in(uint16_t port, uint8_t size, uint32_t& value);
     void port_out(uint16_t port, uint8_t size, uint32_t value);

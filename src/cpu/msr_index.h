@@ -36,6 +36,10 @@ inline constexpr uint64_t APIC_BASE_BSP = 1ull << 8;
 inline constexpr uint64_t APIC_BASE_EXTD = 1ull << 10;
 inline constexpr uint64_t APIC_BASE_EN = 1ull << 11;
 
+// IA32_MTRR_DEF_TYPE: E (MTRRs enabled), FE (fixed ranges enabled), type in bits 7:0.
+inline constexpr uint64_t MTRR_DEF_ENABLE = 1ull << 11;
+inline constexpr uint64_t MTRR_DEF_FIXED_ENABLE = 1ull << 10;
+
 // Reset value of IA32_PAT (SDM vol. 3 §11.12.4).
 inline constexpr uint64_t PAT_RESET = 0x0007040600070406ull;
 

@@ -57,6 +57,9 @@ constexpr uint32_t kCpuid1EdxApic = 1u << 9;
 
 Vcpu::Vcpu(const Vm& vm, uint32_t id) : id_(id), cpu_(*this), lapic_(id) {
     for (const MemorySlot& s : vm.slots()) cpu_.add_ram(s.gpa, s.size, s.host);
+    // softkvm boots guests without firmware; start with the MTRR state firmware leaves
+    // (SeaBIOS under QEMU): MTRRs enabled, default type write-back.
+    cpu_.state().mtrr_def_type = cpu::msr::MTRR_DEF_ENABLE | static_cast<uint8_t>(cpu::MemType::WB);
 }
 
 void Vcpu::run() {

@@ -208,5 +208,23 @@ TEST_F(SystemTest, FsGsBaseInstructionsNeedCr4Bit) {
     EXPECT_EQ(cpu_.state().seg[FS].base, 0x123456789000u);
 }
 
+TEST_F(SystemTest, MemoryTypeCombinesPatEntryWithMtrrDefault) {
+    CpuState& s = cpu_.state();
+    s.mtrr_def_type = 0;  // MTRRs disabled: everything is UC
+    EXPECT_EQ(cpu_.memory_type(0x10000), MemType::UC);
+    s.mtrr_def_type = msr::MTRR_DEF_ENABLE | static_cast<uint8_t>(MemType::WB);
+    EXPECT_EQ(cpu_.memory_type(0x10000), MemType::WB);  // PAT entry 0 (WB at reset)
+    put64(0x3000, get64(0x3000) | PTE_PWT);             // PAT entry 1: WT
+    EXPECT_EQ(cpu_.memory_type(0x10000), MemType::WT);
+    put64(0x3000, get64(0x3000) | PTE_PCD);  // PAT entry 3: UC
+    EXPECT_EQ(cpu_.memory_type(0x10000), MemType::UC);
+    put64(0x3000, get64(0x3000) & ~PTE_PWT);  // PAT entry 2: UC-, which WB MTRRs make UC
+    EXPECT_EQ(cpu_.memory_type(0x10000), MemType::UC);
+    s.pat = 0x0007040600010406ull;  // entry 2 := WC
+    EXPECT_EQ(cpu_.memory_type(0x10000), MemType::WC);
+    s.cr0 |= CR0_CD;  // caching disabled
+    EXPECT_EQ(cpu_.memory_type(0x10000), MemType::UC);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
