@@ -1,0 +1,224 @@
+// softkvm run: boot a multiboot guest, print its serial console, exit with its code.
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/confidential.h"
+#include "cli/exit_codes.h"
+#include "vmm/machine.h"
+
+namespace softkvm::cli {
+namespace {
+
+struct RunOptions {
+    std::string accel = "emu";
+    std::string memory = "128M";
+    uint64_t max_insns = 0;
+    bool stats = false;
+    bool quiet = false;
+    std::string stats_json;
+    std::string image;
+    ConfidentialOptions confidential;
+};
+
+// Guest exit codes 0..63 are the process status; softkvm keeps 64 and up for itself.
+constexpr uint32_t kMaxGuestStatus = 63;
+
+int status_for_error(const Error& e) {
+    switch (e.code) {
+        case ENOENT:
+        case EACCES:
+        case EISDIR:
+        case ENOTDIR:
+            return kExitNoInput;
+        case EIO:
+            return kExitIoError;
+        case ENOEXEC:
+        case ERANGE:
+            return kExitBadInput;
+        case ENODEV:
+        case ENOSYS:
+            return kExitUnavailable;
+        case EINVAL:
+            return kExitUsage;
+        default:
+            return kExitSoftware;
+    }
+}
+
+int status_for_report(const vmm::RunReport& r) {
+    switch (r.end) {
+        case vmm::End::GuestExit:
+            return static_cast<int>(std::min(r.guest_code, kMaxGuestStatus));
+        case vmm::End::Halted:
+            return kExitGuestStopped;
+        case vmm::End::InsnLimit:
+            return kExitInsnLimit;
+        case vmm::End::Shutdown:
+            return kExitTripleFault;
+        case vmm::End::InternalError:
+            return kExitEmulation;
+        case vmm::End::Failure:
+            return kExitSoftware;
+    }
+    return kExitSoftware;
+}
+
+nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int status) {
+    nlohmann::json exits = nlohmann::json::object();
+    for (const auto& [k, v] : r.stats.exits) exits[k] = v;
+    nlohmann::json ports = nlohmann::json::object();
+    for (const auto& [k, v] : r.stats.unclaimed_ports) ports[fmt::format("{:#x}", k)] = v;
+    return {
+        {"accel", o.accel},
+        {"image", o.image},
+        {"exit", vmm::end_name(r.end)},
+        {"status", status},
+        {"guest_code",
+         r.end == vmm::End::GuestExit ? nlohmann::json(r.guest_code) : nlohmann::json(nullptr)},
+        {"instructions", r.instructions},
+        {"seconds", r.seconds},
+        {"mips", r.seconds > 0 ? static_cast<double>(r.instructions) / r.seconds / 1e6 : 0.0},
+        {"exits", exits},
+        {"unclaimed_ports", ports},
+    };
+}
+
+// Console output: line-buffered to stdout, so a crash loses at most a partial line.
+class Console {
+  public:
+    explicit Console(bool quiet) : quiet_(quiet) {}
+    ~Console() { flush(); }
+    void put(char c) {
+        if (quiet_) return;
+        buf_.push_back(c);
+        if (c == '\n' || buf_.size() >= 4096) flush();
+    }
+    void flush() {
+        if (!buf_.empty()) {
+            std::fwrite(buf_.data(), 1, buf_.size(), stdout);
+            buf_.clear();
+        }
+        std::fflush(stdout);
+    }
+
+  private:
+    bool quiet_;
+    std::string buf_;
+};
+
+int run(const RunOptions& o) {
+    vmm::MachineConfig cfg;
+    cfg.accel = o.accel;
+    cfg.max_insns = o.max_insns;
+    auto mem = vmm::parse_size(o.memory);
+    if (!mem) {
+        std::fprintf(stderr, "softkvm run: --memory: %s\n", mem.error().message.c_str());
+        return kExitUsage;
+    }
+    cfg.memory = mem.value();
+    if (cfg.memory < vmm::GuestMemory::kMin || cfg.memory > vmm::GuestMemory::kMax ||
+        (cfg.memory & 0xFFF)) {
+        std::fprintf(stderr,
+                     "softkvm run: --memory %s: must be a multiple of 4 KiB between %llu MiB "
+                     "and %llu GiB\n",
+                     o.memory.c_str(),
+                     static_cast<unsigned long long>(vmm::GuestMemory::kMin >> 20),
+                     static_cast<unsigned long long>(vmm::GuestMemory::kMax >> 30));
+        return kExitUsage;
+    }
+    if (o.max_insns && o.accel != "emu") {
+        std::fprintf(stderr, "softkvm run: --max-insns needs --accel emu\n");
+        return kExitUsage;
+    }
+
+    std::unique_ptr<LaunchLease> lease;
+    if (int st = take_launch_lease(o.confidential, lease); st != kExitOk) return st;
+
+    Console console(o.quiet);
+    auto machine = vmm::Machine::create(cfg, o.image, [&console](char c) { console.put(c); });
+    if (!machine) {
+        std::fprintf(stderr, "softkvm run: %s\n", machine.error().message.c_str());
+        return status_for_error(machine.error());
+    }
+    const vmm::RunReport r = machine.value()->run();
+    console.flush();
+    const int status = status_for_report(r);
+    switch (r.end) {
+        case vmm::End::GuestExit:
+            if (r.guest_code > kMaxGuestStatus)
+                std::fprintf(stderr, "softkvm run: guest exit code %u reported as %u\n",
+                             r.guest_code, kMaxGuestStatus);
+            break;
+        case vmm::End::InsnLimit:
+            std::fprintf(stderr, "softkvm run: instruction limit of %llu reached\n",
+                         static_cast<unsigned long long>(o.max_insns));
+            break;
+        case vmm::End::Halted:
+            std::fprintf(stderr, "softkvm run: %s (no exit code written to port 0xf4)\n",
+                         r.detail.c_str());
+            break;
+        case vmm::End::Shutdown:
+            std::fprintf(stderr, "softkvm run: guest shut down (%s)\n%s", r.detail.c_str(),
+                         r.state.c_str());
+            break;
+        case vmm::End::InternalError:
+            std::fprintf(stderr, "softkvm run: cannot emulate: %s\n%s", r.detail.c_str(),
+                         r.state.c_str());
+            break;
+        case vmm::End::Failure:
+            std::fprintf(stderr, "softkvm run: %s\n%s", r.detail.c_str(), r.state.c_str());
+            break;
+    }
+    if (o.stats) {
+        std::fprintf(stderr, "softkvm run: %s after %llu instructions in %.3f s (%.1f MIPS)\n",
+                     vmm::end_name(r.end), static_cast<unsigned long long>(r.instructions),
+                     r.seconds,
+                     r.seconds > 0 ? static_cast<double>(r.instructions) / r.seconds / 1e6 : 0);
+        for (const auto& [k, v] : r.stats.exits)
+            std::fprintf(stderr, "  exits %-16s %llu\n", k.c_str(),
+                         static_cast<unsigned long long>(v));
+    }
+    if (!o.stats_json.empty()) {
+        std::ofstream f(o.stats_json);
+        f << report_json(o, r, status).dump(2) << "\n";
+        if (!f) {
+            std::fprintf(stderr, "softkvm run: cannot write %s\n", o.stats_json.c_str());
+            return kExitIoError;
+        }
+    }
+    return status;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& root, int& status) {
+    auto opts = std::make_shared<RunOptions>();
+    CLI::App* run_app = root.add_subcommand("run", "Boot a multiboot guest and run it to its end");
+    run_app->add_option("guest", opts->image, "Multiboot ELF image (ELF32 or ELF64)")->required();
+    run_app->add_option("--accel", opts->accel, "Accelerator: emu (software CPU) or kvm")
+        ->check(CLI::IsMember({"emu", "kvm"}))
+        ->capture_default_str();
+    run_app->add_option("--memory", opts->memory, "Guest RAM, e.g. 128M or 1G (2M to 64G)")
+        ->capture_default_str();
+    run_app->add_option("--max-insns", opts->max_insns,
+                        "Stop after N guest instructions (emu; exit status 124)");
+    run_app->add_flag("--stats", opts->stats, "Print instructions, time and exit counts to stderr");
+    run_app->add_option("--stats-json", opts->stats_json,
+                        "Write the run's statistics as JSON to this file");
+    run_app->add_flag("-q,--quiet", opts->quiet, "Do not print the guest's serial output");
+    add_confidential_options(*run_app, opts->confidential);
+    run_app->footer(
+        "The guest's serial port (COM1) is printed on stdout. The exit status is the value the\n"
+        "guest wrote to the debug-exit port 0xf4 (0 = pass; values above 63 are reported as\n"
+        "63), or: 64 bad option, 65 bad image, 66 missing or unreadable image, 69 accelerator\n"
+        "unavailable, 75 encryption-ID limit, 123 guest halted without an exit code, 124\n"
+        "instruction limit, 125 triple fault, 126 instruction softkvm cannot emulate.");
+    run_app->callback([opts, &status] { status = run(*opts); });
+}
+
+}  // namespace softkvm::cli

@@ -1,0 +1,205 @@
+#include "vmm/loader.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "vmm/multiboot.h"
+
+namespace softkvm::vmm {
+namespace {
+
+// ELF numbers (System V gABI; <elf.h>).
+constexpr uint8_t kElfClass32 = 1, kElfClass64 = 2, kElfData2Lsb = 1;
+constexpr uint16_t kEtExec = 2, kEm386 = 3, kEmX86_64 = 62;
+constexpr uint32_t kPtLoad = 1;
+constexpr uint64_t kMaxImage = 256ull << 20;
+
+uint32_t le32(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+uint64_t le64(const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+uint16_t le16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+
+Error bad(const std::string& name, const std::string& why) {
+    return make_error(fmt::format("{}: {}", name, why), ENOEXEC);
+}
+
+struct Segment {
+    uint64_t offset, paddr, filesz, memsz;
+};
+
+// Writes the boot information and memory map (§3.3) for `mem`.
+void write_boot_info(GuestMemory& mem) {
+    using namespace multiboot;
+    struct Region {
+        uint64_t base, len;
+        uint32_t type;
+    };
+    const uint64_t top = mem.size();
+    const Region map[] = {
+        {0, 0x9FC00, kMmapAvailable},       // conventional memory
+        {0x9FC00, 0x400, kMmapReserved},    // extended BIOS data area
+        {0xF0000, 0x10000, kMmapReserved},  // BIOS ROM
+        {0x100000, top - 0x100000, kMmapAvailable},
+    };
+    mem.fill(kInfoAddr, 0, kInfoSize);
+    uint32_t at = kMmapAddr;
+    for (const Region& r : map) {
+        mem.write32(at, kMmapEntrySize - 4);
+        mem.write64(at + 4, r.base);
+        mem.write64(at + 12, r.len);
+        mem.write32(at + 20, r.type);
+        at += kMmapEntrySize;
+    }
+    mem.write32(kInfoAddr + kInfoFlags, kInfoHasMemory | kInfoHasMmap);
+    mem.write32(kInfoAddr + kInfoMemLower, 0x9FC00 / 1024);
+    mem.write32(kInfoAddr + kInfoMemUpper, static_cast<uint32_t>((top - 0x100000) / 1024));
+    mem.write32(kInfoAddr + kInfoMmapLength, at - kMmapAddr);
+    mem.write32(kInfoAddr + kInfoMmapAddr, kMmapAddr);
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> read_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
+    if (!f) {
+        const int err = errno ? errno : ENOENT;
+        return make_error(fmt::format("{}: {}", path, std::strerror(err)), err);
+    }
+    const std::streamoff size = f.tellg();
+    if (size < 0) return make_error(fmt::format("{}: not a regular file", path), EISDIR);
+    if (static_cast<uint64_t>(size) > kMaxImage)
+        return make_error(fmt::format("{}: larger than {} MiB", path, kMaxImage >> 20), ENOEXEC);
+    std::vector<uint8_t> data(static_cast<size_t>(size));
+    f.seekg(0);
+    if (!f.read(reinterpret_cast<char*>(data.data()), size))
+        return make_error(fmt::format("{}: read error", path), EIO);
+    return data;
+}
+
+Result<LoadedImage> load_multiboot(const std::vector<uint8_t>& img, const std::string& name,
+                                   GuestMemory& mem) {
+    using namespace multiboot;
+    // The multiboot header: magic, flags, checksum, 32-bit aligned in the first 8 KiB.
+    const size_t limit = std::min<size_t>(img.size(), kSearchLimit);
+    size_t hdr = SIZE_MAX;
+    for (size_t off = 0; off + 12 <= limit; off += 4) {
+        if (le32(&img[off]) == kHeaderMagic) {
+            hdr = off;
+            break;
+        }
+    }
+    if (hdr == SIZE_MAX) return bad(name, "no multiboot header in the first 8 KiB");
+    const uint32_t flags = le32(&img[hdr + 4]);
+    if (kHeaderMagic + flags + le32(&img[hdr + 8]) != 0)
+        return bad(name, fmt::format("multiboot header at offset {:#x} has a bad checksum", hdr));
+    if (flags & kFlagVideoMode) return bad(name, "multiboot video mode requests are not supported");
+    if ((flags & 0xFFFF) & ~(kFlagPageAlign | kFlagMemoryInfo | kFlagVideoMode))
+        return bad(name, fmt::format("multiboot header requires unknown features {:#x}", flags));
+
+    LoadedImage out;
+    const bool is_elf = img.size() >= 4 && std::memcmp(img.data(),
+                                                       "\x7f"
+                                                       "ELF",
+                                                       4) == 0;
+    if (!is_elf) {
+        if (!(flags & kFlagAoutKludge))
+            return bad(name, "not an ELF file and the multiboot header has no load addresses");
+        if (hdr + 32 > img.size()) return bad(name, "truncated multiboot header");
+        const uint32_t header_addr = le32(&img[hdr + kHdrHeaderAddr]);
+        const uint32_t load_addr = le32(&img[hdr + kHdrLoadAddr]);
+        uint32_t load_end = le32(&img[hdr + kHdrLoadEndAddr]);
+        const uint32_t bss_end = le32(&img[hdr + kHdrBssEndAddr]);
+        if (header_addr < load_addr || header_addr - load_addr > hdr)
+            return bad(name, "multiboot load addresses are inconsistent");
+        const uint64_t file_off = hdr - (header_addr - load_addr);
+        if (load_end == 0) load_end = static_cast<uint32_t>(load_addr + img.size() - file_off);
+        if (load_end < load_addr || file_off + (load_end - load_addr) > img.size())
+            return bad(name, "multiboot load range runs past the end of the file");
+        const uint64_t mem_end = bss_end ? bss_end : load_end;
+        if (mem_end < load_end) return bad(name, "multiboot bss end precedes the load end");
+        if (!mem.contains(load_addr, mem_end - load_addr))
+            return make_error(fmt::format("{}: image [{:#x}, {:#x}) is outside guest memory "
+                                          "({} MiB)",
+                                          name, load_addr, mem_end, mem.size() >> 20),
+                              ERANGE);
+        mem.write(load_addr, &img[file_off], load_end - load_addr);
+        mem.fill(load_end, 0, mem_end - load_end);
+        out.entry = le32(&img[hdr + kHdrEntryAddr]);
+        out.low = load_addr;
+        out.high = mem_end;
+    } else {
+        if (img.size() < 52) return bad(name, "truncated ELF header");
+        const uint8_t cls = img[4];
+        if (cls != kElfClass32 && cls != kElfClass64) return bad(name, "unknown ELF class");
+        if (img[5] != kElfData2Lsb) return bad(name, "not a little-endian ELF file");
+        if (le16(&img[16]) != kEtExec) return bad(name, "not an ELF executable (ET_EXEC)");
+        const uint16_t machine = le16(&img[18]);
+        if (machine != kEm386 && machine != kEmX86_64)
+            return bad(name, fmt::format("ELF machine {} is not x86", machine));
+        const bool is64 = cls == kElfClass64;
+        if (is64 && img.size() < 64) return bad(name, "truncated ELF header");
+        const uint64_t entry = is64 ? le64(&img[24]) : le32(&img[24]);
+        const uint64_t phoff = is64 ? le64(&img[32]) : le32(&img[28]);
+        const uint16_t phentsize = le16(&img[is64 ? 54 : 42]);
+        const uint16_t phnum = le16(&img[is64 ? 56 : 44]);
+        if (phentsize < (is64 ? 56 : 32) || phoff > img.size() ||
+            static_cast<uint64_t>(phnum) * phentsize > img.size() - phoff)
+            return bad(name, "program headers run past the end of the file");
+        std::vector<Segment> segs;
+        for (uint16_t k = 0; k < phnum; ++k) {
+            const uint8_t* ph = &img[phoff + static_cast<uint64_t>(k) * phentsize];
+            if (le32(ph) != kPtLoad) continue;
+            Segment s;
+            if (is64)
+                s = {le64(ph + 8), le64(ph + 24), le64(ph + 32), le64(ph + 40)};
+            else
+                s = {le32(ph + 4), le32(ph + 12), le32(ph + 16), le32(ph + 20)};
+            if (s.filesz > s.memsz) return bad(name, "segment file size exceeds memory size");
+            if (s.offset > img.size() || s.filesz > img.size() - s.offset)
+                return bad(name, "segment runs past the end of the file");
+            if (s.memsz == 0) continue;
+            if (!mem.contains(s.paddr, s.memsz))
+                return make_error(fmt::format("{}: segment [{:#x}, {:#x}) is outside guest "
+                                              "memory ({} MiB)",
+                                              name, s.paddr, s.paddr + s.memsz, mem.size() >> 20),
+                                  ERANGE);
+            segs.push_back(s);
+        }
+        if (segs.empty()) return bad(name, "no loadable segments");
+        out.low = UINT64_MAX;
+        for (const Segment& s : segs) {
+            mem.write(s.paddr, &img[s.offset], s.filesz);
+            mem.fill(s.paddr + s.filesz, 0, s.memsz - s.filesz);
+            out.low = std::min(out.low, s.paddr);
+            out.high = std::max(out.high, s.paddr + s.memsz);
+        }
+        if (entry > UINT32_MAX) return bad(name, "entry point above 4 GiB");
+        out.entry = static_cast<uint32_t>(entry);
+    }
+    if (out.low < kMmapAddr + 4 * kMmapEntrySize && out.high > kInfoAddr)
+        return make_error(
+            fmt::format("{}: image overlaps the boot information at {:#x}", name, kInfoAddr),
+            ERANGE);
+    if (!mem.contains(out.entry, 1))
+        return make_error(
+            fmt::format("{}: entry point {:#x} is outside guest memory", name, out.entry), ERANGE);
+    write_boot_info(mem);
+    out.info_addr = kInfoAddr;
+    return out;
+}
+
+}  // namespace softkvm::vmm

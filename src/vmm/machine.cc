@@ -1,0 +1,189 @@
+#include "vmm/machine.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "vmm/multiboot.h"
+
+namespace softkvm::vmm {
+
+const char* end_name(End e) {
+    switch (e) {
+        case End::GuestExit:
+            return "guest-exit";
+        case End::Halted:
+            return "halted";
+        case End::InsnLimit:
+            return "instruction-limit";
+        case End::Shutdown:
+            return "shutdown";
+        case End::InternalError:
+            return "internal-error";
+        case End::Failure:
+            return "failure";
+    }
+    return "?";
+}
+
+const char* exit_reason_name(uint32_t r) {
+    switch (r) {
+        case abi::KVM_EXIT_IO:
+            return "io";
+        case abi::KVM_EXIT_HLT:
+            return "hlt";
+        case abi::KVM_EXIT_MMIO:
+            return "mmio";
+        case abi::KVM_EXIT_SHUTDOWN:
+            return "shutdown";
+        case abi::KVM_EXIT_INTR:
+            return "intr";
+        case abi::KVM_EXIT_INTERNAL_ERROR:
+            return "internal-error";
+        case abi::KVM_EXIT_FAIL_ENTRY:
+            return "fail-entry";
+        case abi::KVM_EXIT_X86_BUS_LOCK:
+            return "bus-lock";
+        case abi::KVM_EXIT_DEBUG:
+            return "debug";
+        case abi::KVM_EXIT_EXCEPTION:
+            return "exception";
+        default:
+            return "other";
+    }
+}
+
+Platform::Platform(Uart16550::Sink console)
+    : debug_exit(std::make_shared<DebugExit>()),
+      uart(std::make_shared<Uart16550>(std::move(console))) {
+    // Fixed, non-overlapping ranges: these adds cannot fail.
+    (void)pio.add(Uart16550::kCom1, Uart16550::kPorts, uart);
+    (void)pio.add(DebugExit::kPort, DebugExit::kPorts, debug_exit);
+}
+
+Dispatch dispatch_exit(abi::RunState& rs, Platform& p) {
+    ++p.stats.exits[exit_reason_name(rs.exit_reason)];
+    switch (rs.exit_reason) {
+        case abi::KVM_EXIT_IO: {
+            if (rs.io.size != 1 && rs.io.size != 2 && rs.io.size != 4)
+                return {true, End::Failure, fmt::format("I/O exit with size {}", rs.io.size)};
+            if (rs.io.direction == abi::KVM_EXIT_IO_OUT) {
+                if (!p.pio.write(rs.io.port, rs.io.data, rs.io.size))
+                    ++p.stats.unclaimed_ports[rs.io.port];  // ignored, as on a PC
+            } else if (!p.pio.read(rs.io.port, rs.io.data, rs.io.size)) {
+                ++p.stats.unclaimed_ports[rs.io.port];
+                std::memset(rs.io.data, 0xFF, rs.io.size);  // floating bus
+            }
+            if (auto code = p.debug_exit->code()) return {true, End::GuestExit, ""};
+            return {};
+        }
+        case abi::KVM_EXIT_MMIO: {
+            const uint8_t len = static_cast<uint8_t>(rs.mmio.len);
+            if (len == 0 || len > 8)
+                return {true, End::Failure, fmt::format("MMIO exit with length {}", len)};
+            if (rs.mmio.is_write) {
+                if (!p.mmio.write(rs.mmio.phys_addr, rs.mmio.data, len))
+                    ++p.stats.unclaimed_mmio[rs.mmio.phys_addr & ~0xFFFull];
+            } else if (!p.mmio.read(rs.mmio.phys_addr, rs.mmio.data, len)) {
+                ++p.stats.unclaimed_mmio[rs.mmio.phys_addr & ~0xFFFull];
+                std::memset(rs.mmio.data, 0xFF, len);
+            }
+            return {};
+        }
+        case abi::KVM_EXIT_HLT:
+            return {true, End::Halted, "the guest halted with nothing to wake it"};
+        case abi::KVM_EXIT_INTR:
+            return {true, End::InsnLimit, ""};
+        case abi::KVM_EXIT_SHUTDOWN:
+            return {true, End::Shutdown, rs.detail};
+        case abi::KVM_EXIT_INTERNAL_ERROR:
+            return {true, End::InternalError,
+                    fmt::format("suberror {}: {}", rs.internal.suberror, rs.detail)};
+        default:
+            return {true, End::Failure,
+                    fmt::format("unhandled exit reason {} ({})", rs.exit_reason,
+                                exit_reason_name(rs.exit_reason))};
+    }
+}
+
+Machine::Machine(GuestMemory mem, Uart16550::Sink console)
+    : mem_(std::move(mem)), platform_(std::move(console)) {}
+
+Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
+                                                 const std::string& image_path,
+                                                 Uart16550::Sink console) {
+    auto file = read_file(image_path);
+    if (!file) return file.error();
+    auto mem = GuestMemory::create(cfg.memory);
+    if (!mem) return mem.error();
+    std::unique_ptr<Machine> m(new Machine(std::move(mem).value(), std::move(console)));
+    auto img = load_multiboot(file.value(), image_path, m->mem_);
+    if (!img) return img.error();
+    m->image_ = img.value();
+
+    // Accelerator failures are reported as ENODEV: "this host cannot run it".
+    auto accel = accel::create_accelerator(cfg.accel);
+    if (!accel) return make_error(accel.error().message, ENODEV);
+    m->accel_ = std::move(accel).value();
+    auto vm = m->accel_->create_vm();
+    if (!vm) return make_error(vm.error().message, ENODEV);
+    m->vm_ = std::move(vm).value();
+    if (auto st = m->vm_->set_memory_region(0, 0, m->mem_.size(), m->mem_.host()); !st)
+        return st.error();
+    auto vcpu = m->vm_->create_vcpu(0);
+    if (!vcpu) return vcpu.error();
+    m->vcpu_ = std::move(vcpu).value();
+    if (cfg.max_insns)
+        if (auto st = m->vcpu_->set_instruction_limit(cfg.max_insns); !st) return st.error();
+
+    // Entry state (multiboot §3.2): flat 32-bit protected mode, paging off, IF clear.
+    auto sregs = m->vcpu_->get_sregs();
+    if (!sregs) return sregs.error();
+    accel::SpecialRegs s = sregs.value();
+    auto flat = [](uint16_t sel, uint8_t type) {
+        accel::Segment seg;
+        seg.base = 0, seg.limit = 0xFFFFFFFF, seg.selector = sel, seg.type = type;
+        seg.present = 1, seg.dpl = 0, seg.db = 1, seg.s = 1, seg.l = 0, seg.g = 1;
+        return seg;
+    };
+    s.cs = flat(0x08, 0xB);
+    s.ds = s.es = s.fs = s.gs = s.ss = flat(0x10, 0x3);
+    s.cr0 = 0x11;  // PE | ET
+    s.cr3 = s.cr4 = s.efer = 0;
+    if (auto st = m->vcpu_->set_sregs(s); !st) return st.error();
+    accel::Regs r;
+    r.rax = multiboot::kBootMagic;
+    r.rbx = m->image_.info_addr;
+    r.rip = m->image_.entry;
+    r.rflags = 0x2;
+    if (auto st = m->vcpu_->set_regs(r); !st) return st.error();
+    return m;
+}
+
+RunReport Machine::run() {
+    RunReport rep;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+        if (auto st = vcpu_->run(); !st) {
+            rep.end = End::Failure;
+            rep.detail = st.error().message;
+            break;
+        }
+        Dispatch d = dispatch_exit(vcpu_->run_state(), platform_);
+        if (d.stop) {
+            rep.end = d.end;
+            rep.detail = d.detail;
+            break;
+        }
+    }
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rep.instructions = vcpu_->instructions_retired();
+    if (auto code = platform_.debug_exit->code()) rep.guest_code = *code;
+    if (rep.end == End::Shutdown || rep.end == End::InternalError || rep.end == End::Failure)
+        rep.state = vcpu_->dump_state();
+    rep.stats = platform_.stats;
+    return rep;
+}
+
+}  // namespace softkvm::vmm

@@ -1,0 +1,98 @@
+// The machine: guest memory, the PIO and MMIO buses with their devices, one vCPU on an
+// accelerator, and the run loop. The exit dispatcher is a pure function of the exit
+// record and the buses (style.md), unit-tested with synthetic exits.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "accel/accel.h"
+#include "vmm/bus.h"
+#include "vmm/devices/debug_exit.h"
+#include "vmm/devices/uart16550.h"
+#include "vmm/loader.h"
+#include "vmm/memory.h"
+
+namespace softkvm::vmm {
+
+struct MachineConfig {
+    std::string accel = "emu";
+    uint64_t memory = 128ull << 20;
+    uint64_t max_insns = 0;  // 0: no limit (emu only)
+};
+
+// How a run ended.
+enum class End {
+    GuestExit,      // the guest wrote its exit code to the debug-exit port
+    Halted,         // HLT with nothing that can wake the vCPU
+    InsnLimit,      // --max-insns reached
+    Shutdown,       // triple fault
+    InternalError,  // the accelerator could not emulate something
+    Failure,        // the accelerator itself failed, or an exit softkvm does not handle
+};
+const char* end_name(End e);
+
+struct Stats {
+    std::map<std::string, uint64_t> exits;         // by exit reason name
+    std::map<uint16_t, uint64_t> unclaimed_ports;  // accesses no device claimed
+    std::map<uint64_t, uint64_t> unclaimed_mmio;   // by page
+};
+
+struct RunReport {
+    End end = End::Failure;
+    uint32_t guest_code = 0;
+    uint64_t instructions = 0;
+    double seconds = 0;
+    std::string detail;  // fault chain, emulation failure, or failing call
+    std::string state;   // register dump for SHUTDOWN / internal errors
+    Stats stats;
+};
+
+// The devices and buses of a machine, separate from the vCPU so that exits can be
+// dispatched without one.
+struct Platform {
+    Bus pio, mmio;
+    std::shared_ptr<DebugExit> debug_exit;
+    std::shared_ptr<Uart16550> uart;
+    Stats stats;
+
+    explicit Platform(Uart16550::Sink console);
+};
+
+// What the run loop does after an exit.
+struct Dispatch {
+    bool stop = false;
+    End end = End::Failure;
+    std::string detail;
+};
+
+// Handles one exit: I/O and MMIO go to the buses (an IN or MMIO read stores its data in
+// `rs` for the next run), everything else ends the run with a reason.
+Dispatch dispatch_exit(abi::RunState& rs, Platform& p);
+
+const char* exit_reason_name(uint32_t reason);
+
+class Machine {
+  public:
+    // Creates guest memory, loads the multiboot image at `image_path`, and prepares the
+    // vCPU in the multiboot entry state. Console output goes to `console`.
+    static Result<std::unique_ptr<Machine>> create(const MachineConfig& cfg,
+                                                   const std::string& image_path,
+                                                   Uart16550::Sink console);
+    RunReport run();
+    const LoadedImage& image() const { return image_; }
+
+  private:
+    Machine(GuestMemory mem, Uart16550::Sink console);
+
+    GuestMemory mem_;
+    Platform platform_;
+    std::unique_ptr<accel::Accelerator> accel_;
+    std::unique_ptr<accel::Vm> vm_;
+    std::unique_ptr<accel::Vcpu> vcpu_;
+    LoadedImage image_;
+};
+
+}  // namespace softkvm::vmm

@@ -1,0 +1,37 @@
+// Multiboot version 1 numbers (Multiboot Specification 0.6.96, §3.1 header, §3.2 machine
+// state, §3.3 boot information).
+#pragma once
+#include <cstdint>
+
+namespace softkvm::vmm::multiboot {
+
+// §3.1.1: the header lies in the first 8192 bytes of the image, 32-bit aligned.
+inline constexpr uint32_t kHeaderMagic = 0x1BADB002;
+inline constexpr uint32_t kSearchLimit = 8192;
+// §3.1.2 header flags.
+inline constexpr uint32_t kFlagPageAlign = 1u << 0;
+inline constexpr uint32_t kFlagMemoryInfo = 1u << 1;
+inline constexpr uint32_t kFlagVideoMode = 1u << 2;
+inline constexpr uint32_t kFlagAoutKludge = 1u << 16;  // address fields at offsets 12..28
+// Offsets of the address fields in the header (§3.1.3).
+inline constexpr uint32_t kHdrHeaderAddr = 12, kHdrLoadAddr = 16, kHdrLoadEndAddr = 20,
+                          kHdrBssEndAddr = 24, kHdrEntryAddr = 28;
+
+// §3.2: EAX holds this magic at entry; EBX the physical address of the information.
+inline constexpr uint32_t kBootMagic = 0x2BADB002;
+
+// §3.3 boot information: offsets and flags.
+inline constexpr uint32_t kInfoFlags = 0, kInfoMemLower = 4, kInfoMemUpper = 8,
+                          kInfoMmapLength = 44, kInfoMmapAddr = 48, kInfoSize = 88;
+inline constexpr uint32_t kInfoHasMemory = 1u << 0;
+inline constexpr uint32_t kInfoHasMmap = 1u << 6;
+// A memory-map entry: size (of the rest, 20), base (8), length (8), type (4).
+inline constexpr uint32_t kMmapEntrySize = 24;
+inline constexpr uint32_t kMmapAvailable = 1, kMmapReserved = 2;
+
+// Where softkvm puts the information and its memory map (below 1 MiB, where no multiboot
+// kernel is loaded).
+inline constexpr uint32_t kInfoAddr = 0x9000;
+inline constexpr uint32_t kMmapAddr = 0x9100;
+
+}  // namespace softkvm::vmm::multiboot
