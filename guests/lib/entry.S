@@ -1,0 +1,97 @@
+/* Multiboot v1 header and the 32-bit entry: zero BSS, identity-map the first 1 GiB with
+ * 2 MiB pages, enable PAE, long mode and paging, load a 64-bit GDT, and call main(). */
+#define MB_MAGIC 0x1BADB002
+#define MB_FLAGS 0x00000003 /* page-align modules, memory information */
+
+    .section .multiboot, "a"
+    .align 4
+    .long MB_MAGIC
+    .long MB_FLAGS
+    .long -(MB_MAGIC + MB_FLAGS)
+
+    .section .boot, "ax"
+    .code32
+    .global _start
+_start:
+    cli
+    cld
+    /* Zero BSS (page tables and stacks live there). */
+    mov $__bss_start, %edi
+    mov $__bss_end, %ecx
+    sub %edi, %ecx
+    xor %eax, %eax
+    rep stosb
+    mov $boot_stack_top, %esp
+
+    /* PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] = i * 2 MiB (present, writable, large). */
+    mov $sdk_pdpt, %eax
+    or $0x3, %eax
+    mov %eax, sdk_pml4
+    mov $sdk_pd, %eax
+    or $0x3, %eax
+    mov %eax, sdk_pdpt
+    xor %ecx, %ecx
+1:  mov %ecx, %eax
+    shl $21, %eax
+    or $0x83, %eax
+    mov %eax, sdk_pd(,%ecx,8)
+    inc %ecx
+    cmp $512, %ecx
+    jne 1b
+
+    mov $sdk_pml4, %eax
+    mov %eax, %cr3
+    mov %cr4, %eax
+    or $0x20, %eax          /* PAE */
+    mov %eax, %cr4
+    mov $0xC0000080, %ecx   /* EFER */
+    rdmsr
+    or $0x100, %eax         /* LME */
+    wrmsr
+    mov %cr0, %eax
+    or $0x80010000, %eax    /* PG | WP */
+    mov %eax, %cr0
+    lgdt gdt_ptr
+    ljmp $0x08, $long_entry
+
+    .code64
+long_entry:
+    mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    xor %ax, %ax
+    mov %ax, %fs
+    mov %ax, %gs
+    mov $sdk_stack_top, %rsp
+    xor %ebp, %ebp
+    call sdk_init
+    call main
+    mov %eax, %edi
+    call exit_guest
+2:  hlt
+    jmp 2b
+
+    .section .rodata
+    .align 8
+sdk_gdt:
+    .quad 0                     /* null */
+    .quad 0x00AF9A000000FFFF    /* 0x08: 64-bit code, DPL 0 */
+    .quad 0x00CF92000000FFFF    /* 0x10: data, DPL 0 */
+gdt_ptr:
+    .word gdt_ptr - sdk_gdt - 1
+    .long sdk_gdt
+
+    .section .bss
+    .align 4096
+    .global sdk_pml4, sdk_pdpt, sdk_pd
+sdk_pml4: .skip 4096
+sdk_pdpt: .skip 4096
+sdk_pd:   .skip 4096
+    .align 16
+boot_stack: .skip 1024
+boot_stack_top:
+    .align 16
+sdk_stack: .skip 65536
+    .global sdk_stack_top
+sdk_stack_top:
