@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Guest tests (CTest): run a conformance guest on softkvm emu, under QEMU TCG, or both and
+# compare their serial output, or twice on emu for determinism.
+#   guest_test.sh emu|qemu|diff|determinism SOFTKVM GUEST.elf
+# Exit 0 = pass, 77 = skipped (QEMU missing), anything else = fail.
+set -uo pipefail
+mode=$1 softkvm=$2 guest=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+run_emu() {  # $1 = output file, $2 = stats file
+    "$softkvm" run --accel emu --stats-json "$2" "$guest" >"$1"
+}
+
+run_qemu() {  # $1 = output file; returns the guest's code (QEMU exits code<<1|1)
+    timeout 120 qemu-system-x86_64 -accel tcg -machine pc -cpu max -m 128M -display none \
+        -vga none -no-reboot -nodefaults -serial "file:$1" \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest"
+    local st=$?
+    if [ $((st & 1)) -ne 1 ]; then echo "qemu failed with status $st" >&2; return 100; fi
+    return $((st >> 1))
+}
+
+check_summary() {  # $1 = output file
+    if ! grep -qE '^SUMMARY: [0-9]+ passed, 0 failed$' "$1"; then
+        echo "no passing SUMMARY line in the output:" >&2
+        tail -20 "$1" >&2
+        return 1
+    fi
+}
+
+need_qemu() {
+    if ! command -v qemu-system-x86_64 >/dev/null; then
+        echo "SKIP: qemu-system-x86_64 is not installed"
+        exit 77
+    fi
+}
+
+case $mode in
+emu)
+    run_emu "$tmp/out" "$tmp/stats.json"
+    st=$?
+    cat "$tmp/out"
+    [ $st -eq 0 ] || { echo "softkvm exit status $st" >&2; exit 1; }
+    check_summary "$tmp/out" || exit 1
+    ;;
+qemu)
+    need_qemu
+    run_qemu "$tmp/out"
+    st=$?
+    cat "$tmp/out"
+    [ $st -eq 0 ] || { echo "guest exit code $st under QEMU" >&2; exit 1; }
+    check_summary "$tmp/out" || exit 1
+    ;;
+diff)
+    need_qemu
+    run_emu "$tmp/emu" "$tmp/stats.json"
+    emu_st=$?
+    run_qemu "$tmp/qemu"
+    qemu_st=$?
+    if ! diff -u "$tmp/qemu" "$tmp/emu"; then
+        echo "serial output differs between QEMU TCG (-) and softkvm emu (+)" >&2
+        exit 1
+    fi
+    [ $emu_st -eq $qemu_st ] || { echo "exit codes differ: emu $emu_st, qemu $qemu_st" >&2; exit 1; }
+    echo "identical output ($(wc -l <"$tmp/emu") lines), exit code $emu_st on both"
+    ;;
+determinism)
+    run_emu "$tmp/out1" "$tmp/s1.json" || exit 1
+    run_emu "$tmp/out2" "$tmp/s2.json" || exit 1
+    cmp -s "$tmp/out1" "$tmp/out2" || { echo "output differs between two runs" >&2; exit 1; }
+    i1=$(grep -o '"instructions": [0-9]*' "$tmp/s1.json")
+    i2=$(grep -o '"instructions": [0-9]*' "$tmp/s2.json")
+    [ -n "$i1" ] && [ "$i1" = "$i2" ] || { echo "instruction counts differ: $i1 vs $i2" >&2; exit 1; }
+    echo "two runs: identical output, $i1"
+    ;;
+*)
+    echo "usage: $0 emu|qemu|diff|determinism SOFTKVM GUEST.elf" >&2
+    exit 2
+    ;;
+esac
