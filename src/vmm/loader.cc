@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "vmm/multiboot.h"
@@ -74,6 +75,9 @@ void write_boot_info(GuestMemory& mem) {
 }  // namespace
 
 Result<std::vector<uint8_t>> read_file(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return make_error(fmt::format("{}: is a directory, not a guest image", path), EISDIR);
     std::ifstream f(path, std::ios::binary | std::ios::ate);
     if (!f) {
         const int err = errno ? errno : ENOENT;
