@@ -7,7 +7,7 @@ PKGS=(
   libzydis-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev sqlite3 libfuse3-dev fuse3
-  qemu-system-x86 clang-format
+  qemu-system-x86 clang-format bc
 )
 missing=()
 for p in "${PKGS[@]}"; do
