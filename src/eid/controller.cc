@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cerrno>
 
 namespace softkvm::eid {
@@ -21,6 +22,9 @@ Result<std::string> normalize_path(const std::string& path) {
             return make_error(fmt::format("group path '{}' has an empty component", path), EINVAL);
         if (comp == "." || comp == "..")
             return make_error(fmt::format("group path '{}' may not contain '{}'", path, comp),
+                              EINVAL);
+        if (comp.rfind("misc.", 0) == 0 || comp.rfind("encryption_ids.", 0) == 0)
+            return make_error(fmt::format("group name '{}' would shadow an interface file", comp),
                               EINVAL);
         if (comp.size() > 64)
             return make_error(fmt::format("group name '{}' is longer than 64 characters", comp),

@@ -122,3 +122,74 @@ TEST_F(StoreTest, ProcessStartTimeIdentifiesThisProcess) {
 
 }  // namespace
 }  // namespace softkvm::eid
+
+namespace softkvm::eid {
+namespace {
+
+// Many processes charge and release against one database at once; every one checks,
+// while it holds its ID, that no group is over its limit and no ASID is held twice.
+TEST_F(StoreTest, ConcurrentProcessesNeverExceedLimitsOrShareAsids) {
+    {
+        auto s = Store::init(db_, AsidRange{12, 7});  // sev 7..12: capacity 6
+        ASSERT_TRUE(s.ok());
+        ASSERT_TRUE(s.value()
+                        ->update([](Controller& c, std::vector<EventRecord>&) {
+                            if (auto st = c.mkdir("/a"); !st) return st;
+                            if (auto st = c.mkdir("/b"); !st) return st;
+                            return c.set_max("/a", Type::Sev, 3);
+                        })
+                        .ok());
+    }
+    constexpr int kProcs = 8, kRounds = 40;
+    std::vector<pid_t> kids;
+    for (int p = 0; p < kProcs; ++p) {
+        const pid_t pid = fork();
+        if (pid == 0) {
+            int bad = 0;
+            auto s = Store::open(db_);
+            if (!s) _exit(10);
+            const std::string group = p % 2 ? "/a" : "/b";
+            const uint64_t st = process_start_time(getpid());
+            for (int r = 0; r < kRounds; ++r) {
+                auto l = s.value()->acquire(group, Type::Sev, getpid(), st);
+                if (!l) {
+                    if (l.error().code != EBUSY) bad |= 1;
+                    continue;
+                }
+                auto snap = s.value()->snapshot();
+                auto leases = s.value()->leases();
+                if (!snap || !leases) {
+                    bad |= 2;
+                } else {
+                    for (const auto& [path, g] : snap->groups()) {
+                        const Counters& k = g.c[0];
+                        if (k.usage > k.max || k.usage > snap->capacity(Type::Sev)) bad |= 4;
+                    }
+                    std::vector<int> seen(13, 0);
+                    for (const Lease& x : leases.value())
+                        if (x.asid < 7 || x.asid > 12 || seen[x.asid]++) bad |= 8;
+                }
+                if (!s.value()->release(l->id)) bad |= 16;
+            }
+            _exit(bad);
+        }
+        kids.push_back(pid);
+    }
+    for (pid_t k : kids) {
+        int ws = 0;
+        waitpid(k, &ws, 0);
+        EXPECT_TRUE(WIFEXITED(ws));
+        EXPECT_EQ(WEXITSTATUS(ws), 0) << "child saw an invariant broken (bitmask)";
+    }
+    auto s = Store::open(db_);
+    ASSERT_TRUE(s.ok());
+    auto snap = s.value()->snapshot();
+    ASSERT_TRUE(snap.ok());
+    EXPECT_EQ(snap->group("/").c[0].usage, 0u);  // everything given back
+    EXPECT_LE(snap->group("/a").c[0].peak, 3u);
+    EXPECT_LE(snap->group("/").c[0].peak, 6u);
+    EXPECT_TRUE(s.value()->leases()->empty());
+}
+
+}  // namespace
+}  // namespace softkvm::eid
