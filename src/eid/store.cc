@@ -130,6 +130,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     }
     std::unique_ptr<Store> s(new Store(db, path));
     sqlite3_busy_timeout(db, 30000);
+    // WAL with synchronous=NORMAL cannot corrupt the database; a power loss may forget the
+    // last transactions, which only concern processes that died with the host anyway.
+    (void)s->exec("PRAGMA synchronous=NORMAL");
     Stmt q(db, "SELECT value FROM meta WHERE key = 'schema'");
     if (!q.ok()) return corrupt(path, sqlite3_errmsg(db));
     if (q.step() != SQLITE_ROW || q.text(0) != kSchema) return corrupt(path, "no softkvm schema");
