@@ -7,7 +7,7 @@ build=${1:-build}
 sk=$build/src/cli/softkvm
 tmp=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+trap 'for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 db=(--eid-db "$tmp/eid.db")
 
 echo "== encryption-ID starvation demo (database $tmp/eid.db)"
