@@ -120,26 +120,24 @@ int op_truncate(const char* path, off_t, struct fuse_file_info*) {
     return writable ? 0 : -EACCES;
 }
 
-int op_mkdir(const char* path, mode_t) {
+// mkdir and rmdir: one store transaction each, logged.
+int group_op(const char* path, const char* kind) {
     auto p = normalize_path(path);
     if (!p) return -EINVAL;
+    const bool make = std::strcmp(kind, "mkdir") == 0;
     auto st = g_store->update([&](Controller& c, std::vector<EventRecord>& log) -> Status {
-        auto r = c.mkdir(p.value());
-        if (r) log.push_back({0, 0, "mkdir", p.value()});
+        auto r = make ? c.mkdir(p.value()) : c.rmdir(p.value());
+        if (r) log.push_back({0, 0, kind, p.value()});
         return r;
     });
     return st ? 0 : -errno_of(st.error());
 }
 
+int op_mkdir(const char* path, mode_t) {
+    return group_op(path, "mkdir");
+}
 int op_rmdir(const char* path) {
-    auto p = normalize_path(path);
-    if (!p) return -EINVAL;
-    auto st = g_store->update([&](Controller& c, std::vector<EventRecord>& log) -> Status {
-        auto r = c.rmdir(p.value());
-        if (r) log.push_back({0, 0, "rmdir", p.value()});
-        return r;
-    });
-    return st ? 0 : -errno_of(st.error());
+    return group_op(path, "rmdir");
 }
 
 // Files cannot be created or removed: the set of interface files is fixed.

@@ -91,6 +91,23 @@ void Vcpu::run() {
     }
 }
 
+void Vcpu::io_exit(uint8_t direction, uint16_t port, uint8_t size) {
+    run_.exit_reason = abi::KVM_EXIT_IO;
+    run_.io = {};
+    run_.io.direction = direction;
+    run_.io.size = size;
+    run_.io.port = port;
+    run_.io.count = 1;  // one element per exit: string I/O is not in the CPU model yet
+}
+
+void Vcpu::mmio_exit(uint64_t gpa, uint8_t size, bool is_write) {
+    run_.exit_reason = abi::KVM_EXIT_MMIO;
+    run_.mmio = {};
+    run_.mmio.phys_addr = gpa;
+    run_.mmio.len = size;
+    run_.mmio.is_write = is_write;
+}
+
 cpu::Action Vcpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
     if (pending_ == Pending::PortIn && run_.io.port == port && run_.io.size == size) {
         pending_ = Pending::None;
@@ -99,22 +116,12 @@ cpu::Action Vcpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
         return cpu::Action::Done;
     }
     pending_ = Pending::PortIn;
-    run_.exit_reason = abi::KVM_EXIT_IO;
-    run_.io = {};
-    run_.io.direction = abi::KVM_EXIT_IO_IN;
-    run_.io.size = size;
-    run_.io.port = port;
-    run_.io.count = 1;
+    io_exit(abi::KVM_EXIT_IO_IN, port, size);
     return cpu::Action::Exit;
 }
 
 cpu::Action Vcpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
-    run_.exit_reason = abi::KVM_EXIT_IO;
-    run_.io = {};
-    run_.io.direction = abi::KVM_EXIT_IO_OUT;
-    run_.io.size = size;
-    run_.io.port = port;
-    run_.io.count = 1;
+    io_exit(abi::KVM_EXIT_IO_OUT, port, size);
     std::memcpy(run_.io.data, &value, size);
     return cpu::Action::Exit;
 }
@@ -134,11 +141,7 @@ cpu::Action Vcpu::mmio_read(uint64_t gpa, uint8_t size, uint64_t& value) {
         return cpu::Action::Done;
     }
     pending_ = Pending::MmioRead;
-    run_.exit_reason = abi::KVM_EXIT_MMIO;
-    run_.mmio = {};
-    run_.mmio.phys_addr = gpa;
-    run_.mmio.len = size;
-    run_.mmio.is_write = 0;
+    mmio_exit(gpa, size, false);
     return cpu::Action::Exit;
 }
 
@@ -149,11 +152,7 @@ cpu::Action Vcpu::mmio_write(uint64_t gpa, uint8_t size, uint64_t value) {
         sync_apic();
         return cpu::Action::Done;
     }
-    run_.exit_reason = abi::KVM_EXIT_MMIO;
-    run_.mmio = {};
-    run_.mmio.phys_addr = gpa;
-    run_.mmio.len = size;
-    run_.mmio.is_write = 1;
+    mmio_exit(gpa, size, true);
     std::memcpy(run_.mmio.data, &value, size);
     return cpu::Action::Exit;
 }

@@ -72,6 +72,8 @@ class Vcpu final : public cpu::CpuOwner {
     // instruction on the next run(), the value comes from run_.io.data / run_.mmio.data.
     enum class Pending : uint8_t { None, PortIn, MmioRead };
 
+    void io_exit(uint8_t direction, uint16_t port, uint8_t size);
+    void mmio_exit(uint64_t gpa, uint8_t size, bool is_write);
     bool apic_mmio(uint64_t gpa) const;
     bool x2apic() const;
     cpu::MsrResult apic_rdmsr(uint32_t index, uint64_t& value);
