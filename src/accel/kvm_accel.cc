@@ -1,9 +1,333 @@
-#include <cerrno>
-
+// The kvm accelerator: the accel interface on the host's /dev/kvm. The only code in
+// softkvm that includes <linux/kvm.h> and issues KVM ioctls (design.md "Layers").
+// softkvm's ABI constants share their names with <linux/kvm.h>'s macros: take copies
+// under other names before the kernel header defines the macros, then compare.
 #include "accel/backends.h"
 
+namespace softkvm::accel::mirror {
+constexpr uint32_t exit_io = abi::KVM_EXIT_IO, exit_hlt = abi::KVM_EXIT_HLT,
+                   exit_mmio = abi::KVM_EXIT_MMIO, exit_shutdown = abi::KVM_EXIT_SHUTDOWN,
+                   exit_intr = abi::KVM_EXIT_INTR, exit_internal = abi::KVM_EXIT_INTERNAL_ERROR,
+                   exit_fail_entry = abi::KVM_EXIT_FAIL_ENTRY,
+                   exit_bus_lock = abi::KVM_EXIT_X86_BUS_LOCK,
+                   emulation = abi::KVM_INTERNAL_ERROR_EMULATION,
+                   cap_bus_lock = abi::KVM_CAP_X86_BUS_LOCK_EXIT;
+constexpr uint8_t io_in = abi::KVM_EXIT_IO_IN, io_out = abi::KVM_EXIT_IO_OUT;
+constexpr uint16_t run_bus_lock = abi::KVM_RUN_X86_BUS_LOCK;
+constexpr uint64_t detection_exit = abi::KVM_BUS_LOCK_DETECTION_EXIT;
+}  // namespace softkvm::accel::mirror
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
 namespace softkvm::accel {
-Result<std::unique_ptr<Accelerator>> create_kvm_accelerator() {
-    return make_error("kvm accelerator: not implemented yet", ENOSYS);
+
+// The software path's constants are the kernel's (common/kvm_abi.h promises this).
+static_assert(mirror::exit_io == KVM_EXIT_IO && mirror::exit_hlt == KVM_EXIT_HLT &&
+              mirror::exit_mmio == KVM_EXIT_MMIO && mirror::exit_shutdown == KVM_EXIT_SHUTDOWN &&
+              mirror::exit_intr == KVM_EXIT_INTR &&
+              mirror::exit_internal == KVM_EXIT_INTERNAL_ERROR &&
+              mirror::exit_fail_entry == KVM_EXIT_FAIL_ENTRY && mirror::io_in == KVM_EXIT_IO_IN &&
+              mirror::io_out == KVM_EXIT_IO_OUT &&
+              mirror::emulation == KVM_INTERNAL_ERROR_EMULATION);
+#ifdef KVM_EXIT_X86_BUS_LOCK
+static_assert(mirror::exit_bus_lock == KVM_EXIT_X86_BUS_LOCK);
+static_assert(mirror::run_bus_lock == KVM_RUN_X86_BUS_LOCK);
+static_assert(mirror::cap_bus_lock == KVM_CAP_X86_BUS_LOCK_EXIT);
+static_assert(mirror::detection_exit == KVM_BUS_LOCK_DETECTION_EXIT);
+#endif
+
+namespace {
+
+constexpr int kApiVersion = 12;            // KVM_GET_API_VERSION of every stable kernel
+constexpr uint64_t kTssAddr = 0xFFFBD000;  // VMX real-mode TSS: three pages below 4 GiB
+
+Error sys_error(const std::string& what) {
+    const int e = errno;
+    return make_error(fmt::format("kvm: {}: {}", what, std::strerror(e)), e ? e : EIO);
 }
+
+class Fd {
+  public:
+    explicit Fd(int fd = -1) : fd_(fd) {}
+    Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+    Fd& operator=(Fd&&) = delete;
+    ~Fd() {
+        if (fd_ >= 0) close(fd_);
+    }
+    int get() const { return fd_; }
+
+  private:
+    int fd_;
+};
+
+Segment from_kvm(const kvm_segment& s) {
+    Segment o;
+    o.base = s.base, o.limit = s.limit, o.selector = s.selector, o.type = s.type;
+    o.present = s.present, o.dpl = s.dpl, o.db = s.db, o.s = s.s, o.l = s.l, o.g = s.g;
+    o.avl = s.avl, o.unusable = s.unusable;
+    return o;
+}
+kvm_segment to_kvm(const Segment& s) {
+    kvm_segment o{};
+    o.base = s.base, o.limit = s.limit, o.selector = s.selector, o.type = s.type;
+    o.present = s.present, o.dpl = s.dpl, o.db = s.db, o.s = s.s, o.l = s.l, o.g = s.g;
+    o.avl = s.avl, o.unusable = s.unusable;
+    return o;
+}
+
+class KvmVcpu final : public Vcpu {
+  public:
+    KvmVcpu(Fd fd, kvm_run* run, size_t run_size)
+        : fd_(std::move(fd)), run_(run), size_(run_size) {}
+    ~KvmVcpu() override { munmap(run_, size_); }
+
+    Status run() override {
+        // Complete a port or MMIO read: the VMM stored the value in our record.
+        if (pending_in_ && run_->exit_reason == KVM_EXIT_IO)
+            std::memcpy(reinterpret_cast<uint8_t*>(run_) + run_->io.data_offset, state_.io.data,
+                        run_->io.size);
+        if (pending_in_ && run_->exit_reason == KVM_EXIT_MMIO)
+            std::memcpy(run_->mmio.data, state_.mmio.data, run_->mmio.len);
+        pending_in_ = false;
+        run_->immediate_exit = state_.immediate_exit;
+        if (ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+            if (errno != EINTR) return sys_error("KVM_RUN");
+            state_.exit_reason = mirror::exit_intr;
+            return {};
+        }
+        state_.exit_reason = run_->exit_reason;
+        state_.flags = run_->flags;
+        state_.detail.clear();
+        switch (run_->exit_reason) {
+            case KVM_EXIT_IO:
+                if (run_->io.count != 1)
+                    return make_error("kvm: string I/O with a repeat count is not supported",
+                                      ENOTSUP);
+                state_.io = {};
+                state_.io.direction = run_->io.direction;
+                state_.io.size = run_->io.size;
+                state_.io.port = run_->io.port;
+                state_.io.count = run_->io.count;
+                std::memcpy(state_.io.data, reinterpret_cast<uint8_t*>(run_) + run_->io.data_offset,
+                            run_->io.size);
+                pending_in_ = run_->io.direction == KVM_EXIT_IO_IN;
+                break;
+            case KVM_EXIT_MMIO:
+                state_.mmio = {};
+                state_.mmio.phys_addr = run_->mmio.phys_addr;
+                state_.mmio.len = run_->mmio.len;
+                state_.mmio.is_write = run_->mmio.is_write;
+                std::memcpy(state_.mmio.data, run_->mmio.data, sizeof run_->mmio.data);
+                pending_in_ = !run_->mmio.is_write;
+                break;
+            case KVM_EXIT_INTERNAL_ERROR:
+                state_.internal.suberror = run_->internal.suberror;
+                state_.detail =
+                    fmt::format("KVM internal error, suberror {}", run_->internal.suberror);
+                break;
+            case KVM_EXIT_FAIL_ENTRY:
+                state_.detail = fmt::format("VM entry failed, hardware reason {:#x}",
+                                            run_->fail_entry.hardware_entry_failure_reason);
+                break;
+            case KVM_EXIT_SHUTDOWN:
+                state_.detail = "triple fault (KVM does not report the fault chain)";
+                break;
+            default:
+                break;
+        }
+        return {};
+    }
+    RunState& run_state() override { return state_; }
+
+    Result<Regs> get_regs() override {
+        kvm_regs r{};
+        if (ioctl(fd_.get(), KVM_GET_REGS, &r) < 0) return sys_error("KVM_GET_REGS");
+        Regs o;
+        o.rax = r.rax, o.rbx = r.rbx, o.rcx = r.rcx, o.rdx = r.rdx, o.rsi = r.rsi, o.rdi = r.rdi;
+        o.rsp = r.rsp, o.rbp = r.rbp, o.r8 = r.r8, o.r9 = r.r9, o.r10 = r.r10, o.r11 = r.r11;
+        o.r12 = r.r12, o.r13 = r.r13, o.r14 = r.r14, o.r15 = r.r15, o.rip = r.rip;
+        o.rflags = r.rflags;
+        return o;
+    }
+    Status set_regs(const Regs& o) override {
+        kvm_regs r{};
+        r.rax = o.rax, r.rbx = o.rbx, r.rcx = o.rcx, r.rdx = o.rdx, r.rsi = o.rsi, r.rdi = o.rdi;
+        r.rsp = o.rsp, r.rbp = o.rbp, r.r8 = o.r8, r.r9 = o.r9, r.r10 = o.r10, r.r11 = o.r11;
+        r.r12 = o.r12, r.r13 = o.r13, r.r14 = o.r14, r.r15 = o.r15, r.rip = o.rip;
+        r.rflags = o.rflags;
+        if (ioctl(fd_.get(), KVM_SET_REGS, &r) < 0) return sys_error("KVM_SET_REGS");
+        return {};
+    }
+    Result<SpecialRegs> get_sregs() override {
+        kvm_sregs s{};
+        if (ioctl(fd_.get(), KVM_GET_SREGS, &s) < 0) return sys_error("KVM_GET_SREGS");
+        SpecialRegs o;
+        o.cs = from_kvm(s.cs), o.ds = from_kvm(s.ds), o.es = from_kvm(s.es);
+        o.fs = from_kvm(s.fs), o.gs = from_kvm(s.gs), o.ss = from_kvm(s.ss);
+        o.tr = from_kvm(s.tr), o.ldt = from_kvm(s.ldt);
+        o.gdt = {s.gdt.base, s.gdt.limit}, o.idt = {s.idt.base, s.idt.limit};
+        o.cr0 = s.cr0, o.cr2 = s.cr2, o.cr3 = s.cr3, o.cr4 = s.cr4, o.cr8 = s.cr8;
+        o.efer = s.efer, o.apic_base = s.apic_base;
+        return o;
+    }
+    Status set_sregs(const SpecialRegs& o) override {
+        kvm_sregs s{};
+        if (ioctl(fd_.get(), KVM_GET_SREGS, &s) < 0) return sys_error("KVM_GET_SREGS");
+        s.cs = to_kvm(o.cs), s.ds = to_kvm(o.ds), s.es = to_kvm(o.es);
+        s.fs = to_kvm(o.fs), s.gs = to_kvm(o.gs), s.ss = to_kvm(o.ss);
+        s.tr = to_kvm(o.tr), s.ldt = to_kvm(o.ldt);
+        // KVM needs a usable TR and LDT descriptor cache for protected mode.
+        if (!o.tr.present) s.tr.type = 11, s.tr.present = 1, s.tr.limit = 0x67, s.tr.unusable = 0;
+        if (!o.ldt.present) s.ldt.type = 2, s.ldt.present = 1, s.ldt.limit = 0xFFFF;
+        s.gdt.base = o.gdt.base, s.gdt.limit = o.gdt.limit;
+        s.idt.base = o.idt.base, s.idt.limit = o.idt.limit;
+        s.cr0 = o.cr0, s.cr2 = o.cr2, s.cr3 = o.cr3, s.cr4 = o.cr4, s.cr8 = o.cr8;
+        s.efer = o.efer;
+        if (o.apic_base) s.apic_base = o.apic_base;
+        if (ioctl(fd_.get(), KVM_SET_SREGS, &s) < 0) return sys_error("KVM_SET_SREGS");
+        return {};
+    }
+    uint64_t instructions_retired() const override { return 0; }
+    Status set_instruction_limit(uint64_t) override {
+        return make_error("kvm: instruction limits need --accel emu", ENOTSUP);
+    }
+    std::string dump_state() override {
+        auto r = get_regs();
+        auto s = get_sregs();
+        if (!r || !s) return "(registers unavailable)\n";
+        return fmt::format(
+            "rip={:016x} rsp={:016x} rflags={:08x} cr0={:x} cr3={:x} cr4={:x} "
+            "efer={:x}\n",
+            r->rip, r->rsp, r->rflags, s->cr0, s->cr3, s->cr4, s->efer);
+    }
+
+  private:
+    Fd fd_;
+    kvm_run* run_;
+    size_t size_;
+    RunState state_;
+    bool pending_in_ = false;
+};
+
+class KvmVm final : public Vm {
+  public:
+    KvmVm(int kvm, Fd vm) : kvm_(kvm), vm_(std::move(vm)) {}
+
+    Status set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) override {
+        kvm_userspace_memory_region r{};
+        r.slot = slot;
+        r.guest_phys_addr = gpa;
+        r.memory_size = size;
+        r.userspace_addr = reinterpret_cast<uint64_t>(host);
+        if (ioctl(vm_.get(), KVM_SET_USER_MEMORY_REGION, &r) < 0)
+            return sys_error("KVM_SET_USER_MEMORY_REGION");
+        return {};
+    }
+
+    Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id) override {
+        Fd fd(ioctl(vm_.get(), KVM_CREATE_VCPU, id));
+        if (fd.get() < 0) return sys_error("KVM_CREATE_VCPU");
+        const int size = ioctl(kvm_, KVM_GET_VCPU_MMAP_SIZE, 0);
+        if (size <= 0) return sys_error("KVM_GET_VCPU_MMAP_SIZE");
+        void* run = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, MAP_SHARED,
+                         fd.get(), 0);
+        if (run == MAP_FAILED) return sys_error("mmap kvm_run");
+        // The guest sees the CPUID KVM supports on this host. Some KVM implementations
+        // (nested or emulated ones) do not offer the list; the vCPU then keeps KVM's own
+        // default CPUID.
+        std::vector<uint8_t> buf;
+        kvm_cpuid2* cpuid = nullptr;
+        bool have_cpuid = false;
+        for (uint32_t n = 64; n <= 4096 && !have_cpuid; n *= 2) {
+            buf.assign(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2), 0);
+            cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
+            cpuid->nent = n;
+            if (ioctl(kvm_, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+                have_cpuid = true;
+            else if (errno != E2BIG)
+                break;
+        }
+        if (have_cpuid && ioctl(fd.get(), KVM_SET_CPUID2, cpuid) < 0) {
+            munmap(run, static_cast<size_t>(size));
+            return sys_error("KVM_SET_CPUID2");
+        }
+        return std::unique_ptr<Vcpu>(std::make_unique<KvmVcpu>(
+            std::move(fd), static_cast<kvm_run*>(run), static_cast<size_t>(size)));
+    }
+
+  private:
+    int kvm_;
+    Fd vm_;
+};
+
+class KvmAccelerator final : public Accelerator {
+  public:
+    explicit KvmAccelerator(Fd kvm) : kvm_(std::move(kvm)) {}
+    std::string name() const override { return "kvm"; }
+
+    Result<std::unique_ptr<Vm>> create_vm() override {
+        Fd vm(ioctl(kvm_.get(), KVM_CREATE_VM, 0));
+        if (vm.get() < 0) return sys_error("KVM_CREATE_VM");
+        if (ioctl(vm.get(), KVM_SET_TSS_ADDR, kTssAddr) < 0) return sys_error("KVM_SET_TSS_ADDR");
+        return std::unique_ptr<Vm>(std::make_unique<KvmVm>(kvm_.get(), std::move(vm)));
+    }
+
+    std::vector<Capability> capabilities() override {
+        auto check = [&](long cap) { return ioctl(kvm_.get(), KVM_CHECK_EXTENSION, cap); };
+        std::vector<Capability> out;
+        out.push_back(long_mode());
+        out.push_back({"instruction-count", false, "not available on hardware virtualization"});
+        const int bus_lock = check(mirror::cap_bus_lock);
+        out.push_back(
+            {"bus-lock-exit", bus_lock > 0 && (bus_lock & mirror::detection_exit),
+             fmt::format("KVM_CAP_X86_BUS_LOCK_EXIT = {:#x}", bus_lock < 0 ? 0 : bus_lock)});
+        out.push_back({"guest-lbr", false, "softkvm does not drive it on kvm yet"});
+        out.push_back({"bus-lock-db", false, "softkvm does not drive it on kvm yet"});
+        return out;
+    }
+
+  private:
+    // Whether guests can enter 64-bit mode: KVM must list CPUID.80000001H:EDX.LM among
+    // the features it supports (some nested or emulated KVMs list nothing).
+    Capability long_mode() {
+        std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + 512 * sizeof(kvm_cpuid_entry2), 0);
+        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
+        cpuid->nent = 512;
+        if (ioctl(kvm_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
+            return {"long-mode", false,
+                    fmt::format("KVM_GET_SUPPORTED_CPUID fails ({}): guests stay in 32-bit mode",
+                                std::strerror(errno))};
+        for (uint32_t k = 0; k < cpuid->nent; ++k)
+            if (cpuid->entries[k].function == 0x80000001 && (cpuid->entries[k].edx & (1u << 29)))
+                return {"long-mode", true, "CPUID.80000001H:EDX.LM supported"};
+        return {"long-mode", false, "KVM does not offer CPUID.80000001H:EDX.LM"};
+    }
+
+    Fd kvm_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Accelerator>> create_kvm_accelerator() {
+    Fd kvm(open("/dev/kvm", O_RDWR | O_CLOEXEC));
+    if (kvm.get() < 0) return sys_error("cannot open /dev/kvm");
+    const int version = ioctl(kvm.get(), KVM_GET_API_VERSION, 0);
+    if (version != kApiVersion)
+        return make_error(
+            fmt::format("kvm: API version {} (softkvm needs {})", version, kApiVersion), ENODEV);
+    // Probe: a host that cannot create a VM has no usable kvm accelerator.
+    Fd probe(ioctl(kvm.get(), KVM_CREATE_VM, 0));
+    if (probe.get() < 0) return sys_error("KVM_CREATE_VM");
+    return std::unique_ptr<Accelerator>(std::make_unique<KvmAccelerator>(std::move(kvm)));
+}
+
 }  // namespace softkvm::accel

@@ -132,7 +132,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     if (auto st = m->vm_->set_memory_region(0, 0, m->mem_.size(), m->mem_.host()); !st)
         return st.error();
     auto vcpu = m->vm_->create_vcpu(0);
-    if (!vcpu) return vcpu.error();
+    if (!vcpu) return make_error(vcpu.error().message, ENODEV);
     m->vcpu_ = std::move(vcpu).value();
     if (cfg.max_insns)
         if (auto st = m->vcpu_->set_instruction_limit(cfg.max_insns); !st) return st.error();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Guest tests (CTest): run a conformance guest on softkvm emu, under QEMU TCG, or both and
 # compare their serial output, or twice on emu for determinism.
-#   guest_test.sh emu|qemu|diff|determinism SOFTKVM GUEST.elf
+#   guest_test.sh emu|qemu|diff|determinism|kvm SOFTKVM GUEST.elf
 # Exit 0 = pass, 77 = skipped (QEMU missing), anything else = fail.
 set -uo pipefail
 mode=$1 softkvm=$2 guest=$3
@@ -36,7 +36,25 @@ need_qemu() {
     fi
 }
 
+need_kvm_long_mode() {
+    local caps
+    caps=$("$softkvm" caps --json)
+    if ! python3 -c 'import json,sys; a={x["accelerator"]:x for x in json.load(sys.stdin)}; k=a["kvm"]; sys.exit(0 if k["available"] and any(f["name"]=="long-mode" and f["available"] for f in k["features"]) else 1)' <<<"$caps"; then
+        echo "SKIP: the kvm accelerator cannot run 64-bit guests here:"
+        python3 -c 'import json,sys; a={x["accelerator"]:x for x in json.load(sys.stdin)}; k=a["kvm"]; print(" ", k["detail"]); [print(" ", f["name"]+":", f["detail"]) for f in k["features"] if f["name"]=="long-mode"]' <<<"$caps"
+        exit 77
+    fi
+}
+
 case $mode in
+kvm)
+    need_kvm_long_mode
+    "$softkvm" run --accel kvm "$guest" >"$tmp/out"
+    st=$?
+    cat "$tmp/out"
+    [ $st -eq 0 ] || { echo "softkvm --accel kvm exit status $st" >&2; exit 1; }
+    check_summary "$tmp/out" || exit 1
+    ;;
 emu)
     run_emu "$tmp/out" "$tmp/stats.json"
     st=$?
