@@ -23,20 +23,34 @@ _start:
     rep stosb
     mov $boot_stack_top, %esp
 
-    /* PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] = i * 2 MiB (present, writable, large). */
+    /* Identity map of the first 4 GiB with 2 MiB pages: PML4[0] -> PDPT, PDPT[i] -> the
+     * i-th page of sdk_pd, PD entry j = j * 2 MiB (present, writable, large). The top
+     * GiB (local APIC and other MMIO) is uncached: PCD | PWT. */
     mov $sdk_pdpt, %eax
     or $0x3, %eax
     mov %eax, sdk_pml4
-    mov $sdk_pd, %eax
+    xor %ecx, %ecx
+0:  mov %ecx, %eax
+    shl $12, %eax
+    add $sdk_pd, %eax
     or $0x3, %eax
-    mov %eax, sdk_pdpt
+    mov %eax, sdk_pdpt(,%ecx,8)
+    inc %ecx
+    cmp $4, %ecx
+    jne 0b
     xor %ecx, %ecx
 1:  mov %ecx, %eax
     shl $21, %eax
     or $0x83, %eax
-    mov %eax, sdk_pd(,%ecx,8)
+    cmp $1536, %ecx
+    jb 2f
+    or $0x18, %eax
+2:  mov %eax, sdk_pd(,%ecx,8)
+    mov %ecx, %eax
+    shr $11, %eax              /* bits 32+ of the address: i >> 11 */
+    mov %eax, sdk_pd+4(,%ecx,8)
     inc %ecx
-    cmp $512, %ecx
+    cmp $2048, %ecx
     jne 1b
 
     mov $sdk_pml4, %eax
@@ -72,12 +86,17 @@ long_entry:
 2:  hlt
     jmp 2b
 
-    .section .rodata
-    .align 8
+    .section .data
+    .align 16
+    .global sdk_gdt
 sdk_gdt:
     .quad 0                     /* null */
     .quad 0x00AF9A000000FFFF    /* 0x08: 64-bit code, DPL 0 */
     .quad 0x00CF92000000FFFF    /* 0x10: data, DPL 0 */
+    .quad 0x00CFFA000000FFFF    /* 0x18: 32-bit code, DPL 3 (SYSRET's STAR base) */
+    .quad 0x00CFF2000000FFFF    /* 0x20: data, DPL 3 */
+    .quad 0x00AFFA000000FFFF    /* 0x28: 64-bit code, DPL 3 */
+    .quad 0, 0                  /* 0x30: TSS, filled in by sdk_init */
 gdt_ptr:
     .word gdt_ptr - sdk_gdt - 1
     .long sdk_gdt
@@ -87,7 +106,7 @@ gdt_ptr:
     .global sdk_pml4, sdk_pdpt, sdk_pd
 sdk_pml4: .skip 4096
 sdk_pdpt: .skip 4096
-sdk_pd:   .skip 4096
+sdk_pd:   .skip 4 * 4096
     .align 16
 boot_stack: .skip 1024
 boot_stack_top:

@@ -162,10 +162,6 @@ void report_summary(void) {
 
 /* ---- IDT and exceptions ---- */
 
-struct frame {
-    uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rdi, rsi, rbp, rbx, rdx, rcx, rax;
-    uint64_t vector, error, rip, cs, rflags, rsp, ss;
-};
 
 struct idt_entry {
     uint16_t off0, sel;
@@ -175,6 +171,27 @@ struct idt_entry {
 };
 
 static struct idt_entry idt[256] __attribute__((aligned(16)));
+static sdk_handler handlers[256];
+
+/* The 64-bit TSS: RSP0 for interrupts from ring 3 (SDM vol. 3 §8.7). */
+struct tss {
+    uint32_t reserved0;
+    uint64_t rsp[3];
+    uint64_t reserved1;
+    uint64_t ist[7];
+    uint64_t reserved2;
+    uint16_t reserved3, iomap_base;
+} __attribute__((packed));
+static struct tss tss;
+static uint8_t interrupt_stack[16384] __attribute__((aligned(16)));
+static uint8_t syscall_stack[16384] __attribute__((aligned(16)));
+static uint8_t user_stack[16384] __attribute__((aligned(16)));
+extern uint64_t sdk_gdt[];
+extern uint64_t sdk_pml4[], sdk_pdpt[], sdk_pd[];
+extern char sdk_irq_stubs[], sdk_user_landing[], sdk_syscall_entry[];
+uint64_t sdk_user_kernel_rsp, sdk_syscall_user_rsp, sdk_syscall_stack_top;
+uint32_t sdk_user_result;
+static sdk_syscall_handler syscall_handler;
 
 /* Set by sdk_catch (vectors.S). */
 uint64_t sdk_catch_rsp;
@@ -191,13 +208,20 @@ static const char *const vector_names[32] = {
     "#NP", "#SS", "#GP", "#PF", "rsvd", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
     "rsvd", "rsvd", "rsvd", "rsvd", "rsvd", "rsvd", "#HV", "#VC", "#SX", "rsvd"};
 
-void sdk_exception(struct frame *f) {
+void sdk_exception(struct sdk_frame *f) {
+    if (handlers[f->vector]) {
+        handlers[f->vector](f);
+        return;
+    }
     last_error = f->error;
     last_rip = f->rip;
-    if (sdk_catch_active) {
+    if (sdk_catch_active && f->vector < 32) {
         sdk_catch_active = 0;
         sdk_catch_vector = (uint32_t)f->vector;
         f->rip = (uint64_t)sdk_catch_landing;
+        f->cs = 0x08; /* the landing runs in the kernel even if the fault was in ring 3 */
+        f->ss = 0x10;
+        f->rflags &= ~0x100ull; /* and without single-stepping */
         return;
     }
     uint64_t cr2;
@@ -219,20 +243,65 @@ VECTORS(DECLARE)
 #define ADDRESS(n) sdk_vector_##n,
 static char *const vector_stubs[32] = {VECTORS(ADDRESS)};
 
-static void set_gate(int v, void *handler) {
+static void set_gate(int v, void *handler, int dpl) {
     uint64_t a = (uint64_t)handler;
     idt[v].off0 = (uint16_t)a;
     idt[v].sel = 0x08;
     idt[v].ist = 0;
-    idt[v].type = 0x8E; /* present, DPL 0, 64-bit interrupt gate */
+    idt[v].type = (uint8_t)(0x8E | (dpl << 5)); /* present, 64-bit interrupt gate */
     idt[v].off1 = (uint16_t)(a >> 16);
     idt[v].off2 = (uint32_t)(a >> 32);
     idt[v].zero = 0;
 }
 
+void sdk_on_vector(int v, sdk_handler h, int dpl) {
+    handlers[v] = h;
+    set_gate(v, v < 32 ? vector_stubs[v] : sdk_irq_stubs + (v - 32) * 16, dpl);
+}
+
+static void user_return(struct sdk_frame *f) {
+    sdk_user_result = (uint32_t)f->rax;
+    f->rip = (uint64_t)sdk_user_landing;
+    f->cs = 0x08;
+    f->ss = 0x10;
+    f->rflags = 0x2;
+}
+
+void sdk_enable_user(void) {
+    sdk_pml4[0] |= 4;
+    for (int k = 0; k < 4; ++k) sdk_pdpt[k] |= 4;
+    for (int k = 0; k < 2048; ++k) sdk_pd[k] |= 4;
+    uint64_t cr3;
+    __asm__ volatile("mov %%cr3, %0\n\tmov %0, %%cr3" : "=r"(cr3)::"memory");
+}
+
+uint64_t sdk_user_stack(void) { return (uint64_t)(user_stack + sizeof user_stack); }
+uint64_t sdk_kernel_stack(void) { return (uint64_t)(interrupt_stack + sizeof interrupt_stack); }
+
+uint64_t sdk_syscall(uint64_t nr, uint64_t arg) { return syscall_handler(nr, arg); }
+
+void sdk_enable_syscall(sdk_syscall_handler h) {
+    syscall_handler = h;
+    sdk_syscall_stack_top = (uint64_t)(syscall_stack + sizeof syscall_stack);
+    wrmsr(0xC0000080, rdmsr(0xC0000080) | 1);                   /* EFER.SCE */
+    wrmsr(0xC0000081, (0x18ull << 48) | (0x08ull << 32));        /* STAR */
+    wrmsr(0xC0000082, (uint64_t)sdk_syscall_entry);              /* LSTAR */
+    wrmsr(0xC0000084, 0x200 | 0x100 | 0x400 | 0x40000);          /* FMASK: IF TF DF AC */
+}
+
 void sdk_init(void) {
     serial_init();
-    for (int v = 0; v < 32; ++v) set_gate(v, vector_stubs[v]);
+    for (int v = 0; v < 32; ++v) set_gate(v, vector_stubs[v], 0);
+    set_gate(3, vector_stubs[3], 3); /* INT3 from ring 3 */
+    sdk_on_vector(0x81, user_return, 3);
+    /* TSS descriptor at 0x30 (16 bytes), then LTR. */
+    tss.rsp[0] = (uint64_t)(interrupt_stack + sizeof interrupt_stack);
+    tss.iomap_base = sizeof tss; /* no I/O permission bitmap */
+    const uint64_t base = (uint64_t)&tss, limit = sizeof tss - 1;
+    sdk_gdt[6] = (limit & 0xFFFF) | ((base & 0xFFFFFF) << 16) | (0x89ull << 40) |
+                 (((base >> 24) & 0xFF) << 56);
+    sdk_gdt[7] = base >> 32;
+    __asm__ volatile("ltr %w0" ::"r"(0x30));
     struct {
         uint16_t limit;
         uint64_t base;

@@ -34,6 +34,49 @@ int sdk_catch(void (*fn)(void *), void *arg);
 uint64_t sdk_last_error(void);
 uint64_t sdk_last_rip(void);
 
+/* The state an exception or interrupt handler sees; handlers may change it (RIP,
+ * RFLAGS...) and the interrupted code resumes with the changes. */
+struct sdk_frame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8, rdi, rsi, rbp, rbx, rdx, rcx, rax;
+    uint64_t vector, error, rip, cs, rflags, rsp, ss;
+};
+typedef void (*sdk_handler)(struct sdk_frame *f);
+
+/* Installs `h` for vector `v` (0-255) through an interrupt gate of privilege `dpl`. */
+void sdk_on_vector(int v, sdk_handler h, int dpl);
+
+/* Ring 3: sdk_enable_user() makes all memory user-accessible; sdk_run_user() runs fn at
+ * CPL 3 on its own stack until fn calls sdk_user_exit(code), and returns code. */
+void sdk_enable_user(void);
+int sdk_run_user(void (*fn)(void), uint64_t user_rsp);
+void sdk_user_exit(int code) __attribute__((noreturn));
+uint64_t sdk_user_stack(void);   /* top of a 16 KiB user stack */
+uint64_t sdk_kernel_stack(void); /* top of the TSS.RSP0 stack (16 KiB) */
+
+/* SYSCALL/SYSRET: after sdk_enable_syscall(h), SYSCALL with RAX=nr, RDI=arg calls
+ * h(nr, arg) at CPL 0 and returns its value in RAX. */
+typedef uint64_t (*sdk_syscall_handler)(uint64_t nr, uint64_t arg);
+void sdk_enable_syscall(sdk_syscall_handler h);
+
+/* MSRs and CPUID. */
+static inline uint64_t rdmsr(uint32_t msr) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+static inline void wrmsr(uint32_t msr, uint64_t v) {
+    __asm__ volatile("wrmsr" ::"c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c,
+                         uint32_t *d) {
+    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+static inline uint64_t rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
 /* Reads RFLAGS. */
 static inline uint64_t read_flags(void) {
     uint64_t f;

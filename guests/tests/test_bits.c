@@ -3,10 +3,6 @@
  * CBW-family, CWD-family. */
 #include "check.h"
 
-static void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
-    __asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
-}
-
 int main(void) {
     uint64_t v = 0x8000000000000001ull, f;
     __asm__ volatile("btq $63, %1\n\tpushfq\n\tpopq %0" : "=r"(f) : "r"(v) : "cc");
@@ -49,13 +45,13 @@ int main(void) {
     report(v == 0x0807060504030201ull, "bswap64");
 
     uint32_t a, b, c, d;
-    cpuid(1, &a, &b, &c, &d);
+    cpuid(1, 0, &a, &b, &c, &d);
     if (c & (1u << 23)) {
         v = 0xF0F0F0F0F0F0F0F1ull;
         __asm__ volatile("popcntq %1, %0" : "=r"(pos) : "r"(v) : "cc");
         report(pos == 33, "popcnt (CPUID.1:ECX.POPCNT)");
     }
-    cpuid(0x80000001, &a, &b, &c, &d);
+    cpuid(0x80000001, 0, &a, &b, &c, &d);
     if (c & (1u << 5)) {
         v = 0x0000100000000000ull;
         __asm__ volatile("lzcntq %1, %0" : "=r"(pos) : "r"(v) : "cc");

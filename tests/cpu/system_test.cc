@@ -226,5 +226,23 @@ TEST_F(SystemTest, MemoryTypeCombinesPatEntryWithMtrrDefault) {
     EXPECT_EQ(cpu_.memory_type(0x10000), MemType::UC);
 }
 
+TEST_F(SystemTest, IntFromRing3ThroughDpl0GateIsGpNamingTheIdtEntry) {
+    for (uint64_t t : {0x1000, 0x2000, 0x3000}) put64(t, get64(t) | PTE_US);
+    CpuState& s = cpu_.state();
+    s.seg[CS].dpl = 3, s.seg[CS].selector = 0x23;
+    s.seg[SS].dpl = 3, s.seg[SS].selector = 0x1b;
+    s.tr.base = 0x6000;
+    cpu_.state_changed();
+    put64(0x6004, 0x70000);  // RSP0
+    const uint8_t code[] = {0xcd, 0x82};  // int $0x82
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_GP);
+    // SDM vol. 3 §6.13: IDT index in bits 15:3, IDT flag (bit 1). (QEMU 7.2 TCG reports
+    // vector * 16 + 2 in 64-bit mode, a bug fixed upstream.)
+    EXPECT_EQ(frame(0), 0x82u * 8 + 2);
+    EXPECT_EQ(frame(1), kCode);  // INT n faults before it completes
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
