@@ -71,6 +71,20 @@ TEST_F(CpuTest, WriteToReadOnlyPageWithWpFaults) {
     EXPECT_FALSE(get64(0x3008) & PTE_D);
 }
 
+TEST_F(CpuTest, ReservedBitFaultSetsRsvdAndPresent) {
+    // Bits 20:13 of a 2 MiB entry are reserved. SDM vol. 3 §4.7: RSVD is reported with P
+    // (reserved bits are only checked in present entries): error code 9 for a read.
+    put64(0x3008, 0x200000 | PTE_P | PTE_RW | PTE_PS | (1ull << 13));
+    cpu_.flush_tlb();
+    // mov $0x200010,%edi; mov (%rdi),%eax
+    const uint8_t code[] = {0xbf, 0x10, 0x00, 0x20, 0x00, 0x8b, 0x07};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_PF);
+    EXPECT_EQ(frame(0), PFERR_P | PFERR_RSVD);
+    EXPECT_EQ(cpu_.state().cr2, 0x200010u);
+}
+
 TEST_F(CpuTest, WriteSetsAccessedAndDirty) {
     // mov $0x200010,%edi; movl $1,(%rdi); hlt
     const uint8_t code[] = {0xbf, 0x10, 0x00, 0x20, 0x00, 0xc7, 0x07, 0x01, 0x00, 0x00, 0x00, 0xf4};

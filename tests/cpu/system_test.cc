@@ -233,7 +233,7 @@ TEST_F(SystemTest, IntFromRing3ThroughDpl0GateIsGpNamingTheIdtEntry) {
     s.seg[SS].dpl = 3, s.seg[SS].selector = 0x1b;
     s.tr.base = 0x6000;
     cpu_.state_changed();
-    put64(0x6004, 0x70000);  // RSP0
+    put64(0x6004, 0x70000);               // RSP0
     const uint8_t code[] = {0xcd, 0x82};  // int $0x82
     load(code);
     cpu_.run(0);
