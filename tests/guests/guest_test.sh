@@ -47,6 +47,10 @@ need_kvm_long_mode() {
 }
 
 case $mode in
+skip)
+    echo "SKIP: $softkvm"  # the second argument is the reason
+    exit 77
+    ;;
 kvm)
     need_kvm_long_mode
     "$softkvm" run --accel kvm "$guest" >"$tmp/out"
