@@ -422,10 +422,10 @@ void Cpu::deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_
     if (type == 0xE) s_.rflags &= ~FLAG_IF;
 }
 
-void Cpu::deliver_software_interrupt(uint8_t vector) {
+void Cpu::deliver_software_interrupt(uint8_t vector, bool privileged) {
     // INT n / INT3 / INTO are traps: the frame holds the next instruction's RIP.
     // A fault while delivering it is an ordinary fault of the INT instruction.
-    deliver(vector, false, 0, next_rip_, true);
+    deliver(vector, false, 0, next_rip_, !privileged);
 }
 
 std::string Cpu::dump_state() const {

@@ -172,7 +172,8 @@ class Cpu {
     void write_msr(uint32_t index, uint64_t v);
     void load_segment(SegReg sr, uint16_t selector);
     void load_cs(uint16_t selector, uint8_t new_cpl);
-    void deliver_software_interrupt(uint8_t vector);
+    // INT n, INT3, INTO (gate DPL checked) and ICEBP (`privileged`: no DPL check).
+    void deliver_software_interrupt(uint8_t vector, bool privileged = false);
     void iret(uint8_t opsize);
     void cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r);
     uint64_t tsc() const;

@@ -244,5 +244,20 @@ TEST_F(SystemTest, IntFromRing3ThroughDpl0GateIsGpNamingTheIdtEntry) {
     EXPECT_EQ(frame(1), kCode);  // INT n faults before it completes
 }
 
+TEST_F(SystemTest, IcebpRaisesDbAsATrapIgnoringGateDpl) {
+    for (uint64_t t : {0x1000, 0x2000, 0x3000}) put64(t, get64(t) | PTE_US);
+    CpuState& s = cpu_.state();
+    s.seg[CS].dpl = 3, s.seg[CS].selector = 0x23;
+    s.seg[SS].dpl = 3, s.seg[SS].selector = 0x1b;
+    s.tr.base = 0x6000;
+    cpu_.state_changed();
+    put64(0x6004, 0x70000);
+    const uint8_t code[] = {0x90, 0xf1};  // nop; icebp (gate DPL 0, CPL 3)
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_DB);
+    EXPECT_EQ(frame(0), kCode + 2);  // trap: after ICEBP
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
