@@ -184,6 +184,7 @@ struct tss {
 } __attribute__((packed));
 static struct tss tss;
 static uint8_t interrupt_stack[16384] __attribute__((aligned(16)));
+static uint8_t ist_stacks[2][16384] __attribute__((aligned(16)));
 static uint8_t syscall_stack[16384] __attribute__((aligned(16)));
 static uint8_t user_stack[16384] __attribute__((aligned(16)));
 extern uint64_t sdk_gdt[];
@@ -259,6 +260,17 @@ void sdk_on_vector(int v, sdk_handler h, int dpl) {
     set_gate(v, v < 32 ? vector_stubs[v] : sdk_irq_stubs + (v - 32) * 16, dpl);
 }
 
+void sdk_gate_present(int v, int present) {
+    if (present)
+        idt[v].type |= 0x80;
+    else
+        idt[v].type &= 0x7F;
+}
+
+void sdk_gate_ist(int v, int ist) { idt[v].ist = (uint8_t)ist; }
+
+uint64_t sdk_ist_stack(int ist) { return (uint64_t)(ist_stacks[ist - 1] + sizeof ist_stacks[0]); }
+
 static void user_return(struct sdk_frame *f) {
     sdk_user_result = (uint32_t)f->rax;
     f->rip = (uint64_t)sdk_user_landing;
@@ -297,6 +309,8 @@ void sdk_init(void) {
     /* TSS descriptor at 0x30 (16 bytes), then LTR. */
     tss.rsp[0] = (uint64_t)(interrupt_stack + sizeof interrupt_stack);
     tss.iomap_base = sizeof tss; /* no I/O permission bitmap */
+    tss.ist[0] = sdk_ist_stack(1);
+    tss.ist[1] = sdk_ist_stack(2);
     const uint64_t base = (uint64_t)&tss, limit = sizeof tss - 1;
     sdk_gdt[6] = (limit & 0xFFFF) | ((base & 0xFFFFFF) << 16) | (0x89ull << 40) |
                  (((base >> 24) & 0xFF) << 56);

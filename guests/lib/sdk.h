@@ -44,6 +44,11 @@ typedef void (*sdk_handler)(struct sdk_frame *f);
 
 /* Installs `h` for vector `v` (0-255) through an interrupt gate of privilege `dpl`. */
 void sdk_on_vector(int v, sdk_handler h, int dpl);
+/* Marks vector v's gate present or not (for #NP and #DF tests). */
+void sdk_gate_present(int v, int present);
+/* Delivers vector v on interrupt stack table entry `ist` (1-7; 0: none). */
+void sdk_gate_ist(int v, int ist);
+uint64_t sdk_ist_stack(int ist); /* top of IST stack `ist` (16 KiB each, 1-2) */
 
 /* Ring 3: sdk_enable_user() makes all memory user-accessible; sdk_run_user() runs fn at
  * CPL 3 on its own stack until fn calls sdk_user_exit(code), and returns code. */

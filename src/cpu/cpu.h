@@ -118,7 +118,13 @@ class Cpu {
 
     uint64_t seg_base(uint8_t seg) const { return seg_base_[seg]; }
     uint64_t effective_address(const Operand& o) const;
-    uint64_t linear(const Operand& o) const { return seg_base_[o.seg] + effective_address(o); }
+    // The linear address of a memory operand; remembers its segment so that a
+    // non-canonical address faults as #SS for stack references and #GP otherwise.
+    uint64_t linear(const Operand& o) const {
+        last_seg_ = o.seg;
+        return seg_base_[o.seg] + effective_address(o);
+    }
+    void note_segment(uint8_t seg) const { last_seg_ = seg; }
     // Operand access; registers and immediates inline, the rest out of line.
     uint64_t read_op(const DecodedInsn& i, int n) {
         const Operand& o = i.op[n];
@@ -250,10 +256,11 @@ class Cpu {
     uint64_t inhibit_until_ = 0;  // interrupts blocked while icount_ < this (STI shadow)
     bool irq_requested_ = false;
     bool halted_ = false;
-    bool debug_active_ = false;  // some DR7 breakpoint is enabled
-    bool data_bp_ = false;       // some enabled breakpoint watches data (TLB fills off)
-    bool rf_in_image_ = false;   // the exception being delivered is a fault (RF pushed)
-    uint32_t db_hits_ = 0;       // DR6.B0-B3 of data breakpoints hit by this instruction
+    bool debug_active_ = false;      // some DR7 breakpoint is enabled
+    bool data_bp_ = false;           // some enabled breakpoint watches data (TLB fills off)
+    bool rf_in_image_ = false;       // the exception being delivered is a fault (RF pushed)
+    uint32_t db_hits_ = 0;           // DR6.B0-B3 of data breakpoints hit by this instruction
+    mutable uint8_t last_seg_ = DS;  // segment of the latest data access (see linear())
     uint64_t next_rip_ = 0;
     static constexpr uint32_t kStopOwner = 1;               // the owner asked to stop
     static constexpr uint32_t kStopBlockGone = 2;           // the executing block was invalidated

@@ -50,7 +50,9 @@ uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
     };
     if (s_.mode == Mode::Long64) {
         int64_t canon = static_cast<int64_t>(lin << 16) >> 16;
-        if (static_cast<uint64_t>(canon) != lin) throw GuestFault{VEC_GP, true, 0};
+        // Non-canonical: #SS(0) for stack references, #GP(0) otherwise (SDM vol. 3 §6.15).
+        if (static_cast<uint64_t>(canon) != lin)
+            throw GuestFault{acc != Access::Exec && last_seg_ == SS ? VEC_SS : VEC_GP, true, 0};
     }
     if (!(s_.efer & msr::EFER_LMA))
         unsupported("paging without long mode (legacy 2/3-level paging)");
@@ -184,6 +186,7 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
 }
 
 uint64_t Cpu::read_sys(uint64_t lin, uint8_t size) {
+    last_seg_ = DS;
     return read_slow(lin, size, Access::Read, false);
 }
 

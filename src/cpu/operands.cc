@@ -51,6 +51,7 @@ uint64_t Cpu::stack_mask() const {
 }
 
 void Cpu::push(uint64_t v, uint8_t size) {
+    last_seg_ = SS;
     uint64_t mask = stack_mask();
     uint64_t rsp = (s_.gpr[RSP] - size) & mask;
     write_mem(seg_base_[SS] + rsp, size, v & size_mask(size));
@@ -58,6 +59,7 @@ void Cpu::push(uint64_t v, uint8_t size) {
 }
 
 uint64_t Cpu::pop(uint8_t size) {
+    last_seg_ = SS;
     uint64_t mask = stack_mask();
     uint64_t rsp = s_.gpr[RSP] & mask;
     uint64_t v = read_mem(seg_base_[SS] + rsp, size);

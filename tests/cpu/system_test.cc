@@ -259,5 +259,47 @@ TEST_F(SystemTest, IcebpRaisesDbAsATrapIgnoringGateDpl) {
     EXPECT_EQ(frame(0), kCode + 2);  // trap: after ICEBP
 }
 
+TEST_F(SystemTest, NonCanonicalStackReferenceIsSsAndOtherwiseGp) {
+    // SDM vol. 3 §6.15 (#SS): a non-canonical address in an SS-relative reference.
+    // The #SS handler runs on IST 1 so that its own frame has a good stack.
+    put64(kIdt + VEC_SS * 16, get64(kIdt + VEC_SS * 16) | (1ull << 32));  // IST 1
+    cpu_.state().tr.base = 0x6000;
+    put64(0x6000 + 0x24, 0x70000);  // IST1
+    // mov %rsp,%rbx; movabs $0x800000000010,%rsp; push %rax
+    const uint8_t code[] = {0x48, 0x89, 0xe3, 0x48, 0xbc, 0x10, 0x00,
+                            0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x50};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_SS);
+    EXPECT_EQ(cpu_.state().gpr[RBX] & ~0xFFull, 0x6FF00u);  // the stub ran on IST 1
+}
+
+TEST_F(SystemTest, NonCanonicalDataReferenceIsGp) {
+    // movabs $0x800000000000,%rsi; mov (%rsi),%eax
+    const uint8_t code[] = {0x48, 0xbe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x8b, 0x06};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_GP);
+    EXPECT_EQ(frame(0), 0u);
+}
+
+TEST_F(SystemTest, ReservedEferAndCr4BitsAreGp) {
+    // mov $0xc0000080,%ecx; rdmsr; or $0x20,%eax; wrmsr   (EFER bit 5 is reserved)
+    const uint8_t code[] = {0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x83, 0xc8, 0x20, 0x0f, 0x30};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_GP);
+    EXPECT_EQ(frame(1), kCode + 10);
+    owner_.outs.clear();
+    cpu_.state().rip = kCode + 0x100;
+    cpu_.state().gpr[RSP] = kStack;
+    // mov %cr4,%rax; bts $15,%rax; mov %rax,%cr4   (CR4 bit 15 is reserved)
+    const uint8_t cr4[] = {0x0f, 0x20, 0xe0, 0x48, 0x0f, 0xba, 0xe8, 0x0f, 0x0f, 0x22, 0xe0};
+    load(cr4, kCode + 0x100);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_GP);
+    EXPECT_EQ(frame(1), kCode + 0x100 + 8);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

@@ -29,6 +29,7 @@ void op_string(Cpu& c, const DecodedInsn& i) {
     for (int k = 0; k < i.nops; ++k)
         if (i.op[k].kind == OpKind::Mem && i.op[k].reg == RSI) src_seg = i.op[k].seg;
     StrCtx x{c, amask, step, c.seg_base(src_seg), c.seg_base(ES)};
+    c.note_segment(src_seg);
     const bool rep = i.prefixes & (PFX_REP | PFX_REPNE);
     for (;;) {
         if (rep && x.reg(RCX) == 0) return;
