@@ -28,8 +28,8 @@ constexpr uint32_t kLeaf7Ecx = bit(22) /*RDPID*/;
 constexpr uint32_t kLeaf6Eax = bit(2);
 // Leaf 0x80000001.
 constexpr uint32_t kExt1Ecx = bit(0) /*LAHF-SAHF*/ | bit(5) /*LZCNT*/;
-constexpr uint32_t kExt1Edx =
-    bit(20) /*NX*/ | bit(26) /*1 GiB pages*/ | bit(27) /*RDTSCP*/ | bit(29) /*LM*/;
+constexpr uint32_t kExt1Edx = bit(11) /*SYSCALL*/ | bit(20) /*NX*/ | bit(26) /*1 GiB pages*/ |
+                              bit(27) /*RDTSCP*/ | bit(29) /*LM*/;
 
 constexpr uint32_t kMaxBasicLeaf = 0xB;
 constexpr uint32_t kMaxExtLeaf = 0x80000008;
