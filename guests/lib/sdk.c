@@ -303,6 +303,10 @@ void sdk_enable_syscall(sdk_syscall_handler h) {
 
 void sdk_init(void) {
     serial_init();
+    /* Mask the legacy 8259 PICs: firmware leaves the PIT's IRQ 0 at vector 8, which
+     * would look like #DF (QEMU has them; softkvm does not, the writes are ignored). */
+    outb(0x21, 0xFF);
+    outb(0xA1, 0xFF);
     for (int v = 0; v < 32; ++v) set_gate(v, vector_stubs[v], 0);
     set_gate(3, vector_stubs[3], 3); /* INT3 from ring 3 */
     sdk_on_vector(0x81, user_return, 3);
