@@ -124,6 +124,18 @@ class BareMachine {
     BareMachine& operator=(const BareMachine&) = delete;
 
     void put64(uint64_t gpa, uint64_t v) { std::memcpy(ram_ + gpa, &v, 8); }
+
+    // Makes all memory user-accessible and switches to CPL 3 (CS 0x23, SS 0x1b) with a
+    // TSS at 0x6000 whose RSP0 is 0x70000.
+    void enter_ring3() {
+        for (uint64_t t : {0x1000, 0x2000, 0x3000}) put64(t, get64(t) | PTE_US);
+        CpuState& s = cpu_.state();
+        s.seg[CS].dpl = 3, s.seg[CS].selector = 0x23;
+        s.seg[SS].dpl = 3, s.seg[SS].selector = 0x1b;
+        s.tr.base = 0x6000;
+        cpu_.state_changed();
+        put64(0x6004, 0x70000);
+    }
     uint64_t get64(uint64_t gpa) const {
         uint64_t v;
         std::memcpy(&v, ram_ + gpa, 8);

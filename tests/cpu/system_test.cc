@@ -46,18 +46,10 @@ TEST_F(SystemTest, SyscallAndSysretRoundTripThroughRing3) {
 }
 
 TEST_F(SystemTest, SysretFromRing3IsGp) {
-    put64(0x1000, get64(0x1000) | PTE_US);
-    put64(0x2000, get64(0x2000) | PTE_US);
-    put64(0x3000, get64(0x3000) | PTE_US);
+    enter_ring3();
     cpu_.state().efer |= msr::EFER_SCE;
-    cpu_.state().seg[CS].dpl = 3;
-    cpu_.state().seg[CS].selector = 0x23;
-    cpu_.state().seg[SS].dpl = 3;
-    cpu_.state_changed();
     const uint8_t code[] = {0x48, 0x0f, 0x07};  // sysretq
     load(code);
-    cpu_.state().tr.base = 0x6000;  // TSS: RSP0 for the ring change
-    put64(0x6004, 0x70000);
     cpu_.run(0);
     EXPECT_EQ(vector_taken(), VEC_GP);
     EXPECT_EQ(frame(1), kCode);
@@ -171,14 +163,9 @@ TEST_F(SystemTest, FaultsPushRflagsWithResumeFlag) {
 }
 
 TEST_F(SystemTest, IoBitmapGatesPortsAboveIopl) {
-    for (uint64_t t : {0x1000, 0x2000, 0x3000}) put64(t, get64(t) | PTE_US);
+    enter_ring3();
     CpuState& s = cpu_.state();
-    s.seg[CS].dpl = 3, s.seg[CS].selector = 0x23;
-    s.seg[SS].dpl = 3, s.seg[SS].selector = 0x1b;
-    s.tr.base = 0x6000, s.tr.limit = 0x68 + 8192, s.tr.type = DESC_TSS64_BUSY;
-    s.tr.present = true;
-    cpu_.state_changed();
-    put64(0x6004, 0x70000);                                       // RSP0
+    s.tr.limit = 0x68 + 8192, s.tr.type = DESC_TSS64_BUSY, s.tr.present = true;
     ram_[0x6066] = 0x68;                                          // I/O map base
     std::memset(ram_ + 0x6068, 0xFF, 8192 / 8 * 8);               // deny all...
     ram_[0x6068 + 0x80 / 8] = 0xFE;                               // ...but port 0x80
@@ -227,13 +214,7 @@ TEST_F(SystemTest, MemoryTypeCombinesPatEntryWithMtrrDefault) {
 }
 
 TEST_F(SystemTest, IntFromRing3ThroughDpl0GateIsGpNamingTheIdtEntry) {
-    for (uint64_t t : {0x1000, 0x2000, 0x3000}) put64(t, get64(t) | PTE_US);
-    CpuState& s = cpu_.state();
-    s.seg[CS].dpl = 3, s.seg[CS].selector = 0x23;
-    s.seg[SS].dpl = 3, s.seg[SS].selector = 0x1b;
-    s.tr.base = 0x6000;
-    cpu_.state_changed();
-    put64(0x6004, 0x70000);               // RSP0
+    enter_ring3();
     const uint8_t code[] = {0xcd, 0x82};  // int $0x82
     load(code);
     cpu_.run(0);
@@ -245,13 +226,7 @@ TEST_F(SystemTest, IntFromRing3ThroughDpl0GateIsGpNamingTheIdtEntry) {
 }
 
 TEST_F(SystemTest, IcebpRaisesDbAsATrapIgnoringGateDpl) {
-    for (uint64_t t : {0x1000, 0x2000, 0x3000}) put64(t, get64(t) | PTE_US);
-    CpuState& s = cpu_.state();
-    s.seg[CS].dpl = 3, s.seg[CS].selector = 0x23;
-    s.seg[SS].dpl = 3, s.seg[SS].selector = 0x1b;
-    s.tr.base = 0x6000;
-    cpu_.state_changed();
-    put64(0x6004, 0x70000);
+    enter_ring3();
     const uint8_t code[] = {0x90, 0xf1};  // nop; icebp (gate DPL 0, CPL 3)
     load(code);
     cpu_.run(0);
