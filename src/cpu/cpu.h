@@ -174,6 +174,7 @@ class Cpu {
 
     // System operations the handlers need.
     void write_cr(uint8_t n, uint64_t v);
+    uint64_t read_cr8();
     uint64_t read_msr(uint32_t index);
     void write_msr(uint32_t index, uint64_t v);
     void load_segment(SegReg sr, uint16_t selector);

@@ -35,6 +35,10 @@ class CpuOwner {
     // HLT retired. Done: the CPU waits (for acknowledge_interrupt() or the deadline);
     // Exit: stop and let the owner handle it.
     virtual Action hlt() = 0;
+    // CR8 is the local APIC's task priority (SDM vol. 3 §10.8.6.1): the owner that
+    // keeps the APIC sees writes and supplies reads.
+    virtual void cr8_written(uint64_t value) { (void)value; }
+    virtual void cr8_read(uint64_t& value) { (void)value; }
     // Virtual time reached the deadline set with Cpu::set_deadline().
     virtual void deadline() {}
     // The CPU can take an external interrupt now: return its vector (and consider it

@@ -80,6 +80,7 @@ void Cpu::write_cr(uint8_t n, uint64_t v) {
         case 8:
             if (v & ~0xFull) fault(VEC_GP, 0);
             s_.cr8 = v;
+            owner_.cr8_written(v);
             return;
         default:
             undefined();
@@ -393,6 +394,12 @@ void Cpu::sysret(uint8_t opsize) {
 void Cpu::cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
     model_cpuid(leaf, subleaf, r);
     owner_.cpuid(leaf, subleaf, r);
+}
+
+uint64_t Cpu::read_cr8() {
+    uint64_t v = s_.cr8;
+    owner_.cr8_read(v);
+    return v;
 }
 
 uint64_t Cpu::tsc() const {

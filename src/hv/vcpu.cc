@@ -242,6 +242,17 @@ void Vcpu::sync_apic() {
     if (lapic_.deliverable() >= 0) cpu_.request_interrupt_check();
 }
 
+void Vcpu::cr8_written(uint64_t value) {
+    lapic_.write(apic::TPR, static_cast<uint32_t>(value << 4), cpu_.clock(), x2apic());
+    sync_apic();
+}
+
+void Vcpu::cr8_read(uint64_t& value) {
+    uint32_t tpr = 0;
+    lapic_.read(apic::TPR, tpr, cpu_.clock(), x2apic());
+    value = tpr >> 4;
+}
+
 void Vcpu::deadline() {
     lapic_.advance(cpu_.clock());
     sync_apic();

@@ -65,6 +65,8 @@ class Vcpu final : public cpu::CpuOwner {
     void cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) override;
     cpu::Action hlt() override;
     void deadline() override;
+    void cr8_written(uint64_t value) override;
+    void cr8_read(uint64_t& value) override;
     int acknowledge_interrupt() override;
 
   private:

@@ -229,5 +229,39 @@ TEST_F(HvTest, CpuidAdvertisesTheInKernelApic) {
     EXPECT_TRUE(r.rcx & (1u << 24));  // TSC deadline
 }
 
+TEST_F(HvTest, Cr8IsTheApicTaskPriority) {
+    // Long mode is needed for CR8; the 32-bit entry switches there first (as in
+    // ProtectedModeEntrySwitchesToLongMode), then: mov $5,%eax; mov %rax,%cr8;
+    // mov $0xfee00080,%edi; mov (%rdi),%ebx; movl $0x20,(%rdi); mov %cr8,%rcx; hlt
+    auto put64 = [&](uint64_t at, uint64_t v) { std::memcpy(ram_ + at, &v, 8); };
+    put64(0x1000, 0x2003);
+    put64(0x2000, 0x3003);
+    put64(0x3000, 0x83);
+    put64(0x2018, 0x4003);                       // PDPT[3] -> PD at 0x4000 (3-4 GiB)
+    put64(0x4000 + 8 * 503, 0xFEE00000 | 0x9B);  // 2 MiB page over the APIC, PCD|PWT
+    put64(0x508, 0x00AF9A000000FFFFull);
+    put64(0x510, 0x00CF92000000FFFFull);
+    const uint8_t code[] = {0xb8, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x22, 0xd8, 0x0f, 0x20, 0xe0, 0x83,
+                            0xc8, 0x20, 0x0f, 0x22, 0xe0, 0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32,
+                            0x0d, 0x00, 0x01, 0x00, 0x00, 0x0f, 0x30, 0x0f, 0x20, 0xc0, 0x0d, 0x00,
+                            0x00, 0x00, 0x80, 0x0f, 0x22, 0xc0, 0x0f, 0x01, 0x15, 0x38, 0x00, 0x01,
+                            0x00, 0xea, 0x3e, 0x00, 0x01, 0x00, 0x08, 0x00, 0x17, 0x00, 0x00, 0x05,
+                            0x00, 0x00,
+                            // 64-bit code at 0x1003e:
+                            0xb8, 0x05, 0x00, 0x00, 0x00,        // mov $5,%eax
+                            0x44, 0x0f, 0x22, 0xc0,              // mov %rax,%cr8
+                            0xbf, 0x80, 0x00, 0xe0, 0xfe,        // mov $0xfee00080,%edi (TPR)
+                            0x8b, 0x1f,                          // mov (%rdi),%ebx
+                            0xc7, 0x07, 0x20, 0x00, 0x00, 0x00,  // movl $0x20,(%rdi)
+                            0x44, 0x0f, 0x20, 0xc1,              // mov %cr8,%rcx
+                            0xf4};
+    load(code);
+    auto v = vcpu32();
+    v->run();
+    ASSERT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_HLT) << v->run_state().detail;
+    EXPECT_EQ(v->get_regs().rbx, 0x50u);  // CR8 = 5 is TPR 0x50
+    EXPECT_EQ(v->get_regs().rcx, 2u);     // TPR 0x20 reads back as CR8 = 2
+}
+
 }  // namespace
 }  // namespace softkvm::hv

@@ -150,7 +150,7 @@ void op_mov_cr(Cpu& c, const DecodedInsn& i) {
                 v = s.cr4;
                 break;
             case 8:
-                v = s.cr8;
+                v = c.read_cr8();
                 break;
             default:
                 c.undefined();
