@@ -19,7 +19,8 @@ constexpr uint32_t kFamilyModelStepping = 0x000806F8;  // family 6, model 0x8F, 
 constexpr uint32_t kLeaf1Ecx = bit(13) /*CMPXCHG16B*/ | bit(23) /*POPCNT*/;
 constexpr uint32_t kLeaf1Edx = bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ | bit(6) /*PAE*/ |
                                bit(8) /*CX8*/ | bit(13) /*PGE*/ | bit(15) /*CMOV*/ |
-                               bit(16) /*PAT*/ | bit(19) /*CLFSH*/;
+                               bit(16) /*PAT*/ | bit(19) /*CLFSH*/ | bit(24) /*FXSR*/ |
+                               bit(25) /*SSE*/ | bit(26) /*SSE2*/;
 // Leaf 7 subleaf 0.
 constexpr uint32_t kLeaf7Ebx =
     bit(0) /*FSGSBASE*/ | bit(7) /*SMEP*/ | bit(9) /*ERMS*/ | bit(20) /*SMAP*/;

@@ -10,7 +10,7 @@ class Cpu;
 struct DecodedInsn;
 using Handler = void (*)(Cpu&, const DecodedInsn&);
 
-enum class OpKind : uint8_t { None, Gpr, Seg, Cr, Dr, Mem, Imm, Far };
+enum class OpKind : uint8_t { None, Gpr, Seg, Cr, Dr, Mem, Imm, Far, Xmm };
 
 inline constexpr uint8_t kNoReg = 0xFF;
 inline constexpr uint8_t kRegRip = 16;  // Mem::base for RIP-relative addressing

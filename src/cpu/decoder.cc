@@ -70,8 +70,12 @@ bool convert_operand(const ZydisDecodedInstruction& zi, const ZydisDecodedOperan
             } else if (cls == ZYDIS_REGCLASS_DEBUG) {
                 o.kind = OpKind::Dr;
                 o.reg = static_cast<uint8_t>(r - ZYDIS_REGISTER_DR0);
+            } else if (cls == ZYDIS_REGCLASS_XMM &&
+                       zi.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY) {
+                o.kind = OpKind::Xmm;  // legacy-encoded SSE only: VEX/EVEX stay #UD
+                o.reg = static_cast<uint8_t>(r - ZYDIS_REGISTER_XMM0);
             } else {
-                return false;  // x87/MMX/SSE/... registers: not implemented
+                return false;  // x87/MMX/AVX/... registers: not implemented
             }
             return true;
         }
@@ -206,6 +210,13 @@ bool Decoder::decode(Mode mode, const uint8_t* bytes, size_t avail, DecodedInsn&
         ++n;
     }
     out.nops = n;
+    bool has_xmm = false;
+    for (uint8_t k = 0; k < n; ++k) has_xmm |= out.op[k].kind == OpKind::Xmm;
+    if (has_xmm) {
+        const HandlerInfo& x = sse_handler_table()[zi.mnemonic];
+        out.fn = x.fn ? x.fn : op_ud;
+        out.ends_block = false;
+    }
     if (!ok) {
         out.fn = op_ud;  // an operand kind softkvm does not implement (x87, SSE, ...)
         out.ends_block = false;
@@ -215,7 +226,7 @@ bool Decoder::decode(Mode mode, const uint8_t* bytes, size_t avail, DecodedInsn&
         if (is(OpKind::Cr)) out.fn = op_mov_cr, out.ends_block = true;
         if (is(OpKind::Dr)) out.fn = op_mov_dr, out.ends_block = true;
     }
-    if (ok && out.fn == h.fn)
+    if (ok && !has_xmm && out.fn == h.fn)
         if (Handler fast = fast_handler(out.mnemonic, out)) out.fn = fast;
     out.branch = branch_kind(zi, out.op[0]);
     if (out.branch != BranchKind::None) out.ends_block = true;

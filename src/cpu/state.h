@@ -39,6 +39,15 @@ struct CpuState {
     uint64_t xcr0 = 1;
     std::array<uint64_t, 8> dr{0, 0, 0, 0, 0, 0, 0xFFFF0FF0, 0x400};
 
+    // SSE state (SDM vol. 1 ch. 10): XMM0-15 as two 64-bit halves, and MXCSR.
+    struct Xmm {
+        uint64_t lo = 0, hi = 0;
+    };
+    std::array<Xmm, 16> xmm{};
+    uint32_t mxcsr = 0x1F80;  // reset: all exceptions masked, round to nearest
+    // The x87 control word FXSAVE stores (the x87 unit itself is not in the model).
+    uint16_t fcw = 0x037F;
+
     // MSRs the CPU keeps as plain state.
     uint64_t star = 0, lstar = 0, cstar = 0, fmask = 0, kernel_gs_base = 0, tsc_aux = 0;
     uint64_t pat = 0x0007040600070406ull;

@@ -276,5 +276,30 @@ TEST_F(SystemTest, ReservedEferAndCr4BitsAreGp) {
     EXPECT_EQ(frame(1), kCode + 0x100 + 8);
 }
 
+TEST_F(SystemTest, SseNeedsOsfxsrAndLdmxcsrChecksReservedBits) {
+    // pxor %xmm0,%xmm0 without CR4.OSFXSR: #UD
+    const uint8_t pxor[] = {0x66, 0x0f, 0xef, 0xc0, 0xf4};
+    load(pxor);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_UD);
+    owner_.outs.clear();
+    cpu_.state().cr4 |= CR4_OSFXSR;
+    cpu_.state().rip = kCode;
+    cpu_.state().gpr[RSP] = kStack;
+    cpu_.state().xmm[0] = {1, 2};
+    cpu_.run(0);
+    EXPECT_EQ(owner_.hlts, 1);
+    EXPECT_EQ(cpu_.state().xmm[0].lo, 0u);
+    EXPECT_EQ(cpu_.state().xmm[0].hi, 0u);
+    // movl $0x11f80,0x30000; ldmxcsr 0x30000   (bit 16 of MXCSR is reserved)
+    const uint8_t ld[] = {0xc7, 0x04, 0x25, 0x00, 0x00, 0x03, 0x00, 0x80, 0x1f, 0x01,
+                          0x00, 0x0f, 0xae, 0x14, 0x25, 0x00, 0x00, 0x03, 0x00};
+    load(ld, kCode + 0x100);
+    cpu_.state().rip = kCode + 0x100;
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_GP);
+    EXPECT_EQ(cpu_.state().mxcsr, 0x1F80u);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

@@ -16,6 +16,16 @@ const HandlerTable& handler_table() {
         register_branch(t);
         register_system(t);
         register_atomic(t);
+        register_fxsave(t);
+        return t;
+    }();
+    return table;
+}
+
+const HandlerTable& sse_handler_table() {
+    static const HandlerTable table = [] {
+        HandlerTable t{};
+        register_sse(t);
         return t;
     }();
     return table;

@@ -16,8 +16,10 @@ struct HandlerInfo {
 
 using HandlerTable = std::array<HandlerInfo, ZYDIS_MNEMONIC_MAX_VALUE + 1>;
 
-// The one table, built on first use.
+// The table for instructions without XMM operands, and the one for those with (the same
+// mnemonic, e.g. MOVSD, names a string and an SSE instruction). Built on first use.
 const HandlerTable& handler_table();
+const HandlerTable& sse_handler_table();
 
 void register_alu(HandlerTable& t);
 void register_shift(HandlerTable& t);
@@ -28,6 +30,8 @@ void register_string(HandlerTable& t);
 void register_branch(HandlerTable& t);
 void register_system(HandlerTable& t);
 void register_atomic(HandlerTable& t);
+void register_sse(HandlerTable& t);
+void register_fxsave(HandlerTable& t);
 
 // MOV to or from a control or debug register (chosen by the decoder).
 void op_mov_cr(Cpu& c, const DecodedInsn& i);

@@ -1,0 +1,389 @@
+// SSE/SSE2: the moves, logic and packed-integer instructions gcc emits for integer code
+// and memory copies, LDMXCSR/STMXCSR and FXSAVE/FXRSTOR (SDM vol. 1 ch. 10-11, vol. 2).
+// Floating-point arithmetic is not in the model and stays #UD.
+#include <cstring>
+
+#include "cpu/exec/handlers.h"
+
+namespace softkvm::cpu {
+namespace {
+
+using Xmm = CpuState::Xmm;
+
+// MXCSR bits software may set (no DAZ in the model): SDM vol. 1 §10.2.3.
+constexpr uint32_t kMxcsrMask = 0xFFBF;
+
+// SSE instructions need CR4.OSFXSR and CR0.EM clear (#UD), and CR0.TS clear (#NM).
+void check_sse(Cpu& c) {
+    const CpuState& s = c.state();
+    if ((s.cr0 & CR0_EM) || !(s.cr4 & CR4_OSFXSR)) c.undefined();
+    if (s.cr0 & CR0_TS) c.fault(VEC_NM);
+}
+
+Xmm load(Cpu& c, const DecodedInsn& i, int n, uint8_t size, bool aligned) {
+    const Operand& o = i.op[n];
+    if (o.kind == OpKind::Xmm) return c.state().xmm[o.reg];
+    Xmm v;
+    if (o.kind == OpKind::Gpr) {
+        v.lo = c.read_gpr(o.reg, o.size);
+        return v;
+    }
+    const uint64_t lin = c.linear(o);
+    if (aligned && (lin & 15)) c.fault(VEC_GP, 0);
+    if (size == 16) {
+        v.lo = c.read_mem(lin, 8);
+        v.hi = c.read_mem(lin + 8, 8);
+    } else {
+        v.lo = c.read_mem(lin, size);
+    }
+    return v;
+}
+
+void store(Cpu& c, const DecodedInsn& i, int n, uint8_t size, bool aligned, const Xmm& v) {
+    const Operand& o = i.op[n];
+    if (o.kind == OpKind::Xmm) {
+        c.state().xmm[o.reg] = v;
+        return;
+    }
+    if (o.kind == OpKind::Gpr) {
+        c.write_gpr(o.reg, o.size, v.lo);
+        return;
+    }
+    const uint64_t lin = c.linear(o);
+    if (aligned && (lin & 15)) c.fault(VEC_GP, 0);
+    if (size == 16) {
+        c.check_access(lin + 8, Access::Write);  // all or nothing across a page boundary
+        c.write_mem(lin, 8, v.lo);
+        c.write_mem(lin + 8, 8, v.hi);
+    } else {
+        c.write_mem(lin, size, v.lo & size_mask(size));
+    }
+}
+
+// MOVAPS MOVAPD MOVDQA (Aligned) and MOVUPS MOVUPD MOVDQU.
+template <bool Aligned>
+void op_mov128(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    store(c, i, 0, 16, Aligned, load(c, i, 1, 16, Aligned));
+}
+
+// MOVD / MOVQ between XMM and a GPR or memory: to XMM zero-extends to 128 bits.
+void op_movdq(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const uint8_t size = i.op[0].kind == OpKind::Xmm ? i.op[1].size : i.op[0].size;
+    const uint8_t n = size == 16 ? 8 : size;  // MOVQ xmm, xmm reads the low quadword
+    Xmm v = load(c, i, 1, n, false);
+    v.lo &= size_mask(n);
+    if (i.op[0].kind == OpKind::Xmm) v.hi = 0;
+    store(c, i, 0, n, false, v);
+}
+
+// MOVSS / MOVSD (scalar moves): from memory zero the rest; register to register merge.
+template <uint8_t Size>
+void op_movs_scalar(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    if (i.op[0].kind == OpKind::Xmm) {
+        Xmm& d = c.state().xmm[i.op[0].reg];
+        const Xmm s = load(c, i, 1, Size, false);
+        const uint64_t m = size_mask(Size);
+        if (i.op[1].kind == OpKind::Xmm)
+            d.lo = (d.lo & ~m) | (s.lo & m);
+        else
+            d = {s.lo & m, 0};
+    } else {
+        store(c, i, 0, Size, false, c.state().xmm[i.op[1].reg]);
+    }
+}
+
+// MOVLPS/MOVLPD/MOVHPS/MOVHPD (memory forms), MOVHLPS, MOVLHPS.
+template <bool High>
+void op_mov_half(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    if (i.op[0].kind == OpKind::Xmm) {
+        Xmm& d = c.state().xmm[i.op[0].reg];
+        const Xmm s = load(c, i, 1, 8, false);
+        (High ? d.hi : d.lo) = s.lo;
+    } else {
+        const Xmm& s = c.state().xmm[i.op[1].reg];
+        store(c, i, 0, 8, false, Xmm{High ? s.hi : s.lo, 0});
+    }
+}
+void op_movhlps(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    c.state().xmm[i.op[0].reg].lo = c.state().xmm[i.op[1].reg].hi;
+}
+void op_movlhps(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    c.state().xmm[i.op[0].reg].hi = c.state().xmm[i.op[1].reg].lo;
+}
+
+enum class Logic { And, AndNot, Or, Xor };
+template <Logic K>
+void op_logic(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const Xmm s = load(c, i, 1, 16, true);
+    Xmm& d = c.state().xmm[i.op[0].reg];
+    switch (K) {
+        case Logic::And:
+            d = {d.lo & s.lo, d.hi & s.hi};
+            break;
+        case Logic::AndNot:
+            d = {~d.lo & s.lo, ~d.hi & s.hi};
+            break;
+        case Logic::Or:
+            d = {d.lo | s.lo, d.hi | s.hi};
+            break;
+        case Logic::Xor:
+            d = {d.lo ^ s.lo, d.hi ^ s.hi};
+            break;
+    }
+}
+
+// Packed lanes: apply f to each element pair of the destination and source.
+template <typename T, typename F>
+void lanes(Cpu& c, const DecodedInsn& i, F f) {
+    check_sse(c);
+    const Xmm s = load(c, i, 1, 16, true);
+    Xmm& d = c.state().xmm[i.op[0].reg];
+    T a[16 / sizeof(T)], b[16 / sizeof(T)];
+    std::memcpy(a, &d, 16);
+    std::memcpy(b, &s, 16);
+    for (size_t k = 0; k < 16 / sizeof(T); ++k) a[k] = f(a[k], b[k]);
+    std::memcpy(&d, a, 16);
+}
+
+template <typename T>
+void op_padd(Cpu& c, const DecodedInsn& i) {
+    lanes<T>(c, i, [](T a, T b) { return static_cast<T>(a + b); });
+}
+template <typename T>
+void op_psub(Cpu& c, const DecodedInsn& i) {
+    lanes<T>(c, i, [](T a, T b) { return static_cast<T>(a - b); });
+}
+template <typename T>
+void op_pcmpeq(Cpu& c, const DecodedInsn& i) {
+    lanes<T>(c, i, [](T a, T b) { return static_cast<T>(a == b ? ~T{0} : 0); });
+}
+template <typename T>  // T signed
+void op_pcmpgt(Cpu& c, const DecodedInsn& i) {
+    lanes<T>(c, i, [](T a, T b) { return static_cast<T>(a > b ? -1 : 0); });
+}
+template <typename T>
+void op_pmin(Cpu& c, const DecodedInsn& i) {
+    lanes<T>(c, i, [](T a, T b) { return a < b ? a : b; });
+}
+template <typename T>
+void op_pmax(Cpu& c, const DecodedInsn& i) {
+    lanes<T>(c, i, [](T a, T b) { return a > b ? a : b; });
+}
+void op_pmullw(Cpu& c, const DecodedInsn& i) {
+    lanes<uint16_t>(c, i, [](uint16_t a, uint16_t b) {
+        return static_cast<uint16_t>(static_cast<int16_t>(a) * static_cast<int16_t>(b));
+    });
+}
+void op_pmuludq(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const Xmm s = load(c, i, 1, 16, true);
+    Xmm& d = c.state().xmm[i.op[0].reg];
+    d = {(d.lo & 0xFFFFFFFF) * (s.lo & 0xFFFFFFFF), (d.hi & 0xFFFFFFFF) * (s.hi & 0xFFFFFFFF)};
+}
+
+void op_pmovmskb(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const Xmm& s = c.state().xmm[i.op[1].reg];
+    uint8_t b[16];
+    std::memcpy(b, &s, 16);
+    uint32_t m = 0;
+    for (int k = 0; k < 16; ++k) m |= static_cast<uint32_t>(b[k] >> 7) << k;
+    c.write_gpr(i.op[0].reg, i.op[0].size, m);
+}
+
+void op_pshufd(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const Xmm s = load(c, i, 1, 16, true);
+    const uint8_t imm = static_cast<uint8_t>(i.op[2].value);
+    uint32_t a[4], r[4];
+    std::memcpy(a, &s, 16);
+    for (int k = 0; k < 4; ++k) r[k] = a[(imm >> (2 * k)) & 3];
+    std::memcpy(&c.state().xmm[i.op[0].reg], r, 16);
+}
+
+// PUNPCKL* / PUNPCKH*: interleave the low (or high) halves' elements.
+template <typename T, bool High>
+void op_punpck(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const Xmm s = load(c, i, 1, 16, true);
+    Xmm& d = c.state().xmm[i.op[0].reg];
+    constexpr size_t n = 16 / sizeof(T);
+    T a[n], b[n], r[n];
+    std::memcpy(a, &d, 16);
+    std::memcpy(b, &s, 16);
+    const size_t base = High ? n / 2 : 0;
+    for (size_t k = 0; k < n / 2; ++k) {
+        r[2 * k] = a[base + k];
+        r[2 * k + 1] = b[base + k];
+    }
+    std::memcpy(&d, r, 16);
+}
+
+// PSLL/PSRL/PSRA by an immediate or by the low quadword of an XMM/m128 operand.
+enum class Shift { Left, Right, Arith };
+template <typename T, Shift K>
+void op_pshift(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const uint64_t count = i.op[1].kind == OpKind::Imm ? static_cast<uint64_t>(i.op[1].value) & 0xFF
+                                                       : load(c, i, 1, 16, true).lo;
+    Xmm& d = c.state().xmm[i.op[0].reg];
+    constexpr unsigned bits = sizeof(T) * 8;
+    T a[16 / sizeof(T)];
+    std::memcpy(a, &d, 16);
+    for (T& e : a) {
+        if (K == Shift::Arith) {
+            using S = std::make_signed_t<T>;
+            const unsigned n = count >= bits ? bits - 1 : static_cast<unsigned>(count);
+            e = static_cast<T>(static_cast<S>(e) >> n);
+        } else if (count >= bits) {
+            e = 0;
+        } else {
+            e = K == Shift::Left ? static_cast<T>(e << count) : static_cast<T>(e >> count);
+        }
+    }
+    std::memcpy(&d, a, 16);
+}
+
+// PSLLDQ / PSRLDQ: whole-register byte shifts.
+template <bool Left>
+void op_pshift_bytes(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const unsigned n = static_cast<unsigned>(i.op[1].value) & 0xFF;
+    Xmm& d = c.state().xmm[i.op[0].reg];
+    uint8_t a[16], r[16] = {};
+    std::memcpy(a, &d, 16);
+    for (unsigned k = 0; k < 16; ++k) {
+        if (Left && k >= n) r[k] = a[k - n];
+        if (!Left && k + n < 16) r[k] = a[k + n];
+    }
+    std::memcpy(&d, r, 16);
+}
+
+void op_ldmxcsr(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    const uint32_t v = static_cast<uint32_t>(c.read_mem(c.linear(i.op[0]), 4));
+    if (v & ~kMxcsrMask) c.fault(VEC_GP, 0);
+    c.state().mxcsr = v;
+}
+void op_stmxcsr(Cpu& c, const DecodedInsn& i) {
+    check_sse(c);
+    c.write_mem(c.linear(i.op[0]), 4, c.state().mxcsr);
+}
+
+// FXSAVE / FXRSTOR: the 512-byte image (SDM vol. 2, FXSAVE table 3-53). The x87 part
+// holds the control word and empty registers: the x87 unit is not in the model.
+void op_fxsave(Cpu& c, const DecodedInsn& i) {
+    const CpuState& s = c.state();
+    if (s.cr0 & (CR0_EM | CR0_TS)) c.fault(s.cr0 & CR0_EM ? VEC_UD : VEC_NM);
+    const uint64_t lin = c.linear(i.op[0]);
+    if (lin & 15) c.fault(VEC_GP, 0);
+    c.check_access(lin + 511, Access::Write);
+    for (uint64_t off = 0; off < 512; off += 8) c.write_mem(lin + off, 8, 0);
+    c.write_mem(lin + 0, 2, s.fcw);
+    c.write_mem(lin + 24, 4, s.mxcsr);
+    c.write_mem(lin + 28, 4, kMxcsrMask);
+    // XMM registers are saved only with CR4.OSFXSR (SDM: FXSAVE).
+    if (s.cr4 & CR4_OSFXSR)
+        for (int r = 0; r < 16; ++r) {
+            c.write_mem(lin + 160 + 16 * r, 8, s.xmm[r].lo);
+            c.write_mem(lin + 168 + 16 * r, 8, s.xmm[r].hi);
+        }
+}
+
+void op_fxrstor(Cpu& c, const DecodedInsn& i) {
+    CpuState& s = c.state();
+    if (s.cr0 & (CR0_EM | CR0_TS)) c.fault(s.cr0 & CR0_EM ? VEC_UD : VEC_NM);
+    const uint64_t lin = c.linear(i.op[0]);
+    if (lin & 15) c.fault(VEC_GP, 0);
+    const uint32_t mxcsr = static_cast<uint32_t>(c.read_mem(lin + 24, 4));
+    if (mxcsr & ~kMxcsrMask) c.fault(VEC_GP, 0);
+    std::array<Xmm, 16> x = s.xmm;
+    if (s.cr4 & CR4_OSFXSR)
+        for (int r = 0; r < 16; ++r)
+            x[r] = {c.read_mem(lin + 160 + 16 * r, 8), c.read_mem(lin + 168 + 16 * r, 8)};
+    s.fcw = static_cast<uint16_t>(c.read_mem(lin, 2));
+    s.mxcsr = mxcsr;
+    s.xmm = x;
+}
+
+}  // namespace
+
+void register_sse(HandlerTable& t) {
+    for (auto m : {ZYDIS_MNEMONIC_MOVAPS, ZYDIS_MNEMONIC_MOVAPD, ZYDIS_MNEMONIC_MOVDQA})
+        t[m].fn = op_mov128<true>;
+    for (auto m : {ZYDIS_MNEMONIC_MOVUPS, ZYDIS_MNEMONIC_MOVUPD, ZYDIS_MNEMONIC_MOVDQU})
+        t[m].fn = op_mov128<false>;
+    t[ZYDIS_MNEMONIC_MOVD].fn = op_movdq;
+    t[ZYDIS_MNEMONIC_MOVQ].fn = op_movdq;
+    t[ZYDIS_MNEMONIC_MOVSS].fn = op_movs_scalar<4>;
+    t[ZYDIS_MNEMONIC_MOVSD].fn = op_movs_scalar<8>;
+    for (auto m : {ZYDIS_MNEMONIC_MOVLPS, ZYDIS_MNEMONIC_MOVLPD}) t[m].fn = op_mov_half<false>;
+    for (auto m : {ZYDIS_MNEMONIC_MOVHPS, ZYDIS_MNEMONIC_MOVHPD}) t[m].fn = op_mov_half<true>;
+    t[ZYDIS_MNEMONIC_MOVHLPS].fn = op_movhlps;
+    t[ZYDIS_MNEMONIC_MOVLHPS].fn = op_movlhps;
+    for (auto m : {ZYDIS_MNEMONIC_PAND, ZYDIS_MNEMONIC_ANDPS, ZYDIS_MNEMONIC_ANDPD})
+        t[m].fn = op_logic<Logic::And>;
+    for (auto m : {ZYDIS_MNEMONIC_PANDN, ZYDIS_MNEMONIC_ANDNPS, ZYDIS_MNEMONIC_ANDNPD})
+        t[m].fn = op_logic<Logic::AndNot>;
+    for (auto m : {ZYDIS_MNEMONIC_POR, ZYDIS_MNEMONIC_ORPS, ZYDIS_MNEMONIC_ORPD})
+        t[m].fn = op_logic<Logic::Or>;
+    for (auto m : {ZYDIS_MNEMONIC_PXOR, ZYDIS_MNEMONIC_XORPS, ZYDIS_MNEMONIC_XORPD})
+        t[m].fn = op_logic<Logic::Xor>;
+    t[ZYDIS_MNEMONIC_PADDB].fn = op_padd<uint8_t>;
+    t[ZYDIS_MNEMONIC_PADDW].fn = op_padd<uint16_t>;
+    t[ZYDIS_MNEMONIC_PADDD].fn = op_padd<uint32_t>;
+    t[ZYDIS_MNEMONIC_PADDQ].fn = op_padd<uint64_t>;
+    t[ZYDIS_MNEMONIC_PSUBB].fn = op_psub<uint8_t>;
+    t[ZYDIS_MNEMONIC_PSUBW].fn = op_psub<uint16_t>;
+    t[ZYDIS_MNEMONIC_PSUBD].fn = op_psub<uint32_t>;
+    t[ZYDIS_MNEMONIC_PSUBQ].fn = op_psub<uint64_t>;
+    t[ZYDIS_MNEMONIC_PCMPEQB].fn = op_pcmpeq<uint8_t>;
+    t[ZYDIS_MNEMONIC_PCMPEQW].fn = op_pcmpeq<uint16_t>;
+    t[ZYDIS_MNEMONIC_PCMPEQD].fn = op_pcmpeq<uint32_t>;
+    t[ZYDIS_MNEMONIC_PCMPGTB].fn = op_pcmpgt<int8_t>;
+    t[ZYDIS_MNEMONIC_PCMPGTW].fn = op_pcmpgt<int16_t>;
+    t[ZYDIS_MNEMONIC_PCMPGTD].fn = op_pcmpgt<int32_t>;
+    t[ZYDIS_MNEMONIC_PMINUB].fn = op_pmin<uint8_t>;
+    t[ZYDIS_MNEMONIC_PMAXUB].fn = op_pmax<uint8_t>;
+    t[ZYDIS_MNEMONIC_PMINSW].fn = op_pmin<int16_t>;
+    t[ZYDIS_MNEMONIC_PMAXSW].fn = op_pmax<int16_t>;
+    t[ZYDIS_MNEMONIC_PMULLW].fn = op_pmullw;
+    t[ZYDIS_MNEMONIC_PMULUDQ].fn = op_pmuludq;
+    t[ZYDIS_MNEMONIC_PMOVMSKB].fn = op_pmovmskb;
+    t[ZYDIS_MNEMONIC_PSHUFD].fn = op_pshufd;
+    t[ZYDIS_MNEMONIC_PUNPCKLBW].fn = op_punpck<uint8_t, false>;
+    t[ZYDIS_MNEMONIC_PUNPCKLWD].fn = op_punpck<uint16_t, false>;
+    t[ZYDIS_MNEMONIC_PUNPCKLDQ].fn = op_punpck<uint32_t, false>;
+    t[ZYDIS_MNEMONIC_PUNPCKLQDQ].fn = op_punpck<uint64_t, false>;
+    t[ZYDIS_MNEMONIC_PUNPCKHBW].fn = op_punpck<uint8_t, true>;
+    t[ZYDIS_MNEMONIC_PUNPCKHWD].fn = op_punpck<uint16_t, true>;
+    t[ZYDIS_MNEMONIC_PUNPCKHDQ].fn = op_punpck<uint32_t, true>;
+    t[ZYDIS_MNEMONIC_PUNPCKHQDQ].fn = op_punpck<uint64_t, true>;
+    t[ZYDIS_MNEMONIC_PSLLW].fn = op_pshift<uint16_t, Shift::Left>;
+    t[ZYDIS_MNEMONIC_PSLLD].fn = op_pshift<uint32_t, Shift::Left>;
+    t[ZYDIS_MNEMONIC_PSLLQ].fn = op_pshift<uint64_t, Shift::Left>;
+    t[ZYDIS_MNEMONIC_PSRLW].fn = op_pshift<uint16_t, Shift::Right>;
+    t[ZYDIS_MNEMONIC_PSRLD].fn = op_pshift<uint32_t, Shift::Right>;
+    t[ZYDIS_MNEMONIC_PSRLQ].fn = op_pshift<uint64_t, Shift::Right>;
+    t[ZYDIS_MNEMONIC_PSRAW].fn = op_pshift<uint16_t, Shift::Arith>;
+    t[ZYDIS_MNEMONIC_PSRAD].fn = op_pshift<uint32_t, Shift::Arith>;
+    t[ZYDIS_MNEMONIC_PSLLDQ].fn = op_pshift_bytes<true>;
+    t[ZYDIS_MNEMONIC_PSRLDQ].fn = op_pshift_bytes<false>;
+}
+
+// Instructions of the SSE state without an XMM operand go in the main table.
+void register_fxsave(HandlerTable& t) {
+    t[ZYDIS_MNEMONIC_LDMXCSR].fn = op_ldmxcsr;
+    t[ZYDIS_MNEMONIC_STMXCSR].fn = op_stmxcsr;
+    for (auto m : {ZYDIS_MNEMONIC_FXSAVE, ZYDIS_MNEMONIC_FXSAVE64}) t[m].fn = op_fxsave;
+    for (auto m : {ZYDIS_MNEMONIC_FXRSTOR, ZYDIS_MNEMONIC_FXRSTOR64}) t[m].fn = op_fxrstor;
+}
+
+}  // namespace softkvm::cpu
