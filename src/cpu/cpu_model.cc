@@ -16,7 +16,7 @@ constexpr uint32_t bit(int n) {
 
 // Leaf 1.
 constexpr uint32_t kFamilyModelStepping = 0x000806F8;  // family 6, model 0x8F, stepping 8
-constexpr uint32_t kLeaf1Ecx = bit(13) /*CMPXCHG16B*/ | bit(23) /*POPCNT*/;
+constexpr uint32_t kLeaf1Ecx = bit(13) /*CMPXCHG16B*/ | bit(23) /*POPCNT*/ | bit(26) /*XSAVE*/;
 constexpr uint32_t kLeaf1Edx = bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ | bit(6) /*PAE*/ |
                                bit(8) /*CX8*/ | bit(13) /*PGE*/ | bit(15) /*CMOV*/ |
                                bit(16) /*PAT*/ | bit(19) /*CLFSH*/ | bit(24) /*FXSR*/ |
@@ -32,7 +32,8 @@ constexpr uint32_t kExt1Ecx = bit(0) /*LAHF-SAHF*/ | bit(5) /*LZCNT*/;
 constexpr uint32_t kExt1Edx = bit(11) /*SYSCALL*/ | bit(20) /*NX*/ | bit(26) /*1 GiB pages*/ |
                               bit(27) /*RDTSCP*/ | bit(29) /*LM*/;
 
-constexpr uint32_t kMaxBasicLeaf = 0xB;
+constexpr uint32_t kMaxBasicLeaf = 0xD;
+constexpr uint32_t kXsaveSize = 512 + 64;
 constexpr uint32_t kMaxExtLeaf = 0x80000008;
 
 void put_string(const char* s, uint32_t* regs, int n) {
@@ -65,6 +66,11 @@ void model_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
             break;
         case 7:
             if (subleaf == 0) r.ebx = kLeaf7Ebx, r.ecx = kLeaf7Ecx;
+            break;
+        case 0xD:
+            // XSAVE: x87 and SSE state only (XCR0 bits 0-1); both live in the 512-byte
+            // legacy area, so every size is that plus the 64-byte header.
+            if (subleaf == 0) r.eax = kXcr0Supported, r.ebx = kXsaveSize, r.ecx = kXsaveSize;
             break;
         case 0xB:
             // x2APIC topology: one thread per core, one core per package. EDX (the

@@ -15,9 +15,9 @@ bool canonical(uint64_t v) {
 
 constexpr uint64_t kCr0Reserved = 0xFFFFFFFF1FFAFFC0ull;  // bits other than the defined ones
 constexpr uint64_t kCr4Supported = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT |
-                                   CR4_SMEP | CR4_SMAP | CR4_FSGSBASE | (1ull << 1) /*PVI*/ |
-                                   (1ull << 2) /*TSD*/ | (1ull << 3) /*DE*/ | (1ull << 6) /*MCE*/ |
-                                   (1ull << 8) /*PCE*/;
+                                   CR4_SMEP | CR4_SMAP | CR4_FSGSBASE | CR4_OSXSAVE |
+                                   (1ull << 1) /*PVI*/ | (1ull << 2) /*TSD*/ | (1ull << 3) /*DE*/ |
+                                   (1ull << 6) /*MCE*/ | (1ull << 8) /*PCE*/;
 constexpr uint64_t kCr3Reserved = ~((1ull << msr::kMaxPhysAddrBits) - 1);
 constexpr uint64_t kEferWritable = msr::EFER_SCE | msr::EFER_LME | msr::EFER_NXE;
 constexpr uint64_t kDebugctlWritable = 0x3;  // LBR, BTF; the rest comes with the LBR unit
@@ -393,6 +393,8 @@ void Cpu::sysret(uint8_t opsize) {
 
 void Cpu::cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
     model_cpuid(leaf, subleaf, r);
+    // CPUID.1:ECX.OSXSAVE[27] mirrors CR4.OSXSAVE.
+    if (leaf == 1 && (s_.cr4 & CR4_OSXSAVE)) r.ecx |= 1u << 27;
     owner_.cpuid(leaf, subleaf, r);
 }
 

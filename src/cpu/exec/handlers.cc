@@ -17,6 +17,7 @@ const HandlerTable& handler_table() {
         register_system(t);
         register_atomic(t);
         register_fxsave(t);
+        register_xsave(t);
         return t;
     }();
     return table;

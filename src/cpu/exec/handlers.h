@@ -32,6 +32,7 @@ void register_system(HandlerTable& t);
 void register_atomic(HandlerTable& t);
 void register_sse(HandlerTable& t);
 void register_fxsave(HandlerTable& t);
+void register_xsave(HandlerTable& t);
 
 // MOV to or from a control or debug register (chosen by the decoder).
 void op_mov_cr(Cpu& c, const DecodedInsn& i);

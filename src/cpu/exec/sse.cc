@@ -3,6 +3,7 @@
 // Floating-point arithmetic is not in the model and stays #UD.
 #include <cstring>
 
+#include "cpu/cpu_model.h"
 #include "cpu/exec/handlers.h"
 
 namespace softkvm::cpu {
@@ -384,6 +385,102 @@ void register_fxsave(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_STMXCSR].fn = op_stmxcsr;
     for (auto m : {ZYDIS_MNEMONIC_FXSAVE, ZYDIS_MNEMONIC_FXSAVE64}) t[m].fn = op_fxsave;
     for (auto m : {ZYDIS_MNEMONIC_FXRSTOR, ZYDIS_MNEMONIC_FXRSTOR64}) t[m].fn = op_fxrstor;
+}
+
+}  // namespace softkvm::cpu
+
+// ---- XSAVE family: x87 and SSE components, standard (non-compacted) format ----
+namespace softkvm::cpu {
+namespace {
+
+void check_xsave(Cpu& c) {
+    if (!(c.state().cr4 & CR4_OSXSAVE)) c.undefined();
+}
+
+void op_xgetbv(Cpu& c, const DecodedInsn&) {
+    check_xsave(c);
+    if (static_cast<uint32_t>(c.gpr(RCX)) != 0) c.fault(VEC_GP, 0);
+    c.write_gpr(RAX, 4, c.state().xcr0 & 0xFFFFFFFF);
+    c.write_gpr(RDX, 4, c.state().xcr0 >> 32);
+}
+
+// XSETBV (SDM vol. 2): XCR0 must keep x87 and may only name supported components.
+void op_xsetbv(Cpu& c, const DecodedInsn&) {
+    check_xsave(c);
+    c.require_cpl0();
+    const uint64_t v = (c.gpr(RDX) << 32) | (c.gpr(RAX) & 0xFFFFFFFF);
+    if (static_cast<uint32_t>(c.gpr(RCX)) != 0 || !(v & 1) || (v & ~kXcr0Supported))
+        c.fault(VEC_GP, 0);
+    c.state().xcr0 = v;
+}
+
+constexpr uint64_t kHeader = 512;  // XSAVE header offset: XSTATE_BV, XCOMP_BV, reserved
+
+uint64_t xsave_prologue(Cpu& c, const DecodedInsn& i, uint64_t& rfbm) {
+    check_xsave(c);
+    if (c.state().cr0 & CR0_TS) c.fault(VEC_NM);
+    const uint64_t lin = c.linear(i.op[0]);
+    if (lin & 63) c.fault(VEC_GP, 0);
+    rfbm = c.state().xcr0 & ((c.gpr(RDX) << 32) | (c.gpr(RAX) & 0xFFFFFFFF));
+    return lin;
+}
+
+void op_xsave(Cpu& c, const DecodedInsn& i) {
+    uint64_t rfbm;
+    const uint64_t lin = xsave_prologue(c, i, rfbm);
+    const CpuState& s = c.state();
+    c.check_access(lin + kHeader + 63, Access::Write);
+    if (rfbm & 1) {
+        for (uint64_t off = 0; off < 160; off += 8) c.write_mem(lin + off, 8, 0);
+        c.write_mem(lin, 2, s.fcw);
+    }
+    if (rfbm & 2) {
+        c.write_mem(lin + 24, 4, s.mxcsr);
+        c.write_mem(lin + 28, 4, kMxcsrMask);
+        for (int r = 0; r < 16; ++r) {
+            c.write_mem(lin + 160 + 16 * r, 8, s.xmm[r].lo);
+            c.write_mem(lin + 168 + 16 * r, 8, s.xmm[r].hi);
+        }
+    }
+    const uint64_t bv = c.read_mem(lin + kHeader, 8);
+    c.write_mem(lin + kHeader, 8, (bv & ~rfbm) | rfbm);
+}
+
+void op_xrstor(Cpu& c, const DecodedInsn& i) {
+    uint64_t rfbm;
+    const uint64_t lin = xsave_prologue(c, i, rfbm);
+    CpuState& s = c.state();
+    const uint64_t bv = c.read_mem(lin + kHeader, 8);
+    const uint64_t comp = c.read_mem(lin + kHeader + 8, 8);
+    // The standard form: XCOMP_BV 0, no bits outside XCR0, reserved header bytes zero.
+    if (comp != 0 || (bv & ~s.xcr0)) c.fault(VEC_GP, 0);
+    for (uint64_t off = 16; off < 64; off += 8)
+        if (c.read_mem(lin + kHeader + off, 8)) c.fault(VEC_GP, 0);
+    uint32_t mxcsr = s.mxcsr;
+    if (rfbm & 2) {
+        mxcsr = static_cast<uint32_t>(c.read_mem(lin + 24, 4));
+        if (mxcsr & ~kMxcsrMask) c.fault(VEC_GP, 0);
+    }
+    std::array<Xmm, 16> x = s.xmm;
+    uint16_t fcw = s.fcw;
+    if (rfbm & 1) fcw = (bv & 1) ? static_cast<uint16_t>(c.read_mem(lin, 2)) : 0x037F;
+    if (rfbm & 2)
+        for (int r = 0; r < 16; ++r)
+            x[r] = (bv & 2)
+                       ? Xmm{c.read_mem(lin + 160 + 16 * r, 8), c.read_mem(lin + 168 + 16 * r, 8)}
+                       : Xmm{};  // the SSE component's initial state
+    s.fcw = fcw;
+    s.mxcsr = mxcsr;
+    s.xmm = x;
+}
+
+}  // namespace
+
+void register_xsave(HandlerTable& t) {
+    t[ZYDIS_MNEMONIC_XGETBV].fn = op_xgetbv;
+    t[ZYDIS_MNEMONIC_XSETBV].fn = op_xsetbv;
+    for (auto m : {ZYDIS_MNEMONIC_XSAVE, ZYDIS_MNEMONIC_XSAVE64}) t[m].fn = op_xsave;
+    for (auto m : {ZYDIS_MNEMONIC_XRSTOR, ZYDIS_MNEMONIC_XRSTOR64}) t[m].fn = op_xrstor;
 }
 
 }  // namespace softkvm::cpu
