@@ -160,6 +160,22 @@ bool Cpu::boundary_events(StopReason& stop) {
         deadline_ = kNever;
         owner_.deadline();  // may set a new deadline and request an interrupt
     }
+    if (nmi_pending_ && !nmi_blocked_) {
+        nmi_pending_ = false;
+        nmi_blocked_ = true;
+        halted_ = false;
+        try {
+            raise_fault(GuestFault{VEC_NMI, false, 0}, s_.rip);
+        } catch (const StopBeforeRetire&) {
+            if (stop_detail_.empty()) stop_detail_ = "NMI delivery touched MMIO";
+            stop = StopReason::Emulation;
+            return true;
+        }
+        if (shutdown_) {
+            stop = StopReason::Shutdown;
+            return true;
+        }
+    }
     const bool window = (s_.rflags & FLAG_IF) && icount_ >= inhibit_until_;
     if (irq_requested_ && window) {
         const int vector = owner_.acknowledge_interrupt();
@@ -197,7 +213,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
     const uint64_t limit = insn_limit ? insn_limit : kNever;
     for (;;) {
         if (icount_ >= limit) return StopReason::InsnLimit;
-        if (halted_ || irq_requested_ || clock() >= deadline_) {
+        if (halted_ || irq_requested_ || nmi_pending_ || clock() >= deadline_) {
             StopReason stop;
             if (boundary_events(stop)) return stop;
             if (halted_) continue;

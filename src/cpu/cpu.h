@@ -75,6 +75,9 @@ class Cpu {
     // The owner has an interrupt that may be deliverable: at the next boundary where
     // RFLAGS.IF allows, the CPU calls CpuOwner::acknowledge_interrupt().
     void request_interrupt_check() { irq_requested_ = true; }
+    // A non-maskable interrupt: taken at the next boundary whatever RFLAGS.IF says, then
+    // further NMIs wait until the next IRET (SDM vol. 3 §6.7.1).
+    void request_nmi() { nmi_pending_ = true; }
     bool halted() const { return halted_; }
     const std::string& stop_detail() const { return stop_detail_; }
     std::string dump_state() const;
@@ -257,6 +260,8 @@ class Cpu {
     uint64_t inhibit_until_ = 0;  // interrupts blocked while icount_ < this (STI shadow)
     bool irq_requested_ = false;
     bool halted_ = false;
+    bool nmi_pending_ = false;
+    bool nmi_blocked_ = false;       // an NMI handler runs: until IRET
     bool debug_active_ = false;      // some DR7 breakpoint is enabled
     bool data_bp_ = false;           // some enabled breakpoint watches data (TLB fills off)
     bool rf_in_image_ = false;       // the exception being delivered is a fault (RF pushed)

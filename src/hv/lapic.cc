@@ -200,10 +200,17 @@ void Lapic::write_icr(uint64_t value, uint64_t) {
     const uint32_t mode = (value >> 8) & 7;
     const uint32_t shorthand = (value >> 18) & 3;
     const uint8_t vector = value & 0xFF;
-    if (mode != 0) return;  // INIT/SIPI/NMI/SMI: no other vCPUs yet
     const bool x2_dest = (value >> 32) == id_;
     const bool x_dest = (value >> 56) == id_;
-    if (shorthand == 1 || shorthand == 2 || (shorthand == 0 && (x2_dest || x_dest))) raise(vector);
+    const bool to_us = shorthand == 2 || (shorthand == 0 && (x2_dest || x_dest));
+    if (mode == kIcrNmi) {
+        // NMI to ourselves (by destination or "all including self"; the self shorthand is
+        // defined for fixed delivery only, SDM vol. 3 table 11-4).
+        if (to_us) nmi_ = true;
+        return;
+    }
+    if (mode != 0) return;  // INIT/SIPI/SMI: no other vCPUs yet
+    if (shorthand == 1 || to_us) raise(vector);
 }
 
 void Lapic::set_tsc_deadline(uint64_t tsc, int64_t tsc_offset) {

@@ -55,6 +55,12 @@ class Lapic {
     void accept(uint8_t vector);
     // LVT entry for the PMU's counter-overflow interrupt (used by the PMU later).
     void raise_lvt(uint32_t lvt_offset);
+    // An NMI was sent to this APIC (ICR delivery mode NMI); reading clears it.
+    bool take_nmi() {
+        const bool n = nmi_;
+        nmi_ = false;
+        return n;
+    }
 
   private:
     uint32_t divisor() const;
@@ -73,6 +79,8 @@ class Lapic {
     uint64_t timer_start_ = 0;     // clock value when the count was loaded
     uint64_t timer_due_ = kNever;  // clock value of the next expiry
     uint64_t tsc_deadline_ = 0;
+    bool nmi_ = false;
+    static constexpr uint32_t kIcrNmi = 4;  // ICR delivery mode 100b
 };
 
 }  // namespace softkvm::hv

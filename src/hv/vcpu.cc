@@ -238,6 +238,7 @@ cpu::MsrResult Vcpu::apic_wrmsr(uint32_t index, uint64_t value) {
 }
 
 void Vcpu::sync_apic() {
+    if (lapic_.take_nmi()) cpu_.request_nmi();
     cpu_.set_deadline(lapic_.next_deadline());
     if (lapic_.deliverable() >= 0) cpu_.request_interrupt_check();
 }

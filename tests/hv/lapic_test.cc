@@ -138,5 +138,17 @@ TEST(Lapic, SelfIpiThroughTheIcrShorthand) {
     EXPECT_EQ(a.deliverable(), 0x55);
 }
 
+TEST(Lapic, NmiThroughTheIcrIsReportedOnceAndNotAsAVector) {
+    Lapic a = enabled_apic();
+    a.write(ICR_HIGH, 0, 0, false);
+    a.write(ICR_LOW, (4u << 8) | 0x30, 0, false);  // NMI to APIC ID 0 (vector ignored)
+    EXPECT_EQ(a.deliverable(), -1);
+    EXPECT_TRUE(a.take_nmi());
+    EXPECT_FALSE(a.take_nmi());
+    a.write(ICR_HIGH, 5u << 24, 0, false);  // another APIC: not us
+    a.write(ICR_LOW, 4u << 8, 0, false);
+    EXPECT_FALSE(a.take_nmi());
+}
+
 }  // namespace
 }  // namespace softkvm::hv
