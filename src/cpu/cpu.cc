@@ -34,6 +34,12 @@ void Cpu::update_mode() {
         s_.mode = s_.seg[CS].db ? Mode::Prot32 : Mode::Prot16;
     for (int k = 0; k < SEG_COUNT; ++k)
         seg_base_[k] = (s_.mode == Mode::Long64 && k != FS && k != GS) ? 0 : s_.seg[k].base;
+    flags_changed();
+}
+
+void Cpu::flags_changed() {
+    // Alignment checking (SDM vol. 3 §6.15, #AC): CR0.AM, RFLAGS.AC and CPL 3.
+    align_check_ = (s_.cr0 & CR0_AM) && (s_.rflags & FLAG_AC) && s_.cpl == 3;
 }
 
 void Cpu::state_changed() {

@@ -143,7 +143,12 @@ class Cpu {
     uint64_t read_op_slow(const Operand& o);
     void write_op_slow(const Operand& o, uint64_t v);
 
+    // RFLAGS changed outside the arithmetic flags (POPF, IRET...): re-derive what
+    // depends on it.
+    void flags_changed();
+
     uint64_t read_mem(uint64_t lin, uint8_t size, Access acc = Access::Read) {
+        if (align_check_ && (lin & (size - 1))) fault(VEC_AC, 0);
         const TlbEntry& t = tlb_read_[(lin >> 12) & (kTlbSize - 1)];
         if (t.tag == tlb_tag(lin, user_access()) && (lin & 0xFFF) + size <= 0x1000) {
             uint64_t v = 0;
@@ -153,6 +158,7 @@ class Cpu {
         return read_slow(lin, size, acc, user_access());
     }
     void write_mem(uint64_t lin, uint8_t size, uint64_t v) {
+        if (align_check_ && (lin & (size - 1))) fault(VEC_AC, 0);
         const TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
         if (t.tag == tlb_tag(lin, user_access()) && (lin & 0xFFF) + size <= 0x1000) {
             std::memcpy(t.host + (lin & 0xFFF), &v, size);
@@ -260,6 +266,7 @@ class Cpu {
     uint64_t inhibit_until_ = 0;  // interrupts blocked while icount_ < this (STI shadow)
     bool irq_requested_ = false;
     bool halted_ = false;
+    bool align_check_ = false;  // #AC on misaligned data accesses (flags_changed())
     bool nmi_pending_ = false;
     bool nmi_blocked_ = false;       // an NMI handler runs: until IRET
     bool debug_active_ = false;      // some DR7 breakpoint is enabled

@@ -338,6 +338,7 @@ void Cpu::iret(uint8_t opsize) {
     }
     s_.rflags = (s_.rflags & ~writable) | (fl & writable) | FLAG_FIXED1;
     nmi_blocked_ = false;  // IRET ends NMI blocking (SDM vol. 3 §6.7.1)
+    flags_changed();
     jump(rip);
 }
 

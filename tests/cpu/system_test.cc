@@ -301,5 +301,30 @@ TEST_F(SystemTest, SseNeedsOsfxsrAndLdmxcsrChecksReservedBits) {
     EXPECT_EQ(cpu_.state().mxcsr, 0x1F80u);
 }
 
+TEST_F(SystemTest, AlignmentCheckAtCpl3WithAmAndAc) {
+    cpu_.state().cr0 |= CR0_AM;
+    enter_ring3();
+    // pushfq; orl $0x40000,(%rsp); popfq; mov $0x30001,%esi; mov (%rsi),%eax
+    const uint8_t code[] = {0x9c, 0x81, 0x0c, 0x24, 0x00, 0x00, 0x04, 0x00,
+                            0x9d, 0xbe, 0x01, 0x00, 0x03, 0x00, 0x8b, 0x06};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_AC);
+    EXPECT_EQ(frame(0), 0u);          // error code 0
+    EXPECT_EQ(frame(1), kCode + 14);  // the misaligned load
+}
+
+TEST_F(SystemTest, NoAlignmentCheckAtCpl0OrWithoutAm) {
+    // Same program at CPL 0: AC set but no #AC; then halts.
+    const uint8_t code[] = {0x9c, 0x81, 0x0c, 0x24, 0x00, 0x00, 0x04, 0x00, 0x9d,
+                            0xbe, 0x01, 0x00, 0x03, 0x00, 0x8b, 0x06, 0xf4};
+    cpu_.state().cr0 |= CR0_AM;
+    cpu_.state_changed();
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), -1);
+    EXPECT_EQ(owner_.hlts, 1);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

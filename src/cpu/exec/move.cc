@@ -65,6 +65,7 @@ void op_popf(Cpu& c, const DecodedInsn& i) {
     if (i.opsize == 2) writable &= 0xFFFF;
     s.rflags = (s.rflags & ~writable) | (v & writable) | FLAG_FIXED1;
     s.rflags &= ~FLAG_RF;
+    c.flags_changed();
 }
 
 // CBW / CWDE / CDQE: sign-extend the lower half of the accumulator.
