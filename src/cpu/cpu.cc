@@ -254,7 +254,17 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 }
             }
             if (!b) {
-                b = find_block();
+                // The jump cache maps a linear RIP to its block without the TLB and the
+                // hash table (indirect branches, returns); entries die with the generation.
+                const uint64_t lin = s_.rip + seg_base_[CS];
+                JumpEntry& j = jump_cache_[(lin ^ (lin >> 10)) & (kJumpCacheSize - 1)];
+                const uint32_t tag = static_cast<uint32_t>(s_.mode) | (s_.cpl << 4);
+                if (j.lin == lin && j.gen == block_gen_ && j.tag == tag) {
+                    b = j.block;
+                } else {
+                    b = find_block();
+                    j = {lin, block_gen_, b, tag};
+                }
                 if (prev) {
                     Block::Link& slot = prev->links[prev->links[0].gen == block_gen_ ? 1 : 0];
                     slot = {s_.rip, b, block_gen_};

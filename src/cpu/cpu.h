@@ -19,6 +19,61 @@ namespace softkvm::cpu {
 class Decoder;
 struct Block;
 
+// Little-endian loads and stores of 1, 2, 4 or 8 bytes. A fixed-size memcpy per case
+// compiles to one move; a variable-size one becomes a call or `rep movs`.
+inline uint64_t load_le(const uint8_t* p, uint8_t size) {
+    switch (size) {
+        case 1:
+            return *p;
+        case 2: {
+            uint16_t v;
+            std::memcpy(&v, p, 2);
+            return v;
+        }
+        case 4: {
+            uint32_t v;
+            std::memcpy(&v, p, 4);
+            return v;
+        }
+        default: {
+            uint64_t v;
+            std::memcpy(&v, p, 8);
+            return v;
+        }
+    }
+}
+inline void store_le(uint8_t* p, uint8_t size, uint64_t v) {
+    switch (size) {
+        case 1:
+            *p = static_cast<uint8_t>(v);
+            break;
+        case 2: {
+            const uint16_t x = static_cast<uint16_t>(v);
+            std::memcpy(p, &x, 2);
+            break;
+        }
+        case 4: {
+            const uint32_t x = static_cast<uint32_t>(v);
+            std::memcpy(p, &x, 4);
+            break;
+        }
+        default:
+            std::memcpy(p, &v, 8);
+            break;
+    }
+}
+
+inline constexpr uint64_t size_mask(uint8_t size) {
+    return size >= 8 ? ~0ull : ((1ull << (size * 8)) - 1);
+}
+inline constexpr uint64_t sign_bit(uint8_t size) {
+    return 1ull << (size * 8 - 1);
+}
+inline constexpr int64_t sign_extend(uint64_t v, uint8_t size) {
+    return size >= 8 ? static_cast<int64_t>(v)
+                     : static_cast<int64_t>(v << (64 - size * 8)) >> (64 - size * 8);
+}
+
 // A guest exception raised while executing an instruction (the only C++ exception the
 // CPU uses; it never leaves cpu/).
 struct GuestFault {
@@ -151,9 +206,7 @@ class Cpu {
         if (align_check_ && (lin & (size - 1))) fault(VEC_AC, 0);
         const TlbEntry& t = tlb_read_[(lin >> 12) & (kTlbSize - 1)];
         if (t.tag == tlb_tag(lin, user_access()) && (lin & 0xFFF) + size <= 0x1000) {
-            uint64_t v = 0;
-            std::memcpy(&v, t.host + (lin & 0xFFF), size);
-            return v;
+            return load_le(t.host + (lin & 0xFFF), size);
         }
         return read_slow(lin, size, acc, user_access());
     }
@@ -161,7 +214,7 @@ class Cpu {
         if (align_check_ && (lin & (size - 1))) fault(VEC_AC, 0);
         const TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
         if (t.tag == tlb_tag(lin, user_access()) && (lin & 0xFFF) + size <= 0x1000) {
-            std::memcpy(t.host + (lin & 0xFFF), &v, size);
+            store_le(t.host + (lin & 0xFFF), size, v);
             return;
         }
         write_slow(lin, size, v, user_access());
@@ -285,6 +338,14 @@ class Cpu {
 
     TlbEntry tlb_read_[kTlbSize], tlb_write_[kTlbSize], tlb_exec_[kTlbSize];
 
+    struct JumpEntry {
+        uint64_t lin = ~0ull, gen = 0;
+        Block* block = nullptr;
+        uint32_t tag = 0;  // mode | CPL << 4
+    };
+    static constexpr size_t kJumpCacheSize = 4096;
+    std::vector<JumpEntry> jump_cache_ = std::vector<JumpEntry>(kJumpCacheSize);
+
     std::unique_ptr<Decoder> decoder_;
     std::unordered_map<uint64_t, std::unique_ptr<Block>> blocks_;
     std::unordered_map<uint64_t, std::vector<uint64_t>> page_blocks_;  // page -> block keys
@@ -300,16 +361,5 @@ class Cpu {
 
     friend class Decoder;
 };
-
-inline constexpr uint64_t size_mask(uint8_t size) {
-    return size >= 8 ? ~0ull : ((1ull << (size * 8)) - 1);
-}
-inline constexpr uint64_t sign_bit(uint8_t size) {
-    return 1ull << (size * 8 - 1);
-}
-inline constexpr int64_t sign_extend(uint64_t v, uint8_t size) {
-    return size >= 8 ? static_cast<int64_t>(v)
-                     : static_cast<int64_t>(v << (64 - size * 8)) >> (64 - size * 8);
-}
 
 }  // namespace softkvm::cpu

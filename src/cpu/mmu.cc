@@ -116,8 +116,7 @@ uint64_t Cpu::translate(uint64_t lin, Access acc, bool user) {
 uint64_t Cpu::phys_read(uint64_t gpa, uint8_t size) {
     uint64_t v = 0;
     if (uint8_t* h = host_page(gpa); h && host_page(gpa + size - 1) == h + size - 1) {
-        std::memcpy(&v, h, size);
-        return v;
+        return load_le(h, size);
     }
     if (owner_.mmio_read(gpa, size, v) == Action::Exit) throw StopBeforeRetire{};
     return v & size_mask(size);
@@ -129,7 +128,7 @@ void Cpu::phys_write(uint64_t gpa, uint8_t size, uint64_t v) {
         if (page < code_page_.size() && code_page_[page]) code_written(page);
         uint64_t last = (gpa + size - 1) >> 12;
         if (last != page && last < code_page_.size() && code_page_[last]) code_written(last);
-        std::memcpy(h, &v, size);
+        store_le(h, size, v);
         return;
     }
     if (owner_.mmio_write(gpa, size, v) == Action::Exit) stop_flags_ |= kStopOwner;
@@ -151,9 +150,7 @@ uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
         t.tag = tlb_tag(lin, user);
         t.host = h;
         t.phys = phys & ~0xFFFull;
-        uint64_t v = 0;
-        std::memcpy(&v, h + off, size);
-        return v;
+        return load_le(h + off, size);
     }
     return phys_read(phys, size);
 }
@@ -179,7 +176,7 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
         t.tag = tlb_tag(lin, user);
         t.host = h;
         t.phys = phys & ~0xFFFull;
-        std::memcpy(h + off, &v, size);
+        store_le(h + off, size, v);
         return;
     }
     phys_write(phys, size, v);
