@@ -277,6 +277,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (careful || (irq_requested_ && icount_ < inhibit_until_)) budget = 1;
             if (budget < n) n = budget;
             const DecodedInsn* in = b->insns.data();
+            const uint64_t rip_before = s_.rip;
             for (; done < n; ++done) {
                 next_rip_ = s_.rip + in[done].len;
                 in[done].fn(*this, in[done]);
@@ -299,7 +300,14 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 if (step_flags & FLAG_RF) s_.rflags &= ~FLAG_RF;  // RF lasts one instruction
                 // Traps after the instruction (SDM vol. 3 §17.3.1): single-step (DR6.BS)
                 // and data breakpoints (DR6.Bn).
-                const uint64_t bits = ((step_flags & FLAG_TF) ? kDr6SingleStep : 0) | db_hits_;
+                // With DEBUGCTL.BTF, TF traps only after taken branches (SDM §17.4.3).
+                const DecodedInsn& last = b->insns[0];
+                const bool taken =
+                    last.branch != BranchKind::None &&
+                    (last.branch != BranchKind::Jcc || s_.rip != rip_before + last.len);
+                const bool step =
+                    (step_flags & FLAG_TF) && (!(s_.debugctl & kDebugctlBtf) || taken);
+                const uint64_t bits = (step ? kDr6SingleStep : 0) | db_hits_;
                 if (bits) {
                     s_.dr[6] = (s_.dr[6] & ~0xFull) | bits;
                     prev = nullptr;

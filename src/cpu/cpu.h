@@ -332,6 +332,7 @@ class Cpu {
     static constexpr uint32_t kStopBlockGone = 2;           // the executing block was invalidated
     static constexpr uint32_t kStopShadow = 4;              // STI opened IF: one-instruction shadow
     static constexpr uint64_t kDr6SingleStep = 1ull << 14;  // DR6.BS
+    static constexpr uint64_t kDebugctlBtf = 1ull << 1;     // IA32_DEBUGCTL.BTF
     uint32_t stop_flags_ = 0;  // kStop* bits, checked after every instruction
     std::string stop_detail_;
     std::array<uint64_t, SEG_COUNT> seg_base_{};

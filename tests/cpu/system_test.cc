@@ -326,5 +326,32 @@ TEST_F(SystemTest, NoAlignmentCheckAtCpl0OrWithoutAm) {
     EXPECT_EQ(owner_.hlts, 1);
 }
 
+TEST_F(SystemTest, BtfSingleStepsOnTakenBranchesOnly) {
+    cpu_.state().debugctl = 2;  // BTF
+    // pushfq; orq $0x100,(%rsp); popfq; nop; xor %eax,%eax; jnz 1f (not taken); jmp 1f;
+    // nop; 1: nop
+    const uint8_t code[] = {0x9c, 0x48, 0x81, 0x0c, 0x24, 0x00, 0x01, 0x00, 0x00, 0x9d,
+                            0x90, 0x31, 0xc0, 0x75, 0x03, 0xeb, 0x01, 0x90, 0x90};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_DB);
+    EXPECT_EQ(frame(0), kCode + 18);  // after the taken JMP: not after NOP, XOR or JNZ
+    EXPECT_TRUE(cpu_.state().dr[6] & (1u << 14));
+}
+
+TEST_F(SystemTest, MovSsHoldsBackAPendingInterruptForOneInstruction) {
+    owner_.irq_vector = 0x43;
+    cpu_.state().rflags |= FLAG_IF;
+    cpu_.state_changed();
+    // mov $0x10,%eax; mov %eax,%ss; nop; nop. The deadline right after MOV SS makes the
+    // interrupt pending at that boundary.
+    const uint8_t code[] = {0xb8, 0x10, 0x00, 0x00, 0x00, 0x8e, 0xd0, 0x90, 0x90, 0xf4};
+    load(code);
+    cpu_.set_deadline(2);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), 0x43);
+    EXPECT_EQ(frame(0), kCode + 8);  // after the NOP that follows MOV SS
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
