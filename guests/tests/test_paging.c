@@ -1,6 +1,6 @@
 /* Conformance: 4-level paging — translations through 4 KiB, 2 MiB and 1 GiB pages,
  * #PF error codes and CR2 for not-present, write-protect, user/supervisor, NX and
- * reserved-bit faults, CR0.WP, accessed and dirty bits, INVLPG. */
+ * reserved-bit faults, CR0.WP, SMEP and SMAP, accessed and dirty bits, INVLPG. */
 #include "sdk.h"
 
 #define P 0x1ull
@@ -124,6 +124,27 @@ int main(void) {
                "1 GiB page translates");
     }
 
+    /* SMEP and SMAP: supervisor access to user pages. */
+    cpuid(7, 0, &a, &b, &c, &d); /* before sdk_enable_user(): kernel pages stay supervisor */
+    uint64_t cr4;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    map(6, (uint64_t)pages[3], P | RW | US); /* a user page holding "ret" */
+    pages[3][0] = 0xC3;
+    if (b & (1u << 7)) {
+        __asm__ volatile("mov %0, %%cr4" ::"r"(cr4 | (1ull << 20)));
+        report(fault(do_call, VA(6)) == 14 && sdk_last_error() == 0x11,
+               "SMEP: supervisor fetch from a user page: error I|P (0x11)");
+        __asm__ volatile("mov %0, %%cr4" ::"r"(cr4));
+    }
+    if (b & (1u << 20)) {
+        __asm__ volatile("mov %0, %%cr4" ::"r"(cr4 | (1ull << 21)));
+        report(fault(do_read, VA(6)) == 14 && sdk_last_error() == 0x1,
+               "SMAP: supervisor read of a user page: error P (1)");
+        __asm__ volatile("stac");
+        report(fault(do_read, VA(6)) == -1, "SMAP: stac (RFLAGS.AC) allows it");
+        __asm__ volatile("clac");
+        __asm__ volatile("mov %0, %%cr4" ::"r"(cr4));
+    }
     /* User accesses (CPL 3). */
     sdk_enable_user();
     map(5, (uint64_t)pages[0], P | RW); /* supervisor page */
@@ -138,5 +159,6 @@ int main(void) {
            "user write to a read-only page: error U|W|P (7)");
     uc.fn = user_read;
     report(sdk_catch(run_user, &uc) == -1, "user read of a user page works");
+
     report_summary();
 }
