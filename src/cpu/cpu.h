@@ -239,6 +239,7 @@ class Cpu {
     uint64_t read_cr8();
     uint64_t read_msr(uint32_t index);
     void write_msr(uint32_t index, uint64_t v);
+    uint64_t descriptor_address(uint16_t selector);
     void load_segment(SegReg sr, uint16_t selector);
     void load_cs(uint16_t selector, uint8_t new_cpl);
     // INT n, INT3, INTO (gate DPL checked) and ICEBP (`privileged`: no DPL check).

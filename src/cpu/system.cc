@@ -231,6 +231,17 @@ void Cpu::swapgs() {
 
 // ---- Segments (SDM vol. 3 §3.4, §5.5; the forms a 64-bit kernel uses) ----
 
+// Where the descriptor `sel` names lives: the GDT, or the LDT when TI (bit 2) is set.
+// #GP(selector) if it lies beyond the table's limit or the LDT is unusable.
+uint64_t Cpu::descriptor_address(uint16_t sel) {
+    const bool ldt = sel & 4;
+    if (ldt && (s_.ldtr.unusable || !s_.ldtr.present)) fault(VEC_GP, sel & ~3u);
+    const uint64_t base = ldt ? s_.ldtr.base : s_.gdtr.base;
+    const uint64_t limit = ldt ? s_.ldtr.limit : s_.gdtr.limit;
+    if ((sel | 7u) > limit) fault(VEC_GP, sel & ~3u);
+    return base + (sel & ~7u);
+}
+
 void Cpu::load_segment(SegReg sr, uint16_t sel) {
     if (sr == CS) undefined();  // MOV CS is #UD
     Segment& seg = s_.seg[sr];
@@ -252,9 +263,7 @@ void Cpu::load_segment(SegReg sr, uint16_t sel) {
         update_mode();
         return;
     }
-    if (sel & 4) unsupported("segment load from an LDT is not implemented");
-    if ((sel | 7u) > s_.gdtr.limit) fault(VEC_GP, sel & ~3u);
-    const uint64_t addr = s_.gdtr.base + (sel & ~7u);
+    const uint64_t addr = descriptor_address(sel);
     uint64_t d = read_sys(addr, 8);
     Segment n = unpack_descriptor(d, sel);
     const bool code = n.type & 8;
@@ -282,9 +291,7 @@ void Cpu::load_cs(uint16_t sel, uint8_t new_cpl) {
         return;
     }
     if ((sel & ~3) == 0) fault(VEC_GP, 0);
-    if (sel & 4) unsupported("code segment in an LDT is not implemented");
-    if ((sel | 7u) > s_.gdtr.limit) fault(VEC_GP, sel & ~3u);
-    const uint64_t addr = s_.gdtr.base + (sel & ~7u);
+    const uint64_t addr = descriptor_address(sel);
     uint64_t d = read_sys(addr, 8);
     Segment n = unpack_descriptor(d, static_cast<uint16_t>((sel & ~3u) | new_cpl));
     if (!n.s || !(n.type & 8)) fault(VEC_GP, sel & ~3u);

@@ -353,5 +353,24 @@ TEST_F(SystemTest, MovSsHoldsBackAPendingInterruptForOneInstruction) {
     EXPECT_EQ(frame(0), kCode + 8);  // after the NOP that follows MOV SS
 }
 
+TEST_F(SystemTest, SegmentLoadsThroughTheLdt) {
+    // GDT entry 3 (0x18): LDT at 0x7000, limit 0xF (16-byte system descriptor).
+    put64(0x518, (0xFull) | (0x7000ull << 16) | (0x82ull << 40));
+    put64(0x520, 0);
+    cpu_.state().gdtr.limit = 0x27;
+    put64(0x7008, 0x00CF92000000FFFFull);  // LDT entry 1: flat data
+    // mov $0x18,%ax; lldt %ax; mov $0xc,%ax; mov %eax,%ds; mov %ds,%ecx;
+    // mov $0x14,%ax; mov %eax,%ds   (LDT entry 2 is beyond the LDT's limit)
+    const uint8_t code[] = {0x66, 0xb8, 0x18, 0x00, 0x0f, 0x00, 0xd0, 0x66, 0xb8, 0x0c, 0x00,
+                            0x8e, 0xd8, 0x8c, 0xd9, 0x66, 0xb8, 0x14, 0x00, 0x8e, 0xd8};
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(cpu_.state().ldtr.base, 0x7000u);
+    EXPECT_EQ(cpu_.state().gpr[RCX] & 0xFFFF, 0x0Cu);  // DS loaded from the LDT
+    EXPECT_EQ(vector_taken(), VEC_GP);
+    EXPECT_EQ(frame(0), 0x14u);  // error code: the selector
+    EXPECT_EQ(frame(1), kCode + 19);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
