@@ -6,7 +6,9 @@
 
 namespace softkvm::accel {
 
-std::vector<std::string> accelerator_names() { return {"emu", "kvm"}; }
+std::vector<std::string> accelerator_names() {
+    return {"emu", "kvm"};
+}
 
 Result<std::unique_ptr<Accelerator>> create_accelerator(const std::string& name) {
     if (name == "emu") return create_emu_accelerator();

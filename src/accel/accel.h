@@ -43,6 +43,10 @@ class Vcpu {
     // (0 = no limit). kvm: unsupported (returns an error).
     virtual Status set_instruction_limit(uint64_t limit) = 0;
 
+    // Asks a run() in progress to return soon with KVM_EXIT_INTR. Async-signal-safe:
+    // the VMM calls it from its SIGINT/SIGTERM handler.
+    virtual void kick() = 0;
+
     // Multi-line register and state dump for error reports.
     virtual std::string dump_state() = 0;
 };

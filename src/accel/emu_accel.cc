@@ -27,6 +27,7 @@ class EmuVcpu final : public Vcpu {
         v_->set_instruction_limit(limit);
         return {};
     }
+    void kick() override { v_->kick(); }
     std::string dump_state() override { return v_->dump_state(); }
 
   private:

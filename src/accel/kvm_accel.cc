@@ -196,6 +196,9 @@ class KvmVcpu final : public Vcpu {
         if (ioctl(fd_.get(), KVM_SET_SREGS, &s) < 0) return sys_error("KVM_SET_SREGS");
         return {};
     }
+    // The signal that prompted the kick interrupts KVM_RUN itself (EINTR, no
+    // SA_RESTART); immediate_exit covers a signal that lands just before KVM_RUN.
+    void kick() override { run_->immediate_exit = 1; }
     uint64_t instructions_retired() const override { return 0; }
     Status set_instruction_limit(uint64_t) override {
         return make_error("kvm: instruction limits need --accel emu", ENOTSUP);

@@ -2,7 +2,9 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +66,8 @@ int status_for_report(const vmm::RunReport& r) {
             return kExitEmulation;
         case vmm::End::Failure:
             return kExitSoftware;
+        case vmm::End::Interrupted:
+            return 128 + r.stop_signal;  // as a shell reports a death by that signal
     }
     return kExitSoftware;
 }
@@ -111,6 +115,35 @@ class Console {
     std::string buf_;
 };
 
+vmm::Machine* g_running = nullptr;
+
+void on_stop_signal(int signo) {
+    if (g_running) g_running->request_stop(signo);
+}
+
+// Routes SIGINT and SIGTERM to Machine::request_stop while it lives.
+class StopOnSignal {
+  public:
+    explicit StopOnSignal(vmm::Machine& m) {
+        g_running = &m;
+        struct sigaction sa = {};
+        sa.sa_handler = on_stop_signal;  // no SA_RESTART: KVM_RUN returns EINTR
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old_int_);
+        sigaction(SIGTERM, &sa, &old_term_);
+    }
+    ~StopOnSignal() {
+        sigaction(SIGINT, &old_int_, nullptr);
+        sigaction(SIGTERM, &old_term_, nullptr);
+        g_running = nullptr;
+    }
+    StopOnSignal(const StopOnSignal&) = delete;
+    StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+  private:
+    struct sigaction old_int_ = {}, old_term_ = {};
+};
+
 int run(const RunOptions& o) {
     vmm::MachineConfig cfg;
     cfg.accel = o.accel;
@@ -145,6 +178,10 @@ int run(const RunOptions& o) {
         std::fprintf(stderr, "softkvm run: %s\n", machine.error().message.c_str());
         return status_for_error(machine.error());
     }
+    // SIGINT/SIGTERM end the run cleanly: the guest stops at the next block, the
+    // console is flushed, statistics are written and the encryption-ID lease is given
+    // back before softkvm exits with 128 + the signal number.
+    StopOnSignal stop_on_signal(*machine.value());
     const vmm::RunReport r = machine.value()->run();
     console.flush();
     const int status = status_for_report(r);
@@ -172,6 +209,10 @@ int run(const RunOptions& o) {
             break;
         case vmm::End::Failure:
             std::fprintf(stderr, "softkvm run: %s\n%s", r.detail.c_str(), r.state.c_str());
+            break;
+        case vmm::End::Interrupted:
+            std::fprintf(stderr, "softkvm run: stopped by %s after %llu instructions\n",
+                         strsignal(r.stop_signal), static_cast<unsigned long long>(r.instructions));
             break;
     }
     if (o.stats) {
@@ -217,7 +258,9 @@ void add_run_command(CLI::App& root, int& status) {
         "guest wrote to the debug-exit port 0xf4 (0 = pass; values above 63 are reported as\n"
         "63), or: 64 bad option, 65 bad image, 66 missing or unreadable image, 69 accelerator\n"
         "unavailable, 75 encryption-ID limit, 123 guest halted without an exit code, 124\n"
-        "instruction limit, 125 triple fault, 126 instruction softkvm cannot emulate.");
+        "instruction limit, 125 triple fault, 126 instruction softkvm cannot emulate,\n"
+        "128+N stopped by signal N (SIGINT, SIGTERM: the guest stops, output is flushed and\n"
+        "an encryption-ID lease is given back).");
     run_app->callback([opts, &status] { status = run(*opts); });
 }
 

@@ -219,6 +219,10 @@ StopReason Cpu::run(uint64_t insn_limit) {
     const uint64_t limit = insn_limit ? insn_limit : kNever;
     for (;;) {
         if (icount_ >= limit) return StopReason::InsnLimit;
+        if (kick_.load(std::memory_order_relaxed)) {
+            kick_.store(false, std::memory_order_relaxed);
+            return StopReason::Kicked;
+        }
         if (halted_ || irq_requested_ || nmi_pending_ || clock() >= deadline_) {
             StopReason stop;
             if (boundary_events(stop)) return stop;

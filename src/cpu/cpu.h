@@ -2,6 +2,7 @@
 // per-family handlers (cpu/exec/), memory through the MMU and software TLB, exceptions
 // through the IDT. One Cpu is one vCPU; it reports events to its CpuOwner.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -92,6 +93,7 @@ enum class StopReason : uint8_t {
     Shutdown,   // triple fault
     Emulation,  // an instruction or state softkvm cannot execute; see stop_detail()
     Halted,     // HLT with nothing that can wake the CPU (no interrupt, no deadline)
+    Kicked,     // kick() asked run() to return (from a signal handler or another thread)
 };
 
 enum class Access : uint8_t { Read, Write, Exec };
@@ -119,6 +121,8 @@ class Cpu {
     // (0 = no limit), or the guest cannot go on.
     StopReason run(uint64_t insn_limit);
     uint64_t instructions_retired() const { return icount_; }
+    // Makes run() return Kicked at the next block boundary. Async-signal-safe.
+    void kick() { kick_.store(true, std::memory_order_relaxed); }
 
     // Virtual time (design.md "Time"): one tick per retired instruction plus the ticks
     // skipped while halted. The TSC is clock() + the guest's TSC offset.
@@ -315,6 +319,7 @@ class Cpu {
     CpuState s_;
     std::vector<Ram> ram_;
     uint64_t icount_ = 0;
+    std::atomic<bool> kick_{false};
     uint64_t idle_ = 0;           // virtual ticks spent halted
     uint64_t deadline_ = kNever;  // clock() value of the owner's next timer event
     uint64_t inhibit_until_ = 0;  // interrupts blocked while icount_ < this (STI shadow)

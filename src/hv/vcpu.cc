@@ -79,6 +79,9 @@ void Vcpu::run() {
         case cpu::StopReason::Halted:
             run_.exit_reason = abi::KVM_EXIT_HLT;
             break;
+        case cpu::StopReason::Kicked:
+            run_.exit_reason = abi::KVM_EXIT_INTR;
+            break;
         case cpu::StopReason::Shutdown:
             run_.exit_reason = abi::KVM_EXIT_SHUTDOWN;
             run_.detail = cpu_.stop_detail();

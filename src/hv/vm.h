@@ -52,6 +52,8 @@ class Vcpu final : public cpu::CpuOwner {
     uint64_t instructions_retired() const { return cpu_.instructions_retired(); }
     // Stop with KVM_EXIT_INTR once `limit` instructions have retired (0 = none).
     void set_instruction_limit(uint64_t limit) { insn_limit_ = limit; }
+    // Makes a run() in progress return KVM_EXIT_INTR soon (as a signal does to KVM_RUN).
+    void kick() { cpu_.kick(); }
     std::string dump_state() const { return cpu_.dump_state(); }
     uint32_t id() const { return id_; }
 

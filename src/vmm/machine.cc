@@ -21,6 +21,8 @@ const char* end_name(End e) {
             return "shutdown";
         case End::InternalError:
             return "internal-error";
+        case End::Interrupted:
+            return "interrupted";
         case End::Failure:
             return "failure";
     }
@@ -170,6 +172,12 @@ RunReport Machine::run() {
             rep.detail = st.error().message;
             break;
         }
+        if (stop_signal_) {
+            rep.end = End::Interrupted;
+            rep.stop_signal = stop_signal_;
+            break;
+        }
+        vcpu_->run_state().immediate_exit = 0;
         Dispatch d = dispatch_exit(vcpu_->run_state(), platform_);
         if (d.stop) {
             rep.end = d.end;

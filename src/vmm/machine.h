@@ -2,6 +2,7 @@
 // accelerator, and the run loop. The exit dispatcher is a pure function of the exit
 // record and the buses (style.md), unit-tested with synthetic exits.
 #pragma once
+#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -30,6 +31,7 @@ enum class End {
     InsnLimit,      // --max-insns reached
     Shutdown,       // triple fault
     InternalError,  // the accelerator could not emulate something
+    Interrupted,    // request_stop(): the VMM was told to stop (SIGINT, SIGTERM)
     Failure,        // the accelerator itself failed, or an exit softkvm does not handle
 };
 const char* end_name(End e);
@@ -43,6 +45,7 @@ struct Stats {
 struct RunReport {
     End end = End::Failure;
     uint32_t guest_code = 0;
+    int stop_signal = 0;  // End::Interrupted: the signal number given to request_stop()
     uint64_t instructions = 0;
     double seconds = 0;
     std::string detail;  // fault chain, emulation failure, or failing call
@@ -83,6 +86,11 @@ class Machine {
                                                    Uart16550::Sink console);
     RunReport run();
     const LoadedImage& image() const { return image_; }
+    // Ends run() soon with End::Interrupted. Async-signal-safe.
+    void request_stop(int signo) {
+        stop_signal_ = signo;
+        if (vcpu_) vcpu_->kick();
+    }
 
   private:
     Machine(GuestMemory mem, Uart16550::Sink console);
@@ -93,6 +101,7 @@ class Machine {
     std::unique_ptr<accel::Vm> vm_;
     std::unique_ptr<accel::Vcpu> vcpu_;
     LoadedImage image_;
+    volatile sig_atomic_t stop_signal_ = 0;
 };
 
 }  // namespace softkvm::vmm
