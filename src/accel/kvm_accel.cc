@@ -70,18 +70,10 @@ class Fd {
 };
 
 Segment from_kvm(const kvm_segment& s) {
-    Segment o;
-    o.base = s.base, o.limit = s.limit, o.selector = s.selector, o.type = s.type;
-    o.present = s.present, o.dpl = s.dpl, o.db = s.db, o.s = s.s, o.l = s.l, o.g = s.g;
-    o.avl = s.avl, o.unusable = s.unusable;
-    return o;
+    return abi::convert_segment<Segment>(s);
 }
 kvm_segment to_kvm(const Segment& s) {
-    kvm_segment o{};
-    o.base = s.base, o.limit = s.limit, o.selector = s.selector, o.type = s.type;
-    o.present = s.present, o.dpl = s.dpl, o.db = s.db, o.s = s.s, o.l = s.l, o.g = s.g;
-    o.avl = s.avl, o.unusable = s.unusable;
-    return o;
+    return abi::convert_segment<kvm_segment>(s);
 }
 
 class KvmVcpu final : public Vcpu {

@@ -73,4 +73,24 @@ struct RunState {
     std::string detail;
 };
 
+// Converts between segment-register shapes with kvm_segment's field names (abi::Segment,
+// struct kvm_segment, the software CPU's Segment).
+template <typename To, typename From>
+To convert_segment(const From& s) {
+    To o{};
+    o.base = s.base;
+    o.limit = s.limit;
+    o.selector = s.selector;
+    o.type = s.type & 0xF;
+    o.present = s.present;
+    o.dpl = s.dpl & 3;
+    o.db = s.db;
+    o.s = s.s;
+    o.l = s.l;
+    o.g = s.g;
+    o.avl = s.avl;
+    o.unusable = s.unusable;
+    return o;
+}
+
 }  // namespace softkvm::abi

@@ -13,37 +13,10 @@ namespace softkvm::hv {
 namespace {
 
 abi::Segment to_abi(const cpu::Segment& s) {
-    abi::Segment o;
-    o.base = s.base;
-    o.limit = s.limit;
-    o.selector = s.selector;
-    o.type = s.type;
-    o.present = s.present;
-    o.dpl = s.dpl;
-    o.db = s.db;
-    o.s = s.s;
-    o.l = s.l;
-    o.g = s.g;
-    o.avl = s.avl;
-    o.unusable = s.unusable;
-    return o;
+    return abi::convert_segment<abi::Segment>(s);
 }
-
 cpu::Segment from_abi(const abi::Segment& s) {
-    cpu::Segment o;
-    o.base = s.base;
-    o.limit = s.limit;
-    o.selector = s.selector;
-    o.type = s.type & 0xF;
-    o.present = s.present;
-    o.dpl = s.dpl & 3;
-    o.db = s.db;
-    o.s = s.s;
-    o.l = s.l;
-    o.g = s.g;
-    o.avl = s.avl;
-    o.unusable = s.unusable;
-    return o;
+    return abi::convert_segment<cpu::Segment>(s);
 }
 
 // CPUID.1:ECX bit 31: "running under a hypervisor", set by KVM for its guests.
