@@ -149,6 +149,8 @@ class Cpu {
     [[noreturn]] void undefined() { fault(VEC_UD); }
 
     uint64_t next_rip() const { return next_rip_; }
+    // The current instruction runs again (a REP string instruction yielding).
+    void restart_instruction() { next_rip_ = s_.rip; }
     void jump(uint64_t target);  // sets the next RIP (canonical check in 64-bit mode)
 
     uint64_t& gpr(uint8_t r) { return s_.gpr[r]; }

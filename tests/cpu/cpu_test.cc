@@ -148,6 +148,20 @@ TEST_F(CpuTest, RepMovsbAndBackwardRepStosb) {
     EXPECT_EQ(cpu_.state().gpr[RDI], 0x3105Fu);  // DF=1 moved RDI down by 4
 }
 
+TEST_F(CpuTest, LongRepYieldsToThePendingInterrupt) {
+    owner_.irq_vector = 0x44;
+    cpu_.state().rflags |= FLAG_IF;
+    // mov $0x31000,%edi; mov $20000,%ecx; rep stosb; hlt
+    const uint8_t code[] = {0xbf, 0x00, 0x10, 0x03, 0x00, 0xb9, 0x20,
+                            0x4e, 0x00, 0x00, 0xf3, 0xaa, 0xf4};
+    load(code);
+    cpu_.set_deadline(3);  // due once the REP has started
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), 0x44);
+    EXPECT_EQ(frame(0), kCode + 10);  // interrupted inside the REP: it will resume
+    EXPECT_EQ(cpu_.state().gpr[RCX], 20000u - 4096u);
+}
+
 TEST_F(CpuTest, CpuidReportsTheModel) {
     const uint8_t code[] = {0x31, 0xc0, 0x0f, 0xa2, 0xf4};  // xor %eax,%eax; cpuid; hlt
     load(code);

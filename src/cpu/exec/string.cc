@@ -8,6 +8,10 @@ namespace {
 
 enum class Str { Movs, Stos, Lods, Cmps, Scas };
 
+// Iterations of a REP string instruction per step of the run loop; each step counts as one
+// retired instruction (a REP over N elements counts ceil(N / kRepChunk)).
+constexpr uint32_t kRepChunk = 4096;
+
 struct StrCtx {
     Cpu& c;
     uint64_t amask;  // address-size mask for RSI/RDI/RCX
@@ -31,6 +35,7 @@ void op_string(Cpu& c, const DecodedInsn& i) {
     StrCtx x{c, amask, step, c.seg_base(src_seg), c.seg_base(ES)};
     c.note_segment(src_seg);
     const bool rep = i.prefixes & (PFX_REP | PFX_REPNE);
+    uint32_t iterations = 0;
     for (;;) {
         if (rep && x.reg(RCX) == 0) return;
         bool stop = false;
@@ -65,6 +70,10 @@ void op_string(Cpu& c, const DecodedInsn& i) {
         if (!rep) return;
         x.set(RCX, x.reg(RCX) - 1);
         if (stop) return;
+        // A long REP yields every kRepChunk iterations: the instruction restarts with the
+        // registers it has advanced, so interrupts, deadlines and kicks get their window
+        // (as on hardware, which may take interrupts between iterations).
+        if (++iterations == kRepChunk && x.reg(RCX) != 0) return c.restart_instruction();
     }
 }
 
@@ -91,6 +100,14 @@ void register_string(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_SCASW].fn = op_string<Str::Scas, 2>;
     t[ZYDIS_MNEMONIC_SCASD].fn = op_string<Str::Scas, 4>;
     t[ZYDIS_MNEMONIC_SCASQ].fn = op_string<Str::Scas, 8>;
+    // A string instruction may restart itself (kRepChunk): it ends its block.
+    for (auto m :
+         {ZYDIS_MNEMONIC_MOVSB, ZYDIS_MNEMONIC_MOVSW, ZYDIS_MNEMONIC_MOVSD, ZYDIS_MNEMONIC_MOVSQ,
+          ZYDIS_MNEMONIC_STOSB, ZYDIS_MNEMONIC_STOSW, ZYDIS_MNEMONIC_STOSD, ZYDIS_MNEMONIC_STOSQ,
+          ZYDIS_MNEMONIC_LODSB, ZYDIS_MNEMONIC_LODSW, ZYDIS_MNEMONIC_LODSD, ZYDIS_MNEMONIC_LODSQ,
+          ZYDIS_MNEMONIC_CMPSB, ZYDIS_MNEMONIC_CMPSW, ZYDIS_MNEMONIC_CMPSD, ZYDIS_MNEMONIC_CMPSQ,
+          ZYDIS_MNEMONIC_SCASB, ZYDIS_MNEMONIC_SCASW, ZYDIS_MNEMONIC_SCASD, ZYDIS_MNEMONIC_SCASQ})
+        t[m].ends_block = true;
 }
 
 }  // namespace softkvm::cpu
