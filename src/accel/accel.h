@@ -4,6 +4,7 @@
 // kvm_run-shaped record (RunState) and returns.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,11 @@ class Vcpu {
     // emu: stop with KVM_EXIT_INTR once `limit` instructions have retired in total
     // (0 = no limit). kvm: unsupported (returns an error).
     virtual Status set_instruction_limit(uint64_t limit) = 0;
+
+    // emu: `fn` sees the RIP and disassembly of each of the next `count` instructions
+    // before it runs. kvm: unsupported (returns an error).
+    using TraceFn = std::function<void(uint64_t rip, const std::string& text)>;
+    virtual Status set_trace(TraceFn fn, uint64_t count) = 0;
 
     // Asks a run() in progress to return soon with KVM_EXIT_INTR. Async-signal-safe:
     // the VMM calls it from its SIGINT/SIGTERM handler.

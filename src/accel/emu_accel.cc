@@ -28,6 +28,10 @@ class EmuVcpu final : public Vcpu {
         return {};
     }
     void kick() override { v_->kick(); }
+    Status set_trace(TraceFn fn, uint64_t count) override {
+        v_->set_trace(std::move(fn), count);
+        return {};
+    }
     std::string dump_state() override { return v_->dump_state(); }
 
   private:

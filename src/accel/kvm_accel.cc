@@ -191,6 +191,9 @@ class KvmVcpu final : public Vcpu {
     // The signal that prompted the kick interrupts KVM_RUN itself (EINTR, no
     // SA_RESTART); immediate_exit covers a signal that lands just before KVM_RUN.
     void kick() override { run_->immediate_exit = 1; }
+    Status set_trace(TraceFn, uint64_t) override {
+        return make_error("kvm: instruction traces need --accel emu", ENOTSUP);
+    }
     uint64_t instructions_retired() const override { return 0; }
     Status set_instruction_limit(uint64_t) override {
         return make_error("kvm: instruction limits need --accel emu", ENOTSUP);

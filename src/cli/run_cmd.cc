@@ -20,6 +20,7 @@ struct RunOptions {
     std::string accel = "emu";
     std::string memory = "128M";
     uint64_t max_insns = 0;
+    uint64_t trace = 0;
     bool stats = false;
     bool quiet = false;
     std::string stats_json;
@@ -148,6 +149,10 @@ int run(const RunOptions& o) {
     vmm::MachineConfig cfg;
     cfg.accel = o.accel;
     cfg.max_insns = o.max_insns;
+    cfg.trace = o.trace;
+    cfg.trace_sink = [](const std::string& line) {
+        std::fprintf(stderr, "trace: %s\n", line.c_str());
+    };
     auto mem = vmm::parse_size(o.memory);
     if (!mem) {
         std::fprintf(stderr, "softkvm run: --memory: %s\n", mem.error().message.c_str());
@@ -164,8 +169,8 @@ int run(const RunOptions& o) {
                      static_cast<unsigned long long>(vmm::GuestMemory::kMax >> 30));
         return kExitUsage;
     }
-    if (o.max_insns && o.accel != "emu") {
-        std::fprintf(stderr, "softkvm run: --max-insns needs --accel emu\n");
+    if ((o.max_insns || o.trace) && o.accel != "emu") {
+        std::fprintf(stderr, "softkvm run: --max-insns and --trace need --accel emu\n");
         return kExitUsage;
     }
 
@@ -248,6 +253,8 @@ void add_run_command(CLI::App& root, int& status) {
         ->capture_default_str();
     run_app->add_option("--max-insns", opts->max_insns,
                         "Stop after N guest instructions (emu; exit status 124)");
+    run_app->add_option("--trace", opts->trace,
+                        "Print the first N instructions (RIP, disassembly) to stderr (emu)");
     run_app->add_flag("--stats", opts->stats, "Print instructions, time and exit counts to stderr");
     run_app->add_option("--stats-json", opts->stats_json,
                         "Write the run's statistics as JSON to this file");

@@ -235,7 +235,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
         // One instruction at a time while single-stepping, while RF suppresses a
         // breakpoint, or while any breakpoint is enabled.
         const uint64_t step_flags = s_.rflags & (FLAG_TF | FLAG_RF);
-        const bool careful = step_flags || debug_active_;
+        const bool careful = step_flags || debug_active_ || trace_left_;
         try {
             if (debug_active_ && !(step_flags & FLAG_RF)) {
                 if (const uint32_t hit = code_breakpoints(s_.rip + seg_base_[CS])) {
@@ -282,6 +282,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (budget < n) n = budget;
             const DecodedInsn* in = b->insns.data();
             const uint64_t rip_before = s_.rip;
+            if (trace_left_ && n) trace_instruction(in[0]);
             for (; done < n; ++done) {
                 next_rip_ = s_.rip + in[done].len;
                 in[done].fn(*this, in[done]);
@@ -470,6 +471,24 @@ void Cpu::deliver_software_interrupt(uint8_t vector, bool privileged) {
     // INT n / INT3 / INTO are traps: the frame holds the next instruction's RIP.
     // A fault while delivering it is an ordinary fault of the INT instruction.
     deliver(vector, false, 0, next_rip_, !privileged);
+}
+
+void Cpu::set_trace(TraceFn fn, uint64_t count) {
+    trace_ = std::move(fn);
+    trace_left_ = trace_ ? count : 0;
+}
+
+// Reports the instruction about to run (RIP and Intel-syntax text) to the trace sink.
+void Cpu::trace_instruction(const DecodedInsn& in) {
+    --trace_left_;
+    uint8_t bytes[16] = {};
+    try {
+        read_bytes(s_.rip + seg_base_[CS], bytes, in.len, Access::Exec, false);
+    } catch (const GuestFault&) {
+        // The block was decoded from these bytes a moment ago; a racing unmap just
+        // leaves the disassembly short.
+    }
+    trace_(s_.rip, decoder_->disassemble(s_.mode, bytes, in.len, s_.rip));
 }
 
 std::string Cpu::dump_state() const {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -121,6 +122,10 @@ class Cpu {
     // (0 = no limit), or the guest cannot go on.
     StopReason run(uint64_t insn_limit);
     uint64_t instructions_retired() const { return icount_; }
+    // Instruction trace: `fn` sees the RIP and disassembly of each of the next `count`
+    // instructions before it runs (the CPU steps one instruction at a time meanwhile).
+    using TraceFn = std::function<void(uint64_t rip, const std::string& text)>;
+    void set_trace(TraceFn fn, uint64_t count);
     // Makes run() return Kicked at the next block boundary. Async-signal-safe.
     void kick() { kick_.store(true, std::memory_order_relaxed); }
 
@@ -308,6 +313,7 @@ class Cpu {
 
     void deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip, bool soft);
     bool boundary_events(StopReason& stop);
+    void trace_instruction(const DecodedInsn& in);
     void deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip,
                         bool soft);
     // Delivers `f`; `fault_class` marks an instruction fault, whose pushed RFLAGS image
@@ -322,6 +328,8 @@ class Cpu {
     std::vector<Ram> ram_;
     uint64_t icount_ = 0;
     std::atomic<bool> kick_{false};
+    TraceFn trace_;
+    uint64_t trace_left_ = 0;
     uint64_t idle_ = 0;           // virtual ticks spent halted
     uint64_t deadline_ = kNever;  // clock() value of the owner's next timer event
     uint64_t inhibit_until_ = 0;  // interrupts blocked while icount_ < this (STI shadow)

@@ -54,6 +54,7 @@ class Vcpu final : public cpu::CpuOwner {
     void set_instruction_limit(uint64_t limit) { insn_limit_ = limit; }
     // Makes a run() in progress return KVM_EXIT_INTR soon (as a signal does to KVM_RUN).
     void kick() { cpu_.kick(); }
+    void set_trace(cpu::Cpu::TraceFn fn, uint64_t count) { cpu_.set_trace(std::move(fn), count); }
     std::string dump_state() const { return cpu_.dump_state(); }
     uint32_t id() const { return id_; }
 

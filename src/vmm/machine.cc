@@ -138,6 +138,15 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     m->vcpu_ = std::move(vcpu).value();
     if (cfg.max_insns)
         if (auto st = m->vcpu_->set_instruction_limit(cfg.max_insns); !st) return st.error();
+    if (cfg.trace && cfg.trace_sink) {
+        auto sink = cfg.trace_sink;
+        auto st = m->vcpu_->set_trace(
+            [sink](uint64_t rip, const std::string& text) {
+                sink(fmt::format("{:016x}  {}", rip, text));
+            },
+            cfg.trace);
+        if (!st) return st.error();
+    }
 
     // Entry state (multiboot §3.2): flat 32-bit protected mode, paging off, IF clear.
     auto sregs = m->vcpu_->get_sregs();

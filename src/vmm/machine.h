@@ -22,6 +22,8 @@ struct MachineConfig {
     std::string accel = "emu";
     uint64_t memory = 128ull << 20;
     uint64_t max_insns = 0;  // 0: no limit (emu only)
+    uint64_t trace = 0;      // trace the first N instructions to `trace_sink` (emu only)
+    std::function<void(const std::string&)> trace_sink;
 };
 
 // How a run ended.
