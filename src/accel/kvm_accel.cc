@@ -22,9 +22,12 @@ constexpr uint64_t detection_exit = abi::KVM_BUS_LOCK_DETECTION_EXIT;
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <vector>
 
@@ -76,10 +79,39 @@ kvm_segment to_kvm(const Segment& s) {
     return abi::convert_segment<kvm_segment>(s);
 }
 
+// A periodic SIGALRM while a vCPU with the in-kernel LAPIC runs (see KvmVcpu::run). The
+// handler does nothing: the signal only makes KVM_RUN return EINTR.
+class Watchdog {
+  public:
+    explicit Watchdog(bool on) : on_(on) {
+        if (!on_) return;
+        static const bool installed = [] {
+            struct sigaction sa = {};
+            sa.sa_handler = [](int) {};
+            sigemptyset(&sa.sa_mask);
+            return sigaction(SIGALRM, &sa, nullptr) == 0;  // no SA_RESTART
+        }();
+        (void)installed;
+        itimerval t = {};
+        t.it_interval.tv_usec = t.it_value.tv_usec = 250000;
+        setitimer(ITIMER_REAL, &t, nullptr);
+    }
+    ~Watchdog() {
+        if (!on_) return;
+        itimerval off = {};
+        setitimer(ITIMER_REAL, &off, nullptr);
+    }
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+
+  private:
+    bool on_;
+};
+
 class KvmVcpu final : public Vcpu {
   public:
-    KvmVcpu(Fd fd, kvm_run* run, size_t run_size)
-        : fd_(std::move(fd)), run_(run), size_(run_size) {}
+    KvmVcpu(Fd fd, kvm_run* run, size_t run_size, bool irqchip)
+        : fd_(std::move(fd)), run_(run), size_(run_size), irqchip_(irqchip) {}
     ~KvmVcpu() override { munmap(run_, size_); }
 
     Status run() override {
@@ -91,10 +123,22 @@ class KvmVcpu final : public Vcpu {
             std::memcpy(run_->mmio.data, state_.mmio.data, run_->mmio.len);
         pending_in_ = false;
         run_->immediate_exit = state_.immediate_exit;
-        if (ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+        // With the in-kernel LAPIC a HLT blocks inside KVM_RUN; a periodic SIGALRM lets
+        // us notice a vCPU that halted with IF clear, which nothing can wake (emu reports
+        // it as KVM_EXIT_HLT, so the VMM sees the same ending on both accelerators).
+        Watchdog watchdog(irqchip_);
+        for (;;) {
+            if (ioctl(fd_.get(), KVM_RUN, 0) == 0) break;
             if (errno != EINTR) return sys_error("KVM_RUN");
-            state_.exit_reason = mirror::exit_intr;
-            return {};
+            if (kicked_.exchange(false) || state_.immediate_exit) {
+                state_.exit_reason = mirror::exit_intr;
+                return {};
+            }
+            if (irqchip_ && halted_for_good()) {
+                state_.exit_reason = mirror::exit_hlt;
+                state_.detail.clear();
+                return {};
+            }
         }
         state_.exit_reason = run_->exit_reason;
         state_.flags = run_->flags;
@@ -190,7 +234,10 @@ class KvmVcpu final : public Vcpu {
     }
     // The signal that prompted the kick interrupts KVM_RUN itself (EINTR, no
     // SA_RESTART); immediate_exit covers a signal that lands just before KVM_RUN.
-    void kick() override { run_->immediate_exit = 1; }
+    void kick() override {
+        kicked_.store(true);
+        run_->immediate_exit = 1;
+    }
     Status set_trace(TraceFn, uint64_t) override {
         return make_error("kvm: instruction traces need --accel emu", ENOTSUP);
     }
@@ -209,16 +256,28 @@ class KvmVcpu final : public Vcpu {
     }
 
   private:
+    // Halted (KVM_MP_STATE_HALTED) with RFLAGS.IF clear: only an NMI or INIT could wake
+    // it, and this machine sends neither.
+    bool halted_for_good() {
+        kvm_mp_state mp{};
+        kvm_regs r{};
+        if (ioctl(fd_.get(), KVM_GET_MP_STATE, &mp) < 0 || ioctl(fd_.get(), KVM_GET_REGS, &r) < 0)
+            return false;
+        return mp.mp_state == KVM_MP_STATE_HALTED && !(r.rflags & (1u << 9));
+    }
+
     Fd fd_;
     kvm_run* run_;
     size_t size_;
+    bool irqchip_ = false;
+    std::atomic<bool> kicked_{false};
     RunState state_;
     bool pending_in_ = false;
 };
 
 class KvmVm final : public Vm {
   public:
-    KvmVm(int kvm, Fd vm) : kvm_(kvm), vm_(std::move(vm)) {}
+    KvmVm(int kvm, Fd vm, bool irqchip) : kvm_(kvm), vm_(std::move(vm)), irqchip_(irqchip) {}
 
     Status set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) override {
         kvm_userspace_memory_region r{};
@@ -259,12 +318,13 @@ class KvmVm final : public Vm {
             return sys_error("KVM_SET_CPUID2");
         }
         return std::unique_ptr<Vcpu>(std::make_unique<KvmVcpu>(
-            std::move(fd), static_cast<kvm_run*>(run), static_cast<size_t>(size)));
+            std::move(fd), static_cast<kvm_run*>(run), static_cast<size_t>(size), irqchip_));
     }
 
   private:
     int kvm_;
     Fd vm_;
+    bool irqchip_;
 };
 
 class KvmAccelerator final : public Accelerator {
@@ -276,7 +336,10 @@ class KvmAccelerator final : public Accelerator {
         Fd vm(ioctl(kvm_.get(), KVM_CREATE_VM, 0));
         if (vm.get() < 0) return sys_error("KVM_CREATE_VM");
         if (ioctl(vm.get(), KVM_SET_TSS_ADDR, kTssAddr) < 0) return sys_error("KVM_SET_TSS_ADDR");
-        return std::unique_ptr<Vm>(std::make_unique<KvmVm>(kvm_.get(), std::move(vm)));
+        // The in-kernel interrupt controllers give guests their local APIC (timer, IPIs).
+        const bool irqchip = ioctl(kvm_.get(), KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP) > 0 &&
+                             ioctl(vm.get(), KVM_CREATE_IRQCHIP, 0) == 0;
+        return std::unique_ptr<Vm>(std::make_unique<KvmVm>(kvm_.get(), std::move(vm), irqchip));
     }
 
     std::vector<Capability> capabilities() override {
