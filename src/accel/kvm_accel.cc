@@ -346,6 +346,7 @@ class KvmAccelerator final : public Accelerator {
         auto check = [&](long cap) { return ioctl(kvm_.get(), KVM_CHECK_EXTENSION, cap); };
         std::vector<Capability> out;
         out.push_back(long_mode());
+        out.push_back({"local-apic", check(KVM_CAP_IRQCHIP) > 0, "in-kernel (KVM_CAP_IRQCHIP)"});
         out.push_back({"instruction-count", false, "not available on hardware virtualization"});
         const int bus_lock = check(mirror::cap_bus_lock);
         out.push_back(
