@@ -86,6 +86,64 @@ long_entry:
 2:  hlt
     jmp 2b
 
+/* Application-processor start-up. sdk_start_aps() copies this real-mode trampoline to
+ * 0x8000 (start-up vector 0x08), fills in its GDT pointer and sends INIT and SIPI. */
+    .section .rodata
+    .code16
+    .global sdk_ap_tramp, sdk_ap_tramp_end, sdk_ap_tramp_gdtr
+sdk_ap_tramp:
+    cli
+    xor %ax, %ax
+    mov %ax, %ds
+    lgdtl 0x8000 + (sdk_ap_tramp_gdtr - sdk_ap_tramp)
+    mov %cr0, %eax
+    or $1, %eax
+    mov %eax, %cr0
+    ljmpl $0x40, $ap_entry32
+    .align 4
+sdk_ap_tramp_gdtr:
+    .word 0
+    .long 0
+sdk_ap_tramp_end:
+
+    .section .boot, "ax"
+    .code32
+ap_entry32:
+    mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    mov $sdk_pml4, %eax
+    mov %eax, %cr3
+    mov %cr4, %eax
+    or $0x20, %eax
+    mov %eax, %cr4
+    mov $0xC0000080, %ecx
+    rdmsr
+    or $0x100, %eax
+    wrmsr
+    mov %cr0, %eax
+    or $0x80010000, %eax
+    mov %eax, %cr0
+    ljmp $0x08, $ap_entry64
+    .code64
+ap_entry64:
+    mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    mov $1, %eax
+    lock xadd %eax, sdk_ap_count(%rip)   /* this AP's index: 0, 1, ... */
+    lea 1(%rax), %edi                    /* CPU number: 1, 2, ... */
+    mov %rdi, %rcx
+    shl $13, %rcx                        /* 8 KiB stacks */
+    lea sdk_ap_stacks(%rip), %rsp
+    add %rcx, %rsp
+    call sdk_ap_main
+1:  cli
+    hlt
+    jmp 1b
+
     .section .data
     .align 16
     .global sdk_gdt
@@ -97,6 +155,7 @@ sdk_gdt:
     .quad 0x00CFF2000000FFFF    /* 0x20: data, DPL 3 */
     .quad 0x00AFFA000000FFFF    /* 0x28: 64-bit code, DPL 3 */
     .quad 0, 0                  /* 0x30: TSS, filled in by sdk_init */
+    .quad 0x00CF9A000000FFFF    /* 0x40: 32-bit code, DPL 0 (AP start-up) */
 gdt_ptr:
     .word gdt_ptr - sdk_gdt - 1
     .long sdk_gdt
@@ -114,3 +173,8 @@ boot_stack_top:
 sdk_stack: .skip 65536
     .global sdk_stack_top
 sdk_stack_top:
+    .global sdk_ap_stacks, sdk_ap_count
+    .align 16
+sdk_ap_stacks: .skip 8 * 8192
+    .align 4
+sdk_ap_count: .skip 4

@@ -301,6 +301,42 @@ void sdk_enable_syscall(sdk_syscall_handler h) {
     wrmsr(0xC0000084, 0x200 | 0x100 | 0x400 | 0x40000);          /* FMASK: IF TF DF AC */
 }
 
+/* ---- Application processors ---- */
+
+extern char sdk_ap_tramp[], sdk_ap_tramp_end[], sdk_ap_tramp_gdtr[];
+extern volatile uint32_t sdk_ap_count;
+static void (*ap_fn)(int);
+static struct {
+    uint16_t limit;
+    uint64_t base;
+} __attribute__((packed)) idtr_all;
+
+void sdk_ap_main(int cpu) {
+    __asm__ volatile("lidt %0" ::"m"(idtr_all));
+    ap_fn(cpu);
+}
+
+#define APIC_ICR_LOW (*(volatile uint32_t *)0xFEE00300ull)
+#define APIC_ICR_HIGH (*(volatile uint32_t *)0xFEE00310ull)
+
+int sdk_start_aps(int expected, void (*fn)(int cpu)) {
+    ap_fn = fn;
+    uint8_t *dst = (uint8_t *)0x8000;
+    const unsigned long len = (unsigned long)(sdk_ap_tramp_end - sdk_ap_tramp);
+    memcpy(dst, sdk_ap_tramp, len);
+    struct {
+        uint16_t limit;
+        uint32_t base;
+    } __attribute__((packed)) g = {(uint16_t)(8 * 9 - 1), (uint32_t)(uint64_t)sdk_gdt};
+    memcpy(dst + (sdk_ap_tramp_gdtr - sdk_ap_tramp), &g, sizeof g);
+    APIC_ICR_HIGH = 0;
+    APIC_ICR_LOW = 0x000C4500; /* INIT, assert, all excluding self */
+    APIC_ICR_LOW = 0x000C4608; /* start-up at vector 0x08: 0x8000 */
+    for (long spin = 0; spin < 20000000 && (int)sdk_ap_count < expected; ++spin)
+        __asm__ volatile("pause");
+    return (int)sdk_ap_count;
+}
+
 void sdk_init(void) {
     serial_init();
     /* Mask the legacy 8259 PICs: firmware leaves the PIT's IRQ 0 at vector 8, which
@@ -325,4 +361,6 @@ void sdk_init(void) {
         uint64_t base;
     } __attribute__((packed)) idtr = {sizeof idt - 1, (uint64_t)idt};
     __asm__ volatile("lidt %0" ::"m"(idtr));
+    idtr_all.limit = idtr.limit;
+    idtr_all.base = idtr.base;
 }

@@ -63,6 +63,11 @@ uint64_t sdk_kernel_stack(void); /* top of the TSS.RSP0 stack (16 KiB) */
 typedef uint64_t (*sdk_syscall_handler)(uint64_t nr, uint64_t arg);
 void sdk_enable_syscall(sdk_syscall_handler h);
 
+/* Multiprocessor start-up: sends INIT and SIPI to all other processors; each runs
+ * fn(cpu) (cpu = 1, 2, ...) on its own stack with the SDK's IDT, then halts. Returns how
+ * many started within a bounded wait, once `expected` have. */
+int sdk_start_aps(int expected, void (*fn)(int cpu));
+
 /* MSRs and CPUID. */
 static inline uint64_t rdmsr(uint32_t msr) {
     uint32_t lo, hi;

@@ -21,6 +21,7 @@ struct RunOptions {
     std::string memory = "128M";
     uint64_t max_insns = 0;
     uint64_t trace = 0;
+    uint32_t cpus = 1;
     bool stats = false;
     bool quiet = false;
     std::string stats_json;
@@ -150,6 +151,7 @@ int run(const RunOptions& o) {
     cfg.accel = o.accel;
     cfg.max_insns = o.max_insns;
     cfg.trace = o.trace;
+    cfg.cpus = o.cpus;
     cfg.trace_sink = [](const std::string& line) {
         std::fprintf(stderr, "trace: %s\n", line.c_str());
     };
@@ -167,6 +169,10 @@ int run(const RunOptions& o) {
                      o.memory.c_str(),
                      static_cast<unsigned long long>(vmm::GuestMemory::kMin >> 20),
                      static_cast<unsigned long long>(vmm::GuestMemory::kMax >> 30));
+        return kExitUsage;
+    }
+    if (o.cpus > 1 && o.accel != "emu") {
+        std::fprintf(stderr, "softkvm run: --cpus above 1 needs --accel emu\n");
         return kExitUsage;
     }
     if ((o.max_insns || o.trace) && o.accel != "emu") {
@@ -253,6 +259,11 @@ void add_run_command(CLI::App& root, int& status) {
         ->capture_default_str();
     run_app->add_option("--max-insns", opts->max_insns,
                         "Stop after N guest instructions (emu; exit status 124)");
+    run_app
+        ->add_option("--cpus", opts->cpus,
+                     "vCPUs (1-8); application processors wait for INIT/SIPI (emu)")
+        ->check(CLI::Range(1, 8))
+        ->capture_default_str();
     run_app->add_option("--trace", opts->trace,
                         "Print the first N instructions (RIP, disassembly) to stderr (emu)");
     run_app->add_flag("--stats", opts->stats, "Print instructions, time and exit counts to stderr");

@@ -110,8 +110,9 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
     }
     for (uint64_t p = first_page; p <= last_page; ++p) {
         page_blocks_[p].push_back(key);
-        if (p < code_page_.size() && !code_page_[p]) {
-            code_page_[p] = 1;
+        if (p < code_pages_->size() && !(*code_pages_)[p]) {
+            (*code_pages_)[p] = 1;
+            owner_.code_page_marked(p);
             for (TlbEntry& t : tlb_write_)
                 if (t.phys == (p << 12)) t.tag = ~0ull;
         }

@@ -106,6 +106,14 @@ class Cpu {
     Cpu(const Cpu&) = delete;
     Cpu& operator=(const Cpu&) = delete;
 
+    // Multi-vCPU: all CPUs of a VM share one code-page map; the owner relays
+    // code_page_marked/code_page_written to the others (drop_write_tlb/forget_code_page).
+    void share_code_pages(std::shared_ptr<std::vector<uint8_t>> pages) {
+        code_pages_ = std::move(pages);
+    }
+    void drop_write_tlb(uint64_t page);
+    void forget_code_page(uint64_t page) { invalidate_code_page(page); }
+
     // Guest RAM at guest-physical [gpa, gpa+size), backed by `host`.
     void add_ram(uint64_t gpa, uint64_t size, uint8_t* host);
 
@@ -143,6 +151,7 @@ class Cpu {
     // further NMIs wait until the next IRET (SDM vol. 3 §6.7.1).
     void request_nmi() { nmi_pending_ = true; }
     bool halted() const { return halted_; }
+    void wake() { halted_ = false; }
     const std::string& stop_detail() const { return stop_detail_; }
     std::string dump_state() const;
 
@@ -366,7 +375,9 @@ class Cpu {
     std::unique_ptr<Decoder> decoder_;
     std::unordered_map<uint64_t, std::unique_ptr<Block>> blocks_;
     std::unordered_map<uint64_t, std::vector<uint64_t>> page_blocks_;  // page -> block keys
-    std::vector<uint8_t> code_page_;  // per 4 KiB page of RAM slot 0: holds decoded code
+    // Per 4 KiB page of RAM slot 0: some CPU of the VM holds decoded code from it. Shared
+    // by the VM's CPUs (share_code_pages()) so that a store by any of them is seen.
+    std::shared_ptr<std::vector<uint8_t>> code_pages_ = std::make_shared<std::vector<uint8_t>>();
     std::vector<std::unique_ptr<Block>> retired_blocks_;
     uint64_t block_gen_ = 1;
 

@@ -10,7 +10,7 @@ namespace softkvm::cpu {
 
 void Cpu::add_ram(uint64_t gpa, uint64_t size, uint8_t* host) {
     ram_.push_back({gpa, size, host});
-    if (gpa == 0) code_page_.assign(size >> 12, 0);
+    if (gpa == 0 && code_pages_->size() != (size >> 12)) code_pages_->assign(size >> 12, 0);
     flush_tlb();
 }
 
@@ -125,9 +125,9 @@ uint64_t Cpu::phys_read(uint64_t gpa, uint8_t size) {
 void Cpu::phys_write(uint64_t gpa, uint8_t size, uint64_t v) {
     if (uint8_t* h = host_page(gpa); h && host_page(gpa + size - 1) == h + size - 1) {
         uint64_t page = gpa >> 12;
-        if (page < code_page_.size() && code_page_[page]) code_written(page);
+        if (page < code_pages_->size() && (*code_pages_)[page]) code_written(page);
         uint64_t last = (gpa + size - 1) >> 12;
-        if (last != page && last < code_page_.size() && code_page_[last]) code_written(last);
+        if (last != page && last < code_pages_->size() && (*code_pages_)[last]) code_written(last);
         store_le(h, size, v);
         return;
     }
@@ -170,7 +170,7 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
     uint64_t phys = translate(lin, Access::Write, user);
     uint64_t page = phys >> 12;
     uint8_t* h = host_page(phys & ~0xFFFull);
-    bool code = page < code_page_.size() && code_page_[page];
+    bool code = page < code_pages_->size() && (*code_pages_)[page];
     if (h && !code && !data_bp_ && host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
         TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
         t.tag = tlb_tag(lin, user);
@@ -200,7 +200,7 @@ void Cpu::read_bytes(uint64_t lin, void* dst, size_t n, Access acc, bool supervi
 void Cpu::host_wrote(uint64_t gpa, uint64_t len) {
     if (len == 0) return;
     for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; ++p) {
-        if (p < code_page_.size()) code_page_[p] = 0;
+        if (p < code_pages_->size()) (*code_pages_)[p] = 0;
         invalidate_code_page(p);
     }
 }
@@ -208,8 +208,14 @@ void Cpu::host_wrote(uint64_t gpa, uint64_t len) {
 // A store hit a page holding decoded code: drop its blocks (self-modifying code) and let
 // write-TLB entries to it be installed again.
 void Cpu::code_written(uint64_t page) {
-    code_page_[page] = 0;
+    (*code_pages_)[page] = 0;
     invalidate_code_page(page);
+    owner_.code_page_written(page);
+}
+
+void Cpu::drop_write_tlb(uint64_t page) {
+    for (TlbEntry& t : tlb_write_)
+        if (t.phys == (page << 12)) t.tag = ~0ull;
 }
 
 }  // namespace softkvm::cpu

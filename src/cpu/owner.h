@@ -39,6 +39,10 @@ class CpuOwner {
     // keeps the APIC sees writes and supplies reads.
     virtual void cr8_written(uint64_t value) { (void)value; }
     virtual void cr8_read(uint64_t& value) { (void)value; }
+    // Other CPUs of the VM (multi-vCPU): a page now holds decoded code (drop fast write
+    // paths to it), or a page holding code was written (drop its decoded blocks).
+    virtual void code_page_marked(uint64_t page) { (void)page; }
+    virtual void code_page_written(uint64_t page) { (void)page; }
     // Virtual time reached the deadline set with Cpu::set_deadline().
     virtual void deadline() {}
     // The CPU can take an external interrupt now: return its vector (and consider it

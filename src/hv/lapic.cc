@@ -194,23 +194,24 @@ bool Lapic::write(uint32_t off, uint32_t v, uint64_t now, bool x2apic) {
 
 // Only fixed delivery to this vCPU exists in a one-vCPU machine: the "self" shorthand,
 // "all including self", or a physical destination equal to our ID.
-void Lapic::write_icr(uint64_t value, uint64_t) {
+void Lapic::write_icr(uint64_t value, uint64_t, bool x2apic) {
     icr_low_ = static_cast<uint32_t>(value) & ~(1u << 12);  // delivery status: idle
     icr_high_ = static_cast<uint32_t>(value >> 32);
     const uint32_t mode = (value >> 8) & 7;
     const uint32_t shorthand = (value >> 18) & 3;
     const uint8_t vector = value & 0xFF;
-    const bool x2_dest = (value >> 32) == id_;
-    const bool x_dest = (value >> 56) == id_;
-    const bool to_us = shorthand == 2 || (shorthand == 0 && (x2_dest || x_dest));
+    const uint32_t dest =
+        x2apic ? static_cast<uint32_t>(value >> 32) : static_cast<uint32_t>(value >> 56);
+    const bool to_us = shorthand == 1 || shorthand == 2 || (shorthand == 0 && dest == id_);
+    const bool to_others = shorthand == 2 || shorthand == 3 || (shorthand == 0 && dest != id_);
+    if (to_others) outbox_.push_back({mode, shorthand, dest, vector});
+    if (!to_us) return;
     if (mode == kIcrNmi) {
-        // NMI to ourselves (by destination or "all including self"; the self shorthand is
-        // defined for fixed delivery only, SDM vol. 3 table 11-4).
-        if (to_us) nmi_ = true;
+        // The self shorthand is defined for fixed delivery only (SDM vol. 3 table 11-4).
+        if (shorthand != 1) nmi_ = true;
         return;
     }
-    if (mode != 0) return;  // INIT/SIPI/SMI: no other vCPUs yet
-    if (shorthand == 1 || to_us) raise(vector);
+    if (mode == 0) raise(vector);  // INIT/start-up to ourselves: ignored
 }
 
 void Lapic::set_tsc_deadline(uint64_t tsc, int64_t tsc_offset) {

@@ -5,6 +5,8 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace softkvm::hv {
 
@@ -35,8 +37,17 @@ class Lapic {
     // write-only (read) / read-only (write) register.
     bool read(uint32_t offset, uint32_t& value, uint64_t now, bool x2apic) const;
     bool write(uint32_t offset, uint32_t value, uint64_t now, bool x2apic);
-    // x2APIC's 64-bit ICR write (MSR 0x830).
-    void write_icr(uint64_t value, uint64_t now);
+    // An ICR write (xAPIC: high << 32 | low; x2APIC: MSR 0x830). Deliveries to this APIC
+    // happen at once; those for other APICs wait in the outbox for the VM to route.
+    void write_icr(uint64_t value, uint64_t now, bool x2apic = false);
+
+    struct Ipi {
+        uint32_t mode;       // ICR delivery mode: 0 fixed, 4 NMI, 5 INIT, 6 start-up
+        uint32_t shorthand;  // 0 destination field, 2 all including self, 3 all but self
+        uint32_t dest;       // APIC ID (shorthand 0)
+        uint8_t vector;
+    };
+    std::vector<Ipi> take_outbox() { return std::exchange(outbox_, {}); }
 
     // IA32_TSC_DEADLINE, in TSC units; `tsc_offset` maps TSC to the clock.
     uint64_t tsc_deadline() const { return tsc_deadline_; }
@@ -80,6 +91,7 @@ class Lapic {
     uint64_t timer_due_ = kNever;  // clock value of the next expiry
     uint64_t tsc_deadline_ = 0;
     bool nmi_ = false;
+    std::vector<Ipi> outbox_;
     static constexpr uint32_t kIcrNmi = 4;  // ICR delivery mode 100b
 };
 

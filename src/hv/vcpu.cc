@@ -28,15 +28,87 @@ constexpr uint32_t kCpuid1EdxApic = 1u << 9;
 
 }  // namespace
 
-Vcpu::Vcpu(const Vm& vm, uint32_t id) : id_(id), cpu_(*this), lapic_(id) {
+Vcpu::Vcpu(Vm& vm, uint32_t id) : vm_(vm), id_(id), cpu_(*this), lapic_(id) {
+    cpu_.share_code_pages(vm.code_pages());
     for (const MemorySlot& s : vm.slots()) cpu_.add_ram(s.gpa, s.size, s.host);
+    vm.vcpu_list_.push_back(this);
+    // Application processors start waiting for a start-up IPI, and only the BSP has
+    // IA32_APIC_BASE.BSP set.
+    if (id != 0) {
+        wait_sipi_ = true;
+        cpu_.state().apic_base &= ~cpu::msr::APIC_BASE_BSP;
+    }
     // softkvm boots guests without firmware; start with the MTRR state firmware leaves
     // (SeaBIOS under QEMU): MTRRs enabled, default type write-back.
     cpu_.state().mtrr_def_type = cpu::msr::MTRR_DEF_ENABLE | static_cast<uint8_t>(cpu::MemType::WB);
 }
 
+Vcpu::~Vcpu() {
+    std::erase(vm_.vcpu_list_, this);
+}
+
+void Vcpu::code_page_marked(uint64_t page) {
+    for (Vcpu* v : vm_.vcpus())
+        if (v != this) v->cpu_.drop_write_tlb(page);
+}
+
+void Vcpu::code_page_written(uint64_t page) {
+    for (Vcpu* v : vm_.vcpus())
+        if (v != this) v->cpu_.forget_code_page(page);
+}
+
+void Vcpu::receive_ipi(const Lapic::Ipi& ipi) {
+    switch (ipi.mode) {
+        case 0:  // fixed
+            lapic_.raise(ipi.vector);
+            cpu_.request_interrupt_check();
+            break;
+        case 4:
+            cpu_.request_nmi();
+            break;
+        case 5:
+            init();
+            break;
+        case 6:
+            sipi(ipi.vector);
+            break;
+        default:
+            break;  // SMI, lowest priority...: not in the model
+    }
+}
+
+void Vcpu::init() {
+    wait_sipi_ = true;
+    lapic_ = Lapic(id_);
+}
+
+void Vcpu::sipi(uint8_t vector) {
+    if (!wait_sipi_) return;  // a start-up IPI only counts after INIT (SDM §8.4.4)
+    wait_sipi_ = false;
+    cpu::CpuState& s = cpu_.state();
+    auto real = [](uint16_t sel, uint8_t type) {
+        cpu::Segment g;
+        g.selector = sel, g.base = static_cast<uint64_t>(sel) << 4, g.limit = 0xFFFF;
+        g.type = type, g.s = true, g.present = true;
+        return g;
+    };
+    s.seg = {real(0, 3), real(static_cast<uint16_t>(vector << 8), 0xB),
+             real(0, 3), real(0, 3),
+             real(0, 3), real(0, 3)};
+    s.rip = 0;
+    s.rflags = 0x2;
+    s.cr0 = cpu::CR0_ET, s.cr3 = 0, s.cr4 = 0, s.efer = 0;
+    s.gdtr = {0, 0xFFFF}, s.idtr = {0, 0xFFFF};
+    cpu_.wake();
+    cpu_.state_changed();
+}
+
 void Vcpu::run() {
     run_.flags = 0;
+    if (wait_sipi_) {  // an AP before its start-up IPI does not run
+        run_.exit_reason = abi::KVM_EXIT_HLT;
+        return;
+    }
     run_.detail.clear();
     if (run_.immediate_exit) {
         run_.exit_reason = abi::KVM_EXIT_INTR;
@@ -204,7 +276,7 @@ cpu::MsrResult Vcpu::apic_wrmsr(uint32_t index, uint64_t value) {
     if (!x2apic()) return cpu::MsrResult::Fault;
     const uint32_t off = (index - apic::kMsrBase) << 4;
     if (off == apic::ICR_LOW) {
-        lapic_.write_icr(value, cpu_.clock());
+        lapic_.write_icr(value, cpu_.clock(), true);
     } else if ((value >> 32) ||
                !lapic_.write(off, static_cast<uint32_t>(value), cpu_.clock(), true)) {
         return cpu::MsrResult::Fault;
@@ -215,6 +287,7 @@ cpu::MsrResult Vcpu::apic_wrmsr(uint32_t index, uint64_t value) {
 
 void Vcpu::sync_apic() {
     if (lapic_.take_nmi()) cpu_.request_nmi();
+    for (const Lapic::Ipi& ipi : lapic_.take_outbox()) vm_.deliver_ipi(ipi, this);
     cpu_.set_deadline(lapic_.next_deadline());
     if (lapic_.deliverable() >= 0) cpu_.request_interrupt_check();
 }

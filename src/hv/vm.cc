@@ -27,4 +27,12 @@ Result<std::unique_ptr<Vcpu>> Vm::create_vcpu(uint32_t id) {
     return std::make_unique<Vcpu>(*this, id);
 }
 
+void Vm::deliver_ipi(const Lapic::Ipi& ipi, Vcpu* from) {
+    for (Vcpu* t : vcpu_list_) {
+        if (t == from) continue;  // the sender's own APIC already took its part
+        if (ipi.shorthand == 0 && t->id() != ipi.dest) continue;
+        t->receive_ipi(ipi);
+    }
+}
+
 }  // namespace softkvm::hv

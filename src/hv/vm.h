@@ -31,14 +31,33 @@ class Vm {
 
     const std::vector<MemorySlot>& slots() const { return slots_; }
 
+    // Multi-vCPU plumbing for the vCPUs themselves.
+    const std::vector<Vcpu*>& vcpus() const { return vcpu_list_; }
+    std::shared_ptr<std::vector<uint8_t>> code_pages() { return code_pages_; }
+    // Routes an IPI from `from`'s local APIC to the other vCPUs it names.
+    void deliver_ipi(const Lapic::Ipi& ipi, Vcpu* from);
+
   private:
+    friend class Vcpu;
     std::vector<MemorySlot> slots_;
     uint32_t vcpus_ = 0;
+    std::vector<Vcpu*> vcpu_list_;
+    std::shared_ptr<std::vector<uint8_t>> code_pages_ = std::make_shared<std::vector<uint8_t>>();
 };
 
 class Vcpu final : public cpu::CpuOwner {
   public:
-    Vcpu(const Vm& vm, uint32_t id);
+    Vcpu(Vm& vm, uint32_t id);
+    ~Vcpu() override;
+    Vcpu(const Vcpu&) = delete;
+    Vcpu& operator=(const Vcpu&) = delete;
+
+    // INIT and start-up IPIs (SDM vol. 3 §8.4): an AP waits for SIPI after INIT (and
+    // from creation); SIPI starts it in real mode at vector << 12.
+    void init();
+    void sipi(uint8_t vector);
+    bool waiting_for_sipi() const { return wait_sipi_; }
+    void receive_ipi(const Lapic::Ipi& ipi);
 
     // KVM_RUN: runs until the next exit and fills run_state().
     void run();
@@ -68,6 +87,8 @@ class Vcpu final : public cpu::CpuOwner {
     void cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) override;
     cpu::Action hlt() override;
     void deadline() override;
+    void code_page_marked(uint64_t page) override;
+    void code_page_written(uint64_t page) override;
     void cr8_written(uint64_t value) override;
     void cr8_read(uint64_t& value) override;
     int acknowledge_interrupt() override;
@@ -86,9 +107,11 @@ class Vcpu final : public cpu::CpuOwner {
     // Tells the CPU the APIC's next timer deadline and whether an interrupt waits.
     void sync_apic();
 
+    Vm& vm_;
     uint32_t id_;
     cpu::Cpu cpu_;
     Lapic lapic_;
+    bool wait_sipi_ = false;
     abi::RunState run_;
     Pending pending_ = Pending::None;
     uint64_t insn_limit_ = 0;

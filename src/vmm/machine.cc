@@ -136,7 +136,13 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     auto vcpu = m->vm_->create_vcpu(0);
     if (!vcpu) return make_error(vcpu.error().message, ENODEV);
     m->vcpu_ = std::move(vcpu).value();
-    if (cfg.max_insns)
+    m->max_insns_ = cfg.max_insns;
+    for (uint32_t id = 1; id < cfg.cpus; ++id) {
+        auto ap = m->vm_->create_vcpu(id);
+        if (!ap) return make_error(ap.error().message, ENODEV);
+        m->aps_.push_back(std::move(ap).value());
+    }
+    if (cfg.max_insns && cfg.cpus == 1)
         if (auto st = m->vcpu_->set_instruction_limit(cfg.max_insns); !st) return st.error();
     if (cfg.trace && cfg.trace_sink) {
         auto sink = cfg.trace_sink;
@@ -172,7 +178,74 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     return m;
 }
 
+// Several vCPUs take turns on this thread, each for a quantum of instructions, in a
+// fixed order: runs stay deterministic and locked instructions atomic.
+RunReport Machine::run_smp() {
+    constexpr uint64_t kQuantum = 20000;
+    RunReport rep;
+    std::vector<accel::Vcpu*> all = {vcpu_.get()};
+    for (auto& ap : aps_) all.push_back(ap.get());
+    auto total = [&] {
+        uint64_t n = 0;
+        for (accel::Vcpu* v : all) n += v->instructions_retired();
+        return n;
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    bool done = false;
+    while (!done) {
+        bool progress = false;
+        for (accel::Vcpu* v : all) {
+            const uint64_t before = v->instructions_retired();
+            (void)v->set_instruction_limit(before + kQuantum);
+            if (auto st = v->run(); !st) {
+                rep.end = End::Failure;
+                rep.detail = st.error().message;
+                done = true;
+                break;
+            }
+            if (stop_signal_) {
+                rep.end = End::Interrupted;
+                rep.stop_signal = stop_signal_;
+                done = true;
+                break;
+            }
+            abi::RunState& rs = v->run_state();
+            rs.immediate_exit = 0;
+            if (v->instructions_retired() != before) progress = true;
+            // A spent quantum, or a vCPU that waits (HLT, or for its start-up IPI).
+            if (rs.exit_reason == abi::KVM_EXIT_INTR || rs.exit_reason == abi::KVM_EXIT_HLT)
+                continue;
+            progress = true;
+            Dispatch d = dispatch_exit(rs, platform_);
+            if (d.stop) {
+                rep.end = d.end;
+                rep.detail = d.detail;
+                if (d.end == End::Shutdown || d.end == End::InternalError)
+                    rep.state = v->dump_state();
+                done = true;
+                break;
+            }
+        }
+        if (done) break;
+        if (!progress) {
+            rep.end = End::Halted;
+            rep.detail = "every vCPU halted with nothing to wake it";
+            break;
+        }
+        if (max_insns_ && total() >= max_insns_) {
+            rep.end = End::InsnLimit;
+            break;
+        }
+    }
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rep.instructions = total();
+    if (auto code = platform_.debug_exit->code()) rep.guest_code = *code;
+    rep.stats = platform_.stats;
+    return rep;
+}
+
 RunReport Machine::run() {
+    if (!aps_.empty()) return run_smp();
     RunReport rep;
     const auto t0 = std::chrono::steady_clock::now();
     for (;;) {

@@ -22,6 +22,7 @@ struct MachineConfig {
     std::string accel = "emu";
     uint64_t memory = 128ull << 20;
     uint64_t max_insns = 0;  // 0: no limit (emu only)
+    uint32_t cpus = 1;       // vCPUs; APs wait for INIT/SIPI (more than one: emu only)
     uint64_t trace = 0;      // trace the first N instructions to `trace_sink` (emu only)
     std::function<void(const std::string&)> trace_sink;
 };
@@ -92,6 +93,7 @@ class Machine {
     void request_stop(int signo) {
         stop_signal_ = signo;
         if (vcpu_) vcpu_->kick();
+        for (auto& ap : aps_) ap->kick();
     }
 
   private:
@@ -101,7 +103,10 @@ class Machine {
     Platform platform_;
     std::unique_ptr<accel::Accelerator> accel_;
     std::unique_ptr<accel::Vm> vm_;
-    std::unique_ptr<accel::Vcpu> vcpu_;
+    std::unique_ptr<accel::Vcpu> vcpu_;              // the bootstrap processor
+    std::vector<std::unique_ptr<accel::Vcpu>> aps_;  // application processors
+    uint64_t max_insns_ = 0;
+    RunReport run_smp();
     LoadedImage image_;
     volatile sig_atomic_t stop_signal_ = 0;
 };

@@ -5,15 +5,16 @@
 # Exit 0 = pass, 77 = skipped (QEMU missing), anything else = fail.
 set -uo pipefail
 mode=$1 softkvm=$2 guest=$3
+cpus=${GUEST_CPUS:-1}  # processors the guest needs (softkvm --cpus, QEMU -smp)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 run_emu() {  # $1 = output file, $2 = stats file
-    "$softkvm" run --accel emu --stats-json "$2" "$guest" >"$1"
+    "$softkvm" run --accel emu --cpus "$cpus" --stats-json "$2" "$guest" >"$1"
 }
 
 run_qemu() {  # $1 = output file; returns the guest's code (QEMU exits code<<1|1)
-    timeout 120 qemu-system-x86_64 -accel tcg -machine pc -cpu max -m 128M -display none \
+    timeout 120 qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp "$cpus" -m 128M -display none \
         -vga none -no-reboot -nodefaults -serial "file:$1" \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest"
     local st=$?
