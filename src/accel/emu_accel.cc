@@ -63,6 +63,8 @@ class EmuAccelerator final : public Accelerator {
         return {
             {"instruction-count", true, "exact retired-instruction counts, --max-insns"},
             {"deterministic", true, "virtual TSC: one tick per retired instruction"},
+            {"smp", true, "up to 8 vCPUs (--cpus), taking turns on one thread"},
+            {"local-apic", true, "in the hv layer: xAPIC/x2APIC, timer, IPIs"},
             {"encryption-ids", true, "SEV/SEV-ES ASID controller (softkvm eid)"},
             {"guest-lbr", false, "not implemented in the software CPU yet"},
             {"bus-lock-db", false, "not implemented in the software CPU yet"},
