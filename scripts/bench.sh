@@ -6,7 +6,7 @@ set -euo pipefail
 build=${1:-build}
 json=${2:-}
 softkvm=$build/src/cli/softkvm
-guests=(bench_intloop bench_branch bench_memory bench_syscall)
+guests=(bench_intloop bench_branch bench_memory bench_syscall bench_mmio)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

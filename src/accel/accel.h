@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/kvm_abi.h"
@@ -55,6 +56,10 @@ class Vcpu {
 
     // Multi-line register and state dump for error reports.
     virtual std::string dump_state() = 0;
+
+    // Back-end counters for --stats (name, value); emu reports its decoded-block cache.
+    using Counters = std::vector<std::pair<std::string, uint64_t>>;
+    virtual Counters counters() const { return {}; }
 };
 
 class Vm {

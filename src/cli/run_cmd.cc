@@ -1,11 +1,11 @@
 // softkvm run: boot a multiboot guest, print its serial console, exit with its code.
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -19,6 +19,8 @@ namespace {
 struct RunOptions {
     std::string accel = "emu";
     std::string memory = "128M";
+    std::string max_insns_text;  // parsed by parse_count(): CLI11 would wrap "-1"
+    std::string trace_text;
     uint64_t max_insns = 0;
     uint64_t trace = 0;
     uint32_t cpus = 1;
@@ -38,6 +40,10 @@ int status_for_error(const Error& e) {
         case EACCES:
         case EISDIR:
         case ENOTDIR:
+        case ELOOP:
+        case ENAMETOOLONG:
+        case ESPIPE:
+        case ENXIO:
             return kExitNoInput;
         case EIO:
             return kExitIoError;
@@ -52,6 +58,45 @@ int status_for_error(const Error& e) {
         default:
             return kExitSoftware;
     }
+}
+
+// A count option: decimal digits only, at most 2^64 - 1 ("-1", "+5", "1e3", "0x10" and
+// 18446744073709551616 are refused, not wrapped or truncated).
+bool parse_count(const std::string& option, const std::string& text, uint64_t& out) {
+    auto fail = [&](const char* why) {
+        std::fprintf(stderr, "softkvm run: %s %s: %s (a whole number from 0 to %llu)\n",
+                     option.c_str(), text.c_str(), why,
+                     static_cast<unsigned long long>(UINT64_MAX));
+        return false;
+    };
+    if (text.empty()) return fail("empty");
+    uint64_t v = 0;
+    for (char ch : text) {
+        if (ch < '0' || ch > '9') return fail("not a decimal number");
+        const uint64_t d = static_cast<uint64_t>(ch - '0');
+        if (v > (UINT64_MAX - d) / 10) return fail("too large");
+        v = v * 10 + d;
+    }
+    out = v;
+    return true;
+}
+
+// Writes `text` to `path`; false (with errno set) if any part of it, or the final flush
+// and close, failed.
+bool write_whole_file(const std::string& path, const std::string& text) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) return false;
+    const bool wrote = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    const int saved = errno;
+    const bool closed = std::fclose(f) == 0;
+    if (!wrote) errno = saved;
+    return wrote && closed;
+}
+
+// Peak resident set size of this process in KiB (getrusage), for --stats.
+uint64_t max_rss_kib() {
+    struct rusage ru = {};
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? static_cast<uint64_t>(ru.ru_maxrss) : 0;
 }
 
 int status_for_report(const vmm::RunReport& r) {
@@ -79,6 +124,8 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
     for (const auto& [k, v] : r.stats.exits) exits[k] = v;
     nlohmann::json ports = nlohmann::json::object();
     for (const auto& [k, v] : r.stats.unclaimed_ports) ports[fmt::format("{:#x}", k)] = v;
+    nlohmann::json counters = nlohmann::json::object();
+    for (const auto& [k, v] : r.counters) counters[k] = v;
     return {
         {"accel", o.accel},
         {"image", o.image},
@@ -91,6 +138,8 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
         {"mips", r.seconds > 0 ? static_cast<double>(r.instructions) / r.seconds / 1e6 : 0.0},
         {"exits", exits},
         {"unclaimed_ports", ports},
+        {"accel_counters", counters},
+        {"max_rss_kib", max_rss_kib()},
     };
 }
 
@@ -146,7 +195,10 @@ class StopOnSignal {
     struct sigaction old_int_ = {}, old_term_ = {};
 };
 
-int run(const RunOptions& o) {
+int run(RunOptions o) {
+    if (!o.max_insns_text.empty() && !parse_count("--max-insns", o.max_insns_text, o.max_insns))
+        return kExitUsage;
+    if (!o.trace_text.empty() && !parse_count("--trace", o.trace_text, o.trace)) return kExitUsage;
     vmm::MachineConfig cfg;
     cfg.accel = o.accel;
     cfg.max_insns = o.max_insns;
@@ -234,14 +286,16 @@ int run(const RunOptions& o) {
         for (const auto& [k, v] : r.stats.exits)
             std::fprintf(stderr, "  exits %-16s %llu\n", k.c_str(),
                          static_cast<unsigned long long>(v));
+        for (const auto& [k, v] : r.counters)
+            std::fprintf(stderr, "  %-22s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+        std::fprintf(stderr, "  %-22s %llu\n", "max_rss_kib",
+                     static_cast<unsigned long long>(max_rss_kib()));
     }
-    if (!o.stats_json.empty()) {
-        std::ofstream f(o.stats_json);
-        f << report_json(o, r, status).dump(2) << "\n";
-        if (!f) {
-            std::fprintf(stderr, "softkvm run: cannot write %s\n", o.stats_json.c_str());
-            return kExitIoError;
-        }
+    if (!o.stats_json.empty() &&
+        !write_whole_file(o.stats_json, report_json(o, r, status).dump(2) + "\n")) {
+        std::fprintf(stderr, "softkvm run: cannot write %s: %s\n", o.stats_json.c_str(),
+                     std::strerror(errno));
+        return kExitIoError;
     }
     return status;
 }
@@ -257,14 +311,15 @@ void add_run_command(CLI::App& root, int& status) {
         ->capture_default_str();
     run_app->add_option("--memory", opts->memory, "Guest RAM, e.g. 128M or 1G (2M to 64G)")
         ->capture_default_str();
-    run_app->add_option("--max-insns", opts->max_insns,
-                        "Stop after N guest instructions (emu; exit status 124)");
+    run_app->add_option("--max-insns", opts->max_insns_text,
+                        "Stop after N guest instructions, each iteration of a REP string "
+                        "instruction counting as one (emu; exit status 124)");
     run_app
         ->add_option("--cpus", opts->cpus,
                      "vCPUs (1-8); application processors wait for INIT/SIPI (emu)")
         ->check(CLI::Range(1, 8))
         ->capture_default_str();
-    run_app->add_option("--trace", opts->trace,
+    run_app->add_option("--trace", opts->trace_text,
                         "Print the first N instructions (RIP, disassembly) to stderr (emu)");
     run_app->add_flag("--stats", opts->stats, "Print instructions, time and exit counts to stderr");
     run_app->add_option("--stats-json", opts->stats_json,

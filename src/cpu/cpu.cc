@@ -76,22 +76,31 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
         uint8_t bytes[16] = {};
         size_t avail = 0;
         // Fetch up to 15 bytes; a fault on a later page only matters if the instruction
-        // really extends there, so stop at the first untranslatable byte.
+        // really extends there, so stop at the first untranslatable byte (or the first
+        // byte outside RAM: code is never fetched from MMIO).
+        bool mmio = false;
         try {
             for (; avail < 15; ++avail) {
-                bytes[avail] =
-                    static_cast<uint8_t>(read_slow(lin + avail, 1, Access::Exec, user_access()));
+                const uint64_t pa = translate(lin + avail, Access::Exec, user_access());
+                const uint8_t* h = host_page(pa);
+                if (!h) {
+                    mmio = true;
+                    break;
+                }
+                bytes[avail] = *h;
             }
         } catch (const GuestFault&) {
             if (avail == 0) throw;
         }
+        if (avail == 0) unsupported("instruction fetch from MMIO");
         DecodedInsn in;
         bool ok = decoder_->decode(mode, bytes, avail, in);
         if (!ok) {
             if (in.len == 15 && avail < 15 && b->insns.empty()) {
                 // The instruction runs into a page that cannot be fetched: refetch to
                 // raise that #PF.
-                read_slow(lin + avail, 1, Access::Exec, user_access());
+                if (mmio) unsupported("instruction fetch from MMIO");
+                translate(lin + avail, Access::Exec, user_access());
             }
             if (!b->insns.empty()) break;  // end the block; the bad insn starts the next
             in = DecodedInsn{};
@@ -101,6 +110,9 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
             b->insns.push_back(in);
             break;
         }
+        // A REP string instruction starts a block of its own: run() can then hold its
+        // iterations to the instruction budget (rep_room_).
+        if (!b->insns.empty() && in.ends_block && (in.prefixes & (PFX_REP | PFX_REPNE))) break;
         uint64_t end_phys = phys + (lin - (s_.rip + seg_base_[CS])) + in.len - 1;
         last_page = std::max(last_page, end_phys >> 12);
         b->insns.push_back(in);
@@ -117,9 +129,24 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
                 if (t.phys == (p << 12)) t.tag = ~0ull;
         }
     }
+    if (cached_insns_ + b->insns.size() > cache_limit_) flush_block_cache();
+    cached_insns_ += b->insns.size();
+    ++blocks_built_;
     Block* raw = b.get();
     blocks_[key] = std::move(b);
     return raw;
+}
+
+// Drops every decoded block. Called between blocks (find_block), so nothing executes from
+// them; they live in retired_blocks_ until the run loop's next step, and the generation
+// bump kills every link and jump-cache entry that points at them.
+void Cpu::flush_block_cache() {
+    for (auto& [key, block] : blocks_) retired_blocks_.push_back(std::move(block));
+    blocks_.clear();
+    page_blocks_.clear();
+    cached_insns_ = 0;
+    ++cache_flushes_;
+    ++block_gen_;
 }
 
 void Cpu::invalidate_code_page(uint64_t page) {
@@ -128,6 +155,7 @@ void Cpu::invalidate_code_page(uint64_t page) {
     for (uint64_t key : it->second) {
         auto bit = blocks_.find(key);
         if (bit == blocks_.end()) continue;
+        cached_insns_ -= bit->second->insns.size();
         retired_blocks_.push_back(std::move(bit->second));
         blocks_.erase(bit);
     }
@@ -216,6 +244,11 @@ bool Cpu::boundary_events(StopReason& stop) {
 StopReason Cpu::run(uint64_t insn_limit) {
     stop_flags_ = 0;
     stop_detail_.clear();
+    // MMIO writes of a retired instruction that the owner has not seen yet go first.
+    if (!mmio_writes_.empty() && deliver_mmio_writes()) return StopReason::Owner;
+    if (!resume_insn_) drop_mmio_log();
+    mmio_replay_ = 0;
+    read_exit_ = false;
     Block* prev = nullptr;
     const uint64_t limit = insn_limit ? insn_limit : kNever;
     for (;;) {
@@ -224,15 +257,21 @@ StopReason Cpu::run(uint64_t insn_limit) {
             kick_.store(false, std::memory_order_relaxed);
             return StopReason::Kicked;
         }
-        if (halted_ || irq_requested_ || nmi_pending_ || clock() >= deadline_) {
+        // An instruction abandoned for an MMIO or port read completes before any
+        // interrupt or timer event is taken (as KVM completes it on the next KVM_RUN).
+        if (!resume_insn_ && (halted_ || irq_requested_ || nmi_pending_ || clock() >= deadline_)) {
             StopReason stop;
             if (boundary_events(stop)) return stop;
             if (halted_) continue;
             prev = nullptr;
         }
+        // Event delivery may have written an exception frame to MMIO.
+        if ((stop_flags_ & kStopMmio) && finish_mmio()) return StopReason::Owner;
         retired_blocks_.clear();
         Block* b = nullptr;
+        size_t first = 0;  // index in `b` of the first instruction to run
         size_t done = 0;
+        uint64_t rsp_before = s_.gpr[RSP];
         // One instruction at a time while single-stepping, while RF suppresses a
         // breakpoint, or while any breakpoint is enabled.
         const uint64_t step_flags = s_.rflags & (FLAG_TF | FLAG_RF);
@@ -243,14 +282,21 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     // Instruction breakpoint: a fault, before the instruction runs.
                     s_.dr[6] = (s_.dr[6] & ~0xFull) | hit;
                     prev = nullptr;
-                    raise_fault(GuestFault{VEC_DB, false, 0}, s_.rip);
+                    raise_debug_trap();
                     if (shutdown_) return StopReason::Shutdown;
                     continue;
                 }
             }
             db_hits_ = 0;
+            // Go on inside the block that stopped part-way (an MMIO or I/O exit, the
+            // instruction budget) instead of decoding a new block from the middle of it.
+            if (resume_.block && resume_.gen == block_gen_ && resume_.rip == s_.rip) {
+                b = resume_.block;
+                first = resume_.index;
+            }
+            resume_.block = nullptr;
             // Follow a cached link from the previous block when it is still valid.
-            if (prev) {
+            if (!b && prev) {
                 for (const Block::Link& l : prev->links) {
                     if (l.rip == s_.rip && l.gen == block_gen_) {
                         b = l.block;
@@ -275,25 +321,39 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     slot = {s_.rip, b, block_gen_};
                 }
             }
-            size_t n = b->insns.size();
+            size_t n = b->insns.size() - first;
             uint64_t budget = limit - icount_;
-            if (deadline_ != kNever) budget = std::min(budget, deadline_ - clock());
+            if (deadline_ != kNever && deadline_ > clock())
+                budget = std::min(budget, deadline_ - clock());
+            // A REP string instruction always starts its block (build_block), so its
+            // iterations can be held to the whole budget.
+            rep_room_ = budget;
             // An interrupt waiting for the STI shadow to pass also goes one at a time.
             if (careful || (irq_requested_ && icount_ < inhibit_until_)) budget = 1;
             if (budget < n) n = budget;
-            const DecodedInsn* in = b->insns.data();
+            const DecodedInsn* in = b->insns.data() + first;
             const uint64_t rip_before = s_.rip;
             if (trace_left_ && n) trace_instruction(in[0]);
             for (; done < n; ++done) {
                 next_rip_ = s_.rip + in[done].len;
+                rsp_before = s_.gpr[RSP];
                 in[done].fn(*this, in[done]);
                 s_.rip = next_rip_;
                 if (stop_flags_) {
+                    // MMIO that needed no exit (the in-kernel APIC): stay in the block.
+                    if (stop_flags_ == kStopMmio) {
+                        if (!finish_mmio()) continue;
+                        stop_flags_ |= kStopOwner;
+                    }
                     ++done;
                     break;
                 }
             }
             icount_ += done;
+            if (resume_insn_) drop_mmio_log();
+            if ((stop_flags_ & kStopMmio) && finish_mmio()) stop_flags_ |= kStopOwner;
+            if (!(stop_flags_ & kStopBlockGone) && first + done < b->insns.size())
+                resume_ = {b, first + done, s_.rip, block_gen_};
             if (stop_flags_ & kStopShadow) {
                 inhibit_until_ = icount_ + 1;
                 stop_flags_ &= ~kStopShadow;
@@ -307,7 +367,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 // Traps after the instruction (SDM vol. 3 §17.3.1): single-step (DR6.BS)
                 // and data breakpoints (DR6.Bn).
                 // With DEBUGCTL.BTF, TF traps only after taken branches (SDM §17.4.3).
-                const DecodedInsn& last = b->insns[0];
+                const DecodedInsn& last = in[0];
                 const bool taken =
                     last.branch != BranchKind::None &&
                     (last.branch != BranchKind::Jcc || s_.rip != rip_before + last.len);
@@ -317,7 +377,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 if (bits) {
                     s_.dr[6] = (s_.dr[6] & ~0xFull) | bits;
                     prev = nullptr;
-                    raise_fault(GuestFault{VEC_DB, false, 0}, s_.rip);
+                    raise_debug_trap();
                     if (shutdown_) return StopReason::Shutdown;
                 }
             }
@@ -325,7 +385,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
         } catch (const GuestFault& f) {
             icount_ += done;
             prev = nullptr;
-            stop_flags_ &= ~(kStopBlockGone | kStopShadow);
+            // A faulting instruction has no effect on RSP or on devices; the reads it
+            // made are not replayed.
+            s_.gpr[RSP] = rsp_before;
+            mmio_writes_.resize(mmio_write_next_);
+            drop_mmio_log();
+            stop_flags_ &= ~(kStopBlockGone | kStopShadow | kStopMmio);
             try {
                 raise_fault(f, s_.rip, true);
             } catch (const StopBeforeRetire&) {
@@ -334,12 +399,40 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 return StopReason::Emulation;
             }
             if (shutdown_) return StopReason::Shutdown;
+            if ((stop_flags_ & kStopMmio) && finish_mmio()) return StopReason::Owner;
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
             icount_ += done;
-            if (!stop_detail_.empty()) return StopReason::Emulation;
+            // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a
+            // read the owner must answer, it runs again first thing in the next run(),
+            // replaying the MMIO reads it completed.
+            s_.gpr[RSP] = rsp_before;
+            mmio_writes_.resize(mmio_write_next_);
+            stop_flags_ &= ~kStopMmio;
+            const bool read_exit = read_exit_;
+            read_exit_ = false;
+            if (!stop_detail_.empty() || !read_exit) {
+                drop_mmio_log();
+                return stop_detail_.empty() ? StopReason::Owner : StopReason::Emulation;
+            }
+            resume_insn_ = true;
+            mmio_replay_ = 0;
+            ++mmio_resumes_;
+            if (b && !(stop_flags_ & kStopBlockGone))
+                resume_ = {b, first + done, s_.rip, block_gen_};
             return StopReason::Owner;
         }
+    }
+}
+
+// Delivers #DB between instructions; a delivery that needs MMIO ends the run as an
+// emulation failure rather than as a read exit of no instruction.
+void Cpu::raise_debug_trap() {
+    try {
+        raise_fault(GuestFault{VEC_DB, false, 0}, s_.rip);
+    } catch (const StopBeforeRetire&) {
+        if (stop_detail_.empty()) stop_detail_ = "#DB delivery touched MMIO";
+        throw;
     }
 }
 

@@ -85,7 +85,8 @@ struct GuestFault {
 };
 
 // Thrown when the owner asked to stop before the instruction completes (a port or MMIO
-// read whose value the VMM must supply): the instruction is re-executed on the next run.
+// read whose value the VMM must supply): the instruction is re-executed on the next run,
+// replaying the MMIO reads it had already completed (Cpu::phys_read).
 struct StopBeforeRetire {};
 
 enum class StopReason : uint8_t {
@@ -130,6 +131,23 @@ class Cpu {
     // (0 = no limit), or the guest cannot go on.
     StopReason run(uint64_t insn_limit);
     uint64_t instructions_retired() const { return icount_; }
+
+    // The decoded-block cache holds at most `limit` decoded instructions (about 120 bytes
+    // each). A block that would go past it first flushes the whole cache, as QEMU flushes
+    // its translation buffer when it is full: a guest running code from ever new addresses
+    // costs decoding time, never unbounded memory.
+    static constexpr uint64_t kDefaultBlockCacheInsns = 1u << 18;
+    void set_block_cache_limit(uint64_t limit) { cache_limit_ = limit ? limit : 1; }
+    struct CacheStats {
+        uint64_t blocks_built = 0;  // blocks decoded since the CPU was created
+        uint64_t flushes = 0;       // whole-cache flushes at the limit
+        uint64_t blocks = 0;        // blocks cached now
+        uint64_t insns = 0;         // decoded instructions cached now
+        uint64_t mmio_replays = 0;  // instructions re-executed to complete an MMIO read
+    };
+    CacheStats cache_stats() const {
+        return {blocks_built_, cache_flushes_, blocks_.size(), cached_insns_, mmio_resumes_};
+    }
     // Instruction trace: `fn` sees the RIP and disassembly of each of the next `count`
     // instructions before it runs (the CPU steps one instruction at a time meanwhile).
     using TraceFn = std::function<void(uint64_t rip, const std::string& text)>;
@@ -165,6 +183,14 @@ class Cpu {
     uint64_t next_rip() const { return next_rip_; }
     // The current instruction runs again (a REP string instruction yielding).
     void restart_instruction() { next_rip_ = s_.rip; }
+    // REP string instructions: iterations this execution may run within the instruction
+    // limit and the next deadline (at least 1), and iterations beyond the first one that
+    // it ran (each counts as a retired instruction, as under QEMU's -icount).
+    uint64_t rep_room() const { return rep_room_; }
+    void count_iterations(uint64_t extra) { icount_ += extra; }
+    // The current instruction read or wrote MMIO: a REP string instruction ends its
+    // execution after that iteration, so each iteration's MMIO completes on its own.
+    bool touched_mmio() const { return stop_flags_ & kStopMmio; }
     void jump(uint64_t target);  // sets the next RIP (canonical check in 64-bit mode)
 
     uint64_t& gpr(uint8_t r) { return s_.gpr[r]; }
@@ -313,11 +339,22 @@ class Cpu {
     void write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user);
     uint64_t phys_read(uint64_t gpa, uint8_t size);
     void phys_write(uint64_t gpa, uint8_t size, uint64_t v);
+    uint64_t mmio_read(uint64_t gpa, uint8_t size);
+    // The instruction retired or faulted: forget its MMIO reads and hand its MMIO
+    // writes to the owner in order. True when the owner wants run() to return.
+    bool finish_mmio();
+    bool deliver_mmio_writes();
+    void drop_mmio_log() {
+        mmio_reads_.clear();
+        mmio_replay_ = 0;
+        resume_insn_ = false;
+    }
     void code_written(uint64_t gpa_page);
 
     Block* find_block();
     Block* build_block(uint64_t phys, uint64_t key);
     void invalidate_code_page(uint64_t page);
+    void flush_block_cache();
     void update_mode();
 
     void deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t return_rip, bool soft);
@@ -328,6 +365,7 @@ class Cpu {
     // Delivers `f`; `fault_class` marks an instruction fault, whose pushed RFLAGS image
     // has RF set so the restarted instruction does not hit its breakpoint again.
     void raise_fault(const GuestFault& f, uint64_t return_rip, bool fault_class = false);
+    void raise_debug_trap();
     void update_debug();
     uint32_t code_breakpoints(uint64_t lin) const;
     void check_data_breakpoints(uint64_t lin, uint8_t size, bool write);
@@ -356,11 +394,39 @@ class Cpu {
     static constexpr uint32_t kStopOwner = 1;               // the owner asked to stop
     static constexpr uint32_t kStopBlockGone = 2;           // the executing block was invalidated
     static constexpr uint32_t kStopShadow = 4;              // STI opened IF: one-instruction shadow
+    static constexpr uint32_t kStopMmio = 8;                // the instruction read or wrote MMIO
     static constexpr uint64_t kDr6SingleStep = 1ull << 14;  // DR6.BS
     static constexpr uint64_t kDebugctlBtf = 1ull << 1;     // IA32_DEBUGCTL.BTF
     uint32_t stop_flags_ = 0;  // kStop* bits, checked after every instruction
     std::string stop_detail_;
     std::array<uint64_t, SEG_COUNT> seg_base_{};
+
+    // MMIO inside one instruction, as KVM's instruction emulator handles it (its read
+    // cache and write fragments): an instruction may make several MMIO reads, and each
+    // read the owner cannot answer at once abandons the instruction until the next run().
+    // The reads it completed are logged and replayed, in order, when it is re-executed, so
+    // every read reaches the device once and the instruction completes. MMIO writes wait
+    // until the instruction retires (an abandoned or faulting instruction writes nothing
+    // to devices), then go to the owner one at a time; writes left when the owner stops
+    // go out at the start of the next run().
+    struct MmioAccess {
+        uint64_t gpa;
+        uint64_t value;
+        uint8_t size;
+    };
+    std::vector<MmioAccess> mmio_reads_;
+    size_t mmio_replay_ = 0;  // next logged read a re-execution takes
+    std::vector<MmioAccess> mmio_writes_;
+    size_t mmio_write_next_ = 0;  // next queued write to hand to the owner
+    bool resume_insn_ = false;    // run() must first re-execute the abandoned instruction
+    bool read_exit_ = false;      // the StopBeforeRetire in flight is a read for the owner
+    // Where a block stopped part-way: the next step continues there if nothing changed.
+    struct ResumePoint {
+        Block* block = nullptr;
+        size_t index = 0;
+        uint64_t rip = 0, gen = 0;
+    } resume_;
+    uint64_t rep_room_ = 1;
 
     TlbEntry tlb_read_[kTlbSize], tlb_write_[kTlbSize], tlb_exec_[kTlbSize];
 
@@ -380,6 +446,11 @@ class Cpu {
     std::shared_ptr<std::vector<uint8_t>> code_pages_ = std::make_shared<std::vector<uint8_t>>();
     std::vector<std::unique_ptr<Block>> retired_blocks_;
     uint64_t block_gen_ = 1;
+    uint64_t cache_limit_ = kDefaultBlockCacheInsns;
+    uint64_t cached_insns_ = 0;
+    uint64_t blocks_built_ = 0;
+    uint64_t cache_flushes_ = 0;
+    uint64_t mmio_resumes_ = 0;
 
     // Exception nesting while delivering (for #DF and triple fault).
     int delivering_ = 0;

@@ -114,12 +114,33 @@ uint64_t Cpu::translate(uint64_t lin, Access acc, bool user) {
 }
 
 uint64_t Cpu::phys_read(uint64_t gpa, uint8_t size) {
-    uint64_t v = 0;
     if (uint8_t* h = host_page(gpa); h && host_page(gpa + size - 1) == h + size - 1) {
         return load_le(h, size);
     }
-    if (owner_.mmio_read(gpa, size, v) == Action::Exit) throw StopBeforeRetire{};
-    return v & size_mask(size);
+    return mmio_read(gpa, size);
+}
+
+uint64_t Cpu::mmio_read(uint64_t gpa, uint8_t size) {
+    stop_flags_ |= kStopMmio;
+    if (mmio_replay_ < mmio_reads_.size()) {
+        const MmioAccess& r = mmio_reads_[mmio_replay_];
+        if (r.gpa == gpa && r.size == size) {
+            ++mmio_replay_;
+            return r.value;
+        }
+        // The re-execution took another path (its state was changed from outside): the
+        // rest of the log no longer describes it.
+        mmio_reads_.resize(mmio_replay_);
+    }
+    uint64_t v = 0;
+    if (owner_.mmio_read(gpa, size, v) == Action::Exit) {
+        read_exit_ = true;
+        throw StopBeforeRetire{};
+    }
+    v &= size_mask(size);
+    mmio_reads_.push_back({gpa, v, size});
+    ++mmio_replay_;
+    return v;
 }
 
 void Cpu::phys_write(uint64_t gpa, uint8_t size, uint64_t v) {
@@ -131,7 +152,29 @@ void Cpu::phys_write(uint64_t gpa, uint8_t size, uint64_t v) {
         store_le(h, size, v);
         return;
     }
-    if (owner_.mmio_write(gpa, size, v) == Action::Exit) stop_flags_ |= kStopOwner;
+    stop_flags_ |= kStopMmio;
+    mmio_writes_.push_back({gpa, v & size_mask(size), size});
+}
+
+// Hands the queued MMIO writes to the owner in order. True when the owner asked to stop
+// on one of them; the writes after it stay queued for the next run().
+bool Cpu::deliver_mmio_writes() {
+    bool stop = false;
+    while (!stop && mmio_write_next_ < mmio_writes_.size()) {
+        const MmioAccess& w = mmio_writes_[mmio_write_next_++];
+        stop = owner_.mmio_write(w.gpa, w.size, w.value) == Action::Exit;
+    }
+    if (mmio_write_next_ == mmio_writes_.size()) {
+        mmio_writes_.clear();
+        mmio_write_next_ = 0;
+    }
+    return stop;
+}
+
+bool Cpu::finish_mmio() {
+    stop_flags_ &= ~kStopMmio;
+    drop_mmio_log();
+    return deliver_mmio_writes();
 }
 
 uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {

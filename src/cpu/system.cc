@@ -432,7 +432,10 @@ void Cpu::check_io(uint16_t port, uint8_t size) {
 void Cpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
     check_io(port, size);
     value = 0;
-    if (owner_.port_in(port, size, value) == Action::Exit) throw StopBeforeRetire{};
+    if (owner_.port_in(port, size, value) == Action::Exit) {
+        read_exit_ = true;
+        throw StopBeforeRetire{};
+    }
     value &= static_cast<uint32_t>(size_mask(size));
 }
 

@@ -69,6 +69,7 @@ class Vcpu final : public cpu::CpuOwner {
     Status set_sregs(const abi::SpecialRegs& s);
 
     uint64_t instructions_retired() const { return cpu_.instructions_retired(); }
+    cpu::Cpu::CacheStats cache_stats() const { return cpu_.cache_stats(); }
     // Stop with KVM_EXIT_INTR once `limit` instructions have retired (0 = none).
     void set_instruction_limit(uint64_t limit) { insn_limit_ = limit; }
     // Makes a run() in progress return KVM_EXIT_INTR soon (as a signal does to KVM_RUN).

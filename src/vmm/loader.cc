@@ -1,11 +1,12 @@
 #include "vmm/loader.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 
 #include "vmm/multiboot.h"
 
@@ -42,6 +43,29 @@ struct Segment {
     uint64_t offset, paddr, filesz, memsz;
 };
 
+// "[start, end)" for a guest-physical range, or its start and size when the end would
+// wrap past 2^64 (a hostile header must not produce a backwards range in a message).
+std::string range_text(uint64_t start, uint64_t size) {
+    if (size > UINT64_MAX - start)
+        return fmt::format("at {:#x} of size {:#x} (past the end of the address space)", start,
+                           size);
+    return fmt::format("[{:#x}, {:#x})", start, start + size);
+}
+
+// True when [start, start + size) overlaps the boot information and memory map.
+bool overlaps_boot_data(uint64_t start, uint64_t size) {
+    using namespace multiboot;
+    return size != 0 && start < kBootDataEnd &&
+           (size > UINT64_MAX - start || start + size > kBootDataStart);
+}
+
+Error overlap_error(const std::string& name, uint64_t start, uint64_t size) {
+    using namespace multiboot;
+    return make_error(fmt::format("{}: image {} overlaps the boot information at [{:#x}, {:#x})",
+                                  name, range_text(start, size), kBootDataStart, kBootDataEnd),
+                      ERANGE);
+}
+
 // Writes the boot information and memory map (§3.3) for `mem`.
 void write_boot_info(GuestMemory& mem) {
     using namespace multiboot;
@@ -75,22 +99,40 @@ void write_boot_info(GuestMemory& mem) {
 }  // namespace
 
 Result<std::vector<uint8_t>> read_file(const std::string& path) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec))
-        return make_error(fmt::format("{}: is a directory, not a guest image", path), EISDIR);
-    std::ifstream f(path, std::ios::binary | std::ios::ate);
-    if (!f) {
-        const int err = errno ? errno : ENOENT;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer. Only a regular file can be an
+    // image; a FIFO, socket or device is refused before anything is read from it.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        const int err = errno;
         return make_error(fmt::format("{}: {}", path, std::strerror(err)), err);
     }
-    const std::streamoff size = f.tellg();
-    if (size < 0) return make_error(fmt::format("{}: not a regular file", path), EISDIR);
-    if (static_cast<uint64_t>(size) > kMaxImage)
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st = {};
+    if (::fstat(fd, &st) != 0)
+        return make_error(fmt::format("{}: {}", path, std::strerror(errno)), EIO);
+    if (S_ISDIR(st.st_mode))
+        return make_error(fmt::format("{}: is a directory, not a guest image", path), EISDIR);
+    if (!S_ISREG(st.st_mode))
+        return make_error(fmt::format("{}: not a regular file (a pipe, FIFO, socket or device "
+                                      "cannot be a guest image)",
+                                      path),
+                          ESPIPE);
+    if (static_cast<uint64_t>(st.st_size) > kMaxImage)
         return make_error(fmt::format("{}: larger than {} MiB", path, kMaxImage >> 20), ENOEXEC);
-    std::vector<uint8_t> data(static_cast<size_t>(size));
-    f.seekg(0);
-    if (!f.read(reinterpret_cast<char*>(data.data()), size))
-        return make_error(fmt::format("{}: read error", path), EIO);
+    std::vector<uint8_t> data(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (got < data.size()) {
+        const ssize_t n = ::read(fd, data.data() + got, data.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return make_error(fmt::format("{}: read error: {}", path, std::strerror(errno)), EIO);
+        if (n == 0) break;  // the file shrank while being read
+        got += static_cast<size_t>(n);
+    }
+    data.resize(got);
     return data;
 }
 
@@ -136,10 +178,12 @@ Result<LoadedImage> load_multiboot(const std::vector<uint8_t>& img, const std::s
         const uint64_t mem_end = bss_end ? bss_end : load_end;
         if (mem_end < load_end) return bad(name, "multiboot bss end precedes the load end");
         if (!mem.contains(load_addr, mem_end - load_addr))
-            return make_error(fmt::format("{}: image [{:#x}, {:#x}) is outside guest memory "
-                                          "({} MiB)",
-                                          name, load_addr, mem_end, mem.size() >> 20),
-                              ERANGE);
+            return make_error(
+                fmt::format("{}: image {} is outside guest memory ({} MiB)", name,
+                            range_text(load_addr, mem_end - load_addr), mem.size() >> 20),
+                ERANGE);
+        if (overlaps_boot_data(load_addr, mem_end - load_addr))
+            return overlap_error(name, load_addr, mem_end - load_addr);
         mem.write(load_addr, &img[file_off], load_end - load_addr);
         mem.fill(load_end, 0, mem_end - load_end);
         out.entry = le32(&img[hdr + kHdrEntryAddr]);
@@ -177,10 +221,10 @@ Result<LoadedImage> load_multiboot(const std::vector<uint8_t>& img, const std::s
                 return bad(name, "segment runs past the end of the file");
             if (s.memsz == 0) continue;
             if (!mem.contains(s.paddr, s.memsz))
-                return make_error(fmt::format("{}: segment [{:#x}, {:#x}) is outside guest "
-                                              "memory ({} MiB)",
-                                              name, s.paddr, s.paddr + s.memsz, mem.size() >> 20),
+                return make_error(fmt::format("{}: segment {} is outside guest memory ({} MiB)",
+                                              name, range_text(s.paddr, s.memsz), mem.size() >> 20),
                                   ERANGE);
+            if (overlaps_boot_data(s.paddr, s.memsz)) return overlap_error(name, s.paddr, s.memsz);
             segs.push_back(s);
         }
         if (segs.empty()) return bad(name, "no loadable segments");
@@ -194,10 +238,6 @@ Result<LoadedImage> load_multiboot(const std::vector<uint8_t>& img, const std::s
         if (entry > UINT32_MAX) return bad(name, "entry point above 4 GiB");
         out.entry = static_cast<uint32_t>(entry);
     }
-    if (out.low < kMmapAddr + 4 * kMmapEntrySize && out.high > kInfoAddr)
-        return make_error(
-            fmt::format("{}: image overlaps the boot information at {:#x}", name, kInfoAddr),
-            ERANGE);
     if (!mem.contains(out.entry, 1))
         return make_error(
             fmt::format("{}: entry point {:#x} is outside guest memory", name, out.entry), ERANGE);

@@ -16,7 +16,8 @@ struct LoadedImage {
     uint32_t info_addr = 0;      // multiboot information (EBX at entry)
 };
 
-// Reads a whole file. ENOENT/EACCES/EISDIR... with the file name in the message.
+// Reads a whole regular file. ENOENT/EACCES/ELOOP... (open's errno), EISDIR for a
+// directory, ESPIPE for a pipe, FIFO, socket or device, with the file name in the message.
 Result<std::vector<uint8_t>> read_file(const std::string& path);
 
 // Loads `image` (named `name` in messages) into `mem`. Errors: ENOEXEC for a file that is

@@ -241,7 +241,17 @@ RunReport Machine::run_smp() {
     rep.instructions = total();
     if (auto code = platform_.debug_exit->code()) rep.guest_code = *code;
     rep.stats = platform_.stats;
+    collect_counters(rep);
     return rep;
+}
+
+void Machine::collect_counters(RunReport& rep) const {
+    rep.counters = vcpu_->counters();
+    for (const auto& ap : aps_) {
+        const accel::Vcpu::Counters more = ap->counters();
+        for (size_t k = 0; k < more.size() && k < rep.counters.size(); ++k)
+            rep.counters[k].second += more[k].second;
+    }
 }
 
 RunReport Machine::run() {
@@ -273,6 +283,7 @@ RunReport Machine::run() {
     if (rep.end == End::Shutdown || rep.end == End::InternalError || rep.end == End::Failure)
         rep.state = vcpu_->dump_state();
     rep.stats = platform_.stats;
+    collect_counters(rep);
     return rep;
 }
 

@@ -54,6 +54,7 @@ struct RunReport {
     std::string detail;  // fault chain, emulation failure, or failing call
     std::string state;   // register dump for SHUTDOWN / internal errors
     Stats stats;
+    accel::Vcpu::Counters counters;  // the back end's, summed over the vCPUs
 };
 
 // The devices and buses of a machine, separate from the vCPU so that exits can be
@@ -107,6 +108,7 @@ class Machine {
     std::vector<std::unique_ptr<accel::Vcpu>> aps_;  // application processors
     uint64_t max_insns_ = 0;
     RunReport run_smp();
+    void collect_counters(RunReport& rep) const;
     LoadedImage image_;
     volatile sig_atomic_t stop_signal_ = 0;
 };

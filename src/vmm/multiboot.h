@@ -29,9 +29,14 @@ inline constexpr uint32_t kInfoHasMmap = 1u << 6;
 inline constexpr uint32_t kMmapEntrySize = 24;
 inline constexpr uint32_t kMmapAvailable = 1, kMmapReserved = 2;
 
-// Where softkvm puts the information and its memory map (below 1 MiB, where no multiboot
-// kernel is loaded).
-inline constexpr uint32_t kInfoAddr = 0x9000;
-inline constexpr uint32_t kMmapAddr = 0x9100;
+// Where softkvm puts the memory map and the information: where QEMU puts its own
+// (hw/i386/multiboot.c: the e820 map at 0x9000, the information 0x500 above it), so a
+// guest sees the same EBX under both. Only an image segment that really overlaps
+// [kBootDataStart, kBootDataEnd) is refused.
+inline constexpr uint32_t kMmapAddr = 0x9000;
+inline constexpr uint32_t kInfoAddr = 0x9500;
+inline constexpr uint32_t kBootDataStart = kMmapAddr;
+inline constexpr uint32_t kBootDataEnd = kInfoAddr + kInfoSize;
+static_assert(kMmapAddr + 4 * kMmapEntrySize <= kInfoAddr, "the memory map fits below the info");
 
 }  // namespace softkvm::vmm::multiboot

@@ -65,5 +65,50 @@ int main(int argc, char** argv) {
     big.mem_extra = 16 << 20;
     ok &= write(dir + "/too-big.elf", build_elf(big));
     ok &= write(dir + "/not-elf.bin", std::vector<uint8_t>(64, 'x'));
+    ElfSpec low = good;  // plus a bss segment [0x1000, 0x8000): below the boot information
+    low.bss_segments = {{0x1000, 0x7000}};
+    ok &= write(dir + "/low-segment.elf", build_elf(low));
+    ElfSpec wrap = good;  // a 64-bit segment whose end wraps past 2^64
+    wrap.elf64 = true;
+    wrap.bss_segments = {{0x102000, ~0ull - 0xFFF}};
+    ok &= write(dir + "/wrap.elf", build_elf(wrap));
+    // Instructions that make several MMIO reads (above 128 MiB of RAM nothing is mapped,
+    // unclaimed MMIO reads as all ones): CMPS between two MMIO addresses, a read crossing
+    // from the last RAM page into MMIO, ENTER with nesting level 3 whose frame pointers
+    // are read through MMIO; then exit code 7.
+    ElfSpec mmio;
+    mmio.code = {0xbc, 0x00, 0x00, 0x09, 0x00,  // mov $0x90000,%esp
+                 0xbe, 0x00, 0x00, 0x00, 0xd0,  // mov $0xd0000000,%esi
+                 0xbf, 0x00, 0x01, 0x00, 0xd0,  // mov $0xd0000100,%edi
+                 0xa7,                          // cmpsl
+                 0xbe, 0xfe, 0xff, 0xff, 0x07,  // mov $0x7fffffe,%esi
+                 0x8b, 0x06,                    // mov (%esi),%eax
+                 0xbd, 0x00, 0x01, 0x00, 0xd0,  // mov $0xd0000100,%ebp
+                 0xc8, 0x00, 0x00, 0x03,        // enter $0,$3
+                 0x66, 0xba, 0xf4, 0x00,        // mov $0xf4,%dx
+                 0xb8, 0x07, 0x00, 0x00, 0x00,  // mov $7,%eax
+                 0xef, 0xf4};                   // out %eax,%dx; hlt
+    ok &= write(dir + "/mmio.elf", build_elf(mmio));
+    // Code run from 2M start addresses: 2 MiB of NOPs at 2 MiB with a RET ending every
+    // 64-byte line, called at every byte address in turn.
+    ElfSpec many;
+    many.code = {0xbc, 0x00, 0x00, 0x09, 0x00,        // mov $0x90000,%esp
+                 0xbf, 0x00, 0x00, 0x20, 0x00,        // mov $0x200000,%edi
+                 0xb0, 0x90,                          // mov $0x90,%al
+                 0xb9, 0x00, 0x00, 0x20, 0x00,        // mov $0x200000,%ecx
+                 0xf3, 0xaa,                          // rep stosb
+                 0xbf, 0x3f, 0x00, 0x20, 0x00,        // mov $0x20003f,%edi
+                 0xb9, 0x00, 0x80, 0x00, 0x00,        // mov $0x8000,%ecx
+                 0xc6, 0x07, 0xc3,                    // 1: movb $0xc3,(%edi)
+                 0x83, 0xc7, 0x40,                    // add $0x40,%edi
+                 0xe2, 0xf8,                          // loop 1b
+                 0xbb, 0x00, 0x00, 0x20, 0x00,        // mov $0x200000,%ebx
+                 0xff, 0xd3,                          // 2: call *%ebx
+                 0x43,                                // inc %ebx
+                 0x81, 0xfb, 0x00, 0x00, 0x40, 0x00,  // cmp $0x400000,%ebx
+                 0x72, 0xf5,                          // jb 2b
+                 0x66, 0xba, 0xf4, 0x00,              // mov $0xf4,%dx
+                 0x31, 0xc0, 0xef, 0xf4};             // xor %eax,%eax; out %eax,%dx; hlt
+    ok &= write(dir + "/many-blocks.elf", build_elf(many));
     return ok ? 0 : 1;
 }

@@ -159,7 +159,42 @@ TEST_F(CpuTest, LongRepYieldsToThePendingInterrupt) {
     cpu_.run(0);
     EXPECT_EQ(vector_taken(), 0x44);
     EXPECT_EQ(frame(0), kCode + 10);  // interrupted inside the REP: it will resume
-    EXPECT_EQ(cpu_.state().gpr[RCX], 20000u - 4096u);
+    // Each iteration is a tick of the virtual clock: the deadline came after the first.
+    EXPECT_EQ(cpu_.state().gpr[RCX], 20000u - 1u);
+}
+
+TEST_F(CpuTest, RepIterationsCountAgainstTheInstructionLimit) {
+    // mov $0x31000,%edi; mov $1000000,%ecx; rep stosb; hlt: the limit stops the REP after
+    // exactly the iterations it allows (each counts as an instruction), resumable.
+    const uint8_t code[] = {0xbf, 0x00, 0x10, 0x03, 0x00, 0xb9, 0x40,
+                            0x42, 0x0f, 0x00, 0xf3, 0xaa, 0xf4};
+    load(code);
+    EXPECT_EQ(cpu_.run(10000), StopReason::InsnLimit);
+    EXPECT_EQ(cpu_.instructions_retired(), 10000u);
+    EXPECT_EQ(cpu_.state().gpr[RCX], 1000000u - (10000u - 2u));
+    EXPECT_EQ(cpu_.state().rip, kCode + 10);  // still at the REP
+    cpu_.run(0);
+    EXPECT_EQ(owner_.hlts, 1);
+    EXPECT_EQ(cpu_.state().gpr[RCX], 0u);
+    EXPECT_EQ(cpu_.instructions_retired(), 2u + 1000000u + 1u);
+}
+
+TEST_F(CpuTest, BlockCacheFlushesAtItsLimit) {
+    // A 4 KiB sled of NOPs with a RET ending every 64-byte line, called at each of its
+    // 4096 byte addresses: every call decodes a new block; the cache stays at its limit.
+    cpu_.set_block_cache_limit(4096);
+    std::memset(ram_ + 0x40000, 0x90, 4096);
+    for (int k = 0; k < 64; ++k) ram_[0x40000 + k * 64 + 63] = 0xC3;  // ret every 64 bytes
+    // mov $0x40000,%ebx; 1: call *%rbx; inc %ebx; cmp $0x41000,%ebx; jb 1b; hlt
+    const uint8_t code[] = {0xbb, 0x00, 0x00, 0x04, 0x00, 0xff, 0xd3, 0xff, 0xc3,
+                            0x81, 0xfb, 0x00, 0x10, 0x04, 0x00, 0x72, 0xf4, 0xf4};
+    load(code);
+    cpu_.run(0);
+    ASSERT_EQ(owner_.hlts, 1);
+    const Cpu::CacheStats st = cpu_.cache_stats();
+    EXPECT_GE(st.blocks_built, 4096u);  // one per start address at least
+    EXPECT_GE(st.flushes, 10u);         // ~4096 * 32 decoded instructions over a 4096 limit
+    EXPECT_LE(st.insns, 4096u);
 }
 
 TEST_F(CpuTest, CpuidReportsTheModel) {

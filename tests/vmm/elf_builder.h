@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace softkvm::test {
@@ -15,6 +16,8 @@ struct ElfSpec {
     uint32_t header_offset = 0;  // of the multiboot header within the segment
     bool bad_checksum = false;
     bool elf64 = false;
+    // More PT_LOAD segments, bss only: (guest-physical address, memory size).
+    std::vector<std::pair<uint64_t, uint64_t>> bss_segments;
 };
 
 inline void put32(std::vector<uint8_t>& v, size_t at, uint32_t x) {
@@ -56,7 +59,7 @@ inline std::vector<uint8_t> build_elf(const ElfSpec& s) {
         put64(f, 32, ehdr);  // phoff
         put16(f, 52, static_cast<uint16_t>(ehdr));
         put16(f, 54, static_cast<uint16_t>(phdr));
-        put16(f, 56, 1);
+        put16(f, 56, static_cast<uint16_t>(1 + s.bss_segments.size()));
         const size_t p = ehdr;
         put32(f, p, 1);  // PT_LOAD
         put32(f, p + 4, 7);
@@ -65,12 +68,21 @@ inline std::vector<uint8_t> build_elf(const ElfSpec& s) {
         put64(f, p + 24, s.load_addr);
         put64(f, p + 32, seg.size());
         put64(f, p + 40, seg.size() + s.mem_extra);
+        for (size_t k = 0; k < s.bss_segments.size(); ++k) {
+            const size_t q = p + phdr * (k + 1);
+            put32(f, q, 1);
+            put32(f, q + 4, 6);
+            put64(f, q + 8, seg_off);
+            put64(f, q + 16, s.bss_segments[k].first);
+            put64(f, q + 24, s.bss_segments[k].first);
+            put64(f, q + 40, s.bss_segments[k].second);
+        }
     } else {
         put32(f, 24, entry);
         put32(f, 28, static_cast<uint32_t>(ehdr));
         put16(f, 40, static_cast<uint16_t>(ehdr));
         put16(f, 42, static_cast<uint16_t>(phdr));
-        put16(f, 44, 1);
+        put16(f, 44, static_cast<uint16_t>(1 + s.bss_segments.size()));
         const size_t p = ehdr;
         put32(f, p, 1);
         put32(f, p + 4, seg_off);
@@ -79,6 +91,15 @@ inline std::vector<uint8_t> build_elf(const ElfSpec& s) {
         put32(f, p + 16, static_cast<uint32_t>(seg.size()));
         put32(f, p + 20, static_cast<uint32_t>(seg.size() + s.mem_extra));
         put32(f, p + 24, 7);
+        for (size_t k = 0; k < s.bss_segments.size(); ++k) {
+            const size_t q = p + phdr * (k + 1);
+            put32(f, q, 1);
+            put32(f, q + 4, seg_off);
+            put32(f, q + 8, static_cast<uint32_t>(s.bss_segments[k].first));
+            put32(f, q + 12, static_cast<uint32_t>(s.bss_segments[k].first));
+            put32(f, q + 20, static_cast<uint32_t>(s.bss_segments[k].second));
+            put32(f, q + 24, 6);
+        }
     }
     std::memcpy(&f[seg_off], seg.data(), seg.size());
     return f;

@@ -103,6 +103,35 @@ TEST_F(LoaderTest, RejectsAnImageOverTheBootInformation) {
     EXPECT_EQ(r.error().code, ERANGE);
 }
 
+TEST_F(LoaderTest, AcceptsALowSegmentThatMissesTheBootInformation) {
+    ElfSpec s;  // code at 1 MiB and a bss segment at [0x1000, 0x8000): below 0x9000
+    s.bss_segments = {{0x1000, 0x7000}};
+    auto r = load_multiboot(build_elf(s), "low.elf", mem_);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->low, 0x1000u);
+}
+
+TEST_F(LoaderTest, RejectsALowSegmentThatOverlapsTheBootInformation) {
+    ElfSpec s;
+    s.bss_segments = {{0x1000, multiboot::kBootDataStart - 0x1000 + 1}};  // one byte too far
+    auto r = load_multiboot(build_elf(s), "low.elf", mem_);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ERANGE);
+    EXPECT_NE(r.error().message.find("[0x1000, 0x9001)"), std::string::npos) << r.error().message;
+}
+
+TEST_F(LoaderTest, AWrappingSegmentIsReportedWithoutABackwardsRange) {
+    ElfSpec s;
+    s.elf64 = true;
+    s.bss_segments = {{0x102000, ~0ull - 0xFFF}};  // the end wraps to 0x101000
+    auto r = load_multiboot(build_elf(s), "wrap.elf", mem_);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ERANGE);
+    EXPECT_EQ(r.error().message.find("0x101000"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("past the end of the address space"), std::string::npos)
+        << r.error().message;
+}
+
 TEST_F(LoaderTest, RejectsTruncatedProgramHeaders) {
     ElfSpec s;
     auto img = build_elf(s);

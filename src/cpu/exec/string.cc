@@ -1,5 +1,7 @@
 // String instructions: MOVS STOS LODS CMPS SCAS with REP/REPE/REPNE (SDM vol. 2B). RSI,
 // RDI and RCX advance per element, so a fault part-way leaves a restartable state.
+#include <algorithm>
+
 #include "cpu/exec/flags.h"
 #include "cpu/exec/handlers.h"
 
@@ -8,9 +10,11 @@ namespace {
 
 enum class Str { Movs, Stos, Lods, Cmps, Scas };
 
-// Iterations of a REP string instruction per step of the run loop; each step counts as one
-// retired instruction (a REP over N elements counts ceil(N / kRepChunk)).
-constexpr uint32_t kRepChunk = 4096;
+// At most this many iterations of a REP string instruction per step of the run loop, so a
+// kick or another vCPU's interrupt is noticed inside a long REP. Each iteration counts as
+// one retired instruction (as under QEMU's -icount): --max-insns and the virtual clock
+// bound the work of a run whatever RCX holds.
+constexpr uint64_t kRepChunk = 4096;
 
 struct StrCtx {
     Cpu& c;
@@ -35,7 +39,17 @@ void op_string(Cpu& c, const DecodedInsn& i) {
     StrCtx x{c, amask, step, c.seg_base(src_seg), c.seg_base(ES)};
     c.note_segment(src_seg);
     const bool rep = i.prefixes & (PFX_REP | PFX_REPNE);
-    uint32_t iterations = 0;
+    // Iterations this step may run: the run loop's budget (instruction limit, next timer
+    // deadline) and the chunk.
+    const uint64_t room = std::min(kRepChunk, std::max<uint64_t>(c.rep_room(), 1));
+    // Iterations after the first count as retired instructions, also when one faults.
+    struct Counter {
+        Cpu& c;
+        uint64_t n = 0;
+        ~Counter() {
+            if (n > 1) c.count_iterations(n - 1);
+        }
+    } iterations{c};
     for (;;) {
         if (rep && x.reg(RCX) == 0) return;
         bool stop = false;
@@ -68,12 +82,16 @@ void op_string(Cpu& c, const DecodedInsn& i) {
             if ((i.prefixes & PFX_REPNE) && zf) stop = true;
         }
         if (!rep) return;
+        ++iterations.n;
         x.set(RCX, x.reg(RCX) - 1);
         if (stop) return;
-        // A long REP yields every kRepChunk iterations: the instruction restarts with the
-        // registers it has advanced, so interrupts, deadlines and kicks get their window
-        // (as on hardware, which may take interrupts between iterations).
-        if (++iterations == kRepChunk && x.reg(RCX) != 0) return c.restart_instruction();
+        // The REP yields after `room` iterations, or after one that touched MMIO (its
+        // device accesses complete before the next iteration): the instruction restarts
+        // with the registers it has advanced, so interrupts, deadlines, kicks and the
+        // instruction limit get their window (as on hardware, which may take interrupts
+        // between iterations).
+        if (x.reg(RCX) != 0 && (iterations.n == room || c.touched_mmio()))
+            return c.restart_instruction();
     }
 }
 
