@@ -12,6 +12,7 @@ struct Block {
     static constexpr size_t kMaxInsns = 64;
     uint64_t key = 0;  // (physical start << 2) | mode
     std::vector<DecodedInsn> insns;
+    bool has_lock = false;  // some instruction is a locked read-modify-write of memory
     // Successor links: the last two blocks this one continued to, valid while `gen`
     // equals the CPU's block generation (bumped on any TLB flush or invalidation).
     struct Link {

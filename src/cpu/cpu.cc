@@ -47,6 +47,7 @@ void Cpu::state_changed() {
     // CPL is SS.DPL, as VMX and KVM define it for a loaded state.
     s_.cpl = (s_.cr0 & CR0_PE) ? s_.seg[SS].dpl : 0;
     update_debug();
+    update_bus_lock_watch();
     flush_tlb();
 }
 
@@ -116,6 +117,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
         uint64_t end_phys = phys + (lin - (s_.rip + seg_base_[CS])) + in.len - 1;
         last_page = std::max(last_page, end_phys >> 12);
         b->insns.push_back(in);
+        b->has_lock |= in.lockable_mem;
         lin += in.len;
         if (in.ends_block || ((lin & 0xFFF) < in.len && (lin & 0xFFF) != 0)) break;
         if ((lin & 0xFFF) == 0) break;  // do not run into the next page within a block
@@ -277,6 +279,15 @@ StopReason Cpu::run(uint64_t insn_limit) {
         const uint64_t step_flags = s_.rflags & (FLAG_TF | FLAG_RF);
         const bool careful = step_flags || debug_active_ || trace_left_;
         try {
+            if (pending_db_) {
+                // A #DB held back by a bus-lock exit (owner.h: bus_lock) is due first.
+                const uint64_t bits = pending_db_;
+                pending_db_ = 0;
+                prev = nullptr;
+                debug_trap(bits);
+                if (shutdown_) return StopReason::Shutdown;
+                continue;
+            }
             if (debug_active_ && !(step_flags & FLAG_RF)) {
                 if (const uint32_t hit = code_breakpoints(s_.rip + seg_base_[CS])) {
                     // Instruction breakpoint: a fault, before the instruction runs.
@@ -334,19 +345,23 @@ StopReason Cpu::run(uint64_t insn_limit) {
             const DecodedInsn* in = b->insns.data() + first;
             const uint64_t rip_before = s_.rip;
             if (trace_left_ && n) trace_instruction(in[0]);
-            for (; done < n; ++done) {
-                next_rip_ = s_.rip + in[done].len;
-                rsp_before = s_.gpr[RSP];
-                in[done].fn(*this, in[done]);
-                s_.rip = next_rip_;
-                if (stop_flags_) {
-                    // MMIO that needed no exit (the in-kernel APIC): stay in the block.
-                    if (stop_flags_ == kStopMmio) {
-                        if (!finish_mmio()) continue;
-                        stop_flags_ |= kStopOwner;
+            if (bus_lock_watch_ && b->has_lock) {
+                run_watched(in, n, done, rsp_before);  // the same loop with the detector
+            } else {
+                for (; done < n; ++done) {
+                    next_rip_ = s_.rip + in[done].len;
+                    rsp_before = s_.gpr[RSP];
+                    in[done].fn(*this, in[done]);
+                    s_.rip = next_rip_;
+                    if (stop_flags_) {
+                        // MMIO that needed no exit (the in-kernel APIC): stay in the block.
+                        if (stop_flags_ == kStopMmio) {
+                            if (!finish_mmio()) continue;
+                            stop_flags_ |= kStopOwner;
+                        }
+                        ++done;
+                        break;
                     }
-                    ++done;
-                    break;
                 }
             }
             icount_ += done;
@@ -362,6 +377,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 prev = nullptr, stop_flags_ &= ~kStopBlockGone;
             else
                 prev = b;
+            uint64_t db_bits = 0;
             if (careful && done == 1) {
                 if (step_flags & FLAG_RF) s_.rflags &= ~FLAG_RF;  // RF lasts one instruction
                 // Traps after the instruction (SDM vol. 3 §17.3.1): single-step (DR6.BS)
@@ -373,24 +389,34 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     (last.branch != BranchKind::Jcc || s_.rip != rip_before + last.len);
                 const bool step =
                     (step_flags & FLAG_TF) && (!(s_.debugctl & kDebugctlBtf) || taken);
-                const uint64_t bits = (step ? kDr6SingleStep : 0) | db_hits_;
-                if (bits) {
-                    s_.dr[6] = (s_.dr[6] & ~0xFull) | bits;
-                    prev = nullptr;
-                    raise_debug_trap();
+                db_bits = (step ? kDr6SingleStep : 0) | db_hits_;
+            }
+            // A bus lock's #DB joins the single-step and data-breakpoint bits in one
+            // delivery (spec §3).
+            if ((stop_flags_ & kStopBusLock) && bus_lock_retired()) db_bits |= msr::DR6_BLD;
+            if (db_bits) {
+                prev = nullptr;
+                if (bus_lock_exit_) {
+                    pending_db_ = db_bits;  // the exit comes first; the trap on resuming
+                } else {
+                    debug_trap(db_bits);
                     if (shutdown_) return StopReason::Shutdown;
                 }
+            }
+            if (bus_lock_exit_) {
+                bus_lock_exit_ = false;
+                return StopReason::Owner;
             }
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
             icount_ += done;
             prev = nullptr;
             // A faulting instruction has no effect on RSP or on devices; the reads it
-            // made are not replayed.
+            // made are not replayed. It has not retired: no bus lock is reported for it.
             s_.gpr[RSP] = rsp_before;
             mmio_writes_.resize(mmio_write_next_);
             drop_mmio_log();
-            stop_flags_ &= ~(kStopBlockGone | kStopShadow | kStopMmio);
+            stop_flags_ &= ~(kStopBlockGone | kStopShadow | kStopMmio | kStopBusLock);
             try {
                 raise_fault(f, s_.rip, true);
             } catch (const StopBeforeRetire&) {

@@ -154,10 +154,18 @@ class Cpu {
     void set_trace(TraceFn fn, uint64_t count);
     // Makes run() return Kicked at the next block boundary. Async-signal-safe.
     void kick() { kick_.store(true, std::memory_order_relaxed); }
+    // Bus-lock detector (design.md): report every bus lock to CpuOwner::bus_lock(). The
+    // detector runs only while this is on or DEBUGCTL.BUS_LOCK_DETECT is set.
+    void set_bus_lock_reports(bool on);
+    // Whether the CPUID the guest sees (model + owner) has bit `b`.
+    bool cpuid_has(uint32_t leaf, uint32_t subleaf, uint8_t reg, uint8_t bit);
 
     // Virtual time (design.md "Time"): one tick per retired instruction plus the ticks
     // skipped while halted. The TSC is clock() + the guest's TSC offset.
     uint64_t clock() const { return icount_ + idle_; }
+    // The vCPU was stalled for `ticks` (a VMM's bus-lock delay): the clock jumps ahead;
+    // timer deadlines it passes fire at the next instruction boundary.
+    void skip_time(uint64_t ticks) { idle_ += ticks; }
     static constexpr uint64_t kNever = ~0ull;
     // The owner wants CpuOwner::deadline() called when clock() reaches `at` (kNever: no).
     void set_deadline(uint64_t at) { deadline_ = at; }
@@ -304,6 +312,11 @@ class Cpu {
     void sti_shadow() { stop_flags_ |= kStopShadow; }
     // MOV to DR7: enables instruction and data breakpoints (SDM vol. 3 §17.2.4).
     void write_dr7(uint64_t v);
+    // MOV to DR6: the value DR6 takes (fixed and writable bits; BLD per CPUID).
+    uint64_t dr6_value(uint64_t v);
+    // IA32_DEBUGCTL bits this CPU accepts besides the LBR unit's.
+    uint64_t debugctl_bus_lock_bits();
+    void debugctl_written() { update_bus_lock_watch(); }
     void swapgs();
     void syscall();
     void sysret(uint8_t opsize);
@@ -369,6 +382,24 @@ class Cpu {
     void update_debug();
     uint32_t code_breakpoints(uint64_t lin) const;
     void check_data_breakpoints(uint64_t lin, uint8_t size, bool write);
+    // Delivers a trap-like #DB with DR6 status `bits` (DR6_BLD meaning "clear BLD").
+    void debug_trap(uint64_t bits);
+
+    // Bus-lock detector (cpu/buslock.cc).
+    void update_bus_lock_watch();
+    bool bus_lock_detect_exposed();
+    void run_watched(const DecodedInsn* in, size_t n, size_t& done, uint64_t& rsp_before);
+    void check_locked_access(uint64_t lin, uint8_t size);
+    // An implicitly locked update (descriptor accessed bit) of `size` bytes at `lin`.
+    void check_implicit_lock(uint64_t lin, uint8_t size);
+    // Page-table A/D update in a paging structure its parent (CR3 or an entry) maps.
+    void check_paging_lock(uint64_t parent);
+    void note_bus_lock(bool split);
+    // Effective type of a locked access: MMIO (no RAM behind it) is uncacheable.
+    MemType lock_memory_type(uint64_t lin, bool user);
+    MemType mtrr_pat_type(uint8_t pat_index) const;
+    // The retired instruction took a bus lock: tell the owner; true if a #DB is due.
+    bool bus_lock_retired();
 
     CpuOwner& owner_;
     CpuState s_;
@@ -389,12 +420,18 @@ class Cpu {
     bool data_bp_ = false;           // some enabled breakpoint watches data (TLB fills off)
     bool rf_in_image_ = false;       // the exception being delivered is a fault (RF pushed)
     uint32_t db_hits_ = 0;           // DR6.B0-B3 of data breakpoints hit by this instruction
+    bool bus_lock_reports_ = false;  // the owner wants every bus lock (VM-exit path)
+    bool bus_lock_watch_ = false;    // detector on: reports or DEBUGCTL.BUS_LOCK_DETECT
+    bool bus_lock_exit_ = false;     // the owner asked to stop after this bus lock
+    BusLock bus_lock_;               // the current instruction's bus lock (kStopBusLock)
+    uint64_t pending_db_ = 0;        // #DB status bits to deliver when run() resumes
     mutable uint8_t last_seg_ = DS;  // segment of the latest data access (see linear())
     uint64_t next_rip_ = 0;
     static constexpr uint32_t kStopOwner = 1;               // the owner asked to stop
     static constexpr uint32_t kStopBlockGone = 2;           // the executing block was invalidated
     static constexpr uint32_t kStopShadow = 4;              // STI opened IF: one-instruction shadow
     static constexpr uint32_t kStopMmio = 8;                // the instruction read or wrote MMIO
+    static constexpr uint32_t kStopBusLock = 16;            // the instruction took a bus lock
     static constexpr uint64_t kDr6SingleStep = 1ull << 14;  // DR6.BS
     static constexpr uint64_t kDebugctlBtf = 1ull << 1;     // IA32_DEBUGCTL.BTF
     uint32_t stop_flags_ = 0;  // kStop* bits, checked after every instruction

@@ -24,7 +24,7 @@ constexpr uint32_t kLeaf1Edx = bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ 
 // Leaf 7 subleaf 0.
 constexpr uint32_t kLeaf7Ebx =
     bit(0) /*FSGSBASE*/ | bit(7) /*SMEP*/ | bit(9) /*ERMS*/ | bit(20) /*SMAP*/;
-constexpr uint32_t kLeaf7Ecx = bit(22) /*RDPID*/;
+constexpr uint32_t kLeaf7Ecx = bit(22) /*RDPID*/ | bit(24) /*BUS_LOCK_DETECT, spec §3*/;
 // Leaf 6: the APIC timer keeps running in deep C-states (ARAT).
 constexpr uint32_t kLeaf6Eax = bit(2);
 // Leaf 0x80000001.

@@ -31,10 +31,15 @@ MemType combine(MemType mtrr, MemType pat) {
 
 }  // namespace
 
-MemType Cpu::memory_type(uint64_t lin) {
+MemType Cpu::mtrr_pat_type(uint8_t pat_index) const {
     const uint64_t def = s_.mtrr_def_type;
     const MemType mtrr =
         (def & msr::MTRR_DEF_ENABLE) ? static_cast<MemType>(def & 0xFF) : MemType::UC;
+    if (s_.cr0 & CR0_CD) return MemType::UC;
+    return combine(mtrr, static_cast<MemType>((s_.pat >> (8 * pat_index)) & 0x7));
+}
+
+MemType Cpu::memory_type(uint64_t lin) {
     if (s_.cr0 & CR0_CD) return MemType::UC;
     uint8_t pat_index = 0;
     if ((s_.cr0 & CR0_PG) && (s_.efer & msr::EFER_LMA)) {
@@ -56,8 +61,7 @@ MemType Cpu::memory_type(uint64_t lin) {
             table = e & PTE_ADDR_MASK;
         }
     }
-    const auto pat = static_cast<MemType>((s_.pat >> (8 * pat_index)) & 0x7);
-    return combine(mtrr, pat);
+    return mtrr_pat_type(pat_index);
 }
 
 }  // namespace softkvm::cpu

@@ -47,6 +47,12 @@ inline constexpr uint64_t PAT_RESET = 0x0007040600070406ull;
 // stays 1 unless bus-lock detection reports).
 inline constexpr uint64_t DR6_FIXED1 = 0xFFFF0FF0ull;
 inline constexpr uint64_t DR6_WRITABLE = 0x0000E00Full;  // B0-B3, BD, BS, BT
+// DR6.BLD (spec §3): cleared by delivery of a bus-lock #DB, writable only when
+// CPUID.(7,0):ECX.BUS_LOCK_DETECT is exposed (KVM's kvm_dr6_fixed()); otherwise fixed 1.
+inline constexpr uint64_t DR6_BLD = 1ull << 11;
+
+// IA32_DEBUGCTL bit 2 (spec §3): bus-lock #DB at CPL > 0. #GP to set without the CPUID bit.
+inline constexpr uint64_t DEBUGCTL_BUS_LOCK_DETECT = 1ull << 2;
 inline constexpr uint64_t DR7_FIXED1 = 0x400ull;
 
 // Physical-address width of the CPU model (CPUID 0x80000008.EAX[7:0]).

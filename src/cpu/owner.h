@@ -19,6 +19,16 @@ struct CpuidRegs {
     uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;
 };
 
+// The bus-lock detector's report (design.md "Bus-lock detector"; spec §3, §4): a retired
+// instruction took a bus lock, because its locked access crossed a 64-byte line (Split)
+// or because the memory's effective type was not write-back (NotWriteBack).
+enum class BusLockKind : uint8_t { Split, NotWriteBack };
+struct BusLock {
+    uint64_t rip = 0;  // the instruction that took it (the trap RIP is the next one)
+    BusLockKind kind = BusLockKind::Split;
+    uint8_t cpl = 0;
+};
+
 class CpuOwner {
   public:
     virtual ~CpuOwner() = default;
@@ -48,6 +58,13 @@ class CpuOwner {
     // The CPU can take an external interrupt now: return its vector (and consider it
     // delivered), or -1 if none is pending after all.
     virtual int acknowledge_interrupt() { return -1; }
+    // An instruction that took a bus lock retired (only while Cpu::set_bus_lock_reports()
+    // is on; any CPL). Exit: run() returns after that instruction, before anything else
+    // happens; a bus-lock #DB the same instruction raised is delivered by the next run().
+    virtual Action bus_lock(const BusLock& b) {
+        (void)b;
+        return Action::Done;
+    }
 };
 
 }  // namespace softkvm::cpu

@@ -171,8 +171,9 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
             s_.misc_enable = v;
             return;
         case msr::IA32_DEBUGCTL:
-            if (v & ~kDebugctlWritable) fault(VEC_GP, 0);
+            if (v & ~(kDebugctlWritable | debugctl_bus_lock_bits())) fault(VEC_GP, 0);
             s_.debugctl = v;
+            debugctl_written();
             return;
         case msr::IA32_PAT:
             for (int k = 0; k < 8; ++k) {
@@ -277,7 +278,10 @@ void Cpu::load_segment(SegReg sr, uint16_t sel) {
         if (!conforming && (rpl > n.dpl || s_.cpl > n.dpl)) fault(VEC_GP, sel & ~3u);
         if (!n.present) fault(VEC_NP, sel & ~3u);
     }
-    if (!(d & (1ull << 40))) write_sys(addr, 8, d | (1ull << 40));  // accessed bit
+    if (!(d & (1ull << 40))) {  // the accessed bit, set with a locked update (SDM §9.1.2.1)
+        check_implicit_lock(addr, 8);
+        write_sys(addr, 8, d | (1ull << 40));
+    }
     n.type |= 1;
     seg = n;
     update_mode();
@@ -297,7 +301,10 @@ void Cpu::load_cs(uint16_t sel, uint8_t new_cpl) {
     if (!n.s || !(n.type & 8)) fault(VEC_GP, sel & ~3u);
     if (!n.present) fault(VEC_NP, sel & ~3u);
     if ((s_.efer & msr::EFER_LMA) && n.l && n.db) fault(VEC_GP, sel & ~3u);
-    if (!(d & (1ull << 40))) write_sys(addr, 8, d | (1ull << 40));
+    if (!(d & (1ull << 40))) {
+        check_implicit_lock(addr, 8);
+        write_sys(addr, 8, d | (1ull << 40));
+    }
     n.type |= 1;
     s_.seg[CS] = n;
     s_.cpl = new_cpl;

@@ -10,7 +10,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 run_emu() {  # $1 = output file, $2 = stats file
-    "$softkvm" run --accel emu --cpus "$cpus" --stats-json "$2" "$guest" >"$1"
+    # shellcheck disable=SC2086  # GUEST_ARGS: extra softkvm options, word-split on purpose
+    "$softkvm" run --accel emu --cpus "$cpus" ${GUEST_ARGS:-} --stats-json "$2" "$guest" >"$1"
 }
 
 run_qemu() {  # $1 = output file; returns the guest's code (QEMU exits code<<1|1)

@@ -176,7 +176,7 @@ void op_mov_dr(Cpu& c, const DecodedInsn& i) {
     uint64_t v = c.read_gpr(i.op[1].reg, 8);
     if (s.mode != Mode::Long64) v &= 0xFFFFFFFF;
     if (n >= 6 && (v >> 32)) c.fault(VEC_GP, 0);
-    if (n == 6) v = (v & msr::DR6_WRITABLE) | msr::DR6_FIXED1;
+    if (n == 6) v = c.dr6_value(v);
     if (n == 7) return c.write_dr7(v);
     s.dr[n] = v;
 }
