@@ -43,5 +43,8 @@ inline constexpr uint16_t KVM_RUN_X86_BUS_LOCK = 1u << 1;  // spec §4
 inline constexpr uint32_t KVM_CAP_X86_BUS_LOCK_EXIT = 193;
 inline constexpr uint64_t KVM_BUS_LOCK_DETECTION_OFF = 1ull << 0;
 inline constexpr uint64_t KVM_BUS_LOCK_DETECTION_EXIT = 1ull << 1;
+// The mode bits KVM knows (KVM_BUS_LOCK_DETECTION_VALID_MODE in arch/x86/kvm/x86.h).
+inline constexpr uint64_t KVM_BUS_LOCK_DETECTION_VALID_MODE =
+    KVM_BUS_LOCK_DETECTION_OFF | KVM_BUS_LOCK_DETECTION_EXIT;
 
 }  // namespace softkvm::abi

@@ -67,6 +67,16 @@ struct RunState {
         uint32_t suberror = 0;
     } internal;
 
+    // softkvm addition, valid when `flags` has KVM_RUN_X86_BUS_LOCK and `known` is set
+    // (emu): the exact RIP of the instruction that took the bus lock (hardware reports
+    // only the next RIP, spec §4) and whether it split a cache line (else: its memory
+    // was not write-back).
+    struct BusLock {
+        uint8_t known = 0;
+        uint8_t split = 0;
+        uint64_t rip = 0;
+    } bus_lock;
+
     // softkvm addition: a human-readable account of SHUTDOWN / INTERNAL_ERROR exits
     // (the exception chain that led to a triple fault, the instruction that could not
     // be emulated). Empty for ordinary exits.

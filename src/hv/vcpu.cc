@@ -115,6 +115,8 @@ void Vcpu::run() {
         return;
     }
     run_.exit_reason = abi::KVM_EXIT_UNKNOWN;
+    run_.bus_lock = {};
+    cpu_.set_bus_lock_reports(vm_.bus_lock_exits());
     switch (cpu_.run(insn_limit_)) {
         case cpu::StopReason::Owner:
             break;  // the callback filled the record
@@ -314,13 +316,25 @@ int Vcpu::acknowledge_interrupt() {
     return v;
 }
 
-void Vcpu::cpuid(uint32_t leaf, uint32_t, cpu::CpuidRegs& regs) {
+// With KVM_BUS_LOCK_DETECTION_EXIT (spec §4): the instruction has retired; the run ends
+// with KVM_EXIT_X86_BUS_LOCK, or, when the same instruction already ended it with an exit
+// that goes to userspace (MMIO, I/O), that exit carries KVM_RUN_X86_BUS_LOCK in `flags`.
+cpu::Action Vcpu::bus_lock(const cpu::BusLock& b) {
+    run_.flags |= abi::KVM_RUN_X86_BUS_LOCK;
+    run_.bus_lock = {1, static_cast<uint8_t>(b.kind == cpu::BusLockKind::Split), b.rip};
+    if (run_.exit_reason == abi::KVM_EXIT_UNKNOWN) run_.exit_reason = abi::KVM_EXIT_X86_BUS_LOCK;
+    return cpu::Action::Exit;
+}
+
+void Vcpu::cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) {
     if (leaf == 0xB) regs.edx = id_;  // x2APIC ID
     if (leaf == 1) {
         regs.ecx |= kCpuid1EcxHypervisor | kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
         if (cpu_.state().apic_base & cpu::msr::APIC_BASE_EN) regs.edx |= kCpuid1EdxApic;
         regs.ebx = (regs.ebx & 0x00FFFFFF) | (id_ << 24);  // initial APIC ID
     }
+    for (const features::CpuidBit& b : vm_.hidden_cpuid_bits())
+        features::clear_cpuid_bit(b, leaf, subleaf, regs);
 }
 
 // The vCPU halts in the hv layer, as KVM's with an in-kernel local APIC does: it wakes

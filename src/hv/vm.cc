@@ -27,6 +27,23 @@ Result<std::unique_ptr<Vcpu>> Vm::create_vcpu(uint32_t id) {
     return std::make_unique<Vcpu>(*this, id);
 }
 
+uint64_t Vm::check_extension(uint32_t cap) const {
+    if (cap == abi::KVM_CAP_X86_BUS_LOCK_EXIT)
+        return abi::KVM_BUS_LOCK_DETECTION_OFF | abi::KVM_BUS_LOCK_DETECTION_EXIT;
+    return 0;
+}
+
+Status Vm::enable_cap(uint32_t cap, uint64_t arg0) {
+    if (cap != abi::KVM_CAP_X86_BUS_LOCK_EXIT)
+        return make_error(fmt::format("capability {} cannot be enabled", cap), EINVAL);
+    if (arg0 & ~abi::KVM_BUS_LOCK_DETECTION_VALID_MODE)
+        return make_error("KVM_CAP_X86_BUS_LOCK_EXIT: unknown mode bits", EINVAL);
+    if ((arg0 & abi::KVM_BUS_LOCK_DETECTION_OFF) && (arg0 & abi::KVM_BUS_LOCK_DETECTION_EXIT))
+        return make_error("KVM_CAP_X86_BUS_LOCK_EXIT: OFF and EXIT together", EINVAL);
+    if (arg0 & abi::KVM_BUS_LOCK_DETECTION_EXIT) bus_lock_exits_ = true;
+    return {};
+}
+
 void Vm::deliver_ipi(const Lapic::Ipi& ipi, Vcpu* from) {
     for (Vcpu* t : vcpu_list_) {
         if (t == from) continue;  // the sender's own APIC already took its part

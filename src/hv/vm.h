@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/cpu_features.h"
 #include "common/kvm_types.h"
 #include "common/result.h"
 #include "cpu/cpu.h"
@@ -29,6 +30,20 @@ class Vm {
     // KVM_CREATE_VCPU.
     Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id);
 
+    // KVM_CHECK_EXTENSION on the VM: for KVM_CAP_X86_BUS_LOCK_EXIT the supported mode bits
+    // (spec §4); 0 for capabilities the hv layer does not have.
+    uint64_t check_extension(uint32_t cap) const;
+    // KVM_ENABLE_CAP on the VM. KVM_CAP_X86_BUS_LOCK_EXIT: args[0] with bits outside
+    // the two modes, or with both, is EINVAL; EXIT turns bus-lock exits on; OFF and 0 are
+    // accepted and change nothing (Linux's x86.c; the default is off). Other caps: EINVAL.
+    Status enable_cap(uint32_t cap, uint64_t arg0);
+    bool bus_lock_exits() const { return bus_lock_exits_; }
+
+    // CPUID bits the guest must not see (KVM_SET_CPUID2 without them): the VMM's
+    // --cpu-feature -NAME. The CPU then refuses what depends on them.
+    void hide_cpuid_bit(const features::CpuidBit& b) { hidden_.push_back(b); }
+    const std::vector<features::CpuidBit>& hidden_cpuid_bits() const { return hidden_; }
+
     const std::vector<MemorySlot>& slots() const { return slots_; }
 
     // Multi-vCPU plumbing for the vCPUs themselves.
@@ -40,6 +55,8 @@ class Vm {
   private:
     friend class Vcpu;
     std::vector<MemorySlot> slots_;
+    std::vector<features::CpuidBit> hidden_;
+    bool bus_lock_exits_ = false;
     uint32_t vcpus_ = 0;
     std::vector<Vcpu*> vcpu_list_;
     std::shared_ptr<std::vector<uint8_t>> code_pages_ = std::make_shared<std::vector<uint8_t>>();
@@ -70,6 +87,9 @@ class Vcpu final : public cpu::CpuOwner {
 
     uint64_t instructions_retired() const { return cpu_.instructions_retired(); }
     cpu::Cpu::CacheStats cache_stats() const { return cpu_.cache_stats(); }
+    // Virtual time (ticks = ns): read it, or let it jump as if the vCPU had stalled.
+    uint64_t clock() const { return cpu_.clock(); }
+    void skip_time(uint64_t ticks) { cpu_.skip_time(ticks); }
     // Stop with KVM_EXIT_INTR once `limit` instructions have retired (0 = none).
     void set_instruction_limit(uint64_t limit) { insn_limit_ = limit; }
     // Makes a run() in progress return KVM_EXIT_INTR soon (as a signal does to KVM_RUN).
@@ -93,6 +113,7 @@ class Vcpu final : public cpu::CpuOwner {
     void cr8_written(uint64_t value) override;
     void cr8_read(uint64_t& value) override;
     int acknowledge_interrupt() override;
+    cpu::Action bus_lock(const cpu::BusLock& b) override;
 
   private:
     // An IN or MMIO read that exited to userspace: when the CPU re-executes the
