@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/cpu_features.h"
 #include "common/kvm_abi.h"
 #include "common/kvm_types.h"
 #include "common/result.h"
@@ -50,6 +51,12 @@ class Vcpu {
     using TraceFn = std::function<void(uint64_t rip, const std::string& text)>;
     virtual Status set_trace(TraceFn fn, uint64_t count) = 0;
 
+    // emu: the vCPU's virtual clock (one tick per nanosecond of virtual time, the TSC
+    // rate) and advance_clock(), which moves it forward as if the vCPU had been stalled
+    // that long. kvm: time is the host's; virtual_clock_ns() returns an error.
+    virtual Result<uint64_t> virtual_clock_ns() = 0;
+    virtual Status advance_clock(uint64_t ns) = 0;
+
     // Asks a run() in progress to return soon with KVM_EXIT_INTR. Async-signal-safe:
     // the VMM calls it from its SIGINT/SIGTERM handler.
     virtual void kick() = 0;
@@ -71,6 +78,13 @@ class Vm {
     virtual Status set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) = 0;
 
     virtual Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id) = 0;
+
+    // KVM_CHECK_EXTENSION on the VM: the capability's value (0: not offered).
+    virtual uint64_t check_extension(uint32_t cap) = 0;
+    // KVM_ENABLE_CAP on the VM with args[0] = `arg0` (the error carries the errno).
+    virtual Status enable_cap(uint32_t cap, uint64_t arg0) = 0;
+    // vCPUs created afterwards do not see CPUID bit `b` (--cpu-feature -NAME).
+    virtual Status hide_cpuid_bit(const features::CpuidBit& b) = 0;
 };
 
 // Facts about the host for `softkvm caps`.

@@ -28,6 +28,11 @@ class EmuVcpu final : public Vcpu {
         return {};
     }
     void kick() override { v_->kick(); }
+    Result<uint64_t> virtual_clock_ns() override { return v_->clock(); }
+    Status advance_clock(uint64_t ns) override {
+        v_->skip_time(ns);
+        return {};
+    }
     Status set_trace(TraceFn fn, uint64_t count) override {
         v_->set_trace(std::move(fn), count);
         return {};
@@ -56,6 +61,12 @@ class EmuVm final : public Vm {
         if (!v) return v.error();
         return std::unique_ptr<Vcpu>(std::make_unique<EmuVcpu>(std::move(v).value()));
     }
+    uint64_t check_extension(uint32_t cap) override { return vm_.check_extension(cap); }
+    Status enable_cap(uint32_t cap, uint64_t arg0) override { return vm_.enable_cap(cap, arg0); }
+    Status hide_cpuid_bit(const features::CpuidBit& b) override {
+        vm_.hide_cpuid_bit(b);
+        return {};
+    }
 
   private:
     hv::Vm vm_;
@@ -75,8 +86,9 @@ class EmuAccelerator final : public Accelerator {
             {"local-apic", true, "in the hv layer: xAPIC/x2APIC, timer, IPIs"},
             {"encryption-ids", true, "SEV/SEV-ES ASID controller (softkvm eid)"},
             {"guest-lbr", false, "not implemented in the software CPU yet"},
-            {"bus-lock-db", false, "not implemented in the software CPU yet"},
-            {"bus-lock-exit", false, "not implemented in the software CPU yet"},
+            {"bus-lock-db", true,
+             "CPUID.(7,0):ECX[24], DEBUGCTL bit 2, DR6.BLD (split and non-WB locks)"},
+            {"bus-lock-exit", true, "KVM_CAP_X86_BUS_LOCK_EXIT = 0x3 (--bus-lock-ratelimit)"},
         };
     }
 };

@@ -242,6 +242,12 @@ class KvmVcpu final : public Vcpu {
         return make_error("kvm: instruction traces need --accel emu", ENOTSUP);
     }
     uint64_t instructions_retired() const override { return 0; }
+    Result<uint64_t> virtual_clock_ns() override {
+        return make_error("kvm: guest time is the host's (no virtual clock)", ENOSYS);
+    }
+    Status advance_clock(uint64_t) override {
+        return make_error("kvm: guest time is the host's (no virtual clock)", ENOSYS);
+    }
     Status set_instruction_limit(uint64_t) override {
         return make_error("kvm: instruction limits need --accel emu", ENOTSUP);
     }
@@ -313,6 +319,16 @@ class KvmVm final : public Vm {
             else if (errno != E2BIG)
                 break;
         }
+        if (have_cpuid)
+            for (uint32_t k = 0; k < cpuid->nent; ++k)
+                for (const features::CpuidBit& b : hidden_)
+                    features::clear_cpuid_bit(b, cpuid->entries[k].function,
+                                              cpuid->entries[k].index, cpuid->entries[k]);
+        if (!hidden_.empty() && !have_cpuid) {
+            munmap(run, static_cast<size_t>(size));
+            return make_error("kvm: --cpu-feature needs KVM_GET_SUPPORTED_CPUID, which fails here",
+                              ENODEV);
+        }
         if (have_cpuid && ioctl(fd.get(), KVM_SET_CPUID2, cpuid) < 0) {
             munmap(run, static_cast<size_t>(size));
             return sys_error("KVM_SET_CPUID2");
@@ -321,10 +337,27 @@ class KvmVm final : public Vm {
             std::move(fd), static_cast<kvm_run*>(run), static_cast<size_t>(size), irqchip_));
     }
 
+    uint64_t check_extension(uint32_t cap) override {
+        const int r = ioctl(vm_.get(), KVM_CHECK_EXTENSION, cap);
+        return r > 0 ? static_cast<uint64_t>(r) : 0;
+    }
+    Status enable_cap(uint32_t cap, uint64_t arg0) override {
+        kvm_enable_cap c{};
+        c.cap = cap;
+        c.args[0] = arg0;
+        if (ioctl(vm_.get(), KVM_ENABLE_CAP, &c) < 0) return sys_error("KVM_ENABLE_CAP");
+        return {};
+    }
+    Status hide_cpuid_bit(const features::CpuidBit& b) override {
+        hidden_.push_back(b);
+        return {};
+    }
+
   private:
     int kvm_;
     Fd vm_;
     bool irqchip_;
+    std::vector<features::CpuidBit> hidden_;
 };
 
 class KvmAccelerator final : public Accelerator {

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/confidential.h"
 #include "cli/exit_codes.h"
+#include "common/cpu_features.h"
 #include "vmm/machine.h"
 
 namespace softkvm::cli {
@@ -28,6 +29,9 @@ struct RunOptions {
     bool quiet = false;
     std::string stats_json;
     std::string image;
+    std::string bus_lock_ratelimit;         // empty: not given
+    std::vector<std::string> cpu_features;  // -NAME hides, +NAME keeps
+
     ConfidentialOptions confidential;
 };
 
@@ -119,6 +123,77 @@ int status_for_report(const vmm::RunReport& r) {
     return kExitSoftware;
 }
 
+// --bus-lock-ratelimit N: a decimal count of bus locks per second, 0 to 2^32 (0: count
+// them without a limit). Returns an error message, or "" when `text` is valid.
+std::string parse_ratelimit(const std::string& text, uint64_t& out) {
+    constexpr uint64_t kMax = 1ull << 32;
+    if (text.empty()) return "expects a number of bus locks per second";
+    if (text[0] == '-') return fmt::format("'{}' is negative", text);
+    uint64_t v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return fmt::format("'{}' is not a decimal number", text);
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+        if (v > kMax) return fmt::format("'{}' is above the maximum of 2^32 ({})", text, kMax);
+    }
+    out = v;
+    return "";
+}
+
+// --cpu-feature [+-]NAME (features in common/cpu_features.h). Returns an error message.
+std::string parse_cpu_features(const std::vector<std::string>& specs,
+                               std::vector<features::CpuidBit>& hidden) {
+    for (const std::string& s : specs) {
+        const bool hide = !s.empty() && s[0] == '-';
+        const std::string name = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? s.substr(1) : s;
+        const features::CpuFeature* f = features::find_cpu_feature(name);
+        if (!f) {
+            std::string known;
+            for (const features::CpuFeature& k : features::kCpuFeatures)
+                known += (known.empty() ? "" : ", ") + std::string(k.name);
+            return fmt::format("unknown feature '{}' (known: {})", name, known);
+        }
+        std::erase_if(hidden, [&](const features::CpuidBit& b) {
+            return b.leaf == f->where.leaf && b.subleaf == f->where.subleaf &&
+                   b.reg == f->where.reg && b.bit == f->where.bit;
+        });
+        if (hide) hidden.push_back(f->where);  // the last word on a feature wins
+    }
+    return "";
+}
+
+nlohmann::json bus_lock_json(const vmm::BusLockReport& b) {
+    nlohmann::json top = nlohmann::json::array();
+    for (const auto& s : b.top)
+        top.push_back(
+            {{"rip", fmt::format("{:#x}", s.rip)},
+             {"count", s.count},
+             {"symbol", s.symbol.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.symbol)}});
+    return {
+        {"limit_per_second", b.limit},
+        {"count", b.stats.count},
+        {"split", b.stats.split},
+        {"not_write_back", b.stats.not_wb},
+        {"kind_unknown", b.stats.unknown},
+        {"delay_seconds", static_cast<double>(b.stats.delay_ns) / 1e9},
+        {"top_rips", top},
+    };
+}
+
+void print_bus_locks(const vmm::BusLockReport& b) {
+    std::fprintf(stderr,
+                 "  bus locks        %llu (split %llu, non-WB %llu%s), limit %s, delay %.6f s\n",
+                 static_cast<unsigned long long>(b.stats.count),
+                 static_cast<unsigned long long>(b.stats.split),
+                 static_cast<unsigned long long>(b.stats.not_wb),
+                 b.stats.unknown ? fmt::format(", kind unknown {}", b.stats.unknown).c_str() : "",
+                 b.limit ? fmt::format("{}/s", b.limit).c_str() : "none",
+                 static_cast<double>(b.stats.delay_ns) / 1e9);
+    for (const auto& s : b.top)
+        std::fprintf(stderr, "    rip %#018llx %10llu  %s\n",
+                     static_cast<unsigned long long>(s.rip),
+                     static_cast<unsigned long long>(s.count), s.symbol.c_str());
+}
+
 nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int status) {
     nlohmann::json exits = nlohmann::json::object();
     for (const auto& [k, v] : r.stats.exits) exits[k] = v;
@@ -127,6 +202,7 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
     nlohmann::json counters = nlohmann::json::object();
     for (const auto& [k, v] : r.counters) counters[k] = v;
     return {
+        {"bus_locks", r.bus_locks ? bus_lock_json(*r.bus_locks) : nlohmann::json(nullptr)},
         {"accel", o.accel},
         {"image", o.image},
         {"exit", vmm::end_name(r.end)},
@@ -231,6 +307,18 @@ int run(RunOptions o) {
         std::fprintf(stderr, "softkvm run: --max-insns and --trace need --accel emu\n");
         return kExitUsage;
     }
+    if (!o.bus_lock_ratelimit.empty()) {
+        uint64_t limit = 0;
+        if (std::string e = parse_ratelimit(o.bus_lock_ratelimit, limit); !e.empty()) {
+            std::fprintf(stderr, "softkvm run: --bus-lock-ratelimit: %s\n", e.c_str());
+            return kExitUsage;
+        }
+        cfg.bus_lock_ratelimit = limit;
+    }
+    if (std::string e = parse_cpu_features(o.cpu_features, cfg.hidden_cpuid); !e.empty()) {
+        std::fprintf(stderr, "softkvm run: --cpu-feature: %s\n", e.c_str());
+        return kExitUsage;
+    }
 
     std::unique_ptr<LaunchLease> lease;
     if (int st = take_launch_lease(o.confidential, lease); st != kExitOk) return st;
@@ -290,6 +378,7 @@ int run(RunOptions o) {
             std::fprintf(stderr, "  %-22s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
         std::fprintf(stderr, "  %-22s %llu\n", "max_rss_kib",
                      static_cast<unsigned long long>(max_rss_kib()));
+        if (r.bus_locks) print_bus_locks(*r.bus_locks);
     }
     if (!o.stats_json.empty() &&
         !write_whole_file(o.stats_json, report_json(o, r, status).dump(2) + "\n")) {
@@ -325,6 +414,14 @@ void add_run_command(CLI::App& root, int& status) {
     run_app->add_option("--stats-json", opts->stats_json,
                         "Write the run's statistics as JSON to this file");
     run_app->add_flag("-q,--quiet", opts->quiet, "Do not print the guest's serial output");
+    run_app->add_option("--bus-lock-ratelimit", opts->bus_lock_ratelimit,
+                        "At most N guest bus locks per second, VM-wide (0-2^32; 0 counts them "
+                        "without a limit); needs KVM_CAP_X86_BUS_LOCK_EXIT");
+    run_app
+        ->add_option("--cpu-feature", opts->cpu_features,
+                     "-NAME hides a CPU feature from the guest, +NAME keeps it (repeatable; "
+                     "names: bus-lock-detect)")
+        ->allow_extra_args(false);
     add_confidential_options(*run_app, opts->confidential);
     run_app->footer(
         "The guest's serial port (COM1) is printed on stdout. The exit status is the value the\n"

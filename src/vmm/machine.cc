@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "vmm/multiboot.h"
 
@@ -93,6 +95,8 @@ Dispatch dispatch_exit(abi::RunState& rs, Platform& p) {
             }
             return {};
         }
+        case abi::KVM_EXIT_X86_BUS_LOCK:
+            return {};  // the policy acted on the run's flags (Machine::after_run)
         case abi::KVM_EXIT_HLT:
             return {true, End::Halted, "the guest halted with nothing to wake it"};
         case abi::KVM_EXIT_INTR:
@@ -123,6 +127,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     auto img = load_multiboot(file.value(), image_path, m->mem_);
     if (!img) return img.error();
     m->image_ = img.value();
+    m->symbols_ = SymbolTable::from_elf(file.value());
 
     // Accelerator failures are reported as ENODEV: "this host cannot run it".
     auto accel = accel::create_accelerator(cfg.accel);
@@ -133,6 +138,23 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     m->vm_ = std::move(vm).value();
     if (auto st = m->vm_->set_memory_region(0, 0, m->mem_.size(), m->mem_.host()); !st)
         return st.error();
+    for (const features::CpuidBit& b : cfg.hidden_cpuid)
+        if (auto st = m->vm_->hide_cpuid_bit(b); !st) return make_error(st.error().message, ENODEV);
+    if (cfg.bus_lock_ratelimit) {
+        // As QEMU and crosvm do: the limit needs the exit, and a host without it refuses.
+        const uint64_t modes = m->vm_->check_extension(abi::KVM_CAP_X86_BUS_LOCK_EXIT);
+        if (!(modes & abi::KVM_BUS_LOCK_DETECTION_EXIT))
+            return make_error(fmt::format("--bus-lock-ratelimit needs KVM_CAP_X86_BUS_LOCK_EXIT "
+                                          "(KVM_BUS_LOCK_DETECTION_EXIT), which the {} "
+                                          "accelerator on this host does not offer",
+                                          cfg.accel),
+                              ENODEV);
+        if (auto st = m->vm_->enable_cap(abi::KVM_CAP_X86_BUS_LOCK_EXIT,
+                                         abi::KVM_BUS_LOCK_DETECTION_EXIT);
+            !st)
+            return make_error(st.error().message, ENODEV);
+        m->bus_lock_ = std::make_unique<BusLockPolicy>(*cfg.bus_lock_ratelimit);
+    }
     auto vcpu = m->vm_->create_vcpu(0);
     if (!vcpu) return make_error(vcpu.error().message, ENODEV);
     m->vcpu_ = std::move(vcpu).value();
@@ -211,6 +233,12 @@ RunReport Machine::run_smp() {
             }
             abi::RunState& rs = v->run_state();
             rs.immediate_exit = 0;
+            if (auto st = after_run(*v); !st) {
+                rep.end = End::Failure;
+                rep.detail = st.error().message;
+                done = true;
+                break;
+            }
             if (v->instructions_retired() != before) progress = true;
             // A spent quantum, or a vCPU that waits (HLT, or for its start-up IPI).
             if (rs.exit_reason == abi::KVM_EXIT_INTR || rs.exit_reason == abi::KVM_EXIT_HLT)
@@ -242,6 +270,7 @@ RunReport Machine::run_smp() {
     if (auto code = platform_.debug_exit->code()) rep.guest_code = *code;
     rep.stats = platform_.stats;
     collect_counters(rep);
+    finish_report(rep);
     return rep;
 }
 
@@ -270,6 +299,11 @@ RunReport Machine::run() {
             break;
         }
         vcpu_->run_state().immediate_exit = 0;
+        if (auto st = after_run(*vcpu_); !st) {
+            rep.end = End::Failure;
+            rep.detail = st.error().message;
+            break;
+        }
         Dispatch d = dispatch_exit(vcpu_->run_state(), platform_);
         if (d.stop) {
             rep.end = d.end;
@@ -284,7 +318,40 @@ RunReport Machine::run() {
         rep.state = vcpu_->dump_state();
     rep.stats = platform_.stats;
     collect_counters(rep);
+    finish_report(rep);
     return rep;
+}
+
+Status Machine::after_run(accel::Vcpu& v) {
+    const abi::RunState& rs = v.run_state();
+    if (!bus_lock_ || !(rs.flags & abi::KVM_RUN_X86_BUS_LOCK)) return {};
+    auto vclock = v.virtual_clock_ns();
+    if (vclock) {
+        // emu: the delay is virtual time the vCPU spends stalled; runs stay repeatable.
+        const uint64_t delay = bus_lock_->on_bus_lock(rs, vclock.value());
+        return delay ? v.advance_clock(delay) : Status{};
+    }
+    // kvm: the vCPU thread sleeps, as QEMU's does.
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    const uint64_t delay = bus_lock_->on_bus_lock(
+        rs,
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()));
+    if (delay) std::this_thread::sleep_for(std::chrono::nanoseconds(delay));
+    return {};
+}
+
+void Machine::finish_report(RunReport& rep) {
+    if (!bus_lock_) return;
+    BusLockReport b;
+    b.limit = bus_lock_->limit();
+    b.stats = bus_lock_->stats();
+    std::vector<std::pair<uint64_t, uint64_t>> sites(b.stats.by_rip.begin(), b.stats.by_rip.end());
+    std::stable_sort(sites.begin(), sites.end(),
+                     [](const auto& a, const auto& c) { return a.second > c.second; });
+    constexpr size_t kTopSites = 10;
+    for (size_t k = 0; k < sites.size() && k < kTopSites; ++k)
+        b.top.push_back({sites[k].first, sites[k].second, symbols_.describe(sites[k].first)});
+    rep.bus_locks = std::move(b);
 }
 
 }  // namespace softkvm::vmm

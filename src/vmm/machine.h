@@ -7,14 +7,19 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "accel/accel.h"
+#include "common/cpu_features.h"
 #include "vmm/bus.h"
+#include "vmm/bus_lock.h"
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/loader.h"
 #include "vmm/memory.h"
+#include "vmm/symbols.h"
 
 namespace softkvm::vmm {
 
@@ -25,6 +30,11 @@ struct MachineConfig {
     uint32_t cpus = 1;       // vCPUs; APs wait for INIT/SIPI (more than one: emu only)
     uint64_t trace = 0;      // trace the first N instructions to `trace_sink` (emu only)
     std::function<void(const std::string&)> trace_sink;
+    // Bus-lock exits with a VM-wide limit of N per second (0: count without a limit);
+    // unset: the capability is left off.
+    std::optional<uint64_t> bus_lock_ratelimit;
+    // CPUID bits the guest must not see (--cpu-feature -NAME).
+    std::vector<features::CpuidBit> hidden_cpuid;
 };
 
 // How a run ended.
@@ -45,6 +55,17 @@ struct Stats {
     std::map<uint64_t, uint64_t> unclaimed_mmio;   // by page
 };
 
+// The bus-lock policy's account of a run (--bus-lock-ratelimit).
+struct BusLockReport {
+    uint64_t limit = 0;  // per second; 0: none
+    BusLockStats stats;
+    struct Site {
+        uint64_t rip, count;
+        std::string symbol;  // "" when the image has no symbol there
+    };
+    std::vector<Site> top;  // the most frequent RIPs, most frequent first
+};
+
 struct RunReport {
     End end = End::Failure;
     uint32_t guest_code = 0;
@@ -55,6 +76,7 @@ struct RunReport {
     std::string state;   // register dump for SHUTDOWN / internal errors
     Stats stats;
     accel::Vcpu::Counters counters;  // the back end's, summed over the vCPUs
+    std::optional<BusLockReport> bus_locks;
 };
 
 // The devices and buses of a machine, separate from the vCPU so that exits can be
@@ -109,6 +131,11 @@ class Machine {
     uint64_t max_insns_ = 0;
     RunReport run_smp();
     void collect_counters(RunReport& rep) const;
+    // After each run of `v`: the bus-lock policy (delay, statistics).
+    Status after_run(accel::Vcpu& v);
+    void finish_report(RunReport& rep);
+    std::unique_ptr<BusLockPolicy> bus_lock_;
+    SymbolTable symbols_;
     LoadedImage image_;
     volatile sig_atomic_t stop_signal_ = 0;
 };
