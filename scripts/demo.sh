@@ -14,3 +14,12 @@ if [ -x "$here/eid-starvation-demo.sh" ]; then
     echo
     "$here/eid-starvation-demo.sh" "$build"
 fi
+
+# The split-lock storm: the guest kernel warns once per offending RIP (bus-lock #DB), then
+# the same guest under a VM-wide limit of 1000 bus locks per second (bus-lock VM exits).
+echo
+echo "== softkvm run --stats $build/guests/splitlock.elf   (bus-lock #DB: the guest warns)"
+"$softkvm" run --accel emu --stats "$build/guests/splitlock.elf"
+echo
+echo "== softkvm run --stats --bus-lock-ratelimit 1000 $build/guests/splitlock.elf"
+"$softkvm" run --accel emu --stats --bus-lock-ratelimit 1000 "$build/guests/splitlock.elf"

@@ -386,7 +386,7 @@ class KvmAccelerator final : public Accelerator {
             {"bus-lock-exit", bus_lock > 0 && (bus_lock & mirror::detection_exit),
              fmt::format("KVM_CAP_X86_BUS_LOCK_EXIT = {:#x}", bus_lock < 0 ? 0 : bus_lock)});
         out.push_back({"guest-lbr", false, "softkvm does not drive it on kvm yet"});
-        out.push_back({"bus-lock-db", false, "softkvm does not drive it on kvm yet"});
+        out.push_back(bus_lock_db());
         return out;
     }
 
@@ -405,6 +405,25 @@ class KvmAccelerator final : public Accelerator {
             if (cpuid->entries[k].function == 0x80000001 && (cpuid->entries[k].edx & (1u << 29)))
                 return {"long-mode", true, "CPUID.80000001H:EDX.LM supported"};
         return {"long-mode", false, "KVM does not offer CPUID.80000001H:EDX.LM"};
+    }
+
+    // The guest's bus-lock #DB is the host's: KVM offers CPUID.(7,0):ECX[24] when the CPU
+    // has it, and handles DEBUGCTL bit 2 and DR6.BLD itself (spec §3).
+    Capability bus_lock_db() {
+        std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + 512 * sizeof(kvm_cpuid_entry2), 0);
+        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
+        cpuid->nent = 512;
+        if (ioctl(kvm_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
+            return {"bus-lock-db", false,
+                    fmt::format("KVM_GET_SUPPORTED_CPUID fails ({})", std::strerror(errno))};
+        const features::CpuidBit& b = features::kBusLockDetect;
+        static_assert(features::kBusLockDetect.reg == features::CpuidReg::Ecx);
+        for (uint32_t k = 0; k < cpuid->nent; ++k) {
+            const kvm_cpuid_entry2& e = cpuid->entries[k];
+            if (e.function == b.leaf && e.index == b.subleaf && ((e.ecx >> b.bit) & 1))
+                return {"bus-lock-db", true, "KVM offers CPUID.(7,0):ECX[24] BUS_LOCK_DETECT"};
+        }
+        return {"bus-lock-db", false, "KVM does not offer CPUID.(7,0):ECX[24] BUS_LOCK_DETECT"};
     }
 
     Fd kvm_;

@@ -29,8 +29,8 @@ struct RunOptions {
     bool quiet = false;
     std::string stats_json;
     std::string image;
-    std::string bus_lock_ratelimit;         // empty: not given
-    std::vector<std::string> cpu_features;  // -NAME hides, +NAME keeps
+    std::optional<std::string> bus_lock_ratelimit;  // as given
+    std::vector<std::string> cpu_features;          // -NAME hides, +NAME keeps
 
     ConfidentialOptions confidential;
 };
@@ -307,9 +307,9 @@ int run(RunOptions o) {
         std::fprintf(stderr, "softkvm run: --max-insns and --trace need --accel emu\n");
         return kExitUsage;
     }
-    if (!o.bus_lock_ratelimit.empty()) {
+    if (o.bus_lock_ratelimit) {
         uint64_t limit = 0;
-        if (std::string e = parse_ratelimit(o.bus_lock_ratelimit, limit); !e.empty()) {
+        if (std::string e = parse_ratelimit(*o.bus_lock_ratelimit, limit); !e.empty()) {
             std::fprintf(stderr, "softkvm run: --bus-lock-ratelimit: %s\n", e.c_str());
             return kExitUsage;
         }
@@ -414,9 +414,10 @@ void add_run_command(CLI::App& root, int& status) {
     run_app->add_option("--stats-json", opts->stats_json,
                         "Write the run's statistics as JSON to this file");
     run_app->add_flag("-q,--quiet", opts->quiet, "Do not print the guest's serial output");
-    run_app->add_option("--bus-lock-ratelimit", opts->bus_lock_ratelimit,
-                        "At most N guest bus locks per second, VM-wide (0-2^32; 0 counts them "
-                        "without a limit); needs KVM_CAP_X86_BUS_LOCK_EXIT");
+    run_app->add_option_function<std::string>(
+        "--bus-lock-ratelimit", [opts](const std::string& v) { opts->bus_lock_ratelimit = v; },
+        "At most N guest bus locks per second, VM-wide (0-2^32; 0 counts them "
+        "without a limit); needs KVM_CAP_X86_BUS_LOCK_EXIT");
     run_app
         ->add_option("--cpu-feature", opts->cpu_features,
                      "-NAME hides a CPU feature from the guest, +NAME keeps it (repeatable; "
