@@ -355,9 +355,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     s_.rip = next_rip_;
                     if (stop_flags_) {
                         // MMIO that needed no exit (the in-kernel APIC): stay in the block.
+                        // (Unless it made an interrupt deliverable: that is taken at once.)
                         if (stop_flags_ == kStopMmio) {
-                            if (!finish_mmio()) continue;
-                            stop_flags_ |= kStopOwner;
+                            if (finish_mmio())
+                                stop_flags_ |= kStopOwner;
+                            else if (!irq_requested_)
+                                continue;
                         }
                         ++done;
                         break;

@@ -122,6 +122,10 @@ class Cpu {
     // of the pages in [gpa, gpa+len).
     void host_wrote(uint64_t gpa, uint64_t len);
 
+    // The owner changed the registers while an instruction waited for an MMIO or port
+    // read (KVM_SET_REGS after an exit): it is not completed, the new state runs afresh.
+    void abandon_pending_read() { drop_mmio_log(); }
+
     CpuState& state() { return s_; }
     const CpuState& state() const { return s_; }
     // Call after changing state() from outside: recomputes the mode, flushes the TLB.

@@ -369,6 +369,7 @@ void Vcpu::set_regs(const abi::Regs& r) {
     s.rip = r.rip;
     s.rflags = (r.rflags & ~0x8028ull) | cpu::FLAG_FIXED1;  // reserved bits 3, 5, 15 are 0
     pending_ = Pending::None;
+    cpu_.abandon_pending_read();
 }
 
 abi::SpecialRegs Vcpu::get_sregs() const {
@@ -403,6 +404,7 @@ Status Vcpu::set_sregs(const abi::SpecialRegs& in) {
     s.apic_base = in.apic_base;
     cpu_.state_changed();
     pending_ = Pending::None;
+    cpu_.abandon_pending_read();
     return {};
 }
 

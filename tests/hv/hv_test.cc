@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "hv/vm.h"
 
@@ -261,6 +263,53 @@ TEST_F(HvTest, Cr8IsTheApicTaskPriority) {
     ASSERT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_HLT) << v->run_state().detail;
     EXPECT_EQ(v->get_regs().rbx, 0x50u);  // CR8 = 5 is TPR 0x50
     EXPECT_EQ(v->get_regs().rcx, 2u);     // TPR 0x20 reads back as CR8 = 2
+}
+
+// An instruction with two MMIO reads (CMPS between two device registers): each read is a
+// KVM_EXIT_MMIO whose data the VMM stores; the instruction completes after the second,
+// and no read is asked for twice.
+TEST_F(HvTest, InstructionWithTwoMmioReadsCompletesAfterTwoExits) {
+    // mov $0x400000,%esi; mov $0x400100,%edi; cmpsl; hlt
+    const uint8_t code[] = {0xbe, 0x00, 0x00, 0x40, 0x00, 0xbf, 0x00, 0x01, 0x40, 0x00, 0xa7, 0xf4};
+    load(code);
+    auto v = vcpu32();
+    std::vector<uint64_t> reads;
+    abi::RunState& r = v->run_state();
+    for (int k = 0; k < 10; ++k) {
+        v->run();
+        if (r.exit_reason != abi::KVM_EXIT_MMIO) break;
+        ASSERT_FALSE(r.mmio.is_write);
+        reads.push_back(r.mmio.phys_addr);
+        const uint32_t value = r.mmio.phys_addr == 0x400000 ? 5 : 7;
+        std::memcpy(r.mmio.data, &value, 4);
+    }
+    EXPECT_EQ(r.exit_reason, abi::KVM_EXIT_HLT);
+    EXPECT_EQ(reads, (std::vector<uint64_t>{0x400000, 0x400100}));
+    EXPECT_TRUE(v->get_regs().rflags & cpu::FLAG_CF);  // 5 - 7 borrows
+    EXPECT_EQ(v->get_regs().rsi, 0x400004u);
+}
+
+// A store that crosses from RAM into MMIO: one KVM_EXIT_MMIO per MMIO byte, in order.
+TEST_F(HvTest, StoreCrossingIntoMmioExitsForEachPart) {
+    // mov $0x1ffffe,%esi; movl $0xddccbbaa,(%esi); hlt (RAM ends at 2 MiB)
+    const uint8_t code[] = {0xbe, 0xfe, 0xff, 0x1f, 0x00, 0xc7, 0x06, 0xaa, 0xbb, 0xcc, 0xdd, 0xf4};
+    load(code);
+    auto v = vcpu32();
+    std::vector<std::pair<uint64_t, uint8_t>> writes;
+    abi::RunState& r = v->run_state();
+    for (int k = 0; k < 10; ++k) {
+        v->run();
+        if (r.exit_reason != abi::KVM_EXIT_MMIO) break;
+        ASSERT_TRUE(r.mmio.is_write);
+        ASSERT_EQ(r.mmio.len, 1u);
+        writes.emplace_back(r.mmio.phys_addr, r.mmio.data[0]);
+    }
+    EXPECT_EQ(r.exit_reason, abi::KVM_EXIT_HLT);
+    EXPECT_EQ(writes,
+              (std::vector<std::pair<uint64_t, uint8_t>>{{0x200000, 0xCC}, {0x200001, 0xDD}}));
+    EXPECT_EQ(ram_[0x1ffffe], 0xAA);
+    EXPECT_EQ(ram_[0x1fffff], 0xBB);
+    EXPECT_EQ(v->instructions_retired(), 3u);
 }
 
 }  // namespace
