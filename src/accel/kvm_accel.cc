@@ -31,6 +31,9 @@ constexpr uint64_t detection_exit = abi::KVM_BUS_LOCK_DETECTION_EXIT;
 #include <cstring>
 #include <vector>
 
+#include "accel/kvm_cpuid.h"
+#include "accel/kvm_probe.h"
+
 namespace softkvm::accel {
 
 // The software path's constants are the kernel's (common/kvm_abi.h promises this).
@@ -304,34 +307,20 @@ class KvmVm final : public Vm {
         void* run = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE, MAP_SHARED,
                          fd.get(), 0);
         if (run == MAP_FAILED) return sys_error("mmap kvm_run");
-        // The guest sees the CPUID KVM supports on this host. Some KVM implementations
-        // (nested or emulated ones) do not offer the list; the vCPU then keeps KVM's own
-        // default CPUID.
-        std::vector<uint8_t> buf;
-        kvm_cpuid2* cpuid = nullptr;
-        bool have_cpuid = false;
-        for (uint32_t n = 64; n <= 4096 && !have_cpuid; n *= 2) {
-            buf.assign(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2), 0);
-            cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-            cpuid->nent = n;
-            if (ioctl(kvm_, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-                have_cpuid = true;
-            else if (errno != E2BIG)
-                break;
-        }
-        if (have_cpuid)
-            for (uint32_t k = 0; k < cpuid->nent; ++k)
+        // The guest sees the CPUID KVM supports on this host, with its own APIC ID and
+        // without the bits --cpu-feature hides. Without KVM_SET_CPUID2 a vCPU has an empty
+        // CPUID and cannot enable long mode.
+        auto supported = kvm_supported_cpuid(kvm_);
+        Status st = supported ? Status() : Status(supported.error());
+        if (st) {
+            for (kvm_cpuid_entry2& e : supported.value())
                 for (const features::CpuidBit& b : hidden_)
-                    features::clear_cpuid_bit(b, cpuid->entries[k].function,
-                                              cpuid->entries[k].index, cpuid->entries[k]);
-        if (!hidden_.empty() && !have_cpuid) {
-            munmap(run, static_cast<size_t>(size));
-            return make_error("kvm: --cpu-feature needs KVM_GET_SUPPORTED_CPUID, which fails here",
-                              ENODEV);
+                    features::clear_cpuid_bit(b, e.function, e.index, e);
+            st = kvm_set_vcpu_cpuid(fd.get(), supported.value(), id);
         }
-        if (have_cpuid && ioctl(fd.get(), KVM_SET_CPUID2, cpuid) < 0) {
+        if (!st) {
             munmap(run, static_cast<size_t>(size));
-            return sys_error("KVM_SET_CPUID2");
+            return st.error();
         }
         return std::unique_ptr<Vcpu>(std::make_unique<KvmVcpu>(
             std::move(fd), static_cast<kvm_run*>(run), static_cast<size_t>(size), irqchip_));
@@ -391,38 +380,32 @@ class KvmAccelerator final : public Accelerator {
     }
 
   private:
-    // Whether guests can enter 64-bit mode: KVM must list CPUID.80000001H:EDX.LM among
-    // the features it supports (some nested or emulated KVMs list nothing).
+    // Whether guests can enter 64-bit mode: measured by running a probe guest on a vCPU
+    // made exactly as `softkvm run` makes them.
     Capability long_mode() {
-        std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + 512 * sizeof(kvm_cpuid_entry2), 0);
-        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-        cpuid->nent = 512;
-        if (ioctl(kvm_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
-            return {"long-mode", false,
-                    fmt::format("KVM_GET_SUPPORTED_CPUID fails ({}): guests stay in 32-bit mode",
-                                std::strerror(errno))};
-        for (uint32_t k = 0; k < cpuid->nent; ++k)
-            if (cpuid->entries[k].function == 0x80000001 && (cpuid->entries[k].edx & (1u << 29)))
-                return {"long-mode", true, "CPUID.80000001H:EDX.LM supported"};
-        return {"long-mode", false, "KVM does not offer CPUID.80000001H:EDX.LM"};
+        std::string listed;
+        if (auto cpuid = kvm_supported_cpuid(kvm_.get()); !cpuid) {
+            listed = cpuid.error().message;
+        } else {
+            const kvm_cpuid_entry2* ext = kvm_find_cpuid(cpuid.value(), 0x80000001);
+            const bool lm = ext && (ext->edx & (1u << 29));  // CPUID.80000001H:EDX.LM
+            listed =
+                fmt::format("KVM_GET_SUPPORTED_CPUID: {} entries, {}", cpuid->size(),
+                            lm ? "CPUID.80000001H:EDX.LM listed" : "no CPUID.80000001H:EDX.LM");
+        }
+        return kvm_probe_long_mode(*this, listed);
     }
 
     // The guest's bus-lock #DB is the host's: KVM offers CPUID.(7,0):ECX[24] when the CPU
     // has it, and handles DEBUGCTL bit 2 and DR6.BLD itself (spec §3).
     Capability bus_lock_db() {
-        std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + 512 * sizeof(kvm_cpuid_entry2), 0);
-        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-        cpuid->nent = 512;
-        if (ioctl(kvm_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
-            return {"bus-lock-db", false,
-                    fmt::format("KVM_GET_SUPPORTED_CPUID fails ({})", std::strerror(errno))};
+        auto cpuid = kvm_supported_cpuid(kvm_.get());
+        if (!cpuid) return {"bus-lock-db", false, cpuid.error().message};
         const features::CpuidBit& b = features::kBusLockDetect;
         static_assert(features::kBusLockDetect.reg == features::CpuidReg::Ecx);
-        for (uint32_t k = 0; k < cpuid->nent; ++k) {
-            const kvm_cpuid_entry2& e = cpuid->entries[k];
-            if (e.function == b.leaf && e.index == b.subleaf && ((e.ecx >> b.bit) & 1))
-                return {"bus-lock-db", true, "KVM offers CPUID.(7,0):ECX[24] BUS_LOCK_DETECT"};
-        }
+        const kvm_cpuid_entry2* e = kvm_find_cpuid(cpuid.value(), b.leaf, b.subleaf);
+        if (e && ((e->ecx >> b.bit) & 1))
+            return {"bus-lock-db", true, "KVM offers CPUID.(7,0):ECX[24] BUS_LOCK_DETECT"};
         return {"bus-lock-db", false, "KVM does not offer CPUID.(7,0):ECX[24] BUS_LOCK_DETECT"};
     }
 

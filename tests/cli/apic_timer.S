@@ -2,6 +2,11 @@
  * as --32 and ld -m elf_i386 -Ttext=0x10000c --oformat=binary. */
 .code32
 start:
+    /* Mask both 8259 PICs: only the local APIC timer interrupts (a PC's firmware, as
+     * under QEMU, leaves the PIT's IRQ 0 unmasked, and this IDT has no vector for it). */
+    mov $0xff, %al
+    out %al, $0x21
+    out %al, $0xa1
     lgdt gdtr
     ljmp $0x08, $reload
 reload:

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Guest tests (CTest): run a conformance guest on softkvm emu, under QEMU TCG, or both and
-# compare their serial output, or twice on emu for determinism.
+# compare their serial output, or twice on emu for determinism, or on softkvm's kvm
+# accelerator compared with emu (and, where they differ, with QEMU's KVM on this host).
 #   guest_test.sh emu|qemu|diff|determinism|kvm SOFTKVM GUEST.elf
-# Exit 0 = pass, 77 = skipped (QEMU missing), anything else = fail.
+# Exit 0 = pass, 77 = skipped (QEMU missing, no usable kvm, or a guest that QEMU's KVM
+# on this host fails in the same way), anything else = fail.
+# kvm mode: KVM_NOT_EMU="reason" (set by CMake) names why a guest's output on kvm may
+# differ from emu's; its output is then compared with QEMU's KVM instead.
 set -uo pipefail
 mode=$1 softkvm=$2 guest=$3
 cpus=${GUEST_CPUS:-1}  # processors the guest needs (softkvm --cpus, QEMU -smp)
@@ -21,6 +25,59 @@ run_qemu() {  # $1 = output file; returns the guest's code (QEMU exits code<<1|1
     local st=$?
     if [ $((st & 1)) -ne 1 ]; then echo "qemu failed with status $st" >&2; return 100; fi
     return $((st >> 1))
+}
+
+# QEMU on /dev/kvm with the host's CPUID (-cpu host: the CPUID softkvm gives its vCPUs).
+# $1 = serial output file. Prints "exit N" (the guest's code), "internal-error RIP" or
+# "qemu-failed". QEMU stops (and waits) on a KVM internal error: it is killed then.
+run_qemu_kvm() {
+    qemu-system-x86_64 -accel kvm -machine pc -cpu host -smp "$cpus" -m 128M -display none \
+        -vga none -no-reboot -nodefaults -serial "file:$1" \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest" 2>"$1.err" &
+    local pid=$! k st
+    for ((k = 0; k < 1200; ++k)); do
+        if ! kill -0 $pid 2>/dev/null; then
+            wait $pid
+            st=$?
+            if [ $((st & 1)) -eq 1 ]; then
+                echo "exit $((st >> 1))"
+            elif [ $st -eq 0 ]; then
+                echo "shutdown"  # -no-reboot: a triple fault ends QEMU with status 0
+            else
+                echo "qemu-failed $st"
+            fi
+            return
+        fi
+        if grep -q "KVM internal error" "$1.err"; then
+            sleep 0.2  # the register dump follows the message
+            kill $pid
+            wait $pid 2>/dev/null
+            echo "internal-error $(sed -n 's/^[RE]IP=0*\([0-9a-f]*\) .*/\1/p' "$1.err" | head -1)"
+            return
+        fi
+        sleep 0.1
+    done
+    kill $pid
+    wait $pid 2>/dev/null
+    echo "qemu-timeout"
+}
+
+# How softkvm's kvm run ended, in run_qemu_kvm's terms. $1 = status, $2 = stderr file.
+softkvm_ending() {
+    case $1 in
+        126) echo "internal-error $(sed -n 's/^rip=0*\([0-9a-f]*\) .*/\1/p' "$2" | head -1)" ;;
+        125) echo "shutdown" ;;
+        [0-9] | [1-5][0-9] | 6[0-3]) echo "exit $1" ;;
+        *) echo "softkvm-status $1" ;;
+    esac
+}
+
+# A run that ended well: status 0 and, for a guest that reports a SUMMARY, no failures.
+# $1 = status, $2 = output file.
+run_passed() {
+    [ "$1" -eq 0 ] || return 1
+    grep -q '^SUMMARY: ' "$2" || return 0
+    grep -qE '^SUMMARY: [0-9]+ passed, 0 failed$' "$2"
 }
 
 check_summary() {  # $1 = output file
@@ -55,11 +112,37 @@ skip)
     ;;
 kvm)
     need_kvm_long_mode
-    "$softkvm" run --accel kvm "$guest" >"$tmp/out"
+    "$softkvm" run --accel kvm --cpus "$cpus" "$guest" >"$tmp/kvm" 2>"$tmp/kvm.err"
     st=$?
-    cat "$tmp/out"
-    [ $st -eq 0 ] || { echo "softkvm --accel kvm exit status $st" >&2; exit 1; }
-    check_summary "$tmp/out" || exit 1
+    cat "$tmp/kvm" "$tmp/kvm.err"
+    if run_passed $st "$tmp/kvm" && [ -z "${KVM_NOT_EMU:-}" ]; then
+        run_emu "$tmp/emu" "$tmp/stats.json" || { echo "the guest fails on emu" >&2; exit 1; }
+        if ! diff -u "$tmp/emu" "$tmp/kvm"; then
+            echo "serial output differs between softkvm emu (-) and kvm (+)" >&2
+            exit 1
+        fi
+        echo "identical output on emu and kvm ($(wc -l <"$tmp/kvm") lines)"
+        exit 0
+    fi
+    # Compared with QEMU's KVM on the same /dev/kvm: the guest's output where it differs
+    # from emu for a stated reason, and any failure (a skip only if QEMU fails the same way).
+    need_qemu
+    ours=$(softkvm_ending $st "$tmp/kvm.err")
+    theirs=$(run_qemu_kvm "$tmp/qemu")
+    same=0
+    [ "$ours" = "$theirs" ] && cmp -s "$tmp/qemu" "$tmp/kvm" && same=1
+    if run_passed $st "$tmp/kvm"; then
+        [ $same -eq 1 ] || { diff -u "$tmp/qemu" "$tmp/kvm"; echo "output differs from QEMU's KVM (-): $theirs" >&2; exit 1; }
+        echo "output not compared with emu (${KVM_NOT_EMU}); identical to QEMU's KVM -cpu host on this host"
+        exit 0
+    fi
+    if [ $same -eq 1 ]; then
+        echo "SKIP: QEMU's KVM (-accel kvm -cpu host) on this host fails the same guest with the same output and ending ($theirs): a limit of this host's /dev/kvm"
+        exit 77
+    fi
+    diff -u "$tmp/qemu" "$tmp/kvm"
+    echo "softkvm on kvm: $ours; QEMU's KVM on this host: $theirs (serial output above, QEMU -)" >&2
+    exit 1
     ;;
 emu)
     run_emu "$tmp/out" "$tmp/stats.json"
@@ -99,7 +182,7 @@ determinism)
     echo "two runs: identical output, $i1"
     ;;
 *)
-    echo "usage: $0 emu|qemu|diff|determinism SOFTKVM GUEST.elf" >&2
+    echo "usage: $0 emu|qemu|diff|determinism|kvm SOFTKVM GUEST.elf" >&2
     exit 2
     ;;
 esac
