@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages softkvm needs, skipping those already present so a
 # repeat run costs one dpkg-query. Runs as root (apt-get) or via sudo when available.
+# `deps.sh fuzz` installs what the fuzz build needs as well (clang and libFuzzer).
 set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config binutils
@@ -9,6 +10,9 @@ PKGS=(
   libsqlite3-dev sqlite3 libfuse3-dev fuse3
   qemu-system-x86 clang-format bc
 )
+if [ "${1:-}" = fuzz ]; then
+  PKGS+=(clang libfuzzer-14-dev)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -187,11 +187,14 @@ uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
         for (uint8_t k = 0; k < size; ++k) v |= read_slow(lin + k, 1, acc, user) << (8 * k);
         return v;
     }
+    // The TLB slot is computed before translate(): GCC 12 with the sanitizers otherwise
+    // reports a false maybe-uninitialized `lin` through the inlined page-crossing recursion.
+    const uint64_t slot = (lin >> 12) & (kTlbSize - 1);
     uint64_t phys = translate(lin, acc, user);
     uint8_t* h = host_page(phys & ~0xFFFull);
     if (h && !(data_bp_ && acc != Access::Exec) &&
         host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
-        TlbEntry& t = (acc == Access::Exec ? tlb_exec_ : tlb_read_)[(lin >> 12) & (kTlbSize - 1)];
+        TlbEntry& t = (acc == Access::Exec ? tlb_exec_ : tlb_read_)[slot];
         t.tag = tlb_tag(lin, user);
         t.host = h;
         t.phys = phys & ~0xFFFull;

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs softkvm's libFuzzer targets for a bounded time each and prints one line per target:
+# executions, coverage, corpus size and the verdict. Exits 1 if any target found a crash,
+# a leak, a sanitizer report or a slow input (a hang).
+# Usage: fuzz.sh FUZZ_BUILD MAIN_BUILD SECONDS [TARGET...]
+set -uo pipefail
+fuzz_build=${1:?usage: fuzz.sh FUZZ_BUILD MAIN_BUILD SECONDS [TARGET...]}
+main_build=${2:?usage}
+seconds=${3:?usage}
+shift 3
+here=$(cd "$(dirname "$0")/.." && pwd)
+# Targets whose inputs are guest images: the built guests are their seeds.
+GUEST_SEEDED=" fuzz_loader "
+
+if [ $# -gt 0 ]; then
+    targets=("$@")
+else
+    mapfile -t targets < <(find "$fuzz_build/fuzz" -maxdepth 1 -type f -name 'fuzz_*' -perm -u+x \
+        -printf '%f\n' | sort)
+fi
+if [ ${#targets[@]} -eq 0 ]; then
+    echo "fuzz: no targets in $fuzz_build/fuzz" >&2
+    exit 1
+fi
+
+failed=0
+passed=0
+printf '%-16s %12s %8s %8s %8s  %s\n' target executions seconds cov corpus result
+for t in "${targets[@]}"; do
+    bin=$fuzz_build/fuzz/$t
+    corpus=$fuzz_build/corpus/$t
+    artifacts=$fuzz_build/artifacts/$t
+    log=$fuzz_build/logs/$t.log
+    mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+    seeds=()
+    [ -d "$here/fuzz/seeds/$t" ] && seeds+=("$here/fuzz/seeds/$t")
+    if [[ $GUEST_SEEDED == *" $t "* ]] && [ -d "$main_build/guests" ]; then
+        seeds+=("$main_build/guests")
+    fi
+    # -timeout: an input that runs 10 s is a hang; -rss_limit_mb: exhaustion is a failure.
+    "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$artifacts/" "$corpus" "${seeds[@]}" >"$log" 2>&1
+    status=$?
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    size=$(find "$corpus" -type f | wc -l)
+    if [ $status -eq 0 ]; then
+        verdict=ok
+        passed=$((passed + 1))
+    else
+        verdict="FAILED (status $status, see $log; inputs in $artifacts)"
+        failed=$((failed + 1))
+    fi
+    printf '%-16s %12s %8s %8s %8s  %s\n' "$t" "${runs:-?}" "$seconds" "${cov:-?}" "$size" "$verdict"
+    if [ $status -ne 0 ]; then
+        grep -m 20 -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log" | sed 's/^/  /'
+    fi
+done
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
