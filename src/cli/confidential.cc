@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "cli/eid_status.h"
 #include "cli/exit_codes.h"
 #include "eid/store.h"
 
@@ -58,7 +59,8 @@ int take_launch_lease(const ConfidentialOptions& opts, std::unique_ptr<LaunchLea
     }
     eid::Type t;
     if (!eid::parse_type(opts.type, t)) {
-        std::fprintf(stderr, "softkvm run: unknown confidential type '%s'\n", opts.type.c_str());
+        std::fprintf(stderr, "softkvm run: unknown confidential type '%s'\n",
+                     eid::printable(opts.type).c_str());
         return kExitUsage;
     }
     auto path = eid::normalize_path(opts.group);
@@ -69,16 +71,14 @@ int take_launch_lease(const ConfidentialOptions& opts, std::unique_ptr<LaunchLea
     auto store = eid::Store::open(opts.db_path);
     if (!store) {
         std::fprintf(stderr, "softkvm run: %s\n", store.error().message.c_str());
-        return store.error().code == ENOENT    ? kExitNoInput
-               : store.error().code == EBADMSG ? kExitCorrupt
-                                               : kExitIoError;
+        return eid_exit_status(store.error(), true);
     }
     auto l = store.value()->acquire(path.value(), t, getpid(), eid::process_start_time(getpid()));
     if (!l) {
-        const int code = l.error().code;
         std::fprintf(stderr, "softkvm run: cannot start a confidential guest: %s\n",
                      l.error().message.c_str());
-        return code == EBUSY ? kExitLimit : code == ENOENT ? kExitNotFound : kExitUsage;
+        // EBUSY from a charge: a limit (or no free ASID) refused the launch.
+        return l.error().code == EBUSY ? kExitLimit : eid_exit_status(l.error(), false);
     }
     lease = std::make_unique<StoreLease>(std::move(store).value(), std::move(l).value());
     return kExitOk;

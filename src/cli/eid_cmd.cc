@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
+#include "cli/eid_status.h"
 #include "cli/exit_codes.h"
 #include "eid/files.h"
 #include "eid/fuse_view.h"
@@ -20,28 +22,11 @@ namespace {
 using namespace softkvm::eid;
 using json = nlohmann::json;
 
-// errno -> exit status for controller operations (the database is already open).
 int status_of(const Error& e) {
-    switch (e.code) {
-        case EINVAL:
-        case ERANGE:
-        case EPERM:
-            return kExitUsage;
-        case ENOENT:
-            return kExitNotFound;
-        case EEXIST:
-        case EBUSY:
-            return kExitConflict;
-        case EACCES:
-        case EIO:
-            return kExitIoError;
-        case EBADMSG:
-            return kExitCorrupt;
-        case ENODEV:
-            return kExitUnavailable;
-        default:
-            return kExitSoftware;
-    }
+    return eid_exit_status(e, false);
+}
+int open_status(const Error& e) {
+    return eid_exit_status(e, true);
 }
 
 int fail(const std::string& cmd, const Error& e, int status) {
@@ -49,12 +34,8 @@ int fail(const std::string& cmd, const Error& e, int status) {
     return status;
 }
 
-// Opens the database; a missing one is "no input", a corrupt one "corrupt".
 Result<std::unique_ptr<Store>> open_store(const std::string& db) {
     return Store::open(db);
-}
-int open_status(const Error& e) {
-    return e.code == ENOENT ? kExitNoInput : e.code == EBADMSG ? kExitCorrupt : kExitIoError;
 }
 
 struct Common {
@@ -62,44 +43,93 @@ struct Common {
     bool json = false;
 };
 
-// ---- init ----
-int cmd_init(const Common& o, const std::string& range, uint32_t min_sev, bool from_cpuid) {
-    AsidRange r;
+// The host's ASID range from --sev-asids/--min-sev-asid or CPUID (init, repair).
+int parse_range(const std::string& cmd, const std::string& range, uint32_t min_sev, bool from_cpuid,
+                AsidRange& r) {
     if (from_cpuid) {
         unsigned a = 0, b = 0, c = 0, d = 0;
         if (!__get_cpuid(kCpuidSevLeaf, &a, &b, &c, &d) || !(a & kCpuidSevSupported))
-            return fail("init",
+            return fail(cmd,
                         make_error("this host's CPU does not report SEV (CPUID "
                                    "0x8000001F); give --sev-asids and --min-sev-asid"),
                         kExitUnavailable);
         r.max_asid = c, r.min_sev_asid = d;
-    } else {
-        unsigned lo = 0, hi = 0;
-        char extra = 0;
-        if (range.empty() || std::sscanf(range.c_str(), "%u-%u%c", &lo, &hi, &extra) != 2)
-            return fail("init", make_error("--sev-asids must look like 1-509"), kExitUsage);
-        if (lo != 1)
-            return fail("init", make_error("--sev-asids must start at 1 (ASID 0 is the host)"),
-                        kExitUsage);
-        if (hi == 0 || hi > 65535)
-            return fail("init", make_error("--sev-asids upper bound must be 1..65535"), kExitUsage);
-        if (min_sev < 1 || min_sev > hi + 1)
-            return fail("init", make_error(fmt::format("--min-sev-asid must be 1..{}", hi + 1)),
-                        kExitUsage);
-        r.max_asid = hi, r.min_sev_asid = min_sev;
+        if (!valid_range(r))
+            return fail(cmd,
+                        make_error(fmt::format("CPUID 0x8000001F reports max ASID {} and min SEV "
+                                               "ASID {}, which softkvm cannot use",
+                                               c, d)),
+                        kExitUnavailable);
+        return kExitOk;
     }
+    unsigned lo = 0, hi = 0;
+    char extra = 0;
+    if (range.empty() || std::sscanf(range.c_str(), "%u-%u%c", &lo, &hi, &extra) != 2)
+        return fail(cmd, make_error("--sev-asids must look like 1-509"), kExitUsage);
+    if (lo != 1)
+        return fail(cmd, make_error("--sev-asids must start at 1 (ASID 0 is the host)"),
+                    kExitUsage);
+    if (hi == 0 || hi > kMaxAsids)
+        return fail(cmd,
+                    make_error(fmt::format("--sev-asids upper bound must be 1..{}", kMaxAsids)),
+                    kExitUsage);
+    if (min_sev < 1 || min_sev > hi + 1)
+        return fail(cmd, make_error(fmt::format("--min-sev-asid must be 1..{}", hi + 1)),
+                    kExitUsage);
+    r.max_asid = hi, r.min_sev_asid = min_sev;
+    return kExitOk;
+}
+
+// ---- init ----
+int cmd_init(const Common& o, const std::string& range, uint32_t min_sev, bool from_cpuid) {
+    AsidRange r;
+    if (int st = parse_range("init", range, min_sev, from_cpuid, r); st != kExitOk) return st;
     auto s = Store::init(o.db, r);
-    if (!s) {
-        const int st = s.error().code == EEXIST    ? kExitConflict
-                       : s.error().code == EBADMSG ? kExitCorrupt
-                       : s.error().code == EINVAL  ? kExitUsage
-                                                   : kExitIoError;
-        return fail("init", s.error(), st);
-    }
+    if (!s) return fail("init", s.error(), open_status(s.error()));
     std::printf("%s: sev ASIDs %u-%u (capacity %llu), sev_es ASIDs 1-%u (capacity %llu)\n",
-                o.db.c_str(), r.min_sev_asid, r.max_asid,
+                printable(o.db).c_str(), r.min_sev_asid, r.max_asid,
                 static_cast<unsigned long long>(r.capacity(Type::Sev)), r.min_sev_asid - 1,
                 static_cast<unsigned long long>(r.capacity(Type::SevEs)));
+    return kExitOk;
+}
+
+// ---- check / repair ----
+int cmd_check(const Common& o) {
+    auto s = open_store(o.db);
+    if (!s) return fail("check", s.error(), open_status(s.error()));
+    auto problems = s.value()->check();
+    if (!problems) return fail("check", problems.error(), status_of(problems.error()));
+    if (o.json) {
+        std::printf("%s\n", json{{"consistent", problems->empty()}, {"problems", problems.value()}}
+                                .dump(2)
+                                .c_str());
+    } else if (problems->empty()) {
+        std::printf("%s: consistent\n", printable(o.db).c_str());
+    } else {
+        for (const std::string& p : problems.value()) std::printf("%s\n", p.c_str());
+    }
+    if (problems->empty()) return kExitOk;
+    std::fprintf(stderr,
+                 "softkvm eid check: %zu problem(s); 'softkvm eid repair --eid-db %s' fixes "
+                 "them and keeps every valid lease\n",
+                 problems->size(), printable(o.db).c_str());
+    return kExitCorrupt;
+}
+
+int cmd_repair(const Common& o, const std::string& range, uint32_t min_sev, bool from_cpuid,
+               bool have_range) {
+    std::optional<AsidRange> r;
+    if (have_range) {
+        r.emplace();
+        if (int st = parse_range("repair", range, min_sev, from_cpuid, *r); st != kExitOk)
+            return st;
+    }
+    auto s = open_store(o.db);
+    if (!s) return fail("repair", s.error(), open_status(s.error()));
+    auto fixes = s.value()->repair(r);
+    if (!fixes) return fail("repair", fixes.error(), status_of(fixes.error()));
+    if (fixes->empty()) std::printf("%s: consistent, nothing to repair\n", printable(o.db).c_str());
+    for (const std::string& f : fixes.value()) std::printf("repaired: %s\n", f.c_str());
     return kExitOk;
 }
 
@@ -131,19 +161,21 @@ int cmd_set(const Common& o, const std::string& path, const std::vector<std::str
         const size_t dot = a.find('.');
         if (eq == std::string::npos || dot == std::string::npos || dot > eq ||
             a.substr(dot + 1, eq - dot - 1) != "max")
-            return fail("set", make_error(fmt::format("'{}': expected TYPE.max=VALUE", a)),
+            return fail("set",
+                        make_error(fmt::format("'{}': expected TYPE.max=VALUE", printable(a))),
                         kExitUsage);
         Type t;
         if (!parse_type(a.substr(0, dot), t))
-            return fail(
-                "set", make_error(fmt::format("unknown type '{}' (sev, sev_es)", a.substr(0, dot))),
-                kExitUsage);
+            return fail("set",
+                        make_error(fmt::format("unknown type '{}' (sev, sev_es)",
+                                               printable(a.substr(0, dot)))),
+                        kExitUsage);
         auto v = parse_max(a.substr(eq + 1));
         if (!v)
             return fail("set",
                         make_error(fmt::format("'{}': value must be 'max' or a non-negative "
                                                "number ({})",
-                                               a, v.error().message)),
+                                               printable(a), printable(v.error().message))),
                         kExitUsage);
         changes.push_back({t, v.value()});
     }
@@ -279,7 +311,8 @@ int cmd_hold(const Common& o, const std::string& type, const std::string& group,
              const std::vector<std::string>& command) {
     Type t;
     if (!parse_type(type, t))
-        return fail("hold", make_error(fmt::format("unknown type '{}' (sev, sev-es)", type)),
+        return fail("hold",
+                    make_error(fmt::format("unknown type '{}' (sev, sev-es)", printable(type))),
                     kExitUsage);
     auto p = normalize_path(group);
     if (!p) return fail("hold", p.error(), kExitUsage);
@@ -324,7 +357,8 @@ void add_eid_command(CLI::App& root, int& status) {
     eid->footer(
         "Exit status: 0 ok, 64 bad argument, 66 no database, 74 I/O error, 75 limit reached\n"
         "(hold), 76 conflict (exists, busy, different init), 77 no such group or lease, 78\n"
-        "corrupt database.");
+        "corrupt or inconsistent database ('eid check' lists the problems, 'eid repair' fixes\n"
+        "them keeping every valid lease).");
     auto add_common = [o](CLI::App* a, bool json) {
         a->add_option("--eid-db", o->db, "Controller database")->capture_default_str();
         if (json) a->add_flag("--json", o->json, "Print JSON");
@@ -348,6 +382,30 @@ void add_eid_command(CLI::App& root, int& status) {
             return;
         }
         status = cmd_init(*o, *range, *min_sev, *from_cpuid);
+    });
+
+    CLI::App* check = eid->add_subcommand(
+        "check", "List every inconsistency of the database (exit 78 if there is any)");
+    add_common(check, true);
+    check->callback([o, &status] { status = cmd_check(*o); });
+
+    CLI::App* repair = eid->add_subcommand(
+        "repair", "Make an inconsistent database consistent, keeping every valid lease");
+    add_common(repair, false);
+    repair->add_option("--sev-asids", *range,
+                       "The host's ASIDs, needed only when the stored range is unusable");
+    repair->add_option("--min-sev-asid", *min_sev, "The host's first plain-SEV ASID");
+    repair->add_flag("--from-cpuid", *from_cpuid, "Read the ranges from this host's CPUID");
+    repair->callback([o, range, min_sev, from_cpuid, repair, &status] {
+        const bool given = *from_cpuid || !range->empty() || repair->count("--min-sev-asid");
+        if (!*from_cpuid && given && (range->empty() || repair->count("--min-sev-asid") == 0)) {
+            std::fprintf(stderr,
+                         "softkvm eid repair: give both --sev-asids and --min-sev-asid, or "
+                         "--from-cpuid\n");
+            status = kExitUsage;
+            return;
+        }
+        status = cmd_repair(*o, *range, *min_sev, *from_cpuid, given);
     });
 
     auto group = std::make_shared<std::string>();

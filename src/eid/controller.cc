@@ -2,39 +2,58 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 
 namespace softkvm::eid {
 
-Result<std::string> normalize_path(const std::string& path) {
-    if (path.empty() || path[0] != '/')
+std::string printable(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (const char ch : s) {
+        const auto b = static_cast<unsigned char>(ch);
+        if (b == '\\')
+            out += "\\\\";
+        else if (b >= 0x20 && b < 0x7f)
+            out += ch;
+        else
+            out += fmt::format("\\x{:02x}", b);
+    }
+    return out;
+}
+
+Result<std::string> normalize_path(const std::string& raw) {
+    const std::string path = printable(raw);  // for messages only
+    if (raw.empty() || raw[0] != '/')
         return make_error(fmt::format("group path '{}' must start with '/'", path), EINVAL);
-    if (path == "/") return std::string("/");
-    std::string p = path;
+    if (raw == "/") return std::string("/");
+    std::string p = raw;
     if (p.back() == '/') p.pop_back();
     size_t start = 1;
     while (start <= p.size()) {
         size_t end = p.find('/', start);
         if (end == std::string::npos) end = p.size();
         const std::string comp = p.substr(start, end - start);
+        const std::string shown = printable(comp);
         if (comp.empty())
             return make_error(fmt::format("group path '{}' has an empty component", path), EINVAL);
         if (comp == "." || comp == "..")
-            return make_error(fmt::format("group path '{}' may not contain '{}'", path, comp),
+            return make_error(fmt::format("group path '{}' may not contain '{}'", path, shown),
                               EINVAL);
         if (comp.rfind("misc.", 0) == 0 || comp.rfind("encryption_ids.", 0) == 0)
-            return make_error(fmt::format("group name '{}' would shadow an interface file", comp),
+            return make_error(fmt::format("group name '{}' would shadow an interface file", shown),
                               EINVAL);
-        if (comp.size() > 64)
-            return make_error(fmt::format("group name '{}' is longer than 64 characters", comp),
-                              EINVAL);
+        if (comp.size() > kMaxNameLength)
+            return make_error(
+                fmt::format("group name '{}' is longer than {} characters", shown, kMaxNameLength),
+                EINVAL);
         for (char ch : comp)
             if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' ||
                   ch == '.'))
                 return make_error(
                     fmt::format("group name '{}' may only use letters, digits, '_', '-', '.'",
-                                comp),
+                                shown),
                     EINVAL);
         start = end + 1;
     }
@@ -134,8 +153,11 @@ void Controller::uncharge(const std::string& path, Type t, uint64_t amount) {
 
 Result<uint32_t> Controller::allocate(const std::string& path, Type t) {
     if (auto st = charge(path, t, 1); !st) return st.error();
-    if (in_use_.size() != range_.max_asid + 1u) set_range(range_);
-    const uint32_t lo = range_.first(t), hi = range_.last(t);
+    if (in_use_.size() != range_.max_asid + 1u || reclaim_.size() != in_use_.size())
+        set_range(range_);
+    // The store only hands over valid ranges; never index outside the bitmaps regardless.
+    const uint32_t lo = std::max<uint32_t>(range_.first(t), 1);
+    const auto hi = static_cast<uint32_t>(std::min<uint64_t>(range_.last(t), in_use_.size() - 1));
     for (int attempt = 0; attempt < 2; ++attempt) {
         for (uint32_t a = lo; a <= hi; ++a)
             if (!in_use_[a]) {
@@ -148,7 +170,7 @@ Result<uint32_t> Controller::allocate(const std::string& path, Type t) {
         for (uint32_t a = lo; a <= hi; ++a) any |= reclaim_[a] != 0;
         if (!any) break;
         ++flushes_;
-        for (uint32_t a = 1; a <= range_.max_asid; ++a)
+        for (uint32_t a = 1; a < reclaim_.size(); ++a)
             if (reclaim_[a]) reclaim_[a] = 0, in_use_[a] = 0;
     }
     uncharge(path, t, 1);

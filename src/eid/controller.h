@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -37,8 +38,22 @@ struct AsidRange {
     }
 };
 
+// A range the controller can hold: 1 <= max_asid <= kMaxAsids, 1 <= min_sev_asid <=
+// max_asid + 1 (an empty SEV range means the host has SEV-ES ASIDs only).
+inline bool valid_range(const AsidRange& r) {
+    return r.max_asid >= 1 && r.max_asid <= kMaxAsids && r.min_sev_asid >= 1 &&
+           r.min_sev_asid <= r.max_asid + 1;
+}
+
+// `s` safe to print on a terminal: bytes outside printable ASCII as \xNN, '\\' doubled.
+std::string printable(std::string_view s);
+
+// Longest group name (one path component); softkvm choice, documented in docs/eid.md.
+inline constexpr size_t kMaxNameLength = 64;
+
 // Validates and normalises a group path: absolute, no empty, "." or ".." components,
-// names of [A-Za-z0-9_.-] up to 64 characters. "/" is the root.
+// names of [A-Za-z0-9_.-] up to kMaxNameLength characters. "/" is the root. Messages
+// show the rejected name through printable().
 Result<std::string> normalize_path(const std::string& path);
 std::string parent_of(const std::string& path);  // "/" for top-level groups
 

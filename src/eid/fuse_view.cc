@@ -37,10 +37,11 @@ int errno_of(const Error& e) {
 }
 
 int op_getattr(const char* path, struct stat* st, struct fuse_file_info*) {
-    auto c = g_store->snapshot();
-    if (!c) return -errno_of(c.error());
+    auto v = g_store->view();
+    if (!v) return -errno_of(v.error());
+    const Controller& c = v.value()->controller;
     Node n;
-    if (!resolve(c.value(), path, n)) return -ENOENT;
+    if (!resolve(c, path, n)) return -ENOENT;
     std::memset(st, 0, sizeof *st);
     if (n.file.empty()) {
         st->st_mode = S_IFDIR | 0755;
@@ -57,25 +58,27 @@ int op_getattr(const char* path, struct stat* st, struct fuse_file_info*) {
 
 int op_readdir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, struct fuse_file_info*,
                enum fuse_readdir_flags) {
-    auto c = g_store->snapshot();
-    if (!c) return -errno_of(c.error());
+    auto v = g_store->view();
+    if (!v) return -errno_of(v.error());
+    const Controller& c = v.value()->controller;
     Node n;
-    if (!resolve(c.value(), path, n) || !n.file.empty()) return -ENOTDIR;
+    if (!resolve(c, path, n) || !n.file.empty()) return -ENOTDIR;
     fill(buf, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
     fill(buf, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
     for (const FileInfo& f : group_files(n.group))
         fill(buf, f.name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
-    for (const std::string& child : c->children(n.group))
+    for (const std::string& child : c.children(n.group))
         fill(buf, child.substr(child.rfind('/') + 1).c_str(), nullptr, 0,
              static_cast<fuse_fill_dir_flags>(0));
     return 0;
 }
 
 int op_open(const char* path, struct fuse_file_info* fi) {
-    auto c = g_store->snapshot();
-    if (!c) return -errno_of(c.error());
+    auto v = g_store->view();
+    if (!v) return -errno_of(v.error());
+    const Controller& c = v.value()->controller;
     Node n;
-    if (!resolve(c.value(), path, n) || n.file.empty()) return -ENOENT;
+    if (!resolve(c, path, n) || n.file.empty()) return -ENOENT;
     bool writable = false;
     is_group_file(n.group, n.file, &writable);
     if ((fi->flags & O_ACCMODE) != O_RDONLY && !writable) return -EACCES;
@@ -84,11 +87,12 @@ int op_open(const char* path, struct fuse_file_info* fi) {
 }
 
 int op_read(const char* path, char* buf, size_t size, off_t off, struct fuse_file_info*) {
-    auto c = g_store->snapshot();
-    if (!c) return -errno_of(c.error());
+    auto v = g_store->view();
+    if (!v) return -errno_of(v.error());
+    const Controller& c = v.value()->controller;
     Node n;
-    if (!resolve(c.value(), path, n) || n.file.empty()) return -ENOENT;
-    auto text = read_group_file(c.value(), n.group, n.file);
+    if (!resolve(c, path, n) || n.file.empty()) return -ENOENT;
+    auto text = read_group_file(c, n.group, n.file);
     if (!text) return -errno_of(text.error());
     const std::string& t = text.value();
     if (static_cast<size_t>(off) >= t.size()) return 0;
@@ -111,10 +115,11 @@ int op_write(const char* path, const char* buf, size_t size, off_t, struct fuse_
 }
 
 int op_truncate(const char* path, off_t, struct fuse_file_info*) {
-    auto c = g_store->snapshot();
-    if (!c) return -errno_of(c.error());
+    auto v = g_store->view();
+    if (!v) return -errno_of(v.error());
+    const Controller& c = v.value()->controller;
     Node n;
-    if (!resolve(c.value(), path, n) || n.file.empty()) return -ENOENT;
+    if (!resolve(c, path, n) || n.file.empty()) return -ENOENT;
     bool writable = false;
     is_group_file(n.group, n.file, &writable);
     return writable ? 0 : -EACCES;
@@ -140,12 +145,33 @@ int op_rmdir(const char* path) {
     return group_op(path, "rmdir");
 }
 
-// Files cannot be created or removed: the set of interface files is fixed.
+// The set of interface files is fixed. Answers as cgroup v2's kernfs: creating a file
+// EACCES (no ->create); unlink, rename, links and device nodes EPERM. softkvm choice:
+// chmod, chown and utimens also EPERM (cgroupfs stores modes and owners; this view
+// keeps none).
 int op_create(const char*, mode_t, struct fuse_file_info*) {
     return -EACCES;
 }
 int op_unlink(const char*) {
-    return -EACCES;
+    return -EPERM;
+}
+int op_rename(const char*, const char*, unsigned int) {
+    return -EPERM;
+}
+int op_link(const char*, const char*) {
+    return -EPERM;
+}
+int op_mknod(const char*, mode_t, dev_t) {
+    return -EPERM;
+}
+int op_chmod(const char*, mode_t, struct fuse_file_info*) {
+    return -EPERM;
+}
+int op_chown(const char*, uid_t, gid_t, struct fuse_file_info*) {
+    return -EPERM;
+}
+int op_utimens(const char*, const struct timespec[2], struct fuse_file_info*) {
+    return -EPERM;
 }
 
 }  // namespace
@@ -165,6 +191,13 @@ Status run_fuse_view(const std::string& db_path, const std::string& dir) {
     ops.rmdir = op_rmdir;
     ops.create = op_create;
     ops.unlink = op_unlink;
+    ops.rename = op_rename;
+    ops.link = op_link;
+    ops.symlink = op_link;
+    ops.mknod = op_mknod;
+    ops.chmod = op_chmod;
+    ops.chown = op_chown;
+    ops.utimens = op_utimens;
     std::string fsname = "fsname=softkvm-eid";
     std::vector<std::string> args = {"softkvm-eid", dir, "-f", "-s", "-o", fsname};
     std::vector<char*> argv;

@@ -23,6 +23,10 @@ inline constexpr TypeInfo kTypes[kTypeCount] = {
 // "max": no limit (§1.3 default).
 inline constexpr uint64_t kUnlimited = UINT64_MAX;
 
+// Highest ASID softkvm accepts (softkvm choice: CPUID 0x8000001F ECX is 32 bits wide, real
+// parts report 15 to 1006; the bitmaps are one byte per ASID, so this bounds them at 64 KiB).
+inline constexpr uint32_t kMaxAsids = 65535;
+
 // CPUID leaf with the SEV ASID range (§1.1): ECX = max_sev_asid, EDX = min_sev_asid;
 // EAX bit 1 = SEV supported.
 inline constexpr uint32_t kCpuidSevLeaf = 0x8000001F;
