@@ -663,12 +663,12 @@ Result<std::vector<std::string>> Store::repair(std::optional<AsidRange> range) {
     };
     RawState raw;
     if (auto st = read_raw(raw); !st) return fail(st.error());
-    if (validate(raw, nullptr).empty()) {
-        rollback();
-        return std::vector<std::string>{};
-    }
     auto r = eid::repair(raw, range);
     if (!r) return fail(r.error());
+    if (r->fixes.empty()) {  // consistent already: write nothing
+        rollback();
+        return r->fixes;
+    }
     if (auto st = exec("DELETE FROM meta WHERE key <> 'schema'; DELETE FROM groups"); !st)
         return fail(st.error());
     if (auto st = save(nullptr, r->state); !st) return fail(st.error());

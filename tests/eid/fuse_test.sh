@@ -65,6 +65,15 @@ grep -q "Invalid argument" "$tmp/err" || fail "negative: $(cat "$tmp/err")"
 grep -q "Permission denied" "$tmp/err" || fail "read-only: $(cat "$tmp/err")"
 rmdir "$mnt/tenants" 2>"$tmp/err" && fail "rmdir of a group with children"
 grep -q "busy" "$tmp/err" || fail "rmdir busy: $(cat "$tmp/err")"
+# The set of files is fixed; answers as cgroup v2 (EPERM; creating a file EACCES).
+for op in "rm -f $mnt/tenants/a/misc.max" "mv $mnt/tenants/a $mnt/tenants/b" \
+          "mv $mnt/tenants/a/misc.max $mnt/tenants/a/x" "chmod 600 $mnt/tenants/a/misc.max" \
+          "ln -s misc.max $mnt/tenants/a/l" "ln $mnt/tenants/a/misc.max $mnt/tenants/a/h"; do
+    $op 2>"$tmp/err" && fail "$op succeeded"
+    grep -q "Operation not permitted" "$tmp/err" || fail "$op: $(cat "$tmp/err")"
+done
+touch "$mnt/tenants/a/newfile" 2>"$tmp/err" && fail "file created"
+grep -q "Permission denied" "$tmp/err" || fail "create: $(cat "$tmp/err")"
 # The CLI sees what the shell did.
 "$sk" eid show /tenants/a --eid-db "$db" | grep -qE '^misc.max' || fail "CLI does not see the group"
 rmdir "$mnt/tenants/a" || fail "rmdir tenants/a"
