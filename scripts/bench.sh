@@ -52,3 +52,8 @@ else
             "$(echo "$insns / $emu_s / 1000000" | bc -l)" "$qemu_s" "$(echo "$emu_s / $qemu_s" | bc -l)"
     done
 fi
+
+if [ "$json" != "--json" ]; then
+    echo
+    "$(dirname "$0")/bench_buslock.sh" "$build"
+fi

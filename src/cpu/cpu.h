@@ -429,6 +429,12 @@ class Cpu {
     bool bus_lock_exit_ = false;     // the owner asked to stop after this bus lock
     BusLock bus_lock_;               // the current instruction's bus lock (kStopBusLock)
     uint64_t pending_db_ = 0;        // #DB status bits to deliver when run() resumes
+    struct LockType {                // memory type of a page locked instructions used
+        uint64_t page = ~0ull, gen = 0;
+        MemType type = MemType::UC;
+    };
+    static constexpr size_t kLockTypes = 64;
+    std::array<LockType, kLockTypes> lock_types_{};
     mutable uint8_t last_seg_ = DS;  // segment of the latest data access (see linear())
     uint64_t next_rip_ = 0;
     static constexpr uint32_t kStopOwner = 1;               // the owner asked to stop

@@ -181,10 +181,12 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
                 if (t == 2 || t == 3 || t > 7) fault(VEC_GP, 0);
             }
             s_.pat = v;
+            flush_tlb();  // cached memory types (the bus-lock detector's) change
             return;
         case msr::IA32_MTRR_DEF_TYPE:
             if (v & ~0xCFFull) fault(VEC_GP, 0);
             s_.mtrr_def_type = v;
+            flush_tlb();
             return;
         case msr::IA32_EFER: {
             if (v & ~(kEferWritable | msr::EFER_LMA)) fault(VEC_GP, 0);
