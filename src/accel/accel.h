@@ -58,7 +58,7 @@ class Vcpu {
     virtual Status advance_clock(uint64_t ns) = 0;
 
     // Asks a run() in progress to return soon with KVM_EXIT_INTR. Async-signal-safe:
-    // the VMM calls it from its SIGINT/SIGTERM handler.
+    // the VMM calls it from its SIGINT/SIGTERM handler, and from any thread.
     virtual void kick() = 0;
 
     // Multi-line register and state dump for error reports.
@@ -100,6 +100,10 @@ class Accelerator {
     virtual std::string name() const = 0;
     virtual Result<std::unique_ptr<Vm>> create_vm() = 0;
     virtual std::vector<Capability> capabilities() = 0;
+    // Whether each vCPU runs on a thread of its own (kvm: the host schedules them in
+    // parallel). Otherwise the VMM runs all vCPUs on one thread in turns (emu: runs stay
+    // deterministic).
+    virtual bool vcpu_threads() const { return false; }
 };
 
 // Back-end factory: "emu" or "kvm". Returns an error (one line) if the accelerator is

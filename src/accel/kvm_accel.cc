@@ -20,15 +20,16 @@ constexpr uint64_t detection_exit = abi::KVM_BUS_LOCK_DETECTION_EXIT;
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "accel/kvm_cpuid.h"
@@ -82,39 +83,56 @@ kvm_segment to_kvm(const Segment& s) {
     return abi::convert_segment<kvm_segment>(s);
 }
 
-// A periodic SIGALRM while a vCPU with the in-kernel LAPIC runs (see KvmVcpu::run). The
-// handler does nothing: the signal only makes KVM_RUN return EINTR.
+// The signal that interrupts KVM_RUN on a vCPU's thread: sent by kick() (another vCPU's
+// thread, or the SIGINT/SIGTERM handler) and by the vCPU's halt watchdog. The handler
+// does nothing; KVM_RUN returns EINTR whether or not SA_RESTART is set, and other
+// system calls of the thread restart.
+int kick_signal() {
+    static const int signo = [] {
+        const int n = SIGRTMIN + 1;
+        struct sigaction sa = {};
+        sa.sa_handler = [](int) {};
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(n, &sa, nullptr);
+        return n;
+    }();
+    return signo;
+}
+
+// While a vCPU with the in-kernel LAPIC runs, a timer sends the kick signal to its own
+// thread four times a second (see KvmVcpu::run).
 class Watchdog {
   public:
-    explicit Watchdog(bool on) : on_(on) {
-        if (!on_) return;
-        static const bool installed = [] {
-            struct sigaction sa = {};
-            sa.sa_handler = [](int) {};
-            sigemptyset(&sa.sa_mask);
-            return sigaction(SIGALRM, &sa, nullptr) == 0;  // no SA_RESTART
-        }();
-        (void)installed;
-        itimerval t = {};
-        t.it_interval.tv_usec = t.it_value.tv_usec = 250000;
-        setitimer(ITIMER_REAL, &t, nullptr);
+    explicit Watchdog(bool on) {
+        if (!on) return;
+        sigevent ev = {};
+        ev.sigev_notify = SIGEV_THREAD_ID;
+        ev.sigev_signo = kick_signal();
+        ev._sigev_un._tid = gettid();  // sigev_notify_thread_id (glibc 2.36 lacks the name)
+        if (timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) return;
+        armed_ = true;
+        itimerspec t = {};
+        t.it_interval.tv_nsec = t.it_value.tv_nsec = 250'000'000;
+        timer_settime(timer_, 0, &t, nullptr);
     }
     ~Watchdog() {
-        if (!on_) return;
-        itimerval off = {};
-        setitimer(ITIMER_REAL, &off, nullptr);
+        if (armed_) timer_delete(timer_);
     }
     Watchdog(const Watchdog&) = delete;
     Watchdog& operator=(const Watchdog&) = delete;
 
   private:
-    bool on_;
+    timer_t timer_ = {};
+    bool armed_ = false;
 };
 
 class KvmVcpu final : public Vcpu {
   public:
     KvmVcpu(Fd fd, kvm_run* run, size_t run_size, bool irqchip)
-        : fd_(std::move(fd)), run_(run), size_(run_size), irqchip_(irqchip) {}
+        : fd_(std::move(fd)), run_(run), size_(run_size), irqchip_(irqchip) {
+        (void)kick_signal();  // its handler is in place before kick() can run in one
+    }
     ~KvmVcpu() override { munmap(run_, size_); }
 
     Status run() override {
@@ -125,13 +143,27 @@ class KvmVcpu final : public Vcpu {
         if (pending_in_ && run_->exit_reason == KVM_EXIT_MMIO)
             std::memcpy(run_->mmio.data, state_.mmio.data, run_->mmio.len);
         pending_in_ = false;
+        thread_.store(pthread_self());
+        in_run_.store(true);
+        struct Leave {
+            std::atomic<bool>& flag;
+            ~Leave() { flag.store(false); }
+        } leave{in_run_};
+        // A kick between the last run() and this one (the VMM has not seen it yet).
         run_->immediate_exit = state_.immediate_exit;
-        // With the in-kernel LAPIC a HLT blocks inside KVM_RUN; a periodic SIGALRM lets
-        // us notice a vCPU that halted with IF clear, which nothing can wake (emu reports
-        // it as KVM_EXIT_HLT, so the VMM sees the same ending on both accelerators).
+        if (kicked_.exchange(false)) {
+            state_.exit_reason = mirror::exit_intr;
+            return {};
+        }
+        // With the in-kernel LAPIC a HLT blocks inside KVM_RUN; the watchdog lets us
+        // notice a vCPU that halted with IF clear, or waits for a start-up IPI, which
+        // only another vCPU could end (emu reports it as KVM_EXIT_HLT, so the VMM sees
+        // the same ending on both accelerators).
         Watchdog watchdog(irqchip_);
         for (;;) {
             if (ioctl(fd_.get(), KVM_RUN, 0) == 0) break;
+            // EAGAIN: an AP that waited for INIT/SIPI was woken; KVM_RUN again runs it.
+            if (errno == EAGAIN) continue;
             if (errno != EINTR) return sys_error("KVM_RUN");
             if (kicked_.exchange(false) || state_.immediate_exit) {
                 state_.exit_reason = mirror::exit_intr;
@@ -235,11 +267,13 @@ class KvmVcpu final : public Vcpu {
         if (ioctl(fd_.get(), KVM_SET_SREGS, &s) < 0) return sys_error("KVM_SET_SREGS");
         return {};
     }
-    // The signal that prompted the kick interrupts KVM_RUN itself (EINTR, no
-    // SA_RESTART); immediate_exit covers a signal that lands just before KVM_RUN.
+    // From the SIGINT/SIGTERM handler the signal itself interrupts KVM_RUN when it lands
+    // on this vCPU's thread; otherwise the kick signal does. immediate_exit and kicked_
+    // cover a kick that lands just before KVM_RUN, or between two run()s.
     void kick() override {
         kicked_.store(true);
         run_->immediate_exit = 1;
+        if (in_run_.load()) pthread_kill(thread_.load(), kick_signal());
     }
     Status set_trace(TraceFn, uint64_t) override {
         return make_error("kvm: instruction traces need --accel emu", ENOTSUP);
@@ -265,13 +299,16 @@ class KvmVcpu final : public Vcpu {
     }
 
   private:
-    // Halted (KVM_MP_STATE_HALTED) with RFLAGS.IF clear: only an NMI or INIT could wake
-    // it, and this machine sends neither.
+    // Halted (KVM_MP_STATE_HALTED) with RFLAGS.IF clear, or an AP still waiting for
+    // INIT/SIPI: only another vCPU (an NMI, INIT or start-up IPI) could wake it. The VMM
+    // ends the run when every vCPU is in that state.
     bool halted_for_good() {
         kvm_mp_state mp{};
+        if (ioctl(fd_.get(), KVM_GET_MP_STATE, &mp) < 0) return false;
+        if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED)
+            return true;
         kvm_regs r{};
-        if (ioctl(fd_.get(), KVM_GET_MP_STATE, &mp) < 0 || ioctl(fd_.get(), KVM_GET_REGS, &r) < 0)
-            return false;
+        if (ioctl(fd_.get(), KVM_GET_REGS, &r) < 0) return false;
         return mp.mp_state == KVM_MP_STATE_HALTED && !(r.rflags & (1u << 9));
     }
 
@@ -280,6 +317,8 @@ class KvmVcpu final : public Vcpu {
     size_t size_;
     bool irqchip_ = false;
     std::atomic<bool> kicked_{false};
+    std::atomic<bool> in_run_{false};  // a thread is inside run(): thread_ names it
+    std::atomic<pthread_t> thread_{};
     RunState state_;
     bool pending_in_ = false;
 };
@@ -353,6 +392,7 @@ class KvmAccelerator final : public Accelerator {
   public:
     explicit KvmAccelerator(Fd kvm) : kvm_(std::move(kvm)) {}
     std::string name() const override { return "kvm"; }
+    bool vcpu_threads() const override { return true; }
 
     Result<std::unique_ptr<Vm>> create_vm() override {
         Fd vm(ioctl(kvm_.get(), KVM_CREATE_VM, 0));

@@ -299,10 +299,6 @@ int run(RunOptions o) {
                      static_cast<unsigned long long>(vmm::GuestMemory::kMax >> 30));
         return kExitUsage;
     }
-    if (o.cpus > 1 && o.accel != "emu") {
-        std::fprintf(stderr, "softkvm run: --cpus above 1 needs --accel emu\n");
-        return kExitUsage;
-    }
     if ((o.max_insns || o.trace) && o.accel != "emu") {
         std::fprintf(stderr, "softkvm run: --max-insns and --trace need --accel emu\n");
         return kExitUsage;
@@ -405,7 +401,7 @@ void add_run_command(CLI::App& root, int& status) {
                         "instruction counting as one (emu; exit status 124)");
     run_app
         ->add_option("--cpus", opts->cpus,
-                     "vCPUs (1-8); application processors wait for INIT/SIPI (emu)")
+                     "vCPUs (1-8); application processors wait for INIT/SIPI (kvm: a thread each)")
         ->check(CLI::Range(1, 8))
         ->capture_default_str();
     run_app->add_option("--trace", opts->trace_text,

@@ -284,7 +284,7 @@ void Machine::collect_counters(RunReport& rep) const {
 }
 
 RunReport Machine::run() {
-    if (!aps_.empty()) return run_smp();
+    if (!aps_.empty()) return accel_->vcpu_threads() ? run_threads() : run_smp();
     RunReport rep;
     const auto t0 = std::chrono::steady_clock::now();
     for (;;) {

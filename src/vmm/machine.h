@@ -130,6 +130,7 @@ class Machine {
     std::vector<std::unique_ptr<accel::Vcpu>> aps_;  // application processors
     uint64_t max_insns_ = 0;
     RunReport run_smp();
+    RunReport run_threads();  // vcpu_threads.cc
     void collect_counters(RunReport& rep) const;
     // After each run of `v`: the bus-lock policy (delay, statistics).
     Status after_run(accel::Vcpu& v);

@@ -48,6 +48,24 @@ case "$st:${out:0:1}" in
         ;;
     *) echo "apic.elf on kvm: status $st, output '$out'"; exit 1 ;;
 esac
+# More than one vCPU (a thread each, APs waiting for INIT/SIPI): every ending stops all
+# threads and the process exits with the status of one vCPU.
+"$sk" run --accel kvm --cpus 3 "$images/good.elf" >/dev/null 2>&1
+[ $? -eq 5 ] || { echo "good.elf with --cpus 3 on kvm: want 5"; exit 1; }
+"$sk" run --accel kvm --cpus 3 "$images/triple.elf" >/dev/null 2>&1
+[ $? -eq 125 ] || { echo "triple.elf with --cpus 3 on kvm: want 125"; exit 1; }
+out=$("$sk" run --accel kvm --cpus 3 "$images/halt.elf" 2>&1)
+[ $? -eq 123 ] && grep -q "every vCPU halted" <<<"$out" || { echo "halt.elf with --cpus 3 on kvm: want 123 ($out)"; exit 1; }
+for sig in INT:130 TERM:143; do
+    "$sk" run --accel kvm --cpus 4 "$images/loop.elf" >/dev/null 2>&1 &
+    pid=$!
+    sleep 0.5
+    kill -"${sig%:*}" $pid
+    timeout 10 tail --pid=$pid -f /dev/null || { kill -9 $pid; echo "SIG${sig%:*}: still running after 10 s"; exit 1; }
+    wait $pid
+    st=$?
+    [ $st -eq "${sig#*:}" ] || { echo "SIG${sig%:*} with --cpus 4 on kvm: status $st, want ${sig#*:}"; exit 1; }
+done
 out=$("$sk" run --accel kvm --max-insns 10 "$images/good.elf" 2>&1)
 [ $? -eq 64 ] || { echo "--max-insns with kvm: want 64 ($out)"; exit 1; }
 echo "kvm accelerator: guest exit code, halt and triple fault as on emu"
