@@ -244,6 +244,17 @@ static void check_memory_types(void) {
                : t == VA_WC  ? "aligned lock add on WC memory (PAT entry 4 reprogrammed)"
                              : "aligned lock add on UC- memory (PAT)");
     }
+    /* The same page made UC by its PTE (and INVLPG): now a bus lock; WB again: none. */
+    for (int uc = 1; uc >= 0; --uc) {
+        pt[VA_WB] = (uint64_t)pages[0] | P | RW | US | (uc ? PCD | PWT : 0);
+        __asm__ volatile("invlpg (%0)" ::"r"(va(VA_WB)) : "memory");
+        init_value(va(VA_WB) + 64);
+        const int dbs = run_form(&forms[0], va(VA_WB) + 64, 3);
+        const int want_trap = have_bld && uc;
+        report(want_trap ? bus_lock_trap(&forms[0]) : dbs == 0,
+               uc ? "PTE changed to UC and INVLPG: the aligned lock is a bus lock"
+                  : "PTE back to WB and INVLPG: no bus lock");
+    }
     /* CMPXCHG16B needs 16-byte alignment, so it never splits a line: a misaligned one is
      * #GP, an aligned one is a bus lock only on non-WB memory. */
     init_value((uint64_t)line_buf + 64);
