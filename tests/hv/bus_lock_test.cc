@@ -178,5 +178,32 @@ TEST_F(BusLockExitTest, LocksOnUncachedMemoryExitAsNotWriteBack) {
     EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_HLT);
 }
 
+TEST_F(BusLockExitTest, DescriptorAccessedBitUpdateThatSplitsALineIsABusLock) {
+    ASSERT_TRUE(
+        vm_.enable_cap(abi::KVM_CAP_X86_BUS_LOCK_EXIT, abi::KVM_BUS_LOCK_DETECTION_EXIT).ok());
+    // A GDT at 0x30034: descriptor 1 (selector 0x08) lies at 0x3003c-0x30043, across a
+    // line; a flat data segment whose accessed bit is clear.
+    constexpr uint64_t kGdt = 0x30034;
+    const uint64_t data = 0x00CF92000000FFFFull;  // type 2: read/write, not accessed
+    std::memcpy(ram_ + kGdt + 8, &data, 8);
+    //  0: mov $0x8,%ax; 4: mov %eax,%ds; 6: mov %eax,%es; 8: hlt
+    const uint8_t code[] = {0x66, 0xb8, 0x08, 0x00, 0x8e, 0xd8, 0x8e, 0xc0, 0xf4};
+    auto v = start(code);
+    abi::SpecialRegs s = v->get_sregs();
+    s.gdt = {kGdt, 0x0F};
+    ASSERT_TRUE(v->set_sregs(s).ok());
+    v->run();
+    const abi::RunState& r = v->run_state();
+    ASSERT_EQ(r.exit_reason, abi::KVM_EXIT_X86_BUS_LOCK);
+    EXPECT_EQ(r.bus_lock.split, 1);
+    EXPECT_EQ(r.bus_lock.rip, kCode + 4);
+    EXPECT_EQ(v->get_regs().rip, kCode + 6);
+    uint64_t after;
+    std::memcpy(&after, ram_ + kGdt + 8, 8);
+    EXPECT_EQ(after, data | (1ull << 40));  // the accessed bit
+    v->run();                               // the bit is set now: loading ES makes no locked update
+    EXPECT_EQ(r.exit_reason, abi::KVM_EXIT_HLT);
+}
+
 }  // namespace
 }  // namespace softkvm::hv
