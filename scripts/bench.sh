@@ -56,4 +56,6 @@ fi
 if [ "$json" != "--json" ]; then
     echo
     "$(dirname "$0")/bench_buslock.sh" "$build"
+    echo
+    "$(dirname "$0")/bench_kvm.sh" "$build"
 fi

@@ -62,6 +62,27 @@ run_qemu_kvm() {
     echo "qemu-timeout"
 }
 
+# Skips (77) when softkvm's kvm accelerator cannot run 64-bit guests on this host, but
+# only if QEMU's KVM cannot either (it must not run the same guest to its exit).
+need_kvm_long_mode() {
+    local caps why
+    caps=$("$softkvm" caps --json)
+    if python3 -c 'import json,sys; a={x["accelerator"]:x for x in json.load(sys.stdin)}; k=a["kvm"]; sys.exit(0 if k["available"] and any(f["name"]=="long-mode" and f["available"] for f in k["features"]) else 1)' <<<"$caps"; then
+        return
+    fi
+    why=$(python3 -c 'import json,sys; a={x["accelerator"]:x for x in json.load(sys.stdin)}; k=a["kvm"]; print(k["detail"], *[f["name"]+": "+f["detail"] for f in k["features"] if f["name"]=="long-mode"], sep="; ")' <<<"$caps")
+    if [ -r /dev/kvm ] && command -v qemu-system-x86_64 >/dev/null; then
+        local theirs
+        theirs=$(run_qemu_kvm "$tmp/qemu-probe")
+        if [ "${theirs%% *}" = exit ]; then
+            echo "softkvm says the kvm accelerator cannot run 64-bit guests ($why), but QEMU's KVM runs this guest to its exit ($theirs)" >&2
+            exit 1
+        fi
+    fi
+    echo "SKIP: the kvm accelerator cannot run 64-bit guests here, nor can QEMU's KVM: $why"
+    exit 77
+}
+
 # How softkvm's kvm run ended, in run_qemu_kvm's terms. $1 = status, $2 = stderr file.
 softkvm_ending() {
     case $1 in
@@ -95,15 +116,6 @@ need_qemu() {
     fi
 }
 
-need_kvm_long_mode() {
-    local caps
-    caps=$("$softkvm" caps --json)
-    if ! python3 -c 'import json,sys; a={x["accelerator"]:x for x in json.load(sys.stdin)}; k=a["kvm"]; sys.exit(0 if k["available"] and any(f["name"]=="long-mode" and f["available"] for f in k["features"]) else 1)' <<<"$caps"; then
-        echo "SKIP: the kvm accelerator cannot run 64-bit guests here:"
-        python3 -c 'import json,sys; a={x["accelerator"]:x for x in json.load(sys.stdin)}; k=a["kvm"]; print(" ", k["detail"]); [print(" ", f["name"]+":", f["detail"]) for f in k["features"] if f["name"]=="long-mode"]' <<<"$caps"
-        exit 77
-    fi
-}
 
 case $mode in
 skip)
