@@ -66,6 +66,25 @@ for sig in INT:130 TERM:143; do
     st=$?
     [ $st -eq "${sig#*:}" ] || { echo "SIG${sig%:*} with --cpus 4 on kvm: status $st, want ${sig#*:}"; exit 1; }
 done
+# SIGINT while all three vCPUs run guest code (smp-spin.elf starts the APs in `jmp .`):
+# three threads use CPU time, and the signal still stops them all.
+cpu_times() { for t in /proc/$1/task/*/stat; do awk '{print $1 ":" $14 + $15}' "$t"; done 2>/dev/null; }
+"$sk" run --accel kvm --cpus 3 "$images/smp-spin.elf" >/dev/null 2>&1 &
+pid=$!
+sleep 1
+before=$(cpu_times $pid)
+sleep 1
+after=$(cpu_times $pid)
+kill -INT $pid
+timeout 10 tail --pid=$pid -f /dev/null || { kill -9 $pid; echo "smp-spin: still running 10 s after SIGINT"; exit 1; }
+wait $pid
+st=$?
+[ $st -eq 130 ] || { echo "smp-spin with --cpus 3 on kvm: status $st after SIGINT, want 130"; exit 1; }
+busy=$(python3 -c 'import sys
+ticks = lambda s: dict(l.split(":") for l in s.split())
+b, a = ticks(sys.argv[1]), ticks(sys.argv[2])
+print(sum(1 for t in a if int(a[t]) > int(b.get(t, a[t]))))' "$before" "$after")
+[ "$busy" -ge 3 ] || { echo "smp-spin: want 3 vCPU threads using CPU time; thread:ticks $before -> $after"; exit 1; }
 out=$("$sk" run --accel kvm --max-insns 10 "$images/good.elf" 2>&1)
 [ $? -eq 64 ] || { echo "--max-insns with kvm: want 64 ($out)"; exit 1; }
 echo "kvm accelerator: guest exit code, halt and triple fault as on emu"
