@@ -14,8 +14,8 @@ namespace softkvm::accel {
 // answers E2BIG (the number of entries it needs is not reported).
 Result<std::vector<kvm_cpuid_entry2>> kvm_supported_cpuid(int kvm_fd);
 
-// Gives vCPU `apic_id` of a `cpus`-processor VM the entries `supported`, with the fields
-// that name the processor set to its APIC ID (as firmware and QEMU present them).
+// Gives the vCPU whose APIC ID is `apic_id` (KVM: its vCPU id) the entries `supported`,
+// with the fields that name the processor set to that ID, as QEMU presents them.
 Status kvm_set_vcpu_cpuid(int vcpu_fd, const std::vector<kvm_cpuid_entry2>& supported,
                           uint32_t apic_id);
 
