@@ -25,6 +25,7 @@ constexpr uint64_t detection_exit = abi::KVM_BUS_LOCK_DETECTION_EXIT;
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -409,6 +410,11 @@ class KvmAccelerator final : public Accelerator {
         std::vector<Capability> out;
         out.push_back(long_mode());
         out.push_back({"local-apic", check(KVM_CAP_IRQCHIP) > 0, "in-kernel (KVM_CAP_IRQCHIP)"});
+        // SMP needs the in-kernel LAPIC (INIT/SIPI) and more than one vCPU per VM.
+        const int max_vcpus = check(KVM_CAP_MAX_VCPUS);
+        out.push_back({"smp", check(KVM_CAP_IRQCHIP) > 0 && max_vcpus > 1,
+                       fmt::format("up to {} vCPUs (--cpus), a thread each; KVM_CAP_MAX_VCPUS = {}",
+                                   std::clamp(max_vcpus, 1, 8), max_vcpus)});
         out.push_back({"instruction-count", false, "not available on hardware virtualization"});
         const int bus_lock = check(mirror::cap_bus_lock);
         out.push_back(
