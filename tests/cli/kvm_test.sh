@@ -54,6 +54,10 @@ esac
 [ $? -eq 5 ] || { echo "good.elf with --cpus 3 on kvm: want 5"; exit 1; }
 "$sk" run --accel kvm --cpus 3 "$images/triple.elf" >/dev/null 2>&1
 [ $? -eq 125 ] || { echo "triple.elf with --cpus 3 on kvm: want 125"; exit 1; }
+# A triple fault on the BSP once the APs run guest code (smp-triple.elf) stops them too.
+timeout 20 "$sk" run --accel kvm --cpus 3 "$images/smp-triple.elf" >/dev/null 2>&1
+st=$?
+[ $st -eq 125 ] || { echo "smp-triple.elf with --cpus 3 on kvm: status $st, want 125 (124: the run did not stop)"; exit 1; }
 out=$("$sk" run --accel kvm --cpus 3 "$images/halt.elf" 2>&1)
 [ $? -eq 123 ] && grep -q "every vCPU halted" <<<"$out" || { echo "halt.elf with --cpus 3 on kvm: want 123 ($out)"; exit 1; }
 for sig in INT:130 TERM:143; do
