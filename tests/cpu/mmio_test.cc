@@ -181,5 +181,19 @@ TEST_F(MmioTest, FaultingInstructionSendsNoMmioWriteAndKeepsRsp) {
     EXPECT_EQ(saved_rip, BareMachine::kCode + 10);  // the ENTER
 }
 
+TEST_F(MmioTest, ExitsInsideABlockDoNotDecodeNewBlocks) {
+    // mov $0x400000,%esi; then eight times mov (%rsi),%eax; hlt. Each read exits; the
+    // vCPU goes on inside the one block it was decoded into (each exit used to decode a
+    // new block from the next RIP: the cost of slow MMIO).
+    const uint8_t code[] = {0xbe, 0x00, 0x00, 0x40, 0x00, 0x8b, 0x06, 0x8b, 0x06, 0x8b, 0x06,
+                            0x8b, 0x06, 0x8b, 0x06, 0x8b, 0x06, 0x8b, 0x06, 0x8b, 0x06, 0xf4};
+    load(code);
+    ASSERT_TRUE(run_to_hlt());
+    EXPECT_EQ(dev_.reads, 8);
+    EXPECT_EQ(dev_.exits, 8);
+    EXPECT_EQ(cpu_.cache_stats().blocks_built, 1u);
+    EXPECT_EQ(cpu_.instructions_retired(), 10u);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
