@@ -40,11 +40,9 @@ class EmuVcpu final : public Vcpu {
     std::string dump_state() override { return v_->dump_state(); }
     Counters counters() const override {
         const cpu::Cpu::CacheStats c = v_->cache_stats();
-        return {{"blocks_built", c.blocks_built},
-                {"block_cache_flushes", c.flushes},
-                {"blocks_cached", c.blocks},
-                {"insns_cached", c.insns},
-                {"mmio_read_resumes", c.mmio_replays}};
+        return {{"blocks_built", c.blocks_built},      {"block_cache_flushes", c.flushes},
+                {"blocks_cached", c.blocks},           {"insns_cached", c.insns},
+                {"mmio_read_resumes", c.mmio_replays}, {"insns_decoded", c.insns_decoded}};
     }
 
   private:

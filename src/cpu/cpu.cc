@@ -73,7 +73,13 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
     const Mode mode = s_.mode;
     uint64_t first_page = phys >> 12;
     uint64_t last_page = first_page;
-    while (b->insns.size() < Block::kMaxInsns) {
+    // The page being fetched from: one translation per page, not per byte.
+    uint64_t fetch_page = ~0ull;
+    const uint8_t* fetch_host = nullptr;
+    const auto smc = smc_pages_.find(first_page);
+    const size_t max_insns =
+        smc != smc_pages_.end() && smc->second >= kSmcThreshold ? 1 : Block::kMaxInsns;
+    while (b->insns.size() < max_insns) {
         uint8_t bytes[16] = {};
         size_t avail = 0;
         // Fetch up to 15 bytes; a fault on a later page only matters if the instruction
@@ -82,13 +88,18 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
         bool mmio = false;
         try {
             for (; avail < 15; ++avail) {
-                const uint64_t pa = translate(lin + avail, Access::Exec, user_access());
-                const uint8_t* h = host_page(pa);
-                if (!h) {
+                const uint64_t at = lin + avail;
+                if ((at & ~0xFFFull) != fetch_page) {
+                    const uint64_t pa = translate(at, Access::Exec, user_access()) & ~0xFFFull;
+                    uint8_t* h = host_page(pa);
+                    fetch_host = h && host_page(pa + 0xFFF) == h + 0xFFF ? h : nullptr;
+                    fetch_page = at & ~0xFFFull;
+                }
+                if (!fetch_host) {
                     mmio = true;
                     break;
                 }
-                bytes[avail] = *h;
+                bytes[avail] = fetch_host[at & 0xFFF];
             }
         } catch (const GuestFault&) {
             if (avail == 0) throw;
@@ -133,6 +144,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
     }
     if (cached_insns_ + b->insns.size() > cache_limit_) flush_block_cache();
     cached_insns_ += b->insns.size();
+    insns_decoded_ += b->insns.size();
     ++blocks_built_;
     Block* raw = b.get();
     blocks_[key] = std::move(b);
@@ -146,6 +158,7 @@ void Cpu::flush_block_cache() {
     for (auto& [key, block] : blocks_) retired_blocks_.push_back(std::move(block));
     blocks_.clear();
     page_blocks_.clear();
+    smc_pages_.clear();
     cached_insns_ = 0;
     ++cache_flushes_;
     ++block_gen_;
@@ -164,6 +177,10 @@ void Cpu::invalidate_code_page(uint64_t page) {
     page_blocks_.erase(it);
     ++block_gen_;
     stop_flags_ |= kStopBlockGone;
+    // Code that keeps rewriting its own page would otherwise pay for a whole block's
+    // decoding per instruction: after a few invalidations the page gets blocks of one
+    // instruction (as QEMU does for self-modifying code) until the next cache flush.
+    if (smc_pages_.size() < kMaxSmcPages) ++smc_pages_[page];
 }
 
 Block* Cpu::find_block() {

@@ -143,14 +143,16 @@ class Cpu {
     static constexpr uint64_t kDefaultBlockCacheInsns = 1u << 18;
     void set_block_cache_limit(uint64_t limit) { cache_limit_ = limit ? limit : 1; }
     struct CacheStats {
-        uint64_t blocks_built = 0;  // blocks decoded since the CPU was created
-        uint64_t flushes = 0;       // whole-cache flushes at the limit
-        uint64_t blocks = 0;        // blocks cached now
-        uint64_t insns = 0;         // decoded instructions cached now
-        uint64_t mmio_replays = 0;  // instructions re-executed to complete an MMIO read
+        uint64_t blocks_built = 0;   // blocks decoded since the CPU was created
+        uint64_t flushes = 0;        // whole-cache flushes at the limit
+        uint64_t blocks = 0;         // blocks cached now
+        uint64_t insns = 0;          // decoded instructions cached now
+        uint64_t mmio_replays = 0;   // instructions re-executed to complete an MMIO read
+        uint64_t insns_decoded = 0;  // instructions decoded into blocks, in all
     };
     CacheStats cache_stats() const {
-        return {blocks_built_, cache_flushes_, blocks_.size(), cached_insns_, mmio_resumes_};
+        return {blocks_built_, cache_flushes_, blocks_.size(),
+                cached_insns_, mmio_resumes_,  insns_decoded_};
     }
     // Instruction trace: `fn` sees the RIP and disassembly of each of the next `count`
     // instructions before it runs (the CPU steps one instruction at a time meanwhile).
@@ -494,8 +496,13 @@ class Cpu {
     std::vector<std::unique_ptr<Block>> retired_blocks_;
     uint64_t block_gen_ = 1;
     uint64_t cache_limit_ = kDefaultBlockCacheInsns;
+    // Invalidations per code page (self-modifying code), bounded; see invalidate_code_page.
+    std::unordered_map<uint64_t, uint32_t> smc_pages_;
+    static constexpr uint32_t kSmcThreshold = 8;
+    static constexpr size_t kMaxSmcPages = 4096;
     uint64_t cached_insns_ = 0;
     uint64_t blocks_built_ = 0;
+    uint64_t insns_decoded_ = 0;
     uint64_t cache_flushes_ = 0;
     uint64_t mmio_resumes_ = 0;
 

@@ -2,6 +2,9 @@
 // given as the GNU assembler source in a comment and its encoding.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <vector>
+
 #include "cpu/cpu_model.h"
 #include "machine.h"
 
@@ -195,6 +198,25 @@ TEST_F(CpuTest, BlockCacheFlushesAtItsLimit) {
     EXPECT_GE(st.blocks_built, 4096u);  // one per start address at least
     EXPECT_GE(st.flushes, 10u);         // ~4096 * 32 decoded instructions over a 4096 limit
     EXPECT_LE(st.insns, 4096u);
+}
+
+TEST_F(CpuTest, CodeThatRewritesItsPageIsNotDecodedABlockPerInstruction) {
+    // 20 stores into their own code page (mov %al,0x800(%rip)), then dec %ecx; jnz to
+    // the first, 20 times; hlt. Every store drops the page's blocks. Once the page is known
+    // to be rewritten, blocks there hold one instruction, so each executed instruction is
+    // decoded once, not with up to 63 more that never run before the next store.
+    std::vector<uint8_t> code;
+    code.insert(code.end(), {0xb9, 0x14, 0x00, 0x00, 0x00});  // mov $20,%ecx
+    for (int k = 0; k < 20; ++k) code.insert(code.end(), {0x88, 0x05, 0x00, 0x08, 0x00, 0x00});
+    code.insert(code.end(), {0xff, 0xc9, 0x75, 0x00, 0xf4});  // dec %ecx; jnz; hlt
+    code[code.size() - 2] = static_cast<uint8_t>(5 - static_cast<int>(code.size() - 1));
+    std::memcpy(ram_ + kCode, code.data(), code.size());
+    cpu_.run(0);
+    ASSERT_EQ(owner_.hlts, 1);
+    EXPECT_EQ(cpu_.instructions_retired(), 1u + 20u * 22u + 1u);
+    // About one decode per executed instruction (442), far below a block per store
+    // (about 20 * 11 per pass, 4400 in all).
+    EXPECT_LT(cpu_.cache_stats().insns_decoded, 1000u);
 }
 
 TEST_F(CpuTest, CpuidReportsTheModel) {
