@@ -37,6 +37,11 @@ for t in "${targets[@]}"; do
     if [[ $GUEST_SEEDED == *" $t "* ]] && [ -d "$main_build/guests" ]; then
         seeds+=("$main_build/guests")
     fi
+    # The CPU target's seeds: the conformance guests' code behind its input header.
+    if [ "$t" = fuzz_cpu ] && [ -d "$main_build/guests" ]; then
+        "$here/fuzz/cpu_seeds.sh" "$main_build/guests" "$fuzz_build/seeds/$t" >/dev/null &&
+            seeds+=("$fuzz_build/seeds/$t")
+    fi
     # -timeout: an input that runs 10 s is a hang; -rss_limit_mb: exhaustion is a failure.
     "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$corpus" "${seeds[@]}" >"$log" 2>&1
