@@ -15,6 +15,7 @@
 _start:
     cli
     cld
+    mov %ebx, sdk_mb_info   /* the multiboot information (EBX at entry, §3.2) */
     /* Zero BSS (page tables and stacks live there). */
     mov $__bss_start, %edi
     mov $__bss_end, %ecx
@@ -85,6 +86,12 @@ long_entry:
     call exit_guest
 2:  hlt
     jmp 2b
+
+    .section .data
+    .align 4
+    .global sdk_mb_info
+sdk_mb_info:
+    .long 0
 
 /* Application-processor start-up. sdk_start_aps() copies this real-mode trampoline to
  * 0x8000 (start-up vector 0x08), fills in its GDT pointer and sends INIT and SIPI. */

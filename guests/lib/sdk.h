@@ -15,6 +15,9 @@ static inline uint8_t inb(uint16_t port) {
     return v;
 }
 
+/* The multiboot information's physical address (EBX at entry). */
+extern uint32_t sdk_mb_info;
+
 /* Console (16550 UART at 0x3f8). */
 void putchar_serial(char c);
 void puts_serial(const char *s);

@@ -31,6 +31,8 @@ struct RunOptions {
     std::string image;
     std::optional<std::string> bus_lock_ratelimit;  // as given
     std::vector<std::string> cpu_features;          // -NAME hides, +NAME keeps
+    std::vector<std::string> append, initrd;        // as given (each at most once)
+    std::vector<std::string> devices;               // --device NAME
 
     ConfidentialOptions confidential;
 };
@@ -54,6 +56,8 @@ int status_for_error(const Error& e) {
         case ENOEXEC:
         case ERANGE:
             return kExitBadInput;
+        case EFBIG:  // --append/--initrd do not fit in --memory
+            return kExitUsage;
         case ENODEV:
         case ENOSYS:
             return kExitUnavailable;
@@ -316,6 +320,34 @@ int run(RunOptions o) {
         return kExitUsage;
     }
 
+    if (o.append.size() > 1 || o.initrd.size() > 1) {
+        std::fprintf(stderr, "softkvm run: %s given more than once\n",
+                     o.append.size() > 1 ? "--append" : "--initrd");
+        return kExitUsage;
+    }
+    if (!o.append.empty()) cfg.append = o.append[0];
+    if (!o.initrd.empty()) {
+        auto mods = vmm::parse_module_list(o.initrd[0]);
+        if (!mods) {
+            std::fprintf(stderr, "softkvm run: --initrd %s\n", mods.error().message.c_str());
+            return kExitUsage;
+        }
+        cfg.modules = std::move(mods).value();
+    }
+    for (const std::string& d : o.devices) {
+        if (d != "pc-testdev") {
+            std::fprintf(
+                stderr, "softkvm run: --device '%s': %s (known: pc-testdev)\n", d.c_str(),
+                d.find(',') != std::string::npos ? "devices take no properties" : "unknown device");
+            return kExitUsage;
+        }
+        if (cfg.pc_testdev) {
+            std::fprintf(stderr, "softkvm run: --device pc-testdev given more than once\n");
+            return kExitUsage;
+        }
+        cfg.pc_testdev = true;
+    }
+
     std::unique_ptr<LaunchLease> lease;
     if (int st = take_launch_lease(o.confidential, lease); st != kExitOk) return st;
 
@@ -418,6 +450,16 @@ void add_run_command(CLI::App& root, int& status) {
         ->add_option("--cpu-feature", opts->cpu_features,
                      "-NAME hides a CPU feature from the guest, +NAME keeps it (repeatable; "
                      "names: bus-lock-detect)")
+        ->allow_extra_args(false);
+    run_app->add_option_function<std::string>(
+        "--append", [opts](const std::string& v) { opts->append.push_back(v); },
+        "Multiboot command line after the image's name (as qemu -append)");
+    run_app->add_option_function<std::string>(
+        "--initrd", [opts](const std::string& v) { opts->initrd.push_back(v); },
+        "Multiboot modules FILE[ ARGS][,FILE...] (as qemu -initrd; ',,' is a comma)");
+    run_app
+        ->add_option("--device", opts->devices,
+                     "Add a device (repeatable; devices: pc-testdev, QEMU's test device)")
         ->allow_extra_args(false);
     add_confidential_options(*run_app, opts->confidential);
     run_app->footer(

@@ -52,20 +52,6 @@ std::string range_text(uint64_t start, uint64_t size) {
     return fmt::format("[{:#x}, {:#x})", start, start + size);
 }
 
-// True when [start, start + size) overlaps the boot information and memory map.
-bool overlaps_boot_data(uint64_t start, uint64_t size) {
-    using namespace multiboot;
-    return size != 0 && start < kBootDataEnd &&
-           (size > UINT64_MAX - start || start + size > kBootDataStart);
-}
-
-Error overlap_error(const std::string& name, uint64_t start, uint64_t size) {
-    using namespace multiboot;
-    return make_error(fmt::format("{}: image {} overlaps the boot information at [{:#x}, {:#x})",
-                                  name, range_text(start, size), kBootDataStart, kBootDataEnd),
-                      ERANGE);
-}
-
 // Writes the boot information and memory map (§3.3) for `mem`.
 void write_boot_info(GuestMemory& mem) {
     using namespace multiboot;
@@ -89,16 +75,101 @@ void write_boot_info(GuestMemory& mem) {
         mem.write32(at + 20, r.type);
         at += kMmapEntrySize;
     }
-    mem.write32(kInfoAddr + kInfoFlags, kInfoHasMemory | kInfoHasMmap);
+    mem.write32(kInfoAddr + kInfoFlags, kInfoHasMemory | kInfoHasBootDevice | kInfoHasCmdline |
+                                            kInfoHasMods | kInfoHasMmap | kInfoHasBootLoaderName);
+    mem.write32(kInfoAddr + kInfoBootDevice, kBootDevice);
     mem.write32(kInfoAddr + kInfoMemLower, 0x9FC00 / 1024);
     mem.write32(kInfoAddr + kInfoMemUpper, static_cast<uint32_t>((top - 0x100000) / 1024));
     mem.write32(kInfoAddr + kInfoMmapLength, at - kMmapAddr);
     mem.write32(kInfoAddr + kInfoMmapAddr, kMmapAddr);
 }
 
+uint64_t page_align(uint64_t v) {
+    return (v + multiboot::kPageSize - 1) & ~(multiboot::kPageSize - 1);
+}
+
+// After the image, as QEMU lays them out: the module entries, the module command lines,
+// the kernel command line and the boot loader's name from the first page boundary past
+// the image, then each module on its own page boundary.
+struct BootLayout {
+    uint64_t base = 0, end = 0;
+    std::vector<uint64_t> strings;  // module command lines, the command line, the name
+    std::vector<uint64_t> modules;
+};
+
+Result<BootLayout> plan_boot_blocks(const GuestMemory& mem, const BootParams& boot,
+                                    uint64_t image_end) {
+    using namespace multiboot;
+    BootLayout l;
+    l.base = page_align(image_end);
+    uint64_t at = l.base + kModEntrySize * boot.modules.size();
+    for (const BootModule& m : boot.modules) {
+        l.strings.push_back(at);
+        at += m.cmdline.size() + 1;
+    }
+    for (const std::string* str : {&boot.cmdline, &boot.bootloader}) {
+        l.strings.push_back(at);
+        at += str->size() + 1;
+    }
+    at = page_align(at);
+    constexpr uint64_t k4G = 1ull << 32;
+    for (const BootModule& m : boot.modules) {
+        l.modules.push_back(at);
+        if (m.data.size() > k4G) {
+            at = UINT64_MAX;
+            break;
+        }
+        at = page_align(at + m.data.size());
+    }
+    l.end = at;
+    if (l.end > mem.size() || l.end > k4G)
+        return make_error(
+            fmt::format("the command lines and modules (from {:#x}, {}) do not "
+                        "fit in guest memory ({} MiB) below 4 GiB",
+                        l.base,
+                        l.end == UINT64_MAX ? std::string("a module larger than 4 GiB")
+                                            : fmt::format("{} KiB", (l.end - l.base) / 1024),
+                        mem.size() >> 20),
+            EFBIG);
+    return l;
+}
+
+// The information's pointers to the blocks (written with the information, before the
+// image, as QEMU's option ROM does).
+void write_boot_pointers(GuestMemory& mem, const BootParams& boot, const BootLayout& l) {
+    using namespace multiboot;
+    const size_t n = boot.modules.size();
+    mem.write32(kInfoAddr + kInfoCmdline, static_cast<uint32_t>(l.strings[n]));
+    mem.write32(kInfoAddr + kInfoModsCount, static_cast<uint32_t>(n));
+    mem.write32(kInfoAddr + kInfoModsAddr, static_cast<uint32_t>(l.base));
+    mem.write32(kInfoAddr + kInfoBootLoaderName, static_cast<uint32_t>(l.strings[n + 1]));
+}
+
+// The blocks themselves (after the image: QEMU copies them with it).
+void write_boot_blocks(GuestMemory& mem, const BootParams& boot, const BootLayout& l,
+                       LoadedImage& out) {
+    using namespace multiboot;
+    const size_t n = boot.modules.size();
+    for (size_t k = 0; k < n; ++k) {
+        const BootModule& m = boot.modules[k];
+        const uint64_t entry = l.base + kModEntrySize * k;
+        mem.write(l.modules[k], m.data.data(), m.data.size());
+        mem.write32(entry + kModStart, static_cast<uint32_t>(l.modules[k]));
+        mem.write32(entry + kModEnd, static_cast<uint32_t>(l.modules[k] + m.data.size()));
+        mem.write32(entry + kModString, static_cast<uint32_t>(l.strings[k]));
+        mem.write32(entry + kModString + 4, 0);
+        mem.write(l.strings[k], m.cmdline.c_str(), m.cmdline.size() + 1);
+    }
+    mem.write(l.strings[n], boot.cmdline.c_str(), boot.cmdline.size() + 1);
+    mem.write(l.strings[n + 1], boot.bootloader.c_str(), boot.bootloader.size() + 1);
+    out.cmdline_addr = static_cast<uint32_t>(l.strings[n]);
+    out.mods_addr = static_cast<uint32_t>(l.base);
+    out.boot_end = l.end;
+}
+
 }  // namespace
 
-Result<std::vector<uint8_t>> read_file(const std::string& path) {
+Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
     // O_NONBLOCK: opening a FIFO must not wait for a writer. Only a regular file can be an
     // image; a FIFO, socket or device is refused before anything is read from it.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -114,11 +185,11 @@ Result<std::vector<uint8_t>> read_file(const std::string& path) {
     if (::fstat(fd, &st) != 0)
         return make_error(fmt::format("{}: {}", path, std::strerror(errno)), EIO);
     if (S_ISDIR(st.st_mode))
-        return make_error(fmt::format("{}: is a directory, not a guest image", path), EISDIR);
+        return make_error(fmt::format("{}: is a directory, not a {}", path, what), EISDIR);
     if (!S_ISREG(st.st_mode))
         return make_error(fmt::format("{}: not a regular file (a pipe, FIFO, socket or device "
-                                      "cannot be a guest image)",
-                                      path),
+                                      "cannot be a {})",
+                                      path, what),
                           ESPIPE);
     if (static_cast<uint64_t>(st.st_size) > kMaxImage)
         return make_error(fmt::format("{}: larger than {} MiB", path, kMaxImage >> 20), ENOEXEC);
@@ -137,7 +208,7 @@ Result<std::vector<uint8_t>> read_file(const std::string& path) {
 }
 
 Result<LoadedImage> load_multiboot(const std::vector<uint8_t>& img, const std::string& name,
-                                   GuestMemory& mem) {
+                                   GuestMemory& mem, const BootParams& boot) {
     using namespace multiboot;
     // The multiboot header: magic, flags, checksum, 32-bit aligned in the first 8 KiB.
     const size_t limit = std::min<size_t>(img.size(), kSearchLimit);
@@ -182,13 +253,16 @@ Result<LoadedImage> load_multiboot(const std::vector<uint8_t>& img, const std::s
                 fmt::format("{}: image {} is outside guest memory ({} MiB)", name,
                             range_text(load_addr, mem_end - load_addr), mem.size() >> 20),
                 ERANGE);
-        if (overlaps_boot_data(load_addr, mem_end - load_addr))
-            return overlap_error(name, load_addr, mem_end - load_addr);
+        auto layout = plan_boot_blocks(mem, boot, mem_end);
+        if (!layout) return layout.error();
+        write_boot_info(mem);
+        write_boot_pointers(mem, boot, layout.value());
         mem.write(load_addr, &img[file_off], load_end - load_addr);
         mem.fill(load_end, 0, mem_end - load_end);
         out.entry = le32(&img[hdr + kHdrEntryAddr]);
         out.low = load_addr;
         out.high = mem_end;
+        write_boot_blocks(mem, boot, layout.value(), out);
     } else {
         if (img.size() < 52) return bad(name, "truncated ELF header");
         const uint8_t cls = img[4];
@@ -224,25 +298,56 @@ Result<LoadedImage> load_multiboot(const std::vector<uint8_t>& img, const std::s
                 return make_error(fmt::format("{}: segment {} is outside guest memory ({} MiB)",
                                               name, range_text(s.paddr, s.memsz), mem.size() >> 20),
                                   ERANGE);
-            if (overlaps_boot_data(s.paddr, s.memsz)) return overlap_error(name, s.paddr, s.memsz);
             segs.push_back(s);
         }
         if (segs.empty()) return bad(name, "no loadable segments");
         out.low = UINT64_MAX;
         for (const Segment& s : segs) {
-            mem.write(s.paddr, &img[s.offset], s.filesz);
-            mem.fill(s.paddr + s.filesz, 0, s.memsz - s.filesz);
             out.low = std::min(out.low, s.paddr);
             out.high = std::max(out.high, s.paddr + s.memsz);
         }
         if (entry > UINT32_MAX) return bad(name, "entry point above 4 GiB");
         out.entry = static_cast<uint32_t>(entry);
+        auto layout = plan_boot_blocks(mem, boot, out.high);
+        if (!layout) return layout.error();
+        write_boot_info(mem);
+        write_boot_pointers(mem, boot, layout.value());
+        for (const Segment& s : segs) {
+            mem.write(s.paddr, &img[s.offset], s.filesz);
+            mem.fill(s.paddr + s.filesz, 0, s.memsz - s.filesz);
+        }
+        write_boot_blocks(mem, boot, layout.value(), out);
     }
     if (!mem.contains(out.entry, 1))
         return make_error(
             fmt::format("{}: entry point {:#x} is outside guest memory", name, out.entry), ERANGE);
-    write_boot_info(mem);
     out.info_addr = kInfoAddr;
+    return out;
+}
+
+Result<std::vector<ModuleSpec>> parse_module_list(const std::string& text) {
+    std::vector<ModuleSpec> out;
+    std::string cur;
+    auto finish = [&]() -> Status {
+        if (cur.empty()) return make_error(fmt::format("'{}': an empty module name", text), EINVAL);
+        const size_t sp = cur.find(' ');
+        if (sp == 0)
+            return make_error(fmt::format("'{}': a module name starts with a space", text), EINVAL);
+        out.push_back({cur.substr(0, sp), cur});
+        cur.clear();
+        return {};
+    };
+    for (size_t k = 0; k < text.size(); ++k) {
+        if (text[k] != ',') {
+            cur.push_back(text[k]);
+        } else if (k + 1 < text.size() && text[k + 1] == ',') {
+            cur.push_back(',');
+            ++k;
+        } else if (auto st = finish(); !st) {
+            return st.error();
+        }
+    }
+    if (auto st = finish(); !st) return st.error();
     return out;
 }
 

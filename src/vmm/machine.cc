@@ -60,10 +60,12 @@ const char* exit_reason_name(uint32_t r) {
 
 Platform::Platform(Uart16550::Sink console)
     : debug_exit(std::make_shared<DebugExit>()),
-      uart(std::make_shared<Uart16550>(std::move(console))) {
+      uart(std::make_shared<Uart16550>(std::move(console))),
+      fw_cfg(std::make_shared<FwCfg>()) {
     // Fixed, non-overlapping ranges: these adds cannot fail.
     (void)pio.add(Uart16550::kCom1, Uart16550::kPorts, uart);
     (void)pio.add(DebugExit::kPort, DebugExit::kPorts, debug_exit);
+    (void)pio.add(FwCfg::kPort, FwCfg::kPorts, fw_cfg);
 }
 
 Dispatch dispatch_exit(abi::RunState& rs, Platform& p) {
@@ -124,8 +126,29 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     auto mem = GuestMemory::create(cfg.memory);
     if (!mem) return mem.error();
     std::unique_ptr<Machine> m(new Machine(std::move(mem).value(), std::move(console)));
-    auto img = load_multiboot(file.value(), image_path, m->mem_);
+    // As QEMU: the command line is the image's name, a space, and --append's text.
+    BootParams boot;
+    boot.cmdline = image_path + " " + cfg.append;
+    for (const ModuleSpec& spec : cfg.modules) {
+        auto data = read_file(spec.path, "multiboot module");
+        if (!data) return make_error("--initrd: " + data.error().message, data.error().code);
+        boot.modules.push_back({std::move(data).value(), spec.cmdline});
+    }
+    auto img = load_multiboot(file.value(), image_path, m->mem_, boot);
     if (!img) return img.error();
+    populate_fw_cfg(*m->platform_.fw_cfg,
+                    {cfg.memory, static_cast<uint16_t>(cfg.cpus), static_cast<uint16_t>(cfg.cpus)});
+    if (cfg.pc_testdev) {
+        if (m->mem_.size() > PcTestdev::kWindow)
+            return make_error(
+                fmt::format("--device pc-testdev: its window at {:#x} would lie in "
+                            "guest RAM ({} MiB); use --memory {}M or less",
+                            PcTestdev::kWindow, m->mem_.size() >> 20, PcTestdev::kWindow >> 20),
+                EINVAL);
+        m->platform_.testdev = std::make_unique<PcTestdev>(nullptr);
+        if (auto st = m->platform_.testdev->attach(m->platform_.pio, m->platform_.mmio); !st)
+            return st.error();
+    }
     m->image_ = img.value();
     m->symbols_ = SymbolTable::from_elf(file.value());
 

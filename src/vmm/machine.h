@@ -16,6 +16,8 @@
 #include "vmm/bus.h"
 #include "vmm/bus_lock.h"
 #include "vmm/devices/debug_exit.h"
+#include "vmm/devices/fw_cfg.h"
+#include "vmm/devices/pc_testdev.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/loader.h"
 #include "vmm/memory.h"
@@ -35,6 +37,12 @@ struct MachineConfig {
     std::optional<uint64_t> bus_lock_ratelimit;
     // CPUID bits the guest must not see (--cpu-feature -NAME).
     std::vector<features::CpuidBit> hidden_cpuid;
+    // The multiboot command line after the image's name (--append; QEMU's -append).
+    std::string append;
+    // Multiboot modules (--initrd; QEMU's -initrd), in order.
+    std::vector<ModuleSpec> modules;
+    // QEMU's pc-testdev (--device pc-testdev).
+    bool pc_testdev = false;
 };
 
 // How a run ended.
@@ -85,6 +93,8 @@ struct Platform {
     Bus pio, mmio;
     std::shared_ptr<DebugExit> debug_exit;
     std::shared_ptr<Uart16550> uart;
+    std::shared_ptr<FwCfg> fw_cfg;
+    std::unique_ptr<PcTestdev> testdev;  // --device pc-testdev
     Stats stats;
 
     explicit Platform(Uart16550::Sink console);

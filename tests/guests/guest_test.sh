@@ -10,18 +10,28 @@
 set -uo pipefail
 mode=$1 softkvm=$2 guest=$3
 cpus=${GUEST_CPUS:-1}  # processors the guest needs (softkvm --cpus, QEMU -smp)
+memory=${GUEST_MEMORY:-128M}  # softkvm --memory, QEMU -m
+# GUEST_APPEND / GUEST_INITRD (when set): softkvm --append/--initrd, QEMU -append/-initrd.
+boot_args=()
+[ -n "${GUEST_APPEND+x}" ] && boot_args+=(--append "$GUEST_APPEND")
+[ -n "${GUEST_INITRD+x}" ] && boot_args+=(--initrd "$GUEST_INITRD")
+qemu_boot_args=()
+[ -n "${GUEST_APPEND+x}" ] && qemu_boot_args+=(-append "$GUEST_APPEND")
+[ -n "${GUEST_INITRD+x}" ] && qemu_boot_args+=(-initrd "$GUEST_INITRD")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 run_emu() {  # $1 = output file, $2 = stats file
     # shellcheck disable=SC2086  # GUEST_ARGS: extra softkvm options, word-split on purpose
-    "$softkvm" run --accel emu --cpus "$cpus" ${GUEST_ARGS:-} --stats-json "$2" "$guest" >"$1"
+    "$softkvm" run --accel emu --cpus "$cpus" --memory "$memory" ${GUEST_ARGS:-} \
+        "${boot_args[@]}" --stats-json "$2" "$guest" >"$1"
 }
 
 run_qemu() {  # $1 = output file; returns the guest's code (QEMU exits code<<1|1)
-    timeout 120 qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp "$cpus" -m 128M -display none \
-        -vga none -no-reboot -nodefaults -serial "file:$1" \
-        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest"
+    # shellcheck disable=SC2086  # QEMU_ARGS: extra QEMU options, word-split on purpose
+    timeout 120 qemu-system-x86_64 -accel tcg -machine pc -cpu max -smp "$cpus" -m "$memory" -display none \
+        -vga none -no-reboot -nodefaults -serial "file:$1" ${QEMU_ARGS:-} \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest" "${qemu_boot_args[@]}"
     local st=$?
     if [ $((st & 1)) -ne 1 ]; then echo "qemu failed with status $st" >&2; return 100; fi
     return $((st >> 1))
@@ -31,9 +41,10 @@ run_qemu() {  # $1 = output file; returns the guest's code (QEMU exits code<<1|1
 # $1 = serial output file. Prints "exit N" (the guest's code), "internal-error RIP" or
 # "qemu-failed". QEMU stops (and waits) on a KVM internal error: it is killed then.
 run_qemu_kvm() {
-    qemu-system-x86_64 -accel kvm -machine pc -cpu host -smp "$cpus" -m 128M -display none \
-        -vga none -no-reboot -nodefaults -serial "file:$1" \
-        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest" 2>"$1.err" &
+    # shellcheck disable=SC2086
+    qemu-system-x86_64 -accel kvm -machine pc -cpu host -smp "$cpus" -m "$memory" -display none \
+        -vga none -no-reboot -nodefaults -serial "file:$1" ${QEMU_ARGS:-} \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest" "${qemu_boot_args[@]}" 2>"$1.err" &
     local pid=$! k st
     for ((k = 0; k < 1200; ++k)); do
         if ! kill -0 $pid 2>/dev/null; then
@@ -124,7 +135,9 @@ skip)
     ;;
 kvm)
     need_kvm_long_mode
-    "$softkvm" run --accel kvm --cpus "$cpus" "$guest" >"$tmp/kvm" 2>"$tmp/kvm.err"
+    # shellcheck disable=SC2086
+    "$softkvm" run --accel kvm --cpus "$cpus" --memory "$memory" ${GUEST_ARGS:-} "${boot_args[@]}" \
+        "$guest" >"$tmp/kvm" 2>"$tmp/kvm.err"
     st=$?
     cat "$tmp/kvm" "$tmp/kvm.err"
     if run_passed $st "$tmp/kvm" && [ -z "${KVM_NOT_EMU:-}" ]; then
