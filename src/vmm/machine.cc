@@ -7,6 +7,7 @@
 #include <cstring>
 #include <thread>
 
+#include "vmm/acpi/acpi.h"
 #include "vmm/multiboot.h"
 
 namespace softkvm::vmm {
@@ -134,6 +135,20 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
         if (!data) return make_error("--initrd: " + data.error().message, data.error().code);
         boot.modules.push_back({std::move(data).value(), spec.cmdline});
     }
+    // The ACPI tables go in first: an image over the BIOS area wins, as over the boot data.
+    const acpi::Tables tables = acpi::build({cfg.cpus, false});
+    m->mem_.write(tables.base, tables.bytes.data(), tables.bytes.size());
+    // The PM timer counts the BSP's virtual clock on emu, the host's monotonic clock on kvm.
+    const auto start = std::chrono::steady_clock::now();
+    Machine* self = m.get();
+    m->platform_.acpi_pm = std::make_shared<AcpiPm>([self, start]() -> uint64_t {
+        if (self->vcpu_)
+            if (auto ns = self->vcpu_->virtual_clock_ns(); ns) return ns.value();
+        return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - start)
+                                         .count());
+    });
+    (void)m->platform_.pio.add(AcpiPm::kPort, AcpiPm::kPorts, m->platform_.acpi_pm);
     auto img = load_multiboot(file.value(), image_path, m->mem_, boot);
     if (!img) return img.error();
     populate_fw_cfg(*m->platform_.fw_cfg,

@@ -15,6 +15,7 @@
 #include "common/cpu_features.h"
 #include "vmm/bus.h"
 #include "vmm/bus_lock.h"
+#include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/fw_cfg.h"
 #include "vmm/devices/pc_testdev.h"
@@ -94,6 +95,7 @@ struct Platform {
     std::shared_ptr<DebugExit> debug_exit;
     std::shared_ptr<Uart16550> uart;
     std::shared_ptr<FwCfg> fw_cfg;
+    std::shared_ptr<AcpiPm> acpi_pm;
     std::unique_ptr<PcTestdev> testdev;  // --device pc-testdev
     Stats stats;
 

@@ -1,0 +1,56 @@
+// ACPI tables for the machine (ACPI 6.5 §5.2): the RSDP in the BIOS area where a guest
+// searches for it, the RSDT and XSDT, the FADT (with the PM timer and the FACS), an
+// empty DSDT, and the MADT with a local APIC per vCPU (and the IOAPIC when the machine
+// has one). Every table is checksummed.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace softkvm::vmm::acpi {
+
+// Where the tables go: the RSDP at the start of the BIOS read-only area (§5.2.5.1: a
+// 16-byte boundary in 0xE0000-0xFFFFF), the others after it in the same reserved area.
+inline constexpr uint64_t kBase = 0xF0000;
+inline constexpr uint64_t kLimit = 0x100000;
+
+// The PM register blocks (ports), where QEMU's PIIX4 puts them (PM base 0x600).
+inline constexpr uint16_t kPm1aEvtBlk = 0x600, kPm1aCntBlk = 0x604, kPmTmrBlk = 0x608;
+inline constexpr uint8_t kPm1EvtLen = 4, kPm1CntLen = 2, kPmTmrLen = 4;
+inline constexpr uint16_t kSciIrq = 9;
+inline constexpr uint32_t kLocalApicBase = 0xFEE00000;
+inline constexpr uint32_t kIoApicBase = 0xFEC00000;
+
+// Offsets and values from the specification (ACPI 6.5 §5.2.5-§5.2.12).
+inline constexpr uint32_t kHeaderSize = 36;
+inline constexpr uint32_t kRsdpSize = 36, kRsdpV1Size = 20;
+inline constexpr uint32_t kFadtSize = 244;  // through X_GPE1_BLK (FADT revision 3)
+inline constexpr uint8_t kFadtRevision = 3;
+inline constexpr uint32_t kFacsSize = 64;
+inline constexpr uint32_t kFadtFirmwareCtrl = 36, kFadtDsdt = 40, kFadtSciInt = 46,
+                          kFadtSmiCmd = 48, kFadtPm1aEvtBlk = 56, kFadtPm1aCntBlk = 64,
+                          kFadtPmTmrBlk = 76, kFadtPm1EvtLen = 88, kFadtPm1CntLen = 89,
+                          kFadtPmTmrLen = 91, kFadtFlags = 112, kFadtXFirmwareCtrl = 132,
+                          kFadtXDsdt = 140, kFadtXPm1aEvtBlk = 148, kFadtXPm1aCntBlk = 172,
+                          kFadtXPmTmrBlk = 208;
+inline constexpr uint32_t kFadtWbinvd = 1u << 0, kFadtProcC1 = 1u << 2;
+inline constexpr uint8_t kMadtLocalApic = 0, kMadtIoApic = 1, kMadtIntSrcOverride = 2;
+inline constexpr uint32_t kMadtPcatCompat = 1u << 0;
+inline constexpr uint32_t kMadtLocalApicEnabled = 1u << 0;
+
+struct Config {
+    uint32_t cpus = 1;
+    bool ioapic = false;  // list an IOAPIC (ID = cpus, GSI 0) and IRQ0 -> GSI 2
+};
+
+struct Tables {
+    uint64_t base = kBase;  // guest-physical address of bytes[0] (the RSDP)
+    std::vector<uint8_t> bytes;
+};
+
+Tables build(const Config& c);
+
+// The 8-bit sum of `len` bytes (a table is valid when the sum over it is 0).
+uint8_t sum(const uint8_t* p, size_t len);
+
+}  // namespace softkvm::vmm::acpi
