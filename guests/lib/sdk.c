@@ -260,6 +260,8 @@ void sdk_on_vector(int v, sdk_handler h, int dpl) {
     set_gate(v, v < 32 ? vector_stubs[v] : sdk_irq_stubs + (v - 32) * 16, dpl);
 }
 
+void sdk_set_gate(int v, void *entry, int dpl) { set_gate(v, entry, dpl); }
+
 void sdk_gate_present(int v, int present) {
     if (present)
         idt[v].type |= 0x80;

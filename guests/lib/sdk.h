@@ -47,6 +47,8 @@ typedef void (*sdk_handler)(struct sdk_frame *f);
 
 /* Installs `h` for vector `v` (0-255) through an interrupt gate of privilege `dpl`. */
 void sdk_on_vector(int v, sdk_handler h, int dpl);
+/* Points vector v's gate straight at `entry` (an assembly handler of the test's own). */
+void sdk_set_gate(int v, void *entry, int dpl);
 /* Marks vector v's gate present or not (for #NP and #DF tests). */
 void sdk_gate_present(int v, int present);
 /* Delivers vector v on interrupt stack table entry `ist` (1-7; 0: none). */

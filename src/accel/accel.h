@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -67,6 +68,23 @@ class Vcpu {
     // Back-end counters for --stats (name, value); emu reports its decoded-block cache.
     using Counters = std::vector<std::pair<std::string, uint64_t>>;
     virtual Counters counters() const { return {}; }
+    // The guest CPU model ("" = the back end's default) and its LBR format (-1 = the
+    // model's; 0 hides guest LBR; otherwise it must equal the host's/model's, as KVM
+    // requires of a PERF_CAPABILITIES write). Errors: EINVAL for an unknown model or a
+    // format mismatch, ENODEV where the host cannot offer guest LBR at all.
+    virtual Status set_cpu_model(const std::string& model, int lbr_fmt) = 0;
+
+    // The host-side LBR user (softkvm profile --lbr, emu): take the unit from the guest
+    // with this LBR_SELECT, read its records newest first, give it back.
+    struct BranchRecord {
+        uint64_t from = 0, to = 0;
+    };
+    virtual Status host_lbr_acquire(uint64_t lbr_select) {
+        (void)lbr_select;
+        return make_error("host-side LBR sampling needs --accel emu", ENOTSUP);
+    }
+    virtual std::vector<BranchRecord> host_lbr_read() { return {}; }
+    virtual void host_lbr_release() {}
 };
 
 class Vm {
@@ -105,6 +123,13 @@ class Accelerator {
     // deterministic).
     virtual bool vcpu_threads() const { return false; }
 };
+
+// The CPU models the emu back end offers (--cpu-model), default first.
+struct CpuModelInfo {
+    std::string name, description;
+    int lbr_format = 0, lbr_depth = 0;
+};
+std::vector<CpuModelInfo> emu_cpu_models();
 
 // Back-end factory: "emu" or "kvm". Returns an error (one line) if the accelerator is
 // unknown or unusable on this host (no /dev/kvm, cannot create a VM).

@@ -1,7 +1,10 @@
 // The emu accelerator: the accel interface over softkvm's hv layer and software CPU.
 #include <cerrno>
 
+#include <fmt/format.h>
+
 #include "accel/backends.h"
+#include "cpu/msr_index.h"
 #include "hv/vm.h"
 
 namespace softkvm::accel {
@@ -40,10 +43,39 @@ class EmuVcpu final : public Vcpu {
     std::string dump_state() override { return v_->dump_state(); }
     Counters counters() const override {
         const cpu::Cpu::CacheStats c = v_->cache_stats();
-        return {{"blocks_built", c.blocks_built},      {"block_cache_flushes", c.flushes},
-                {"blocks_cached", c.blocks},           {"insns_cached", c.insns},
-                {"mmio_read_resumes", c.mmio_replays}, {"insns_decoded", c.insns_decoded}};
+        const hv::Vcpu::LbrStats& l = v_->lbr_stats();
+        return {{"blocks_built", c.blocks_built},
+                {"block_cache_flushes", c.flushes},
+                {"blocks_cached", c.blocks},
+                {"insns_cached", c.insns},
+                {"mmio_read_resumes", c.mmio_replays},
+                {"insns_decoded", c.insns_decoded},
+                {"lbr_intercepted_accesses", l.intercepted},
+                {"lbr_event_creations", l.created},
+                {"lbr_event_releases", l.released},
+                {"lbr_host_takeovers", l.takeovers},
+                {"lbr_dropped_accesses", l.dropped},
+                {"pmis", l.pmis}};
     }
+    Status set_cpu_model(const std::string& name, int lbr_fmt) override {
+        const cpu::CpuModel* m =
+            name.empty() ? &cpu::default_cpu_model() : cpu::find_cpu_model(name);
+        if (!m) return make_error(fmt::format("unknown CPU model '{}'", name), EINVAL);
+        v_->set_cpu_model(*m);
+        if (lbr_fmt < 0) return {};
+        const uint64_t caps = cpu::model_perf_capabilities(*m) & ~cpu::msr::PERF_CAP_LBR_FMT;
+        return v_->set_perf_capabilities(caps | static_cast<uint64_t>(lbr_fmt));
+    }
+    Status host_lbr_acquire(uint64_t lbr_select) override {
+        v_->host_lbr_acquire(lbr_select);
+        return {};
+    }
+    std::vector<BranchRecord> host_lbr_read() override {
+        std::vector<BranchRecord> out;
+        for (const cpu::Lbr::Entry& e : v_->host_lbr_read()) out.push_back({e.from, e.to});
+        return out;
+    }
+    void host_lbr_release() override { v_->host_lbr_release(); }
 
   private:
     std::unique_ptr<hv::Vcpu> v_;
@@ -70,6 +102,18 @@ class EmuVm final : public Vm {
     hv::Vm vm_;
 };
 
+// "skylake (default): LBR format 5, 32 entries; broadwell: ..."
+std::string guest_lbr_detail() {
+    std::string out;
+    for (const cpu::CpuModel& m : cpu::cpu_models()) {
+        if (!out.empty()) out += "; ";
+        out += fmt::format("{}{}: LBR format {}, {} entries", m.name,
+                           &m == &cpu::default_cpu_model() ? " (default)" : "", m.lbr_format,
+                           m.lbr_depth);
+    }
+    return "--cpu-model " + out;
+}
+
 class EmuAccelerator final : public Accelerator {
   public:
     std::string name() const override { return "emu"; }
@@ -83,7 +127,7 @@ class EmuAccelerator final : public Accelerator {
             {"smp", true, "up to 8 vCPUs (--cpus), taking turns on one thread"},
             {"local-apic", true, "in the hv layer: xAPIC/x2APIC, timer, IPIs"},
             {"encryption-ids", true, "SEV/SEV-ES ASID controller (softkvm eid)"},
-            {"guest-lbr", false, "not implemented in the software CPU yet"},
+            {"guest-lbr", true, guest_lbr_detail()},
             {"bus-lock-db", true,
              "CPUID.(7,0):ECX[24], DEBUGCTL bit 2, DR6.BLD (split and non-WB locks)"},
             {"bus-lock-exit", true, "KVM_CAP_X86_BUS_LOCK_EXIT = 0x3 (--bus-lock-ratelimit)"},
@@ -92,6 +136,13 @@ class EmuAccelerator final : public Accelerator {
 };
 
 }  // namespace
+
+std::vector<CpuModelInfo> emu_cpu_models() {
+    std::vector<CpuModelInfo> out;
+    for (const cpu::CpuModel& m : cpu::cpu_models())
+        out.push_back({m.name, m.description, m.lbr_format, m.lbr_depth});
+    return out;
+}
 
 Result<std::unique_ptr<Accelerator>> create_emu_accelerator() {
     return std::unique_ptr<Accelerator>(std::make_unique<EmuAccelerator>());

@@ -31,6 +31,7 @@ constexpr uint64_t detection_exit = abi::KVM_BUS_LOCK_DETECTION_EXIT;
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <vector>
 
 #include "accel/kvm_cpuid.h"
@@ -127,6 +128,33 @@ class Watchdog {
     timer_t timer_ = {};
     bool armed_ = false;
 };
+
+// IA32_PERF_CAPABILITIES as the host's KVM offers it (KVM_GET_MSR_FEATURE_INDEX_LIST, then
+// KVM_GET_MSRS on /dev/kvm), or nothing where KVM does not list it (AMD hosts, spec §2.3).
+std::optional<uint64_t> host_perf_capabilities(int kvm_fd) {
+    constexpr uint32_t kPerfCapabilities = 0x345;  // spec §2.1
+    std::vector<uint8_t> buf(sizeof(kvm_msr_list) + 1024 * sizeof(uint32_t), 0);
+    auto* list = reinterpret_cast<kvm_msr_list*>(buf.data());
+    list->nmsrs = 1024;
+    if (ioctl(kvm_fd, KVM_GET_MSR_FEATURE_INDEX_LIST, list) < 0) return std::nullopt;
+    bool listed = false;
+    for (uint32_t k = 0; k < list->nmsrs; ++k) listed |= list->indices[k] == kPerfCapabilities;
+    if (!listed) return std::nullopt;
+    std::vector<uint8_t> mbuf(sizeof(kvm_msrs) + sizeof(kvm_msr_entry), 0);
+    auto* msrs = reinterpret_cast<kvm_msrs*>(mbuf.data());
+    msrs->nmsrs = 1;
+    msrs->entries[0].index = kPerfCapabilities;
+    if (ioctl(kvm_fd, KVM_GET_MSRS, msrs) != 1) return std::nullopt;
+    return msrs->entries[0].data;
+}
+
+// What --lbr-fmt would find on this host, in one line.
+std::string host_lbr_detail(int kvm_fd) {
+    const auto caps = host_perf_capabilities(kvm_fd);
+    if (!caps) return "this host's KVM offers no IA32_PERF_CAPABILITIES (no Intel LBR)";
+    if (!(*caps & 0x3F)) return "the host's PERF_CAPABILITIES has LBR format 0 (no LBR)";
+    return fmt::format("host LBR format {}; softkvm does not set it on kvm yet", *caps & 0x3F);
+}
 
 class KvmVcpu final : public Vcpu {
   public:
@@ -286,6 +314,18 @@ class KvmVcpu final : public Vcpu {
     Status advance_clock(uint64_t) override {
         return make_error("kvm: guest time is the host's (no virtual clock)", ENOSYS);
     }
+    // The kvm back end keeps the host's CPU. Guest LBR would need an Intel host whose
+    // KVM lists IA32_PERF_CAPABILITIES among its feature MSRs with a non-zero LBR format
+    // (spec §2.3); softkvm does not set it on kvm yet, so any --lbr-fmt is refused.
+    Status set_cpu_model(const std::string& model, int lbr_fmt) override {
+        if (!model.empty())
+            return make_error("kvm: --cpu-model needs --accel emu (kvm uses the host CPU)", EINVAL);
+        if (lbr_fmt > 0) {
+            Fd kvm(open("/dev/kvm", O_RDWR | O_CLOEXEC));
+            return make_error("kvm: --lbr-fmt: " + host_lbr_detail(kvm.get()), ENODEV);
+        }
+        return {};
+    }
     Status set_instruction_limit(uint64_t) override {
         return make_error("kvm: instruction limits need --accel emu", ENOTSUP);
     }
@@ -420,7 +460,7 @@ class KvmAccelerator final : public Accelerator {
         out.push_back(
             {"bus-lock-exit", bus_lock > 0 && (bus_lock & mirror::detection_exit),
              fmt::format("KVM_CAP_X86_BUS_LOCK_EXIT = {:#x}", bus_lock < 0 ? 0 : bus_lock)});
-        out.push_back({"guest-lbr", false, "softkvm does not drive it on kvm yet"});
+        out.push_back({"guest-lbr", false, host_lbr_detail(kvm_.get())});
         out.push_back(bus_lock_db());
         return out;
     }

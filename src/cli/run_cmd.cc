@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/confidential.h"
+#include "cli/cpu_options.h"
 #include "cli/exit_codes.h"
 #include "common/cpu_features.h"
 #include "vmm/machine.h"
@@ -34,6 +35,8 @@ struct RunOptions {
     std::vector<std::string> append, initrd;        // as given (each at most once)
     std::vector<std::string> devices;               // --device NAME
 
+    std::string cpu_model;
+    int lbr_fmt = -1;
     ConfidentialOptions confidential;
 };
 
@@ -284,6 +287,10 @@ int run(RunOptions o) {
     cfg.max_insns = o.max_insns;
     cfg.trace = o.trace;
     cfg.cpus = o.cpus;
+    cfg.cpu_model = o.cpu_model;
+    cfg.lbr_fmt = o.lbr_fmt;
+    if (int st = check_cpu_options(o.accel, o.cpu_model, o.lbr_fmt, "run"); st != kExitOk)
+        return st;
     cfg.trace_sink = [](const std::string& line) {
         std::fprintf(stderr, "trace: %s\n", line.c_str());
     };
@@ -461,6 +468,7 @@ void add_run_command(CLI::App& root, int& status) {
         ->add_option("--device", opts->devices,
                      "Add a device (repeatable; devices: pc-testdev, QEMU's test device)")
         ->allow_extra_args(false);
+    add_cpu_options(*run_app, opts->cpu_model, opts->lbr_fmt);
     add_confidential_options(*run_app, opts->confidential);
     run_app->footer(
         "The guest's serial port (COM1) is printed on stdout. The exit status is the value the\n"

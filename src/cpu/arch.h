@@ -46,6 +46,7 @@ inline constexpr uint64_t CR0_PG = 1ull << 31;
 inline constexpr uint64_t CR4_PSE = 1ull << 4;
 inline constexpr uint64_t CR4_PAE = 1ull << 5;
 inline constexpr uint64_t CR4_PGE = 1ull << 7;
+inline constexpr uint64_t CR4_PCE = 1ull << 8;  // RDPMC at CPL > 0
 inline constexpr uint64_t CR4_OSFXSR = 1ull << 9;
 inline constexpr uint64_t CR4_OSXMMEXCPT = 1ull << 10;
 inline constexpr uint64_t CR4_FSGSBASE = 1ull << 16;

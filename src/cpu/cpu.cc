@@ -20,7 +20,15 @@ bool contributory(uint8_t v) {
 }  // namespace
 
 Cpu::Cpu(CpuOwner& owner) : owner_(owner), decoder_(std::make_unique<Decoder>()) {
+    set_model(default_cpu_model());
     update_mode();
+}
+
+void Cpu::set_model(const CpuModel& m) {
+    model_ = &m;
+    perf_caps_ = model_perf_capabilities(m);
+    pmu_.reset();
+    lbr_.configure(m);
 }
 
 Cpu::~Cpu() = default;
@@ -291,6 +299,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
         size_t first = 0;  // index in `b` of the first instruction to run
         size_t done = 0;
         uint64_t rsp_before = s_.gpr[RSP];
+        const DecodedInsn* in = nullptr;
+        const uint64_t rip_before = s_.rip;
+        const uint64_t cs_base = seg_base_[CS];
+        const uint8_t cpl_before = s_.cpl;
+        // Branch and PMU bookkeeping after the block: one test when both are off.
+        const bool hooks = (s_.debugctl & msr::DEBUGCTL_LBR) || pmu_.active();
         // One instruction at a time while single-stepping, while RF suppresses a
         // breakpoint, or while any breakpoint is enabled.
         const uint64_t step_flags = s_.rflags & (FLAG_TF | FLAG_RF);
@@ -358,9 +372,13 @@ StopReason Cpu::run(uint64_t insn_limit) {
             rep_room_ = budget;
             // An interrupt waiting for the STI shadow to pass also goes one at a time.
             if (careful || (irq_requested_ && icount_ < inhibit_until_)) budget = 1;
+            // Stop where a counter overflows, so its PMI follows that instruction.
+            if (pmu_.active()) budget = std::min(budget, pmu_.instructions_to_overflow(s_.cpl));
             if (budget < n) n = budget;
-            const DecodedInsn* in = b->insns.data() + first;
-            const uint64_t rip_before = s_.rip;
+            in = b->insns.data() + first;
+            block_insns_ = in;
+            block_cpl_ = cpl_before;
+            pmu_synced_ = 0;
             if (trace_left_ && n) trace_instruction(in[0]);
             if (bus_lock_watch_ && b->has_lock) {
                 run_watched(in, n, done, rsp_before);  // the same loop with the detector
@@ -385,6 +403,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 }
             }
             icount_ += done;
+            if (hooks && done) after_block(in, done, rip_before, cs_base, cpl_before);
             if (resume_insn_) drop_mmio_log();
             if ((stop_flags_ & kStopMmio) && finish_mmio()) stop_flags_ |= kStopOwner;
             if (!(stop_flags_ & kStopBlockGone) && first + done < b->insns.size())
@@ -430,6 +449,8 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
             icount_ += done;
+            // The faulting instruction did not retire: only those before it count.
+            if (hooks && done) after_block(in, done, rip_before, cs_base, cpl_before);
             prev = nullptr;
             // A faulting instruction has no effect on RSP or on devices; the reads it
             // made are not replayed. It has not retired: no bus lock is reported for it.
@@ -449,6 +470,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
             icount_ += done;
+            if (hooks && done) after_block(in, done, rip_before, cs_base, cpl_before);
             // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a
             // read the owner must answer, it runs again first thing in the next run(),
             // replaying the MMIO reads it completed.
@@ -573,11 +595,13 @@ void Cpu::deliver(uint8_t vector, bool has_error, uint32_t error, uint64_t retur
         s_.seg[SS].dpl = new_cpl;
     }
     s_.gpr[RSP] = rsp;
+    const uint64_t from = (soft ? s_.rip : return_rip) + seg_base_[CS];
     load_cs(static_cast<uint16_t>((sel & ~3) | new_cpl), new_cpl);
     s_.rip = target;
     next_rip_ = target;
     s_.rflags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM);
     if (type == GATE_INTR64) s_.rflags &= ~FLAG_IF;
+    note_delivery(from, target + seg_base_[CS], soft);
 }
 
 // Protected-mode delivery through 8-byte gates (SDM vol. 3 §6.11-6.12), to a handler at
@@ -601,10 +625,70 @@ void Cpu::deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_
     push(s_.seg[CS].selector, 4);
     push(return_rip, 4);
     if (has_error) push(error, 4);
+    const uint64_t from = (soft ? s_.rip : return_rip) + seg_base_[CS];
     load_cs(static_cast<uint16_t>((sel & ~3) | s_.cpl), s_.cpl);
     s_.rip = next_rip_ = target;
     s_.rflags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM);
     if (type == 0xE) s_.rflags &= ~FLAG_IF;
+    note_delivery(from, target + seg_base_[CS], soft);
+}
+
+// ---- LBR and PMU bookkeeping (spec §2.1; SDM vol. 3 §18.2) ----
+
+void Cpu::note_delivery(uint64_t from, uint64_t to, bool soft) {
+    if (!(s_.debugctl & msr::DEBUGCTL_LBR)) return;
+    // Interrupts and exceptions are recorded as far branches. INT n records here, with
+    // its own address as FROM; the block-end bookkeeping then skips it.
+    lbr_.record(from, to, BranchKind::Far, s_.cpl, false, icount_);
+    if (soft) soft_delivered_ = true;
+}
+
+void Cpu::after_block(const DecodedInsn* in, size_t done, uint64_t rip_before, uint64_t cs_base,
+                      uint8_t cpl) {
+    const DecodedInsn& last = in[done - 1];
+    const bool branch = last.branch != BranchKind::None;
+    bool mispredicted = false;
+    if (branch) {
+        uint64_t from = rip_before;
+        for (size_t k = 0; k + 1 < done; ++k) from += in[k].len;
+        const uint64_t next = from + last.len;
+        const bool taken = last.branch != BranchKind::Jcc || s_.rip != next;
+        const bool lbr_on = s_.debugctl & msr::DEBUGCTL_LBR;
+        if (lbr_on || pmu_.counts_misses())
+            mispredicted = bp_.resolve(last.branch, from + cs_base, taken, s_.rip + seg_base_[CS],
+                                       next + cs_base);
+        if (taken && lbr_on && !soft_delivered_)
+            lbr_.record(from + cs_base, s_.rip + seg_base_[CS], last.branch, s_.cpl, mispredicted,
+                        icount_);
+    }
+    soft_delivered_ = false;
+    if (pmu_.active() && pmu_.retire(done - pmu_synced_, cpl, branch, mispredicted)) raise_pmi();
+    pmu_synced_ = done;
+}
+
+void Cpu::pmu_catch_up(const DecodedInsn& at, bool inclusive) {
+    if (!block_insns_) return;
+    const size_t upto = static_cast<size_t>(&at - block_insns_) + (inclusive ? 1 : 0);
+    if (upto > pmu_synced_) {
+        if (pmu_.active() && pmu_.retire(upto - pmu_synced_, block_cpl_, false, false)) raise_pmi();
+        pmu_synced_ = upto;
+    }
+}
+
+uint64_t Cpu::rdpmc(const DecodedInsn& at, uint32_t ecx) {
+    if (s_.cpl != 0 && (s_.cr0 & CR0_PE) && !(s_.cr4 & CR4_PCE)) fault(VEC_GP, 0);
+    pmu_catch_up(at);
+    uint64_t v = 0;
+    if (!pmu_.rdpmc(ecx, v)) fault(VEC_GP, 0);
+    return v;
+}
+
+// A counter with PMI enabled overflowed. With FREEZE_LBRS_ON_PMI the LBR unit stops
+// (DEBUGCTL.LBR cleared: the legacy freeze of spec §2.1) so the stack holds the branches
+// that led to the overflow.
+void Cpu::raise_pmi() {
+    if (s_.debugctl & msr::DEBUGCTL_FREEZE_LBRS_ON_PMI) s_.debugctl &= ~msr::DEBUGCTL_LBR;
+    owner_.pmi();
 }
 
 void Cpu::deliver_software_interrupt(uint8_t vector, bool privileged) {

@@ -9,11 +9,15 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "cpu/arch.h"
+#include "cpu/cpu_model.h"
 #include "cpu/decoded_insn.h"
+#include "cpu/lbr.h"
 #include "cpu/owner.h"
+#include "cpu/pmu.h"
 #include "cpu/state.h"
 
 namespace softkvm::cpu {
@@ -185,6 +189,29 @@ class Cpu {
     bool halted() const { return halted_; }
     void wake() { halted_ = false; }
     const std::string& stop_detail() const { return stop_detail_; }
+
+    // The CPU model (cpuid, PMU version, LBR format and depth). Resets the PMU and the
+    // LBR unit; IA32_PERF_CAPABILITIES becomes the model's.
+    void set_model(const CpuModel& m);
+    const CpuModel& model() const { return *model_; }
+    // IA32_PERF_CAPABILITIES as the guest reads it (the owner checks what it sets).
+    uint64_t perf_capabilities() const { return perf_caps_; }
+    void set_perf_capabilities(uint64_t v) { perf_caps_ = v; }
+    Pmu& pmu() { return pmu_; }
+    Lbr& lbr() { return lbr_; }
+    const Lbr& lbr() const { return lbr_; }
+    // While intercepted (the default under an owner that asks), LBR MSR accesses go to
+    // the owner first; otherwise they reach the LBR unit directly (pass-through).
+    void set_lbr_intercept(bool on) { lbr_intercept_ = on; }
+    bool lbr_intercepted() const { return lbr_intercept_; }
+    // Set whenever a passed-through LBR MSR is accessed; the owner clears it.
+    bool take_lbr_touched() { return std::exchange(lbr_touched_, false); }
+    // RDPMC (SDM vol. 2): counts of instructions already retired in this block first.
+    uint64_t rdpmc(const DecodedInsn& at, uint32_t ecx);
+    // Brings the PMU's counts up to the instruction `at` of the running block (before a
+    // handler reads or writes a PMU MSR); `inclusive`: `at` itself retires under the
+    // counters' present configuration (a WRMSR that changes it).
+    void pmu_catch_up(const DecodedInsn& at, bool inclusive = false);
     std::string dump_state() const;
 
     // ---- Interface for instruction handlers (cpu/exec/) ----
@@ -386,6 +413,12 @@ class Cpu {
     void raise_fault(const GuestFault& f, uint64_t return_rip, bool fault_class = false);
     void raise_debug_trap();
     void update_debug();
+    // Per-block branch and PMU bookkeeping (LBR records, predictor, counters).
+    void after_block(const DecodedInsn* in, size_t done, uint64_t rip_before, uint64_t cs_base,
+                     uint8_t cpl);
+    void raise_pmi();
+    // An interrupt or exception was delivered: a far branch for the LBR unit.
+    void note_delivery(uint64_t from_lin, uint64_t to_lin, bool soft);
     uint32_t code_breakpoints(uint64_t lin) const;
     void check_data_breakpoints(uint64_t lin, uint8_t size, bool write);
     // Delivers a trap-like #DB with DR6 status `bits` (DR6_BLD meaning "clear BLD").
@@ -409,6 +442,17 @@ class Cpu {
 
     CpuOwner& owner_;
     CpuState s_;
+    const CpuModel* model_ = &default_cpu_model();
+    uint64_t perf_caps_ = 0;
+    Pmu pmu_;
+    Lbr lbr_;
+    BranchPredictor bp_;
+    bool lbr_intercept_ = false;
+    bool lbr_touched_ = false;
+    bool soft_delivered_ = false;               // INT n recorded its own LBR entry
+    const DecodedInsn* block_insns_ = nullptr;  // the running block (pmu_catch_up)
+    uint8_t block_cpl_ = 0;
+    size_t pmu_synced_ = 0;  // instructions of the running block already counted
     std::vector<Ram> ram_;
     uint64_t icount_ = 0;
     std::atomic<bool> kick_{false};

@@ -1,6 +1,6 @@
-// CPUID of the software CPU: an Intel family-6 server part (the spec's LBR and bus-lock
-// features are Intel's), advertising only what the interpreter implements. Feature bit
-// positions from the Intel SDM vol. 2, CPUID.
+// CPUID of the software CPU: Intel family-6 parts (the spec's LBR and bus-lock features are
+// Intel's), advertising only what the interpreter implements. Feature bit positions from
+// the Intel SDM vol. 2, CPUID; leaf 0AH from SDM vol. 3 §18.2.
 #include "cpu/cpu_model.h"
 
 #include <cstring>
@@ -14,9 +14,22 @@ constexpr uint32_t bit(int n) {
     return 1u << n;
 }
 
-// Leaf 1.
-constexpr uint32_t kFamilyModelStepping = 0x000806F8;  // family 6, model 0x8F, stepping 8
-constexpr uint32_t kLeaf1Ecx = bit(13) /*CMPXCHG16B*/ | bit(23) /*POPCNT*/ | bit(26) /*XSAVE*/;
+// The model table. Skylake client (family 6, model 0x5E) has LBR format 5 with 32 entries
+// and LBR_INFO; Broadwell client (model 0x3D) format 4 with 16 entries (spec §2.1).
+// Both are legacy-LBR parts: KVM refuses guest LBR on parts with Architectural LBR.
+constexpr CpuModel kModels[] = {
+    {"skylake", "Intel Skylake-class (family 6 model 0x5E): PMU v4, LBR format 5, 32 entries",
+     0x000506E3, 4, 5, 32, true},
+    {"broadwell", "Intel Broadwell-class (family 6 model 0x3D): PMU v3, LBR format 4, 16 entries",
+     0x000306D4, 3, 4, 16, false},
+};
+
+// IA32_PERF_CAPABILITIES bit 13: full-width writes to IA32_A_PMCx (spec §2.1).
+constexpr uint64_t kPerfCapFullWidthWrite = 1ull << 13;
+
+// Leaf 1. PDCM (bit 15): IA32_PERF_CAPABILITIES exists.
+constexpr uint32_t kLeaf1Ecx =
+    bit(13) /*CMPXCHG16B*/ | bit(15) /*PDCM*/ | bit(23) /*POPCNT*/ | bit(26) /*XSAVE*/;
 constexpr uint32_t kLeaf1Edx = bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ | bit(6) /*PAE*/ |
                                bit(8) /*CX8*/ | bit(13) /*PGE*/ | bit(15) /*CMOV*/ |
                                bit(16) /*PAT*/ | bit(19) /*CLFSH*/ | bit(24) /*FXSR*/ |
@@ -42,7 +55,25 @@ void put_string(const char* s, uint32_t* regs, int n) {
 
 }  // namespace
 
-void model_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
+std::span<const CpuModel> cpu_models() {
+    return kModels;
+}
+
+const CpuModel& default_cpu_model() {
+    return kModels[0];
+}
+
+const CpuModel* find_cpu_model(std::string_view name) {
+    for (const CpuModel& m : kModels)
+        if (name == m.name) return &m;
+    return nullptr;
+}
+
+uint64_t model_perf_capabilities(const CpuModel& m) {
+    return m.lbr_format | kPerfCapFullWidthWrite;
+}
+
+void model_cpuid(const CpuModel& m, uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
     r = {};
     // Leaves above the maximum return the highest basic leaf's data (SDM: CPUID).
     if (leaf > kMaxBasicLeaf && leaf < 0x80000000) leaf = kMaxBasicLeaf, subleaf = 0;
@@ -56,7 +87,7 @@ void model_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
             break;
         }
         case 1:
-            r.eax = kFamilyModelStepping;
+            r.eax = m.signature;
             r.ebx = (8u << 8) /*CLFLUSH line: 8 qwords*/ | (1u << 16) /*logical CPUs*/;
             r.ecx = kLeaf1Ecx;
             r.edx = kLeaf1Edx;
@@ -66,6 +97,14 @@ void model_cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
             break;
         case 7:
             if (subleaf == 0) r.ebx = kLeaf7Ebx, r.ecx = kLeaf7Ecx;
+            break;
+        case 0xA:
+            // Architectural PMU: version, GP counters, their width, and the length of the
+            // event vector in EBX (7 events; a set EBX bit marks one as unavailable: the
+            // model has no caches, so LLC references (3) and misses (4) are not counted).
+            r.eax = m.pmu_version | (kPmuGpCounters << 8) | (kPmuCounterBits << 16) | (7u << 24);
+            r.ebx = bit(3) | bit(4);
+            r.edx = kPmuFixedCounters | (kPmuCounterBits << 5);
             break;
         case 0xD:
             // XSAVE: x87 and SSE state only (XCR0 bits 0-1); both live in the 512-byte

@@ -25,6 +25,61 @@ inline constexpr uint32_t IA32_GS_BASE = 0xC0000101;
 inline constexpr uint32_t IA32_KERNEL_GS_BASE = 0xC0000102;
 inline constexpr uint32_t IA32_TSC_AUX = 0xC0000103;
 
+// Performance monitoring (SDM vol. 3 ch. 18-20, vol. 4 table 2-2; spec §2.1, §2.2).
+inline constexpr uint32_t IA32_PMC0 = 0xC1;          // IA32_PMC0..3: 0xC1-0xC4
+inline constexpr uint32_t IA32_PERFEVTSEL0 = 0x186;  // IA32_PERFEVTSEL0..3: 0x186-0x189
+inline constexpr uint32_t IA32_FIXED_CTR0 = 0x309;   // IA32_FIXED_CTR0..2: 0x309-0x30B
+inline constexpr uint32_t IA32_PERF_CAPABILITIES = 0x345;
+inline constexpr uint32_t IA32_FIXED_CTR_CTRL = 0x38D;
+inline constexpr uint32_t IA32_PERF_GLOBAL_STATUS = 0x38E;
+inline constexpr uint32_t IA32_PERF_GLOBAL_CTRL = 0x38F;
+inline constexpr uint32_t IA32_PERF_GLOBAL_OVF_CTRL = 0x390;
+inline constexpr uint32_t IA32_A_PMC0 = 0x4C1;  // full-width aliases IA32_A_PMC0..3: 0x4C1-0x4C4
+
+// IA32_PERFEVTSELx fields (SDM vol. 3 §18.2.1.1).
+inline constexpr uint64_t EVTSEL_USR = 1ull << 16;
+inline constexpr uint64_t EVTSEL_OS = 1ull << 17;
+inline constexpr uint64_t EVTSEL_INT = 1ull << 20;
+inline constexpr uint64_t EVTSEL_EN = 1ull << 22;
+// Bits KVM treats as reserved (#GP): 63:32 and AnyThread (21).
+inline constexpr uint64_t EVTSEL_RESERVED = 0xFFFFFFFF00200000ull;
+// IA32_FIXED_CTR_CTRL: 4 bits per counter: OS (0), USR (1), AnyThread (2, reserved as in
+// KVM), PMI (3).
+inline constexpr uint64_t FIXED_CTRL_OS = 1, FIXED_CTRL_USR = 2, FIXED_CTRL_PMI = 8;
+// IA32_PERF_GLOBAL_CTRL/STATUS: general counters from bit 0, fixed counters from bit 32.
+inline constexpr int GLOBAL_FIXED_SHIFT = 32;
+
+// Architectural events (SDM vol. 3 table 18-1), event select | umask << 8.
+inline constexpr uint16_t EVENT_CORE_CYCLES = 0x003C;
+inline constexpr uint16_t EVENT_INSTRUCTIONS = 0x00C0;
+inline constexpr uint16_t EVENT_REF_CYCLES = 0x013C;
+inline constexpr uint16_t EVENT_BRANCHES = 0x00C4;
+inline constexpr uint16_t EVENT_BRANCH_MISSES = 0x00C5;
+
+// Last branch records (spec §2.1).
+inline constexpr uint32_t MSR_LBR_SELECT = 0x1C8;
+inline constexpr uint32_t MSR_LBR_TOS = 0x1C9;
+inline constexpr uint32_t MSR_LBR_FROM0 = 0x680;  // LASTBRANCH_n_FROM_IP
+inline constexpr uint32_t MSR_LBR_TO0 = 0x6C0;    // LASTBRANCH_n_TO_IP
+inline constexpr uint32_t MSR_LBR_INFO0 = 0xDC0;  // LBR_INFO_n
+inline constexpr uint32_t kLbrMaxDepth = 32;      // the MSR ranges' size
+inline constexpr uint64_t LBR_SELECT_CPL_EQ_0 = 1ull << 0;
+inline constexpr uint64_t LBR_SELECT_CPL_NEQ_0 = 1ull << 1;
+inline constexpr uint64_t LBR_SELECT_JCC = 1ull << 2;  // class bits 2-8 in BranchKind order
+inline constexpr uint64_t LBR_SELECT_CALLSTACK = 1ull << 9;
+inline constexpr uint64_t LBR_SELECT_VALID = 0x3FF;
+inline constexpr uint64_t LBR_MISPRED = 1ull << 63;  // FROM (formats 3-5) and LBR_INFO
+inline constexpr uint64_t LBR_INFO_CYCLES = 0xFFFF;
+inline constexpr uint64_t LBR_INFO_FLAGS = 7ull << 61;  // mispredict, in-TSX, TSX abort
+
+// IA32_DEBUGCTL bits (spec §2.1).
+inline constexpr uint64_t DEBUGCTL_LBR = 1ull << 0;
+inline constexpr uint64_t DEBUGCTL_BTF = 1ull << 1;
+inline constexpr uint64_t DEBUGCTL_FREEZE_LBRS_ON_PMI = 1ull << 11;
+
+// IA32_PERF_CAPABILITIES: LBR format in bits 5:0.
+inline constexpr uint64_t PERF_CAP_LBR_FMT = 0x3F;
+
 // IA32_EFER bits.
 inline constexpr uint64_t EFER_SCE = 1ull << 0;
 inline constexpr uint64_t EFER_LME = 1ull << 8;

@@ -65,6 +65,9 @@ class CpuOwner {
         (void)b;
         return Action::Done;
     }
+    // A performance counter with its PMI bit overflowed (SDM vol. 3 §18.2): the owner
+    // delivers it through the local APIC's LVT performance-counter entry.
+    virtual void pmi() {}
 };
 
 }  // namespace softkvm::cpu

@@ -20,7 +20,9 @@ constexpr uint64_t kCr4Supported = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR
                                    (1ull << 6) /*MCE*/ | (1ull << 8) /*PCE*/;
 constexpr uint64_t kCr3Reserved = ~((1ull << msr::kMaxPhysAddrBits) - 1);
 constexpr uint64_t kEferWritable = msr::EFER_SCE | msr::EFER_LME | msr::EFER_NXE;
-constexpr uint64_t kDebugctlWritable = 0x3;  // LBR, BTF; the rest comes with the LBR unit
+// DEBUGCTL bits the model implements (spec §2.1): LBR, BTF, FREEZE_LBRS_ON_PMI.
+constexpr uint64_t kDebugctlWritable =
+    msr::DEBUGCTL_LBR | msr::DEBUGCTL_BTF | msr::DEBUGCTL_FREEZE_LBRS_ON_PMI;
 
 // Decodes an 8-byte segment descriptor into the hidden cache.
 Segment unpack_descriptor(uint64_t d, uint16_t sel) {
@@ -93,6 +95,11 @@ void Cpu::write_cr(uint8_t n, uint64_t v) {
 
 uint64_t Cpu::read_msr(uint32_t index) {
     uint64_t v = 0;
+    if (!lbr_intercept_ && Lbr::owns(index)) {  // pass-through: the owner does not see it
+        lbr_touched_ = true;
+        if (lbr_.read(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
+        return v;
+    }
     switch (owner_.rdmsr(index, v)) {
         case MsrResult::Handled:
             return v;
@@ -101,9 +108,19 @@ uint64_t Cpu::read_msr(uint32_t index) {
         case MsrResult::NotMine:
             break;
     }
+    if (Pmu::owns(index)) {
+        if (pmu_.read(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
+        return v;
+    }
+    if (Lbr::owns(index)) {
+        if (lbr_.read(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
+        return v;
+    }
     switch (index) {
         case msr::IA32_TSC:
             return tsc();
+        case msr::IA32_PERF_CAPABILITIES:
+            return perf_caps_;
         case msr::IA32_PLATFORM_ID:
             return 0;
         case msr::IA32_APIC_BASE:
@@ -146,6 +163,11 @@ uint64_t Cpu::read_msr(uint32_t index) {
 }
 
 void Cpu::write_msr(uint32_t index, uint64_t v) {
+    if (!lbr_intercept_ && Lbr::owns(index)) {
+        lbr_touched_ = true;
+        if (lbr_.write(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
+        return;
+    }
     switch (owner_.wrmsr(index, v)) {
         case MsrResult::Handled:
             return;
@@ -154,10 +176,20 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
         case MsrResult::NotMine:
             break;
     }
+    if (Pmu::owns(index)) {
+        if (pmu_.write(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
+        return;
+    }
+    if (Lbr::owns(index)) {
+        if (lbr_.write(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
+        return;
+    }
     switch (index) {
         case msr::IA32_TSC:
             s_.tsc_offset = v - icount_;
             return;
+        case msr::IA32_PERF_CAPABILITIES:
+            fault(VEC_GP, 0);  // read-only to the guest
         case msr::IA32_APIC_BASE: {
             const uint64_t writable = msr::APIC_BASE_BSP | msr::APIC_BASE_EN |
                                       (((1ull << msr::kMaxPhysAddrBits) - 1) & ~0xFFFull);
@@ -172,6 +204,7 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
             return;
         case msr::IA32_DEBUGCTL:
             if (v & ~(kDebugctlWritable | debugctl_bus_lock_bits())) fault(VEC_GP, 0);
+            if ((v & ~s_.debugctl) & msr::DEBUGCTL_LBR) lbr_.started(icount_);
             s_.debugctl = v;
             debugctl_written();
             return;
@@ -410,7 +443,7 @@ void Cpu::sysret(uint8_t opsize) {
 // ---- CPUID, time, I/O, HLT ----
 
 void Cpu::cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r) {
-    model_cpuid(leaf, subleaf, r);
+    model_cpuid(*model_, leaf, subleaf, r);
     // CPUID.1:ECX.OSXSAVE[27] mirrors CR4.OSXSAVE.
     if (leaf == 1 && (s_.cr4 & CR4_OSXSAVE)) r.ecx |= 1u << 27;
     owner_.cpuid(leaf, subleaf, r);

@@ -252,6 +252,17 @@ void Lapic::raise_lvt(uint32_t lvt_offset) {
     if (!(l & apic::LVT_MASKED)) raise(l & 0xFF);
 }
 
+bool Lapic::deliver_pmi() {
+    uint32_t& l = lvt_[(apic::LVT_PMC - apic::LVT_TIMER) >> 4];
+    if (l & apic::LVT_MASKED) return false;
+    if (((l >> 8) & 7) == kIcrNmi)
+        nmi_ = true;
+    else
+        raise(l & 0xFF);
+    l |= apic::LVT_MASKED;
+    return true;
+}
+
 int Lapic::deliverable() const {
     if (!(svr_ & apic::SVR_ENABLE)) return -1;
     const int v = highest(irr_);

@@ -64,8 +64,11 @@ class Lapic {
     int deliverable() const;
     // The CPU took `vector`: IRR -> ISR.
     void accept(uint8_t vector);
-    // LVT entry for the PMU's counter-overflow interrupt (used by the PMU later).
     void raise_lvt(uint32_t lvt_offset);
+    // A performance-counter overflow: delivered through LVT PMC as its fixed vector or
+    // as an NMI (delivery mode 100b), after which the entry's mask bit is set (SDM vol. 3
+    // §11.5.1; KVM does the same for Intel guests). Returns false if it was masked.
+    bool deliver_pmi();
     // An NMI was sent to this APIC (ICR delivery mode NMI); reading clears it.
     bool take_nmi() {
         const bool n = nmi_;

@@ -25,6 +25,7 @@ constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuid1EcxX2apic = 1u << 21;
 constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
 constexpr uint32_t kCpuid1EdxApic = 1u << 9;
+constexpr uint32_t kCpuid1EcxPdcm = 1u << 15;  // IA32_PERF_CAPABILITIES exists
 
 }  // namespace
 
@@ -41,6 +42,7 @@ Vcpu::Vcpu(Vm& vm, uint32_t id) : vm_(vm), id_(id), cpu_(*this), lapic_(id) {
     // softkvm boots guests without firmware; start with the MTRR state firmware leaves
     // (SeaBIOS under QEMU): MTRRs enabled, default type write-back.
     cpu_.state().mtrr_def_type = cpu::msr::MTRR_DEF_ENABLE | static_cast<uint8_t>(cpu::MemType::WB);
+    set_cpu_model(cpu::default_cpu_model());
 }
 
 Vcpu::~Vcpu() {
@@ -117,7 +119,19 @@ void Vcpu::run() {
     run_.exit_reason = abi::KVM_EXIT_UNKNOWN;
     run_.bus_lock = {};
     cpu_.set_bus_lock_reports(vm_.bus_lock_exits());
-    switch (cpu_.run(insn_limit_)) {
+    // The CPU runs in virtual-time scheduling slices; at each slice's end the hv layer
+    // may release an unused guest LBR event (vpmu.cc).
+    cpu::StopReason stop;
+    for (;;) {
+        const bool slice_first = !insn_limit_ || slice_end_ < insn_limit_;
+        stop = cpu_.run(slice_first ? slice_end_ : insn_limit_);
+        if (stop != cpu::StopReason::InsnLimit || !slice_first ||
+            cpu_.instructions_retired() < slice_end_)
+            break;
+        slice_end_ += kSliceInsns;
+        lbr_slice_end();
+    }
+    switch (stop) {
         case cpu::StopReason::Owner:
             break;  // the callback filled the record
         case cpu::StopReason::InsnLimit:
@@ -211,14 +225,14 @@ cpu::MsrResult Vcpu::rdmsr(uint32_t index, uint64_t& value) {
     if (index == cpu::msr::IA32_APIC_BASE || index == apic::IA32_TSC_DEADLINE ||
         (index >= apic::kMsrBase && index < apic::kMsrBase + 0x100))
         return apic_rdmsr(index, value);
-    return cpu::MsrResult::NotMine;
+    return pmu_rdmsr(index, value);
 }
 
 cpu::MsrResult Vcpu::wrmsr(uint32_t index, uint64_t value) {
     if (index == cpu::msr::IA32_APIC_BASE || index == apic::IA32_TSC_DEADLINE ||
         (index >= apic::kMsrBase && index < apic::kMsrBase + 0x100))
         return apic_wrmsr(index, value);
-    return cpu::MsrResult::NotMine;
+    return pmu_wrmsr(index, value);
 }
 
 // ---- Local APIC plumbing ----
@@ -332,6 +346,7 @@ void Vcpu::cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) {
         regs.ecx |= kCpuid1EcxHypervisor | kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
         if (cpu_.state().apic_base & cpu::msr::APIC_BASE_EN) regs.edx |= kCpuid1EdxApic;
         regs.ebx = (regs.ebx & 0x00FFFFFF) | (id_ << 24);  // initial APIC ID
+        if (!pdcm_) regs.ecx &= ~kCpuid1EcxPdcm;
     }
     for (const features::CpuidBit& b : vm_.hidden_cpuid_bits())
         features::clear_cpuid_bit(b, leaf, subleaf, regs);

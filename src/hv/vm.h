@@ -90,6 +90,39 @@ class Vcpu final : public cpu::CpuOwner {
     // Virtual time (ticks = ns): read it, or let it jump as if the vCPU had stalled.
     uint64_t clock() const { return cpu_.clock(); }
     void skip_time(uint64_t ticks) { cpu_.skip_time(ticks); }
+
+    // ---- The vPMU and the guest LBR life cycle (spec §2.2, §2.3; vpmu.cc) ----
+    // The CPU model (KVM_SET_CPUID2's role); the guest's PERF_CAPABILITIES becomes the
+    // model's. Call before the first run().
+    void set_cpu_model(const cpu::CpuModel& m);
+    // A host-initiated IA32_PERF_CAPABILITIES write (KVM's rule): refused (EINVAL) unless
+    // the guest has PDCM and LBR_FMT is 0 or the model's ("host's") format.
+    Status set_perf_capabilities(uint64_t value);
+    // Hides or shows CPUID.1:ECX.PDCM (default shown).
+    void set_pdcm(bool on) { pdcm_ = on; }
+    // Guest LBR is enabled: PDCM and a non-zero LBR_FMT.
+    bool guest_lbr_enabled() const;
+    enum class LbrEvent : uint8_t { None, Active, HostOwned };
+    LbrEvent lbr_event() const { return lbr_event_; }
+    // A host-side LBR user (softkvm profile --lbr) takes the unit: the guest's accesses
+    // become meaningless (reads 0, writes dropped) until host_lbr_release().
+    void host_lbr_acquire(uint64_t lbr_select);
+    void host_lbr_release();
+    // The unit's records, newest first (for the host-side user).
+    std::vector<cpu::Lbr::Entry> host_lbr_read() const;
+    // Virtual-time scheduling slice: lazy release is decided at its end.
+    static constexpr uint64_t kSliceInsns = 1'000'000;
+    struct LbrStats {
+        uint64_t intercepted = 0;  // LBR MSR accesses the hv layer saw
+        uint64_t created = 0;      // guest LBR events created
+        uint64_t released = 0;     // lazily released
+        uint64_t takeovers = 0;    // the guest event lost the unit to a host user
+        uint64_t dropped = 0;      // guest accesses made meaningless while the host owned it
+        uint64_t pmis = 0;         // PMIs delivered (vector or NMI)
+    };
+    const LbrStats& lbr_stats() const { return lbr_stats_; }
+    // For tests: whether LBR MSRs currently reach the CPU without the hv layer.
+    bool lbr_passthrough() const { return !cpu_.lbr_intercepted(); }
     // Stop with KVM_EXIT_INTR once `limit` instructions have retired (0 = none).
     void set_instruction_limit(uint64_t limit) { insn_limit_ = limit; }
     // Makes a run() in progress return KVM_EXIT_INTR soon (as a signal does to KVM_RUN).
@@ -114,6 +147,7 @@ class Vcpu final : public cpu::CpuOwner {
     void cr8_read(uint64_t& value) override;
     int acknowledge_interrupt() override;
     cpu::Action bus_lock(const cpu::BusLock& b) override;
+    void pmi() override;
 
   private:
     // An IN or MMIO read that exited to userspace: when the CPU re-executes the
@@ -128,6 +162,12 @@ class Vcpu final : public cpu::CpuOwner {
     cpu::MsrResult apic_wrmsr(uint32_t index, uint64_t value);
     // Tells the CPU the APIC's next timer deadline and whether an interrupt waits.
     void sync_apic();
+    // Guest LBR life cycle (vpmu.cc).
+    cpu::MsrResult pmu_rdmsr(uint32_t index, uint64_t& value);
+    cpu::MsrResult pmu_wrmsr(uint32_t index, uint64_t value);
+    void lbr_create_event();
+    void lbr_slice_end();
+    bool lbr_host_denied(uint32_t index);
 
     Vm& vm_;
     uint32_t id_;
@@ -137,6 +177,14 @@ class Vcpu final : public cpu::CpuOwner {
     abi::RunState run_;
     Pending pending_ = Pending::None;
     uint64_t insn_limit_ = 0;
+    bool pdcm_ = true;
+    LbrEvent lbr_event_ = LbrEvent::None;
+    bool lbr_used_in_slice_ = false;  // an intercepted LBR access during this slice
+    bool lbr_warned_ = false;
+    bool lbr_denied_in_period_ = false;
+    uint64_t guest_debugctl_ = 0;  // the guest's DEBUGCTL while the host owns the unit
+    uint64_t slice_end_ = kSliceInsns;
+    LbrStats lbr_stats_;
 };
 
 }  // namespace softkvm::hv

@@ -202,6 +202,11 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
         if (!ap) return make_error(ap.error().message, ENODEV);
         m->aps_.push_back(std::move(ap).value());
     }
+    if (!cfg.cpu_model.empty() || cfg.lbr_fmt >= 0) {
+        if (auto st = m->vcpu_->set_cpu_model(cfg.cpu_model, cfg.lbr_fmt); !st) return st.error();
+        for (auto& ap : m->aps_)
+            if (auto st = ap->set_cpu_model(cfg.cpu_model, cfg.lbr_fmt); !st) return st.error();
+    }
     if (cfg.max_insns && cfg.cpus == 1)
         if (auto st = m->vcpu_->set_instruction_limit(cfg.max_insns); !st) return st.error();
     if (cfg.trace && cfg.trace_sink) {

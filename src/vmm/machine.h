@@ -32,6 +32,8 @@ struct MachineConfig {
     uint64_t max_insns = 0;  // 0: no limit (emu only)
     uint32_t cpus = 1;       // vCPUs; APs wait for INIT/SIPI (more than one: emu only)
     uint64_t trace = 0;      // trace the first N instructions to `trace_sink` (emu only)
+    std::string cpu_model;   // "" = the accelerator's default
+    int lbr_fmt = -1;        // -1 = the model's; 0 hides guest LBR
     std::function<void(const std::string&)> trace_sink;
     // Bus-lock exits with a VM-wide limit of N per second (0: count without a limit);
     // unset: the capability is left off.
@@ -124,6 +126,8 @@ class Machine {
                                                    Uart16550::Sink console);
     RunReport run();
     const LoadedImage& image() const { return image_; }
+    // The bootstrap processor (for host-side tools such as the LBR profiler).
+    accel::Vcpu& boot_vcpu() { return *vcpu_; }
     // Ends run() soon with End::Interrupted. Async-signal-safe.
     void request_stop(int signo) {
         stop_signal_ = signo;

@@ -230,7 +230,7 @@ TEST_F(CpuTest, CpuidReportsTheModel) {
     std::memcpy(vendor + 8, &s.gpr[RCX], 4);
     EXPECT_STREQ(vendor, "GenuineIntel");
     CpuidRegs r;
-    model_cpuid(0x80000001, 0, r);
+    model_cpuid(default_cpu_model(), 0x80000001, 0, r);
     EXPECT_TRUE(r.edx & (1u << 29));  // long mode
 }
 

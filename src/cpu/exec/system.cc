@@ -187,15 +187,17 @@ void op_ud(Cpu& c, const DecodedInsn&) {
 
 namespace {
 
-void op_rdmsr(Cpu& c, const DecodedInsn&) {
+void op_rdmsr(Cpu& c, const DecodedInsn& i) {
     c.require_cpl0();
+    if (Pmu::owns(static_cast<uint32_t>(c.gpr(RCX)))) c.pmu_catch_up(i);
     const uint64_t v = c.read_msr(static_cast<uint32_t>(c.gpr(RCX)));
     c.write_gpr(RAX, 4, v & 0xFFFFFFFF);
     c.write_gpr(RDX, 4, v >> 32);
 }
 
-void op_wrmsr(Cpu& c, const DecodedInsn&) {
+void op_wrmsr(Cpu& c, const DecodedInsn& i) {
     c.require_cpl0();
+    if (Pmu::owns(static_cast<uint32_t>(c.gpr(RCX)))) c.pmu_catch_up(i, true);
     const uint64_t v = (c.gpr(RDX) << 32) | (c.gpr(RAX) & 0xFFFFFFFF);
     c.write_msr(static_cast<uint32_t>(c.gpr(RCX)), v);
 }
@@ -218,6 +220,13 @@ void op_rdtsc(Cpu& c, const DecodedInsn&) {
     const uint64_t t = c.tsc();
     c.write_gpr(RAX, 4, t & 0xFFFFFFFF);
     c.write_gpr(RDX, 4, t >> 32);
+}
+
+// RDPMC: ECX selects a general (or, with bit 30, fixed) counter; CR4.PCE allows CPL > 0.
+void op_rdpmc(Cpu& c, const DecodedInsn& i) {
+    const uint64_t v = c.rdpmc(i, static_cast<uint32_t>(c.gpr(RCX)));
+    c.write_gpr(RAX, 4, v & 0xFFFFFFFF);
+    c.write_gpr(RDX, 4, v >> 32);
 }
 
 void op_rdtscp(Cpu& c, const DecodedInsn& i) {
@@ -300,6 +309,7 @@ void register_system(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_CPUID].fn = op_cpuid;
     t[ZYDIS_MNEMONIC_RDTSC].fn = op_rdtsc;
     t[ZYDIS_MNEMONIC_RDTSCP].fn = op_rdtscp;
+    t[ZYDIS_MNEMONIC_RDPMC].fn = op_rdpmc;
     t[ZYDIS_MNEMONIC_INVLPG] = {op_invlpg, true};
     t[ZYDIS_MNEMONIC_WBINVD].fn = op_privileged_nop;
     t[ZYDIS_MNEMONIC_INVD].fn = op_privileged_nop;
