@@ -114,6 +114,7 @@ class Vcpu final : public cpu::CpuOwner {
     void cr8_read(uint64_t& value) override;
     int acknowledge_interrupt() override;
     cpu::Action bus_lock(const cpu::BusLock& b) override;
+    bool hypercall(HypercallInsn insn) override;  // hypercall.cc
 
   private:
     // An IN or MMIO read that exited to userspace: when the CPU re-executes the
@@ -128,6 +129,9 @@ class Vcpu final : public cpu::CpuOwner {
     cpu::MsrResult apic_wrmsr(uint32_t index, uint64_t value);
     // Tells the CPU the APIC's next timer deadline and whether an interrupt waits.
     void sync_apic();
+    // The KVM CPUID leaves (0x40000000, 0x40000001) and KVM_HC_SEND_IPI (hypercall.cc).
+    void kvm_cpuid(uint32_t leaf, cpu::CpuidRegs& regs) const;
+    int64_t send_ipi(uint64_t low, uint64_t high, uint64_t min, uint64_t icr, int cluster);
 
     Vm& vm_;
     uint32_t id_;
