@@ -47,4 +47,21 @@ inline constexpr uint64_t KVM_BUS_LOCK_DETECTION_EXIT = 1ull << 1;
 inline constexpr uint64_t KVM_BUS_LOCK_DETECTION_VALID_MODE =
     KVM_BUS_LOCK_DETECTION_OFF | KVM_BUS_LOCK_DETECTION_EXIT;
 
+// The paravirtual hypercall ABI (<linux/kvm_para.h>, <asm/kvm_para.h>; Linux's
+// Documentation/virt/kvm/x86/hypercalls.rst and cpuid.rst): VMCALL/VMMCALL with the number
+// in RAX and arguments in RBX, RCX, RDX, RSI; the result (or a negated KVM_E* code) in RAX.
+inline constexpr uint64_t KVM_HC_VAPIC_POLL_IRQ = 1;
+inline constexpr uint64_t KVM_HC_KICK_CPU = 5;
+inline constexpr uint64_t KVM_HC_SEND_IPI = 10;
+inline constexpr uint64_t KVM_HC_SCHED_YIELD = 11;
+inline constexpr int64_t KVM_ENOSYS = 1000;
+inline constexpr int64_t KVM_EPERM = 1;
+inline constexpr int64_t KVM_EINVAL = 22;
+// CPUID leaves of the KVM signature and its features (EAX bits).
+inline constexpr uint32_t KVM_CPUID_SIGNATURE = 0x40000000;
+inline constexpr uint32_t KVM_CPUID_FEATURES = 0x40000001;
+inline constexpr uint32_t KVM_FEATURE_PV_UNHALT = 7;
+inline constexpr uint32_t KVM_FEATURE_PV_SEND_IPI = 11;
+inline constexpr uint32_t KVM_FEATURE_PV_SCHED_YIELD = 13;
+
 }  // namespace softkvm::abi

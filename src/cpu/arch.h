@@ -49,6 +49,9 @@ inline constexpr uint64_t CR4_PGE = 1ull << 7;
 inline constexpr uint64_t CR4_PCE = 1ull << 8;  // RDPMC at CPL > 0
 inline constexpr uint64_t CR4_OSFXSR = 1ull << 9;
 inline constexpr uint64_t CR4_OSXMMEXCPT = 1ull << 10;
+// User-mode instruction prevention: SGDT, SIDT, SLDT, SMSW, STR #GP(0) at CPL > 0 (SDM vol. 3
+// §2.5; CPUID.(7,0):ECX[2]).
+inline constexpr uint64_t CR4_UMIP = 1ull << 11;
 inline constexpr uint64_t CR4_FSGSBASE = 1ull << 16;
 inline constexpr uint64_t CR4_OSXSAVE = 1ull << 18;
 inline constexpr uint64_t CR4_SMEP = 1ull << 20;

@@ -430,6 +430,16 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     (step_flags & FLAG_TF) && (!(s_.debugctl & kDebugctlBtf) || taken);
                 db_bits = (step ? kDr6SingleStep : 0) | db_hits_;
             }
+            // MOV SS / POP SS hold back single-step and data-breakpoint traps until after
+            // the next instruction, whose traps they join (SDM vol. 3 §6.8.3).
+            if (stop_flags_ & kStopMovSs) {
+                stop_flags_ &= ~kStopMovSs;
+                mov_ss_db_ = db_bits;
+                db_bits = 0;
+            } else if (mov_ss_db_) {
+                if (careful && done == 1) db_bits |= mov_ss_db_;
+                mov_ss_db_ = 0;
+            }
             // A bus lock's #DB joins the single-step and data-breakpoint bits in one
             // delivery (spec §3).
             if ((stop_flags_ & kStopBusLock) && bus_lock_retired()) db_bits |= msr::DR6_BLD;
@@ -457,7 +467,8 @@ StopReason Cpu::run(uint64_t insn_limit) {
             s_.gpr[RSP] = rsp_before;
             mmio_writes_.resize(mmio_write_next_);
             drop_mmio_log();
-            stop_flags_ &= ~(kStopBlockGone | kStopShadow | kStopMmio | kStopBusLock);
+            stop_flags_ &= ~(kStopBlockGone | kStopShadow | kStopMmio | kStopBusLock | kStopMovSs);
+            mov_ss_db_ = 0;  // a fault ends the MOV SS shadow: its traps are dropped
             try {
                 raise_fault(f, s_.rip, true);
             } catch (const StopBeforeRetire&) {

@@ -353,6 +353,11 @@ class Cpu {
     void swapgs();
     void syscall();
     void sysret(uint8_t opsize);
+    void sysenter();
+    void hypercall(CpuOwner::HypercallInsn insn) {
+        if (!owner_.hypercall(insn)) undefined();
+    }
+    void sysexit(uint8_t opsize);
     // Translates `lin` for `acc` at the current privilege (#PF if it cannot be accessed).
     void check_access(uint64_t lin, Access acc) { translate(lin, acc, user_access()); }
     void require_cpl0() {
@@ -475,6 +480,7 @@ class Cpu {
     bool bus_lock_exit_ = false;     // the owner asked to stop after this bus lock
     BusLock bus_lock_;               // the current instruction's bus lock (kStopBusLock)
     uint64_t pending_db_ = 0;        // #DB status bits to deliver when run() resumes
+    uint64_t mov_ss_db_ = 0;         // #DB traps of a MOV SS, due after the next insn
     struct LockType {                // memory type of a page locked instructions used
         uint64_t page = ~0ull, gen = 0;
         MemType type = MemType::UC;
@@ -488,6 +494,7 @@ class Cpu {
     static constexpr uint32_t kStopShadow = 4;              // STI opened IF: one-instruction shadow
     static constexpr uint32_t kStopMmio = 8;                // the instruction read or wrote MMIO
     static constexpr uint32_t kStopBusLock = 16;            // the instruction took a bus lock
+    static constexpr uint32_t kStopMovSs = 32;              // MOV/POP SS: #DB traps wait
     static constexpr uint64_t kDr6SingleStep = 1ull << 14;  // DR6.BS
     static constexpr uint64_t kDebugctlBtf = 1ull << 1;     // IA32_DEBUGCTL.BTF
     uint32_t stop_flags_ = 0;  // kStop* bits, checked after every instruction

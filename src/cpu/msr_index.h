@@ -11,6 +11,10 @@ inline constexpr uint32_t IA32_APIC_BASE = 0x1B;
 inline constexpr uint32_t IA32_FEATURE_CONTROL = 0x3A;
 inline constexpr uint32_t IA32_BIOS_SIGN_ID = 0x8B;
 inline constexpr uint32_t IA32_MTRRCAP = 0xFE;
+// SYSENTER/SYSEXIT targets (SDM vol. 4 table 2-2; vol. 2, SYSENTER).
+inline constexpr uint32_t IA32_SYSENTER_CS = 0x174;
+inline constexpr uint32_t IA32_SYSENTER_ESP = 0x175;
+inline constexpr uint32_t IA32_SYSENTER_EIP = 0x176;
 inline constexpr uint32_t IA32_MISC_ENABLE = 0x1A0;
 inline constexpr uint32_t IA32_DEBUGCTL = 0x1D9;  // spec §2.1
 inline constexpr uint32_t IA32_PAT = 0x277;
@@ -109,6 +113,10 @@ inline constexpr uint64_t DR6_BLD = 1ull << 11;
 // IA32_DEBUGCTL bit 2 (spec §3): bus-lock #DB at CPL > 0. #GP to set without the CPUID bit.
 inline constexpr uint64_t DEBUGCTL_BUS_LOCK_DETECT = 1ull << 2;
 inline constexpr uint64_t DR7_FIXED1 = 0x400ull;
+// DR7.GD (general detect) and DR6.BD: a debug-register access while GD is set is a #DB
+// fault with BD set, and GD clears (SDM vol. 3 §17.2.3-17.2.4).
+inline constexpr uint64_t DR7_GD = 1ull << 13;
+inline constexpr uint64_t DR6_BD = 1ull << 13;
 
 // Physical-address width of the CPU model (CPUID 0x80000008.EAX[7:0]).
 inline constexpr int kMaxPhysAddrBits = 46;

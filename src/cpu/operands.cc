@@ -40,7 +40,7 @@ void Cpu::write_op_slow(const Operand& o, uint64_t v) {
         case OpKind::Seg:
             load_segment(static_cast<SegReg>(o.reg), static_cast<uint16_t>(v));
             // MOV SS blocks interrupts and debug traps until after the next instruction.
-            if (o.reg == SS) stop_flags_ |= kStopShadow;
+            if (o.reg == SS) stop_flags_ |= kStopShadow | kStopMovSs;
             return;
         default:
             unsupported("operand kind not writable by this instruction");

@@ -53,6 +53,14 @@ class CpuOwner {
     // paths to it), or a page holding code was written (drop its decoded blocks).
     virtual void code_page_marked(uint64_t page) { (void)page; }
     virtual void code_page_written(uint64_t page) { (void)page; }
+    // VMCALL (Intel) or VMMCALL (AMD) at any CPL. Outside VMX/SVM the instruction raises
+    // #UD (SDM vol. 2, VMCALL); an owner that implements a hypercall ABI returns true
+    // after changing the registers, and the instruction retires.
+    enum class HypercallInsn : uint8_t { Vmcall, Vmmcall };
+    virtual bool hypercall(HypercallInsn insn) {
+        (void)insn;
+        return false;
+    }
     // Virtual time reached the deadline set with Cpu::set_deadline().
     virtual void deadline() {}
     // The CPU can take an external interrupt now: return its vector (and consider it

@@ -50,6 +50,7 @@ struct CpuState {
 
     // MSRs the CPU keeps as plain state.
     uint64_t star = 0, lstar = 0, cstar = 0, fmask = 0, kernel_gs_base = 0, tsc_aux = 0;
+    uint64_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
     uint64_t pat = 0x0007040600070406ull;
     uint64_t apic_base = 0xFEE00900ull;  // enabled, BSP
     uint64_t misc_enable = 1;            // fast strings

@@ -15,7 +15,7 @@ bool canonical(uint64_t v) {
 
 constexpr uint64_t kCr0Reserved = 0xFFFFFFFF1FFAFFC0ull;  // bits other than the defined ones
 constexpr uint64_t kCr4Supported = CR4_PSE | CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT |
-                                   CR4_SMEP | CR4_SMAP | CR4_FSGSBASE | CR4_OSXSAVE |
+                                   CR4_SMEP | CR4_SMAP | CR4_FSGSBASE | CR4_OSXSAVE | CR4_UMIP |
                                    (1ull << 1) /*PVI*/ | (1ull << 2) /*TSD*/ | (1ull << 3) /*DE*/ |
                                    (1ull << 6) /*MCE*/ | (1ull << 8) /*PCE*/;
 constexpr uint64_t kCr3Reserved = ~((1ull << msr::kMaxPhysAddrBits) - 1);
@@ -131,6 +131,12 @@ uint64_t Cpu::read_msr(uint32_t index) {
             return 0;
         case msr::IA32_MTRRCAP:
             return 0;  // no variable or fixed MTRRs
+        case msr::IA32_SYSENTER_CS:
+            return s_.sysenter_cs;
+        case msr::IA32_SYSENTER_ESP:
+            return s_.sysenter_esp;
+        case msr::IA32_SYSENTER_EIP:
+            return s_.sysenter_eip;
         case msr::IA32_MISC_ENABLE:
             return s_.misc_enable;
         case msr::IA32_DEBUGCTL:
@@ -201,6 +207,15 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
             return;  // microcode update trigger: ignored
         case msr::IA32_MISC_ENABLE:
             s_.misc_enable = v;
+            return;
+        case msr::IA32_SYSENTER_CS:
+            s_.sysenter_cs = v & 0xFFFFFFFF;  // a 32-bit field (as in the VMCS)
+            return;
+        case msr::IA32_SYSENTER_ESP:
+        case msr::IA32_SYSENTER_EIP:
+            // Addresses: canonical or #GP (SDM vol. 2, WRMSR; KVM checks the same).
+            if (!canonical(v)) fault(VEC_GP, 0);
+            (index == msr::IA32_SYSENTER_ESP ? s_.sysenter_esp : s_.sysenter_eip) = v;
             return;
         case msr::IA32_DEBUGCTL:
             if (v & ~(kDebugctlWritable | debugctl_bus_lock_bits())) fault(VEC_GP, 0);
@@ -391,10 +406,12 @@ void Cpu::iret(uint8_t opsize) {
     jump(rip);
 }
 
-// ---- SYSCALL / SYSRET (SDM vol. 2, 64-bit mode forms) ----
+// ---- SYSCALL / SYSRET, SYSENTER / SYSEXIT (SDM vol. 2; Intel's forms) ----
 
 namespace {
-Segment flat_segment(uint16_t sel, bool code, uint8_t dpl) {
+// The fixed flat segment SYSCALL/SYSRET/SYSENTER/SYSEXIT load: `code64` sets L (64-bit
+// code), otherwise a code segment is 32-bit (D) and a data segment has B set.
+Segment flat_segment(uint16_t sel, bool code, uint8_t dpl, bool code64 = true) {
     Segment s;
     s.selector = sel;
     s.base = 0;
@@ -404,15 +421,16 @@ Segment flat_segment(uint16_t sel, bool code, uint8_t dpl) {
     s.present = true;
     s.dpl = dpl;
     s.type = code ? 0xB : 0x3;
-    s.l = code;
-    s.db = !code;
+    s.l = code && code64;
+    s.db = !(code && code64);
     return s;
 }
 }  // namespace
 
 void Cpu::syscall() {
-    if (!(s_.efer & msr::EFER_SCE)) undefined();
-    if (s_.mode != Mode::Long64) unsupported("SYSCALL outside 64-bit mode is not implemented");
+    // Intel: #UD outside 64-bit mode (compatibility mode included; AMD's CSTAR path is
+    // not in this model).
+    if (!(s_.efer & msr::EFER_SCE) || s_.mode != Mode::Long64) undefined();
     const uint16_t sel = static_cast<uint16_t>(s_.star >> 32) & 0xFFFC;
     s_.gpr[RCX] = next_rip_;
     s_.gpr[R11] = s_.rflags & ~FLAG_RF;
@@ -424,20 +442,54 @@ void Cpu::syscall() {
     next_rip_ = s_.lstar;
 }
 
+// SYSRET: REX.W returns to 64-bit code at STAR[63:48]+16, without it to compatibility
+// mode at STAR[63:48] (RIP = ECX); SS is STAR[63:48]+8 either way.
 void Cpu::sysret(uint8_t opsize) {
-    if (!(s_.efer & msr::EFER_SCE)) undefined();
-    if (s_.mode != Mode::Long64) unsupported("SYSRET outside 64-bit mode is not implemented");
+    if (!(s_.efer & msr::EFER_SCE) || s_.mode != Mode::Long64) undefined();
     require_cpl0();
-    if (opsize != 8) unsupported("SYSRET to compatibility mode is not implemented");
-    if (!canonical(s_.gpr[RCX])) fault(VEC_GP, 0);
+    const bool to64 = opsize == 8;
+    if (to64 && !canonical(s_.gpr[RCX])) fault(VEC_GP, 0);
     const uint16_t base = static_cast<uint16_t>(s_.star >> 48);
-    s_.seg[CS] = flat_segment(static_cast<uint16_t>((base + 16) | 3), true, 3);
+    const uint16_t cs = static_cast<uint16_t>((to64 ? base + 16 : base) | 3);
+    s_.seg[CS] = flat_segment(cs, true, 3, to64);
     // SS keeps the selector's RPL 3 and a flat writable data cache (SDM: SYSRET).
     s_.seg[SS] = flat_segment(static_cast<uint16_t>((base + 8) | 3), false, 3);
     s_.rflags = (s_.gpr[R11] & FLAGS_WRITABLE & ~(FLAG_RF | FLAG_VM)) | FLAG_FIXED1;
     s_.cpl = 3;
     update_mode();
-    next_rip_ = s_.gpr[RCX];
+    next_rip_ = to64 ? s_.gpr[RCX] : s_.gpr[RCX] & 0xFFFFFFFF;
+}
+
+// SYSENTER: to CPL 0 at IA32_SYSENTER_CS/EIP/ESP; in IA-32e mode the target is 64-bit
+// code (Intel; AMD raises #UD there). Real mode or a null IA32_SYSENTER_CS: #GP(0).
+void Cpu::sysenter() {
+    if (!(s_.cr0 & CR0_PE) || (s_.sysenter_cs & 0xFFFC) == 0) fault(VEC_GP, 0);
+    const bool ia32e = s_.efer & msr::EFER_LMA;
+    const uint16_t sel = static_cast<uint16_t>(s_.sysenter_cs & 0xFFFC);
+    s_.rflags &= ~(FLAG_VM | FLAG_IF | FLAG_RF);
+    s_.seg[CS] = flat_segment(sel, true, 0, ia32e);
+    s_.seg[SS] = flat_segment(static_cast<uint16_t>(sel + 8), false, 0);
+    s_.cpl = 0;
+    update_mode();
+    s_.gpr[RSP] = ia32e ? s_.sysenter_esp : s_.sysenter_esp & 0xFFFFFFFF;
+    next_rip_ = ia32e ? s_.sysenter_eip : s_.sysenter_eip & 0xFFFFFFFF;
+}
+
+// SYSEXIT: to CPL 3 at RDX/RCX. REX.W: 64-bit code at IA32_SYSENTER_CS+32 (SS +40);
+// otherwise 32-bit code at +16 (SS +24). #GP(0) at CPL > 0, in real mode, with a null
+// IA32_SYSENTER_CS, or (REX.W) a non-canonical RCX or RDX.
+void Cpu::sysexit(uint8_t opsize) {
+    if (!(s_.cr0 & CR0_PE) || (s_.sysenter_cs & 0xFFFC) == 0) fault(VEC_GP, 0);
+    require_cpl0();
+    const bool to64 = opsize == 8;
+    if (to64 && (!canonical(s_.gpr[RCX]) || !canonical(s_.gpr[RDX]))) fault(VEC_GP, 0);
+    const uint16_t base = static_cast<uint16_t>(s_.sysenter_cs);
+    s_.seg[CS] = flat_segment(static_cast<uint16_t>((base + (to64 ? 32 : 16)) | 3), true, 3, to64);
+    s_.seg[SS] = flat_segment(static_cast<uint16_t>((base + (to64 ? 40 : 24)) | 3), false, 3);
+    s_.cpl = 3;
+    update_mode();
+    s_.gpr[RSP] = to64 ? s_.gpr[RCX] : s_.gpr[RCX] & 0xFFFFFFFF;
+    next_rip_ = to64 ? s_.gpr[RDX] : s_.gpr[RDX] & 0xFFFFFFFF;
 }
 
 // ---- CPUID, time, I/O, HLT ----

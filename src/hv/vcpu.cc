@@ -342,6 +342,7 @@ cpu::Action Vcpu::bus_lock(const cpu::BusLock& b) {
 
 void Vcpu::cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) {
     if (leaf == 0xB) regs.edx = id_;  // x2APIC ID
+    kvm_cpuid(leaf, regs);
     if (leaf == 1) {
         regs.ecx |= kCpuid1EcxHypervisor | kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
         if (cpu_.state().apic_base & cpu::msr::APIC_BASE_EN) regs.edx |= kCpuid1EdxApic;

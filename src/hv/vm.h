@@ -148,6 +148,7 @@ class Vcpu final : public cpu::CpuOwner {
     int acknowledge_interrupt() override;
     cpu::Action bus_lock(const cpu::BusLock& b) override;
     void pmi() override;
+    bool hypercall(HypercallInsn insn) override;  // hypercall.cc
 
   private:
     // An IN or MMIO read that exited to userspace: when the CPU re-executes the
@@ -168,6 +169,9 @@ class Vcpu final : public cpu::CpuOwner {
     void lbr_create_event();
     void lbr_slice_end();
     bool lbr_host_denied(uint32_t index);
+    // The KVM CPUID leaves (0x40000000, 0x40000001) and KVM_HC_SEND_IPI (hypercall.cc).
+    void kvm_cpuid(uint32_t leaf, cpu::CpuidRegs& regs) const;
+    int64_t send_ipi(uint64_t low, uint64_t high, uint64_t min, uint64_t icr, int cluster);
 
     Vm& vm_;
     uint32_t id_;

@@ -70,7 +70,7 @@ run_qemu_kvm() {
     done
     kill $pid
     wait $pid 2>/dev/null
-    echo "qemu-timeout"
+    echo "timeout"
 }
 
 # Skips (77) when softkvm's kvm accelerator cannot run 64-bit guests on this host, but
@@ -99,6 +99,7 @@ softkvm_ending() {
     case $1 in
         126) echo "internal-error $(sed -n 's/^rip=0*\([0-9a-f]*\) .*/\1/p' "$2" | head -1)" ;;
         125) echo "shutdown" ;;
+        124) echo "timeout" ;;  # timeout(1): no --max-insns on kvm runs
         [0-9] | [1-5][0-9] | 6[0-3]) echo "exit $1" ;;
         *) echo "softkvm-status $1" ;;
     esac
@@ -135,9 +136,11 @@ skip)
     ;;
 kvm)
     need_kvm_long_mode
+    # Bounded like QEMU's run below: a vCPU that never comes back (a host whose /dev/kvm
+    # never completes an instruction) ends as "timeout" for both.
     # shellcheck disable=SC2086
-    "$softkvm" run --accel kvm --cpus "$cpus" --memory "$memory" ${GUEST_ARGS:-} "${boot_args[@]}" \
-        "$guest" >"$tmp/kvm" 2>"$tmp/kvm.err"
+    timeout 120 "$softkvm" run --accel kvm --cpus "$cpus" --memory "$memory" ${GUEST_ARGS:-} \
+        "${boot_args[@]}" "$guest" >"$tmp/kvm" 2>"$tmp/kvm.err"
     st=$?
     cat "$tmp/kvm" "$tmp/kvm.err"
     if run_passed $st "$tmp/kvm" && [ -z "${KVM_NOT_EMU:-}" ]; then

@@ -61,8 +61,14 @@ void op_lxdt(Cpu& c, const DecodedInsn& i) {
     t.limit = limit;
 }
 
+// SGDT, SIDT, SLDT, SMSW and STR at CPL > 0 with CR4.UMIP (SDM vol. 3 §2.5).
+void check_umip(Cpu& c) {
+    if ((c.state().cr4 & CR4_UMIP) && c.state().cpl > 0) c.fault(VEC_GP, 0);
+}
+
 template <bool Idt>
 void op_sxdt(Cpu& c, const DecodedInsn& i) {
+    check_umip(c);
     const uint64_t lin = c.linear(i.op[0]);
     const DescriptorTable& t = Idt ? c.state().idtr : c.state().gdtr;
     c.check_access(lin + 2 + base_bytes(c) - 1, Access::Write);
@@ -91,6 +97,11 @@ void load_system_segment(Cpu& c, uint16_t sel, Segment& dst, uint8_t want_type) 
     n.limit = static_cast<uint32_t>((lo & 0xFFFF) | ((lo >> 32) & 0xF0000));
     if (n.g) n.limit = (n.limit << 12) | 0xFFF;
     n.base = ((lo >> 16) & 0xFFFFFF) | (((lo >> 56) & 0xFF) << 24) | ((hi & 0xFFFFFFFF) << 32);
+    // Long mode (SDM vol. 2, LLDT/LTR; vol. 3 §7.2.3): the upper half's type field must be
+    // 0 and the base canonical (4-level paging), else #GP(selector).
+    if (long_mode && (((hi >> 40) & 0x1F) != 0 ||
+                      static_cast<uint64_t>(static_cast<int64_t>(n.base << 16) >> 16) != n.base))
+        c.fault(VEC_GP, sel & ~3u);
     if (want_type == DESC_TSS64_AVAIL) {
         c.write_sys(addr, 8, lo | (2ull << 40));  // mark busy
         n.type = DESC_TSS64_BUSY;
@@ -119,8 +130,16 @@ void op_lldt(Cpu& c, const DecodedInsn& i) {
 // STR / SLDT: a register destination gets the selector zero-extended to the operand size.
 template <bool Ldt>
 void op_store_sel(Cpu& c, const DecodedInsn& i) {
+    check_umip(c);
     const uint16_t sel = Ldt ? c.state().ldtr.selector : c.state().tr.selector;
     c.write_op(i, 0, sel);
+}
+
+// SMSW (SDM vol. 2): a memory destination gets CR0[15:0]; a register one CR0 truncated to
+// the operand size (bits 63:16 of RAX with REX.W, bits 31:16 undefined otherwise: CR0's).
+void op_smsw(Cpu& c, const DecodedInsn& i) {
+    check_umip(c);
+    c.write_op(i, 0, c.state().cr0 & size_mask(i.op[0].size));
 }
 
 }  // namespace
@@ -168,6 +187,13 @@ void op_mov_dr(Cpu& c, const DecodedInsn& i) {
     if (n == 4 || n == 5) {
         if (s.cr4 & (1ull << 3)) c.undefined();
         n += 2;
+    }
+    // DR7.GD: any debug-register access is a #DB fault with DR6.BD; GD is cleared so the
+    // handler can use the registers (SDM vol. 3 §17.2.4).
+    if (s.dr[7] & msr::DR7_GD) {
+        s.dr[6] |= msr::DR6_BD;
+        s.dr[7] &= ~msr::DR7_GD;
+        c.fault(VEC_DB);
     }
     if (!to_dr) {
         c.write_gpr(i.op[0].reg, s.mode == Mode::Long64 ? 8 : 4, s.dr[n]);
@@ -253,6 +279,16 @@ void op_syscall(Cpu& c, const DecodedInsn&) {
 void op_sysret(Cpu& c, const DecodedInsn& i) {
     c.sysret(i.opsize);
 }
+template <CpuOwner::HypercallInsn Insn>
+void op_hypercall(Cpu& c, const DecodedInsn&) {
+    c.hypercall(Insn);
+}
+void op_sysenter(Cpu& c, const DecodedInsn&) {
+    c.sysenter();
+}
+void op_sysexit(Cpu& c, const DecodedInsn& i) {
+    c.sysexit(i.opsize);
+}
 
 // RDFSBASE/RDGSBASE/WRFSBASE/WRGSBASE: 64-bit mode with CR4.FSGSBASE, else #UD.
 template <SegReg Seg, bool Write>
@@ -304,6 +340,7 @@ void register_system(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_LLDT].fn = op_lldt;
     t[ZYDIS_MNEMONIC_STR].fn = op_store_sel<false>;
     t[ZYDIS_MNEMONIC_SLDT].fn = op_store_sel<true>;
+    t[ZYDIS_MNEMONIC_SMSW].fn = op_smsw;
     t[ZYDIS_MNEMONIC_RDMSR].fn = op_rdmsr;
     t[ZYDIS_MNEMONIC_WRMSR] = {op_wrmsr, true};
     t[ZYDIS_MNEMONIC_CPUID].fn = op_cpuid;
@@ -322,6 +359,10 @@ void register_system(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_RDPID].fn = op_rdpid;
     t[ZYDIS_MNEMONIC_SYSCALL] = {op_syscall, true};
     t[ZYDIS_MNEMONIC_SYSRET] = {op_sysret, true};
+    t[ZYDIS_MNEMONIC_SYSENTER] = {op_sysenter, true};
+    t[ZYDIS_MNEMONIC_VMCALL] = {op_hypercall<CpuOwner::HypercallInsn::Vmcall>, true};
+    t[ZYDIS_MNEMONIC_VMMCALL] = {op_hypercall<CpuOwner::HypercallInsn::Vmmcall>, true};
+    t[ZYDIS_MNEMONIC_SYSEXIT] = {op_sysexit, true};
     t[ZYDIS_MNEMONIC_CLTS].fn = op_clts;
     t[ZYDIS_MNEMONIC_STAC].fn = op_stac_clac<true>;
     t[ZYDIS_MNEMONIC_CLAC].fn = op_stac_clac<false>;
