@@ -119,8 +119,8 @@ Status Controller::charge(const std::string& path, Type t, uint64_t amount) {
             for (const std::string& q : charged) groups_[q].c[k].usage -= amount;
             // Events (§1.3): local at the failing level; hierarchical there and at every
             // ancestor except the root.
-            c.events_local += 1;
-            for (std::string q = p; q != "/"; q = parent_of(q)) groups_[q].c[k].events += 1;
+            count(c.events_local);
+            for (std::string q = p; q != "/"; q = parent_of(q)) count(groups_[q].c[k].events);
             return make_error(
                 fmt::format("{} limit reached in {}: current {}, max {}", info(t).name, p, c.usage,
                             p == "/"              ? fmt::format("{} (capacity)", capacity(t))
@@ -169,7 +169,7 @@ Result<uint32_t> Controller::allocate(const std::string& path, Type t) {
         bool any = false;
         for (uint32_t a = lo; a <= hi; ++a) any |= reclaim_[a] != 0;
         if (!any) break;
-        ++flushes_;
+        count(flushes_);
         for (uint32_t a = 1; a < reclaim_.size(); ++a)
             if (reclaim_[a]) reclaim_[a] = 0, in_use_[a] = 0;
     }

@@ -15,6 +15,13 @@
 
 namespace softkvm::eid {
 
+// Event and flush counters stop at the largest value the store keeps (SQLite integers
+// are signed 64-bit) instead of wrapping.
+inline constexpr uint64_t kMaxCount = INT64_MAX;
+inline void count(uint64_t& n) {
+    if (n < kMaxCount) ++n;
+}
+
 struct Counters {
     uint64_t max = kUnlimited;
     uint64_t usage = 0;

@@ -35,6 +35,7 @@ std::string format_max(uint64_t v) {
 Result<uint64_t> parse_u64(const std::string& in) {
     std::string s = in;
     if (!s.empty() && s.back() == '\n') s.pop_back();
+    if (!s.empty() && s[0] == '+') s.erase(0, 1);  // kstrtoull() skips one leading '+'
     if (s.empty()) return make_error("empty number", EINVAL);
     int base = 10;
     size_t i = 0;
@@ -151,7 +152,7 @@ Status write_group_file(Controller& c, const std::string& path, const std::strin
         return make_error("misc.max expects '<type> <max|number>'", EINVAL);
     if (!parse_type(s.substr(0, sp), t) || s.substr(0, sp) != info(t).name)
         return make_error(fmt::format("unknown type '{}'", s.substr(0, sp)), EINVAL);
-    const std::string value = strip(s.substr(sp + 1));
+    const std::string value = s.substr(sp + 1);  // as the kernel: no second strip
     uint64_t max;
     if (value == "max") {
         max = kUnlimited;

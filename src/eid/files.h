@@ -27,7 +27,8 @@ Result<std::string> read_group_file(const Controller& c, const std::string& path
 Status write_group_file(Controller& c, const std::string& path, const std::string& name,
                         const std::string& data);
 
-// kstrtou64(s, 0): decimal, 0x hex or 0 octal, optional trailing newline. EINVAL/ERANGE.
+// kstrtou64(s, 0): optional '+', decimal, 0x hex or 0 octal, optional trailing newline.
+// EINVAL/ERANGE.
 Result<uint64_t> parse_u64(const std::string& s);
 // "max" or a number (seed max files; CLI `set`).
 Result<uint64_t> parse_max(const std::string& s);

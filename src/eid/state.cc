@@ -385,8 +385,11 @@ Result<Repaired> repair(const RawState& raw, std::optional<AsidRange> given) {
     const size_t n = r.max_asid + 1u;
     if (raw.in_use && raw.reclaim && raw.in_use->size() == n && raw.reclaim->size() == n) {
         for (size_t a = 1; a < n; ++a) {
-            iu[a] = (*raw.in_use)[a] != 0 || (*raw.reclaim)[a] != 0;
-            rc[a] = (*raw.reclaim)[a] != 0;
+            const uint8_t u = (*raw.in_use)[a], r = (*raw.reclaim)[a];
+            iu[a] = u != 0 || r != 0;
+            rc[a] = r != 0;
+            if (u > 1 || r > 1 || (r && !u))
+                fix(fmt::format("ASID {} bitmap values {}/{} set to {}/{}", a, u, r, iu[a], rc[a]));
         }
         if ((*raw.in_use)[0] || (*raw.reclaim)[0]) fix("cleared ASID 0 from the bitmaps");
     } else {

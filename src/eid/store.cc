@@ -17,11 +17,36 @@
 namespace softkvm::eid {
 namespace {
 
-// RAII prepared statement.
+// RAII prepared statement: its own, or borrowed from a Store's cache (prepared once per
+// connection, reset and unbound when given back).
 class Stmt {
   public:
     Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-    ~Stmt() { sqlite3_finalize(s_); }
+    Stmt(sqlite3* db, Store::StmtCache& cache, const char* sql) : cached_(true) {
+        auto it = cache.find(sql);
+        if (it == cache.end()) {
+            rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr);
+            if (rc_ != SQLITE_OK) {
+                sqlite3_finalize(s_);
+                s_ = nullptr;
+                return;
+            }
+            cache.emplace(sql, s_);
+        } else {
+            s_ = it->second;
+            rc_ = SQLITE_OK;
+        }
+    }
+    ~Stmt() {
+        if (!cached_) {
+            sqlite3_finalize(s_);
+        } else if (s_) {
+            sqlite3_reset(s_);
+            sqlite3_clear_bindings(s_);
+        }
+    }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
     bool ok() const { return rc_ == SQLITE_OK; }
     Stmt& bind(int i, int64_t v) {
         sqlite3_bind_int64(s_, i, v);
@@ -56,7 +81,8 @@ class Stmt {
 
   private:
     sqlite3_stmt* s_ = nullptr;
-    int rc_;
+    int rc_ = SQLITE_ERROR;
+    bool cached_ = false;
 };
 
 constexpr const char* kCreate = R"(
@@ -181,6 +207,7 @@ Status Store::exec(const char* sql) {
 }
 
 Store::~Store() {
+    for (auto& [sql, st] : stmts_) sqlite3_finalize(st);
     sqlite3_close(db_);
 }
 
@@ -349,13 +376,13 @@ void Store::rollback() {
 }
 
 Result<int64_t> Store::data_version() {
-    Stmt q(db_, "PRAGMA data_version");
+    Stmt q(db_, stmts_, "PRAGMA data_version");
     if (!q.ok() || q.step() != SQLITE_ROW) return sql_error("reading the data version");
     return q.i64(0);
 }
 
 Status Store::read_raw(RawState& raw) {
-    Stmt m(db_, "SELECT key, value FROM meta");
+    Stmt m(db_, stmts_, "SELECT key, value FROM meta");
     if (!m.ok()) return unusable(path_, sqlite3_errmsg(db_));
     while (m.step() == SQLITE_ROW) {
         const std::string k = m.text(0);
@@ -366,7 +393,7 @@ Status Store::read_raw(RawState& raw) {
             (k == "in_use" ? raw.in_use : raw.reclaim) = m.blob(1);
     }
     if (m.rc() != SQLITE_DONE) return sql_error("reading meta");
-    Stmt g(db_, "SELECT path, type, max, usage, peak, events, events_local FROM groups");
+    Stmt g(db_, stmts_, "SELECT path, type, max, usage, peak, events, events_local FROM groups");
     if (!g.ok()) return unusable(path_, sqlite3_errmsg(db_));
     while (g.step() == SQLITE_ROW) {
         RawGroup r;
@@ -390,7 +417,7 @@ Status Store::read_raw(RawState& raw) {
         raw.groups.push_back(std::move(r));
     }
     if (g.rc() != SQLITE_DONE) return sql_error("reading groups");
-    Stmt l(db_, "SELECT id, grp, type, asid, pid, start_time, created FROM leases");
+    Stmt l(db_, stmts_, "SELECT id, grp, type, asid, pid, start_time, created FROM leases");
     if (!l.ok()) return unusable(path_, sqlite3_errmsg(db_));
     while (l.step() == SQLITE_ROW) {
         RawLease r;
@@ -425,7 +452,7 @@ Status Store::load() {
 // `after`. Leases are written by the operations that change them.
 Status Store::save(const State* before, const State& after) {
     auto put = [&](const char* k, auto bind) {
-        Stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+        Stmt s(db_, stmts_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
         s.bind(1, std::string(k));
         bind(s);
         return s.step() == SQLITE_DONE;
@@ -449,7 +476,7 @@ Status Store::save(const State* before, const State& after) {
     if (b)
         for (const auto& [path, g] : b->groups())
             if (!a.exists(path)) {
-                Stmt d(db_, "DELETE FROM groups WHERE path = ?");
+                Stmt d(db_, stmts_, "DELETE FROM groups WHERE path = ?");
                 if (d.bind(1, path).step() != SQLITE_DONE) return sql_error("removing a group");
             }
     auto same = [](const Counters& x, const Counters& y) {
@@ -496,7 +523,7 @@ Status Store::save_leases(const std::vector<Lease>& leases) {
 
 Status Store::append_events(const std::vector<EventRecord>& log) {
     for (const EventRecord& e : log) {
-        Stmt s(db_, "INSERT INTO events(time, kind, detail) VALUES(?, ?, ?)");
+        Stmt s(db_, stmts_, "INSERT INTO events(time, kind, detail) VALUES(?, ?, ?)");
         s.bind(1, e.time ? e.time : now()).bind(2, e.kind).bind(3, e.detail);
         if (s.step() != SQLITE_DONE) return sql_error("logging an event");
     }
@@ -512,7 +539,7 @@ Status Store::reap(State& s, std::vector<EventRecord>& log) {
             continue;
         }
         s.controller.release(l.group, l.type, l.asid);
-        Stmt d(db_, "DELETE FROM leases WHERE id = ?");
+        Stmt d(db_, stmts_, "DELETE FROM leases WHERE id = ?");
         if (d.bind(1, l.id).step() != SQLITE_DONE) return sql_error("reaping a lease");
         log.push_back({0, now(), "reaped",
                        fmt::format("lease {} ({} ASID {} in {}) of dead pid {}", l.id,
@@ -618,7 +645,7 @@ Status Store::release(int64_t lease_id) {
         const Lease l = *it;
         s.leases.erase(it);
         s.controller.release(l.group, l.type, l.asid);
-        Stmt d(db_, "DELETE FROM leases WHERE id = ?");
+        Stmt d(db_, stmts_, "DELETE FROM leases WHERE id = ?");
         if (d.bind(1, lease_id).step() != SQLITE_DONE) return sql_error("releasing a lease");
         log.push_back({0, now(), "released",
                        fmt::format("lease {} ({} ASID {} in {})", lease_id, info(l.type).name,
@@ -635,7 +662,7 @@ Result<std::vector<Lease>> Store::leases() {
 
 Result<std::vector<EventRecord>> Store::events(int64_t after_id) {
     std::vector<EventRecord> out;
-    Stmt q(db_, "SELECT id, time, kind, detail FROM events WHERE id > ? ORDER BY id");
+    Stmt q(db_, stmts_, "SELECT id, time, kind, detail FROM events WHERE id > ? ORDER BY id");
     if (!q.ok()) return unusable(path_, sqlite3_errmsg(db_));
     q.bind(1, after_id);
     while (q.step() == SQLITE_ROW)
@@ -663,12 +690,14 @@ Result<std::vector<std::string>> Store::repair(std::optional<AsidRange> range) {
     };
     RawState raw;
     if (auto st = read_raw(raw); !st) return fail(st.error());
-    auto r = eid::repair(raw, range);
+    const bool consistent = validate(raw, nullptr).empty();
+    auto r = eid::repair(raw, range);  // also refuses a range that differs from the stored one
     if (!r) return fail(r.error());
-    if (r->fixes.empty()) {  // consistent already: write nothing
+    if (consistent) {  // write nothing
         rollback();
-        return r->fixes;
+        return std::vector<std::string>{};
     }
+    if (r->fixes.empty()) r->fixes.push_back("rewrote the state");
     if (auto st = exec("DELETE FROM meta WHERE key <> 'schema'; DELETE FROM groups"); !st)
         return fail(st.error());
     if (auto st = save(nullptr, r->state); !st) return fail(st.error());

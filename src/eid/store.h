@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -74,6 +75,11 @@ class Store {
 
     const std::string& path() const { return path_; }
     bool read_only() const { return read_only_; }
+    // Drops the kept state, for a caller that changed the database through this store's
+    // own connection (data_version only moves for other connections' commits).
+    void forget() { cache_.reset(); }
+
+    using StmtCache = std::unordered_map<std::string, sqlite3_stmt*>;
 
   private:
     Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
@@ -95,6 +101,7 @@ class Store {
     sqlite3* db_;
     std::string path_;
     bool read_only_ = false;
+    StmtCache stmts_;                     // prepared once per connection
     std::shared_ptr<const State> cache_;  // what the database holds, as of cache_version_
     int64_t cache_version_ = -1;
 };

@@ -244,6 +244,12 @@ TEST(Files, S7_MiscMaxWriteSyntaxAndErrors) {
     EXPECT_EQ(write_group_file(c, "/a", "misc.max", "sev -1").error().code, EINVAL);
     EXPECT_EQ(write_group_file(c, "/a", "misc.max", "sev 99999999999999999999").error().code,
               ERANGE);
+    // kstrtou64 takes one leading '+'; the value after the first space is not stripped
+    // again (misc_cg_max_write strips the whole buffer once).
+    EXPECT_TRUE(write_group_file(c, "/a", "misc.max", "sev +3\n").ok());
+    EXPECT_EQ(c.group("/a").c[0].max, 3u);
+    EXPECT_EQ(write_group_file(c, "/a", "misc.max", "sev ++3").error().code, EINVAL);
+    EXPECT_EQ(write_group_file(c, "/a", "misc.max", "sev  3").error().code, EINVAL);
     Controller z = make(10, 1);  // SEV-ES capacity 0
     ASSERT_TRUE(z.mkdir("/a").ok());
     EXPECT_EQ(write_group_file(z, "/a", "misc.max", "sev_es 1").error().code, EINVAL);
@@ -272,6 +278,31 @@ TEST(Files, EventsFilesUseTheKernelFormat) {
     EXPECT_FALSE(c.charge("/a", Type::Sev, 1).ok());
     EXPECT_EQ(read_group_file(c, "/a", "misc.events").value(), "sev.max 1\nsev_es.max 0\n");
     EXPECT_EQ(read_group_file(c, "/a", "misc.events.local").value(), "sev.max 1\nsev_es.max 0\n");
+}
+
+}  // namespace
+}  // namespace softkvm::eid
+
+namespace softkvm::eid {
+namespace {
+
+// Found by fuzz_eid_store: counters loaded at the store's largest integer wrapped to a
+// negative number on the next event or flush. They now stop there.
+TEST(Controller, EventAndFlushCountersStopAtTheStoresLargestInteger) {
+    Controller c = make(2, 2);  // sev: ASID 2 only
+    ASSERT_TRUE(c.mkdir("/a").ok());
+    ASSERT_TRUE(c.set_max("/a", Type::Sev, 0).ok());
+    c.mutable_groups()["/a"].c[0].events = kMaxCount;
+    c.mutable_groups()["/a"].c[0].events_local = kMaxCount;
+    EXPECT_EQ(c.charge("/a", Type::Sev, 1).error().code, EBUSY);
+    EXPECT_EQ(at(c, "/a").events, kMaxCount);
+    EXPECT_EQ(at(c, "/a").events_local, kMaxCount);
+    c.set_flushes(kMaxCount);
+    auto a = c.allocate("/", Type::Sev);
+    ASSERT_TRUE(a.ok());
+    c.release("/", Type::Sev, a.value());
+    ASSERT_TRUE(c.allocate("/", Type::Sev).ok());  // needs a flush
+    EXPECT_EQ(c.flushes(), kMaxCount);
 }
 
 }  // namespace
