@@ -80,14 +80,7 @@ void Cpu::run_watched(const DecodedInsn* in, size_t n, size_t& done, uint64_t& r
         if (size) check_locked_access(lin, size);
         s_.rip = next_rip_;
         if (stop_flags_) {
-            // MMIO that needed no exit (the in-kernel APIC): stay in the block.
-            // (Unless it made an interrupt deliverable: that is taken at once.)
-            if (stop_flags_ == kStopMmio) {
-                if (finish_mmio())
-                    stop_flags_ |= kStopOwner;
-                else if (!irq_requested_)
-                    continue;
-            }
+            if (mmio_stays_in_block()) continue;
             ++done;
             break;
         }

@@ -389,14 +389,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     in[done].fn(*this, in[done]);
                     s_.rip = next_rip_;
                     if (stop_flags_) {
-                        // MMIO that needed no exit (the in-kernel APIC): stay in the block.
-                        // (Unless it made an interrupt deliverable: that is taken at once.)
-                        if (stop_flags_ == kStopMmio) {
-                            if (finish_mmio())
-                                stop_flags_ |= kStopOwner;
-                            else if (!irq_requested_)
-                                continue;
-                        }
+                        if (mmio_stays_in_block()) continue;
                         ++done;
                         break;
                     }

@@ -394,6 +394,10 @@ class Cpu {
     // The instruction retired or faulted: forget its MMIO reads and hand its MMIO
     // writes to the owner in order. True when the owner wants run() to return.
     bool finish_mmio();
+    // An instruction of a block set stop_flags_: true when the block goes on. MMIO that
+    // needed no exit (the in-kernel APIC) stays in the block, unless its writes went to
+    // the owner or it made an interrupt deliverable (taken at once).
+    bool mmio_stays_in_block();
     bool deliver_mmio_writes();
     void drop_mmio_log() {
         mmio_reads_.clear();

@@ -179,6 +179,15 @@ bool Cpu::finish_mmio() {
     return deliver_mmio_writes();
 }
 
+bool Cpu::mmio_stays_in_block() {
+    if (stop_flags_ != kStopMmio) return false;
+    if (finish_mmio()) {
+        stop_flags_ |= kStopOwner;
+        return false;
+    }
+    return !irq_requested_;
+}
+
 uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
     if (data_bp_ && acc != Access::Exec) check_data_breakpoints(lin, size, false);
     uint64_t off = lin & 0xFFF;
