@@ -122,7 +122,11 @@ Outcome run_once(const Header& h, const uint8_t* code, size_t code_len, uint8_t*
     put64(ram, kPml4, kPdpt | PTE_P | PTE_RW | us);
     put64(ram, kPdpt, kPd | PTE_P | PTE_RW | us);
     put64(ram, kPd, kPt | PTE_P | PTE_RW | us);
-    for (uint64_t p = 0; p < 512; ++p) put64(ram, kPt + 8 * p, (p << 12) | PTE_P | PTE_RW | us);
+    // The system structures (tables, GDT, IDTs, TSS, the halting stubs) stay supervisor
+    // pages at CPL 3 too: with user stubs, SMEP would turn every exception into an endless
+    // chain of instruction-fetch #PFs that retires nothing and only burns the input's time.
+    for (uint64_t p = 0; p < 512; ++p)
+        put64(ram, kPt + 8 * p, (p << 12) | PTE_P | PTE_RW | ((p << 12) >= kCode ? us : 0));
     // Six data pages (stack, data, the first MMIO pages) get their flags disturbed.
     const uint64_t flip_pages[6] = {0x3E, 0x3F, 0x20, 0x30, 0x40, 0x41};
     for (int k = 0; k < 6; ++k) ram[kPt + 8 * flip_pages[k]] ^= h.pte_flip[k];

@@ -512,7 +512,11 @@ void Cpu::raise_debug_trap() {
 // rules when delivery itself faults.
 void Cpu::raise_fault(const GuestFault& f, uint64_t return_rip, bool fault_class) {
     rf_in_image_ = fault_class && f.vector != VEC_DB;
-    fault_chain_ = fmt::format("#{} error={:#x} at rip={:#x}", f.vector, f.error, s_.rip);
+    // The chain of faults, formatted only for a triple fault: faults are frequent (demand
+    // paging) and a string built for each would cost more than delivering it.
+    const uint64_t fault_rip = s_.rip;
+    GuestFault chain[3];
+    uint8_t chain_delivering[3] = {};
     uint8_t vector = f.vector;
     bool has_err = f.has_error;
     uint32_t err = f.error;
@@ -522,11 +526,16 @@ void Cpu::raise_fault(const GuestFault& f, uint64_t return_rip, bool fault_class
             deliver(vector, has_err, err, return_rip, false);
             return;
         } catch (const GuestFault& g) {
-            fault_chain_ +=
-                fmt::format(" -> #{} error={:#x} while delivering #{}", g.vector, g.error, vector);
+            chain[depth] = g;
+            chain_delivering[depth] = vector;
             if (vector == VEC_DF || depth >= 2) {
                 shutdown_ = true;
-                stop_detail_ = "triple fault: " + fault_chain_;
+                stop_detail_ = fmt::format("triple fault: #{} error={:#x} at rip={:#x}", f.vector,
+                                           f.error, fault_rip);
+                for (int k = 0; k <= depth; ++k)
+                    stop_detail_ +=
+                        fmt::format(" -> #{} error={:#x} while delivering #{}", chain[k].vector,
+                                    chain[k].error, chain_delivering[k]);
                 return;
             }
             prev_class = vector;

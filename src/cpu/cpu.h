@@ -564,7 +564,6 @@ class Cpu {
     // Exception nesting while delivering (for #DF and triple fault).
     int delivering_ = 0;
     uint8_t first_vector_ = 0;
-    std::string fault_chain_;
     bool shutdown_ = false;
 
     friend class Decoder;

@@ -11,6 +11,8 @@ set -uo pipefail
 mode=$1 softkvm=$2 guest=$3
 cpus=${GUEST_CPUS:-1}  # processors the guest needs (softkvm --cpus, QEMU -smp)
 memory=${GUEST_MEMORY:-128M}  # softkvm --memory, QEMU -m
+# kvm mode: seconds before a run on /dev/kvm (softkvm's and QEMU's) counts as hung.
+kvm_timeout=${KVM_TIMEOUT:-120}
 # GUEST_APPEND / GUEST_INITRD (when set): softkvm --append/--initrd, QEMU -append/-initrd.
 boot_args=()
 [ -n "${GUEST_APPEND+x}" ] && boot_args+=(--append "$GUEST_APPEND")
@@ -46,7 +48,7 @@ run_qemu_kvm() {
         -vga none -no-reboot -nodefaults -serial "file:$1" ${QEMU_ARGS:-} \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest" "${qemu_boot_args[@]}" 2>"$1.err" &
     local pid=$! k st
-    for ((k = 0; k < 1200; ++k)); do
+    for ((k = 0; k < kvm_timeout * 10; ++k)); do
         if ! kill -0 $pid 2>/dev/null; then
             wait $pid
             st=$?
@@ -139,7 +141,7 @@ kvm)
     # Bounded like QEMU's run below: a vCPU that never comes back (a host whose /dev/kvm
     # never completes an instruction) ends as "timeout" for both.
     # shellcheck disable=SC2086
-    timeout 120 "$softkvm" run --accel kvm --cpus "$cpus" --memory "$memory" ${GUEST_ARGS:-} \
+    timeout "$kvm_timeout" "$softkvm" run --accel kvm --cpus "$cpus" --memory "$memory" ${GUEST_ARGS:-} \
         "${boot_args[@]}" "$guest" >"$tmp/kvm" 2>"$tmp/kvm.err"
     st=$?
     cat "$tmp/kvm" "$tmp/kvm.err"
