@@ -30,6 +30,7 @@ struct RunOptions {
     bool quiet = false;
     std::string stats_json;
     std::string image;
+    std::string kernel;                             // --kernel FILE
     std::optional<std::string> bus_lock_ratelimit;  // as given
     std::vector<std::string> cpu_features;          // -NAME hides, +NAME keeps
     std::vector<std::string> append, initrd;        // as given (each at most once)
@@ -332,7 +333,17 @@ int run(RunOptions o) {
                      o.append.size() > 1 ? "--append" : "--initrd");
         return kExitUsage;
     }
+    if (o.image.empty() == o.kernel.empty()) {
+        std::fprintf(stderr, "softkvm run: give either a multiboot image or --kernel FILE%s\n",
+                     o.image.empty() ? "" : ", not both");
+        return kExitUsage;
+    }
+    if (!o.kernel.empty()) {
+        cfg.kernel = true;
+        o.image = o.kernel;
+    }
     if (!o.append.empty()) cfg.append = o.append[0];
+    if (!o.initrd.empty()) cfg.initrd_file = o.initrd[0];
     if (!o.initrd.empty()) {
         auto mods = vmm::parse_module_list(o.initrd[0]);
         if (!mods) {
@@ -429,7 +440,10 @@ int run(RunOptions o) {
 void add_run_command(CLI::App& root, int& status) {
     auto opts = std::make_shared<RunOptions>();
     CLI::App* run_app = root.add_subcommand("run", "Boot a multiboot guest and run it to its end");
-    run_app->add_option("guest", opts->image, "Multiboot ELF image (ELF32 or ELF64)")->required();
+    run_app->add_option("guest", opts->image, "Multiboot ELF image (ELF32 or ELF64)");
+    run_app->add_option("--kernel", opts->kernel,
+                        "Boot FILE as QEMU's -kernel does: a Linux bzImage or vmlinux ELF "
+                        "(Linux boot protocol, 64-bit entry), or a multiboot image");
     run_app->add_option("--accel", opts->accel, "Accelerator: emu (software CPU) or kvm")
         ->check(CLI::IsMember({"emu", "kvm"}))
         ->capture_default_str();
@@ -460,10 +474,12 @@ void add_run_command(CLI::App& root, int& status) {
         ->allow_extra_args(false);
     run_app->add_option_function<std::string>(
         "--append", [opts](const std::string& v) { opts->append.push_back(v); },
-        "Multiboot command line after the image's name (as qemu -append)");
+        "Kernel command line (Linux), or the multiboot command line after the image's name "
+        "(as qemu -append)");
     run_app->add_option_function<std::string>(
         "--initrd", [opts](const std::string& v) { opts->initrd.push_back(v); },
-        "Multiboot modules FILE[ ARGS][,FILE...] (as qemu -initrd; ',,' is a comma)");
+        "Linux initrd FILE, or multiboot modules FILE[ ARGS][,FILE...] (as qemu -initrd; "
+        "',,' is a comma)");
     run_app
         ->add_option("--device", opts->devices,
                      "Add a device (repeatable; devices: pc-testdev, QEMU's test device)")

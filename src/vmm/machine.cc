@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "vmm/acpi/acpi.h"
+#include "vmm/linux_boot.h"
 #include "vmm/multiboot.h"
 
 namespace softkvm::vmm {
@@ -116,6 +117,27 @@ Dispatch dispatch_exit(abi::RunState& rs, Platform& p) {
     }
 }
 
+namespace {
+
+// --kernel with a bzImage or vmlinux: the initrd file and the Linux boot protocol.
+Result<LinuxImage> load_linux_kernel(const MachineConfig& cfg, const std::string& path,
+                                     const std::vector<uint8_t>& file, uint64_t rsdp,
+                                     GuestMemory& mem) {
+    std::vector<uint8_t> initrd;
+    LinuxBootParams lb;
+    lb.cmdline = cfg.append;
+    lb.rsdp = rsdp;
+    if (!cfg.initrd_file.empty()) {
+        auto data = read_file(cfg.initrd_file, "initrd");
+        if (!data) return make_error("--initrd: " + data.error().message, data.error().code);
+        initrd = std::move(data).value();
+        lb.initrd = &initrd;
+    }
+    return load_linux(file, path, mem, lb);
+}
+
+}  // namespace
+
 Machine::Machine(GuestMemory mem, Uart16550::Sink console)
     : mem_(std::move(mem)), platform_(std::move(console)) {}
 
@@ -127,10 +149,12 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     auto mem = GuestMemory::create(cfg.memory);
     if (!mem) return mem.error();
     std::unique_ptr<Machine> m(new Machine(std::move(mem).value(), std::move(console)));
+    const bool linux = cfg.kernel && detect_kernel(file.value()) != KernelKind::Multiboot;
     // As QEMU: the command line is the image's name, a space, and --append's text.
     BootParams boot;
     boot.cmdline = image_path + " " + cfg.append;
     for (const ModuleSpec& spec : cfg.modules) {
+        if (linux) break;
         auto data = read_file(spec.path, "multiboot module");
         if (!data) return make_error("--initrd: " + data.error().message, data.error().code);
         boot.modules.push_back({std::move(data).value(), spec.cmdline});
@@ -149,7 +173,14 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
                                          .count());
     });
     (void)m->platform_.pio.add(AcpiPm::kPort, AcpiPm::kPorts, m->platform_.acpi_pm);
-    auto img = load_multiboot(file.value(), image_path, m->mem_, boot);
+    std::optional<LinuxImage> linux_image;
+    if (linux) {
+        auto li = load_linux_kernel(cfg, image_path, file.value(), tables.base, m->mem_);
+        if (!li) return li.error();
+        linux_image = li.value();
+    }
+    auto img = linux ? Result<LoadedImage>(LoadedImage{})
+                     : load_multiboot(file.value(), image_path, m->mem_, boot);
     if (!img) return img.error();
     populate_fw_cfg(*m->platform_.fw_cfg,
                     {cfg.memory, static_cast<uint16_t>(cfg.cpus), static_cast<uint16_t>(cfg.cpus)});
@@ -165,6 +196,11 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
             return st.error();
     }
     m->image_ = img.value();
+    if (linux_image) {
+        m->image_.entry = static_cast<uint32_t>(linux_image->entry);
+        m->image_.low = linux_image->kernel_low;
+        m->image_.high = linux_image->kernel_high;
+    }
     m->symbols_ = SymbolTable::from_elf(file.value());
 
     // Accelerator failures are reported as ENODEV: "this host cannot run it".
@@ -219,6 +255,10 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
         if (!st) return st.error();
     }
 
+    if (linux_image) {
+        if (auto st = set_linux_entry_state(*m->vcpu_, *linux_image); !st) return st.error();
+        return m;
+    }
     // Entry state (multiboot §3.2): flat 32-bit protected mode, paging off, IF clear.
     auto sregs = m->vcpu_->get_sregs();
     if (!sregs) return sregs.error();

@@ -46,6 +46,10 @@ struct MachineConfig {
     std::vector<ModuleSpec> modules;
     // QEMU's pc-testdev (--device pc-testdev).
     bool pc_testdev = false;
+    // The image came from --kernel: a bzImage or vmlinux boots Linux (with `initrd_file`
+    // and `append` as its command line), a multiboot image boots as before.
+    bool kernel = false;
+    std::string initrd_file;  // --initrd as given (a Linux kernel takes one file)
 };
 
 // How a run ended.
