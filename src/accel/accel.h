@@ -1,4 +1,4 @@
-// The accelerator interface (design.md "Layers"): what the VMM sees of a CPU back end.
+// The accelerator interface (docs/architecture.md "Layers"): what the VMM sees of a CPU back end.
 // Shaped like the KVM API so that `emu` (softkvm's CPU + hv layer) and `kvm` (/dev/kvm)
 // share one run loop: a VM owns memory slots and vCPUs; Vcpu::run() fills a
 // kvm_run-shaped record (RunState) and returns.

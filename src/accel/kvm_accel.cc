@@ -1,5 +1,5 @@
 // The kvm accelerator: the accel interface on the host's /dev/kvm. The only code in
-// softkvm that includes <linux/kvm.h> and issues KVM ioctls (design.md "Layers").
+// softkvm that includes <linux/kvm.h> and issues KVM ioctls (docs/architecture.md "Layers").
 // softkvm's ABI constants share their names with <linux/kvm.h>'s macros: take copies
 // under other names before the kernel header defines the macros, then compare.
 #include "accel/backends.h"

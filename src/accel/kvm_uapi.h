@@ -1,5 +1,5 @@
 // Layout-exact stand-ins for the <linux/kvm.h> structures that end in a flexible array,
-// and the ioctl numbers that go with them. Include only from accel/kvm* (design.md
+// and the ioctl numbers that go with them. Include only from accel/kvm* (docs/architecture.md
 // "Layers": the only code that includes <linux/kvm.h>).
 //
 // Why: the uapi headers before Linux 6.7 (Debian 12 ships linux-libc-dev 6.1) declare

@@ -1,7 +1,7 @@
 // Numeric constants of the KVM user ABI that softkvm's software path shares with the
 // kvm back end. Values are those of <linux/kvm.h> and <asm/kvm.h>; accel/kvm checks
 // each against the real headers with static_assert.
-// Spec: ../shared/spec/kvm-features.md §4 (bus-lock exit, caps, flags).
+// Spec §4 (bus-lock exit, caps, flags); described for users in docs/buslock.md.
 #pragma once
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-// The bus-lock detector (design.md "Bus-lock detector"; spec §3, §4; Intel SDM vol. 3
+// The bus-lock detector (docs/architecture.md "The software CPU"; spec §3, §4; Intel SDM vol. 3
 // §9.1.2.3, §9.1.4): a locked read-modify-write (LOCK prefix, XCHG with memory, the
 // implicitly locked descriptor accessed-bit and page-table A/D updates) is a bus lock when
 // its access crosses a 64-byte cache line or the memory's effective type is not WB.

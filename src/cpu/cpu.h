@@ -164,14 +164,14 @@ class Cpu {
     void set_trace(TraceFn fn, uint64_t count);
     // Makes run() return Kicked at the next block boundary. Async-signal-safe.
     void kick() { kick_.store(true, std::memory_order_relaxed); }
-    // Bus-lock detector (design.md): report every bus lock to CpuOwner::bus_lock(). The
+    // Bus-lock detector (docs/architecture.md): report every bus lock to CpuOwner::bus_lock(). The
     // detector runs only while this is on or DEBUGCTL.BUS_LOCK_DETECT is set.
     void set_bus_lock_reports(bool on);
     // Whether the CPUID the guest sees (model + owner) has bit `b`.
     bool cpuid_has(uint32_t leaf, uint32_t subleaf, uint8_t reg, uint8_t bit);
 
-    // Virtual time (design.md "Time"): one tick per retired instruction plus the ticks
-    // skipped while halted. The TSC is clock() + the guest's TSC offset.
+    // Virtual time (docs/architecture.md "The software CPU"): one tick per retired instruction plus
+    // the ticks skipped while halted. The TSC is clock() + the guest's TSC offset.
     uint64_t clock() const { return icount_ + idle_; }
     // The vCPU was stalled for `ticks` (a VMM's bus-lock delay): the clock jumps ahead;
     // timer deadlines it passes fire at the next instruction boundary.

@@ -1,4 +1,4 @@
-// softkvm's compact decoded instruction (design.md "The software CPU"): the handler, the
+// softkvm's compact decoded instruction (docs/architecture.md "The software CPU"): the handler, the
 // pre-resolved operands and the facts the features need (branch kind for LBR filtering,
 // lock semantics for the bus-lock detector). Built from Zydis output in decoder.cc.
 #pragma once

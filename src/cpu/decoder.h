@@ -1,4 +1,4 @@
-// Zydis-backed decoder producing DecodedInsn (design.md "Decode").
+// Zydis-backed decoder producing DecodedInsn (docs/architecture.md "The software CPU").
 #pragma once
 #include <Zydis/Zydis.h>
 

@@ -1,5 +1,5 @@
 // MSR indices and architectural bits the software CPU implements. Values from the Intel
-// SDM vol. 4 and ../shared/spec/kvm-features.md §2.1, §3 (DEBUGCTL, PERF_CAPABILITIES).
+// SDM vol. 4 and spec §2.1, §3 (DEBUGCTL, PERF_CAPABILITIES; docs/lbr.md, docs/buslock.md).
 #pragma once
 #include <cstdint>
 

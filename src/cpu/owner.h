@@ -1,5 +1,5 @@
 // The narrow interface through which the software CPU raises events to its owner (the hv
-// layer): port I/O, MMIO, MSRs the owner claims, CPUID adjustment, HLT. design.md: cpu/
+// layer): port I/O, MMIO, MSRs the owner claims, CPUID adjustment, HLT. docs/architecture.md: cpu/
 // knows nothing of VMs or devices; the owner decides.
 #pragma once
 #include <cstdint>
@@ -19,7 +19,7 @@ struct CpuidRegs {
     uint32_t eax = 0, ebx = 0, ecx = 0, edx = 0;
 };
 
-// The bus-lock detector's report (design.md "Bus-lock detector"; spec §3, §4): a retired
+// The bus-lock detector's report (docs/architecture.md "The software CPU"; spec §3, §4): a retired
 // instruction took a bus lock, because its locked access crossed a 64-byte line (Split)
 // or because the memory's effective type was not write-back (NotWriteBack).
 enum class BusLockKind : uint8_t { Split, NotWriteBack };

@@ -1,5 +1,5 @@
 // Encryption-ID types and the numbers of the controller's contract
-// (../shared/spec/kvm-features.md §1). A new type (tdx, s390 seid) is one table entry.
+// (spec §1; docs/eid.md). A new type (tdx, s390 seid) is one table entry.
 #pragma once
 #include <cstdint>
 #include <string_view>

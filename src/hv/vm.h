@@ -1,6 +1,6 @@
 // The hv layer: softkvm's stand-in for the KVM kernel module on the emu accelerator
-// (design.md "Layers"). A Vm owns memory slots and vCPUs; Vcpu::run() drives the software
-// CPU and returns a struct kvm_run-shaped exit record (common/kvm_types.h).
+// (docs/architecture.md "Layers"). A Vm owns memory slots and vCPUs; Vcpu::run() drives the
+// software CPU and returns a struct kvm_run-shaped exit record (common/kvm_types.h).
 #pragma once
 #include <cstdint>
 #include <memory>

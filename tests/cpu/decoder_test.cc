@@ -1,5 +1,5 @@
-// The facts the decoder records for the features (design.md "Decode"): branch classes in
-// LBR_SELECT's terms, and which instructions lock the bus (spec §2.1, §3).
+// The facts the decoder records for the features (docs/architecture.md "The software CPU"): branch
+// classes in LBR_SELECT's terms, and which instructions lock the bus (spec §2.1, §3).
 #include "cpu/decoder.h"
 
 #include <gtest/gtest.h>
