@@ -8,50 +8,22 @@
 #include <cstring>
 
 #include "hv/vm.h"
+#include "hv_fixture.h"
 
 namespace softkvm::hv {
 namespace {
 
-constexpr uint64_t kRam = 2 << 20;
-constexpr uint64_t kCode = 0x10000;
-
-abi::Segment flat(uint16_t sel, uint8_t type) {
-    abi::Segment s;
-    s.base = 0, s.limit = 0xFFFFFFFF, s.selector = sel, s.type = type, s.present = 1;
-    s.s = 1, s.g = 1, s.db = 1;
-    return s;
-}
+using namespace hvtest;
 
 // Flat 32-bit protected mode without paging: memory is write-back (the MTRR default the
 // hv layer starts with), so only line splits are bus locks until the guest changes it.
-class BusLockExitTest : public ::testing::Test {
+class BusLockExitTest : public HvFixture {
   protected:
-    BusLockExitTest() : ram_(static_cast<uint8_t*>(std::aligned_alloc(4096, kRam))) {
-        std::memset(ram_, 0, kRam);
-        EXPECT_TRUE(vm_.set_memory_region(0, 0, kRam, ram_).ok());
-    }
-    ~BusLockExitTest() override { std::free(ram_); }
-
     template <size_t N>
     std::unique_ptr<Vcpu> start(const uint8_t (&code)[N]) {
-        std::memcpy(ram_ + kCode, code, N);
-        auto v = vm_.create_vcpu(0);
-        EXPECT_TRUE(v.ok());
-        auto vcpu = std::move(v).value();
-        abi::SpecialRegs s = vcpu->get_sregs();
-        s.cs = flat(0x08, 0xB);
-        s.ds = s.es = s.fs = s.gs = s.ss = flat(0x10, 0x3);
-        s.cr0 = 0x11;
-        EXPECT_TRUE(vcpu->set_sregs(s).ok());
-        abi::Regs r;
-        r.rip = kCode;
-        r.rsp = 0x8000;
-        vcpu->set_regs(r);
-        return vcpu;
+        load(code);
+        return vcpu32();
     }
-
-    uint8_t* ram_;
-    Vm vm_;
 };
 
 // Split and aligned locked forms; the RIPs (relative to kCode) are from the encoding.

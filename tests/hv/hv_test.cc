@@ -9,52 +9,14 @@
 #include <vector>
 
 #include "hv/vm.h"
+#include "hv_fixture.h"
 
 namespace softkvm::hv {
 namespace {
 
-constexpr uint64_t kRam = 2 << 20;
-constexpr uint64_t kCode = 0x10000;
+using namespace hvtest;
 
-abi::Segment flat(uint16_t sel, uint8_t type, bool code64 = false) {
-    abi::Segment s;
-    s.base = 0, s.limit = 0xFFFFFFFF, s.selector = sel, s.type = type, s.present = 1;
-    s.s = 1, s.g = 1, s.db = code64 ? 0 : 1, s.l = code64 ? 1 : 0;
-    return s;
-}
-
-class HvTest : public ::testing::Test {
-  protected:
-    HvTest() : ram_(static_cast<uint8_t*>(std::aligned_alloc(4096, kRam))) {
-        std::memset(ram_, 0, kRam);
-        EXPECT_TRUE(vm_.set_memory_region(0, 0, kRam, ram_).ok());
-    }
-    ~HvTest() override { std::free(ram_); }
-
-    // Creates vCPU 0 in the multiboot entry state: flat 32-bit protected mode.
-    std::unique_ptr<Vcpu> vcpu32() {
-        auto v = vm_.create_vcpu(0);
-        EXPECT_TRUE(v.ok());
-        auto vcpu = std::move(v).value();
-        abi::SpecialRegs s = vcpu->get_sregs();
-        s.cs = flat(0x08, 0xB);
-        s.ds = s.es = s.fs = s.gs = s.ss = flat(0x10, 0x3);
-        s.cr0 = 0x11;
-        EXPECT_TRUE(vcpu->set_sregs(s).ok());
-        abi::Regs r;
-        r.rip = kCode;
-        r.rsp = 0x8000;
-        vcpu->set_regs(r);
-        return vcpu;
-    }
-    template <size_t N>
-    void load(const uint8_t (&code)[N]) {
-        std::memcpy(ram_ + kCode, code, N);
-    }
-
-    uint8_t* ram_;
-    Vm vm_;
-};
+using HvTest = HvFixture;
 
 TEST_F(HvTest, MemoryRegionsAreValidated) {
     Vm vm;

@@ -12,19 +12,12 @@
 
 #include "cpu/msr_index.h"
 #include "hv/vm.h"
+#include "hv_fixture.h"
 
 namespace softkvm::hv {
 namespace {
 
-constexpr uint64_t kRam = 2 << 20;
-constexpr uint64_t kCode = 0x10000;
-
-abi::Segment flat(uint16_t sel, uint8_t type) {
-    abi::Segment s;
-    s.base = 0, s.limit = 0xFFFFFFFF, s.selector = sel, s.type = type, s.present = 1;
-    s.s = 1, s.g = 1, s.db = 1;
-    return s;
-}
+using namespace hvtest;
 
 // Little assembler for the few instructions these guests need.
 struct Code {
@@ -50,21 +43,9 @@ struct Code {
     }
 };
 
-class VpmuTest : public ::testing::Test {
+class VpmuTest : public HvFixture {
   protected:
-    VpmuTest() : ram_(static_cast<uint8_t*>(std::aligned_alloc(4096, kRam))) {
-        std::memset(ram_, 0, kRam);
-        EXPECT_TRUE(vm_.set_memory_region(0, 0, kRam, ram_).ok());
-        auto v = vm_.create_vcpu(0);
-        EXPECT_TRUE(v.ok());
-        vcpu_ = std::move(v).value();
-        abi::SpecialRegs s = vcpu_->get_sregs();
-        s.cs = flat(0x08, 0xB);
-        s.ds = s.es = s.fs = s.gs = s.ss = flat(0x10, 0x3);
-        s.cr0 = 0x11;
-        EXPECT_TRUE(vcpu_->set_sregs(s).ok());
-    }
-    ~VpmuTest() override { std::free(ram_); }
+    VpmuTest() : vcpu_(vcpu32()) {}
 
     // Runs `c` from its start until its end(); returns the exit reason. Each guest goes to
     // a page of its own (decoded blocks of earlier ones stay valid).
@@ -73,14 +54,12 @@ class VpmuTest : public ::testing::Test {
         std::memcpy(ram_ + at, c.b.data(), c.b.size());
         abi::Regs r;
         r.rip = at;
-        r.rsp = 0x8000;
+        r.rsp = kStack;
         vcpu_->set_regs(r);
         vcpu_->run();
         return vcpu_->run_state().exit_reason;
     }
 
-    uint8_t* ram_;
-    Vm vm_;
     std::unique_ptr<Vcpu> vcpu_;
     uint64_t runs_ = 0;
     uint64_t last_code() const { return kCode + 0x1000 * (runs_ - 1); }
