@@ -74,8 +74,11 @@ bool convert_operand(const ZydisDecodedInstruction& zi, const ZydisDecodedOperan
                        zi.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY) {
                 o.kind = OpKind::Xmm;  // legacy-encoded SSE only: VEX/EVEX stay #UD
                 o.reg = static_cast<uint8_t>(r - ZYDIS_REGISTER_XMM0);
+            } else if (cls == ZYDIS_REGCLASS_X87) {
+                o.kind = OpKind::St;
+                o.reg = static_cast<uint8_t>(r - ZYDIS_REGISTER_ST0);
             } else {
-                return false;  // x87/MMX/AVX/... registers: not implemented
+                return false;  // MMX/AVX/... registers: not implemented
             }
             return true;
         }
@@ -194,6 +197,10 @@ bool Decoder::decode(Mode mode, const uint8_t* bytes, size_t avail, DecodedInsn&
     if (zi.attributes & ZYDIS_ATTRIB_HAS_REPNE) out.prefixes |= PFX_REPNE;
     out.cond = zi.opcode & 0xF;
     out.far = zi.meta.branch_type == ZYDIS_BRANCH_TYPE_FAR;
+    // x87 escape opcodes D8-DF: FOP is the low 3 opcode bits and the ModR/M byte.
+    if (zi.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && (zi.opcode & 0xF8) == 0xD8)
+        out.fop = static_cast<uint16_t>(((zi.opcode & 7) << 8) | (zi.raw.modrm.mod << 6) |
+                                        (zi.raw.modrm.reg << 3) | zi.raw.modrm.rm);
 
     const HandlerInfo& h = handler_table()[zi.mnemonic];
     out.fn = h.fn ? h.fn : op_ud;

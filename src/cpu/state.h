@@ -45,8 +45,22 @@ struct CpuState {
     };
     std::array<Xmm, 16> xmm{};
     uint32_t mxcsr = 0x1F80;  // reset: all exceptions masked, round to nearest
-    // The x87 control word FXSAVE stores (the x87 unit itself is not in the model).
-    uint16_t fcw = 0x037F;
+
+    // x87 FPU state (SDM vol. 1 ch. 8). The data registers R0-R7 in physical order (ST(i)
+    // is R[(TOP + i) mod 8], TOP in FSW bits 11-13), each an 80-bit double extended value:
+    // the 64-bit significand with its explicit integer bit, and sign (bit 15) | exponent.
+    struct F80 {
+        uint64_t mant = 0;
+        uint16_t se = 0;
+    };
+    std::array<F80, 8> st{};
+    uint16_t fcw = 0x037F;  // as after FNINIT: all exceptions masked, 64-bit precision
+    uint16_t fsw = 0;
+    uint8_t ftw = 0;   // abridged tag word: bit i set when R[i] is not empty
+    uint16_t fop = 0;  // last non-control instruction's opcode (11 bits)
+    uint64_t fip = 0;  // ... its address (offset in CS)
+    uint64_t fdp = 0;  // ... and its memory operand's offset
+    uint16_t fcs = 0, fds = 0;
 
     // MSRs the CPU keeps as plain state.
     uint64_t star = 0, lstar = 0, cstar = 0, fmask = 0, kernel_gs_base = 0, tsc_aux = 0;

@@ -18,6 +18,8 @@ const HandlerTable& handler_table() {
         register_atomic(t);
         register_fxsave(t);
         register_xsave(t);
+        register_sse_fp_gpr(t);
+        // register_x87(t);
         return t;
     }();
     return table;
@@ -27,6 +29,7 @@ const HandlerTable& sse_handler_table() {
     static const HandlerTable table = [] {
         HandlerTable t{};
         register_sse(t);
+        register_sse_fp(t);
         return t;
     }();
     return table;

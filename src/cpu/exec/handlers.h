@@ -31,6 +31,10 @@ void register_branch(HandlerTable& t);
 void register_system(HandlerTable& t);
 void register_atomic(HandlerTable& t);
 void register_sse(HandlerTable& t);
+void register_sse_fp(HandlerTable& t);
+void register_sse_fp_gpr(HandlerTable& t);
+void register_x87(HandlerTable& t);
+void register_x87_arith(HandlerTable& t);
 void register_fxsave(HandlerTable& t);
 void register_xsave(HandlerTable& t);
 

@@ -1,65 +1,17 @@
 // SSE/SSE2: the moves, logic and packed-integer instructions gcc emits for integer code
 // and memory copies, LDMXCSR/STMXCSR and FXSAVE/FXRSTOR (SDM vol. 1 ch. 10-11, vol. 2).
-// Floating-point arithmetic is not in the model and stays #UD.
+// Floating-point arithmetic is in sse_fp.cc.
 #include <cstring>
 
 #include "cpu/cpu_model.h"
 #include "cpu/exec/handlers.h"
+#include "cpu/exec/sse_util.h"
+#include "cpu/exec/x87.h"
 
 namespace softkvm::cpu {
 namespace {
 
-using Xmm = CpuState::Xmm;
-
-// MXCSR bits software may set (no DAZ in the model): SDM vol. 1 §10.2.3.
-constexpr uint32_t kMxcsrMask = 0xFFBF;
-
-// SSE instructions need CR4.OSFXSR and CR0.EM clear (#UD), and CR0.TS clear (#NM).
-void check_sse(Cpu& c) {
-    const CpuState& s = c.state();
-    if ((s.cr0 & CR0_EM) || !(s.cr4 & CR4_OSFXSR)) c.undefined();
-    if (s.cr0 & CR0_TS) c.fault(VEC_NM);
-}
-
-Xmm load(Cpu& c, const DecodedInsn& i, int n, uint8_t size, bool aligned) {
-    const Operand& o = i.op[n];
-    if (o.kind == OpKind::Xmm) return c.state().xmm[o.reg];
-    Xmm v;
-    if (o.kind == OpKind::Gpr) {
-        v.lo = c.read_gpr(o.reg, o.size);
-        return v;
-    }
-    const uint64_t lin = c.linear(o);
-    if (aligned && (lin & 15)) c.fault(VEC_GP, 0);
-    if (size == 16) {
-        v.lo = c.read_mem(lin, 8);
-        v.hi = c.read_mem(lin + 8, 8);
-    } else {
-        v.lo = c.read_mem(lin, size);
-    }
-    return v;
-}
-
-void store(Cpu& c, const DecodedInsn& i, int n, uint8_t size, bool aligned, const Xmm& v) {
-    const Operand& o = i.op[n];
-    if (o.kind == OpKind::Xmm) {
-        c.state().xmm[o.reg] = v;
-        return;
-    }
-    if (o.kind == OpKind::Gpr) {
-        c.write_gpr(o.reg, o.size, v.lo);
-        return;
-    }
-    const uint64_t lin = c.linear(o);
-    if (aligned && (lin & 15)) c.fault(VEC_GP, 0);
-    if (size == 16) {
-        c.check_access(lin + 8, Access::Write);  // all or nothing across a page boundary
-        c.write_mem(lin, 8, v.lo);
-        c.write_mem(lin + 8, 8, v.hi);
-    } else {
-        c.write_mem(lin, size, v.lo & size_mask(size));
-    }
-}
+using namespace sse;  // NOLINT: the helpers shared with sse_fp.cc
 
 // MOVAPS MOVAPD MOVDQA (Aligned) and MOVUPS MOVUPD MOVDQU.
 template <bool Aligned>
@@ -278,8 +230,8 @@ void op_stmxcsr(Cpu& c, const DecodedInsn& i) {
     c.write_mem(c.linear(i.op[0]), 4, c.state().mxcsr);
 }
 
-// FXSAVE / FXRSTOR: the 512-byte image (SDM vol. 2, FXSAVE table 3-53). The x87 part
-// holds the control word and empty registers: the x87 unit is not in the model.
+// FXSAVE / FXRSTOR: the 512-byte image (SDM vol. 2, FXSAVE tables 3-53 and 3-56); the
+// REX.W forms (FXSAVE64) store 64-bit FPU instruction and data pointers.
 void op_fxsave(Cpu& c, const DecodedInsn& i) {
     const CpuState& s = c.state();
     if (s.cr0 & (CR0_EM | CR0_TS)) c.fault(s.cr0 & CR0_EM ? VEC_UD : VEC_NM);
@@ -287,7 +239,7 @@ void op_fxsave(Cpu& c, const DecodedInsn& i) {
     if (lin & 15) c.fault(VEC_GP, 0);
     c.check_access(lin + 511, Access::Write);
     for (uint64_t off = 0; off < 512; off += 8) c.write_mem(lin + off, 8, 0);
-    c.write_mem(lin + 0, 2, s.fcw);
+    x87::save_fx(c, lin, i.mnemonic == ZYDIS_MNEMONIC_FXSAVE64);
     c.write_mem(lin + 24, 4, s.mxcsr);
     c.write_mem(lin + 28, 4, kMxcsrMask);
     // XMM registers are saved only with CR4.OSFXSR (SDM: FXSAVE).
@@ -309,7 +261,8 @@ void op_fxrstor(Cpu& c, const DecodedInsn& i) {
     if (s.cr4 & CR4_OSFXSR)
         for (int r = 0; r < 16; ++r)
             x[r] = {c.read_mem(lin + 160 + 16 * r, 8), c.read_mem(lin + 168 + 16 * r, 8)};
-    s.fcw = static_cast<uint16_t>(c.read_mem(lin, 2));
+    const x87::FxImage f = x87::read_fx(c, lin, i.mnemonic == ZYDIS_MNEMONIC_FXRSTOR64);
+    x87::apply_fx(s, f);
     s.mxcsr = mxcsr;
     s.xmm = x;
 }
@@ -430,9 +383,11 @@ void op_xsave(Cpu& c, const DecodedInsn& i) {
     const uint64_t lin = xsave_prologue(c, i, rfbm);
     const CpuState& s = c.state();
     c.check_access(lin + kHeader + 63, Access::Write);
+    const bool wide = i.mnemonic == ZYDIS_MNEMONIC_XSAVE64;
     if (rfbm & 1) {
-        for (uint64_t off = 0; off < 160; off += 8) c.write_mem(lin + off, 8, 0);
-        c.write_mem(lin, 2, s.fcw);
+        for (uint64_t off = 0; off < 160; off += 8)
+            if (off != 24) c.write_mem(lin + off, 8, 0);  // MXCSR belongs to the SSE part
+        x87::save_fx(c, lin, wide);
     }
     if (rfbm & 2) {
         c.write_mem(lin + 24, 4, s.mxcsr);
@@ -462,14 +417,18 @@ void op_xrstor(Cpu& c, const DecodedInsn& i) {
         if (mxcsr & ~kMxcsrMask) c.fault(VEC_GP, 0);
     }
     std::array<Xmm, 16> x = s.xmm;
-    uint16_t fcw = s.fcw;
-    if (rfbm & 1) fcw = (bv & 1) ? static_cast<uint16_t>(c.read_mem(lin, 2)) : 0x037F;
+    x87::FxImage f;
+    const bool x87_from_image = (rfbm & 1) && (bv & 1);
+    if (x87_from_image) f = x87::read_fx(c, lin, i.mnemonic == ZYDIS_MNEMONIC_XRSTOR64);
     if (rfbm & 2)
         for (int r = 0; r < 16; ++r)
             x[r] = (bv & 2)
                        ? Xmm{c.read_mem(lin + 160 + 16 * r, 8), c.read_mem(lin + 168 + 16 * r, 8)}
                        : Xmm{};  // the SSE component's initial state
-    s.fcw = fcw;
+    if (x87_from_image)
+        x87::apply_fx(s, f);
+    else if (rfbm & 1)
+        x87::init_state(s), s.st = {};  // the x87 component's initial state
     s.mxcsr = mxcsr;
     s.xmm = x;
 }

@@ -1,0 +1,355 @@
+// x87 arithmetic, compares, classification and transcendental instructions (SDM vol. 1
+// §8.3, vol. 2): each numeric operation runs on the host x87 (see x87.h); the stack,
+// stack faults, flags, masks and the condition codes are applied here.
+#include "cpu/exec/handlers.h"
+#include "cpu/exec/x87.h"
+
+namespace softkvm::cpu::x87 {
+namespace {
+
+// Host operation shapes. `a` is the guest's ST(0) operand, `b` the other one; the host
+// stack holds b below a, so ST(0) = a and ST(1) = b when `text` runs. The host control
+// word is the guest's with invalid, denormal and divide-by-zero masked: those are
+// pre-computation exceptions, handled by the model before anything is written; overflow
+// and underflow stay as the guest has them, so that an unmasked one gives the SDM's
+// exponent-adjusted result. The pending host exception is cleared (FNCLEX) before the
+// next waiting host instruction.
+#define SKVM_X87_PRE(cwv)                            \
+    HostResult h;                                    \
+    uint16_t saved;                                  \
+    const uint16_t hcw = static_cast<uint16_t>(cwv); \
+    const Raw ra = raw(a);
+#define SKVM_X87_IN [a] "m"(ra), [cw] "m"(hcw)
+#define SKVM_X87_OUT [r0] "=m"(h.r0), [r1] "=m"(h.r1), [sw] "=m"(h.sw), [sv] "=m"(saved)
+#define SKVM_X87_ENTER "fnstcw %[sv]\n\tfnclex\n\tfldcw %[cw]\n\tfnclex\n\t"
+#define SKVM_X87_LEAVE "\n\tfnstsw %[sw]\n\tfnclex\n\tfldcw %[sv]\n\t"
+
+// a OP b, leaving the result in ST(0) and b in ST(1).
+#define SKVM_X87_BIN2(name, text, cwx)                                                   \
+    HostResult name(const F80& a, const F80& b, uint16_t cw) {                           \
+        SKVM_X87_PRE(cw | (cwx))                                                         \
+        const Raw rb = raw(b);                                                           \
+        __asm__ volatile(SKVM_X87_ENTER "fldt %[b]\n\tfldt %[a]\n\t" text SKVM_X87_LEAVE \
+                                        "fstpt %[r0]\n\tfstp %%st(0)"                    \
+                         : SKVM_X87_OUT                                                  \
+                         : SKVM_X87_IN, [b] "m"(rb)                                      \
+                         : "st", "st(1)");                                               \
+        return h;                                                                        \
+    }
+// An operation that pops: one result.
+#define SKVM_X87_BIN1(name, text)                                                        \
+    HostResult name(const F80& a, const F80& b, uint16_t cw) {                           \
+        SKVM_X87_PRE(cw | 7)                                                             \
+        const Raw rb = raw(b);                                                           \
+        __asm__ volatile(SKVM_X87_ENTER "fldt %[b]\n\tfldt %[a]\n\t" text SKVM_X87_LEAVE \
+                                        "fstpt %[r0]"                                    \
+                         : SKVM_X87_OUT                                                  \
+                         : SKVM_X87_IN, [b] "m"(rb)                                      \
+                         : "st", "st(1)");                                               \
+        return h;                                                                        \
+    }
+// One operand, one result.
+#define SKVM_X87_UN1(name, text)                                                          \
+    HostResult name(const F80& a, uint16_t cw) {                                          \
+        SKVM_X87_PRE(cw | 7)                                                              \
+        __asm__ volatile(SKVM_X87_ENTER "fldt %[a]\n\t" text SKVM_X87_LEAVE "fstpt %[r0]" \
+                         : SKVM_X87_OUT:SKVM_X87_IN                                       \
+                         : "st");                                                         \
+        return h;                                                                         \
+    }
+// One operand, two results (r0 the new ST(0), r1 the one below).
+#define SKVM_X87_UN2(name, text)                                            \
+    HostResult name(const F80& a, uint16_t cw) {                            \
+        SKVM_X87_PRE(cw | 7)                                                \
+        __asm__ volatile(SKVM_X87_ENTER "fldt %[a]\n\t" text SKVM_X87_LEAVE \
+                                        "fstpt %[r0]\n\tfstpt %[r1]"        \
+                         : SKVM_X87_OUT:SKVM_X87_IN                         \
+                         : "st", "st(1)");                                  \
+        return h;                                                           \
+    }
+
+SKVM_X87_BIN2(h_add, "fadd %%st(1), %%st", 7)
+SKVM_X87_BIN2(h_sub, "fsub %%st(1), %%st", 7)
+SKVM_X87_BIN2(h_mul, "fmul %%st(1), %%st", 7)
+SKVM_X87_BIN2(h_div, "fdiv %%st(1), %%st", 7)
+SKVM_X87_BIN2(h_fscale, "fscale", 7)
+SKVM_X87_BIN2(h_fprem, "fprem", 7)
+SKVM_X87_BIN2(h_fprem1, "fprem1", 7)
+SKVM_X87_BIN2(h_fcom, "fcom %%st(1)", kFlags)
+SKVM_X87_BIN2(h_fucom, "fucom %%st(1)", kFlags)
+SKVM_X87_BIN1(h_fpatan, "fpatan")
+SKVM_X87_BIN1(h_fyl2x, "fyl2x")
+SKVM_X87_BIN1(h_fyl2xp1, "fyl2xp1")
+SKVM_X87_UN1(h_fsqrt, "fsqrt")
+SKVM_X87_UN1(h_frndint, "frndint")
+SKVM_X87_UN1(h_fsin, "fsin")
+SKVM_X87_UN1(h_fcos, "fcos")
+SKVM_X87_UN1(h_f2xm1, "f2xm1")
+SKVM_X87_UN2(h_fsincos, "fsincos")
+SKVM_X87_UN2(h_fptan, "fptan")
+SKVM_X87_UN2(h_fxtract, "fxtract")
+
+using Bin = HostResult (*)(const F80&, const F80&, uint16_t);
+using Un = HostResult (*)(const F80&, uint16_t);
+
+// Takes a host operation's flags: false (nothing written, no pop) when an unmasked
+// pre-computation exception (IE, DE, ZE) ends the instruction (SDM vol. 1 §8.5).
+bool take(CpuState& s, uint16_t sw) {
+    const uint16_t f = sw & kFlags;
+    if (f & ~s.fcw & (kIE | kDE | kZE)) {
+        raise(s, f & (kIE | kDE | kZE));
+        return false;
+    }
+    raise(s, f);
+    set_cc(s, kC1, sw);
+    return true;
+}
+
+// The source operand of a memory form: m32/m64 real (converted on the host, which may
+// raise IE or DE) or m16/m32 integer (exact). False if an unmasked exception ended it.
+bool mem_source(Cpu& c, const Operand& o, bool integer, F80& v, uint16_t& flags) {
+    const uint64_t bits = c.read_mem(c.linear(o), o.size);
+    if (integer) {
+        v = int_to_f80(sign_extend(bits, o.size));
+        return true;
+    }
+    const HostResult h = host_load_real(bits, o.size, c.state().fcw);
+    flags = h.sw & kFlags;
+    v = val(h.r0);
+    return true;
+}
+
+// Register pair of a two-operand form: the destination and source ST indexes.
+void operands(const DecodedInsn& i, int& d, int& src) {
+    if (i.nops >= 2) {
+        d = i.op[0].reg, src = i.op[1].reg;
+    } else if (i.nops == 1) {  // a lone ST(i): ST(0) op ST(i)
+        d = 0, src = i.op[0].reg;
+    } else {
+        d = 1, src = 0;  // FADDP with no operands: ST(1) = ST(1) op ST(0)
+    }
+}
+
+enum class A { Add, Sub, SubR, Mul, Div, DivR };
+
+// FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR in all forms (+P: pop; FI*: integer memory source).
+template <A K, bool Pop, bool Integer>
+void op_arith(Cpu& c, const DecodedInsn& i) {
+    begin(c, i);
+    CpuState& s = c.state();
+    int d = 0, src = -1;
+    F80 sv{};
+    uint16_t load_flags = 0;
+    if (i.op[0].kind == OpKind::Mem)
+        mem_source(c, i.op[0], Integer, sv, load_flags);
+    else
+        operands(i, d, src);
+    if (is_empty(s, d) || (src >= 0 && is_empty(s, src))) {
+        if (!underflow(s)) return;
+        reg(s, d) = kIndefinite, s.ftw |= 1 << phys(s, d);
+        if (Pop) pop(s);
+        return;
+    }
+    if (src >= 0) sv = reg(s, src);
+    const F80 dv = reg(s, d);
+    const bool rev = K == A::SubR || K == A::DivR;
+    const F80& a = rev ? sv : dv;
+    const F80& b = rev ? dv : sv;
+    Bin op = K == A::Add                     ? h_add
+             : (K == A::Sub || K == A::SubR) ? h_sub
+             : K == A::Mul                   ? h_mul
+                                             : h_div;
+    HostResult h = op(a, b, s.fcw);
+    if (!take(s, h.sw | load_flags)) return;
+    reg(s, d) = val(h.r0);
+    if (Pop) pop(s);
+}
+
+// FCOM/FCOMP/FCOMPP/FUCOM*/FICOM*/FTST: C3 C2 C0 = 000 (>), 001 (<), 100 (=), 111
+// (unordered); FCOMI/FUCOMI(P): ZF PF CF likewise, OF SF AF cleared.
+template <bool Unordered, int Pops, bool Eflags, bool Integer>
+void op_fcom(Cpu& c, const DecodedInsn& i) {
+    begin(c, i);
+    CpuState& s = c.state();
+    int other = 1;
+    F80 b{};
+    uint16_t load_flags = 0;
+    const bool mem = i.nops && i.op[0].kind == OpKind::Mem;
+    if (mem)
+        mem_source(c, i.op[0], Integer, b, load_flags), other = -1;
+    else if (i.nops == 2)
+        other = i.op[1].reg;
+    else if (i.nops == 1)
+        other = i.op[0].reg;
+    if (i.mnemonic == ZYDIS_MNEMONIC_FTST) other = -1;  // against +0.0
+    uint16_t cc = kC3 | kC2 | kC0;
+    set_cc(s, kC1, 0);
+    if (is_empty(s, 0) || (other >= 0 && is_empty(s, other))) {
+        if (!underflow(s)) return;
+    } else {
+        if (other >= 0) b = reg(s, other);
+        const HostResult h = (Unordered ? h_fucom : h_fcom)(reg(s, 0), b, s.fcw);
+        const uint16_t f = (h.sw | load_flags) & kFlags;
+        if (raise(s, f) & (kIE | kDE)) return;
+        cc = h.sw & (kC3 | kC2 | kC0);
+    }
+    if (Eflags)
+        c.set_arith_flags(((cc & kC3) ? FLAG_ZF : 0) | ((cc & kC2) ? FLAG_PF : 0) |
+                          ((cc & kC0) ? FLAG_CF : 0));
+    else
+        set_cc(s, kC3 | kC2 | kC0, cc);
+    for (int k = 0; k < Pops; ++k) pop(s);
+}
+
+// FXAM: the class of ST(0) in C3 C2 C0 and its sign in C1 (SDM vol. 2 FXAM).
+void op_fxam(Cpu& c, const DecodedInsn& i) {
+    begin(c, i);
+    CpuState& s = c.state();
+    const F80& v = reg(s, 0);
+    const unsigned e = v.se & 0x7FFF;
+    const bool j = v.mant >> 63;
+    uint16_t cc;
+    if (is_empty(s, 0))
+        cc = kC3 | kC0;
+    else if (e == 0x7FFF)
+        cc = !j ? 0 : (v.mant << 1) ? kC0 : kC2 | kC0;  // unsupported, NaN, infinity
+    else if (e == 0)
+        cc = v.mant == 0 ? kC3 : kC3 | kC2;  // zero, denormal (pseudo-denormal too)
+    else
+        cc = j ? kC2 : 0;  // normal, or an unnormal (unsupported)
+    set_cc(s, kC3 | kC2 | kC1 | kC0, cc | ((v.se & 0x8000) ? kC1 : 0));
+}
+
+// One-operand operations on ST(0): FSQRT FRNDINT FSIN FCOS F2XM1. FSIN/FCOS leave an
+// operand outside +-2^63 in place and set C2 (the host does the same).
+template <Un Op, bool Trig>
+void op_unary(Cpu& c, const DecodedInsn& i) {
+    begin(c, i);
+    CpuState& s = c.state();
+    if (is_empty(s, 0)) {
+        if (!underflow(s)) return;
+        reg(s, 0) = kIndefinite, s.ftw |= 1 << phys(s, 0);
+        return;
+    }
+    const HostResult h = Op(reg(s, 0), s.fcw);
+    if (!take(s, h.sw)) return;
+    if (Trig) set_cc(s, kC2, h.sw);
+    reg(s, 0) = val(h.r0);
+}
+
+// FSINCOS, FPTAN, FXTRACT: ST(0) becomes the second result and the first is pushed.
+template <Un Op, bool Trig>
+void op_unary2(Cpu& c, const DecodedInsn& i) {
+    begin(c, i);
+    CpuState& s = c.state();
+    const bool full = (s.ftw >> ((top(s) - 1) & 7)) & 1;
+    if (is_empty(s, 0) || full) {
+        if (full) set_cc(s, kC1, kC1);
+        if (raise(s, kIE | kSF)) return;
+        if (!full) set_cc(s, kC1, 0);
+        reg(s, 0) = kIndefinite, s.ftw |= 1 << phys(s, 0);
+        push(s, kIndefinite);
+        return;
+    }
+    const F80 v = reg(s, 0);
+    if (Trig && (v.se & 0x7FFF) != 0x7FFF && (v.se & 0x7FFF) >= 16383 + 63) {
+        set_cc(s, kC2 | kC1, kC2);  // out of range: operand unchanged
+        return;
+    }
+    const HostResult h = Op(v, s.fcw);
+    if (!take(s, h.sw)) return;
+    if (Trig) set_cc(s, kC2, 0);
+    reg(s, 0) = val(h.r1);
+    push(s, val(h.r0));
+}
+
+// FSCALE, FPREM, FPREM1: ST(0) = ST(0) op ST(1); FPREM's C0 C3 C1 (quotient bits) and C2
+// (incomplete) come from the host.
+template <Bin Op, bool Rem>
+void op_st0_st1(Cpu& c, const DecodedInsn& i) {
+    begin(c, i);
+    CpuState& s = c.state();
+    if (is_empty(s, 0) || is_empty(s, 1)) {
+        if (!underflow(s)) return;
+        reg(s, 0) = kIndefinite, s.ftw |= 1 << phys(s, 0);
+        return;
+    }
+    const HostResult h = Op(reg(s, 0), reg(s, 1), s.fcw);
+    if (!take(s, h.sw)) return;
+    if (Rem) set_cc(s, kC0 | kC1 | kC2 | kC3, h.sw);
+    reg(s, 0) = val(h.r0);
+}
+
+// FPATAN, FYL2X, FYL2XP1: ST(1) = f(ST(1), ST(0)), then pop.
+template <Bin Op>
+void op_st1_pop(Cpu& c, const DecodedInsn& i) {
+    begin(c, i);
+    CpuState& s = c.state();
+    if (is_empty(s, 0) || is_empty(s, 1)) {
+        if (!underflow(s)) return;
+        reg(s, 1) = kIndefinite, s.ftw |= 1 << phys(s, 1);
+        pop(s);
+        return;
+    }
+    const HostResult h = Op(reg(s, 0), reg(s, 1), s.fcw);
+    if (!take(s, h.sw)) return;
+    reg(s, 1) = val(h.r0);
+    pop(s);
+}
+
+}  // namespace
+}  // namespace softkvm::cpu::x87
+
+namespace softkvm::cpu {
+
+void register_x87_arith(HandlerTable& t) {
+    using namespace x87;  // NOLINT
+    t[ZYDIS_MNEMONIC_FADD].fn = op_arith<A::Add, false, false>;
+    t[ZYDIS_MNEMONIC_FADDP].fn = op_arith<A::Add, true, false>;
+    t[ZYDIS_MNEMONIC_FIADD].fn = op_arith<A::Add, false, true>;
+    t[ZYDIS_MNEMONIC_FSUB].fn = op_arith<A::Sub, false, false>;
+    t[ZYDIS_MNEMONIC_FSUBP].fn = op_arith<A::Sub, true, false>;
+    t[ZYDIS_MNEMONIC_FISUB].fn = op_arith<A::Sub, false, true>;
+    t[ZYDIS_MNEMONIC_FSUBR].fn = op_arith<A::SubR, false, false>;
+    t[ZYDIS_MNEMONIC_FSUBRP].fn = op_arith<A::SubR, true, false>;
+    t[ZYDIS_MNEMONIC_FISUBR].fn = op_arith<A::SubR, false, true>;
+    t[ZYDIS_MNEMONIC_FMUL].fn = op_arith<A::Mul, false, false>;
+    t[ZYDIS_MNEMONIC_FMULP].fn = op_arith<A::Mul, true, false>;
+    t[ZYDIS_MNEMONIC_FIMUL].fn = op_arith<A::Mul, false, true>;
+    t[ZYDIS_MNEMONIC_FDIV].fn = op_arith<A::Div, false, false>;
+    t[ZYDIS_MNEMONIC_FDIVP].fn = op_arith<A::Div, true, false>;
+    t[ZYDIS_MNEMONIC_FIDIV].fn = op_arith<A::Div, false, true>;
+    t[ZYDIS_MNEMONIC_FDIVR].fn = op_arith<A::DivR, false, false>;
+    t[ZYDIS_MNEMONIC_FDIVRP].fn = op_arith<A::DivR, true, false>;
+    t[ZYDIS_MNEMONIC_FIDIVR].fn = op_arith<A::DivR, false, true>;
+    t[ZYDIS_MNEMONIC_FCOM].fn = op_fcom<false, 0, false, false>;
+    t[ZYDIS_MNEMONIC_FCOMP].fn = op_fcom<false, 1, false, false>;
+    t[ZYDIS_MNEMONIC_FCOMPP].fn = op_fcom<false, 2, false, false>;
+    t[ZYDIS_MNEMONIC_FUCOM].fn = op_fcom<true, 0, false, false>;
+    t[ZYDIS_MNEMONIC_FUCOMP].fn = op_fcom<true, 1, false, false>;
+    t[ZYDIS_MNEMONIC_FUCOMPP].fn = op_fcom<true, 2, false, false>;
+    t[ZYDIS_MNEMONIC_FICOM].fn = op_fcom<false, 0, false, true>;
+    t[ZYDIS_MNEMONIC_FICOMP].fn = op_fcom<false, 1, false, true>;
+    t[ZYDIS_MNEMONIC_FTST].fn = op_fcom<false, 0, false, false>;
+    t[ZYDIS_MNEMONIC_FCOMI].fn = op_fcom<false, 0, true, false>;
+    t[ZYDIS_MNEMONIC_FCOMIP].fn = op_fcom<false, 1, true, false>;
+    t[ZYDIS_MNEMONIC_FUCOMI].fn = op_fcom<true, 0, true, false>;
+    t[ZYDIS_MNEMONIC_FUCOMIP].fn = op_fcom<true, 1, true, false>;
+    t[ZYDIS_MNEMONIC_FXAM].fn = op_fxam;
+    t[ZYDIS_MNEMONIC_FSQRT].fn = op_unary<h_fsqrt, false>;
+    t[ZYDIS_MNEMONIC_FRNDINT].fn = op_unary<h_frndint, false>;
+    t[ZYDIS_MNEMONIC_FSIN].fn = op_unary<h_fsin, true>;
+    t[ZYDIS_MNEMONIC_FCOS].fn = op_unary<h_fcos, true>;
+    t[ZYDIS_MNEMONIC_F2XM1].fn = op_unary<h_f2xm1, false>;
+    t[ZYDIS_MNEMONIC_FSINCOS].fn = op_unary2<h_fsincos, true>;
+    t[ZYDIS_MNEMONIC_FPTAN].fn = op_unary2<h_fptan, true>;
+    t[ZYDIS_MNEMONIC_FXTRACT].fn = op_unary2<h_fxtract, false>;
+    t[ZYDIS_MNEMONIC_FSCALE].fn = op_st0_st1<h_fscale, false>;
+    t[ZYDIS_MNEMONIC_FPREM].fn = op_st0_st1<h_fprem, true>;
+    t[ZYDIS_MNEMONIC_FPREM1].fn = op_st0_st1<h_fprem1, true>;
+    t[ZYDIS_MNEMONIC_FPATAN].fn = op_st1_pop<h_fpatan>;
+    t[ZYDIS_MNEMONIC_FYL2X].fn = op_st1_pop<h_fyl2x>;
+    t[ZYDIS_MNEMONIC_FYL2XP1].fn = op_st1_pop<h_fyl2xp1>;
+}
+
+}  // namespace softkvm::cpu
