@@ -23,3 +23,12 @@ echo "== softkvm run --stats $build/guests/splitlock.elf   (bus-lock #DB: the gu
 echo
 echo "== softkvm run --stats --bus-lock-ratelimit 1000 $build/guests/splitlock.elf"
 "$softkvm" run --accel emu --stats --bus-lock-ratelimit 1000 "$build/guests/splitlock.elf"
+
+# Guest LBR: the lfsr guest profiles itself (PMU overflow PMI + frozen LBR stack), then the
+# host profiles the same program from outside with `softkvm profile --lbr`.
+echo
+echo "== softkvm run $build/guests/lfsr.elf   (the guest's own LBR profile)"
+"$softkvm" run --accel emu "$build/guests/lfsr.elf"
+echo
+echo "== softkvm profile --lbr --top 8 $build/guests/lfsr.elf   (the host's LBR profile)"
+"$softkvm" profile --lbr --top 8 "$build/guests/lfsr.elf"

@@ -8,7 +8,7 @@ PKGS=(
   libzydis-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev sqlite3 libfuse3-dev fuse3
-  qemu-system-x86 clang-format bc cpio
+  qemu-system-x86 clang-format bc cpio jq
 )
 if [ "${1:-}" = fuzz ]; then
   PKGS+=(clang libfuzzer-14-dev)

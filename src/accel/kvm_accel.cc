@@ -36,6 +36,7 @@ constexpr uint64_t detection_exit = abi::KVM_BUS_LOCK_DETECTION_EXIT;
 
 #include "accel/kvm_cpuid.h"
 #include "accel/kvm_probe.h"
+#include "cpu/msr_index.h"
 
 namespace softkvm::accel {
 
@@ -132,7 +133,7 @@ class Watchdog {
 // IA32_PERF_CAPABILITIES as the host's KVM offers it (KVM_GET_MSR_FEATURE_INDEX_LIST, then
 // KVM_GET_MSRS on /dev/kvm), or nothing where KVM does not list it (AMD hosts, spec §2.3).
 std::optional<uint64_t> host_perf_capabilities(int kvm_fd) {
-    constexpr uint32_t kPerfCapabilities = 0x345;  // spec §2.1
+    constexpr uint32_t kPerfCapabilities = cpu::msr::IA32_PERF_CAPABILITIES;
     std::vector<uint8_t> buf(sizeof(kvm_msr_list) + 1024 * sizeof(uint32_t), 0);
     auto* list = reinterpret_cast<kvm_msr_list*>(buf.data());
     list->nmsrs = 1024;
@@ -148,12 +149,22 @@ std::optional<uint64_t> host_perf_capabilities(int kvm_fd) {
     return msrs->entries[0].data;
 }
 
+// The host's LBR format (0: none) as its KVM offers it to guests.
+uint64_t host_lbr_format(int kvm_fd) {
+    const auto caps = host_perf_capabilities(kvm_fd);
+    return caps ? *caps & cpu::msr::PERF_CAP_LBR_FMT : 0;
+}
+
 // What --lbr-fmt would find on this host, in one line.
 std::string host_lbr_detail(int kvm_fd) {
     const auto caps = host_perf_capabilities(kvm_fd);
     if (!caps) return "this host's KVM offers no IA32_PERF_CAPABILITIES (no Intel LBR)";
-    if (!(*caps & 0x3F)) return "the host's PERF_CAPABILITIES has LBR format 0 (no LBR)";
-    return fmt::format("host LBR format {}; softkvm does not set it on kvm yet", *caps & 0x3F);
+    if (!(*caps & cpu::msr::PERF_CAP_LBR_FMT))
+        return "the host's PERF_CAPABILITIES has LBR format 0 (no LBR)";
+    return fmt::format(
+        "host LBR format {} (--lbr-fmt {} or 0 sets the guest's "
+        "PERF_CAPABILITIES)",
+        *caps & cpu::msr::PERF_CAP_LBR_FMT, *caps & cpu::msr::PERF_CAP_LBR_FMT);
 }
 
 class KvmVcpu final : public Vcpu {
@@ -314,16 +325,39 @@ class KvmVcpu final : public Vcpu {
     Status advance_clock(uint64_t) override {
         return make_error("kvm: guest time is the host's (no virtual clock)", ENOSYS);
     }
-    // The kvm back end keeps the host's CPU. Guest LBR would need an Intel host whose
-    // KVM lists IA32_PERF_CAPABILITIES among its feature MSRs with a non-zero LBR format
-    // (spec §2.3); softkvm does not set it on kvm yet, so any --lbr-fmt is refused.
+    // The kvm back end keeps the host's CPU. --lbr-fmt becomes the guest's
+    // IA32_PERF_CAPABILITIES, a host-initiated KVM_SET_MSRS (spec §2.2, §2.3): the host's
+    // value (its KVM's feature MSR) with LBR_FMT replaced; KVM itself refuses a format
+    // other than the host's. Where the host has no LBR there is nothing to set: a format
+    // is an error, 0 (no guest LBR) is what the guest has anyway.
     Status set_cpu_model(const std::string& model, int lbr_fmt) override {
         if (!model.empty())
             return make_error("kvm: --cpu-model needs --accel emu (kvm uses the host CPU)", EINVAL);
-        if (lbr_fmt > 0) {
-            Fd kvm(open("/dev/kvm", O_RDWR | O_CLOEXEC));
+        if (lbr_fmt < 0) return {};
+        Fd kvm(open("/dev/kvm", O_RDWR | O_CLOEXEC));
+        if (kvm.get() < 0) return sys_error("open /dev/kvm");
+        const auto host = host_perf_capabilities(kvm.get());
+        const uint64_t host_fmt = host_lbr_format(kvm.get());
+        if (!host_fmt) {
+            if (lbr_fmt == 0) return {};
             return make_error("kvm: --lbr-fmt: " + host_lbr_detail(kvm.get()), ENODEV);
         }
+        if (lbr_fmt != 0 && static_cast<uint64_t>(lbr_fmt) != host_fmt)
+            return make_error(fmt::format("kvm: --lbr-fmt {} does not match the host's LBR "
+                                          "format {} (0 hides guest LBR)",
+                                          lbr_fmt, host_fmt),
+                              EINVAL);
+        std::vector<uint8_t> buf(sizeof(kvm_msrs) + sizeof(kvm_msr_entry), 0);
+        auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
+        msrs->nmsrs = 1;
+        msrs->entries[0].index = cpu::msr::IA32_PERF_CAPABILITIES;
+        msrs->entries[0].data =
+            (*host & ~cpu::msr::PERF_CAP_LBR_FMT) | static_cast<uint64_t>(lbr_fmt);
+        if (ioctl(fd_.get(), KVM_SET_MSRS, msrs) != 1)
+            return make_error(fmt::format("kvm: KVM_SET_MSRS refused IA32_PERF_CAPABILITIES "
+                                          "{:#x} (does the guest CPUID have PDCM?)",
+                                          msrs->entries[0].data),
+                              ENODEV);
         return {};
     }
     Status set_instruction_limit(uint64_t) override {
@@ -460,7 +494,7 @@ class KvmAccelerator final : public Accelerator {
         out.push_back(
             {"bus-lock-exit", bus_lock > 0 && (bus_lock & mirror::detection_exit),
              fmt::format("KVM_CAP_X86_BUS_LOCK_EXIT = {:#x}", bus_lock < 0 ? 0 : bus_lock)});
-        out.push_back({"guest-lbr", false, host_lbr_detail(kvm_.get())});
+        out.push_back({"guest-lbr", host_lbr_format(kvm_.get()) != 0, host_lbr_detail(kvm_.get())});
         out.push_back(bus_lock_db());
         return out;
     }

@@ -8,5 +8,6 @@ namespace softkvm::cli {
 void add_run_command(CLI::App& root, int& status);
 void add_caps_command(CLI::App& root, int& status);
 void add_eid_command(CLI::App& root, int& status);
+void add_profile_command(CLI::App& root, int& status);
 
 }  // namespace softkvm::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     add_run_command(app, status);
     add_caps_command(app, status);
     add_eid_command(app, status);
+    add_profile_command(app, status);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -369,6 +369,13 @@ void Machine::collect_counters(RunReport& rep) const {
 RunReport Machine::run() {
     if (!aps_.empty()) return accel_->vcpu_threads() ? run_threads() : run_smp();
     RunReport rep;
+    // A sampler stops the vCPU at its next sample point (or at --max-insns, if sooner).
+    uint64_t next_sample = vcpu_->instructions_retired() + sample_period_;
+    auto arm_sampler = [&] {
+        (void)vcpu_->set_instruction_limit(max_insns_ ? std::min(max_insns_, next_sample)
+                                                      : next_sample);
+    };
+    if (sample_period_) arm_sampler();
     const auto t0 = std::chrono::steady_clock::now();
     for (;;) {
         if (auto st = vcpu_->run(); !st) {
@@ -387,6 +394,15 @@ RunReport Machine::run() {
             rep.detail = st.error().message;
             break;
         }
+        if (sample_period_ && vcpu_->run_state().exit_reason == abi::KVM_EXIT_INTR &&
+            vcpu_->instructions_retired() >= next_sample) {
+            sampler_(*vcpu_);
+            next_sample += sample_period_;
+            if (!max_insns_ || vcpu_->instructions_retired() < max_insns_) {
+                arm_sampler();
+                continue;
+            }
+        }
         Dispatch d = dispatch_exit(vcpu_->run_state(), platform_);
         if (d.stop) {
             rep.end = d.end;
@@ -403,6 +419,17 @@ RunReport Machine::run() {
     collect_counters(rep);
     finish_report(rep);
     return rep;
+}
+
+Status Machine::set_sampler(uint64_t period, Sampler fn) {
+    if (!period || !fn) return make_error("a sampler needs a period and a function", EINVAL);
+    if (!aps_.empty())
+        return make_error("host-side sampling supports one vCPU (no --cpus above 1)", EINVAL);
+    if (auto st = vcpu_->set_instruction_limit(max_insns_); !st)
+        return make_error("host-side sampling counts instructions: it needs --accel emu", EINVAL);
+    sample_period_ = period;
+    sampler_ = std::move(fn);
+    return {};
 }
 
 Status Machine::after_run(accel::Vcpu& v) {

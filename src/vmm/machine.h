@@ -132,6 +132,11 @@ class Machine {
     const LoadedImage& image() const { return image_; }
     // The bootstrap processor (for host-side tools such as the LBR profiler).
     accel::Vcpu& boot_vcpu() { return *vcpu_; }
+    // Calls `fn` each time `period` more instructions (as --max-insns counts them) have
+    // retired on the bootstrap processor: exact points in virtual time, for host-side
+    // samplers such as `softkvm profile --lbr`. emu with one vCPU only (EINVAL otherwise).
+    using Sampler = std::function<void(accel::Vcpu&)>;
+    Status set_sampler(uint64_t period, Sampler fn);
     // Ends run() soon with End::Interrupted. Async-signal-safe.
     void request_stop(int signo) {
         stop_signal_ = signo;
@@ -149,6 +154,8 @@ class Machine {
     std::unique_ptr<accel::Vcpu> vcpu_;              // the bootstrap processor
     std::vector<std::unique_ptr<accel::Vcpu>> aps_;  // application processors
     uint64_t max_insns_ = 0;
+    uint64_t sample_period_ = 0;  // set_sampler()
+    Sampler sampler_;
     RunReport run_smp();
     RunReport run_threads();  // vcpu_threads.cc
     void collect_counters(RunReport& rep) const;

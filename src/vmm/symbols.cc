@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstring>
 
 namespace softkvm::vmm {
@@ -71,26 +73,71 @@ SymbolTable SymbolTable::from_elf(const std::vector<uint8_t>& img) {
         for (size_t k = 0; k < syms.size(); ++k)
             t.syms_.push_back({syms[k].first, syms[k].second.st_size, names[k]});
     }
-    // Sized symbols last among equal addresses: describe() meets them first, so a
-    // function wins over a label at the same address.
-    std::stable_sort(t.syms_.begin(), t.syms_.end(), [](const Sym& a, const Sym& b) {
-        return a.addr != b.addr ? a.addr < b.addr : a.size < b.size;
-    });
+    t.sort();
     return t;
 }
 
-std::string SymbolTable::describe(uint64_t addr) const {
+// Sized symbols last among equal addresses: find() meets them first, so a function wins
+// over a label at the same address.
+void SymbolTable::sort() {
+    std::stable_sort(syms_.begin(), syms_.end(), [](const Sym& a, const Sym& b) {
+        return a.addr != b.addr ? a.addr < b.addr : a.size < b.size;
+    });
+}
+
+Result<SymbolTable> SymbolTable::from_system_map(const std::string& text) {
+    SymbolTable t;
+    size_t line_no = 0, lines = 0;
+    for (size_t at = 0; at < text.size();) {
+        size_t end = text.find('\n', at);
+        if (end == std::string::npos) end = text.size();
+        const std::string line = text.substr(at, end - at);
+        at = end + 1;
+        ++line_no;
+        if (line.empty()) continue;
+        auto bad = [&] {
+            return make_error(fmt::format("line {} is not 'ADDRESS TYPE NAME'", line_no), EINVAL);
+        };
+        // ADDRESS: 1-16 hex digits; TYPE: one letter (nm's symbol types); NAME: no blanks.
+        size_t k = 0;
+        uint64_t addr = 0;
+        while (k < line.size() && std::isxdigit(static_cast<unsigned char>(line[k]))) {
+            if (k == 16) return bad();
+            const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(line[k])));
+            addr = addr * 16 + static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+            ++k;
+        }
+        if (k == 0 || k + 3 > line.size() || line[k] != ' ' || line[k + 2] != ' ' ||
+            !std::isalpha(static_cast<unsigned char>(line[k + 1])))
+            return bad();
+        const char type = line[k + 1];
+        std::string name = line.substr(k + 3);
+        if (name.empty() || name.find_first_of(" \t\r") != std::string::npos) return bad();
+        ++lines;
+        if (type == 'T' || type == 't' || type == 'W' || type == 'w')
+            t.syms_.push_back({addr, 0, std::move(name)});
+    }
+    if (!lines) return make_error("no 'ADDRESS TYPE NAME' lines", EINVAL);
+    t.sort();
+    return t;
+}
+
+const SymbolTable::Symbol* SymbolTable::find(uint64_t addr) const {
     auto it = std::upper_bound(syms_.begin(), syms_.end(), addr,
                                [](uint64_t a, const Sym& s) { return a < s.addr; });
     while (it != syms_.begin()) {
         --it;
-        if (it->size == 0 || addr - it->addr < it->size) {
-            if (addr == it->addr) return it->name;
-            return fmt::format("{}+{:#x}", it->name, addr - it->addr);
-        }
-        if (it->size) return "";  // inside the gap after a sized function
+        if (it->size == 0 || addr - it->addr < it->size) return &*it;
+        if (it->size) return nullptr;  // inside the gap after a sized function
     }
-    return "";
+    return nullptr;
+}
+
+std::string SymbolTable::describe(uint64_t addr) const {
+    const Symbol* s = find(addr);
+    if (!s) return "";
+    if (addr == s->addr) return s->name;
+    return fmt::format("{}+{:#x}", s->name, addr - s->addr);
 }
 
 }  // namespace softkvm::vmm

@@ -16,3 +16,45 @@ cli_test(caps_guest_lbr 0 "guest-lbr +yes +--cpu-model skylake \\(default\\): LB
 cli_test(stats_lbr_event 0 "lbr_event_creations +1"
          ${SK} run --quiet --stats ${SOFTKVM_GUEST_DIR}/test_lbr.elf)
 cli_test(stats_pmis 0 "pmis +2" ${SK} run --quiet --stats ${SOFTKVM_GUEST_DIR}/test_pmu.elf)
+
+# softkvm profile --lbr (docs/lbr.md "Profiling a guest from the host"): each bad input its
+# own message and status, then the profile of the lfsr demo guest.
+set(LFSR ${SOFTKVM_GUEST_DIR}/lfsr.elf)
+cli_test(profile_help 0 "--period" ${SK} profile --help)
+cli_test(profile_needs_lbr 64 "--lbr \\(the branch stack\\) is the only mode" ${SK} profile ${LFSR})
+cli_test(profile_period_zero 64 "--period 0: the period is at least one instruction"
+         ${SK} profile --lbr --period 0 ${LFSR})
+cli_test(profile_period_not_numeric 64 "--period '1e3': not a whole number"
+         ${SK} profile --lbr --period 1e3 ${LFSR})
+cli_test(profile_period_negative 64 "--period '-5': not a whole number"
+         ${SK} profile --lbr --period=-5 ${LFSR})
+cli_test(profile_top_not_numeric 64 "--top 'all': not a whole number"
+         ${SK} profile --lbr --top all ${LFSR})
+cli_test(profile_symbols_not_elf_or_map 65 "neither an ELF file nor a System.map \\(line 1 is not"
+         ${SK} profile --lbr --symbols ${CMAKE_CURRENT_SOURCE_DIR}/expect.sh ${LFSR})
+cli_test(profile_symbols_missing 66 "--symbols .*nope.map: No such file"
+         ${SK} profile --lbr --symbols ${IMAGES}/nope.map ${LFSR})
+cli_test(profile_symbols_elf_without_symtab 65 "an ELF file without function symbols"
+         ${SK} profile --lbr --symbols ${IMAGES}/good.elf ${LFSR})
+cli_test(profile_cpu_model_unknown 64 "softkvm profile: --cpu-model pentium: unknown model"
+         ${SK} profile --lbr --cpu-model pentium ${LFSR})
+cli_test(profile_lbr_fmt_mismatch 64 "softkvm profile: --lbr-fmt 4 does not match the skylake"
+         ${SK} profile --lbr --lbr-fmt 4 ${LFSR})
+cli_test(profile_json_and_folded 64 "--json and --folded exclude each other"
+         ${SK} profile --lbr --json --folded ${LFSR})
+cli_test(profile_kvm 69 "softkvm profile: (--lbr on --accel kvm needs the host's LBR unit|--accel kvm:)"
+         ${SK} profile --lbr --accel kvm ${LFSR})
+cli_test(profile_missing_image 66 "No such file" ${SK} profile --lbr ${IMAGES}/nope.elf)
+# The table: the workload's hottest pair is its loop's back edge.
+cli_test(profile_table 0 "^ +[0-9.]+%  lfsr_run\\+0x[0-9a-f]+ +lfsr_run\\+0x"
+         ${SK} profile --lbr --quiet --top 3 ${LFSR})
+cli_test(profile_json 0 "\"period_unit\": \"instructions\""
+         ${SK} profile --lbr --quiet --json --period 50021 ${LFSR})
+cli_test(profile_folded 0 "^lfsr_run.func_b [0-9]+$" ${SK} profile --lbr --quiet --folded ${LFSR})
+cli_test(profile_guest_status 124 "instruction limit|instruction-limit"
+         ${SK} profile --lbr --quiet --max-insns 100000 ${LFSR})
+cli_test(profile_broadwell 0 "lfsr_run" ${SK} profile --lbr --quiet --cpu-model broadwell ${LFSR})
+foreach(mode determinism symbols agree)
+  add_test(NAME cli.profile_${mode}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/lbr_profile.sh ${mode} ${SK} ${SOFTKVM_GUEST_DIR})
+endforeach()
