@@ -103,6 +103,14 @@ class Vm {
     virtual Status enable_cap(uint32_t cap, uint64_t arg0) = 0;
     // vCPUs created afterwards do not see CPUID bit `b` (--cpu-feature -NAME).
     virtual Status hide_cpuid_bit(const features::CpuidBit& b) = 0;
+
+    // KVM_IRQ_LINE: the VM's interrupt line `gsi` is now asserted (`level` true) or not.
+    // GSI n is pin n of the IOAPIC at 0xFEC00000 (n = 0-23; others are EINVAL): emu's
+    // in the hv layer, kvm's in the kernel (KVM_CREATE_IRQCHIP; KVM's default routing also
+    // gives GSI 0-15 to its 8259 pair). Devices call it on every change of their line: an
+    // edge-triggered device asserts and then deasserts it; a level-triggered one keeps it
+    // asserted until the guest has served it. ENODEV where the VM has no IOAPIC.
+    virtual Status set_irq(uint32_t gsi, bool level) = 0;
 };
 
 // Facts about the host for `softkvm caps`.

@@ -97,6 +97,7 @@ class EmuVm final : public Vm {
         vm_.hide_cpuid_bit(b);
         return {};
     }
+    Status set_irq(uint32_t gsi, bool level) override { return vm_.set_irq(gsi, level); }
 
   private:
     hv::Vm vm_;
@@ -126,6 +127,7 @@ class EmuAccelerator final : public Accelerator {
             {"deterministic", true, "virtual TSC: one tick per retired instruction"},
             {"smp", true, "up to 8 vCPUs (--cpus), taking turns on one thread"},
             {"local-apic", true, "in the hv layer: xAPIC/x2APIC, timer, IPIs"},
+            {"ioapic", true, "in the hv layer: 82093AA at 0xFEC00000, 24 pins (GSI 0-23)"},
             {"encryption-ids", true, "SEV/SEV-ES ASID controller (softkvm eid)"},
             {"guest-lbr", true, guest_lbr_detail()},
             {"bus-lock-db", true,

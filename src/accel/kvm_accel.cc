@@ -15,6 +15,7 @@ constexpr uint32_t exit_io = abi::KVM_EXIT_IO, exit_hlt = abi::KVM_EXIT_HLT,
 constexpr uint8_t io_in = abi::KVM_EXIT_IO_IN, io_out = abi::KVM_EXIT_IO_OUT;
 constexpr uint16_t run_bus_lock = abi::KVM_RUN_X86_BUS_LOCK;
 constexpr uint64_t detection_exit = abi::KVM_BUS_LOCK_DETECTION_EXIT;
+constexpr uint32_t ioapic_pins = abi::KVM_IOAPIC_NUM_PINS;
 }  // namespace softkvm::accel::mirror
 
 #include <fcntl.h>
@@ -53,6 +54,7 @@ static_assert(mirror::exit_bus_lock == KVM_EXIT_X86_BUS_LOCK);
 static_assert(mirror::run_bus_lock == KVM_RUN_X86_BUS_LOCK);
 static_assert(mirror::cap_bus_lock == KVM_CAP_X86_BUS_LOCK_EXIT);
 static_assert(mirror::detection_exit == KVM_BUS_LOCK_DETECTION_EXIT);
+static_assert(mirror::ioapic_pins == KVM_IOAPIC_NUM_PINS);
 #endif
 
 namespace {
@@ -453,6 +455,19 @@ class KvmVm final : public Vm {
     }
     Status hide_cpuid_bit(const features::CpuidBit& b) override {
         hidden_.push_back(b);
+        return {};
+    }
+    Status set_irq(uint32_t gsi, bool level) override {
+        if (!irqchip_)
+            return make_error("the VM has no in-kernel IOAPIC (KVM_CREATE_IRQCHIP failed)", ENODEV);
+        if (gsi >= mirror::ioapic_pins)
+            return make_error(fmt::format("interrupt line {} does not exist (GSI 0-{})", gsi,
+                                          mirror::ioapic_pins - 1),
+                              EINVAL);
+        kvm_irq_level irq{};
+        irq.irq = gsi;
+        irq.level = level ? 1 : 0;
+        if (ioctl(vm_.get(), KVM_IRQ_LINE, &irq) < 0) return sys_error("KVM_IRQ_LINE");
         return {};
     }
 

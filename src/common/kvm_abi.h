@@ -25,6 +25,9 @@ inline constexpr uint32_t KVM_EXIT_X86_RDMSR = 29;
 inline constexpr uint32_t KVM_EXIT_X86_WRMSR = 30;
 inline constexpr uint32_t KVM_EXIT_X86_BUS_LOCK = 33;  // spec §4
 
+// The in-kernel IOAPIC's pins (<asm/kvm.h>): KVM_IRQ_LINE's GSIs 0-23 reach it.
+inline constexpr uint32_t KVM_IOAPIC_NUM_PINS = 24;
+
 // struct kvm_run::io.direction.
 inline constexpr uint8_t KVM_EXIT_IO_IN = 0;
 inline constexpr uint8_t KVM_EXIT_IO_OUT = 1;

@@ -141,7 +141,11 @@ bool Lapic::write(uint32_t off, uint32_t v, uint64_t now, bool x2apic) {
         case apic::EOI: {
             if (x2apic && v != 0) return false;
             const int top = highest(isr_);
-            if (top >= 0) clear_bit(isr_, static_cast<uint8_t>(top));
+            if (top >= 0) {
+                const uint8_t vec = static_cast<uint8_t>(top);
+                clear_bit(isr_, vec);
+                if (tmr_[vec >> 5] & (1u << (vec & 31))) level_eoi_ = top;
+            }
             return true;
         }
         case apic::LDR:
@@ -239,12 +243,29 @@ void Lapic::advance(uint64_t now) {
     }
 }
 
-void Lapic::raise(uint8_t vector) {
+void Lapic::raise(uint8_t vector, bool level) {
     if (vector < 16) {
         esr_ |= 1u << 6;  // "received illegal vector"
         return;
     }
     set_bit(irr_, vector);
+    if (level)
+        set_bit(tmr_, vector);
+    else
+        clear_bit(tmr_, vector);
+}
+
+bool Lapic::matches(uint32_t dest, bool logical, bool x2apic) const {
+    if (dest == 0xFF) return true;  // broadcast (KVM: also for x2APIC targets)
+    if (!logical) return dest == id_;
+    if (x2apic) {
+        const uint32_t ldr = ((id_ >> 4) << 16) | (1u << (id_ & 15));
+        return (ldr >> 16) == (dest >> 16) && (ldr & dest & 0xFFFF) != 0;
+    }
+    const uint32_t logical_id = ldr_ >> 24;
+    if ((dfr_ >> 28) == 0xF) return (logical_id & dest) != 0;  // flat model
+    // Cluster model: the high nibble names the cluster, the low one its members.
+    return (logical_id >> 4) == (dest >> 4) && (logical_id & dest & 0xF) != 0;
 }
 
 void Lapic::raise_lvt(uint32_t lvt_offset) {

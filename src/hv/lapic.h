@@ -46,6 +46,7 @@ class Lapic {
         uint32_t shorthand;  // 0 destination field, 2 all including self, 3 all but self
         uint32_t dest;       // APIC ID (shorthand 0)
         uint8_t vector;
+        bool level = false;  // level-triggered (from the IOAPIC): sets the vector's TMR bit
     };
     std::vector<Ipi> take_outbox() { return std::exchange(outbox_, {}); }
 
@@ -58,8 +59,18 @@ class Lapic {
     // Fires the timer if it is due at `now`.
     void advance(uint64_t now);
 
-    // Raises a fixed interrupt (self-IPI, LVT entries, the PMU's PMI).
-    void raise(uint8_t vector);
+    // Raises a fixed interrupt (self-IPI, LVT entries, the PMU's PMI: edge-triggered; the
+    // IOAPIC's level-triggered entries: `level`, which sets the vector's TMR bit).
+    void raise(uint8_t vector, bool level = false);
+    // Whether an interrupt message for `dest` (8 bits, from the IOAPIC) names this APIC:
+    // physical mode compares the APIC ID, logical mode the LDR (flat or cluster model as
+    // DFR says; x2APIC: cluster 0 of the x2APIC LDR); 0xFF is a broadcast in both modes.
+    bool matches(uint32_t dest, bool logical, bool x2apic) const;
+    // Software-enabled (SVR bit 8): a disabled APIC drops fixed interrupts (KVM's rule).
+    bool sw_enabled() const { return svr_ & apic::SVR_ENABLE; }
+    // The vector of an EOI whose ISR vector was level-triggered (TMR set), which the VM
+    // broadcasts to the IOAPIC; -1 when there is none.
+    int take_level_eoi() { return std::exchange(level_eoi_, -1); }
     // Highest-priority requested vector that the processor priority lets through, or -1.
     int deliverable() const;
     // The CPU took `vector`: IRR -> ISR.
@@ -94,6 +105,7 @@ class Lapic {
     uint64_t timer_due_ = kNever;  // clock value of the next expiry
     uint64_t tsc_deadline_ = 0;
     bool nmi_ = false;
+    int level_eoi_ = -1;
     std::vector<Ipi> outbox_;
     static constexpr uint32_t kIcrNmi = 4;  // ICR delivery mode 100b
 };

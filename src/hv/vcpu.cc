@@ -62,7 +62,7 @@ void Vcpu::code_page_written(uint64_t page) {
 void Vcpu::receive_ipi(const Lapic::Ipi& ipi) {
     switch (ipi.mode) {
         case 0:  // fixed
-            lapic_.raise(ipi.vector);
+            lapic_.raise(ipi.vector, ipi.level);
             cpu_.request_interrupt_check();
             break;
         case 4:
@@ -77,6 +77,17 @@ void Vcpu::receive_ipi(const Lapic::Ipi& ipi) {
         default:
             break;  // SMI, lowest priority...: not in the model
     }
+}
+
+bool Vcpu::apic_matches(uint32_t dest, bool logical) const {
+    if (!(cpu_.state().apic_base & cpu::msr::APIC_BASE_EN)) return false;
+    return lapic_.matches(dest, logical, x2apic());
+}
+
+bool Vcpu::apic_irr(uint8_t vector) const {
+    uint32_t v = 0;
+    lapic_.read(apic::IRR + ((vector >> 5) << 4), v, cpu_.clock(), false);
+    return v & (1u << (vector & 31));
 }
 
 void Vcpu::init() {
@@ -198,6 +209,10 @@ cpu::Action Vcpu::mmio_read(uint64_t gpa, uint8_t size, uint64_t& value) {
         value = (gpa & 0xF) == 0 ? v : 0;
         return cpu::Action::Done;
     }
+    if (ioapic_mmio(gpa)) {
+        value = vm_.ioapic().mmio_read(gpa - ioapic::kBase, size);
+        return cpu::Action::Done;
+    }
     if (pending_ == Pending::MmioRead && run_.mmio.phys_addr == gpa && run_.mmio.len == size) {
         pending_ = Pending::None;
         value = 0;
@@ -214,6 +229,10 @@ cpu::Action Vcpu::mmio_write(uint64_t gpa, uint8_t size, uint64_t value) {
         if ((gpa & 0xF) == 0 && size == 4)
             lapic_.write(gpa & 0xFF0, static_cast<uint32_t>(value), cpu_.clock(), false);
         sync_apic();
+        return cpu::Action::Done;
+    }
+    if (ioapic_mmio(gpa)) {
+        vm_.ioapic().mmio_write(gpa - ioapic::kBase, size, value);
         return cpu::Action::Done;
     }
     mmio_exit(gpa, size, true);
@@ -236,6 +255,12 @@ cpu::MsrResult Vcpu::wrmsr(uint32_t index, uint64_t value) {
 }
 
 // ---- Local APIC plumbing ----
+
+// The IOAPIC's window, an in-kernel device as in KVM (accesses that span its end are
+// the VMM's).
+bool Vcpu::ioapic_mmio(uint64_t gpa) {
+    return gpa >= ioapic::kBase && gpa < ioapic::kBase + ioapic::kSize;
+}
 
 bool Vcpu::x2apic() const {
     return cpu_.state().apic_base & cpu::msr::APIC_BASE_EXTD;
@@ -303,6 +328,8 @@ cpu::MsrResult Vcpu::apic_wrmsr(uint32_t index, uint64_t value) {
 
 void Vcpu::sync_apic() {
     if (lapic_.take_nmi()) cpu_.request_nmi();
+    // The EOI of a level-triggered vector goes to the IOAPIC, which may fire again.
+    if (const int v = lapic_.take_level_eoi(); v >= 0) vm_.level_eoi(static_cast<uint8_t>(v));
     for (const Lapic::Ipi& ipi : lapic_.take_outbox()) vm_.deliver_ipi(ipi, this);
     cpu_.set_deadline(lapic_.next_deadline());
     if (lapic_.deliverable() >= 0) cpu_.request_interrupt_check();

@@ -6,6 +6,8 @@
 
 namespace softkvm::hv {
 
+Vm::Vm() : ioapic_([this](const Ioapic::Message& m) { route_ioapic(m); }) {}
+
 Status Vm::set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host) {
     if (vcpus_ != 0) return make_error("memory slots cannot change after vCPUs exist", EBUSY);
     std::erase_if(slots_, [&](const MemorySlot& s) { return s.slot == slot; });
@@ -49,6 +51,49 @@ void Vm::deliver_ipi(const Lapic::Ipi& ipi, Vcpu* from) {
         if (t == from) continue;  // the sender's own APIC already took its part
         if (ipi.shorthand == 0 && t->id() != ipi.dest) continue;
         t->receive_ipi(ipi);
+    }
+}
+
+Status Vm::set_irq(uint32_t gsi, bool level) {
+    if (gsi >= ioapic::kPins)
+        return make_error(
+            fmt::format("interrupt line {} does not exist (GSI 0-{})", gsi, ioapic::kPins - 1),
+            EINVAL);
+    ioapic_.set_irq(gsi, level);
+    return {};
+}
+
+// As KVM delivers an IOAPIC message: to every vCPU whose enabled local APIC the
+// destination names; lowest priority picks one of them by vector hashing (the
+// (vector mod n)-th in vCPU order, KVM's default instead of comparing priorities).
+// SMI (no SMM here) and ExtINT (the 8259 reaches the CPU through LINT0, not through the
+// IOAPIC's message: KVM ignores it too) and the reserved modes are dropped.
+void Vm::route_ioapic(const Ioapic::Message& m) {
+    std::vector<Vcpu*> dest;
+    for (Vcpu* v : vcpu_list_)
+        if (v->apic_matches(m.dest, m.logical)) dest.push_back(v);
+    if (dest.empty()) return;
+    Lapic::Ipi ipi{};
+    ipi.vector = m.vector;
+    ipi.level = m.level;
+    switch (m.delivery_mode) {
+        case ioapic::DM_LOWEST: {
+            Vcpu* one = dest[m.vector % dest.size()];
+            dest = {one};
+            [[fallthrough]];
+        }
+        case ioapic::DM_FIXED:
+            ipi.mode = 0;
+            for (Vcpu* v : dest)
+                if (v->apic_sw_enabled()) v->receive_ipi(ipi);
+            return;
+        case ioapic::DM_NMI:
+        case ioapic::DM_INIT:
+            ipi.mode = m.delivery_mode;  // the ICR's encoding
+            for (Vcpu* v : dest) v->receive_ipi(ipi);
+            return;
+        default:
+            return;
     }
 }
 

@@ -10,6 +10,7 @@
 #include "common/kvm_types.h"
 #include "common/result.h"
 #include "cpu/cpu.h"
+#include "hv/ioapic.h"
 #include "hv/lapic.h"
 
 namespace softkvm::hv {
@@ -24,6 +25,10 @@ class Vcpu;
 
 class Vm {
   public:
+    Vm();
+    Vm(const Vm&) = delete;
+    Vm& operator=(const Vm&) = delete;
+
     // KVM_SET_USER_MEMORY_REGION. Slots may not overlap; size 0 deletes the slot. Slots
     // must be set before vCPUs are created (softkvm's VMM never changes them later).
     Status set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host);
@@ -52,14 +57,27 @@ class Vm {
     // Routes an IPI from `from`'s local APIC to the other vCPUs it names.
     void deliver_ipi(const Lapic::Ipi& ipi, Vcpu* from);
 
+    // ---- The in-kernel IOAPIC (hv/ioapic.h) ----
+    // KVM_IRQ_LINE: interrupt line `gsi` of the VM is asserted (`level` true) or not.
+    // GSI n is IOAPIC pin n (0-23; others: EINVAL). Devices call it on every change of
+    // their line; an edge-triggered device raises and then lowers it.
+    Status set_irq(uint32_t gsi, bool level);
+    Ioapic& ioapic() { return ioapic_; }
+    // A local APIC's EOI of a level-triggered vector (the EOI broadcast).
+    void level_eoi(uint8_t vector) { ioapic_.eoi(vector); }
+
   private:
     friend class Vcpu;
+    // Hands an IOAPIC message to the local APICs it names.
+    void route_ioapic(const Ioapic::Message& m);
+
     std::vector<MemorySlot> slots_;
     std::vector<features::CpuidBit> hidden_;
     bool bus_lock_exits_ = false;
     uint32_t vcpus_ = 0;
     std::vector<Vcpu*> vcpu_list_;
     std::shared_ptr<std::vector<uint8_t>> code_pages_ = std::make_shared<std::vector<uint8_t>>();
+    Ioapic ioapic_;
 };
 
 class Vcpu final : public cpu::CpuOwner {
@@ -75,6 +93,12 @@ class Vcpu final : public cpu::CpuOwner {
     void sipi(uint8_t vector);
     bool waiting_for_sipi() const { return wait_sipi_; }
     void receive_ipi(const Lapic::Ipi& ipi);
+    // Whether an IOAPIC message for `dest` names this vCPU's local APIC (hardware-enabled).
+    bool apic_matches(uint32_t dest, bool logical) const;
+    // Whether the local APIC is software-enabled (fixed interrupts need it).
+    bool apic_sw_enabled() const { return lapic_.sw_enabled(); }
+    // Interrupts the local APIC requested and did not deliver yet (IRR), for tests.
+    bool apic_irr(uint8_t vector) const;
 
     // KVM_RUN: runs until the next exit and fills run_state().
     void run();
@@ -158,6 +182,7 @@ class Vcpu final : public cpu::CpuOwner {
     void io_exit(uint8_t direction, uint16_t port, uint8_t size);
     void mmio_exit(uint64_t gpa, uint8_t size, bool is_write);
     bool apic_mmio(uint64_t gpa) const;
+    static bool ioapic_mmio(uint64_t gpa);
     bool x2apic() const;
     cpu::MsrResult apic_rdmsr(uint32_t index, uint64_t& value);
     cpu::MsrResult apic_wrmsr(uint32_t index, uint64_t value);

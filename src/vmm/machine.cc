@@ -70,6 +70,13 @@ Platform::Platform(Uart16550::Sink console)
     (void)pio.add(FwCfg::kPort, FwCfg::kPorts, fw_cfg);
 }
 
+bool Platform::set_irq(uint32_t gsi, bool level) {
+    if (!vm) return true;
+    if (vm->set_irq(gsi, level)) return true;
+    ++stats.refused_irqs;
+    return false;
+}
+
 Dispatch dispatch_exit(abi::RunState& rs, Platform& p) {
     ++p.stats.exits[exit_reason_name(rs.exit_reason)];
     switch (rs.exit_reason) {
@@ -160,7 +167,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
         boot.modules.push_back({std::move(data).value(), spec.cmdline});
     }
     // The ACPI tables go in first: an image over the BIOS area wins, as over the boot data.
-    const acpi::Tables tables = acpi::build({cfg.cpus, false});
+    const acpi::Tables tables = acpi::build({cfg.cpus, true});
     m->mem_.write(tables.base, tables.bytes.data(), tables.bytes.size());
     // The PM timer counts the BSP's virtual clock on emu, the host's monotonic clock on kvm.
     const auto start = std::chrono::steady_clock::now();
@@ -191,7 +198,9 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
                             "guest RAM ({} MiB); use --memory {}M or less",
                             PcTestdev::kWindow, m->mem_.size() >> 20, PcTestdev::kWindow >> 20),
                 EINVAL);
-        m->platform_.testdev = std::make_unique<PcTestdev>(nullptr);
+        Platform* p = &m->platform_;
+        m->platform_.testdev =
+            std::make_unique<PcTestdev>([p](uint32_t gsi, bool level) { p->set_irq(gsi, level); });
         if (auto st = m->platform_.testdev->attach(m->platform_.pio, m->platform_.mmio); !st)
             return st.error();
     }
@@ -210,6 +219,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     auto vm = m->accel_->create_vm();
     if (!vm) return make_error(vm.error().message, ENODEV);
     m->vm_ = std::move(vm).value();
+    m->platform_.vm = m->vm_.get();
     if (auto st = m->vm_->set_memory_region(0, 0, m->mem_.size(), m->mem_.host()); !st)
         return st.error();
     for (const features::CpuidBit& b : cfg.hidden_cpuid)

@@ -68,6 +68,7 @@ struct Stats {
     std::map<std::string, uint64_t> exits;         // by exit reason name
     std::map<uint16_t, uint64_t> unclaimed_ports;  // accesses no device claimed
     std::map<uint64_t, uint64_t> unclaimed_mmio;   // by page
+    uint64_t refused_irqs = 0;                     // set_irq() calls the VM refused
 };
 
 // The bus-lock policy's account of a run (--bus-lock-ratelimit).
@@ -104,8 +105,16 @@ struct Platform {
     std::shared_ptr<AcpiPm> acpi_pm;
     std::unique_ptr<PcTestdev> testdev;  // --device pc-testdev
     Stats stats;
+    // The VM whose interrupt lines set_irq() drives (null: lines go nowhere, as in unit
+    // tests of the dispatcher).
+    accel::Vm* vm = nullptr;
 
     explicit Platform(Uart16550::Sink console);
+    // Devices' interrupt lines: asserts or deasserts GSI `gsi` (IOAPIC pin; a device on
+    // ISA IRQ n uses acpi::isa_irq_to_gsi(n)). Edge-triggered devices assert and then
+    // deassert the line; level-triggered ones hold it until served. Returns false (and
+    // counts it in stats) for a line the accelerator refused.
+    bool set_irq(uint32_t gsi, bool level);
 };
 
 // What the run loop does after an exit.

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "vmm/acpi/acpi.h"
 #include "vmm/devices/acpi_pm.h"
@@ -98,7 +100,9 @@ TEST(Acpi, EveryTableIsReachableAndChecksummed) {
     EXPECT_EQ(Parsed::u32(madt + 36), 0xFEE00000u);
     EXPECT_EQ(Parsed::u32(madt + 40), 1u);
     const uint32_t len = Parsed::u32(madt + 4);
-    int lapics = 0, ioapics = 0, overrides = 0;
+    int lapics = 0, ioapics = 0, nmis = 0;
+    std::vector<std::pair<int, uint32_t>> overrides;  // (source IRQ, GSI)
+    std::vector<uint16_t> override_flags;
     for (uint32_t off = 44; off < len;) {
         const uint8_t* e = madt + off;
         ASSERT_GE(e[1], 2);
@@ -110,24 +114,50 @@ TEST(Acpi, EveryTableIsReachableAndChecksummed) {
             ++lapics;
         } else if (e[0] == 1) {
             EXPECT_EQ(e[1], 12);
-            EXPECT_EQ(e[2], 3);
+            EXPECT_EQ(e[2], 0);  // QEMU's IOAPIC ID, the register's reset value
+            EXPECT_EQ(e[3], 0);  // reserved
             EXPECT_EQ(Parsed::u32(e + 4), 0xFEC00000u);
             EXPECT_EQ(Parsed::u32(e + 8), 0u);
             ++ioapics;
         } else if (e[0] == 2) {
             EXPECT_EQ(e[1], 10);
-            EXPECT_EQ(e[3], 0);
-            EXPECT_EQ(Parsed::u32(e + 4), 2u);
-            ++overrides;
+            EXPECT_EQ(e[2], 0);  // ISA
+            overrides.push_back({e[3], Parsed::u32(e + 4)});
+            uint16_t flags;
+            std::memcpy(&flags, e + 8, 2);
+            override_flags.push_back(flags);
+        } else if (e[0] == 4) {
+            EXPECT_EQ(e[1], 6);
+            EXPECT_EQ(e[2], 0xFF);  // every processor
+            EXPECT_EQ(e[3] | (e[4] << 8), 0);
+            EXPECT_EQ(e[5], 1);  // LINT1
+            ++nmis;
         } else {
             ADD_FAILURE() << "MADT entry type " << int(e[0]);
         }
         off += e[1];
         EXPECT_LE(off, len);
+        if (off == len) break;
     }
     EXPECT_EQ(lapics, 3);
     EXPECT_EQ(ioapics, 1);
-    EXPECT_EQ(overrides, 1);
+    EXPECT_EQ(nmis, 1);
+    // IRQ 0 -> GSI 2, conforming (edge, active high); the SCI (FADT SCI_INT 9) level,
+    // active high; as QEMU's MADT.
+    ASSERT_EQ(overrides.size(), 2u);
+    EXPECT_EQ(overrides[0], std::make_pair(0, 2u));
+    EXPECT_EQ(override_flags[0], 0u);
+    EXPECT_EQ(overrides[1], std::make_pair(9, 9u));
+    EXPECT_EQ(override_flags[1], 0xDu);
+    uint16_t sci;
+    std::memcpy(&sci, by_sig["FACP"] + acpi::kFadtSciInt, 2);
+    EXPECT_EQ(sci, 9u);
+    EXPECT_EQ(len, 36u + 8 + 3 * 8 + 12 + 2 * 10 + 6);
+}
+
+TEST(Acpi, IsaIrqToGsiFollowsTheOverride) {
+    EXPECT_EQ(acpi::isa_irq_to_gsi(0), 2u);
+    for (uint32_t irq = 1; irq < 16; ++irq) EXPECT_EQ(acpi::isa_irq_to_gsi(irq), irq);
 }
 
 TEST(Acpi, WithoutAnIoApicTheMadtListsOnlyLocalApics) {

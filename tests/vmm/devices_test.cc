@@ -149,6 +149,17 @@ TEST_F(TestdevTest, IrqLinesTakeByteWrites) {
     EXPECT_EQ(lines_[1], std::make_pair(10u, false));
     EXPECT_EQ(lines_[2], std::make_pair(23u, true));
     EXPECT_FALSE(pio_.write(0x2000 + 24, reinterpret_cast<const uint8_t*>("x"), 1));
+    EXPECT_EQ(in(0x2000 + 10, 1), 0u);  // reads give 0, as QEMU's
+}
+
+TEST_F(TestdevTest, IsaIrqZeroIsGsiTwo) {
+    out(0x2000 + 0, 1, 1);
+    out(0x2000 + 2, 1, 1);
+    out(0x2000 + 15, 1, 1);
+    ASSERT_EQ(lines_.size(), 3u);
+    EXPECT_EQ(lines_[0], std::make_pair(2u, true));  // the MADT's IRQ 0 -> GSI 2
+    EXPECT_EQ(lines_[1], std::make_pair(2u, true));
+    EXPECT_EQ(lines_[2], std::make_pair(15u, true));
 }
 
 TEST_F(TestdevTest, WindowBehavesLikeRam) {

@@ -4,6 +4,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "vmm/machine.h"
 
@@ -146,6 +148,41 @@ TEST(BusTest, RejectsOverlaps) {
     uint8_t d[1];
     EXPECT_TRUE(b.read(0x17, d, 1));
     EXPECT_FALSE(b.read(0x18, d, 1));
+}
+
+// A VM that records its interrupt lines (KVM_IRQ_LINE) and refuses GSIs past 23.
+class LineRecorder final : public accel::Vm {
+  public:
+    std::vector<std::pair<uint32_t, bool>> lines;
+    Status set_memory_region(uint32_t, uint64_t, uint64_t, void*) override { return {}; }
+    Result<std::unique_ptr<accel::Vcpu>> create_vcpu(uint32_t) override {
+        return make_error("no vCPUs here", ENODEV);
+    }
+    uint64_t check_extension(uint32_t) override { return 0; }
+    Status enable_cap(uint32_t, uint64_t) override { return {}; }
+    Status hide_cpuid_bit(const features::CpuidBit&) override { return {}; }
+    Status set_irq(uint32_t gsi, bool level) override {
+        if (gsi >= 24) return make_error("no such line", EINVAL);
+        lines.push_back({gsi, level});
+        return {};
+    }
+};
+
+TEST_F(DispatchTest, TestdevIrqPortsDriveTheVmsLines) {
+    LineRecorder vm;
+    p_.vm = &vm;
+    p_.testdev =
+        std::make_unique<PcTestdev>([this](uint32_t gsi, bool level) { p_.set_irq(gsi, level); });
+    ASSERT_TRUE(p_.testdev->attach(p_.pio, p_.mmio).ok());
+    for (auto [port, v] : {std::pair<uint16_t, uint8_t>{0x200B, 1}, {0x200B, 0}, {0x2000, 7}}) {
+        auto rs = io_exit(abi::KVM_EXIT_IO_OUT, port, 1, v);
+        EXPECT_FALSE(dispatch_exit(rs, p_).stop);
+    }
+    const std::vector<std::pair<uint32_t, bool>> want = {{11, true}, {11, false}, {2, true}};
+    EXPECT_EQ(vm.lines, want);  // ISA IRQ 0 is GSI 2
+    EXPECT_EQ(p_.stats.refused_irqs, 0u);
+    EXPECT_FALSE(p_.set_irq(24, true));
+    EXPECT_EQ(p_.stats.refused_irqs, 1u);
 }
 
 }  // namespace

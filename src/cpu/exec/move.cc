@@ -131,6 +131,7 @@ void op_nop(Cpu&, const DecodedInsn&) {}
 
 void register_move(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_MOV].fn = op_mov;
+    t[ZYDIS_MNEMONIC_MOVNTI].fn = op_mov;  // the non-temporal hint changes no result
     t[ZYDIS_MNEMONIC_MOVZX].fn = op_movzx;
     t[ZYDIS_MNEMONIC_MOVSX].fn = op_movsx;
     t[ZYDIS_MNEMONIC_MOVSXD].fn = op_movsx;

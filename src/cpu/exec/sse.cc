@@ -270,7 +270,9 @@ void op_fxrstor(Cpu& c, const DecodedInsn& i) {
 }  // namespace
 
 void register_sse(HandlerTable& t) {
-    for (auto m : {ZYDIS_MNEMONIC_MOVAPS, ZYDIS_MNEMONIC_MOVAPD, ZYDIS_MNEMONIC_MOVDQA})
+    // The non-temporal stores are aligned stores whose hint changes no result.
+    for (auto m : {ZYDIS_MNEMONIC_MOVAPS, ZYDIS_MNEMONIC_MOVAPD, ZYDIS_MNEMONIC_MOVDQA,
+                   ZYDIS_MNEMONIC_MOVNTPS, ZYDIS_MNEMONIC_MOVNTPD, ZYDIS_MNEMONIC_MOVNTDQ})
         t[m].fn = op_mov128<true>;
     for (auto m : {ZYDIS_MNEMONIC_MOVUPS, ZYDIS_MNEMONIC_MOVUPD, ZYDIS_MNEMONIC_MOVDQU})
         t[m].fn = op_mov128<false>;

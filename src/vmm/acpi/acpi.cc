@@ -98,32 +98,48 @@ Tables build(const Config& c) {
     finish(b, fadt, kFadtSize, fadt + 9);
 
     b.align(16);
-    const uint32_t madt_len = kHeaderSize + 8 + 8 * c.cpus + (c.ioapic ? 12 + 10 : 0);
+    // As QEMU's MADT (hw/i386/acpi-common.c): the local APICs, the IOAPIC, the overrides
+    // for IRQ 0 and the SCI, and LINT1 as the NMI input of every processor. QEMU's other
+    // overrides (IRQs 5, 10, 11) are for its PCI interrupt links: softkvm has no PCI.
+    const uint32_t madt_len =
+        kHeaderSize + 8 + kMadtLocalApicLen * c.cpus +
+        (c.ioapic ? kMadtIoApicLen + 2 * kMadtIntSrcOverrideLen + kMadtLocalApicNmiLen : 0);
     const size_t madt = b.put(madt_len);
     header(b, madt, "APIC", madt_len, 4);
     b.u32(madt + 36, kLocalApicBase);
     b.u32(madt + 40, kMadtPcatCompat);
     size_t e = madt + 44;
-    for (uint32_t k = 0; k < c.cpus; ++k, e += 8) {
+    for (uint32_t k = 0; k < c.cpus; ++k, e += kMadtLocalApicLen) {
         b.u8(e, kMadtLocalApic);
-        b.u8(e + 1, 8);
+        b.u8(e + 1, kMadtLocalApicLen);
         b.u8(e + 2, static_cast<uint8_t>(k));  // ACPI processor UID
         b.u8(e + 3, static_cast<uint8_t>(k));  // APIC ID
         b.u32(e + 4, kMadtLocalApicEnabled);
     }
     if (c.ioapic) {
         b.u8(e, kMadtIoApic);
-        b.u8(e + 1, 12);
-        b.u8(e + 2, static_cast<uint8_t>(c.cpus));  // IOAPIC ID after the local APICs
+        b.u8(e + 1, kMadtIoApicLen);
+        b.u8(e + 2, kIoApicId);
         b.u32(e + 4, kIoApicBase);
         b.u32(e + 8, 0);  // GSI base
-        e += 12;
-        b.u8(e, kMadtIntSrcOverride);  // the PIT's IRQ 0 is GSI 2, as on a PC
-        b.u8(e + 1, 10);
-        b.u8(e + 2, 0);  // ISA bus
-        b.u8(e + 3, 0);  // IRQ 0
-        b.u32(e + 4, 2);
-        b.u16(e + 8, 0);  // conforms to the bus (edge, active high)
+        e += kMadtIoApicLen;
+        const auto override_entry = [&](uint8_t irq, uint16_t flags) {
+            b.u8(e, kMadtIntSrcOverride);
+            b.u8(e + 1, kMadtIntSrcOverrideLen);
+            b.u8(e + 2, 0);  // ISA bus
+            b.u8(e + 3, irq);
+            b.u32(e + 4, isa_irq_to_gsi(irq));
+            b.u16(e + 8, flags);
+            e += kMadtIntSrcOverrideLen;
+        };
+        override_entry(0, kMpsIntiConforms);  // the PIT: edge, active high as on ISA
+        override_entry(static_cast<uint8_t>(kSciIrq), kMpsIntiActiveHighLevel);
+        b.u8(e, kMadtLocalApicNmi);
+        b.u8(e + 1, kMadtLocalApicNmiLen);
+        b.u8(e + 2, kMadtAllProcessors);
+        b.u16(e + 3, 0);  // flags: as the bus says
+        b.u8(e + 5, kLint1);
+        e += kMadtLocalApicNmiLen;
     }
     finish(b, madt, madt_len, madt + 9);
 

@@ -1,7 +1,8 @@
 // ACPI tables for the machine (ACPI 6.5 §5.2): the RSDP in the BIOS area where a guest
 // searches for it, the RSDT and XSDT, the FADT (with the PM timer and the FACS), an
-// empty DSDT, and the MADT with a local APIC per vCPU (and the IOAPIC when the machine
-// has one). Every table is checksummed.
+// empty DSDT, and the MADT with a local APIC per vCPU (and the IOAPIC, its interrupt
+// source overrides and the local APIC NMI entry, when the machine has an IOAPIC). Every
+// table is checksummed.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -34,13 +35,33 @@ inline constexpr uint32_t kFadtFirmwareCtrl = 36, kFadtDsdt = 40, kFadtSciInt = 
                           kFadtXDsdt = 140, kFadtXPm1aEvtBlk = 148, kFadtXPm1aCntBlk = 172,
                           kFadtXPmTmrBlk = 208;
 inline constexpr uint32_t kFadtWbinvd = 1u << 0, kFadtProcC1 = 1u << 2;
-inline constexpr uint8_t kMadtLocalApic = 0, kMadtIoApic = 1, kMadtIntSrcOverride = 2;
+inline constexpr uint8_t kMadtLocalApic = 0, kMadtIoApic = 1, kMadtIntSrcOverride = 2,
+                         kMadtLocalApicNmi = 4;
+inline constexpr uint8_t kMadtLocalApicLen = 8, kMadtIoApicLen = 12, kMadtIntSrcOverrideLen = 10,
+                         kMadtLocalApicNmiLen = 6;
+// MPS INTI flags of an interrupt source override (§5.2.12.5, table 5.49): polarity in
+// bits 1:0 (01 active high), trigger mode in bits 3:2 (11 level); 0 = as the bus says.
+inline constexpr uint16_t kMpsIntiConforms = 0x0, kMpsIntiActiveHighLevel = 0xD;
+inline constexpr uint8_t kMadtAllProcessors = 0xFF;  // Local APIC NMI: every processor
+inline constexpr uint8_t kLint1 = 1;
 inline constexpr uint32_t kMadtPcatCompat = 1u << 0;
 inline constexpr uint32_t kMadtLocalApicEnabled = 1u << 0;
 
+// The IOAPIC's ID in the MADT: 0, its reset value, as QEMU lists it.
+inline constexpr uint8_t kIoApicId = 0;
+
+// ISA IRQ -> GSI: identity, except the timer's IRQ 0, which is GSI 2 (IOAPIC pin 2) as on
+// every PC with an IOAPIC (the MADT's interrupt source override says so; QEMU's IOAPIC
+// does the same). Devices on ISA IRQ n raise line isa_irq_to_gsi(n).
+inline constexpr uint32_t isa_irq_to_gsi(uint32_t irq) {
+    return irq == 0 ? 2 : irq;
+}
+
 struct Config {
     uint32_t cpus = 1;
-    bool ioapic = false;  // list an IOAPIC (ID = cpus, GSI 0) and IRQ0 -> GSI 2
+    // List the IOAPIC (ID 0, GSI base 0) with QEMU's interrupt source overrides (IRQ 0 ->
+    // GSI 2, edge; the SCI's IRQ 9, level and active high) and the LINT1 NMI entry.
+    bool ioapic = false;
 };
 
 struct Tables {

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "vmm/acpi/acpi.h"
+
 namespace softkvm::vmm {
 
 // The data register: an access of `size` bytes at byte `offset & 3` of the 32-bit value.
@@ -32,23 +34,26 @@ class PcTestdev::Ports final : public Device {
 };
 
 // Under QEMU a 32-bit write here makes the host unmap and remap a guest page (to test
-// KVM's page-fault paths); the guest sees no change, and softkvm's RAM needs none.
+// KVM's page-fault paths); the guest sees no change, and softkvm's RAM needs none. Reads
+// give 0, as QEMU's.
 class PcTestdev::Flush final : public Device {
   public:
     std::string name() const override { return "pc-testdev-flush-page"; }
-    void read(uint64_t, uint8_t* data, uint8_t size) override { std::memset(data, 0xFF, size); }
+    void read(uint64_t, uint8_t* data, uint8_t size) override { std::memset(data, 0, size); }
     void write(uint64_t, const uint8_t*, uint8_t) override {}
 };
 
-// A byte written to port 0x2000 + n sets ISA interrupt line n to (byte != 0).
+// A byte written to port 0x2000 + n sets ISA interrupt line n to (byte != 0); reads
+// give 0, as QEMU's.
 class PcTestdev::Irq final : public Device {
   public:
     explicit Irq(PcTestdev& d) : d_(d) {}
     std::string name() const override { return "pc-testdev-irq-line"; }
-    void read(uint64_t, uint8_t* data, uint8_t size) override { std::memset(data, 0xFF, size); }
+    void read(uint64_t, uint8_t* data, uint8_t size) override { std::memset(data, 0, size); }
     void write(uint64_t offset, const uint8_t* data, uint8_t size) override {
         if (size != 1 || !d_.irq_) return;  // QEMU accepts byte writes only
-        d_.irq_(static_cast<uint32_t>(offset), data[0] != 0);
+        const auto line = static_cast<uint32_t>(offset);
+        d_.irq_(line < kIsaIrqs ? acpi::isa_irq_to_gsi(line) : line, data[0] != 0);
     }
 
   private:

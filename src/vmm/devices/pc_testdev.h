@@ -15,11 +15,14 @@ namespace softkvm::vmm {
 class PcTestdev {
   public:
     static constexpr uint16_t kDataPort = 0xE0, kFlushPort = 0xE4, kBytePort = 0xE8;
-    static constexpr uint16_t kIrqPort = 0x2000, kIrqLines = 24;
+    static constexpr uint16_t kIrqPort = 0x2000, kIrqLines = 24, kIsaIrqs = 16;
     static constexpr uint64_t kWindow = 0xFF000000, kWindowSize = 0x10000;
 
-    // `irq(line, level)` raises or lowers an ISA interrupt line (ports 0x2000 + line).
-    using IrqLine = std::function<void(uint32_t line, bool level)>;
+    // `irq(gsi, level)` asserts or deasserts one of the machine's interrupt lines. A byte
+    // written to port 0x2000 + n sets ISA IRQ n (GSI acpi::isa_irq_to_gsi(n): IRQ 0 is
+    // GSI 2, as in QEMU's IOAPIC) to (byte != 0); n = 16-23 are GSIs 16-23 (QEMU 7.2
+    // stops on an assertion there: it has only 16 ISA IRQs).
+    using IrqLine = std::function<void(uint32_t gsi, bool level)>;
     explicit PcTestdev(IrqLine irq);
     // Registers its ports and window (EEXIST if something holds them already).
     Status attach(Bus& pio, Bus& mmio);
