@@ -144,6 +144,11 @@ int main(void) {
     /* RDPMC. */
     report(rdpmc_faults(4), "#GP: RDPMC of general counter 4");
     report(rdpmc_faults((1u << 30) | 3), "#GP: RDPMC of fixed counter 3");
+    /* SDM vol. 2, RDPMC: any index past the counters CPUID leaf 0AH lists is #GP(0). */
+    report(rdpmc_faults(0x3FFFFFFF) && rdpmc_faults((1u << 30) | 0x3FFFFFFF),
+           "#GP: RDPMC of counter 0x3fffffff (general and fixed)");
+    report(rdpmc_faults(1u << 29) && rdpmc_faults((1u << 30) | (1u << 29)),
+           "#GP: RDPMC of counter 1 << 29 (general and fixed)");
     wrmsr(MSR_A_PMC0, 77);
     sdk_on_vector(13, on_user_gp, 0);
     user_count = 1;

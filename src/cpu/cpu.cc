@@ -421,8 +421,9 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     (last.branch != BranchKind::Jcc || s_.rip != rip_before + last.len);
                 const bool step =
                     (step_flags & FLAG_TF) && (!(s_.debugctl & kDebugctlBtf) || taken);
-                db_bits = (step ? kDr6SingleStep : 0) | db_hits_;
+                db_bits = (step && !db_merged_ ? kDr6SingleStep : 0) | db_hits_;
             }
+            db_merged_ = false;
             // MOV SS / POP SS hold back single-step and data-breakpoint traps until after
             // the next instruction, whose traps they join (SDM vol. 3 §6.8.3).
             if (stop_flags_ & kStopMovSs) {
@@ -462,6 +463,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             drop_mmio_log();
             stop_flags_ &= ~(kStopBlockGone | kStopShadow | kStopMmio | kStopBusLock | kStopMovSs);
             mov_ss_db_ = 0;  // a fault ends the MOV SS shadow: its traps are dropped
+            db_merged_ = false;
             try {
                 raise_fault(f, s_.rip, true);
             } catch (const StopBeforeRetire&) {
@@ -702,6 +704,18 @@ uint64_t Cpu::rdpmc(const DecodedInsn& at, uint32_t ecx) {
 void Cpu::raise_pmi() {
     if (s_.debugctl & msr::DEBUGCTL_FREEZE_LBRS_ON_PMI) s_.debugctl &= ~msr::DEBUGCTL_LBR;
     owner_.pmi();
+}
+
+// ICEBP after MOV SS / POP SS: the single-step and data-breakpoint traps that instruction
+// held back (SDM vol. 3 §6.8.3) and ICEBP's own #DB are one delivery, DR6 reporting the
+// held conditions; ICEBP itself sets no DR6 bit. Its own single-step trap is that #DB too.
+void Cpu::icebp() {
+    if (mov_ss_db_) {
+        s_.dr[6] = (s_.dr[6] & ~0xFull) | mov_ss_db_;
+        mov_ss_db_ = 0;
+        db_merged_ = true;
+    }
+    deliver_software_interrupt(VEC_DB, true);
 }
 
 void Cpu::deliver_software_interrupt(uint8_t vector, bool privileged) {

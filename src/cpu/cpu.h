@@ -331,6 +331,8 @@ class Cpu {
     void load_cs(uint16_t selector, uint8_t new_cpl);
     // INT n, INT3, INTO (gate DPL checked) and ICEBP (`privileged`: no DPL check).
     void deliver_software_interrupt(uint8_t vector, bool privileged = false);
+    // ICEBP (INT1): its #DB, which takes in the traps a MOV SS / POP SS held back.
+    void icebp();
     void iret(uint8_t opsize);
     void cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r);
     uint64_t tsc() const;
@@ -485,6 +487,7 @@ class Cpu {
     BusLock bus_lock_;               // the current instruction's bus lock (kStopBusLock)
     uint64_t pending_db_ = 0;        // #DB status bits to deliver when run() resumes
     uint64_t mov_ss_db_ = 0;         // #DB traps of a MOV SS, due after the next insn
+    bool db_merged_ = false;         // ICEBP delivered this instruction's #DB traps itself
     struct LockType {                // memory type of a page locked instructions used
         uint64_t page = ~0ull, gen = 0;
         MemType type = MemType::UC;

@@ -38,6 +38,37 @@ TEST_F(GapsTest, DataBreakpointOnMovSsIsReportedAfterTheNextInstruction) {
     EXPECT_TRUE(cpu_.state().dr[6] & 1);
 }
 
+// ICEBP right after MOV SS (QEMU 7.2 TCG raises #UD for ICEBP): the data breakpoint MOV SS
+// held back and ICEBP's #DB are one delivery, with the ICEBP's next RIP and DR6.B0. Were
+// they two, the held trap would hit the handler's first instruction.
+TEST_F(GapsTest, IcebpAfterMovSsTakesItsHeldDataBreakpointInOneDebugException) {
+    put64(0x9000, 0x10);
+    CpuState& s = cpu_.state();
+    s.dr[0] = 0x9000;
+    s.dr[7] = msr::DR7_FIXED1 | 0x1 | (3u << 16) | (1u << 18);
+    cpu_.state_changed();
+    const uint8_t code[] = {0x8e, 0x14, 0x25, 0x00, 0x90, 0x00, 0x00,  // mov 0x9000,%ss
+                            0xf1, 0x90};                               // icebp; nop
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_DB);
+    EXPECT_EQ(frame(0), kCode + 8);  // after the ICEBP, not inside the handler
+    EXPECT_EQ(cpu_.state().dr[6] & 0x400F, 1u);
+}
+
+TEST_F(GapsTest, IcebpAfterMovSsUnderSingleStepIsOneDebugExceptionWithBs) {
+    CpuState& s = cpu_.state();
+    s.gpr[RAX] = 0x10;
+    s.rflags |= FLAG_TF;
+    cpu_.state_changed();
+    const uint8_t code[] = {0x8e, 0xd0, 0xf1, 0x90};  // mov %eax,%ss; icebp; nop
+    load(code);
+    cpu_.run(0);
+    EXPECT_EQ(vector_taken(), VEC_DB);
+    EXPECT_EQ(frame(0), kCode + 3);
+    EXPECT_EQ(cpu_.state().dr[6] & 0x400F, 0x4000u);
+}
+
 TEST_F(GapsTest, NonCanonicalSysenterEspIsGp) {
     // mov $0x175,%ecx; mov $0,%eax; mov $0x8000,%edx; wrmsr  (0x0000800000000000)
     const uint8_t code[] = {0xb9, 0x75, 0x01, 0x00, 0x00, 0xb8, 0x00, 0x00, 0x00,

@@ -115,7 +115,7 @@ void op_int3(Cpu& c, const DecodedInsn&) {
 }
 // ICEBP: a trap-like #DB that ignores the gate's DPL (SDM vol. 3 §6.12.1.1).
 void op_int1(Cpu& c, const DecodedInsn&) {
-    c.deliver_software_interrupt(VEC_DB, true);
+    c.icebp();
 }
 
 void op_iret(Cpu& c, const DecodedInsn& i) {
