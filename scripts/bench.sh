@@ -58,4 +58,6 @@ if [ "$json" != "--json" ]; then
     "$(dirname "$0")/bench_buslock.sh" "$build"
     echo
     "$(dirname "$0")/bench_kvm.sh" "$build"
+    echo
+    "$(dirname "$0")/bench_lbr.sh" "$build"
 fi

@@ -1,6 +1,9 @@
 /* Benchmark workload: branch-heavy code — a bytecode interpreter with an unpredictable
  * dispatch and data-dependent conditionals. Prints a checksum. */
 #include "sdk.h"
+#ifdef LBR_RECORDING
+#include "pmu.h"
+#endif
 
 #ifndef ROUNDS
 #define ROUNDS 400000u
@@ -9,6 +12,12 @@
 static uint8_t program[64];
 
 int main(void) {
+#ifdef LBR_RECORDING
+    /* bench_branch_lbr: guest LBR recording on for the whole run, every branch class
+     * (scripts/bench_lbr.sh compares it with bench_branch). */
+    wrmsr(MSR_LBR_SELECT, 0);
+    wrmsr(MSR_DEBUGCTL, DEBUGCTL_LBR);
+#endif
     uint32_t seed = 12345;
     for (int k = 0; k < 64; ++k) {
         seed = seed * 1103515245u + 12345u;

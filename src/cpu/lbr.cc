@@ -8,9 +8,6 @@
 namespace softkvm::cpu {
 namespace {
 
-// Formats 3-5 keep flags in FROM bits 63:61 and the address in bits 60:0.
-constexpr uint64_t kFromAddr = (1ull << 61) - 1;
-
 bool canonical(uint64_t v) {
     return static_cast<uint64_t>(static_cast<int64_t>(v << 16) >> 16) == v;
 }
@@ -36,11 +33,6 @@ bool Lbr::owns(uint32_t i) {
            (i >= MSR_LBR_FROM0 && i < MSR_LBR_FROM0 + kLbrMaxDepth) ||
            (i >= MSR_LBR_TO0 && i < MSR_LBR_TO0 + kLbrMaxDepth) ||
            (i >= MSR_LBR_INFO0 && i < MSR_LBR_INFO0 + kLbrMaxDepth);
-}
-
-uint64_t Lbr::encode_from(uint64_t from, bool mispredicted) const {
-    if (format_ < 3) return from;
-    return (from & kFromAddr) | (mispredicted ? msr::LBR_MISPRED : 0);
 }
 
 uint64_t Lbr::decode_from(uint64_t v) {
@@ -92,29 +84,6 @@ MsrResult Lbr::write(uint32_t i, uint64_t v) {
         return MsrResult::NotMine;
     }
     return MsrResult::Handled;
-}
-
-void Lbr::record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
-                 uint64_t now) {
-    using namespace msr;
-    if (!depth_) return;
-    if (select_ & (cpl == 0 ? LBR_SELECT_CPL_EQ_0 : LBR_SELECT_CPL_NEQ_0)) return;
-    // Class bits 2-8 follow BranchKind's order (Jcc = 1 ... Far = 7).
-    if (select_ & (1ull << (static_cast<int>(kind) + 1))) return;
-    if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet) {
-        // Call-stack mode: a return pops the call it returns from instead of recording.
-        tos_ = (tos_ + depth_ - 1) % depth_;
-        return;
-    }
-    tos_ = (tos_ + 1) % depth_;
-    Entry& e = e_[tos_];
-    e.from = encode_from(from, mispredicted);
-    e.to = to;
-    e.info =
-        info_ ? ((mispredicted ? LBR_MISPRED : 0) | std::min(now - last_record_, LBR_INFO_CYCLES))
-              : 0;
-    last_record_ = now;
-    ++records_;
 }
 
 Lbr::Entry Lbr::recent(uint32_t k) const {

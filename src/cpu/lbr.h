@@ -3,6 +3,7 @@
 // and branch class, call-stack mode, and TOS. The CPU calls record() for each taken
 // branch, interrupt and exception while IA32_DEBUGCTL.LBR is set.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -48,7 +49,12 @@ class Lbr {
     uint64_t records() const { return records_; }  // records written since reset
 
   private:
-    uint64_t encode_from(uint64_t from, bool mispredicted) const;
+    // Formats 3-5 keep flags in FROM bits 63:61 and the address in bits 60:0.
+    static constexpr uint64_t kFromAddr = (1ull << 61) - 1;
+    uint64_t encode_from(uint64_t from, bool mispredicted) const {
+        if (format_ < 3) return from;
+        return (from & kFromAddr) | (mispredicted ? msr::LBR_MISPRED : 0);
+    }
     static uint64_t decode_from(uint64_t v);
 
     uint8_t format_ = 0;
@@ -82,5 +88,30 @@ class BranchPredictor {
     std::array<uint64_t, kReturns> ras_{};
     uint32_t ras_top_ = 0;
 };
+
+// Inline: the CPU calls it for every taken branch while DEBUGCTL.LBR is set.
+inline void Lbr::record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
+                        uint64_t now) {
+    using namespace msr;
+    if (!depth_) return;
+    if (select_ & (cpl == 0 ? LBR_SELECT_CPL_EQ_0 : LBR_SELECT_CPL_NEQ_0)) return;
+    // Class bits 2-8 follow BranchKind's order (Jcc = 1 ... Far = 7).
+    if (select_ & (1ull << (static_cast<int>(kind) + 1))) return;
+    if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet) {
+        // Call-stack mode: a return pops the call it returns from instead of recording.
+        tos_ = (tos_ == 0 ? depth_ : tos_) - 1;
+        return;
+    }
+    // No division on this path: it runs for every recorded branch.
+    tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
+    Entry& e = e_[tos_];
+    e.from = encode_from(from, mispredicted);
+    e.to = to;
+    e.info =
+        info_ ? ((mispredicted ? LBR_MISPRED : 0) | std::min(now - last_record_, LBR_INFO_CYCLES))
+              : 0;
+    last_record_ = now;
+    ++records_;
+}
 
 }  // namespace softkvm::cpu
