@@ -30,8 +30,8 @@ constexpr uint64_t kPerfCapFullWidthWrite = 1ull << 13;
 // Leaf 1. PDCM (bit 15): IA32_PERF_CAPABILITIES exists.
 constexpr uint32_t kLeaf1Ecx =
     bit(13) /*CMPXCHG16B*/ | bit(15) /*PDCM*/ | bit(23) /*POPCNT*/ | bit(26) /*XSAVE*/;
-constexpr uint32_t kLeaf1Edx = bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ | bit(6) /*PAE*/ |
-                               bit(8) /*CX8*/ | bit(11) /*SEP*/ | bit(13) /*PGE*/ |
+constexpr uint32_t kLeaf1Edx = bit(0) /*FPU*/ | bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ |
+                               bit(6) /*PAE*/ | bit(8) /*CX8*/ | bit(11) /*SEP*/ | bit(13) /*PGE*/ |
                                bit(15) /*CMOV*/ | bit(16) /*PAT*/ | bit(19) /*CLFSH*/ |
                                bit(24) /*FXSR*/ | bit(25) /*SSE*/ | bit(26) /*SSE2*/;
 // Leaf 7 subleaf 0.

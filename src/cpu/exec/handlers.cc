@@ -19,7 +19,7 @@ const HandlerTable& handler_table() {
         register_fxsave(t);
         register_xsave(t);
         register_sse_fp_gpr(t);
-        // register_x87(t);
+        register_x87(t);
         return t;
     }();
     return table;

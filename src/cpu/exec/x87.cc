@@ -87,19 +87,22 @@ F80 int_to_f80(int64_t v) {
 
 namespace {
 
-// Host stores of an 80-bit value to m32/m64 real or m16/m32/m64 integer, under `cw`
-// with all exceptions masked (the model decides what an unmasked one does).
+// Host stores of an 80-bit value to m32/m64 real or m16/m32/m64 integer under the guest's
+// precision, rounding and overflow/underflow/precision masks (invalid, denormal and
+// divide-by-zero masked: the model handles those). With an unmasked exception the host
+// may neither store nor pop, so its whole FPU state is saved and restored around it.
 enum class StoreKind { Real, Int, IntTrunc };
 uint16_t host_store(const F80& v, StoreKind k, uint8_t size, uint16_t cw, uint64_t& out) {
     const Raw r = raw(v);
-    const uint16_t hcw = cw | kFlags;
-    uint16_t saved, sw;
+    const uint16_t hcw = cw | kIE | kDE | kZE;
+    uint16_t sw;
     uint64_t o = 0;
-#define SKVM_X87_STORE(insn)                                                       \
-    __asm__ volatile("fnstcw %[sv]\n\tfldcw %[cw]\n\tfnclex\n\tfldt %[v]\n\t" insn \
-                     " %[o]\n\tfnstsw %[sw]\n\tfnclex\n\tfldcw %[sv]"              \
-                     : [o] "=m"(o), [sw] "=m"(sw), [sv] "=m"(saved)                \
-                     : [v] "m"(r), [cw] "m"(hcw)                                   \
+    alignas(16) uint8_t env[108];
+#define SKVM_X87_STORE(insn)                                              \
+    __asm__ volatile("fnsave %[env]\n\tfldcw %[cw]\n\tfldt %[v]\n\t" insn \
+                     " %[o]\n\tfnstsw %[sw]\n\tfnclex\n\tfrstor %[env]"   \
+                     : [o] "=m"(o), [sw] "=m"(sw), [env] "=m"(env)        \
+                     : [v] "m"(r), [cw] "m"(hcw)                          \
                      : "st")
     if (k == StoreKind::Real) {
         if (size == 4)
@@ -155,7 +158,9 @@ void op_fld(Cpu& c, const DecodedInsn& i) {
         v = read_f80(c, c.linear(o));
     } else {
         const HostResult h = host_load_real(c.read_mem(c.linear(o), o.size), o.size, s.fcw);
-        if (raise(s, h.sw & kFlags)) return;
+        // An unmasked IE (SNaN) stops the load; the silicon loads a denormal with DE
+        // unmasked all the same.
+        if (raise(s, h.sw & kFlags) & kIE) return;
         v = val(h.r0);
     }
     set_cc(s, kC1, 0);
@@ -186,7 +191,7 @@ void op_fst(Cpu& c, const DecodedInsn& i) {
         const uint16_t sw = host_store(v, StoreKind::Real, o.size, s.fcw, bits);
         if (!indefinite) {
             c.check_access(lin + o.size - 1, Access::Write);
-            if (raise(s, sw & kFlags)) return;
+            if (raise(s, sw & kFlags) & ~kPE) return;  // PE alone: stored
             set_cc(s, kC1, sw);
         }
         c.write_mem(lin, o.size, bits);
@@ -218,7 +223,7 @@ void op_fist(Cpu& c, const DecodedInsn& i) {
     } else {
         const uint16_t sw = host_store(reg(s, 0), K, o.size, s.fcw, bits);
         c.check_access(lin + o.size - 1, Access::Write);
-        if (raise(s, sw & kFlags)) return;
+        if (raise(s, sw & kFlags) & ~kPE) return;  // PE alone: stored
         set_cc(s, kC1, sw);
     }
     c.write_mem(lin, o.size, bits);
@@ -436,13 +441,15 @@ void store_env(Cpu& c, uint64_t lin, bool small, bool regs) {
     const uint64_t size = (small ? 14 : 28) + (regs ? 80 : 0);
     c.check_access(lin + size - 1, Access::Write);
     const uint8_t w = small ? 2 : 4;
-    c.write_mem(lin + 0 * w, w, s.fcw);
-    c.write_mem(lin + 1 * w, w, s.fsw);
-    c.write_mem(lin + 2 * w, w, full_tag_word(s));
+    // The 32-bit layout's reserved upper halves read as ones, as the silicon stores them.
+    const uint32_t hi = small ? 0 : 0xFFFF0000u;
+    c.write_mem(lin + 0 * w, w, hi | s.fcw);
+    c.write_mem(lin + 1 * w, w, hi | s.fsw);
+    c.write_mem(lin + 2 * w, w, hi | full_tag_word(s));
     c.write_mem(lin + 3 * w, w, s.fip & size_mask(w));
     c.write_mem(lin + 4 * w, w, small ? s.fcs : (s.fcs | static_cast<uint32_t>(s.fop) << 16));
     c.write_mem(lin + 5 * w, w, s.fdp & size_mask(w));
-    c.write_mem(lin + 6 * w, w, s.fds);
+    c.write_mem(lin + 6 * w, w, hi | s.fds);
     if (regs)
         for (int k = 0; k < 8; ++k) {
             const F80& v = s.st[phys(s, k)];

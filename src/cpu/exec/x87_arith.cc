@@ -68,6 +68,46 @@ namespace {
         return h;                                                           \
     }
 
+// ST(0) op a memory operand in its own format (m32/m64 real, m16/m32 integer), as the
+// silicon converts and flags it.
+#define SKVM_X87_MEM(name, text, cwx)                                                             \
+    HostResult name(const F80& a, uint64_t mv, uint16_t cw) {                                     \
+        SKVM_X87_PRE(cw | (cwx))                                                                  \
+        __asm__ volatile(SKVM_X87_ENTER "fldt %[a]\n\t" text " %[m]" SKVM_X87_LEAVE "fstpt %[r0]" \
+                         : SKVM_X87_OUT                                                           \
+                         : SKVM_X87_IN, [m] "m"(mv)                                               \
+                         : "st");                                                                 \
+        return h;                                                                                 \
+    }
+SKVM_X87_MEM(h_fadds, "fadds", 7)
+SKVM_X87_MEM(h_faddl, "faddl", 7)
+SKVM_X87_MEM(h_fiadds, "fiadds", 7)
+SKVM_X87_MEM(h_fiaddl, "fiaddl", 7)
+SKVM_X87_MEM(h_fsubs, "fsubs", 7)
+SKVM_X87_MEM(h_fsubl, "fsubl", 7)
+SKVM_X87_MEM(h_fisubs, "fisubs", 7)
+SKVM_X87_MEM(h_fisubl, "fisubl", 7)
+SKVM_X87_MEM(h_fsubrs, "fsubrs", 7)
+SKVM_X87_MEM(h_fsubrl, "fsubrl", 7)
+SKVM_X87_MEM(h_fisubrs, "fisubrs", 7)
+SKVM_X87_MEM(h_fisubrl, "fisubrl", 7)
+SKVM_X87_MEM(h_fmuls, "fmuls", 7)
+SKVM_X87_MEM(h_fmull, "fmull", 7)
+SKVM_X87_MEM(h_fimuls, "fimuls", 7)
+SKVM_X87_MEM(h_fimull, "fimull", 7)
+SKVM_X87_MEM(h_fdivs, "fdivs", 7)
+SKVM_X87_MEM(h_fdivl, "fdivl", 7)
+SKVM_X87_MEM(h_fidivs, "fidivs", 7)
+SKVM_X87_MEM(h_fidivl, "fidivl", 7)
+SKVM_X87_MEM(h_fdivrs, "fdivrs", 7)
+SKVM_X87_MEM(h_fdivrl, "fdivrl", 7)
+SKVM_X87_MEM(h_fidivrs, "fidivrs", 7)
+SKVM_X87_MEM(h_fidivrl, "fidivrl", 7)
+SKVM_X87_MEM(h_fcoms, "fcoms", kFlags)
+SKVM_X87_MEM(h_fcoml, "fcoml", kFlags)
+SKVM_X87_MEM(h_ficoms, "ficoms", kFlags)
+SKVM_X87_MEM(h_ficoml, "ficoml", kFlags)
+
 SKVM_X87_BIN2(h_add, "fadd %%st(1), %%st", 7)
 SKVM_X87_BIN2(h_sub, "fsub %%st(1), %%st", 7)
 SKVM_X87_BIN2(h_mul, "fmul %%st(1), %%st", 7)
@@ -105,18 +145,17 @@ bool take(CpuState& s, uint16_t sw) {
     return true;
 }
 
-// The source operand of a memory form: m32/m64 real (converted on the host, which may
-// raise IE or DE) or m16/m32 integer (exact). False if an unmasked exception ended it.
-bool mem_source(Cpu& c, const Operand& o, bool integer, F80& v, uint16_t& flags) {
-    const uint64_t bits = c.read_mem(c.linear(o), o.size);
-    if (integer) {
-        v = int_to_f80(sign_extend(bits, o.size));
-        return true;
-    }
-    const HostResult h = host_load_real(bits, o.size, c.state().fcw);
-    flags = h.sw & kFlags;
-    v = val(h.r0);
-    return true;
+using Mem = HostResult (*)(const F80&, uint64_t, uint16_t);
+// The host operation of a memory form: row add sub subr mul div divr com, column m32 real,
+// m64 real, m16 integer, m32 integer.
+constexpr Mem kMemOps[7][4] = {
+    {h_fadds, h_faddl, h_fiadds, h_fiaddl},     {h_fsubs, h_fsubl, h_fisubs, h_fisubl},
+    {h_fsubrs, h_fsubrl, h_fisubrs, h_fisubrl}, {h_fmuls, h_fmull, h_fimuls, h_fimull},
+    {h_fdivs, h_fdivl, h_fidivs, h_fidivl},     {h_fdivrs, h_fdivrl, h_fidivrs, h_fidivrl},
+    {h_fcoms, h_fcoml, h_ficoms, h_ficoml},
+};
+Mem mem_op(int row, bool integer, uint8_t size) {
+    return kMemOps[row][integer ? (size == 2 ? 2 : 3) : (size == 4 ? 0 : 1)];
 }
 
 // Register pair of a two-operand form: the destination and source ST indexes.
@@ -137,11 +176,11 @@ template <A K, bool Pop, bool Integer>
 void op_arith(Cpu& c, const DecodedInsn& i) {
     begin(c, i);
     CpuState& s = c.state();
+    const Operand& o = i.op[0];
     int d = 0, src = -1;
-    F80 sv{};
-    uint16_t load_flags = 0;
-    if (i.op[0].kind == OpKind::Mem)
-        mem_source(c, i.op[0], Integer, sv, load_flags);
+    uint64_t bits = 0;
+    if (o.kind == OpKind::Mem)
+        bits = c.read_mem(c.linear(o), o.size);
     else
         operands(i, d, src);
     if (is_empty(s, d) || (src >= 0 && is_empty(s, src))) {
@@ -150,17 +189,20 @@ void op_arith(Cpu& c, const DecodedInsn& i) {
         if (Pop) pop(s);
         return;
     }
-    if (src >= 0) sv = reg(s, src);
-    const F80 dv = reg(s, d);
-    const bool rev = K == A::SubR || K == A::DivR;
-    const F80& a = rev ? sv : dv;
-    const F80& b = rev ? dv : sv;
-    Bin op = K == A::Add                     ? h_add
-             : (K == A::Sub || K == A::SubR) ? h_sub
-             : K == A::Mul                   ? h_mul
-                                             : h_div;
-    HostResult h = op(a, b, s.fcw);
-    if (!take(s, h.sw | load_flags)) return;
+    HostResult h;
+    if (src < 0) {
+        h = mem_op(static_cast<int>(K), Integer, o.size)(reg(s, 0), bits, s.fcw);
+    } else {
+        const bool rev = K == A::SubR || K == A::DivR;
+        const F80& a = rev ? reg(s, src) : reg(s, d);
+        const F80& b = rev ? reg(s, d) : reg(s, src);
+        const Bin op = K == A::Add                     ? h_add
+                       : (K == A::Sub || K == A::SubR) ? h_sub
+                       : K == A::Mul                   ? h_mul
+                                                       : h_div;
+        h = op(a, b, s.fcw);
+    }
+    if (!take(s, h.sw)) return;
     reg(s, d) = val(h.r0);
     if (Pop) pop(s);
 }
@@ -173,24 +215,27 @@ void op_fcom(Cpu& c, const DecodedInsn& i) {
     CpuState& s = c.state();
     int other = 1;
     F80 b{};
-    uint16_t load_flags = 0;
+    uint64_t bits = 0;
     const bool mem = i.nops && i.op[0].kind == OpKind::Mem;
     if (mem)
-        mem_source(c, i.op[0], Integer, b, load_flags), other = -1;
+        bits = c.read_mem(c.linear(i.op[0]), i.op[0].size), other = -1;
     else if (i.nops == 2)
         other = i.op[1].reg;
     else if (i.nops == 1)
         other = i.op[0].reg;
     if (i.mnemonic == ZYDIS_MNEMONIC_FTST) other = -1;  // against +0.0
     uint16_t cc = kC3 | kC2 | kC0;
+    bool stop = false;
     set_cc(s, kC1, 0);
     if (is_empty(s, 0) || (other >= 0 && is_empty(s, other))) {
         if (!underflow(s)) return;
     } else {
         if (other >= 0) b = reg(s, other);
-        const HostResult h = (Unordered ? h_fucom : h_fcom)(reg(s, 0), b, s.fcw);
-        const uint16_t f = (h.sw | load_flags) & kFlags;
-        if (raise(s, f) & (kIE | kDE)) return;
+        const HostResult h = mem ? mem_op(6, Integer, i.op[0].size)(reg(s, 0), bits, s.fcw)
+                                 : (Unordered ? h_fucom : h_fcom)(reg(s, 0), b, s.fcw);
+        const uint16_t f = h.sw & kFlags;
+        // An unmasked IE or DE stops the pops; the silicon sets the codes all the same.
+        stop = raise(s, f) & (kIE | kDE);
         cc = h.sw & (kC3 | kC2 | kC0);
     }
     if (Eflags)
@@ -198,7 +243,8 @@ void op_fcom(Cpu& c, const DecodedInsn& i) {
                           ((cc & kC0) ? FLAG_CF : 0));
     else
         set_cc(s, kC3 | kC2 | kC0, cc);
-    for (int k = 0; k < Pops; ++k) pop(s);
+    if (!stop)
+        for (int k = 0; k < Pops; ++k) pop(s);
 }
 
 // FXAM: the class of ST(0) in C3 C2 C0 and its sign in C1 (SDM vol. 2 FXAM).
