@@ -139,16 +139,19 @@ int load_symbols(const std::string& path, vmm::SymbolTable& out) {
 
 // The kvm accelerator has no host-side sampler: the host kernel's perf owns real LBRs.
 int refuse_kvm() {
-    auto a = accel::create_accelerator("kvm");
-    if (!a) return usage("--accel kvm: " + a.error().message), kExitUnavailable;
-    for (const accel::Capability& c : a.value()->capabilities())
-        if (c.name == "guest-lbr" && !c.available)
-            return usage("--lbr on --accel kvm needs the host's LBR unit: " + c.detail),
-                   kExitUnavailable;
-    return usage(
-               "--lbr on --accel kvm is not implemented (on an Intel host, use the host's "
-               "`perf record -b`); use --accel emu"),
-           kExitUnavailable;
+    std::string why;
+    if (auto a = accel::create_accelerator("kvm"); !a) {
+        why = "--accel kvm: " + a.error().message;
+    } else {
+        why =
+            "--lbr on --accel kvm is not implemented (on an Intel host, use the host's "
+            "`perf record -b`); use --accel emu";
+        for (const accel::Capability& c : a.value()->capabilities())
+            if (c.name == "guest-lbr" && !c.available)
+                why = "--lbr on --accel kvm needs the host's LBR unit: " + c.detail;
+    }
+    std::fprintf(stderr, "softkvm profile: %s\n", why.c_str());
+    return kExitUnavailable;
 }
 
 std::string where(const vmm::SymbolTable& syms, uint64_t addr) {

@@ -58,3 +58,5 @@ foreach(mode determinism symbols agree)
   add_test(NAME cli.profile_${mode}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/lbr_profile.sh ${mode} ${SK} ${SOFTKVM_GUEST_DIR})
 endforeach()
+add_test(NAME cli.lbr_fmt_kvm_host COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/lbr_profile.sh kvm ${SK} ${IMAGES})
+set_tests_properties(cli.lbr_fmt_kvm_host PROPERTIES SKIP_RETURN_CODE 77)
