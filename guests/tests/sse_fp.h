@@ -60,6 +60,24 @@ BIN(andps)
 BIN(andnpd)
 BIN(orps)
 BIN(xorpd)
+/* SSE2 integer instructions with saturation, averages, high products and packs. */
+BIN(paddsb)
+BIN(paddsw)
+BIN(psubsb)
+BIN(psubsw)
+BIN(paddusb)
+BIN(paddusw)
+BIN(psubusb)
+BIN(psubusw)
+BIN(pavgb)
+BIN(pavgw)
+BIN(pmulhw)
+BIN(pmulhuw)
+BIN(pmaddwd)
+BIN(psadbw)
+BIN(packsswb)
+BIN(packssdw)
+BIN(packuswb)
 
 #define CMP(insn, p)                                                                     \
     static uint32_t insn##p##_(v128 *r, const v128 *a, const v128 *b, uint32_t csr) {     \
@@ -182,7 +200,10 @@ static const struct op ops[] = {
     OP(ucomiss, 0), OP(ucomisd, 1), OP(cvtss2si32, 0), OP(cvtss2si64, 0), OP(cvttss2si32, 0),
     OP(cvttss2si64, 0), OP(cvtsd2si32, 1), OP(cvtsd2si64, 1), OP(cvttsd2si32, 1),
     OP(cvttsd2si64, 1), OP(cvtsi2ss32, 0), OP(cvtsi2ss64, 0), OP(cvtsi2sd32, 1),
-    OP(cvtsi2sd64, 1), OP(movmskps, 0), OP(movmskpd, 1),
+    OP(cvtsi2sd64, 1), OP(movmskps, 0), OP(movmskpd, 1), OP(paddsb, 0), OP(paddsw, 0),
+    OP(psubsb, 0), OP(psubsw, 0), OP(paddusb, 0), OP(paddusw, 0), OP(psubusb, 0),
+    OP(psubusw, 0), OP(pavgb, 0), OP(pavgw, 0), OP(pmulhw, 0), OP(pmulhuw, 0),
+    OP(pmaddwd, 0), OP(psadbw, 0), OP(packsswb, 0), OP(packssdw, 0), OP(packuswb, 0),
 };
 
 /* Single-precision operands: zeros, ones, halfway cases, extremes, denormals, infinities,

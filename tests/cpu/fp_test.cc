@@ -60,6 +60,26 @@ const Insn kSse[] = {
     {"shufps $0x4e,%xmm1,%xmm0", {0x0f, 0xc6, 0xc1, 0x4e}, 4},
     {"unpckhpd %xmm1,%xmm0", {0x66, 0x0f, 0x15, 0xc1}, 4},
     {"andnps %xmm1,%xmm0", {0x0f, 0x55, 0xc1}, 3},
+    // SSE2 integer instructions of sse_int.cc.
+    {"paddsb %xmm1,%xmm0", {0x66, 0x0f, 0xec, 0xc1}, 4},
+    {"paddsw %xmm1,%xmm0", {0x66, 0x0f, 0xed, 0xc1}, 4},
+    {"psubsb %xmm1,%xmm0", {0x66, 0x0f, 0xe8, 0xc1}, 4},
+    {"psubsw %xmm1,%xmm0", {0x66, 0x0f, 0xe9, 0xc1}, 4},
+    {"paddusb %xmm1,%xmm0", {0x66, 0x0f, 0xdc, 0xc1}, 4},
+    {"paddusw %xmm1,%xmm0", {0x66, 0x0f, 0xdd, 0xc1}, 4},
+    {"psubusb %xmm1,%xmm0", {0x66, 0x0f, 0xd8, 0xc1}, 4},
+    {"psubusw %xmm1,%xmm0", {0x66, 0x0f, 0xd9, 0xc1}, 4},
+    {"pavgb %xmm1,%xmm0", {0x66, 0x0f, 0xe0, 0xc1}, 4},
+    {"pavgw %xmm1,%xmm0", {0x66, 0x0f, 0xe3, 0xc1}, 4},
+    {"pmulhw %xmm1,%xmm0", {0x66, 0x0f, 0xe5, 0xc1}, 4},
+    {"pmulhuw %xmm1,%xmm0", {0x66, 0x0f, 0xe4, 0xc1}, 4},
+    {"pmaddwd %xmm1,%xmm0", {0x66, 0x0f, 0xf5, 0xc1}, 4},
+    {"psadbw %xmm1,%xmm0", {0x66, 0x0f, 0xf6, 0xc1}, 4},
+    {"packsswb %xmm1,%xmm0", {0x66, 0x0f, 0x63, 0xc1}, 4},
+    {"packssdw %xmm1,%xmm0", {0x66, 0x0f, 0x6b, 0xc1}, 4},
+    {"packuswb %xmm1,%xmm0", {0x66, 0x0f, 0x67, 0xc1}, 4},
+    {"pshuflw $0x1b,%xmm1,%xmm0", {0xf2, 0x0f, 0x70, 0xc1, 0x1b}, 5},
+    {"pshufhw $0x4e,%xmm1,%xmm0", {0xf3, 0x0f, 0x70, 0xc1, 0x4e}, 5},
 };
 const Insn kX87[] = {
     {"fadd %st(1),%st", {0xd8, 0xc1}, 2},
@@ -394,6 +414,29 @@ TEST_F(FpTest, X87ExceptionsWaitForTheNextWaitingInstruction) {
     cpu_.state_changed();
     s.fsw = 0;
     EXPECT_EQ(emulate({0x9b}, b), -1);  // fwait: TS without MP
+}
+
+// PINSRW/PEXTRW, MOVNTI, MOVNTDQ (aligned) and MASKMOVDQU (byte-masked store at RDI).
+TEST_F(FpTest, Sse2WordInsertsAndNonTemporalStores) {
+    CpuState& s = cpu_.state();
+    s.xmm[0] = {0x0706050403020100ull, 0x0F0E0D0C0B0A0908ull};
+    s.xmm[1] = {0x8000800000000080ull, 0x0000000000000080ull};
+    s.gpr[RSI] = 0xABCD1234;
+    Block b{};
+    // pinsrw $5,%esi,%xmm0; pextrw $5,%xmm0,%edx; movnti %rsi,48(%rdi);
+    // maskmovdqu %xmm1,%xmm0 (to 80(%rdi) via RDI+80)
+    const std::vector<uint8_t> code = {0x66, 0x0f, 0xc4, 0xc6, 0x05, 0x66, 0x0f, 0xc5,
+                                       0xd0, 0x05, 0x48, 0x0f, 0xc3, 0x77, 0x30, 0x48,
+                                       0x83, 0xc7, 0x50, 0x66, 0x0f, 0xf7, 0xc1};
+    EXPECT_EQ(emulate(code, b), -1);
+    EXPECT_EQ(s.xmm[0].hi, 0x0F0E0D0C12340908ull);
+    EXPECT_EQ(s.gpr[RDX], 0x1234u);
+    EXPECT_EQ(get64(kData + 48), 0xABCD1234u);
+    EXPECT_EQ(get64(kData + 80), 0x0700050000000000ull);  // bytes 0, 5, 7 (mask bit 7 set)
+    EXPECT_EQ(get64(kData + 88), 0x08ull);                // byte 8
+    // movntdq %xmm0,8(%rdi): misaligned, #GP
+    s.gpr[RDI] = kData;
+    EXPECT_EQ(emulate({0x66, 0x0f, 0xe7, 0x47, 0x08}, b), VEC_GP);
 }
 
 }  // namespace

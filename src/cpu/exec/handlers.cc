@@ -30,6 +30,7 @@ const HandlerTable& sse_handler_table() {
         HandlerTable t{};
         register_sse(t);
         register_sse_fp(t);
+        register_sse_int(t);
         return t;
     }();
     return table;

@@ -32,6 +32,7 @@ void register_system(HandlerTable& t);
 void register_atomic(HandlerTable& t);
 void register_sse(HandlerTable& t);
 void register_sse_fp(HandlerTable& t);
+void register_sse_int(HandlerTable& t);
 void register_sse_fp_gpr(HandlerTable& t);
 void register_x87(HandlerTable& t);
 void register_x87_arith(HandlerTable& t);
