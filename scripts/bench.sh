@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make bench: guest instructions per second on softkvm emu beside QEMU TCG's time on the
-# same guest, measured in one run (the machines are noisy: compare the ratio).
+# make bench: guest instructions per second on softkvm emu, under each of its engines
+# (--engine interp, translate: docs/translator.md), beside QEMU TCG's time on the same
+# guest, measured in one run (the machines are noisy: compare the ratios).
 # Usage: bench.sh BUILD_DIR [--json]
 set -euo pipefail
 build=${1:-build}
@@ -15,12 +16,19 @@ command -v qemu-system-x86_64 >/dev/null || { echo "bench: qemu-system-x86_64 is
 rows=()
 for g in "${guests[@]}"; do
     image=$build/guests/$g.elf
-    if ! "$softkvm" run --quiet --stats-json "$tmp/$g.json" "$image"; then
+    if ! "$softkvm" run --quiet --engine interp --stats-json "$tmp/$g.json" "$image"; then
         echo "bench: softkvm emu failed on $g" >&2
         exit 1
     fi
     insns=$(sed -n 's/.*"instructions": \([0-9]*\).*/\1/p' "$tmp/$g.json")
     emu_s=$(sed -n 's/.*"seconds": \([0-9.e+-]*\).*/\1/p' "$tmp/$g.json")
+    if ! "$softkvm" run --quiet --engine translate --stats-json "$tmp/$g.x.json" "$image"; then
+        echo "bench: softkvm emu --engine translate failed on $g" >&2
+        exit 1
+    fi
+    x_insns=$(sed -n 's/.*"instructions": \([0-9]*\).*/\1/p' "$tmp/$g.x.json")
+    [ "$x_insns" = "$insns" ] || { echo "bench: $g: $insns instructions interpreted, $x_insns translated" >&2; exit 1; }
+    xl_s=$(sed -n 's/.*"seconds": \([0-9.e+-]*\).*/\1/p' "$tmp/$g.x.json")
     t0=$(date +%s.%N)
     timeout 600 qemu-system-x86_64 -accel tcg -machine pc -cpu max -m 128M -display none \
         -vga none -no-reboot -nodefaults -serial "file:$tmp/$g.qemu" \
@@ -28,28 +36,30 @@ for g in "${guests[@]}"; do
     t1=$(date +%s.%N)
     qemu_s=$(echo "$t1 - $t0" | bc -l)
     grep -q "checksum" "$tmp/$g.qemu" || { echo "bench: QEMU run of $g failed" >&2; exit 1; }
-    rows+=("$g $insns $emu_s $qemu_s")
+    rows+=("$g $insns $emu_s $xl_s $qemu_s")
 done
 
 if [ "$json" = "--json" ]; then
     echo "["
     n=0
     for r in "${rows[@]}"; do
-        read -r g insns emu_s qemu_s <<<"$r"
+        read -r g insns emu_s xl_s qemu_s <<<"$r"
         [ $n -gt 0 ] && echo ","
-        printf '  {"guest": "%s", "instructions": %s, "emu_seconds": %.3f, "emu_mips": %.1f, "qemu_seconds": %.3f, "emu_over_qemu": %.2f}' \
-            "$g" "$insns" "$emu_s" "$(echo "$insns / $emu_s / 1000000" | bc -l)" \
-            "$qemu_s" "$(echo "$emu_s / $qemu_s" | bc -l)"
+        printf '  {"guest": "%s", "instructions": %s, "emu_seconds": %.3f, "emu_mips": %.1f, "translate_seconds": %.3f, "qemu_seconds": %.3f, "emu_over_qemu": %.2f, "translate_over_qemu": %.2f}' \
+            "$g" "$insns" "$emu_s" "$(echo "$insns / $emu_s / 1000000" | bc -l)" "$xl_s" \
+            "$qemu_s" "$(echo "$emu_s / $qemu_s" | bc -l)" "$(echo "$xl_s / $qemu_s" | bc -l)"
         n=$((n + 1))
     done
     echo
     echo "]"
 else
-    printf '%-16s %14s %10s %9s %11s %14s\n' guest instructions "emu s" "emu MIPS" "qemu-tcg s" "emu/qemu time"
+    printf '%-16s %14s %10s %9s %12s %11s %12s %12s\n' guest instructions "interp s" "interp MIPS" \
+        "translate s" "qemu-tcg s" "interp/qemu" "transl/qemu"
     for r in "${rows[@]}"; do
-        read -r g insns emu_s qemu_s <<<"$r"
-        printf '%-16s %14s %10.3f %9.1f %11.3f %14.2f\n' "$g" "$insns" "$emu_s" \
-            "$(echo "$insns / $emu_s / 1000000" | bc -l)" "$qemu_s" "$(echo "$emu_s / $qemu_s" | bc -l)"
+        read -r g insns emu_s xl_s qemu_s <<<"$r"
+        printf '%-16s %14s %10.3f %11.1f %12.3f %11.3f %12.2f %12.2f\n' "$g" "$insns" "$emu_s" \
+            "$(echo "$insns / $emu_s / 1000000" | bc -l)" "$xl_s" "$qemu_s" \
+            "$(echo "$emu_s / $qemu_s" | bc -l)" "$(echo "$xl_s / $qemu_s" | bc -l)"
     done
 fi
 

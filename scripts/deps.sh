@@ -9,6 +9,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev sqlite3 libfuse3-dev fuse3
   qemu-system-x86 clang-format bc cpio jq
+  libxbyak-dev
 )
 if [ "${1:-}" = fuzz ]; then
   PKGS+=(clang libfuzzer-14-dev)

@@ -73,6 +73,12 @@ class Vcpu {
     // requires of a PERF_CAPABILITIES write). Errors: EINVAL for an unknown model or a
     // format mismatch, ENODEV where the host cannot offer guest LBR at all.
     virtual Status set_cpu_model(const std::string& model, int lbr_fmt) = 0;
+    // The software CPU's execution engine, "interp" or "translate" (emu only; ENOTSUP on
+    // other back ends, ENODEV where the engine is not available on this host).
+    virtual Status set_engine(const std::string& engine) {
+        (void)engine;
+        return make_error("--engine selects the software CPU's engine: --accel emu only", ENOTSUP);
+    }
 
     // The host-side LBR user (softkvm profile --lbr, emu): take the unit from the guest
     // with this LBR_SELECT, read its records newest first, give it back.
@@ -138,6 +144,12 @@ struct CpuModelInfo {
     int lbr_format = 0, lbr_depth = 0;
 };
 std::vector<CpuModelInfo> emu_cpu_models();
+// The emu back end's engines (--engine) and whether this build on this host has each.
+struct EngineInfo {
+    std::string name;
+    bool available = false;
+};
+std::vector<EngineInfo> emu_engines();
 
 // Back-end factory: "emu" or "kvm". Returns an error (one line) if the accelerator is
 // unknown or unusable on this host (no /dev/kvm, cannot create a VM).

@@ -44,6 +44,7 @@ class EmuVcpu final : public Vcpu {
     Counters counters() const override {
         const cpu::Cpu::CacheStats c = v_->cache_stats();
         const hv::Vcpu::LbrStats& l = v_->lbr_stats();
+        const cpu::Translator::Stats t = v_->translator_stats();
         return {{"blocks_built", c.blocks_built},
                 {"block_cache_flushes", c.flushes},
                 {"blocks_cached", c.blocks},
@@ -55,7 +56,9 @@ class EmuVcpu final : public Vcpu {
                 {"lbr_event_releases", l.released},
                 {"lbr_host_takeovers", l.takeovers},
                 {"lbr_dropped_accesses", l.dropped},
-                {"pmis", l.pmis}};
+                {"pmis", l.pmis},
+                {"translated_blocks", t.blocks_translated},
+                {"code_cache_flushes", t.cache_flushes}};
     }
     Status set_cpu_model(const std::string& name, int lbr_fmt) override {
         const cpu::CpuModel* m =
@@ -65,6 +68,15 @@ class EmuVcpu final : public Vcpu {
         if (lbr_fmt < 0) return {};
         const uint64_t caps = cpu::model_perf_capabilities(*m) & ~cpu::msr::PERF_CAP_LBR_FMT;
         return v_->set_perf_capabilities(caps | static_cast<uint64_t>(lbr_fmt));
+    }
+    Status set_engine(const std::string& name) override {
+        cpu::Engine e;
+        if (!cpu::parse_engine(name, e))
+            return make_error(fmt::format("unknown engine '{}' (interp, translate)", name), EINVAL);
+        if (!v_->set_engine(e))
+            return make_error(fmt::format("engine '{}' is not available on this host", name),
+                              ENODEV);
+        return {};
     }
     Status host_lbr_acquire(uint64_t lbr_select) override {
         v_->host_lbr_acquire(lbr_select);
@@ -115,6 +127,15 @@ std::string guest_lbr_detail() {
     return "--cpu-model " + out;
 }
 
+// "--engine interp (default), translate (x86-64 host code via xbyak)"
+std::string engine_detail() {
+    std::string out = "--engine interp (default)";
+    out += cpu::translator_available()
+               ? ", translate (blocks as x86-64 host code, calling the interpreter's handlers)"
+               : "; translate not available (needs an x86-64 build with xbyak)";
+    return out;
+}
+
 class EmuAccelerator final : public Accelerator {
   public:
     std::string name() const override { return "emu"; }
@@ -133,6 +154,7 @@ class EmuAccelerator final : public Accelerator {
             {"bus-lock-db", true,
              "CPUID.(7,0):ECX[24], DEBUGCTL bit 2, DR6.BLD (split and non-WB locks)"},
             {"bus-lock-exit", true, "KVM_CAP_X86_BUS_LOCK_EXIT = 0x3 (--bus-lock-ratelimit)"},
+            {"engine", true, engine_detail()},
         };
     }
 };
@@ -144,6 +166,11 @@ std::vector<CpuModelInfo> emu_cpu_models() {
     for (const cpu::CpuModel& m : cpu::cpu_models())
         out.push_back({m.name, m.description, m.lbr_format, m.lbr_depth});
     return out;
+}
+
+std::vector<EngineInfo> emu_engines() {
+    return {{cpu::engine_name(cpu::Engine::Interp), true},
+            {cpu::engine_name(cpu::Engine::Translate), cpu::translator_available()}};
 }
 
 Result<std::unique_ptr<Accelerator>> create_emu_accelerator() {

@@ -38,6 +38,7 @@ struct RunOptions {
 
     std::string cpu_model;
     int lbr_fmt = -1;
+    std::optional<std::string> engine;  // --engine (emu); unset: interp
     ConfidentialOptions confidential;
 };
 
@@ -212,6 +213,7 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
     return {
         {"bus_locks", r.bus_locks ? bus_lock_json(*r.bus_locks) : nlohmann::json(nullptr)},
         {"accel", o.accel},
+        {"engine", o.accel == "emu" ? o.engine.value_or("interp") : "hardware"},
         {"image", o.image},
         {"exit", vmm::end_name(r.end)},
         {"status", status},
@@ -279,6 +281,34 @@ class StopOnSignal {
     struct sigaction old_int_ = {}, old_term_ = {};
 };
 
+// --engine: a known engine, the emu accelerator, available on this host.
+int check_engine(const std::string& accel, const std::optional<std::string>& given) {
+    if (!given) return kExitOk;
+    const std::string& engine = *given;
+    const auto engines = accel::emu_engines();
+    std::string names;
+    const accel::EngineInfo* found = nullptr;
+    for (const auto& e : engines) {
+        names += (names.empty() ? "" : ", ") + e.name;
+        if (e.name == engine) found = &e;
+    }
+    if (!found) {
+        std::fprintf(stderr, "softkvm run: --engine %s: unknown engine (known: %s)\n",
+                     engine.c_str(), names.c_str());
+        return kExitUsage;
+    }
+    if (accel != "emu") {
+        std::fprintf(stderr, "softkvm run: --engine needs --accel emu\n");
+        return kExitUsage;
+    }
+    if (!found->available) {
+        std::fprintf(stderr, "softkvm run: --engine %s: not available on this host\n",
+                     engine.c_str());
+        return kExitUnavailable;
+    }
+    return kExitOk;
+}
+
 int run(RunOptions o) {
     if (!o.max_insns_text.empty() && !parse_count("--max-insns", o.max_insns_text, o.max_insns))
         return kExitUsage;
@@ -311,6 +341,8 @@ int run(RunOptions o) {
                      static_cast<unsigned long long>(vmm::GuestMemory::kMax >> 30));
         return kExitUsage;
     }
+    if (int st = check_engine(o.accel, o.engine); st != kExitOk) return st;
+    cfg.engine = o.engine.value_or("");
     if ((o.max_insns || o.trace) && o.accel != "emu") {
         std::fprintf(stderr, "softkvm run: --max-insns and --trace need --accel emu\n");
         return kExitUsage;
@@ -484,6 +516,9 @@ void add_run_command(CLI::App& root, int& status) {
         ->add_option("--device", opts->devices,
                      "Add a device (repeatable; devices: pc-testdev, QEMU's test device)")
         ->allow_extra_args(false);
+    run_app->add_option("--engine", opts->engine,
+                        "emu's execution engine: interp (default) or translate (x86-64 hosts; "
+                        "docs/translator.md)");
     add_cpu_options(*run_app, opts->cpu_model, opts->lbr_fmt);
     add_confidential_options(*run_app, opts->confidential);
     run_app->footer(

@@ -20,6 +20,10 @@ struct Block {
         Block* block = nullptr;
         uint64_t gen = 0;
     } links[2];
+    // Its translation (cpu/translate/), valid while `host_epoch` equals the code cache's
+    // epoch: a block dropped by the cache's invalidation takes its translation with it.
+    void* host_code = nullptr;
+    uint64_t host_epoch = 0;
 };
 
 }  // namespace softkvm::cpu

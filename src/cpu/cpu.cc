@@ -33,6 +33,20 @@ void Cpu::set_model(const CpuModel& m) {
 
 Cpu::~Cpu() = default;
 
+bool Cpu::set_engine(Engine e, size_t cache_bytes) {
+    if ((e == Engine::Translate) == static_cast<bool>(xlate_)) return true;
+    std::unique_ptr<Translator> t;
+    if (e == Engine::Translate) {
+        t = std::make_unique<Translator>(*this, cache_bytes);
+        if (!t->ok()) return false;
+    }
+    // Translations belong to the code cache that goes away here.
+    for (auto& [key, block] : blocks_) block->host_code = nullptr;
+    for (auto& block : retired_blocks_) block->host_code = nullptr;
+    xlate_ = std::move(t);
+    return true;
+}
+
 void Cpu::update_mode() {
     if (!(s_.cr0 & CR0_PE))
         s_.mode = Mode::Real16;
@@ -383,6 +397,14 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (bus_lock_watch_ && b->has_lock) {
                 run_watched(in, n, done, rsp_before);  // the same loop with the detector
             } else {
+                // The translating engine runs whole blocks only; a block cut by the
+                // budget, a resumed block and careful stepping stay in the interpreter.
+                if (xlate_ && first == 0 && n == b->insns.size() && !careful) {
+                    if (Translator::BlockFn fn = xlate_->code_for(*b)) {
+                        fn(this, &done, &rsp_before);
+                        if (stop_flags_ && !mmio_stays_in_block()) n = done;
+                    }
+                }
                 for (; done < n; ++done) {
                     next_rip_ = s_.rip + in[done].len;
                     rsp_before = s_.gpr[RSP];

@@ -19,6 +19,7 @@
 #include "cpu/owner.h"
 #include "cpu/pmu.h"
 #include "cpu/state.h"
+#include "cpu/translate/translator.h"
 
 namespace softkvm::cpu {
 
@@ -157,6 +158,13 @@ class Cpu {
     CacheStats cache_stats() const {
         return {blocks_built_, cache_flushes_, blocks_.size(),
                 cached_insns_, mmio_resumes_,  insns_decoded_};
+    }
+    // Execution engine (docs/translator.md). False if `e` is not available here.
+    // `cache_bytes`: the translator's code cache (tests make it small to force flushes).
+    bool set_engine(Engine e, size_t cache_bytes = Translator::kDefaultCacheBytes);
+    Engine engine() const { return xlate_ ? Engine::Translate : Engine::Interp; }
+    Translator::Stats translator_stats() const {
+        return xlate_ ? xlate_->stats() : Translator::Stats{};
     }
     // Instruction trace: `fn` sees the RIP and disassembly of each of the next `count`
     // instructions before it runs (the CPU steps one instruction at a time meanwhile).
@@ -569,7 +577,10 @@ class Cpu {
     uint8_t first_vector_ = 0;
     bool shutdown_ = false;
 
+    std::unique_ptr<Translator> xlate_;  // set: the translating engine runs blocks
+
     friend class Decoder;
+    friend class Translator;
 };
 
 }  // namespace softkvm::cpu

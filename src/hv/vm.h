@@ -111,6 +111,10 @@ class Vcpu final : public cpu::CpuOwner {
 
     uint64_t instructions_retired() const { return cpu_.instructions_retired(); }
     cpu::Cpu::CacheStats cache_stats() const { return cpu_.cache_stats(); }
+    // The software CPU's engine (docs/translator.md); false if not available here.
+    bool set_engine(cpu::Engine e) { return cpu_.set_engine(e); }
+    cpu::Engine engine() const { return cpu_.engine(); }
+    cpu::Translator::Stats translator_stats() const { return cpu_.translator_stats(); }
     // Virtual time (ticks = ns): read it, or let it jump as if the vCPU had stalled.
     uint64_t clock() const { return cpu_.clock(); }
     void skip_time(uint64_t ticks) { cpu_.skip_time(ticks); }

@@ -253,6 +253,11 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
         for (auto& ap : m->aps_)
             if (auto st = ap->set_cpu_model(cfg.cpu_model, cfg.lbr_fmt); !st) return st.error();
     }
+    if (!cfg.engine.empty()) {
+        if (auto st = m->vcpu_->set_engine(cfg.engine); !st) return st.error();
+        for (auto& ap : m->aps_)
+            if (auto st = ap->set_engine(cfg.engine); !st) return st.error();
+    }
     if (cfg.max_insns && cfg.cpus == 1)
         if (auto st = m->vcpu_->set_instruction_limit(cfg.max_insns); !st) return st.error();
     if (cfg.trace && cfg.trace_sink) {

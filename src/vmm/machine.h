@@ -34,6 +34,7 @@ struct MachineConfig {
     uint64_t trace = 0;      // trace the first N instructions to `trace_sink` (emu only)
     std::string cpu_model;   // "" = the accelerator's default
     int lbr_fmt = -1;        // -1 = the model's; 0 hides guest LBR
+    std::string engine;      // emu's engine (--engine); "" = the default (interp)
     std::function<void(const std::string&)> trace_sink;
     // Bus-lock exits with a VM-wide limit of N per second (0: count without a limit);
     // unset: the capability is left off.

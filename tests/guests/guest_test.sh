@@ -2,7 +2,8 @@
 # Guest tests (CTest): run a conformance guest on softkvm emu, under QEMU TCG, or both and
 # compare their serial output, or twice on emu for determinism, or on softkvm's kvm
 # accelerator compared with emu (and, where they differ, with QEMU's KVM on this host).
-#   guest_test.sh emu|qemu|diff|determinism|kvm SOFTKVM GUEST.elf
+#   guest_test.sh emu|qemu|diff|determinism|engines|kvm SOFTKVM GUEST.elf
+# engines: once per emu engine (--engine interp, translate), compared.
 # Exit 0 = pass, 77 = skipped (QEMU missing, no usable kvm, or a guest that QEMU's KVM
 # on this host fails in the same way), anything else = fail.
 # kvm mode: KVM_NOT_EMU="reason" (set by CMake) names why a guest's output on kvm may
@@ -202,6 +203,26 @@ diff)
     [ $emu_st -eq $qemu_st ] || { echo "exit codes differ: emu $emu_st, qemu $qemu_st" >&2; exit 1; }
     echo "identical output ($(wc -l <"$tmp/emu") lines), exit code $emu_st on both"
     ;;
+engines)
+    # The interpreter and the translating engine: identical serial output, exit status,
+    # instruction count, VM exits and counters the guest can influence.
+    if ! "$softkvm" caps | grep -q "translate (blocks"; then
+        echo "skip: this build has no translating engine" >&2; exit 77
+    fi
+    GUEST_ARGS="${GUEST_ARGS:-} --engine interp" run_emu "$tmp/out1" "$tmp/s1.json"; st1=$?
+    GUEST_ARGS="${GUEST_ARGS:-} --engine translate" run_emu "$tmp/out2" "$tmp/s2.json"; st2=$?
+    [ $st1 -eq $st2 ] || { echo "exit status differs: interp $st1, translate $st2" >&2; exit 1; }
+    cmp -s "$tmp/out1" "$tmp/out2" || { echo "serial output differs between engines" >&2; diff "$tmp/out1" "$tmp/out2" | head -20 >&2; exit 1; }
+    for key in exit status guest_code instructions exits unclaimed_ports bus_locks \
+        pmis mmio_read_resumes lbr_intercepted_accesses; do
+        v1=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps(d.get(sys.argv[2], d['accel_counters'].get(sys.argv[2])), sort_keys=True))" "$tmp/s1.json" $key)
+        v2=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps(d.get(sys.argv[2], d['accel_counters'].get(sys.argv[2])), sort_keys=True))" "$tmp/s2.json" $key)
+        [ "$v1" = "$v2" ] || { echo "$key differs: interp $v1, translate $v2" >&2; exit 1; }
+    done
+    t=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['accel_counters']['translated_blocks'])" "$tmp/s2.json")
+    [ "$t" -gt 0 ] || { echo "the translating run translated no block" >&2; exit 1; }
+    echo "interp and translate: identical output ($(wc -l <"$tmp/out1") lines), status $st1, $(grep -o '"instructions": [0-9]*' "$tmp/s1.json"), $t blocks translated"
+    ;;
 determinism)
     run_emu "$tmp/out1" "$tmp/s1.json" || exit 1
     run_emu "$tmp/out2" "$tmp/s2.json" || exit 1
@@ -212,7 +233,7 @@ determinism)
     echo "two runs: identical output, $i1"
     ;;
 *)
-    echo "usage: $0 emu|qemu|diff|determinism|kvm SOFTKVM GUEST.elf" >&2
+    echo "usage: $0 emu|qemu|diff|determinism|engines|kvm SOFTKVM GUEST.elf" >&2
     exit 2
     ;;
 esac

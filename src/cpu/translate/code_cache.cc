@@ -1,0 +1,112 @@
+// Executable memory and its unwind record (see code_cache.h).
+#include "cpu/translate/code_cache.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+// libgcc's (and LLVM libunwind's) registration of unwind tables for generated code.
+extern "C" void __register_frame(void* begin);
+extern "C" void __deregister_frame(void* begin);
+
+namespace softkvm::cpu {
+namespace {
+
+constexpr size_t kPage = 4096;
+
+// DWARF call-frame numbers for x86-64 (System V psABI, figure 3.36) and CFA opcodes
+// (DWARF 4 §6.4.2).
+constexpr uint8_t kDwRsp = 7, kDwRbx = 3, kDwR12 = 12, kDwR13 = 13, kDwRa = 16;
+constexpr uint8_t kCfaDefCfa = 0x0c, kCfaOffset = 0x80;  // DW_CFA_offset: high 2 bits 10
+
+void put32(std::vector<uint8_t>& v, size_t at, uint32_t x) {
+    std::memcpy(v.data() + at, &x, 4);
+}
+void append64(std::vector<uint8_t>& v, uint64_t x) {
+    for (int k = 0; k < 8; ++k) v.push_back(static_cast<uint8_t>(x >> (8 * k)));
+}
+void pad8(std::vector<uint8_t>& v, size_t start) {
+    while ((v.size() - start) % 8) v.push_back(0);  // DW_CFA_nop
+}
+
+// One CIE whose initial rules describe the translated-block frame, and one FDE covering
+// [code, code + size) with no further rules, then the zero terminator.
+std::vector<uint8_t> build_eh_frame(const uint8_t* code, size_t size) {
+    std::vector<uint8_t> v;
+    // CIE
+    v.resize(8, 0);  // length (patched), CIE id 0
+    v.push_back(1);  // version
+    v.push_back('z'), v.push_back('R'), v.push_back(0);
+    v.push_back(1);     // code alignment factor
+    v.push_back(0x78);  // data alignment factor -8 (SLEB128)
+    v.push_back(kDwRa);
+    v.push_back(1);     // augmentation data length
+    v.push_back(0x00);  // FDE pointers: DW_EH_PE_absptr
+    v.push_back(kCfaDefCfa), v.push_back(kDwRsp), v.push_back(CodeCache::kFrameBytes);
+    v.push_back(kCfaOffset | kDwRa), v.push_back(1);   // CFA - 8
+    v.push_back(kCfaOffset | kDwRbx), v.push_back(2);  // CFA - 16
+    v.push_back(kCfaOffset | kDwR12), v.push_back(3);  // CFA - 24
+    v.push_back(kCfaOffset | kDwR13), v.push_back(4);  // CFA - 32
+    pad8(v, 4);
+    put32(v, 0, static_cast<uint32_t>(v.size() - 4));
+    // FDE
+    const size_t fde = v.size();
+    v.resize(fde + 8, 0);
+    put32(v, fde + 4, static_cast<uint32_t>(fde + 4));  // distance back to the CIE
+    append64(v, reinterpret_cast<uint64_t>(code));
+    append64(v, size);
+    v.push_back(0);  // augmentation data length
+    pad8(v, fde + 4);
+    put32(v, fde, static_cast<uint32_t>(v.size() - fde - 4));
+    for (int k = 0; k < 4; ++k) v.push_back(0);  // terminator
+    return v;
+}
+
+}  // namespace
+
+CodeCache::CodeCache(size_t bytes) {
+    size_ = (bytes + kPage - 1) & ~(kPage - 1);
+    void* p = mmap(nullptr, size_, PROT_READ | PROT_EXEC,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        size_ = 0;
+        return;
+    }
+    base_ = static_cast<uint8_t*>(p);
+    eh_frame_ = build_eh_frame(base_, size_);
+    __register_frame(eh_frame_.data());
+}
+
+CodeCache::~CodeCache() {
+    if (!base_) return;
+    __deregister_frame(eh_frame_.data());
+    munmap(base_, size_);
+}
+
+bool CodeCache::protect(size_t from, size_t to, int prot) {
+    return to <= from || mprotect(base_ + from, to - from, prot) == 0;
+}
+
+uint8_t* CodeCache::begin_write(size_t bytes) {
+    if (bytes > size_) return nullptr;
+    if (size_ - cursor_ < bytes) {
+        // Full: every translation goes at once. The pages are given back to the host so
+        // a full cache costs no memory until it fills again.
+        madvise(base_, size_, MADV_DONTNEED);
+        cursor_ = 0;
+        ++epoch_;
+    }
+    write_from_ = cursor_ & ~(kPage - 1);
+    write_to_ = std::min(size_, (cursor_ + bytes + kPage - 1) & ~(kPage - 1));
+    if (!protect(write_from_, write_to_, PROT_READ | PROT_WRITE)) return nullptr;
+    return base_ + cursor_;
+}
+
+bool CodeCache::end_write(size_t used) {
+    cursor_ = std::min(size_, cursor_ + ((used + 15) & ~size_t{15}));
+    return protect(write_from_, write_to_, PROT_READ | PROT_EXEC);
+}
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,61 @@
+// The translating engine (docs/translator.md): a decoded Block becomes host x86-64 code
+// that runs the block's instructions on the interpreter's own state. This first step
+// calls each instruction's interpreter handler from the generated code, so it covers
+// every instruction the interpreter does and behaves identically by construction.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace softkvm::cpu {
+
+class Cpu;
+struct Block;
+class CodeCache;
+
+// How the software CPU executes decoded blocks.
+enum class Engine : uint8_t {
+    Interp,     // the interpreter's loop over handlers (the reference)
+    Translate,  // generated host code (x86-64 hosts built with the translator)
+};
+const char* engine_name(Engine e);
+bool parse_engine(std::string_view text, Engine& out);
+// Whether this build on this host can translate (built for x86-64 with the emitter).
+bool translator_available();
+
+class Translator {
+  public:
+    // Generated code for a block: runs its instructions from the first, as the
+    // interpreter's loop does, storing in *done how many completed and in *rsp_before
+    // RSP before the running one (the run loop's variables, read when an instruction
+    // faults). Returns after the last one, or after the first that set a stop flag.
+    using BlockFn = void (*)(Cpu* cpu, size_t* done, uint64_t* rsp_before);
+
+    static constexpr size_t kDefaultCacheBytes = 32u << 20;
+    explicit Translator(Cpu& cpu, size_t cache_bytes = kDefaultCacheBytes);
+    ~Translator();
+    Translator(const Translator&) = delete;
+    Translator& operator=(const Translator&) = delete;
+
+    bool ok() const;
+    // The block's code, translating it first if needed; null when it cannot be translated.
+    BlockFn code_for(Block& b);
+
+    struct Stats {
+        uint64_t blocks_translated = 0;
+        uint64_t cache_flushes = 0;
+        uint64_t cache_bytes_used = 0;
+    };
+    Stats stats() const;
+
+  private:
+    BlockFn translate(Block& b);
+    Cpu& cpu_;
+    std::unique_ptr<CodeCache> cache_;
+    uint64_t translated_ = 0;
+    // Offsets from the Cpu object of the fields generated code touches.
+    int32_t off_rip_ = 0, off_next_rip_ = 0, off_rsp_ = 0, off_stop_ = 0;
+};
+
+}  // namespace softkvm::cpu
