@@ -163,6 +163,7 @@ class Cpu {
     // `cache_bytes`: the translator's code cache (tests make it small to force flushes).
     bool set_engine(Engine e, size_t cache_bytes = Translator::kDefaultCacheBytes);
     Engine engine() const { return xlate_ ? Engine::Translate : Engine::Interp; }
+    Translator* translator() { return xlate_.get(); }
     Translator::Stats translator_stats() const {
         return xlate_ ? xlate_->stats() : Translator::Stats{};
     }

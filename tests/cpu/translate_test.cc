@@ -1,7 +1,7 @@
 // The translating engine against the interpreter (docs/translator.md): the same program on
-// two bare machines, one per engine, must leave identical state after every run() step —
-// registers, RFLAGS, RIP, the retired count, port events and memory. Programs are random
-// instruction streams (random operands and flags, memory operands, and instructions that
+// two bare machines, one per engine (native forms on, and off), must leave identical state after
+// every run() step — registers, RFLAGS, RIP, the retired count, port events and memory. Programs
+// are random instruction streams (random operands and flags, memory operands, and instructions that
 // fault), plus fixed programs for self-modifying code and a code cache that fills up.
 #include <gtest/gtest.h>
 
@@ -17,7 +17,9 @@ namespace softkvm::cpu::test {
 namespace {
 
 constexpr uint64_t kScratch = 0x100000;   // 4 KiB the programs read and write (R15)
-constexpr uint64_t kUnmapped = 0x800000;  // above the 4 MiB of RAM: #PF (R14)
+constexpr uint64_t kLastPage = 0x3FF000;  // R14: the last mapped page; 4 MiB on: #PF
+// R13: the scratch page with garbage above bit 31, used with 32-bit addressing only.
+constexpr uint64_t kScratch32 = kScratch | 0x5A5A00000000ull;
 
 class Pair {
   public:
@@ -58,8 +60,9 @@ class Pair {
             EXPECT_EQ(i_.owner_.outs[k].value, t_.owner_.outs[k].value) << what;
         }
         EXPECT_EQ(i_.owner_.hlts, t_.owner_.hlts) << what;
-        // The scratch page, the stack below its top and the code page.
-        EXPECT_EQ(0, std::memcmp(i_.ram_ + kScratch, t_.ram_ + kScratch, 4096)) << what;
+        // The scratch page and the next, the stack below its top and the code pages.
+        EXPECT_EQ(0, std::memcmp(i_.ram_ + kScratch, t_.ram_ + kScratch, 8192)) << what;
+        EXPECT_EQ(0, std::memcmp(i_.ram_ + kLastPage, t_.ram_ + kLastPage, 4096)) << what;
         EXPECT_EQ(0, std::memcmp(i_.ram_ + BareMachine::kStack - 4096,
                                  t_.ram_ + BareMachine::kStack - 4096, 4096))
             << what;
@@ -78,7 +81,7 @@ class Pair {
 // Random instruction streams over the forms a block holds most: moves, ALU with
 // registers, immediates and memory, INC/DEC/NEG/NOT, shifts, IMUL, LEA, PUSH/POP,
 // SETcc/CMOVcc, PUSHF/POPF, forward Jcc/JMP, DIV (#DE on a zero divisor), loads from an
-// unmapped page (#PF), UD2 (#UD). RSP, R14 and R15 are never written at random.
+// unmapped page (#PF), UD2 (#UD). RSP, R13, R14 and R15 are never written at random.
 class StreamGen {
   public:
     explicit StreamGen(uint64_t seed) : rng_(seed) {}
@@ -92,8 +95,8 @@ class StreamGen {
 
   private:
     uint32_t pick(uint32_t n) { return static_cast<uint32_t>(rng_() % n); }
-    uint8_t reg() {  // any GPR but RSP, R14, R15
-        static const uint8_t regs[] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+    uint8_t reg() {  // any GPR but RSP, R13, R14, R15
+        static const uint8_t regs[] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12};
         return regs[pick(sizeof regs)];
     }
     // REX (W as given, R and B from the registers) + opcode + ModRM register form.
@@ -103,12 +106,18 @@ class StreamGen {
         for (uint8_t b : op) c.push_back(b);
         c.push_back(static_cast<uint8_t>(0xC0 | (r & 7) << 3 | (m & 7)));
     }
-    // [R15 + disp8] (or [R14] for a fault) as the r/m operand.
+    // [R15 + disp8] (or [R14 + 4096 + disp8] for a fault) as the r/m operand.
     void rm_mem(std::vector<uint8_t>& c, bool w, std::initializer_list<uint8_t> op, uint8_t r,
                 bool fault) {
         c.push_back(static_cast<uint8_t>(0x41 | (w ? 8 : 0) | (r >> 3 << 2)));
         for (uint8_t b : op) c.push_back(b);
-        c.push_back(static_cast<uint8_t>(0x40 | (r & 7) << 3 | (fault ? 6 : 7)));
+        if (fault) {
+            c.push_back(static_cast<uint8_t>(0x80 | (r & 7) << 3 | 6));  // [R14 + disp32]
+            const uint32_t d = 4096 + pick(16) * 8;
+            for (int k = 0; k < 4; ++k) c.push_back(static_cast<uint8_t>(d >> (8 * k)));
+            return;
+        }
+        c.push_back(static_cast<uint8_t>(0x40 | (r & 7) << 3 | 7));
         c.push_back(static_cast<uint8_t>(pick(16) * 8));
     }
     void imm32(std::vector<uint8_t>& c) {
@@ -147,17 +156,64 @@ class StreamGen {
             case 7:  // inc, dec (group 5) / not, neg (group 3)
                 if (pick(2)) return rr(c, w, {0xFF}, static_cast<uint8_t>(pick(2)), reg());
                 return rr(c, w, {0xF7}, static_cast<uint8_t>(2 + pick(2)), reg());
-            case 8:  // shl/shr/sar/rol/ror r, imm8
-                rr(c, w, {0xC1}, static_cast<uint8_t>(std::array{0, 1, 4, 5, 7}[pick(5)]), reg());
-                c.push_back(static_cast<uint8_t>(pick(70)));
+            case 8: {  // shl/shr/sar/rol/ror r, imm8 (counts that mask to 0 among them)
+                const uint8_t kind = static_cast<uint8_t>(std::array{0, 1, 4, 5, 7}[pick(5)]);
+                if (pick(6) == 0) return rr(c, w, {0xD1}, kind, reg());  // count 1
+                rr(c, w, {0xC1}, kind, reg());
+                c.push_back(static_cast<uint8_t>(
+                    pick(3) ? pick(70) : std::array{0, 1, 31, 32, 63, 64}[pick(6)]));
                 return;
-            case 9:
-                return rr(c, w, {0x0F, 0xAF}, reg(), reg());  // imul r, r/m
-            case 10:                                          // load, store, ALU with memory
-                return rm_mem(c, w, {std::array<uint8_t, 4>{0x8B, 0x89, 0x03, 0x31}[pick(4)]},
-                              reg(), false);
-            case 11:  // a load from an unmapped page: #PF
-                if (pick(8) == 0) return rm_mem(c, w, {0x8B}, reg(), true);
+            }
+            case 9:  // imul r, r/m; imul r, r/m, imm8; imul r, r/m, imm32
+                switch (pick(3)) {
+                    case 0:
+                        return rr(c, w, {0x0F, 0xAF}, reg(), reg());
+                    case 1:
+                        rr(c, w, {0x6B}, reg(), reg());
+                        c.push_back(static_cast<uint8_t>(rng_()));
+                        return;
+                    default:
+                        rr(c, w, {0x69}, reg(), reg());
+                        return imm32(c);
+                }
+            case 10: {  // load, store, ALU with memory: [R15 + disp8], with an address-size
+                        // prefix, across the page end, RIP-relative (code page and after)
+                const uint8_t op =
+                    std::array<uint8_t, 6>{0x8B, 0x89, 0x03, 0x31, 0x2B, 0x39}[pick(6)];
+                const uint8_t r = reg();
+                switch (pick(5)) {
+                    case 0: {  // [R15 or R14 + disp32] across the page end (R14: into
+                               // unmapped memory, #PF)
+                        const bool last = pick(2);
+                        c.push_back(static_cast<uint8_t>(0x41 | (w ? 8 : 0) | (r >> 3 << 2)));
+                        c.push_back(op);
+                        c.push_back(static_cast<uint8_t>(0x80 | (r & 7) << 3 | (last ? 6 : 7)));
+                        const uint32_t d = 4096 - 1 - pick(8);
+                        for (int k = 0; k < 4; ++k) c.push_back(static_cast<uint8_t>(d >> (8 * k)));
+                        return;
+                    }
+                    case 1: {
+                        c.push_back(static_cast<uint8_t>(0x40 | (w ? 8 : 0) | (r >> 3 << 2)));
+                        c.push_back(op);
+                        c.push_back(static_cast<uint8_t>((r & 7) << 3 | 5));  // [rip + disp32]
+                        const uint32_t d = pick(2) ? 0x1000 + pick(64) * 4 : pick(256);
+                        for (int k = 0; k < 4; ++k) c.push_back(static_cast<uint8_t>(d >> (8 * k)));
+                        return;
+                    }
+                    case 2:  // 32-bit address: [r13d + disp8] (R13's upper half dropped)
+                        c.push_back(0x67);
+                        c.push_back(static_cast<uint8_t>(0x41 | (w ? 8 : 0) | (r >> 3 << 2)));
+                        c.push_back(op);
+                        c.push_back(static_cast<uint8_t>(0x40 | (r & 7) << 3 | 5));
+                        c.push_back(static_cast<uint8_t>(pick(16) * 8));
+                        return;
+                    default:
+                        return rm_mem(c, w, {op}, r, false);
+                }
+            }
+            case 11:  // a load or ALU source from an unmapped page: #PF
+                if (pick(8) == 0)
+                    return rm_mem(c, w, {pick(2) ? uint8_t{0x8B} : uint8_t{0x03}}, reg(), true);
                 return rr(c, w, {0x8D}, reg(), reg());  // lea r, [r] (register form is #UD)
             case 12: {                                  // push r; pop r
                 const uint8_t a = reg(), b = reg();
@@ -228,21 +284,29 @@ TEST(TranslateTest, EngineNamesParse) {
     EXPECT_STREQ(engine_name(Engine::Translate), "translate");
 }
 
-TEST(TranslateTest, RandomStreamsMatchTheInterpreterAfterEveryStep) {
-    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+// `native`: frequent forms as host instructions (the default), or every instruction
+// through its handler.
+void random_streams(bool native) {
     uint64_t translated = 0;
     for (uint64_t seed = 1; seed <= 300; ++seed) {
         Pair p;
         ASSERT_TRUE(p.ok());
+        p.translating_cpu().translator()->set_native(native);
         StreamGen g(seed);
         p.load(g.program(48));
         std::mt19937_64 rng(seed * 7919);
         p.both([&](BareMachine& m) {
             CpuState& s = m.cpu_.state();
             std::mt19937_64 r(seed);
-            for (int k = 0; k < 16; ++k) s.gpr[k] = r() >> (r() % 64);
+            // Random values, and the edges where flags change (sign, carry, overflow).
+            static const uint64_t edges[] = {
+                0,          1,          0x7F,       0x80,  0x7FFFFFFF,  0x80000000,
+                0xFFFFFFFF, ~0ull >> 1, 1ull << 63, ~0ull, 0x100000000, 0xFFFFFFFF80000000};
+            for (int k = 0; k < 16; ++k)
+                s.gpr[k] = r() % 3 ? r() >> (r() % 64) : edges[r() % std::size(edges)];
             s.gpr[RSP] = BareMachine::kStack;
-            s.gpr[R14] = kUnmapped;
+            s.gpr[R13] = kScratch32;
+            s.gpr[R14] = kLastPage;
             s.gpr[R15] = kScratch;
             s.rflags = FLAG_FIXED1 | (r() & 0x8D5);
             for (uint64_t a = 0; a < 4096; a += 8) m.put64(kScratch + a, r());
@@ -254,10 +318,86 @@ TEST(TranslateTest, RandomStreamsMatchTheInterpreterAfterEveryStep) {
         for (int k = 0; k < 12; ++k) limits.push_back(at += 1 + rng() % (seed % 2 ? 40 : 6));
         limits.push_back(0);
         p.run_compare(limits, "seed " + std::to_string(seed));
-        if (HasFailure()) return;
+        if (::testing::Test::HasFailure()) return;
         translated += p.translated();
     }
     EXPECT_GT(translated, 300u);  // the translating machine really ran translated blocks
+}
+
+TEST(TranslateTest, RandomStreamsMatchTheInterpreterAfterEveryStep) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    random_streams(true);
+}
+
+TEST(TranslateTest, RandomStreamsThroughHandlersOnlyMatchTheInterpreter) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    random_streams(false);
+}
+
+// Every native form on operands at the flag edges (sign, carry and overflow boundaries,
+// zero), with all status flags set or clear before it; PUSHF then makes its flags
+// visible.
+TEST(TranslateTest, NativeFormsAtOperandEdgesMatchTheInterpreter) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    // Each form works on RAX (destination) and RCX (source).
+    const std::vector<std::vector<uint8_t>> forms = {
+        {0x48, 0xFF, 0xC0},                    // inc %rax
+        {0xFF, 0xC0},                          // inc %eax
+        {0x48, 0xFF, 0xC8},                    // dec %rax
+        {0xFF, 0xC8},                          // dec %eax
+        {0x48, 0xD1, 0xE0},                    // shl $1,%rax
+        {0x48, 0xC1, 0xE0, 0x05},              // shl $5,%rax
+        {0xC1, 0xE0, 0x1F},                    // shl $31,%eax
+        {0x48, 0xD1, 0xE8},                    // shr $1,%rax
+        {0x48, 0xC1, 0xE8, 0x3F},              // shr $63,%rax
+        {0xC1, 0xE8, 0x20},                    // shr $32,%eax (count masks to 0)
+        {0x48, 0xD1, 0xF8},                    // sar $1,%rax
+        {0xC1, 0xF8, 0x1F},                    // sar $31,%eax
+        {0x48, 0xD1, 0xC0},                    // rol $1,%rax
+        {0x48, 0xC1, 0xC8, 0x07},              // ror $7,%rax
+        {0xD1, 0xC8},                          // ror $1,%eax
+        {0xC1, 0xC0, 0x1F},                    // rol $31,%eax
+        {0x48, 0x0F, 0xAF, 0xC1},              // imul %rcx,%rax
+        {0x0F, 0xAF, 0xC1},                    // imul %ecx,%eax
+        {0x48, 0x6B, 0xC1, 0xF9},              // imul $-7,%rcx,%rax
+        {0x69, 0xC1, 0x00, 0x00, 0x01, 0x00},  // imul $0x10000,%ecx,%eax
+        {0x48, 0x01, 0xC8},                    // add %rcx,%rax
+        {0x29, 0xC8},                          // sub %ecx,%eax
+        {0x48, 0x39, 0xC8},                    // cmp %rcx,%rax
+        {0x48, 0x85, 0xC8},                    // test %rcx,%rax
+        {0x31, 0xC8},                          // xor %ecx,%eax
+        {0x48, 0x83, 0xC0, 0x01},              // add $1,%rax
+        {0x3D, 0xFF, 0xFF, 0xFF, 0x7F},        // cmp $0x7fffffff,%eax
+        {0x48, 0x89, 0xC8},                    // mov %rcx,%rax
+    };
+    static const uint64_t edges[] = {0,          1,          0x7F,        0x80,
+                                     0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,  ~0ull >> 1,
+                                     1ull << 63, ~0ull,      0x100000000, 0xFFFFFFFF80000000};
+    for (const auto& form : forms) {
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        std::vector<uint8_t> code = form;
+        code.insert(code.end(), {0x9C, 0x41, 0x5D, 0xF4});  // pushfq; pop %r13; hlt
+        p.load(code);
+        for (uint64_t a : edges) {
+            for (uint64_t c : edges) {
+                for (uint64_t f : {FLAG_FIXED1, FLAG_FIXED1 | FLAGS_ARITH}) {
+                    p.both([&](BareMachine& m) {
+                        CpuState& s = m.cpu_.state();
+                        s.gpr[RAX] = a, s.gpr[RCX] = c, s.gpr[R13] = 0;
+                        s.gpr[RSP] = BareMachine::kStack;
+                        s.rflags = f;
+                        s.rip = BareMachine::kCode;
+                    });
+                    p.run_compare({0}, "form " + std::to_string(form[0]) + "," +
+                                           std::to_string(form[1]) + " a=" + std::to_string(a) +
+                                           " c=" + std::to_string(c));
+                    if (::testing::Test::HasFailure()) return;
+                }
+            }
+        }
+        EXPECT_GE(p.translated(), 1u);
+    }
 }
 
 // A store into the running block rewrites its next instruction: both engines must run
@@ -279,6 +419,27 @@ TEST(TranslateTest, SelfModifyingCodeDropsTheTranslation) {
     p.both([](BareMachine& m) { m.cpu_.state().gpr[RAX] = 0; });
     p.run_compare({0}, "smc");
     EXPECT_EQ(p.translating_cpu().state().gpr[RAX], 2u + 3u + 4u);  // imm 1 -> 2, 3, 4
+}
+
+// A native store (MOV to memory) into the running block: code pages have no write TLB
+// entries, so the store takes the handler's path, which drops the block.
+TEST(TranslateTest, NativeStoreIntoTheRunningBlockIsSeen) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    const std::vector<uint8_t> code = {
+        0xB9, 0x03, 0x00, 0x00, 0x00,        // mov $3,%ecx
+        0xB8, 0x00, 0x00, 0x00, 0x00,        // mov $0,%eax
+        0x8D, 0x51, 0x10,                    // loop: lea 0x10(%rcx),%edx
+        0x89, 0x15, 0x01, 0x00, 0x00, 0x00,  // mov %edx,1(%rip): the add's imm32
+        0x05, 0x01, 0x00, 0x00, 0x00,        // add $1,%eax (imm32 at code+20)
+        0xFF, 0xC9,                          // dec %ecx
+        0x75, 0xEE,                          // jnz loop
+        0xF4,                                // hlt
+    };
+    p.load(code);
+    p.run_compare({0}, "native smc");
+    EXPECT_EQ(p.translating_cpu().state().gpr[RAX], 0x13u + 0x12u + 0x11u);
 }
 
 // A code cache much smaller than the program's translations flushes again and again;

@@ -1,7 +1,8 @@
 // The translating engine (docs/translator.md): a decoded Block becomes host x86-64 code
 // that runs the block's instructions on the interpreter's own state. This first step
 // calls each instruction's interpreter handler from the generated code, so it covers
-// every instruction the interpreter does and behaves identically by construction.
+// every instruction the interpreter does; frequent register forms (MOV, ALU) run as host
+// instructions writing the same state the handlers write.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -39,6 +40,9 @@ class Translator {
     Translator& operator=(const Translator&) = delete;
 
     bool ok() const;
+    // Native code for frequent instruction forms (on by default); off, every instruction
+    // calls its handler. Applies to blocks translated afterwards.
+    void set_native(bool on) { native_ = on; }
     // The block's code, translating it first if needed; null when it cannot be translated.
     BlockFn code_for(Block& b);
 
@@ -56,6 +60,9 @@ class Translator {
     uint64_t translated_ = 0;
     // Offsets from the Cpu object of the fields generated code touches.
     int32_t off_rip_ = 0, off_next_rip_ = 0, off_rsp_ = 0, off_stop_ = 0;
+    int32_t off_gpr_ = 0, off_rflags_ = 0, off_seg_base_ = 0, off_last_seg_ = 0;
+    int32_t off_align_ = 0, off_cpl_ = 0, off_tlb_read_ = 0, off_tlb_write_ = 0;
+    bool native_ = true;  // frequent forms as host instructions (else: handler calls only)
 };
 
 }  // namespace softkvm::cpu
