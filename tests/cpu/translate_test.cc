@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bare_machine.h"
+#include "cpu/block.h"
 #include "cpu/translate/translator.h"
 
 namespace softkvm::cpu::test {
@@ -440,6 +441,29 @@ TEST(TranslateTest, NativeStoreIntoTheRunningBlockIsSeen) {
     p.load(code);
     p.run_compare({0}, "native smc");
     EXPECT_EQ(p.translating_cpu().state().gpr[RAX], 0x13u + 0x12u + 0x11u);
+}
+
+// The longest block (Block::kMaxInsns instructions) of the longest native form, a memory
+// access, still fits its translation's size bound: it is translated and runs natively.
+TEST(TranslateTest, LongestBlockOfMemoryFormsIsTranslated) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    std::vector<uint8_t> code;
+    for (size_t k = 0; k < Block::kMaxInsns; ++k) {
+        // add 0x7f(%r15,%rcx,8),%rax: base, index, displacement, flags
+        code.insert(code.end(), {0x49, 0x03, 0x44, 0xCF, 0x7F});
+    }
+    code.push_back(0xF4);
+    p.load(code);
+    p.both([](BareMachine& m) {
+        m.cpu_.state().gpr[R15] = kScratch;
+        m.cpu_.state().gpr[RCX] = 3;
+        m.put64(kScratch + 0x7F + 24, 0x0123456789ABCDEFull);
+    });
+    p.run_compare({0}, "longest block");
+    EXPECT_EQ(p.translated(), 2u);  // the 64 additions, then the HLT
+    EXPECT_EQ(p.translating_cpu().state().gpr[RAX], 0x0123456789ABCDEFull * 64);
 }
 
 // A code cache much smaller than the program's translations flushes again and again;

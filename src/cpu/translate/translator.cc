@@ -83,6 +83,7 @@ Translator::Stats Translator::stats() const {
 Translator::BlockFn Translator::code_for(Block& b) {
     if (b.host_code && b.host_epoch == cache_->epoch())
         return reinterpret_cast<BlockFn>(b.host_code);
+    if (b.host_epoch == kUntranslatable) return nullptr;  // the interpreter runs it
     return translate(b);
 }
 
@@ -90,9 +91,10 @@ Translator::BlockFn Translator::code_for(Block& b) {
 
 namespace {
 
-// Upper bounds of the generated code's size, in bytes.
+// Upper bounds of the generated code's size, in bytes: the longest form is a memory
+// access with its TLB probe, flags and the handler call of its slow path.
 constexpr size_t kFrameCode = 96;
-constexpr size_t kPerInsnCode = 112;
+constexpr size_t kPerInsnCode = 384;
 
 // LAHF/SAHF in 64-bit mode (CPUID.80000001H:ECX[0]): native flag capture needs LAHF.
 bool host_has_lahf() {
@@ -647,7 +649,11 @@ Translator::BlockFn Translator::translate(Block& b) {
     } catch (const Xbyak::Error&) {
         used = 0;  // bounded above; nothing of it runs
     }
-    if (!cache_->end_write(used) || used == 0) return nullptr;
+    if (!cache_->end_write(used) || used == 0) {
+        b.host_code = nullptr;
+        b.host_epoch = kUntranslatable;  // not tried again: the interpreter runs it
+        return nullptr;
+    }
     b.host_code = at;
     b.host_epoch = cache_->epoch();
     ++translated_;

@@ -54,6 +54,8 @@ class Translator {
     Stats stats() const;
 
   private:
+    // Block::host_epoch of a block whose translation failed (never a cache epoch).
+    static constexpr uint64_t kUntranslatable = ~0ull;
     BlockFn translate(Block& b);
     Cpu& cpu_;
     std::unique_ptr<CodeCache> cache_;
