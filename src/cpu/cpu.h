@@ -338,6 +338,13 @@ class Cpu {
     uint64_t descriptor_address(uint16_t selector);
     void load_segment(SegReg sr, uint16_t selector);
     void load_cs(uint16_t selector, uint8_t new_cpl);
+    // The same with the descriptor already read (by check_far_target: one read, as the
+    // processor makes).
+    void load_cs(uint16_t selector, uint8_t new_cpl, uint64_t descriptor);
+    // The checks a far JMP or CALL to `selector`:`offset` makes before it changes anything
+    // (SDM vol. 2, JMP and CALL: code segments at the current privilege level). Returns
+    // the descriptor for load_cs (0 outside protected mode).
+    uint64_t check_far_target(uint16_t selector, uint64_t offset);
     // INT n, INT3, INTO (gate DPL checked) and ICEBP (`privileged`: no DPL check).
     void deliver_software_interrupt(uint8_t vector, bool privileged = false);
     // ICEBP (INT1): its #DB, which takes in the traps a MOV SS / POP SS held back.

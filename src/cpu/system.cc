@@ -338,6 +338,11 @@ void Cpu::load_segment(SegReg sr, uint16_t sel) {
 }
 
 void Cpu::load_cs(uint16_t sel, uint8_t new_cpl) {
+    if ((s_.cr0 & CR0_PE) && (sel & ~3) == 0) fault(VEC_GP, 0);
+    load_cs(sel, new_cpl, (s_.cr0 & CR0_PE) ? read_sys(descriptor_address(sel), 8) : 0);
+}
+
+void Cpu::load_cs(uint16_t sel, uint8_t new_cpl, uint64_t d) {
     if (!(s_.cr0 & CR0_PE)) {
         s_.seg[CS].selector = sel;
         s_.seg[CS].base = static_cast<uint64_t>(sel) << 4;
@@ -346,7 +351,6 @@ void Cpu::load_cs(uint16_t sel, uint8_t new_cpl) {
     }
     if ((sel & ~3) == 0) fault(VEC_GP, 0);
     const uint64_t addr = descriptor_address(sel);
-    uint64_t d = read_sys(addr, 8);
     Segment n = unpack_descriptor(d, static_cast<uint16_t>((sel & ~3u) | new_cpl));
     if (!n.s || !(n.type & 8)) fault(VEC_GP, sel & ~3u);
     if (!n.present) fault(VEC_NP, sel & ~3u);
@@ -359,6 +363,38 @@ void Cpu::load_cs(uint16_t sel, uint8_t new_cpl) {
     s_.seg[CS] = n;
     s_.cpl = new_cpl;
     update_mode();
+}
+
+// Far JMP / far CALL in protected mode (SDM vol. 2, JMP and CALL): the target must be a
+// present code segment the current privilege level may use directly: conforming with
+// DPL <= CPL, or non-conforming with RPL <= CPL and DPL == CPL; not L and D together in
+// IA-32e mode; outside 64-bit code the offset within its limit. Call gates, task gates and
+// TSSs are not implemented (the run stops saying so); other system descriptors #GP.
+uint64_t Cpu::check_far_target(uint16_t sel, uint64_t offset) {
+    if (!(s_.cr0 & CR0_PE) || (s_.rflags & FLAG_VM)) return 0;
+    if ((sel & ~3) == 0) fault(VEC_GP, 0);
+    const uint64_t d = read_sys(descriptor_address(sel), 8);
+    const Segment n = unpack_descriptor(d, sel);
+    const bool lma = s_.efer & msr::EFER_LMA;
+    if (!n.s) {
+        const bool gate_or_tss =
+            lma ? n.type == 0xC
+                : (n.type == 0x1 || n.type == 0x3 || n.type == 0x4 || n.type == 0x5 ||
+                   n.type == 0x9 || n.type == 0xB || n.type == 0xC);
+        if (gate_or_tss)
+            unsupported("far JMP/CALL through a call gate, task gate or TSS is not implemented");
+        fault(VEC_GP, sel & ~3u);
+    }
+    if (!(n.type & 8)) fault(VEC_GP, sel & ~3u);
+    if (lma && n.l && n.db) fault(VEC_GP, sel & ~3u);
+    if (n.type & 4) {
+        if (n.dpl > s_.cpl) fault(VEC_GP, sel & ~3u);
+    } else if ((sel & 3) > s_.cpl || n.dpl != s_.cpl) {
+        fault(VEC_GP, sel & ~3u);
+    }
+    if (!n.present) fault(VEC_NP, sel & ~3u);
+    if (!(lma && n.l) && offset > n.limit) fault(VEC_GP, 0);
+    return d;
 }
 
 // IRET (SDM vol. 2, IRET): 64-bit IRETQ to the same or an outer privilege level, and

@@ -47,7 +47,9 @@ void op_jmp(Cpu& c, const DecodedInsn& i) {
         uint64_t offset;
         uint16_t sel;
         far_pointer(c, i, offset, sel);
-        c.load_cs(sel, c.state().cpl);
+        offset &= size_mask(i.opsize);
+        const uint64_t d = c.check_far_target(sel, offset);
+        c.load_cs(sel, c.state().cpl, d);
         c.jump(offset);
         return;
     }
@@ -57,8 +59,31 @@ void op_jmp(Cpu& c, const DecodedInsn& i) {
         c.jump(c.read_op(i, 0));
 }
 
+// Far CALL to a code segment at the current privilege level: CS (zero-extended to the
+// operand size) and the return offset are pushed once the target passed its checks.
+void far_call(Cpu& c, const DecodedInsn& i) {
+    uint64_t offset;
+    uint16_t sel;
+    far_pointer(c, i, offset, sel);
+    offset &= size_mask(i.opsize);
+    const uint64_t d = c.check_far_target(sel, offset);
+    const uint64_t saved_rsp = c.gpr(RSP);
+    try {
+        c.push(c.state().seg[CS].selector, i.opsize);
+        c.push(c.next_rip(), i.opsize);
+        c.load_cs(sel, c.state().cpl, d);
+    } catch (...) {
+        c.gpr(RSP) = saved_rsp;
+        throw;
+    }
+    c.jump(offset);
+}
+
 void op_call(Cpu& c, const DecodedInsn& i) {
-    if (i.far) c.unsupported("far CALL is not implemented");
+    if (i.far) {
+        far_call(c, i);
+        return;
+    }
     uint64_t target = i.op[0].kind == OpKind::Imm ? rel_target(c, i) : c.read_op(i, 0);
     c.push(c.next_rip(), i.opsize);
     c.jump(target);

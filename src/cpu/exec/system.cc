@@ -310,6 +310,15 @@ void op_swapgs(Cpu& c, const DecodedInsn&) {
     c.swapgs();
 }
 
+// LMSW (SDM vol. 2): CR0[3:0] (PE, MP, EM, TS) from the source's low four bits; PE can be
+// set this way but not cleared. CPL 0 only; not affected by UMIP.
+void op_lmsw(Cpu& c, const DecodedInsn& i) {
+    c.require_cpl0();
+    const uint64_t src = c.read_op(i, 0) & 0xF;
+    const uint64_t cr0 = c.state().cr0;
+    c.write_cr(0, (cr0 & ~0xFull) | (src & 0xE) | ((cr0 | src) & CR0_PE));
+}
+
 void op_clts(Cpu& c, const DecodedInsn&) {
     c.require_cpl0();
     c.state().cr0 &= ~CR0_TS;
@@ -341,6 +350,7 @@ void register_system(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_STR].fn = op_store_sel<false>;
     t[ZYDIS_MNEMONIC_SLDT].fn = op_store_sel<true>;
     t[ZYDIS_MNEMONIC_SMSW].fn = op_smsw;
+    t[ZYDIS_MNEMONIC_LMSW] = {op_lmsw, true};  // may set CR0.PE: a new mode
     t[ZYDIS_MNEMONIC_RDMSR].fn = op_rdmsr;
     t[ZYDIS_MNEMONIC_WRMSR] = {op_wrmsr, true};
     t[ZYDIS_MNEMONIC_CPUID].fn = op_cpuid;
