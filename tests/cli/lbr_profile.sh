@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lbr_profile.sh MODE SOFTKVM GUEST_DIR: end-to-end checks of `softkvm profile --lbr` on the
 # lfsr demo guest.
-#   determinism  two profiles of the same guest are byte-identical (exact virtual time)
+#   determinism  two profiles of the same guest are byte-identical, and a sample falls at
+#                every multiple of the period (exact virtual time)
 #   symbols      --symbols with a System.map (nm's output) and with another ELF file
 #   agree        the guest's own PMI-driven LBR profile and the host's agree: the same
 #                pairs above 1% share, each share within 2 percentage points
@@ -19,6 +20,14 @@ determinism)
     "$sk" profile --lbr --period 10007 --quiet --json --top 0 "$guest" >"$tmp/b"
     cmp "$tmp/a" "$tmp/b" || fail "two profiles of the same guest differ"
     grep -q '"samples": [1-9]' "$tmp/a" || fail "no samples"
+    # Exact points in virtual time: one sample at each multiple of the period that the
+    # guest's run reaches, for two periods.
+    for p in 10007 65536; do
+        "$sk" profile --lbr --period "$p" --quiet --json --top 1 "$guest" >"$tmp/p.json"
+        read -r insns samples < <(jq -r '"\(.instructions) \(.samples)"' "$tmp/p.json")
+        [ "$samples" -eq $((insns / p)) ] ||
+            fail "period $p: $samples samples in $insns instructions, want $((insns / p))"
+    done
     echo "identical: $(grep -c '"count"' "$tmp/a") pairs"
     ;;
 symbols)
