@@ -7,44 +7,25 @@
 #include <cstring>
 
 #include "vmm/bootparam.h"
+#include "vmm/image_bytes.h"
 #include "vmm/multiboot.h"
 
 namespace softkvm::vmm {
 namespace {
+
+using namespace image;
 
 namespace bp = bootparam;
 namespace lay = linux_layout;
 
 // ELF numbers (System V gABI; <elf.h>).
 constexpr uint8_t kElfClass64 = 2, kElfData2Lsb = 1;
-constexpr uint16_t kEtExec = 2, kEmX86_64 = 62;
-constexpr uint32_t kPtLoad = 1;
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t k1G = 1ull << 30, k2M = 2ull << 20;
 // Page-table entry bits (Intel SDM Vol. 3A §4.5, Table 4-15..4-19).
 constexpr uint64_t kPtePresent = 1u << 0, kPteWrite = 1u << 1, kPteLarge = 1u << 7;
 // Flat descriptors (SDM Vol. 3A §3.4.5): 64-bit code (L=1), read/write data; accessed.
 constexpr uint64_t kGdtCode64 = 0x00AF9B000000FFFFull, kGdtData = 0x00CF93000000FFFFull;
-
-uint16_t le16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-uint32_t le32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-uint64_t le64(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-
-Error bad(const std::string& name, const std::string& why) {
-    return make_error(fmt::format("{}: {}", name, why), ENOEXEC);
-}
 
 bool has_multiboot_header(const std::vector<uint8_t>& img) {
     const size_t limit = std::min<size_t>(img.size(), multiboot::kSearchLimit);

@@ -8,36 +8,17 @@
 #include <cerrno>
 #include <cstring>
 
+#include "vmm/image_bytes.h"
 #include "vmm/multiboot.h"
 
 namespace softkvm::vmm {
 namespace {
 
+using namespace image;
+
 // ELF numbers (System V gABI; <elf.h>).
 constexpr uint8_t kElfClass32 = 1, kElfClass64 = 2, kElfData2Lsb = 1;
-constexpr uint16_t kEtExec = 2, kEm386 = 3, kEmX86_64 = 62;
-constexpr uint32_t kPtLoad = 1;
 constexpr uint64_t kMaxImage = 256ull << 20;
-
-uint32_t le32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-uint64_t le64(const uint8_t* p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-uint16_t le16(const uint8_t* p) {
-    uint16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-
-Error bad(const std::string& name, const std::string& why) {
-    return make_error(fmt::format("{}: {}", name, why), ENOEXEC);
-}
 
 struct Segment {
     uint64_t offset, paddr, filesz, memsz;
