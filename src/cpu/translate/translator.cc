@@ -51,7 +51,7 @@ int32_t offset_in(const Cpu& cpu, const T& field) {
 }  // namespace
 
 Translator::Translator(Cpu& cpu, size_t cache_bytes)
-    : cpu_(cpu), cache_(std::make_unique<CodeCache>(cache_bytes)) {
+    : cache_(std::make_unique<CodeCache>(cache_bytes)) {
     off_rip_ = offset_in(cpu, cpu.s_.rip);
     off_next_rip_ = offset_in(cpu, cpu.next_rip_);
     off_rsp_ = offset_in(cpu, cpu.s_.gpr[RSP]);

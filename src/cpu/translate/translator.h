@@ -57,7 +57,6 @@ class Translator {
     // Block::host_epoch of a block whose translation failed (never a cache epoch).
     static constexpr uint64_t kUntranslatable = ~0ull;
     BlockFn translate(Block& b);
-    Cpu& cpu_;
     std::unique_ptr<CodeCache> cache_;
     uint64_t translated_ = 0;
     // Offsets from the Cpu object of the fields generated code touches.
