@@ -78,28 +78,6 @@ int status_for_error(int code) {
     }
 }
 
-// ... and for a run that ended: as `softkvm run` reports it.
-int status_for_report(const vmm::RunReport& r) {
-    constexpr uint32_t kMaxGuestStatus = 63;
-    switch (r.end) {
-        case vmm::End::GuestExit:
-            return static_cast<int>(std::min(r.guest_code, kMaxGuestStatus));
-        case vmm::End::Halted:
-            return kExitGuestStopped;
-        case vmm::End::InsnLimit:
-            return kExitInsnLimit;
-        case vmm::End::Shutdown:
-            return kExitTripleFault;
-        case vmm::End::InternalError:
-            return kExitEmulation;
-        case vmm::End::Interrupted:
-            return 128 + r.stop_signal;
-        case vmm::End::Failure:
-            break;
-    }
-    return kExitSoftware;
-}
-
 // --symbols FILE: an ELF file's symbol table or a System.map, told apart by content.
 int load_symbols(const std::string& path, vmm::SymbolTable& out) {
     std::ifstream in(path, std::ios::binary);

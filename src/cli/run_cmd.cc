@@ -112,26 +112,6 @@ uint64_t max_rss_kib() {
     return getrusage(RUSAGE_SELF, &ru) == 0 ? static_cast<uint64_t>(ru.ru_maxrss) : 0;
 }
 
-int status_for_report(const vmm::RunReport& r) {
-    switch (r.end) {
-        case vmm::End::GuestExit:
-            return static_cast<int>(std::min(r.guest_code, kMaxGuestStatus));
-        case vmm::End::Halted:
-            return kExitGuestStopped;
-        case vmm::End::InsnLimit:
-            return kExitInsnLimit;
-        case vmm::End::Shutdown:
-            return kExitTripleFault;
-        case vmm::End::InternalError:
-            return kExitEmulation;
-        case vmm::End::Failure:
-            return kExitSoftware;
-        case vmm::End::Interrupted:
-            return 128 + r.stop_signal;  // as a shell reports a death by that signal
-    }
-    return kExitSoftware;
-}
-
 // --bus-lock-ratelimit N: a decimal count of bus locks per second, 0 to 2^32 (0: count
 // them without a limit). Returns an error message, or "" when `text` is valid.
 std::string parse_ratelimit(const std::string& text, uint64_t& out) {
@@ -468,6 +448,26 @@ int run(RunOptions o) {
 }
 
 }  // namespace
+
+int status_for_report(const vmm::RunReport& r) {
+    switch (r.end) {
+        case vmm::End::GuestExit:
+            return static_cast<int>(std::min(r.guest_code, kMaxGuestStatus));
+        case vmm::End::Halted:
+            return kExitGuestStopped;
+        case vmm::End::InsnLimit:
+            return kExitInsnLimit;
+        case vmm::End::Shutdown:
+            return kExitTripleFault;
+        case vmm::End::InternalError:
+            return kExitEmulation;
+        case vmm::End::Failure:
+            return kExitSoftware;
+        case vmm::End::Interrupted:
+            return 128 + r.stop_signal;  // as a shell reports a death by that signal
+    }
+    return kExitSoftware;
+}
 
 void add_run_command(CLI::App& root, int& status) {
     auto opts = std::make_shared<RunOptions>();
