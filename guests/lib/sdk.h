@@ -92,6 +92,29 @@ static inline uint64_t rdtsc(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
+/* Control and debug registers: read_cr0() ... write_dr7(v). Writes are compiler barriers,
+ * since they change how memory is mapped or watched. */
+#define SDK_SYSREG(reg)                                                  \
+    static inline uint64_t read_##reg(void) {                            \
+        uint64_t v;                                                      \
+        __asm__ volatile("mov %%" #reg ", %0" : "=r"(v));                \
+        return v;                                                        \
+    }                                                                    \
+    static inline void write_##reg(uint64_t v) {                         \
+        __asm__ volatile("mov %0, %%" #reg ::"r"(v) : "memory");         \
+    }
+SDK_SYSREG(cr0)
+SDK_SYSREG(cr2)
+SDK_SYSREG(cr3)
+SDK_SYSREG(cr4)
+SDK_SYSREG(dr0)
+SDK_SYSREG(dr1)
+SDK_SYSREG(dr2)
+SDK_SYSREG(dr3)
+SDK_SYSREG(dr6)
+SDK_SYSREG(dr7)
+#undef SDK_SYSREG
+
 /* Reads RFLAGS. */
 static inline uint64_t read_flags(void) {
     uint64_t f;

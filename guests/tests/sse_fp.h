@@ -11,12 +11,6 @@ typedef struct {
     uint64_t lo, hi;
 } __attribute__((aligned(16))) v128;
 
-static uint64_t cr4(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(v));
-    return v;
-}
-static void set_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v)); }
 static void set_mxcsr(uint32_t m) { __asm__ volatile("ldmxcsr %0" ::"m"(m)); }
 static uint32_t get_mxcsr(void) {
     uint32_t m;

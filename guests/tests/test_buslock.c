@@ -125,25 +125,16 @@ static void setup_paging(void) {
     pd[1] = (uint64_t)pt_uc | P | RW | US | PCD | PWT; /* the page table is UC */
     pdpt[0] = (uint64_t)pd | P | RW | US;
     sdk_pml4[1] = (uint64_t)pdpt | P | RW | US;
-    uint64_t cr3;
-    __asm__ volatile("mov %%cr3, %0\n\tmov %0, %%cr3" : "=r"(cr3)::"memory");
+    write_cr3(read_cr3());
 }
 
 /* ---- Debug state ---- */
-static uint64_t get_dr6(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%dr6, %0" : "=r"(v));
-    return v;
-}
-static void set_dr6(uint64_t v) { __asm__ volatile("mov %0, %%dr6" ::"r"(v)); }
-static void set_dr0(uint64_t v) { __asm__ volatile("mov %0, %%dr0" ::"r"(v)); }
-static void set_dr7(uint64_t v) { __asm__ volatile("mov %0, %%dr7" ::"r"(v)); }
 
 static volatile int db_count;
 static volatile uint64_t db_dr6, db_rip;
 static void on_db(struct sdk_frame *f) {
-    if (db_count++ == 0) db_dr6 = get_dr6(), db_rip = f->rip;
-    set_dr6(DR6_INIT); /* B0-B3, BS cleared; BLD set back to 1 */
+    if (db_count++ == 0) db_dr6 = read_dr6(), db_rip = f->rip;
+    write_dr6(DR6_INIT); /* B0-B3, BS cleared; BLD set back to 1 */
     f->rflags &= ~0x100ull;
 }
 
@@ -292,11 +283,11 @@ static void check_debug_combinations(void) {
                db_dr6 == ((DR6_INIT | DR6_BS) & ~bld) && read_value(split, 4) == 0x1235,
            "TF and a bus lock: one #DB with BS and BLD, after the instruction");
     /* With a data breakpoint on the split location: one #DB with B0 and BLD. */
-    set_dr0(split);
-    set_dr7(0x1 | (1u << 16) | (3u << 18)); /* L0, write, 4 bytes */
+    write_dr0(split);
+    write_dr7(0x1 | (1u << 16) | (3u << 18)); /* L0, write, 4 bytes */
     init_value(split);
     run_form(f, split, 3);
-    set_dr7(0);
+    write_dr7(0);
     const uint64_t want_bp = (DR6_INIT | 1) & ~bld;
     report(db_count == 1 && db_rip == (uint64_t)f->end && db_dr6 == want_bp,
            "data breakpoint and a bus lock: one #DB with B0 and BLD");
@@ -319,13 +310,13 @@ int main(void) {
     printf("CPUID.(7,0):ECX.BUS_LOCK_DETECT = %d\n", have_bld);
 
     /* DR6.BLD is active-low: it reads 1 unless a bus-lock #DB cleared it. */
-    set_dr6(DR6_INIT);
-    report(get_dr6() == DR6_INIT, "DR6 reads 0xffff0ff0 after writing it (BLD = 1)");
-    set_dr6(0);
-    report((get_dr6() & DR6_BLD) == (have_bld ? 0 : DR6_BLD),
+    write_dr6(DR6_INIT);
+    report(read_dr6() == DR6_INIT, "DR6 reads 0xffff0ff0 after writing it (BLD = 1)");
+    write_dr6(0);
+    report((read_dr6() & DR6_BLD) == (have_bld ? 0 : DR6_BLD),
            have_bld ? "DR6.BLD is writable with the feature (reads 0 after writing 0)"
                     : "DR6.BLD is fixed to 1 without the feature");
-    set_dr6(DR6_INIT);
+    write_dr6(DR6_INIT);
 
     const int vec = sdk_catch(write_debugctl_bld, 0);
     if (have_bld)
@@ -344,7 +335,7 @@ int main(void) {
     check_forms();
     check_memory_types();
     check_debug_combinations();
-    report(get_dr6() == DR6_INIT, "DR6.BLD reads 1 again after the handler set it");
+    report(read_dr6() == DR6_INIT, "DR6.BLD reads 1 again after the handler set it");
     if (have_bld) wrmsr(MSR_DEBUGCTL, 0);
     report_summary();
 }

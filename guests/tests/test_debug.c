@@ -8,25 +8,11 @@ static volatile int db_count;
 static volatile uint64_t last_dr6, last_rip;
 static volatile int steps_left;
 
-static uint64_t get_dr6(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%dr6, %0" : "=r"(v));
-    return v;
-}
-static void set_dr(int n, uint64_t v) {
-    switch (n) {
-        case 0: __asm__ volatile("mov %0, %%dr0" ::"r"(v)); break;
-        case 1: __asm__ volatile("mov %0, %%dr1" ::"r"(v)); break;
-        case 6: __asm__ volatile("mov %0, %%dr6" ::"r"(v)); break;
-        case 7: __asm__ volatile("mov %0, %%dr7" ::"r"(v)); break;
-    }
-}
-
 static void on_db(struct sdk_frame *f) {
     ++db_count;
-    last_dr6 = get_dr6();
+    last_dr6 = read_dr6();
     last_rip = f->rip;
-    set_dr(6, 0);
+    write_dr6(0);
     if (last_dr6 & 0xF) f->rflags |= 1ull << 16; /* RF: do not hit the breakpoint again */
     if ((last_dr6 & (1u << 14)) && --steps_left <= 0) f->rflags &= ~0x100ull;
 }
@@ -49,28 +35,28 @@ int main(void) {
     sdk_on_vector(1, on_db, 0);
     sdk_on_vector(3, on_bp, 3);
 
-    set_dr(6, 0);
+    write_dr6(0);
     /* Bit 11 (BLD) is writable where bus-lock detection is exposed (test_buslock). */
-    report((get_dr6() & 0xFFFFF7FF) == 0xFFFF07F0, "DR6 reads its fixed bits as 1");
+    report((read_dr6() & 0xFFFFF7FF) == 0xFFFF07F0, "DR6 reads its fixed bits as 1");
 
     /* Instruction breakpoint on target_function. */
-    set_dr(0, (uint64_t)target_function);
-    set_dr(7, 0x1); /* L0, execute, length 1 */
+    write_dr0((uint64_t)target_function);
+    write_dr7(0x1); /* L0, execute, length 1 */
     const int r = target_function(5);
-    set_dr(7, 0);
+    write_dr7(0);
     report(db_count == 1 && r == 15, "instruction breakpoint: one #DB, then RF lets it run");
     report(last_dr6 & 1, "DR6.B0 set");
     report(last_rip == (uint64_t)target_function, "#DB is a fault at the breakpoint address");
 
     /* Data write breakpoint on watched[1] (4 bytes). */
     db_count = 0;
-    set_dr(1, (uint64_t)&watched[1]);
-    set_dr(7, (1u << 2) | (1u << 20) | (3u << 22)); /* L1, write, 4 bytes */
+    write_dr1((uint64_t)&watched[1]);
+    write_dr7((1u << 2) | (1u << 20) | (3u << 22)); /* L1, write, 4 bytes */
     uint32_t x = watched[1];                         /* a read does not trigger */
     watched[0] = 7;                                  /* nor a write next to it */
     report(db_count == 0, "reads and neighbouring writes do not trigger");
     watched[1] = x + 1;
-    set_dr(7, 0);
+    write_dr7(0);
     report(db_count == 1 && (last_dr6 & 2), "data write breakpoint traps with DR6.B1");
     report(watched[1] == x + 1, "the write completed before the trap");
 

@@ -68,12 +68,6 @@ static void jmp32(void *arg) {
     __asm__ volatile("ljmp *%0" ::"m"(p32) : "rax", "cc", "memory");
 }
 
-static uint64_t read_cr0(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr0, %0" : "=r"(v));
-    return v;
-}
-static void write_cr0(uint64_t v) { __asm__ volatile("mov %0, %%cr0" ::"r"(v) : "memory"); }
 
 extern uint64_t sdk_gdt[];
 

@@ -9,23 +9,15 @@
 static volatile int db_count;
 static volatile uint64_t db_rip[4], db_dr6[4], db_cs[4];
 
-static uint64_t get_dr6(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%dr6, %0" : "=r"(v));
-    return v;
-}
-static void set_dr6(uint64_t v) { __asm__ volatile("mov %0, %%dr6" ::"r"(v)); }
-static void set_dr7(uint64_t v) { __asm__ volatile("mov %0, %%dr7" ::"r"(v)); }
-static void set_dr0(uint64_t v) { __asm__ volatile("mov %0, %%dr0" ::"r"(v)); }
 
 static void on_db(struct sdk_frame *f) {
     const int n = db_count++;
     if (n < 4) {
         db_rip[n] = f->rip;
-        db_dr6[n] = get_dr6();
+        db_dr6[n] = read_dr6();
         db_cs[n] = f->cs;
     }
-    set_dr6(0);
+    write_dr6(0);
     f->rflags &= ~0x100ull;
 }
 
@@ -43,7 +35,7 @@ static void user_icebp(void) {
 
 int main(void) {
     sdk_on_vector(1, on_db, 0);
-    set_dr6(0);
+    write_dr6(0);
 
     /* Alone: one trap after it, no DR6 condition. */
     __asm__ volatile(".byte 0xf1\n.global after_icebp\nafter_icebp: nop" ::: "memory");
@@ -76,14 +68,14 @@ int main(void) {
     /* A data breakpoint on MOV SS's source: its held trap joins ICEBP's #DB. */
     db_count = 0;
     __asm__ volatile("mov %%ss, %0" : "=m"(ss_value));
-    set_dr0((uint64_t)&ss_value);
-    set_dr7(0x1 | (3u << 16) | (1u << 18)); /* L0, read/write, 2 bytes */
+    write_dr0((uint64_t)&ss_value);
+    write_dr7(0x1 | (3u << 16) | (1u << 18)); /* L0, read/write, 2 bytes */
     __asm__ volatile("mov %0, %%ss\n"
                      ".byte 0xf1\n"
                      ".global after_icebp_bp\n"
                      "after_icebp_bp: nop\n" ::"m"(ss_value)
                      : "memory");
-    set_dr7(0);
+    write_dr7(0);
     report(db_count == 1, "data breakpoint on MOV SS, ICEBP: one #DB");
     report(db_rip[0] == (uint64_t)after_icebp_bp, "data breakpoint on MOV SS, ICEBP: after the ICEBP");
     report((db_dr6[0] & DR6_CONDITIONS) == DR6_B0, "data breakpoint on MOV SS, ICEBP: DR6.B0");

@@ -8,22 +8,14 @@
 static volatile int db_count;
 static volatile uint64_t db_rip[4], db_dr6[4];
 
-static uint64_t get_dr6(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%dr6, %0" : "=r"(v));
-    return v;
-}
-static void set_dr6(uint64_t v) { __asm__ volatile("mov %0, %%dr6" ::"r"(v)); }
-static void set_dr7(uint64_t v) { __asm__ volatile("mov %0, %%dr7" ::"r"(v)); }
-static void set_dr0(uint64_t v) { __asm__ volatile("mov %0, %%dr0" ::"r"(v)); }
 
 static void on_db(struct sdk_frame *f) {
     int n = db_count++;
     if (n < 4) {
         db_rip[n] = f->rip;
-        db_dr6[n] = get_dr6();
+        db_dr6[n] = read_dr6();
     }
-    set_dr6(0);
+    write_dr6(0);
     f->rflags &= ~0x100ull; /* one step at a time */
 }
 
@@ -32,7 +24,7 @@ static volatile uint16_t ss_value;
 
 int main(void) {
     sdk_on_vector(1, on_db, 0);
-    set_dr6(0);
+    write_dr6(0);
 
     /* TF set by POPF: the trap after MOV SS is held until the instruction after it. */
     __asm__ volatile("mov %%ss, %%ax\n"
@@ -52,13 +44,13 @@ int main(void) {
     db_count = 0;
     ss_value = 0;
     __asm__ volatile("mov %%ss, %0" : "=m"(ss_value));
-    set_dr0((uint64_t)&ss_value);
-    set_dr7(0x1 | (3u << 16) | (1u << 18)); /* L0, read/write, 2 bytes */
+    write_dr0((uint64_t)&ss_value);
+    write_dr7(0x1 | (3u << 16) | (1u << 18)); /* L0, read/write, 2 bytes */
     __asm__ volatile("mov %0, %%ss\n"
                      "nop\n"
                      "nop\n" ::"m"(ss_value)
                      : "memory");
-    set_dr7(0);
+    write_dr7(0);
     report(db_count == 1, "data breakpoint on MOV SS's source: one #DB");
     report((db_dr6[0] & 1) != 0, "DR6.B0 set");
 

@@ -22,17 +22,6 @@ static uint8_t pages[4][4096] __attribute__((aligned(4096)));
 #define VA(n) (BASE + (uint64_t)(n) * 4096)
 
 static void invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
-static uint64_t read_cr2(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr2, %0" : "=r"(v));
-    return v;
-}
-static uint64_t read_cr0(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr0, %0" : "=r"(v));
-    return v;
-}
-static void write_cr0(uint64_t v) { __asm__ volatile("mov %0, %%cr0" ::"r"(v) : "memory"); }
 
 static void map(int n, uint64_t phys, uint64_t flags) {
     pt[n] = phys | flags;
@@ -126,24 +115,23 @@ int main(void) {
 
     /* SMEP and SMAP: supervisor access to user pages. */
     cpuid(7, 0, &a, &b, &c, &d); /* before sdk_enable_user(): kernel pages stay supervisor */
-    uint64_t cr4;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    const uint64_t cr4 = read_cr4();
     map(6, (uint64_t)pages[3], P | RW | US); /* a user page holding "ret" */
     pages[3][0] = 0xC3;
     if (b & (1u << 7)) {
-        __asm__ volatile("mov %0, %%cr4" ::"r"(cr4 | (1ull << 20)));
+        write_cr4(cr4 | (1ull << 20));
         report(fault(do_call, VA(6)) == 14 && sdk_last_error() == 0x11,
                "SMEP: supervisor fetch from a user page: error I|P (0x11)");
-        __asm__ volatile("mov %0, %%cr4" ::"r"(cr4));
+        write_cr4(cr4);
     }
     if (b & (1u << 20)) {
-        __asm__ volatile("mov %0, %%cr4" ::"r"(cr4 | (1ull << 21)));
+        write_cr4(cr4 | (1ull << 21));
         report(fault(do_read, VA(6)) == 14 && sdk_last_error() == 0x1,
                "SMAP: supervisor read of a user page: error P (1)");
         __asm__ volatile("stac");
         report(fault(do_read, VA(6)) == -1, "SMAP: stac (RFLAGS.AC) allows it");
         __asm__ volatile("clac");
-        __asm__ volatile("mov %0, %%cr4" ::"r"(cr4));
+        write_cr4(cr4);
     }
     /* User accesses (CPL 3). */
     sdk_enable_user();

@@ -155,13 +155,12 @@ int main(void) {
     report(sdk_run_user(user_rdpmc, sdk_user_stack()) == 13 && user_count == 1,
            "#GP: RDPMC at CPL 3 with CR4.PCE clear");
     sdk_on_vector(13, 0, 0);
-    uint64_t cr4;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
-    __asm__ volatile("mov %0, %%cr4" ::"r"(cr4 | (1u << 8)));
+    const uint64_t cr4 = read_cr4();
+    write_cr4(cr4 | (1u << 8));
     user_count = 0;
     sdk_run_user(user_rdpmc, sdk_user_stack());
     report(user_count == 77, "RDPMC at CPL 3 with CR4.PCE set");
-    __asm__ volatile("mov %0, %%cr4" ::"r"(cr4));
+    write_cr4(cr4);
 
     /* Overflow: GLOBAL_STATUS and a PMI through LVT PMC. */
     APIC_SVR = 0x1FF;

@@ -8,18 +8,6 @@ typedef struct {
     uint64_t lo, hi;
 } __attribute__((aligned(16))) v128;
 
-static uint64_t cr0(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr0, %0" : "=r"(v));
-    return v;
-}
-static void set_cr0(uint64_t v) { __asm__ volatile("mov %0, %%cr0" ::"r"(v)); }
-static uint64_t cr4(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(v));
-    return v;
-}
-static void set_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v)); }
 
 /* r = a OP b through xmm0/xmm1. */
 #define BINOP(insn, r, a, b)                                                               \
@@ -54,10 +42,10 @@ int main(void) {
     cpuid(1, 0, &a, &b, &c, &d);
     report((d & (1u << 25)) && (d & (1u << 26)) && (d & (1u << 24)), "CPUID: SSE, SSE2, FXSR");
 
-    set_cr4(cr4() & ~0x600ull);
+    write_cr4(read_cr4() & ~0x600ull);
     report(sdk_catch(pxor_now, 0) == 6, "SSE without CR4.OSFXSR is #UD");
-    set_cr4(cr4() | 0x600); /* OSFXSR | OSXMMEXCPT */
-    set_cr0((cr0() & ~0x4ull) | 0x2); /* EM off, MP on */
+    write_cr4(read_cr4() | 0x600); /* OSFXSR | OSXMMEXCPT */
+    write_cr0((read_cr0() & ~0x4ull) | 0x2); /* EM off, MP on */
     report(sdk_catch(pxor_now, 0) == -1, "SSE with CR4.OSFXSR runs");
 
     static v128 x = {0x0102030405060708ull, 0xF0E0D0C0B0A09080ull};
@@ -147,7 +135,7 @@ int main(void) {
     report(eq(r, x.lo, x.hi), "fxrstor restores XMM5");
     report(sdk_catch(fxsave_misaligned, 0) == 13, "fxsave to a misaligned area is #GP");
 
-    set_cr0(cr0() | 0x8); /* CR0.TS */
+    write_cr0(read_cr0() | 0x8); /* CR0.TS */
     report(sdk_catch(pxor_now, 0) == 7, "SSE with CR0.TS is #NM");
     __asm__ volatile("clts");
     report(sdk_catch(pxor_now, 0) == -1, "clts allows SSE again");

@@ -14,7 +14,7 @@ int main(void) {
     uint32_t a, b, c, d;
     cpuid(1, 0, &a, &b, &c, &d);
     report((d & (1u << 25)) && (d & (1u << 26)), "CPUID: SSE, SSE2");
-    set_cr4(cr4() | 0x600); /* OSFXSR | OSXMMEXCPT */
+    write_cr4(read_cr4() | 0x600); /* OSFXSR | OSXMMEXCPT */
 
     uint32_t f;
     v128 r = one_op(addss_, 0x3FC00000, 0x40100000, 0x1F80, &f);

@@ -250,10 +250,7 @@ static int same(const struct state *x, const struct state *y) {
 }
 
 int main(void) {
-    uint64_t cr4;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
-    cr4 |= 0x600; /* OSFXSR | OSXMMEXCPT: SSE instructions allowed */
-    __asm__ volatile("mov %0, %%cr4" ::"r"(cr4));
+    write_cr4(read_cr4() | 0x600); /* OSFXSR | OSXMMEXCPT: SSE instructions allowed */
     /* The window is RAM-like: a quick look before the forms. */
     volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)WINDOW;
     w[0] = 0x0123456789abcdefull;

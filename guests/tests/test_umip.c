@@ -6,17 +6,6 @@
 #define CR4_UMIP (1ull << 11)
 #define VEC_GP 13
 
-static uint64_t read_cr0(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr0, %0" : "=r"(v));
-    return v;
-}
-static uint64_t read_cr4(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(v));
-    return v;
-}
-static void write_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v) : "memory"); }
 
 static volatile uint64_t user_value;
 static uint8_t user_buf[16];

@@ -7,33 +7,18 @@
  * are in test_x87_sdm.c. */
 #include "x87.h"
 
-static const f80 k_one = {0x8000000000000000ull, 0x3FFF};
 static const f80 k_two = {0x8000000000000000ull, 0x4000};
-static const f80 k_zero = {0, 0};
-static struct fpu_image img;
-static uint64_t scratch;
 
-static int is(const f80 *v, uint64_t mant, uint16_t se) { return v->mant == mant && v->se == se; }
-
-static void fld1_now(void *p) {
-    (void)p;
-    __asm__ volatile("fld1\n\tfstp %%st(0)" ::: "memory");
-}
 static void fwait_now(void *p) {
     (void)p;
     __asm__ volatile("fwait" ::: "memory");
-}
-/* FLDCW 0x037B (ZM clear), 1/0: ZE pending; FNSTSW (no wait) into *p. */
-static void divide_by_zero(uint16_t *sw) {
-    static const uint16_t cw = 0x037B;
-    __asm__ volatile("fninit\n\tfldcw %1\n\tfldz\n\tfld1\n\tfdivp\n\tfnstsw %0" : "=m"(*sw) : "m"(cw) : "memory");
 }
 
 int main(void) {
     uint32_t a, b, c, d;
     cpuid(1, 0, &a, &b, &c, &d);
     report(d & 1, "CPUID.1:EDX.FPU");
-    set_cr0((cr0() & ~0xCull) | 0x22); /* EM, TS off; MP, NE on */
+    write_cr0((read_cr0() & ~0xCull) | 0x22); /* EM, TS off; MP, NE on */
 
     struct fpu_image env;
     __asm__ volatile("fninit\n\tfnstenv %0" : "=m"(env));
@@ -88,16 +73,16 @@ int main(void) {
     __asm__ volatile("fninit");
 
     /* #NM: CR0.EM and CR0.TS; FWAIT only with TS and MP. */
-    set_cr0(cr0() | 0x4);
+    write_cr0(read_cr0() | 0x4);
     report(sdk_catch(fld1_now, 0) == 7, "CR0.EM: x87 instructions raise #NM");
     report(sdk_catch(fwait_now, 0) == -1, "... FWAIT does not");
-    set_cr0((cr0() & ~0x4ull) | 0x8);
+    write_cr0((read_cr0() & ~0x4ull) | 0x8);
     report(sdk_catch(fld1_now, 0) == 7, "CR0.TS: #NM");
     report(sdk_catch(fwait_now, 0) == 7, "... FWAIT too with CR0.MP");
-    set_cr0(cr0() & ~0x2ull);
+    write_cr0(read_cr0() & ~0x2ull);
     report(sdk_catch(fwait_now, 0) == -1, "... but not without CR0.MP");
     __asm__ volatile("clts");
-    set_cr0(cr0() | 0x2);
+    write_cr0(read_cr0() | 0x2);
 
     /* FNSTENV masks every exception; FNSAVE/FRSTOR round trip; FXSAVE's x87 part. */
     static const uint16_t cw_unmasked = 0x0360;

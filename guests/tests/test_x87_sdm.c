@@ -7,22 +7,8 @@
  * guest.kvm.test_x87_sdm compares with emu. */
 #include "x87.h"
 
-static const f80 k_one = {0x8000000000000000ull, 0x3FFF};
-static const f80 k_zero = {0, 0};
 static const f80 k_eight = {0x8000000000000000ull, 0x4002};
-static struct fpu_image img;
-static uint64_t scratch;
 
-static int is(const f80 *v, uint64_t mant, uint16_t se) { return v->mant == mant && v->se == se; }
-
-static void fld1_now(void *p) {
-    (void)p;
-    __asm__ volatile("fld1\n\tfstp %%st(0)" ::: "memory");
-}
-static void divide_by_zero(uint16_t *sw) {
-    static const uint16_t cw = 0x037B;
-    __asm__ volatile("fninit\n\tfldcw %1\n\tfldz\n\tfld1\n\tfdivp\n\tfnstsw %0" : "=m"(*sw) : "m"(cw) : "memory");
-}
 
 static const struct x87op trans_ops[] = {
     XO(fsin), XO(fcos), XO(fsincos), XO(fptan), XO(fpatan), XO(f2xm1), XO(fyl2x), XO(fyl2xp1),
@@ -38,7 +24,7 @@ static const struct x87op single_ops[] = {
 static const uint16_t unmasked[] = {0x0340, 0x0F40, 0x037E, 0x0377};
 
 int main(void) {
-    set_cr0((cr0() & ~0xCull) | 0x22); /* EM, TS off; MP, NE on */
+    write_cr0((read_cr0() & ~0xCull) | 0x22); /* EM, TS off; MP, NE on */
 
     fdiv_(&img, &k_one, &k_zero, 0x037B, &scratch);
     report(is(&img.st[0], k_one.mant, k_one.se) && (img.sw & 0x8084) == 0x8084,

@@ -6,12 +6,6 @@
 
 static uint8_t area[1024] __attribute__((aligned(64)));
 
-static uint64_t cr4(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(v));
-    return v;
-}
-static void set_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v)); }
 static uint64_t xgetbv(void) {
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -38,7 +32,7 @@ int main(void) {
     report(c & (1u << 26), "CPUID: XSAVE");
     report(!(c & (1u << 27)), "CPUID.OSXSAVE clear while CR4.OSXSAVE is clear");
     report(sdk_catch(xgetbv_now, 0) == 6, "xgetbv without CR4.OSXSAVE is #UD");
-    set_cr4(cr4() | (1u << 18) | 0x600); /* OSXSAVE, OSFXSR, OSXMMEXCPT */
+    write_cr4(read_cr4() | (1u << 18) | 0x600); /* OSXSAVE, OSFXSR, OSXMMEXCPT */
     cpuid(1, 0, &a, &b, &c, &d);
     report(c & (1u << 27), "CPUID.OSXSAVE follows CR4.OSXSAVE");
     cpuid(0xD, 0, &a, &b, &c, &d);

@@ -18,12 +18,24 @@ struct fpu_image { /* FNSAVE, 32-bit protected-mode layout */
     f80 st[8];
 } __attribute__((packed));
 
-static uint64_t cr0(void) {
-    uint64_t v;
-    __asm__ volatile("mov %%cr0, %0" : "=r"(v));
-    return v;
+
+static const f80 k_one = {0x8000000000000000ull, 0x3FFF};
+static const f80 k_zero = {0, 0};
+static struct fpu_image img;
+static uint64_t scratch;
+
+static inline int is(const f80 *v, uint64_t mant, uint16_t se) {
+    return v->mant == mant && v->se == se;
 }
-static void set_cr0(uint64_t v) { __asm__ volatile("mov %0, %%cr0" ::"r"(v)); }
+static inline void fld1_now(void *p) {
+    (void)p;
+    __asm__ volatile("fld1\n\tfstp %%st(0)" ::: "memory");
+}
+/* FLDCW 0x037B (ZM clear), 1/0: ZE pending; FNSTSW (no wait) into *sw. */
+static inline void divide_by_zero(uint16_t *sw) {
+    static const uint16_t cw = 0x037B;
+    __asm__ volatile("fninit\n\tfldcw %1\n\tfldz\n\tfld1\n\tfdivp\n\tfnstsw %0" : "=m"(*sw) : "m"(cw) : "memory");
+}
 
 /* One operation: FNINIT, FLDCW cw, FLD b, FLD a, body, FNSAVE. `m` is a scratch
  * memory operand (loads read it, stores write it). */
