@@ -16,6 +16,7 @@ inline constexpr int kExitLimit = 75;         // an encryption-ID limit refused 
 inline constexpr int kExitConflict = 76;      // request conflicts with state (busy, exists)
 inline constexpr int kExitNotFound = 77;      // named group/lease/object does not exist
 inline constexpr int kExitCorrupt = 78;       // database corrupt or of another version
+inline constexpr int kExitGuestReset = 122;   // guest reset the machine (a reboot)
 inline constexpr int kExitGuestStopped = 123; // guest halted for good without an exit code
 inline constexpr int kExitInsnLimit = 124;    // --max-insns exhausted
 inline constexpr int kExitTripleFault = 125;  // guest triple fault (shutdown)

@@ -419,6 +419,10 @@ int run(RunOptions o) {
         case vmm::End::Failure:
             std::fprintf(stderr, "softkvm run: %s\n%s", r.detail.c_str(), r.state.c_str());
             break;
+        case vmm::End::Reset:
+            std::fprintf(stderr, "softkvm run: %s (a reboot; the run ends here)\n",
+                         r.detail.c_str());
+            break;
         case vmm::End::Interrupted:
             std::fprintf(stderr, "softkvm run: stopped by %s after %llu instructions\n",
                          strsignal(r.stop_signal), static_cast<unsigned long long>(r.instructions));
@@ -465,6 +469,8 @@ int status_for_report(const vmm::RunReport& r) {
             return kExitSoftware;
         case vmm::End::Interrupted:
             return 128 + r.stop_signal;  // as a shell reports a death by that signal
+        case vmm::End::Reset:
+            return kExitGuestReset;
     }
     return kExitSoftware;
 }
@@ -525,7 +531,8 @@ void add_run_command(CLI::App& root, int& status) {
         "The guest's serial port (COM1) is printed on stdout. The exit status is the value the\n"
         "guest wrote to the debug-exit port 0xf4 (0 = pass; values above 63 are reported as\n"
         "63), or: 64 bad option, 65 bad image, 66 missing or unreadable image, 69 accelerator\n"
-        "unavailable, 75 encryption-ID limit, 123 guest halted without an exit code, 124\n"
+        "unavailable, 75 encryption-ID limit, 122 guest reset (reboot), 123 guest halted\n"
+        "without an exit code, 124\n"
         "instruction limit, 125 triple fault, 126 instruction softkvm cannot emulate,\n"
         "128+N stopped by signal N (SIGINT, SIGTERM: the guest stops, output is flushed and\n"
         "an encryption-ID lease is given back).");

@@ -46,7 +46,14 @@ constexpr uint32_t kExt1Ecx = bit(0) /*LAHF-SAHF*/ | bit(5) /*LZCNT*/;
 constexpr uint32_t kExt1Edx = bit(11) /*SYSCALL*/ | bit(20) /*NX*/ | bit(26) /*1 GiB pages*/ |
                               bit(27) /*RDTSCP*/ | bit(29) /*LM*/;
 
-constexpr uint32_t kMaxBasicLeaf = 0xD;
+// Leaves 0x15 and 0x16: the TSC and the local APIC timer both count the virtual clock,
+// one tick per nanosecond (design.md "Time"), so the "crystal" is that clock: TSC =
+// ECX * EBX / EAX = 1 GHz, and Linux takes it as a known frequency without calibrating
+// against the PIT or the PM timer (SDM vol. 2, CPUID leaves 15H and 16H).
+constexpr uint32_t kVirtualClockHz = 1000000000;
+constexpr uint32_t kVirtualClockMhz = kVirtualClockHz / 1000000;
+
+constexpr uint32_t kMaxBasicLeaf = 0x16;
 constexpr uint32_t kXsaveSize = 512 + 64;
 constexpr uint32_t kMaxExtLeaf = 0x80000008;
 
@@ -121,6 +128,12 @@ void model_cpuid(const CpuModel& m, uint32_t leaf, uint32_t subleaf, CpuidRegs& 
                 r.ebx = 1, r.ecx = (2u << 8) | 1;  // core level
             else
                 r.ecx = subleaf & 0xFF;  // invalid level
+            break;
+        case 0x15:
+            r.eax = 1, r.ebx = 1, r.ecx = kVirtualClockHz;
+            break;
+        case 0x16:  // base, maximum and bus (reference) frequencies in MHz
+            r.eax = r.ebx = r.ecx = kVirtualClockMhz;
             break;
         case 0x80000000:
             r.eax = kMaxExtLeaf;

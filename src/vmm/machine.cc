@@ -29,6 +29,8 @@ const char* end_name(End e) {
             return "interrupted";
         case End::Failure:
             return "failure";
+        case End::Reset:
+            return "reset";
     }
     return "?";
 }
@@ -91,6 +93,8 @@ Dispatch dispatch_exit(abi::RunState& rs, Platform& p) {
                 std::memset(rs.io.data, 0xFF, rs.io.size);  // floating bus
             }
             if (auto code = p.debug_exit->code()) return {true, End::GuestExit, ""};
+            if (p.i8042 && p.i8042->reset_requested())
+                return {true, End::Reset, "the guest reset the machine through the i8042"};
             return {};
         }
         case abi::KVM_EXIT_MMIO: {
@@ -180,6 +184,15 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
                                          .count());
     });
     (void)m->platform_.pio.add(AcpiPm::kPort, AcpiPm::kPorts, m->platform_.acpi_pm);
+    if (auto st = m->platform_.add_pc_devices([self, start]() -> uint64_t {
+            if (self->vcpu_)
+                if (auto ns = self->vcpu_->virtual_clock_ns(); ns) return ns.value();
+            return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - start)
+                                             .count());
+        });
+        !st)
+        return st.error();
     std::optional<LinuxImage> linux_image;
     if (linux) {
         auto li = load_linux_kernel(cfg, image_path, file.value(), tables.base, m->mem_);

@@ -18,7 +18,11 @@
 #include "vmm/devices/acpi_pm.h"
 #include "vmm/devices/debug_exit.h"
 #include "vmm/devices/fw_cfg.h"
+#include "vmm/devices/i8042.h"
 #include "vmm/devices/pc_testdev.h"
+#include "vmm/devices/pit.h"
+#include "vmm/devices/port80.h"
+#include "vmm/devices/rtc.h"
 #include "vmm/devices/uart16550.h"
 #include "vmm/loader.h"
 #include "vmm/memory.h"
@@ -61,6 +65,7 @@ enum class End {
     Shutdown,       // triple fault
     InternalError,  // the accelerator could not emulate something
     Interrupted,    // request_stop(): the VMM was told to stop (SIGINT, SIGTERM)
+    Reset,          // the guest pulsed the reset line (i8042 command 0xFE: a reboot)
     Failure,        // the accelerator itself failed, or an exit softkvm does not handle
 };
 const char* end_name(End e);
@@ -105,6 +110,11 @@ struct Platform {
     std::shared_ptr<FwCfg> fw_cfg;
     std::shared_ptr<AcpiPm> acpi_pm;
     std::unique_ptr<PcTestdev> testdev;  // --device pc-testdev
+    // The legacy PC devices (add_pc_devices()).
+    std::shared_ptr<Pit> pit;
+    std::shared_ptr<Rtc> rtc;
+    std::shared_ptr<I8042> i8042;
+    std::shared_ptr<Port80> port80;
     Stats stats;
     // The VM whose interrupt lines set_irq() drives (null: lines go nowhere, as in unit
     // tests of the dispatcher).
@@ -116,6 +126,8 @@ struct Platform {
     // deassert the line; level-triggered ones hold it until served. Returns false (and
     // counts it in stats) for a line the accelerator refused.
     bool set_irq(uint32_t gsi, bool level);
+    // The PIT (with port 0x61), CMOS RTC, i8042 and port 0x80, timed by `clock_ns`.
+    Status add_pc_devices(std::function<uint64_t()> clock_ns);
 };
 
 // What the run loop does after an exit.
