@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/confidential.h"
 #include "cli/cpu_options.h"
 #include "cli/exit_codes.h"
+#include "cli/terminal.h"
 #include "common/cpu_features.h"
 #include "vmm/machine.h"
 
@@ -391,7 +393,15 @@ int run(RunOptions o) {
     // console is flushed, statistics are written and the encryption-ID lease is given
     // back before softkvm exits with 128 + the signal number.
     StopOnSignal stop_on_signal(*machine.value());
+    // On a terminal, what the user types goes to the guest's serial port.
+    auto input = std::make_shared<vmm::SerialInput>();
+    std::optional<TerminalInput> terminal;
+    if (o.cpus == 1 && !o.quiet) {
+        terminal.emplace(input);
+        if (terminal->active()) machine.value()->attach_serial_input(input);
+    }
     const vmm::RunReport r = machine.value()->run();
+    terminal.reset();  // the terminal's settings come back before anything is printed
     console.flush();
     const int status = status_for_report(r);
     switch (r.end) {

@@ -431,6 +431,7 @@ RunReport Machine::run() {
                 continue;
             }
         }
+        if (input_ && serial_input_step()) continue;
         Dispatch d = dispatch_exit(vcpu_->run_state(), platform_);
         if (d.stop) {
             rep.end = d.end;
@@ -458,6 +459,30 @@ Status Machine::set_sampler(uint64_t period, Sampler fn) {
     sample_period_ = period;
     sampler_ = std::move(fn);
     return {};
+}
+
+void Machine::attach_serial_input(std::shared_ptr<SerialInput> input) {
+    input_ = std::move(input);
+    accel::Vcpu* v = vcpu_.get();
+    input_->set_kick([v] { v->kick(); });
+}
+
+// Terminal input: the UART takes what fits in its FIFO; a kick for input is no
+// instruction limit; a guest halted with interrupts on and nothing else to wake it waits
+// for the next key while the terminal is open (with interrupts off, no key can wake it).
+bool Machine::serial_input_step() {
+    constexpr uint64_t kFlagIf = 1u << 9;
+    input_->feed(*platform_.uart);
+    const abi::RunState& rs = vcpu_->run_state();
+    if (rs.exit_reason == abi::KVM_EXIT_INTR && input_->take_kick()) return true;
+    auto regs = rs.exit_reason == abi::KVM_EXIT_HLT ? vcpu_->get_regs()
+                                                    : Result<accel::Regs>(accel::Regs{});
+    if (rs.exit_reason == abi::KVM_EXIT_HLT && input_->open() && regs && (regs->rflags & kFlagIf)) {
+        input_->wait(&stop_signal_);
+        input_->feed(*platform_.uart);
+        return true;
+    }
+    return false;
 }
 
 Status Machine::after_run(accel::Vcpu& v) {

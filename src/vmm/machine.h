@@ -26,6 +26,7 @@
 #include "vmm/devices/uart16550.h"
 #include "vmm/loader.h"
 #include "vmm/memory.h"
+#include "vmm/serial_input.h"
 #include "vmm/symbols.h"
 
 namespace softkvm::vmm {
@@ -159,6 +160,8 @@ class Machine {
     // samplers such as `softkvm profile --lbr`. emu with one vCPU only (EINVAL otherwise).
     using Sampler = std::function<void(accel::Vcpu&)>;
     Status set_sampler(uint64_t period, Sampler fn);
+    // Terminal input for the serial port (serial_input.h); single-vCPU runs only.
+    void attach_serial_input(std::shared_ptr<SerialInput> input);
     // Ends run() soon with End::Interrupted. Async-signal-safe.
     void request_stop(int signo) {
         stop_signal_ = signo;
@@ -185,6 +188,8 @@ class Machine {
     Status after_run(accel::Vcpu& v);
     void finish_report(RunReport& rep);
     std::unique_ptr<BusLockPolicy> bus_lock_;
+    std::shared_ptr<SerialInput> input_;
+    bool serial_input_step();
     SymbolTable symbols_;
     LoadedImage image_;
     volatile sig_atomic_t stop_signal_ = 0;
