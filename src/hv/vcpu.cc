@@ -184,6 +184,11 @@ void Vcpu::mmio_exit(uint64_t gpa, uint8_t size, bool is_write) {
 }
 
 cpu::Action Vcpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
+    if (size == 1 && Pic::claims(port)) {  // the in-kernel PIC, as KVM's
+        value = vm_.pic().read(port);
+        vm_.pic_changed();
+        return cpu::Action::Done;
+    }
     if (pending_ == Pending::PortIn && run_.io.port == port && run_.io.size == size) {
         pending_ = Pending::None;
         value = 0;
@@ -196,6 +201,11 @@ cpu::Action Vcpu::port_in(uint16_t port, uint8_t size, uint32_t& value) {
 }
 
 cpu::Action Vcpu::port_out(uint16_t port, uint8_t size, uint32_t value) {
+    if (size == 1 && Pic::claims(port)) {
+        vm_.pic().write(port, static_cast<uint8_t>(value));
+        vm_.pic_changed();
+        return cpu::Action::Done;
+    }
     io_exit(abi::KVM_EXIT_IO_OUT, port, size);
     std::memcpy(run_.io.data, &value, size);
     return cpu::Action::Exit;
@@ -351,7 +361,20 @@ void Vcpu::deadline() {
     sync_apic();
 }
 
+// LINT0 as the 8259's virtual wire (KVM's kvm_apic_accept_pic_intr): on the boot vCPU,
+// when its local APIC is disabled in IA32_APIC_BASE or LVT LINT0 is unmasked in ExtINT
+// mode (SDM vol. 3 §10.5.1).
+bool Vcpu::accepts_extint() const {
+    if (id_ != 0) return false;
+    if (!(cpu_.state().apic_base & cpu::msr::APIC_BASE_EN)) return true;
+    uint32_t lvt0 = 0;
+    lapic_.read(apic::LVT_LINT0, lvt0, cpu_.clock(), x2apic());
+    return !(lvt0 & apic::LVT_MASKED) && ((lvt0 >> 8) & 7) == kLvtExtInt;
+}
+
 int Vcpu::acknowledge_interrupt() {
+    // An ExtINT comes before the local APIC's vectors (it bypasses TPR and ISR).
+    if (accepts_extint() && vm_.pic().output()) return vm_.pic().acknowledge();
     const int v = lapic_.deliverable();
     if (v >= 0) lapic_.accept(static_cast<uint8_t>(v));
     return v;

@@ -60,7 +60,15 @@ Status Vm::set_irq(uint32_t gsi, bool level) {
             fmt::format("interrupt line {} does not exist (GSI 0-{})", gsi, ioapic::kPins - 1),
             EINVAL);
     ioapic_.set_irq(gsi, level);
+    if (gsi < 16) {
+        pic_.set_irq(gsi == 2 ? 0 : static_cast<int>(gsi), level);
+        pic_changed();
+    }
     return {};
+}
+
+void Vm::pic_changed() {
+    if (!vcpu_list_.empty() && pic_.output()) vcpu_list_[0]->extint_pending();
 }
 
 // As KVM delivers an IOAPIC message: to every vCPU whose enabled local APIC the

@@ -12,6 +12,7 @@
 #include "cpu/cpu.h"
 #include "hv/ioapic.h"
 #include "hv/lapic.h"
+#include "hv/pic.h"
 
 namespace softkvm::hv {
 
@@ -66,6 +67,15 @@ class Vm {
     // A local APIC's EOI of a level-triggered vector (the EOI broadcast).
     void level_eoi(uint8_t vector) { ioapic_.eoi(vector); }
 
+    // ---- The in-kernel 8259 pair (hv/pic.h), as KVM_CREATE_IRQCHIP's ----
+    // GSIs 0-15 also drive the PIC's ISA lines (KVM's default routing), except that
+    // GSI 2, the timer's on this machine (IRQ 0's interrupt source override), drives IRQ
+    // 0: the PIC's IRQ 2 is the cascade. The master's output reaches the boot vCPU's
+    // LINT0 (ExtINT).
+    Pic& pic() { return pic_; }
+    // The PIC's output may have changed: the boot vCPU looks for an interrupt.
+    void pic_changed();
+
   private:
     friend class Vcpu;
     // Hands an IOAPIC message to the local APICs it names.
@@ -78,6 +88,7 @@ class Vm {
     std::vector<Vcpu*> vcpu_list_;
     std::shared_ptr<std::vector<uint8_t>> code_pages_ = std::make_shared<std::vector<uint8_t>>();
     Ioapic ioapic_;
+    Pic pic_;
 };
 
 class Vcpu final : public cpu::CpuOwner {
@@ -93,6 +104,8 @@ class Vcpu final : public cpu::CpuOwner {
     void sipi(uint8_t vector);
     bool waiting_for_sipi() const { return wait_sipi_; }
     void receive_ipi(const Lapic::Ipi& ipi);
+    // The PIC asserts its output: look for an interrupt (ExtINT through LINT0).
+    void extint_pending() { cpu_.request_interrupt_check(); }
     // Whether an IOAPIC message for `dest` names this vCPU's local APIC (hardware-enabled).
     bool apic_matches(uint32_t dest, bool logical) const;
     // Whether the local APIC is software-enabled (fixed interrupts need it).
@@ -188,6 +201,8 @@ class Vcpu final : public cpu::CpuOwner {
     bool apic_mmio(uint64_t gpa) const;
     static bool ioapic_mmio(uint64_t gpa);
     bool x2apic() const;
+    bool accepts_extint() const;
+    static constexpr uint32_t kLvtExtInt = 7;  // LVT delivery mode 111b
     cpu::MsrResult apic_rdmsr(uint32_t index, uint64_t& value);
     cpu::MsrResult apic_wrmsr(uint32_t index, uint64_t value);
     // Tells the CPU the APIC's next timer deadline and whether an interrupt waits.
