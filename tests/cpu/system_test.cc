@@ -372,5 +372,68 @@ TEST_F(SystemTest, SegmentLoadsThroughTheLdt) {
     EXPECT_EQ(frame(1), kCode + 19);
 }
 
+// VERR / VERW (SDM vol. 2): ZF says whether the segment may be read / written at the
+// current CPL and the selector's RPL; a bad selector clears ZF without a fault, other
+// flags stay. Linux runs VERW (its MDS buffer clearing) on every return to user mode.
+TEST_F(SystemTest, VerrAndVerwReportAccessInZfWithoutFaulting) {
+    put64(0x518, 0x00CFF2000000FFFFull);  // 0x18: writable data, DPL 3
+    put64(0x520, 0x00CF90000000FFFFull);  // 0x20: read-only data, DPL 0
+    put64(0x528, 0x00AF98000000FFFFull);  // 0x28: execute-only code
+    put64(0x530, 0x000082000000000Full);  // 0x30: an LDT (a system descriptor)
+    put64(0x538, 0x00AF9E000000FFFFull);  // 0x38: conforming readable code, DPL 0
+    cpu_.state().gdtr.limit = 0x3F;
+    put64(0x9000, 0x10);
+    uint64_t at = kCode;
+    // mov $sel,%ax; verr/verw %ax; then ZF must be `want`, CF untouched.
+    const auto check = [&](uint16_t sel, bool write, bool want) {
+        const uint8_t code[] = {0x66,
+                                0xb8,
+                                static_cast<uint8_t>(sel),
+                                static_cast<uint8_t>(sel >> 8),
+                                0x0f,
+                                0x00,
+                                static_cast<uint8_t>(write ? 0xe8 : 0xe0),
+                                0xf4};
+        load(code, at);
+        CpuState& s = cpu_.state();
+        s.rip = at;
+        s.rflags = 0x2 | FLAG_CF | (want ? 0 : FLAG_ZF);
+        cpu_.state_changed();
+        at += 0x20;
+        EXPECT_EQ(cpu_.run(cpu_.instructions_retired() + 2), StopReason::InsnLimit);
+        EXPECT_EQ((s.rflags & FLAG_ZF) != 0, want)
+            << (write ? "verw " : "verr ") << std::hex << sel << " at CPL " << int(s.cpl);
+        EXPECT_TRUE(s.rflags & FLAG_CF);
+    };
+    check(0x10, true, true);
+    check(0x10, false, true);
+    check(0x13, true, false);  // RPL 3 above DPL 0
+    check(0x18, true, true);
+    check(0x20, true, false);  // read-only
+    check(0x20, false, true);
+    check(0x08, false, true);   // readable code
+    check(0x08, true, false);   // code is never writable
+    check(0x28, false, false);  // execute-only
+    check(0x30, false, false);  // system descriptor
+    check(0x40, true, false);   // past the GDT limit
+    check(0x00, true, false);   // null selector
+    check(0x0C, true, false);   // the LDT, which is empty
+    check(0x3B, false, true);   // conforming code: no privilege check
+    // verw 0x9000 (a memory operand holding selector 0x10)
+    const uint8_t mem[] = {0x0f, 0x00, 0x2c, 0x25, 0x00, 0x90, 0x00, 0x00, 0xf4};
+    load(mem, at);
+    cpu_.state().rip = at;
+    cpu_.state().rflags = 0x2;
+    cpu_.state_changed();
+    at += 0x20;
+    EXPECT_EQ(cpu_.run(cpu_.instructions_retired() + 1), StopReason::InsnLimit);
+    EXPECT_TRUE(cpu_.state().rflags & FLAG_ZF);
+    enter_ring3();
+    check(0x10, true, false);  // DPL 0 data from CPL 3
+    check(0x1B, true, true);
+    check(0x3B, false, true);
+    EXPECT_EQ(vector_taken(), -1);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

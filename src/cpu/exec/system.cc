@@ -1,5 +1,5 @@
 // System instructions: CLI STI HLT IN OUT, descriptor tables, MOV CR/DR, RDMSR WRMSR,
-// CPUID, RDTSC RDTSCP, INVLPG, cache control, SWAPGS, CLTS, STAC CLAC.
+// CPUID, RDTSC RDTSCP, INVLPG, cache control, SWAPGS, CLTS, STAC CLAC, VERR VERW.
 #include "cpu/exec/handlers.h"
 #include "cpu/msr_index.h"
 
@@ -133,6 +133,33 @@ void op_store_sel(Cpu& c, const DecodedInsn& i) {
     check_umip(c);
     const uint16_t sel = Ldt ? c.state().ldtr.selector : c.state().tr.selector;
     c.write_op(i, 0, sel);
+}
+
+// VERR / VERW r/m16 (SDM vol. 2, VERR/VERW): ZF = 1 when the selector names a code or
+// data segment that the current privilege level (and the selector's RPL) may read or
+// write, else ZF = 0; no other flag changes and no fault for a bad selector. Real and
+// virtual-8086 mode: #UD. Linux's MDS mitigation runs VERW on every return to user mode.
+template <bool Write>
+void op_verx(Cpu& c, const DecodedInsn& i) {
+    CpuState& s = c.state();
+    if (s.mode == Mode::Real16 || (s.rflags & FLAG_VM)) c.undefined();
+    const uint16_t sel = static_cast<uint16_t>(c.read_op(i, 0));
+    const bool ldt = sel & 4;
+    const uint64_t base = ldt ? s.ldtr.base : s.gdtr.base;
+    const uint64_t limit = ldt ? s.ldtr.limit : s.gdtr.limit;
+    bool ok = (sel & ~3u) != 0 && !(ldt && s.ldtr.unusable) && (sel | 7u) <= limit;
+    if (ok) {
+        const uint64_t d = c.read_sys(base + (sel & ~7u), 8);
+        const uint8_t type = (d >> 40) & 0xF, dpl = (d >> 45) & 3;
+        const bool code = type & 8, conforming = code && (type & 4);
+        ok = ((d >> 44) & 1) &&                                      // a code or data segment
+             (Write ? !code && (type & 2) : !code || (type & 2)) &&  // writable / readable
+             (conforming || (dpl >= s.cpl && dpl >= (sel & 3)));
+    }
+    if (ok)
+        s.rflags |= FLAG_ZF;
+    else
+        s.rflags &= ~FLAG_ZF;
 }
 
 // SMSW (SDM vol. 2): a memory destination gets CR0[15:0]; a register one CR0 truncated to
@@ -350,6 +377,8 @@ void register_system(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_STR].fn = op_store_sel<false>;
     t[ZYDIS_MNEMONIC_SLDT].fn = op_store_sel<true>;
     t[ZYDIS_MNEMONIC_SMSW].fn = op_smsw;
+    t[ZYDIS_MNEMONIC_VERR].fn = op_verx<false>;
+    t[ZYDIS_MNEMONIC_VERW].fn = op_verx<true>;
     t[ZYDIS_MNEMONIC_LMSW] = {op_lmsw, true};  // may set CR0.PE: a new mode
     t[ZYDIS_MNEMONIC_RDMSR].fn = op_rdmsr;
     t[ZYDIS_MNEMONIC_WRMSR] = {op_wrmsr, true};
