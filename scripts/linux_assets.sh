@@ -7,8 +7,8 @@
 # `dpkg-deb -x` under OUTDIR/root (nothing is installed on this machine, no kernel goes
 # into /boot). Then two uncompressed initramfs archives are built:
 #   OUTDIR/initramfs.cpio       BusyBox and /init (mounts proc, sys, dev; prints markers;
-#                               runs /bin/sh when the command line has softkvm.shell; then
-#                               writes exit code 0 to port 0xf4 and powers off)
+#                               runs each softkvm.run=CMD,ARG,... of the command line and
+#                               /bin/sh when it has softkvm.shell; then powers off)
 #   OUTDIR/initramfs-perf.cpio  the same plus perf and the shared libraries ldd names
 # and OUTDIR/vmlinuz links to the kernel. Every run is idempotent; once the packages are
 # in OUTDIR/debs no network is needed. The archives are byte-for-byte reproducible.
@@ -118,9 +118,7 @@ for word in $(cat /proc/cmdline); do
   esac
 done
 echo "softkvm-init: poweroff"
-# softkvm's debug-exit port (QEMU's isa-debug-exit at 0xf4): exit code 0 ends the run at
-# once; elsewhere the write is ignored and poweroff follows.
-printf '\000' | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+# ACPI soft-off (the DSDT's \_S5): softkvm's run ends with status 0, QEMU's too.
 poweroff -f
 EOF
   chmod 755 "$1"
@@ -147,7 +145,7 @@ stage() {
 }
 
 stamp="$OUT/.initramfs-inputs"
-inputs="$(cat "$ROOT"/.unpacked-*) init-v2"
+inputs="$(cat "$ROOT"/.unpacked-*) init-v3"
 if [ ! -f "$OUT/initramfs.cpio" ] || [ ! -f "$OUT/initramfs-perf.cpio" ] ||
    [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
   stage "$OUT/initramfs"

@@ -5,6 +5,7 @@
 
 namespace softkvm::cli {
 
+// kExitOk is also the status of a guest that powered off (ACPI S5).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitUsage = 64;         // bad option or argument (sysexits EX_USAGE)
 inline constexpr int kExitBadInput = 65;      // malformed guest image or data file (EX_DATAERR)

@@ -433,6 +433,9 @@ int run(RunOptions o) {
             std::fprintf(stderr, "softkvm run: %s (a reboot; the run ends here)\n",
                          r.detail.c_str());
             break;
+        case vmm::End::PowerOff:
+            std::fprintf(stderr, "softkvm run: %s\n", r.detail.c_str());
+            break;
         case vmm::End::Interrupted:
             std::fprintf(stderr, "softkvm run: stopped by %s after %llu instructions\n",
                          strsignal(r.stop_signal), static_cast<unsigned long long>(r.instructions));
@@ -481,6 +484,8 @@ int status_for_report(const vmm::RunReport& r) {
             return 128 + r.stop_signal;  // as a shell reports a death by that signal
         case vmm::End::Reset:
             return kExitGuestReset;
+        case vmm::End::PowerOff:
+            return kExitOk;
     }
     return kExitSoftware;
 }

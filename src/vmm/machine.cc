@@ -31,6 +31,8 @@ const char* end_name(End e) {
             return "failure";
         case End::Reset:
             return "reset";
+        case End::PowerOff:
+            return "power-off";
     }
     return "?";
 }
@@ -95,6 +97,8 @@ Dispatch dispatch_exit(abi::RunState& rs, Platform& p) {
             if (auto code = p.debug_exit->code()) return {true, End::GuestExit, ""};
             if (p.i8042 && p.i8042->reset_requested())
                 return {true, End::Reset, "the guest reset the machine through the i8042"};
+            if (p.acpi_pm && p.acpi_pm->power_off_requested())
+                return {true, End::PowerOff, "the guest powered off (ACPI S5)"};
             return {};
         }
         case abi::KVM_EXIT_MMIO: {

@@ -67,6 +67,7 @@ enum class End {
     InternalError,  // the accelerator could not emulate something
     Interrupted,    // request_stop(): the VMM was told to stop (SIGINT, SIGTERM)
     Reset,          // the guest pulsed the reset line (i8042 command 0xFE: a reboot)
+    PowerOff,       // the guest entered ACPI S5 (soft-off) through PM1a control
     Failure,        // the accelerator itself failed, or an exit softkvm does not handle
 };
 const char* end_name(End e);

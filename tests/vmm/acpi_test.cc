@@ -80,7 +80,12 @@ TEST(Acpi, EveryTableIsReachableAndChecksummed) {
     EXPECT_EQ(Parsed::u32(f + 4), 64u);
     const uint32_t dsdt = Parsed::u32(fadt + acpi::kFadtDsdt);
     EXPECT_EQ(Parsed::u64(fadt + acpi::kFadtXDsdt), dsdt);
-    EXPECT_EQ(Parsed::u32(ps.table(dsdt, "DSDT") + 4), 36u);
+    // The DSDT holds one object: Name (\_S5, Package () {7, 7, 0, 0}) in AML.
+    const uint8_t* d = ps.table(dsdt, "DSDT");
+    const uint8_t s5[] = {0x08, '\\', '_',  'S',  '5',  '_',  0x12, 0x08,
+                          0x04, 0x0A, 0x07, 0x0A, 0x07, 0x00, 0x00};
+    ASSERT_EQ(Parsed::u32(d + 4), 36u + sizeof s5);
+    EXPECT_EQ(std::memcmp(d + 36, s5, sizeof s5), 0);
     EXPECT_EQ(fadt[acpi::kFadtSciInt], 9);
     EXPECT_EQ(Parsed::u32(fadt + acpi::kFadtSmiCmd), 0u);
     EXPECT_EQ(Parsed::u32(fadt + acpi::kFadtPm1aEvtBlk), 0x600u);
@@ -188,6 +193,37 @@ TEST(AcpiPmTimer, CountsAt3579545HzIn24Bits) {
     pm.write(2, reinterpret_cast<const uint8_t*>(&en), 2);
     EXPECT_EQ(rd(0x602, 2), 0x0120u);
     EXPECT_EQ(rd(0x600, 2), 0u);
+}
+
+TEST(AcpiPm, SlpEnWithTheS5SleepTypeRequestsPowerOff) {
+    AcpiPm pm([] { return uint64_t{0}; });
+    const auto wr = [&pm](uint64_t off, const std::vector<uint8_t>& bytes) {
+        pm.write(off, bytes.data(), static_cast<uint8_t>(bytes.size()));
+    };
+    const auto control = [&pm] {
+        uint16_t v = 0;
+        pm.read(4, reinterpret_cast<uint8_t*>(&v), 2);
+        return v;
+    };
+    // SLP_TYP = 7 without SLP_EN: only the type is kept.
+    wr(4, {0x00, 0x1C});
+    EXPECT_FALSE(pm.power_off_requested());
+    EXPECT_EQ(control(), 0x1C01u);  // SLP_TYP 7, SCI_EN
+    // SLP_EN with another sleep type (S1 = 1): not entered, SLP_EN reads back 0.
+    wr(4, {0x00, 0x24});
+    EXPECT_FALSE(pm.power_off_requested());
+    EXPECT_EQ(control(), 0x0401u);
+    // SLP_EN with SLP_TYP 7 as Linux writes it (a 16-bit write): soft-off.
+    wr(4, {0x01, 0x3C});
+    EXPECT_TRUE(pm.power_off_requested());
+    EXPECT_EQ(control() & AcpiPm::kSlpEn, 0u);
+}
+
+TEST(AcpiPm, SlpEnThroughTheHighByteAlone) {
+    AcpiPm pm([] { return uint64_t{0}; });
+    const uint8_t hi = (acpi::kSlpTypS5 << 2) | 0x20;  // SLP_TYP in bits 4:2, SLP_EN bit 5
+    pm.write(5, &hi, 1);
+    EXPECT_TRUE(pm.power_off_requested());
 }
 
 }  // namespace

@@ -72,9 +72,19 @@ Tables build(const Config& c) {
     b.u8(facs + 32, 2);  // version
 
     b.align(16);
-    const size_t dsdt = b.put(kHeaderSize);  // no AML: no devices to describe
-    header(b, dsdt, "DSDT", kHeaderSize, 2);
-    finish(b, dsdt, kHeaderSize, dsdt + 9);
+    // The DSDT's AML (§20.2): Name (\_S5, Package () {7, 7, 0, 0}), the SLP_TYP values for
+    // PM1a and PM1b control when the OS powers off (§7.4.2). No devices are described.
+    const uint8_t aml[] = {
+        0x08, '\\',      '_',  'S',       '5', '_',  // NameOp, \_S5_
+        0x12, 0x08,      0x04,                       // PackageOp, PkgLength 8, NumElements 4
+        0x0A, kSlpTypS5, 0x0A, kSlpTypS5,            // BytePrefix 7 (PM1a), BytePrefix 7 (PM1b)
+        0x00, 0x00,                                  // Zero, Zero (reserved)
+    };
+    const uint32_t dsdt_len = kHeaderSize + sizeof aml;
+    const size_t dsdt = b.put(dsdt_len);
+    header(b, dsdt, "DSDT", dsdt_len, 2);
+    std::memcpy(&b.bytes[dsdt + kHeaderSize], aml, sizeof aml);
+    finish(b, dsdt, dsdt_len, dsdt + 9);
 
     b.align(16);
     const size_t fadt = b.put(kFadtSize);

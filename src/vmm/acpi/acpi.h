@@ -1,8 +1,8 @@
 // ACPI tables for the machine (ACPI 6.5 §5.2): the RSDP in the BIOS area where a guest
-// searches for it, the RSDT and XSDT, the FADT (with the PM timer and the FACS), an
-// empty DSDT, and the MADT with a local APIC per vCPU (and the IOAPIC, its interrupt
-// source overrides and the local APIC NMI entry, when the machine has an IOAPIC). Every
-// table is checksummed.
+// searches for it, the RSDT and XSDT, the FADT (with the PM timer and the FACS), a
+// DSDT whose only object is the \_S5 (soft-off) package, and the MADT with a local APIC per vCPU
+// (and the IOAPIC, its interrupt source overrides and the local APIC NMI entry, when the machine
+// has an IOAPIC). Every table is checksummed.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +19,9 @@ inline constexpr uint64_t kLimit = 0x100000;
 inline constexpr uint16_t kPm1aEvtBlk = 0x600, kPm1aCntBlk = 0x604, kPmTmrBlk = 0x608;
 inline constexpr uint8_t kPm1EvtLen = 4, kPm1CntLen = 2, kPmTmrLen = 4;
 inline constexpr uint16_t kSciIrq = 9;
+// The sleep type the DSDT's \_S5 package gives for PM1a_CNT.SLP_TYP: 111b, soft-off on
+// Intel's ICH chipsets (ICH9 datasheet, PM1_CNT). (QEMU's PIIX4 and ICH9 models use 0.)
+inline constexpr uint8_t kSlpTypS5 = 7;
 inline constexpr uint32_t kLocalApicBase = 0xFEE00000;
 inline constexpr uint32_t kIoApicBase = 0xFEC00000;
 

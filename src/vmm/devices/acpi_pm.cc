@@ -31,6 +31,10 @@ void AcpiPm::write(uint64_t offset, const uint8_t* data, uint8_t size) {
                                              (data[k] << (8 * (at - 4))) | kSciEn);
         // status (write 1 to clear: nothing is ever set) and the timer are read-only
     }
+    if (control_ & kSlpEn) {
+        if (((control_ & kSlpTypMask) >> kSlpTypShift) == acpi::kSlpTypS5) power_off_ = true;
+        control_ &= static_cast<uint16_t>(~kSlpEn);  // SLP_EN is write-only
+    }
 }
 
 }  // namespace softkvm::vmm
