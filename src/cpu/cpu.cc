@@ -160,8 +160,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
         if (p < code_pages_->size() && !(*code_pages_)[p]) {
             (*code_pages_)[p] = 1;
             owner_.code_page_marked(p);
-            for (TlbEntry& t : tlb_write_)
-                if (t.phys == (p << 12)) t.tag = ~0ull;
+            drop_write_tlb(p);
         }
     }
     if (cached_insns_ + b->insns.size() > cache_limit_) flush_block_cache();

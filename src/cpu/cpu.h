@@ -120,6 +120,12 @@ class Cpu {
     void drop_write_tlb(uint64_t page);
     void forget_code_page(uint64_t page) { invalidate_code_page(page); }
 
+    // Back to the state of a Cpu newly made on the same owner (power-on registers, no RAM,
+    // empty caches, counters at zero, the default model), but keeping its engine and the
+    // allocations that cost most to make again: the translator (its code cache emptied),
+    // the decoder and the jump cache. For harnesses that run many short guests (fuzz/).
+    void reset() noexcept;
+
     // Guest RAM at guest-physical [gpa, gpa+size), backed by `host`.
     void add_ram(uint64_t gpa, uint64_t size, uint8_t* host);
 
@@ -384,6 +390,9 @@ class Cpu {
     [[noreturn]] void unsupported(const char* what);
 
   private:
+    struct Kept;  // what reset() carries over (cpu/reset.cc)
+    Cpu(CpuOwner& owner, Kept&& kept);
+
     struct TlbEntry {
         uint64_t tag = ~0ull;  // linear page | kTlbValid | kTlbUser
         uint8_t* host = nullptr;
@@ -552,6 +561,9 @@ class Cpu {
     uint64_t rep_room_ = 1;
 
     TlbEntry tlb_read_[kTlbSize], tlb_write_[kTlbSize], tlb_exec_[kTlbSize];
+    // Bit (guest-physical page mod 64) set for every page a tlb_write_ entry was filled
+    // with since the last flush: drop_write_tlb skips its scan for a page no entry holds.
+    uint64_t write_tlb_pages_ = 0;
 
     struct JumpEntry {
         uint64_t lin = ~0ull, gen = 0;

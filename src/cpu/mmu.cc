@@ -26,6 +26,7 @@ void Cpu::flush_tlb() {
         tlb_write_[i].tag = ~0ull;
         tlb_exec_[i].tag = ~0ull;
     }
+    write_tlb_pages_ = 0;
     ++block_gen_;  // chained block links were resolved through old translations
 }
 
@@ -233,6 +234,7 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
         t.tag = tlb_tag(lin, user);
         t.host = h;
         t.phys = phys & ~0xFFFull;
+        write_tlb_pages_ |= 1ull << (page & 63);
         store_le(h + off, size, v);
         return;
     }
@@ -271,6 +273,7 @@ void Cpu::code_written(uint64_t page) {
 }
 
 void Cpu::drop_write_tlb(uint64_t page) {
+    if (!(write_tlb_pages_ & (1ull << (page & 63)))) return;  // no entry can hold it
     for (TlbEntry& t : tlb_write_)
         if (t.phys == (page << 12)) t.tag = ~0ull;
 }

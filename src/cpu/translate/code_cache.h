@@ -31,7 +31,12 @@ class CodeCache {
     bool end_write(size_t used);
     // Bumped on every flush: translations made under an older epoch are gone.
     uint64_t epoch() const { return epoch_; }
-    uint64_t flushes() const { return epoch_ - 1; }
+    uint64_t flushes() const { return epoch_ - first_epoch_; }
+    // Empty again, as if new (flushes() back to 0), keeping the mapping and its pages.
+    void clear() {
+        cursor_ = 0;
+        first_epoch_ = ++epoch_;
+    }
     size_t used() const { return cursor_; }
     size_t capacity() const { return size_; }
 
@@ -42,6 +47,7 @@ class CodeCache {
     size_t cursor_ = 0;
     size_t write_from_ = 0, write_to_ = 0;  // page range made RW by begin_write
     uint64_t epoch_ = 1;
+    uint64_t first_epoch_ = 1;       // epoch_ when the cache was made or last cleared
     std::vector<uint8_t> eh_frame_;  // CIE + FDE covering the mapping, zero-terminated
 };
 

@@ -76,6 +76,12 @@ bool Translator::ok() const {
     return translator_available() && cache_->ok();
 }
 
+void Translator::reset() {
+    cache_->clear();
+    translated_ = 0;
+    native_ = true;
+}
+
 Translator::Stats Translator::stats() const {
     return {translated_, cache_->flushes(), cache_->used()};
 }

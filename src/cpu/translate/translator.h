@@ -40,6 +40,8 @@ class Translator {
     Translator& operator=(const Translator&) = delete;
 
     bool ok() const;
+    // Forgets every translation and the statistics, as if newly made (Cpu::reset()).
+    void reset();
     // Native code for frequent instruction forms (on by default); off, every instruction
     // calls its handler. Applies to blocks translated afterwards.
     void set_native(bool on) { native_ = on; }
