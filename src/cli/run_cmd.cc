@@ -206,6 +206,7 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
         {"mips", r.seconds > 0 ? static_cast<double>(r.instructions) / r.seconds / 1e6 : 0.0},
         {"exits", exits},
         {"unclaimed_ports", ports},
+        {"refused_irqs", r.stats.refused_irqs},
         {"accel_counters", counters},
         {"max_rss_kib", max_rss_kib()},
     };
@@ -451,6 +452,8 @@ int run(RunOptions o) {
                          static_cast<unsigned long long>(v));
         for (const auto& [k, v] : r.counters)
             std::fprintf(stderr, "  %-22s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+        std::fprintf(stderr, "  %-22s %llu\n", "refused_irqs",
+                     static_cast<unsigned long long>(r.stats.refused_irqs));
         std::fprintf(stderr, "  %-22s %llu\n", "max_rss_kib",
                      static_cast<unsigned long long>(max_rss_kib()));
         if (r.bus_locks) print_bus_locks(*r.bus_locks);
