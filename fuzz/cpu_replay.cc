@@ -3,14 +3,18 @@
 // state, events, RAM) whether the inputs run in name order, in reverse or interleaved,
 // on machines reused across inputs. Also a driver for profiling the target (--repeat).
 //
-// Usage: fuzz_cpu_replay [--repeat N] [--list] FILE|DIR...
+// Usage: fuzz_cpu_replay [--repeat N [--interp] [--fresh]] [--list] FILE|DIR...
 //   --list: one line per input (instructions, run() calls, last stop reason, digest).
+//   --repeat N: runs the inputs N times and prints the CPU time per input; with --interp
+//   the interpreter only, with --fresh a machine made for each input (as the target was
+//   before its machines were reused), to measure what each part costs.
 // Exit status: 0 all orders agree; 1 an input's digest depends on what ran before it;
 // 2 bad usage or unreadable input. An oracle failure aborts (as under libFuzzer).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -81,7 +85,7 @@ uint64_t run_input(CpuFuzzMachine& interp, CpuFuzzMachine* xlate, const Input& i
 
 int main(int argc, char** argv) {
     long repeat = 0;
-    bool list = false;
+    bool list = false, interp_only = false, fresh_each = false;
     std::vector<Input> inputs;
     for (int k = 1; k < argc; ++k) {
         const std::string arg = argv[k];
@@ -92,6 +96,10 @@ int main(int argc, char** argv) {
             if (*end || repeat < 1 || repeat > 1000000) usage_error("bad --repeat count");
         } else if (arg == "--list") {
             list = true;
+        } else if (arg == "--interp") {
+            interp_only = true;
+        } else if (arg == "--fresh") {
+            fresh_each = true;
         } else {
             load(arg, inputs);
         }
@@ -100,13 +108,31 @@ int main(int argc, char** argv) {
 
     CpuFuzzMachine interp(Engine::Interp);
     std::unique_ptr<CpuFuzzMachine> xlate;
-    if (CpuFuzzMachine::available(Engine::Translate))
+    if (!interp_only && CpuFuzzMachine::available(Engine::Translate))
         xlate = std::make_unique<CpuFuzzMachine>(Engine::Translate);
 
     if (repeat) {  // profiling: the same work as the fuzz target, no order checks
-        for (long r = 0; r < repeat; ++r)
-            for (const Input& in : inputs) run_input(interp, xlate.get(), in);
-        std::printf("fuzz_cpu_replay: %zu inputs run %ld times\n", inputs.size(), repeat);
+        const std::clock_t t0 = std::clock();
+        for (long r = 0; r < repeat; ++r) {
+            for (const Input& in : inputs) {
+                if (!fresh_each) {
+                    run_input(interp, xlate.get(), in);
+                    continue;
+                }
+                CpuFuzzMachine a(Engine::Interp);
+                std::unique_ptr<CpuFuzzMachine> b;
+                if (xlate) b = std::make_unique<CpuFuzzMachine>(Engine::Translate);
+                run_input(a, b.get(), in);
+            }
+        }
+        const double cpu = static_cast<double>(std::clock() - t0) / CLOCKS_PER_SEC;
+        const double runs = static_cast<double>(repeat) * static_cast<double>(inputs.size());
+        std::printf(
+            "fuzz_cpu_replay: %zu inputs run %ld times (%s, %s): %.1f us CPU per input, "
+            "%.0f inputs per CPU second\n",
+            inputs.size(), repeat, xlate ? "interpreter and translator" : "interpreter",
+            fresh_each ? "a new machine per input" : "reused machines", 1e6 * cpu / runs,
+            runs / cpu);
         return 0;
     }
 

@@ -3,11 +3,21 @@
 # executions, coverage, corpus size and the verdict. Exits 1 if any target found a crash,
 # a leak, a sanitizer report or a slow input (a hang).
 # Usage: fuzz.sh FUZZ_BUILD MAIN_BUILD SECONDS [TARGET...]
+# FUZZ_RUNS=N in the environment also stops each target after N executions (libFuzzer's
+# -runs; the seed corpus counts), whichever comes first.
 set -uo pipefail
 fuzz_build=${1:?usage: fuzz.sh FUZZ_BUILD MAIN_BUILD SECONDS [TARGET...]}
 main_build=${2:?usage}
 seconds=${3:?usage}
 shift 3
+runs=${FUZZ_RUNS:--1}
+case $runs in
+    -1 | [1-9] | [1-9][0-9]*) ;;
+    *)
+        echo "fuzz: FUZZ_RUNS must be a positive number of executions, not '$runs'" >&2
+        exit 2
+        ;;
+esac
 here=$(cd "$(dirname "$0")/.." && pwd)
 # Targets whose inputs are guest images: the built guests are their seeds.
 GUEST_SEEDED=" fuzz_loader "
@@ -43,10 +53,10 @@ for t in "${targets[@]}"; do
             seeds+=("$fuzz_build/seeds/$t")
     fi
     # -timeout: an input that runs 10 s is a hang; -rss_limit_mb: exhaustion is a failure.
-    "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$bin" -max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$corpus" "${seeds[@]}" >"$log" 2>&1
     status=$?
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    executed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     size=$(find "$corpus" -type f | wc -l)
     if [ $status -eq 0 ]; then
@@ -56,7 +66,7 @@ for t in "${targets[@]}"; do
         verdict="FAILED (status $status, see $log; inputs in $artifacts)"
         failed=$((failed + 1))
     fi
-    printf '%-16s %12s %8s %8s %8s  %s\n' "$t" "${runs:-?}" "$seconds" "${cov:-?}" "$size" "$verdict"
+    printf '%-16s %12s %8s %8s %8s  %s\n' "$t" "${executed:-?}" "$seconds" "${cov:-?}" "$size" "$verdict"
     if [ $status -ne 0 ]; then
         grep -m 20 -E 'ERROR|SUMMARY|runtime error|Test unit written' "$log" | sed 's/^/  /'
     fi
