@@ -5,7 +5,10 @@
 #     for its whole run (LBR_SELECT 0: every taken branch is recorded);
 #  2. the host-side profiler: `softkvm profile --lbr` of bench_branch at two periods.
 # Same binary, alternating, best of RUNS runs each; CPU seconds (user + system) and wall
-# seconds. Usage: bench_lbr.sh BUILD_DIR
+# seconds. With CALLGRIND=1 (valgrind installed) also the host instructions each
+# configuration executes for the first CG_INSNS guest instructions (default 30,000,000),
+# counted by valgrind --tool=callgrind: the same on every run, however loaded the machine.
+# Usage: [RUNS=N] [CALLGRIND=1] bench_lbr.sh BUILD_DIR
 set -euo pipefail
 build=${1:-build}
 runs=${RUNS:-3}
@@ -50,3 +53,27 @@ for c in "${configs[@]}"; do
     esac
     printf '%-44s %9.3f %9.3f %11.3f\n' "$what" "$cpu" "$wall" "$(echo "$cpu / $off_cpu" | bc -l)"
 done
+
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    command -v valgrind >/dev/null || { echo "CALLGRIND=1: valgrind is not installed" >&2; exit 1; }
+    cg_insns=${CG_INSNS:-30000000}
+    irefs() {  # host instructions softkvm executes running "$@" (it ends with status 124)
+        { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null || true; } |
+            awk '/Collected :/ { print $NF }'
+    }
+    echo
+    echo "host instructions (valgrind --tool=callgrind) for the first $cg_insns guest instructions"
+    printf '%-44s %15s %11s\n' configuration "host insns" "vs off"
+    off_ir=
+    for c in off on profile; do
+        case $c in
+        off) what="LBR off (bench_branch)" cmd=(run --quiet --max-insns "$cg_insns" "$off_img") ;;
+        on) what="guest LBR recording on (bench_branch_lbr)" cmd=(run --quiet --max-insns "$cg_insns" "$on_img") ;;
+        profile) what="profile --lbr --period 10007"
+            cmd=(profile --lbr --quiet --period 10007 --max-insns "$cg_insns" "$off_img") ;;
+        esac
+        ir=$(irefs "$softkvm" "${cmd[@]}")
+        off_ir=${off_ir:-$ir}
+        printf '%-44s %15s %11.3f\n' "$what" "$ir" "$(echo "$ir / $off_ir" | bc -l)"
+    done
+fi

@@ -147,6 +147,12 @@ int main(void) {
     /* SDM vol. 2, RDPMC: any index past the counters CPUID leaf 0AH lists is #GP(0). */
     report(rdpmc_faults(0x3FFFFFFF) && rdpmc_faults((1u << 30) | 0x3FFFFFFF),
            "#GP: RDPMC of counter 0x3fffffff (general and fixed)");
+    /* ECX bits 31:16 are the counter type (0 general, 0x4000 fixed); bit 31, the old "fast
+     * read" flag, is no type on an architectural PMU: #GP for both kinds, as under KVM. */
+    report(rdpmc_faults((1u << 31) | 0) && rdpmc_faults((1u << 31) | (1u << 30) | 0),
+           "#GP: RDPMC with ECX bit 31 (general and fixed)");
+    report(rdpmc_faults(0x20000000u) && rdpmc_faults(0x10000u),
+           "#GP: RDPMC of another counter type (0x2000, 0x0001)");
     report(rdpmc_faults(1u << 29) && rdpmc_faults((1u << 30) | (1u << 29)),
            "#GP: RDPMC of counter 1 << 29 (general and fixed)");
     wrmsr(MSR_A_PMC0, 77);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "cpu/block.h"
+#include "cpu/branch_hooks.h"
 #include "cpu/decoder.h"
 #include "cpu/msr_index.h"
 
@@ -92,6 +93,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
     auto b = std::make_unique<Block>();
     b->key = key;
     uint64_t lin = s_.rip + seg_base_[CS];
+    const uint64_t start_lin = lin;
     const Mode mode = s_.mode;
     uint64_t first_page = phys >> 12;
     uint64_t last_page = first_page;
@@ -141,6 +143,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
             in.fn = [](Cpu& c, const DecodedInsn&) { c.undefined(); };
             in.len = 1;
             in.ends_block = true;
+            in.block_off = static_cast<uint16_t>(lin - start_lin);
             b->insns.push_back(in);
             break;
         }
@@ -149,6 +152,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
         if (!b->insns.empty() && in.ends_block && (in.prefixes & (PFX_REP | PFX_REPNE))) break;
         uint64_t end_phys = phys + (lin - (s_.rip + seg_base_[CS])) + in.len - 1;
         last_page = std::max(last_page, end_phys >> 12);
+        in.block_off = static_cast<uint16_t>(lin - start_lin);
         b->insns.push_back(in);
         b->has_lock |= in.lockable_mem;
         lin += in.len;
@@ -475,7 +479,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
         } catch (const GuestFault& f) {
             icount_ += done;
             // The faulting instruction did not retire: only those before it count.
-            if (hooks && done) after_block(in, done, rip_before, cs_base, cpl_before);
+            if (hooks && done) after_block_cold(in, done, rip_before, cs_base, cpl_before);
             prev = nullptr;
             // A faulting instruction has no effect on RSP or on devices; the reads it
             // made are not replayed. It has not retired: no bus lock is reported for it.
@@ -497,7 +501,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
             icount_ += done;
-            if (hooks && done) after_block(in, done, rip_before, cs_base, cpl_before);
+            if (hooks && done) after_block_cold(in, done, rip_before, cs_base, cpl_before);
             // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a
             // read the owner must answer, it runs again first thing in the next run(),
             // replaying the MMIO reads it completed.
@@ -667,64 +671,6 @@ void Cpu::deliver_legacy(uint8_t vector, bool has_error, uint32_t error, uint64_
     s_.rflags &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM);
     if (type == 0xE) s_.rflags &= ~FLAG_IF;
     note_delivery(from, target + seg_base_[CS], soft);
-}
-
-// ---- LBR and PMU bookkeeping (spec §2.1; SDM vol. 3 §18.2) ----
-
-void Cpu::note_delivery(uint64_t from, uint64_t to, bool soft) {
-    if (!(s_.debugctl & msr::DEBUGCTL_LBR)) return;
-    // Interrupts and exceptions are recorded as far branches. INT n records here, with
-    // its own address as FROM; the block-end bookkeeping then skips it.
-    lbr_.record(from, to, BranchKind::Far, s_.cpl, false, icount_);
-    if (soft) soft_delivered_ = true;
-}
-
-void Cpu::after_block(const DecodedInsn* in, size_t done, uint64_t rip_before, uint64_t cs_base,
-                      uint8_t cpl) {
-    const DecodedInsn& last = in[done - 1];
-    const bool branch = last.branch != BranchKind::None;
-    bool mispredicted = false;
-    if (branch) {
-        uint64_t from = rip_before;
-        for (size_t k = 0; k + 1 < done; ++k) from += in[k].len;
-        const uint64_t next = from + last.len;
-        const bool taken = last.branch != BranchKind::Jcc || s_.rip != next;
-        const bool lbr_on = s_.debugctl & msr::DEBUGCTL_LBR;
-        if (lbr_on || pmu_.counts_misses())
-            mispredicted = bp_.resolve(last.branch, from + cs_base, taken, s_.rip + seg_base_[CS],
-                                       next + cs_base);
-        if (taken && lbr_on && !soft_delivered_)
-            lbr_.record(from + cs_base, s_.rip + seg_base_[CS], last.branch, s_.cpl, mispredicted,
-                        icount_);
-    }
-    soft_delivered_ = false;
-    if (pmu_.active() && pmu_.retire(done - pmu_synced_, cpl, branch, mispredicted)) raise_pmi();
-    pmu_synced_ = done;
-}
-
-void Cpu::pmu_catch_up(const DecodedInsn& at, bool inclusive) {
-    if (!block_insns_) return;
-    const size_t upto = static_cast<size_t>(&at - block_insns_) + (inclusive ? 1 : 0);
-    if (upto > pmu_synced_) {
-        if (pmu_.active() && pmu_.retire(upto - pmu_synced_, block_cpl_, false, false)) raise_pmi();
-        pmu_synced_ = upto;
-    }
-}
-
-uint64_t Cpu::rdpmc(const DecodedInsn& at, uint32_t ecx) {
-    if (s_.cpl != 0 && (s_.cr0 & CR0_PE) && !(s_.cr4 & CR4_PCE)) fault(VEC_GP, 0);
-    pmu_catch_up(at);
-    uint64_t v = 0;
-    if (!pmu_.rdpmc(ecx, v)) fault(VEC_GP, 0);
-    return v;
-}
-
-// A counter with PMI enabled overflowed. With FREEZE_LBRS_ON_PMI the LBR unit stops
-// (DEBUGCTL.LBR cleared: the legacy freeze of spec §2.1) so the stack holds the branches
-// that led to the overflow.
-void Cpu::raise_pmi() {
-    if (s_.debugctl & msr::DEBUGCTL_FREEZE_LBRS_ON_PMI) s_.debugctl &= ~msr::DEBUGCTL_LBR;
-    owner_.pmi();
 }
 
 // ICEBP after MOV SS / POP SS: the single-step and data-breakpoint traps that instruction

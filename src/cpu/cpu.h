@@ -449,9 +449,14 @@ class Cpu {
     void raise_fault(const GuestFault& f, uint64_t return_rip, bool fault_class = false);
     void raise_debug_trap();
     void update_debug();
-    // Per-block branch and PMU bookkeeping (LBR records, predictor, counters).
-    void after_block(const DecodedInsn* in, size_t done, uint64_t rip_before, uint64_t cs_base,
-                     uint8_t cpl);
+    // Per-block branch and PMU bookkeeping (LBR records, predictor, counters), inline in
+    // cpu/branch_hooks.h; the PMU's part of it out of line.
+    inline void after_block(const DecodedInsn* in, size_t done, uint64_t rip_before,
+                            uint64_t cs_base, uint8_t cpl);
+    void pmu_after_block(size_t done, uint8_t cpl, bool branch, bool mispredicted);
+    // The same out of line, for blocks a fault or an exit ended (keeps the run loop small).
+    void after_block_cold(const DecodedInsn* in, size_t done, uint64_t rip_before, uint64_t cs_base,
+                          uint8_t cpl);
     void raise_pmi();
     // An interrupt or exception was delivered: a far branch for the LBR unit.
     void note_delivery(uint64_t from_lin, uint64_t to_lin, bool soft);

@@ -61,6 +61,9 @@ struct DecodedInsn {
     bool lockable_mem = false;  // locked read-modify-write of memory (LOCK or implicit)
     uint16_t mnemonic = 0;      // ZydisMnemonic, for diagnostics
     uint16_t fop = 0;           // x87: the last-opcode value FOP (SDM vol. 1 §8.1.9.1)
+    // Bytes from the first byte of its block (set by the block builder): a branch's own
+    // address for the LBR unit and the predictor without summing the lengths before it.
+    uint16_t block_off = 0;
     Operand op[3];
 };
 

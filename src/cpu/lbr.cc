@@ -18,6 +18,9 @@ void Lbr::configure(const CpuModel& m) {
     format_ = m.lbr_format;
     depth_ = m.lbr_depth;
     info_ = m.lbr_info;
+    from_mask_ = format_ >= 3 ? kFromAddr : ~0ull;
+    from_mispred_ = format_ >= 3 ? msr::LBR_MISPRED : 0;
+    info_mask_ = info_ ? ~0ull : 0;
     clear();
 }
 
@@ -25,6 +28,55 @@ void Lbr::clear() {
     select_ = 0;
     tos_ = 0;
     e_ = {};
+    synced_ = logged_;  // records not yet applied are cleared with the rest
+    refresh_filter();
+}
+
+void Lbr::apply_log() const {
+    using namespace msr;
+    const uint64_t n = logged_ - synced_;
+    // Of n new records only the newest `k` survive in a stack of depth_ entries; TOS moves
+    // past the others as if they had been written and overwritten. (n > 0 implies a
+    // depth: keep_ is 0 without one.)
+    const uint64_t k = std::min<uint64_t>(n, depth_);
+    tos_ = static_cast<uint32_t>((tos_ + (n - k)) % depth_);
+    uint64_t prev = n > k ? log_[(logged_ - k - 1) % kLog].stamp & ~kLogMispred : last_record_;
+    for (uint64_t r = logged_ - k; r != logged_; ++r) {
+        const Logged& l = log_[r % kLog];
+        const uint64_t now = l.stamp & ~kLogMispred;
+        const uint64_t mispred = (l.stamp & kLogMispred) ? LBR_MISPRED : 0;
+        tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
+        e_[tos_] = {(l.from & from_mask_) | (mispred & from_mispred_), l.to,
+                    (mispred | std::min(now - prev, LBR_INFO_CYCLES)) & info_mask_};
+        prev = now;
+    }
+    last_record_ = prev;
+    synced_ = logged_;
+}
+
+void Lbr::pop() {
+    sync();
+    tos_ = (tos_ == 0 ? depth_ : tos_) - 1;
+}
+
+void Lbr::refresh_filter() {
+    using namespace msr;
+    keep_ = pop_ = 0;
+    if (!depth_) return;
+    for (uint8_t cpl : {0, 3}) {
+        if (select_ & (cpl == 0 ? LBR_SELECT_CPL_EQ_0 : LBR_SELECT_CPL_NEQ_0)) continue;
+        for (int k = static_cast<int>(BranchKind::Jcc); k <= static_cast<int>(BranchKind::Far);
+             ++k) {
+            const auto kind = static_cast<BranchKind>(k);
+            // Class bits 2-8 follow BranchKind's order (Jcc = 1 ... Far = 7).
+            if (select_ & (LBR_SELECT_JCC << (k - 1))) continue;
+            const uint16_t bit = static_cast<uint16_t>(1u << class_bit(kind, cpl));
+            if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet)
+                pop_ |= bit;
+            else
+                keep_ |= bit;
+        }
+    }
 }
 
 bool Lbr::owns(uint32_t i) {
@@ -41,6 +93,7 @@ uint64_t Lbr::decode_from(uint64_t v) {
 
 MsrResult Lbr::read(uint32_t i, uint64_t& v) const {
     using namespace msr;
+    sync();
     if (i == MSR_LBR_SELECT) {
         v = select_;
     } else if (i == MSR_LBR_TOS) {
@@ -62,9 +115,11 @@ MsrResult Lbr::read(uint32_t i, uint64_t& v) const {
 
 MsrResult Lbr::write(uint32_t i, uint64_t v) {
     using namespace msr;
+    sync();
     if (i == MSR_LBR_SELECT) {
         if (v & ~LBR_SELECT_VALID) return MsrResult::Fault;
         select_ = v;
+        refresh_filter();
     } else if (i == MSR_LBR_TOS) {
         if (v >= depth_) return MsrResult::Fault;
         tos_ = static_cast<uint32_t>(v);
@@ -88,39 +143,10 @@ MsrResult Lbr::write(uint32_t i, uint64_t v) {
 
 Lbr::Entry Lbr::recent(uint32_t k) const {
     if (!depth_) return {};
+    sync();
     Entry e = e_[(tos_ + depth_ - k % depth_) % depth_];
     if (format_ >= 3) e.from = decode_from(e.from);
     return e;
-}
-
-bool BranchPredictor::resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target,
-                              uint64_t next) {
-    switch (kind) {
-        case BranchKind::Jcc: {
-            uint8_t& c = counter_[slot(from, kCounters)];
-            const bool predicted = c >= 2;
-            if (taken && c < 3) ++c;
-            if (!taken && c > 0) --c;
-            return predicted != taken;
-        }
-        case BranchKind::NearRelCall:
-            ras_[ras_top_++ % kReturns] = next;
-            return false;
-        case BranchKind::NearIndCall:
-        case BranchKind::NearIndJmp: {
-            if (kind == BranchKind::NearIndCall) ras_[ras_top_++ % kReturns] = next;
-            uint64_t& t = target_[slot(from, kTargets)];
-            const bool miss = t != target;
-            t = target;
-            return miss;
-        }
-        case BranchKind::NearRet: {
-            const uint64_t predicted = ras_[--ras_top_ % kReturns];
-            return predicted != target;
-        }
-        default:
-            return false;
-    }
 }
 
 }  // namespace softkvm::cpu

@@ -2,6 +2,11 @@
 // a stack of (FROM, TO, INFO) records in the model's format, LBR_SELECT filtering by CPL
 // and branch class, call-stack mode, and TOS. The CPU calls record() for each taken
 // branch, interrupt and exception while IA32_DEBUGCTL.LBR is set.
+//
+// record() only appends the branch to a small log (no TOS arithmetic, no encoding, no
+// test of whether it is kept: a dropped branch is written past the end and not counted);
+// everything that looks at the stack first applies the log's newest entries to it
+// (sync()), so the MSRs read exactly as if each record had been written at once.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -39,32 +44,64 @@ class Lbr {
     void record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
                 uint64_t now);
     // Recording starts (DEBUGCTL.LBR set): elapsed cycles count from here.
-    void started(uint64_t now) { last_record_ = now; }
+    void started(uint64_t now) {
+        sync();
+        last_record_ = now;
+    }
 
     uint32_t depth() const { return depth_; }
-    uint32_t tos() const { return tos_; }
+    uint32_t tos() const {
+        sync();
+        return tos_;
+    }
     uint64_t select() const { return select_; }
     // Entry `k` (0 = the most recent), decoded: plain linear addresses in from/to.
     Entry recent(uint32_t k) const;
-    uint64_t records() const { return records_; }  // records written since reset
 
   private:
     // Formats 3-5 keep flags in FROM bits 63:61 and the address in bits 60:0.
     static constexpr uint64_t kFromAddr = (1ull << 61) - 1;
-    uint64_t encode_from(uint64_t from, bool mispredicted) const {
-        if (format_ < 3) return from;
-        return (from & kFromAddr) | (mispredicted ? msr::LBR_MISPRED : 0);
-    }
     static uint64_t decode_from(uint64_t v);
+    // Bit (cpl != 0) * 8 + kind of a class mask (BranchKind has 8 values, None included).
+    static unsigned class_bit(BranchKind kind, uint8_t cpl) {
+        return (cpl ? 8u : 0u) + static_cast<unsigned>(kind);
+    }
+    // Recomputes keep_ and pop_ from the depth and LBR_SELECT.
+    void refresh_filter();
+    // Applies the logged records to the stack (the architectural state).
+    void sync() const {
+        if (logged_ != synced_) apply_log();
+    }
+    void apply_log() const;
+    void pop();
 
     uint8_t format_ = 0;
     uint32_t depth_ = 0;
     bool info_ = false;
     uint64_t select_ = 0;
-    uint32_t tos_ = 0;
-    uint64_t last_record_ = 0;
-    uint64_t records_ = 0;
-    std::array<Entry, msr::kLbrMaxDepth> e_{};
+    // LBR_SELECT and the depth folded per (CPL, class), so record() tests one bit:
+    // keep_ the branches written to the stack, pop_ the returns call-stack mode pops.
+    uint16_t keep_ = 0, pop_ = 0;
+    // FROM of formats 3-5: the address bits and the mispredict flag; all bits before.
+    uint64_t from_mask_ = ~0ull, from_mispred_ = 0;
+    uint64_t info_mask_ = 0;  // LBR_INFO's bits (format 5), else 0
+
+    // The log: the newest kLog records (linear FROM and TO, the cycle count with the
+    // mispredict flag in bit 63), record n in slot n % kLog. It holds more than the
+    // deepest stack, so the record before the oldest one that still counts is there too
+    // (its cycle count starts that one's LBR_INFO).
+    static constexpr uint64_t kLog = 64, kLogMispred = 1ull << 63;
+    static_assert(kLog > msr::kLbrMaxDepth && (kLog & (kLog - 1)) == 0);
+    struct Logged {
+        uint64_t from = 0, to = 0, stamp = 0;
+    };
+    std::array<Logged, kLog> log_{};
+    uint64_t logged_ = 0;  // records ever logged
+    // The architectural stack, as of `synced_` logged records.
+    mutable uint64_t synced_ = 0;
+    mutable uint32_t tos_ = 0;
+    mutable uint64_t last_record_ = 0;  // cycle count of the newest applied record
+    mutable std::array<Entry, msr::kLbrMaxDepth> e_{};
 };
 
 // The deterministic branch predictor whose misses the PMU counts and the LBR reports:
@@ -89,29 +126,52 @@ class BranchPredictor {
     uint32_t ras_top_ = 0;
 };
 
-// Inline: the CPU calls it for every taken branch while DEBUGCTL.LBR is set.
+// Inline: the CPU calls it for every branch while DEBUGCTL.LBR is set (a not-taken one
+// as BranchKind::None, which no class keeps). No test decides whether the branch is
+// kept: the slot past the log's end is written either way and only counted if kept.
 inline void Lbr::record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
                         uint64_t now) {
-    using namespace msr;
-    if (!depth_) return;
-    if (select_ & (cpl == 0 ? LBR_SELECT_CPL_EQ_0 : LBR_SELECT_CPL_NEQ_0)) return;
-    // Class bits 2-8 follow BranchKind's order (Jcc = 1 ... Far = 7).
-    if (select_ & (1ull << (static_cast<int>(kind) + 1))) return;
-    if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet) {
-        // Call-stack mode: a return pops the call it returns from instead of recording.
-        tos_ = (tos_ == 0 ? depth_ : tos_) - 1;
-        return;
+    const unsigned bit = class_bit(kind, cpl);
+    if ((pop_ >> bit) & 1) return pop();  // call-stack mode: a return pops its call
+    Logged& l = log_[logged_ % kLog];
+    l.from = from;
+    l.to = to;
+    l.stamp = now | (mispredicted ? kLogMispred : 0);
+    logged_ += (keep_ >> bit) & 1;
+}
+
+// Inline: the CPU calls it for every branch while DEBUGCTL.LBR is set or a counter counts
+// branch misses.
+inline bool BranchPredictor::resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target,
+                                     uint64_t next) {
+    if (kind == BranchKind::Jcc) {
+        // The 2-bit counter moves one step towards the outcome, saturating: a table, not
+        // tests on the (unpredictable) outcome.
+        static constexpr uint8_t kNext[2][4] = {{0, 0, 1, 2}, {1, 2, 3, 3}};
+        uint8_t& c = counter_[slot(from, kCounters)];
+        const bool predicted = c >= 2;
+        c = kNext[taken][c];
+        return predicted != taken;
     }
-    // No division on this path: it runs for every recorded branch.
-    tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
-    Entry& e = e_[tos_];
-    e.from = encode_from(from, mispredicted);
-    e.to = to;
-    e.info =
-        info_ ? ((mispredicted ? LBR_MISPRED : 0) | std::min(now - last_record_, LBR_INFO_CYCLES))
-              : 0;
-    last_record_ = now;
-    ++records_;
+    switch (kind) {
+        case BranchKind::NearRelCall:
+            ras_[ras_top_++ % kReturns] = next;
+            return false;
+        case BranchKind::NearIndCall:
+        case BranchKind::NearIndJmp: {
+            if (kind == BranchKind::NearIndCall) ras_[ras_top_++ % kReturns] = next;
+            uint64_t& t = target_[slot(from, kTargets)];
+            const bool miss = t != target;
+            t = target;
+            return miss;
+        }
+        case BranchKind::NearRet: {
+            const uint64_t predicted = ras_[--ras_top_ % kReturns];
+            return predicted != target;
+        }
+        default:
+            return false;
+    }
 }
 
 }  // namespace softkvm::cpu

@@ -52,6 +52,14 @@ inline constexpr uint64_t EVTSEL_RESERVED = 0xFFFFFFFF00200000ull;
 inline constexpr uint64_t FIXED_CTRL_OS = 1, FIXED_CTRL_USR = 2, FIXED_CTRL_PMI = 8;
 // IA32_PERF_GLOBAL_CTRL/STATUS: general counters from bit 0, fixed counters from bit 32.
 inline constexpr int GLOBAL_FIXED_SHIFT = 32;
+// RDPMC's ECX for an architectural PMU (SDM vol. 2 RDPMC; KVM's
+// intel_rdpmc_ecx_to_pmc): bits 31:16 the counter type, bits 15:0 its index. Type 0 is
+// the general counters, 0x4000 (bit 30) the fixed ones; every other type, bit 31 (the
+// old "fast read" flag) included, is #GP on this model.
+inline constexpr uint32_t RDPMC_TYPE_MASK = 0xFFFF0000;
+inline constexpr uint32_t RDPMC_TYPE_GP = 0;
+inline constexpr uint32_t RDPMC_TYPE_FIXED = 1u << 30;
+inline constexpr uint32_t RDPMC_INDEX_MASK = 0xFFFF;
 
 // Architectural events (SDM vol. 3 table 18-1), event select | umask << 8.
 inline constexpr uint16_t EVENT_CORE_CYCLES = 0x003C;

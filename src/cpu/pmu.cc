@@ -170,15 +170,19 @@ bool Pmu::retire(uint64_t n, uint8_t cpl, bool branch, bool mispredicted) {
 }
 
 bool Pmu::rdpmc(uint32_t ecx, uint64_t& v) const {
-    const uint32_t idx = ecx & 0x3FFFFFFF;
-    if (ecx & (1u << 30)) {
-        if (idx >= kFixed) return false;
-        v = ctr_[kGp + idx].value;
-        return true;
+    const uint32_t idx = ecx & msr::RDPMC_INDEX_MASK;
+    switch (ecx & msr::RDPMC_TYPE_MASK) {
+        case msr::RDPMC_TYPE_GP:
+            if (idx >= kGp) return false;
+            v = ctr_[idx].value;
+            return true;
+        case msr::RDPMC_TYPE_FIXED:
+            if (idx >= kFixed) return false;
+            v = ctr_[kGp + idx].value;
+            return true;
+        default:
+            return false;  // bit 31 or another type: #GP for general and fixed alike
     }
-    if ((ecx >> 31) || idx >= kGp) return false;
-    v = ctr_[idx].value;
-    return true;
 }
 
 }  // namespace softkvm::cpu

@@ -35,7 +35,8 @@ class Pmu {
     // mispredicted or not. Returns true if a counter with PMI enabled overflowed.
     bool retire(uint64_t n, uint8_t cpl, bool branch, bool mispredicted);
 
-    // RDPMC: ECX bit 30 selects the fixed counters. False for an invalid index.
+    // RDPMC: ECX bits 31:16 the type (0 general, bit 30 fixed), bits 15:0 the index.
+    // False (#GP) for another type, ECX bit 31 included, or an index past the counters.
     bool rdpmc(uint32_t ecx, uint64_t& value) const;
 
   private:

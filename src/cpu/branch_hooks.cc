@@ -1,0 +1,50 @@
+// LBR and PMU bookkeeping of the software CPU outside the per-block fast path
+// (branch_hooks.h): interrupts and exceptions as far branches, the PMU's per-block and
+// mid-block counting, RDPMC, and the PMI with FREEZE_LBRS_ON_PMI.
+#include "cpu/branch_hooks.h"
+
+namespace softkvm::cpu {
+
+void Cpu::note_delivery(uint64_t from, uint64_t to, bool soft) {
+    if (!(s_.debugctl & msr::DEBUGCTL_LBR)) return;
+    // Interrupts and exceptions are recorded as far branches. INT n records here, with
+    // its own address as FROM; the block-end bookkeeping then skips it.
+    lbr_.record(from, to, BranchKind::Far, s_.cpl, false, icount_);
+    if (soft) soft_delivered_ = true;
+}
+
+void Cpu::after_block_cold(const DecodedInsn* in, size_t done, uint64_t rip_before,
+                           uint64_t cs_base, uint8_t cpl) {
+    after_block(in, done, rip_before, cs_base, cpl);
+}
+
+void Cpu::pmu_after_block(size_t done, uint8_t cpl, bool branch, bool mispredicted) {
+    if (pmu_.retire(done - pmu_synced_, cpl, branch, mispredicted)) raise_pmi();
+}
+
+void Cpu::pmu_catch_up(const DecodedInsn& at, bool inclusive) {
+    if (!block_insns_) return;
+    const size_t upto = static_cast<size_t>(&at - block_insns_) + (inclusive ? 1 : 0);
+    if (upto > pmu_synced_) {
+        if (pmu_.active() && pmu_.retire(upto - pmu_synced_, block_cpl_, false, false)) raise_pmi();
+        pmu_synced_ = upto;
+    }
+}
+
+uint64_t Cpu::rdpmc(const DecodedInsn& at, uint32_t ecx) {
+    if (s_.cpl != 0 && (s_.cr0 & CR0_PE) && !(s_.cr4 & CR4_PCE)) fault(VEC_GP, 0);
+    pmu_catch_up(at);
+    uint64_t v = 0;
+    if (!pmu_.rdpmc(ecx, v)) fault(VEC_GP, 0);
+    return v;
+}
+
+// A counter with PMI enabled overflowed. With FREEZE_LBRS_ON_PMI the LBR unit stops
+// (DEBUGCTL.LBR cleared: the legacy freeze of spec §2.1) so the stack holds the branches
+// that led to the overflow.
+void Cpu::raise_pmi() {
+    if (s_.debugctl & msr::DEBUGCTL_FREEZE_LBRS_ON_PMI) s_.debugctl &= ~msr::DEBUGCTL_LBR;
+    owner_.pmi();
+}
+
+}  // namespace softkvm::cpu

@@ -1,0 +1,253 @@
+// The LBR unit and RDPMC of the software CPU (docs/lbr.md): LBR_SELECT's class and CPL
+// filters and call-stack mode as the unit applies them, TOS wrap and LBR_INFO, the
+// records the run loop writes at block ends (also when a block resumes part-way), the
+// legacy freeze on PMI, and RDPMC's ECX encoding.
+#include <gtest/gtest.h>
+
+#include "cpu/cpu_model.h"
+#include "cpu/lbr.h"
+#include "cpu/pmu.h"
+#include "machine.h"
+
+namespace softkvm::cpu::test {
+namespace {
+
+using namespace msr;
+
+constexpr BranchKind kKinds[] = {
+    BranchKind::Jcc,        BranchKind::NearRelCall, BranchKind::NearIndCall, BranchKind::NearRet,
+    BranchKind::NearIndJmp, BranchKind::NearRelJmp,  BranchKind::Far};
+
+Lbr make_lbr(const char* model, uint64_t select) {
+    Lbr l;
+    l.configure(*find_cpu_model(model));
+    EXPECT_EQ(l.write(MSR_LBR_SELECT, select), MsrResult::Handled);
+    return l;
+}
+
+TEST(LbrUnit, EachClassBitDropsOnlyItsClass) {
+    for (int k = 0; k < 7; ++k) {
+        Lbr l = make_lbr("skylake", LBR_SELECT_JCC << k);
+        for (int j = 0; j < 7; ++j) {
+            const uint32_t tos = l.tos();
+            l.record(0x1000 + j, 0x2000 + j, kKinds[j], 0, false, 0);
+            EXPECT_EQ(l.tos() != tos, j != k) << "select bit " << k + 2 << ", class " << j + 1;
+        }
+        EXPECT_EQ(l.tos(), 6u);
+    }
+}
+
+TEST(LbrUnit, CplBitsDropRingZeroOrTheOthers) {
+    Lbr kernel_off = make_lbr("skylake", LBR_SELECT_CPL_EQ_0);
+    kernel_off.record(0x1000, 0x2000, BranchKind::NearRelJmp, 0, false, 0);
+    EXPECT_EQ(kernel_off.tos(), 0u);
+    kernel_off.record(0x1000, 0x2000, BranchKind::NearRelJmp, 3, false, 0);
+    EXPECT_EQ(kernel_off.tos(), 1u);
+
+    Lbr user_off = make_lbr("skylake", LBR_SELECT_CPL_NEQ_0);
+    user_off.record(0x1000, 0x2000, BranchKind::NearRelJmp, 3, false, 0);
+    user_off.record(0x1000, 0x2000, BranchKind::NearRelJmp, 1, false, 0);
+    EXPECT_EQ(user_off.tos(), 0u);
+    user_off.record(0x1000, 0x2000, BranchKind::NearRelJmp, 0, false, 0);
+    EXPECT_EQ(user_off.tos(), 1u);
+    EXPECT_EQ(user_off.recent(0).to, 0x2000u);
+}
+
+TEST(LbrUnit, CallStackModeReturnsPopTheirCall) {
+    Lbr l = make_lbr("skylake", LBR_SELECT_CALLSTACK);
+    l.record(0x1000, 0x5000, BranchKind::NearRelCall, 0, false, 0);
+    l.record(0x5010, 0x6000, BranchKind::NearIndCall, 0, false, 0);
+    EXPECT_EQ(l.tos(), 2u);
+    l.record(0x6010, 0x5015, BranchKind::NearRet, 0, false, 0);  // pops the inner call
+    EXPECT_EQ(l.tos(), 1u);
+    EXPECT_EQ(l.recent(0).from, 0x1000u);
+    l.record(0x5020, 0x7000, BranchKind::NearRelCall, 0, false, 0);  // reuses the slot
+    EXPECT_EQ(l.tos(), 2u);
+    EXPECT_EQ(l.recent(0).to, 0x7000u);
+    EXPECT_EQ(l.recent(1).to, 0x5000u);
+    // A pop below entry 0 wraps to the top of the stack, as TOS does.
+    Lbr w = make_lbr("skylake", LBR_SELECT_CALLSTACK);
+    w.record(0x6010, 0x5015, BranchKind::NearRet, 0, false, 0);
+    EXPECT_EQ(w.tos(), 31u);
+}
+
+TEST(LbrUnit, FilteredReturnsNeitherPopNorRecordInCallStackMode) {
+    // NEAR_RET's class bit (5) set: returns are dropped before call-stack mode sees them.
+    Lbr by_class = make_lbr("skylake", LBR_SELECT_CALLSTACK | (LBR_SELECT_JCC << 3));
+    by_class.record(0x1000, 0x5000, BranchKind::NearRelCall, 0, false, 0);
+    by_class.record(0x5010, 0x1005, BranchKind::NearRet, 0, false, 0);
+    EXPECT_EQ(by_class.tos(), 1u);
+    // A return at a filtered CPL does not pop either.
+    Lbr by_cpl = make_lbr("skylake", LBR_SELECT_CALLSTACK | LBR_SELECT_CPL_NEQ_0);
+    by_cpl.record(0x1000, 0x5000, BranchKind::NearRelCall, 0, false, 0);
+    by_cpl.record(0x5010, 0x1005, BranchKind::NearRet, 3, false, 0);
+    EXPECT_EQ(by_cpl.tos(), 1u);
+    by_cpl.record(0x5010, 0x1005, BranchKind::NearRet, 0, false, 0);
+    EXPECT_EQ(by_cpl.tos(), 0u);
+}
+
+TEST(LbrUnit, TosWrapsAndInfoCountsCyclesSinceTheLastRecord) {
+    Lbr l = make_lbr("skylake", 0);
+    l.started(100);
+    l.record(0x1000, 0x2000, BranchKind::Jcc, 0, true, 107);
+    uint64_t v = 0;
+    ASSERT_EQ(l.read(MSR_LBR_INFO0 + 1, v), MsrResult::Handled);
+    EXPECT_EQ(v, LBR_MISPRED | 7);
+    ASSERT_EQ(l.read(MSR_LBR_FROM0 + 1, v), MsrResult::Handled);
+    EXPECT_EQ(v, LBR_MISPRED | 0x1000);  // format 5: FROM bit 63 is the mispredict flag
+    l.record(0x1000, 0x2000, BranchKind::Jcc, 0, false, 107 + 0x12345);
+    ASSERT_EQ(l.read(MSR_LBR_INFO0 + 2, v), MsrResult::Handled);
+    EXPECT_EQ(v, LBR_INFO_CYCLES);  // saturates
+    for (int k = 0; k < 31; ++k) l.record(0x3000 + k, 0x4000, BranchKind::Jcc, 0, false, 0);
+    EXPECT_EQ(l.tos(), 1u);  // 33 records in 32 entries
+    EXPECT_EQ(l.recent(0).from, 0x3000u + 30);
+    EXPECT_EQ(l.recent(31).from, 0x1000u);  // the second record, the oldest left
+}
+
+TEST(LbrUnit, FormatFourHasTheFlagInFromAndNoInfo) {
+    Lbr l = make_lbr("broadwell", 0);
+    l.record(0xFFFFFFFF80001000ull, 0x2000, BranchKind::Jcc, 0, true, 5);
+    uint64_t v = 0;
+    ASSERT_EQ(l.read(MSR_LBR_FROM0 + 1, v), MsrResult::Handled);
+    EXPECT_EQ(v, LBR_MISPRED | (0xFFFFFFFF80001000ull & ((1ull << 61) - 1)));
+    EXPECT_EQ(l.recent(0).from, 0xFFFFFFFF80001000ull);  // sign-extended from bit 60
+    EXPECT_EQ(l.read(MSR_LBR_INFO0 + 1, v), MsrResult::Fault);
+    for (int k = 0; k < 16; ++k) l.record(0x3000, 0x4000, BranchKind::Jcc, 0, false, 0);
+    EXPECT_EQ(l.tos(), 1u);  // 17 records in 16 entries
+}
+
+// Every MSR of two units: the same after the same records whether or not anything looked
+// in between (looking applies the record log to the stack).
+void expect_same_msrs(const Lbr& a, const Lbr& b, const char* what) {
+    for (uint32_t i : {MSR_LBR_TOS, MSR_LBR_SELECT}) {
+        uint64_t va = 0, vb = 0;
+        ASSERT_EQ(a.read(i, va), b.read(i, vb));
+        EXPECT_EQ(va, vb) << what << ": MSR " << std::hex << i;
+    }
+    for (uint32_t k = 0; k < kLbrMaxDepth; ++k) {
+        for (uint32_t base : {MSR_LBR_FROM0, MSR_LBR_TO0, MSR_LBR_INFO0}) {
+            uint64_t va = 0, vb = 0;
+            ASSERT_EQ(a.read(base + k, va), b.read(base + k, vb));
+            EXPECT_EQ(va, vb) << what << ": MSR " << std::hex << base + k;
+        }
+    }
+}
+
+TEST(LbrUnit, RecordsReadTheSameWhetherOrNotTheStackWasLookedAt) {
+    // A pseudo-random stream of branches of every class, taken or not (None), at CPL 0
+    // and 3, mispredicted or not, at growing cycle counts; runs of up to 100 records
+    // between looks, so the log (64) overflows and the stack (32) wraps.
+    for (const char* model : {"skylake", "broadwell"}) {
+        for (uint64_t select :
+             {uint64_t{0}, LBR_SELECT_CALLSTACK, LBR_SELECT_CPL_NEQ_0 | (LBR_SELECT_JCC << 1)}) {
+            Lbr eager = make_lbr(model, select), lazy = make_lbr(model, select);
+            eager.started(3), lazy.started(3);
+            uint32_t x = 12345;
+            uint64_t now = 3;
+            for (int run = 0; run < 60; ++run) {
+                x = x * 1103515245u + 12345u;
+                const int n = static_cast<int>(x >> 16) % 100;
+                for (int k = 0; k < n; ++k) {
+                    x = x * 1103515245u + 12345u;
+                    const auto kind = static_cast<BranchKind>((x >> 8) % 8);
+                    const uint8_t cpl = (x >> 12) & 1 ? 3 : 0;
+                    const bool mispredicted = (x >> 13) & 1;
+                    now += (x >> 14) % 5000;
+                    const uint64_t from = 0xFFFFFFFF80000000ull + (x >> 4), to = x >> 6;
+                    eager.record(from, to, kind, cpl, mispredicted, now);
+                    lazy.record(from, to, kind, cpl, mispredicted, now);
+                    (void)eager.tos();  // looks after every record
+                }
+                expect_same_msrs(eager, lazy, model);
+                if (run % 7 == 3) {
+                    // A guest's own write of TOS lands between records in both.
+                    eager.write(MSR_LBR_TOS, run % eager.depth());
+                    lazy.write(MSR_LBR_TOS, run % lazy.depth());
+                }
+            }
+        }
+    }
+}
+
+using LbrCpuTest = Machine;
+
+// mov $1,%rax; add $2,%rax; nop; jmp +2; hlt; hlt; out %eax,$0x20: one block ending in a
+// taken JMP at kCode + 0xC, then the exit.
+constexpr uint8_t kJmpBlock[] = {0x48, 0xc7, 0xc0, 0x01, 0x00, 0x00, 0x00, 0x48, 0x83,
+                                 0xc0, 0x02, 0x90, 0xeb, 0x02, 0xf4, 0xf4, 0xe7, 0x20};
+
+TEST_F(LbrCpuTest, BlockEndBranchIsRecordedFromItsOwnAddress) {
+    load(kJmpBlock);
+    cpu_.state().debugctl = DEBUGCTL_LBR;
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    EXPECT_EQ(cpu_.lbr().tos(), 1u);
+    EXPECT_EQ(cpu_.lbr().recent(0).from, kCode + 0xC);
+    EXPECT_EQ(cpu_.lbr().recent(0).to, kCode + 0x10);
+    EXPECT_EQ(cpu_.lbr().recent(0).info, 4u);  // four instructions since recording began
+}
+
+TEST_F(LbrCpuTest, BlockResumedPartWayRecordsTheSameBranch) {
+    load(kJmpBlock);
+    cpu_.state().debugctl = DEBUGCTL_LBR;
+    EXPECT_EQ(cpu_.run(2), StopReason::InsnLimit);  // stops inside the block
+    EXPECT_EQ(cpu_.lbr().tos(), 0u);
+    const uint64_t built = cpu_.cache_stats().blocks_built;
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);              // goes on from its third instruction
+    EXPECT_EQ(cpu_.cache_stats().blocks_built, built + 1);  // only the exit's block is new
+    EXPECT_EQ(cpu_.lbr().tos(), 1u);
+    EXPECT_EQ(cpu_.lbr().recent(0).from, kCode + 0xC);
+    EXPECT_EQ(cpu_.lbr().recent(0).to, kCode + 0x10);
+}
+
+TEST_F(LbrCpuTest, NotTakenJccIsNotRecordedButTakenOneIs) {
+    // xor %eax,%eax (ZF=1); jnz +2 (not taken); jz +2 (taken); hlt; hlt; out %eax,$0x20
+    const uint8_t code[] = {0x31, 0xc0, 0x75, 0x02, 0x74, 0x02, 0xf4, 0xf4, 0xe7, 0x20};
+    load(code);
+    cpu_.state().debugctl = DEBUGCTL_LBR;
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    EXPECT_EQ(cpu_.lbr().tos(), 1u);
+    EXPECT_EQ(cpu_.lbr().recent(0).from, kCode + 4);
+    EXPECT_EQ(cpu_.lbr().recent(0).to, kCode + 8);
+}
+
+TEST_F(LbrCpuTest, FreezeOnPmiStopsRecordingAtTheOverflowingBranch) {
+    // Four JMPs to the next instruction, then the exit.
+    const uint8_t code[] = {0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xe7, 0x20};
+    load(code);
+    Pmu& pmu = cpu_.pmu();
+    ASSERT_EQ(pmu.write(IA32_PERFEVTSEL0, EVENT_INSTRUCTIONS | EVTSEL_OS | EVTSEL_INT | EVTSEL_EN),
+              MsrResult::Handled);
+    ASSERT_EQ(pmu.write(IA32_A_PMC0, Pmu::kCounterMask - 1), MsrResult::Handled);  // 2 to go
+    cpu_.state().debugctl = DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI;
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    EXPECT_EQ(cpu_.state().debugctl, DEBUGCTL_FREEZE_LBRS_ON_PMI);  // LBR cleared by the PMI
+    EXPECT_EQ(cpu_.lbr().tos(), 2u);
+    EXPECT_EQ(cpu_.lbr().recent(0).from, kCode + 2);  // the second JMP overflowed PMC0
+    EXPECT_EQ(cpu_.lbr().recent(1).from, kCode);
+    uint64_t status = 0;
+    ASSERT_EQ(pmu.read(IA32_PERF_GLOBAL_STATUS, status), MsrResult::Handled);
+    EXPECT_EQ(status, 1u);
+}
+
+TEST(PmuRdpmc, TypeInBits31To16IndexInBits15To0) {
+    Pmu p;
+    p.reset();
+    ASSERT_EQ(p.write(IA32_A_PMC0 + 3, 0x123456789ull), MsrResult::Handled);
+    ASSERT_EQ(p.write(IA32_FIXED_CTR0 + 2, 0xABCDEF012ull), MsrResult::Handled);
+    uint64_t v = 0;
+    EXPECT_TRUE(p.rdpmc(3, v));
+    EXPECT_EQ(v, 0x123456789ull);
+    EXPECT_TRUE(p.rdpmc(RDPMC_TYPE_FIXED | 2, v));
+    EXPECT_EQ(v, 0xABCDEF012ull);
+    EXPECT_FALSE(p.rdpmc(4, v));
+    EXPECT_FALSE(p.rdpmc(RDPMC_TYPE_FIXED | 3, v));
+    // Bit 31 (no "fast read" on an architectural PMU) faults for both kinds, as in KVM.
+    EXPECT_FALSE(p.rdpmc((1u << 31) | 0, v));
+    EXPECT_FALSE(p.rdpmc((1u << 31) | RDPMC_TYPE_FIXED | 0, v));
+    // Other types (0x2000 is PERF_METRICS, which the model lacks) fault too.
+    EXPECT_FALSE(p.rdpmc(0x20000000u, v));
+    EXPECT_FALSE(p.rdpmc(0x10000u, v));
+}
+
+}  // namespace
+}  // namespace softkvm::cpu::test
