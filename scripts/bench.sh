@@ -70,4 +70,6 @@ if [ "$json" != "--json" ]; then
     "$(dirname "$0")/bench_kvm.sh" "$build"
     echo
     "$(dirname "$0")/bench_lbr.sh" "$build"
+    echo
+    "$(dirname "$0")/bench_linux.sh" "$build"
 fi

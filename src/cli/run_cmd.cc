@@ -220,8 +220,10 @@ class Console {
     void put(char c) {
         if (quiet_) return;
         buf_.push_back(c);
-        if (c == '\n' || buf_.size() >= 4096) flush();
+        if (c == '\n' || unbuffered_ || buf_.size() >= 4096) flush();
     }
+    // Interactive runs show every byte at once: a shell's prompt ends without a newline.
+    void set_unbuffered() { unbuffered_ = true; }
     void flush() {
         if (!buf_.empty()) {
             std::fwrite(buf_.data(), 1, buf_.size(), stdout);
@@ -232,6 +234,7 @@ class Console {
 
   private:
     bool quiet_;
+    bool unbuffered_ = false;
     std::string buf_;
 };
 
@@ -399,7 +402,10 @@ int run(RunOptions o) {
     std::optional<TerminalInput> terminal;
     if (o.cpus == 1 && !o.quiet) {
         terminal.emplace(input);
-        if (terminal->active()) machine.value()->attach_serial_input(input);
+        if (terminal->active()) {
+            machine.value()->attach_serial_input(input);
+            console.set_unbuffered();
+        }
     }
     const vmm::RunReport r = machine.value()->run();
     terminal.reset();  // the terminal's settings come back before anything is printed

@@ -94,6 +94,7 @@ TEST(Acpi, EveryTableIsReachableAndChecksummed) {
     EXPECT_EQ(fadt[acpi::kFadtPm1EvtLen], 4);
     EXPECT_EQ(fadt[acpi::kFadtPm1CntLen], 2);
     EXPECT_EQ(fadt[acpi::kFadtPmTmrLen], 4);
+    EXPECT_EQ(fadt[109] | (fadt[110] << 8), 0x3);  // IAPC_BOOT_ARCH: legacy devices, 8042
     EXPECT_EQ(Parsed::u32(fadt + acpi::kFadtFlags) & (1u << 8), 0u);  // 24-bit timer
     const uint8_t* gas = fadt + acpi::kFadtXPmTmrBlk;
     EXPECT_EQ(gas[0], 1);   // system I/O

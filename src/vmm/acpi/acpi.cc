@@ -99,6 +99,7 @@ Tables build(const Config& c) {
     b.u8(fadt + kFadtPm1EvtLen, kPm1EvtLen);
     b.u8(fadt + kFadtPm1CntLen, kPm1CntLen);
     b.u8(fadt + kFadtPmTmrLen, kPmTmrLen);
+    b.u16(fadt + kFadtIapcBootArch, kBootArchLegacyDevices | kBootArch8042);
     b.u32(fadt + kFadtFlags, kFadtWbinvd | kFadtProcC1);  // 24-bit PM timer (TMR_VAL_EXT 0)
     b.u64(fadt + kFadtXFirmwareCtrl, gpa(facs));
     b.u64(fadt + kFadtXDsdt, gpa(dsdt));

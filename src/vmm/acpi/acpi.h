@@ -38,6 +38,11 @@ inline constexpr uint32_t kFadtFirmwareCtrl = 36, kFadtDsdt = 40, kFadtSciInt = 
                           kFadtXDsdt = 140, kFadtXPm1aEvtBlk = 148, kFadtXPm1aCntBlk = 172,
                           kFadtXPmTmrBlk = 208;
 inline constexpr uint32_t kFadtWbinvd = 1u << 0, kFadtProcC1 = 1u << 2;
+// FADT IAPC_BOOT_ARCH (offset 109, §5.2.9.3): LEGACY_DEVICES (ISA devices such as the
+// RTC and COM1) and 8042 (a keyboard controller at ports 0x60/0x64), as QEMU's q35 says.
+// Without the 8042 flag Linux takes the i8042 as absent when no PNP0303 device exists.
+inline constexpr uint32_t kFadtIapcBootArch = 109;
+inline constexpr uint16_t kBootArchLegacyDevices = 1u << 0, kBootArch8042 = 1u << 1;
 inline constexpr uint8_t kMadtLocalApic = 0, kMadtIoApic = 1, kMadtIntSrcOverride = 2,
                          kMadtLocalApicNmi = 4;
 inline constexpr uint8_t kMadtLocalApicLen = 8, kMadtIoApicLen = 12, kMadtIntSrcOverrideLen = 10,
