@@ -58,7 +58,8 @@ class EmuVcpu final : public Vcpu {
                 {"lbr_dropped_accesses", l.dropped},
                 {"pmis", l.pmis},
                 {"translated_blocks", t.blocks_translated},
-                {"code_cache_flushes", t.cache_flushes}};
+                {"code_cache_flushes", t.cache_flushes},
+                {"chained_blocks", t.chained_blocks}};
     }
     Status set_cpu_model(const std::string& name, int lbr_fmt) override {
         const cpu::CpuModel* m =

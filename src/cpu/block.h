@@ -24,6 +24,9 @@ struct Block {
     // epoch: a block dropped by the cache's invalidation takes its translation with it.
     void* host_code = nullptr;
     uint64_t host_epoch = 0;
+    // Where another translated block continues into this one (null: not translated, or
+    // its translation is gone); entered with the code cache's frame already set up.
+    void* host_chain = nullptr;
 };
 
 }  // namespace softkvm::cpu

@@ -42,8 +42,8 @@ bool Cpu::set_engine(Engine e, size_t cache_bytes) {
         if (!t->ok()) return false;
     }
     // Translations belong to the code cache that goes away here.
-    for (auto& [key, block] : blocks_) block->host_code = nullptr;
-    for (auto& block : retired_blocks_) block->host_code = nullptr;
+    for (auto& [key, block] : blocks_) block->host_code = block->host_chain = nullptr;
+    for (auto& block : retired_blocks_) block->host_code = block->host_chain = nullptr;
     xlate_ = std::move(t);
     return true;
 }
@@ -295,6 +295,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
     read_exit_ = false;
     Block* prev = nullptr;
     const uint64_t limit = insn_limit ? insn_limit : kNever;
+    run_limit_ = limit;
     for (;;) {
         if (icount_ >= limit) return StopReason::InsnLimit;
         if (kick_.load(std::memory_order_relaxed)) {
@@ -404,7 +405,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 // budget, a resumed block and careful stepping stay in the interpreter.
                 if (xlate_ && first == 0 && n == b->insns.size() && !careful) {
                     if (Translator::BlockFn fn = xlate_->code_for(*b)) {
+                        // It may continue into other blocks: `b` is the last one run.
+                        chained_ = b;
+                        no_chain_ = hooks;
                         fn(this, &done, &rsp_before);
+                        if (chained_ != b) b = chained_, in = b->insns.data(), n = b->insns.size();
+                        chained_ = nullptr;
                         if (stop_flags_ && !mmio_stays_in_block()) n = done;
                     }
                 }
@@ -477,6 +483,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             }
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
+            chained_ = nullptr;
             icount_ += done;
             // The faulting instruction did not retire: only those before it count.
             if (hooks && done) after_block_cold(in, done, rip_before, cs_base, cpl_before);
@@ -500,6 +507,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if ((stop_flags_ & kStopMmio) && finish_mmio()) return StopReason::Owner;
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
+            if (chained_) b = chained_, chained_ = nullptr;  // the translated block that stopped
             icount_ += done;
             if (hooks && done) after_block_cold(in, done, rip_before, cs_base, cpl_before);
             // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a

@@ -603,6 +603,12 @@ class Cpu {
     bool shutdown_ = false;
 
     std::unique_ptr<Translator> xlate_;  // set: the translating engine runs blocks
+    // Translated blocks continue into their successors inside the code cache
+    // (docs/translator.md, Chaining); the run loop tells them what it knows.
+    uint64_t run_limit_ = kNever;  // run()'s instruction limit
+    Block* chained_ = nullptr;     // the block translated code runs now
+    bool no_chain_ = false;        // the run loop's per-block bookkeeping is on
+    uint64_t chained_blocks_ = 0;  // blocks entered from another block's translation
 
     friend class Decoder;
     friend class Translator;

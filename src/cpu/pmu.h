@@ -11,6 +11,8 @@
 
 namespace softkvm::cpu {
 
+class Translator;
+
 class Pmu {
   public:
     static constexpr uint64_t kCounterMask = (1ull << kPmuCounterBits) - 1;
@@ -40,6 +42,7 @@ class Pmu {
     bool rdpmc(uint32_t ecx, uint64_t& value) const;
 
   private:
+    friend class Translator;  // translated code reads active_ where blocks chain
     enum class Event : uint8_t { None, Instructions, Cycles, Branches, BranchMisses };
     struct Counter {
         uint64_t value = 0;

@@ -509,5 +509,99 @@ TEST(TranslateTest, FaultInsideATranslatedBlockIsPrecise) {
     EXPECT_EQ(p.translating().frame(3), BareMachine::kStack - 8);  // RSP after the PUSH
 }
 
+// A loop of blocks joined by Jcc, JMP, CALL and RET (the RETs through the jump cache):
+// translated blocks continue into each other without the run loop, yet every
+// instruction limit still stops both engines at the same instruction.
+const std::vector<uint8_t> kChainLoop = {
+    0xB9, 0xC8, 0x00, 0x00, 0x00,  //       mov $200,%ecx
+    0x01, 0xC8,                    // top:  add %ecx,%eax
+    0xF6, 0xC1, 0x01,              //       test $1,%cl
+    0x74, 0x0A,                    //       jz even
+    0x6B, 0xC0, 0x03,              //       imul $3,%eax,%eax
+    0xE8, 0x0F, 0x00, 0x00, 0x00,  //       call f
+    0xEB, 0x08,                    //       jmp next
+    0x83, 0xF0, 0x55,              // even: xor $0x55,%eax
+    0xE8, 0x08, 0x00, 0x00, 0x00,  //       call g
+    0xFF, 0xC9,                    // next: dec %ecx
+    0x75, 0xE3,                    //       jnz top
+    0xF4,                          //       hlt
+    0xFF, 0xC2,                    // f:    inc %edx
+    0xC3,                          //       ret
+    0x83, 0xC2, 0x07,              // g:    add $7,%edx
+    0xC3,                          //       ret
+};
+
+TEST(TranslateTest, ChainedBlocksStopAtEveryInstructionLimit) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        p.load(kChainLoop);
+        std::mt19937_64 rng(seed);
+        std::vector<uint64_t> limits;
+        uint64_t at = 0;
+        for (int k = 0; k < 40; ++k) limits.push_back(at += 1 + rng() % (seed * 5));
+        limits.push_back(0);
+        p.run_compare(limits, "chain seed " + std::to_string(seed));
+        if (::testing::Test::HasFailure()) return;
+        EXPECT_EQ(p.translating_cpu().state().rip, BareMachine::kCode + 0x23);  // after HLT
+    }
+    // Unlimited: most blocks are entered from other blocks' code.
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    p.load(kChainLoop);
+    p.run_compare({0}, "chain");
+    EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 600u);
+    // mov, 100 odd rounds of 10 instructions and 100 even ones of 9, hlt.
+    EXPECT_EQ(p.translating_cpu().instructions_retired(), 1u + 100 * 10 + 100 * 9 + 1);
+}
+
+// A timer deadline falls inside a run of chained blocks: the interrupt is taken at the
+// same instruction boundary (the same clock and RIP) as in the interpreter.
+TEST(TranslateTest, DeadlineInsideChainedBlocksInterruptsAtTheSameInstruction) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    for (uint64_t deadline = 1; deadline < 400; deadline += 13) {
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        p.load(kChainLoop);
+        p.both([&](BareMachine& m) {
+            m.owner_.irq_vector = 0x30;
+            m.cpu_.state().rflags |= FLAG_IF;
+            m.cpu_.set_deadline(deadline);
+        });
+        p.run_compare({0}, "deadline " + std::to_string(deadline));
+        if (::testing::Test::HasFailure()) return;
+        EXPECT_EQ(p.translating().vector_taken(), 0x30);
+        // Delivered when the clock reached the deadline: the stub's 3 instructions after.
+        EXPECT_EQ(p.translating_cpu().clock(), deadline + 3) << deadline;
+    }
+}
+
+// POPF sets TF inside a chained loop: single-stepping starts after the same instruction
+// in both engines (a block is not entered from another while TF is set).
+TEST(TranslateTest, TrapFlagSetInsideChainedBlocksStepsAsTheInterpreter) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    std::vector<uint8_t> code = {
+        0xB9, 0x40, 0x00, 0x00, 0x00,  //       mov $64,%ecx
+        0xFF, 0xC0,                    // top:  inc %eax
+        0x83, 0xF9, 0x05,              //       cmp $5,%ecx
+        0x75, 0x09,                    //       jne skip
+        0x9C,                          //       pushf
+        0x48, 0x81, 0x0C, 0x24,        //       orq $0x100,(%rsp)
+        0x00, 0x01, 0x00, 0x00,        //
+        0x9D,                          //       popf
+        0xFF, 0xC9,                    // skip: dec %ecx
+        0x75, 0xE9,                    //       jnz top
+        0xF4,                          //       hlt
+    };
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    p.load(code);
+    p.run_compare({0}, "tf");
+    EXPECT_EQ(p.translating().vector_taken(), VEC_DB);
+    // The trap follows the instruction after POPF (DEC at +22): RIP +24.
+    EXPECT_EQ(p.translating().frame(0), BareMachine::kCode + 24);
+    EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 50u);
+}
 }  // namespace
 }  // namespace softkvm::cpu::test

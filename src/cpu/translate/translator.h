@@ -9,6 +9,8 @@
 #include <memory>
 #include <string_view>
 
+#include "cpu/translate/layout.h"
+
 namespace softkvm::cpu {
 
 class Cpu;
@@ -52,6 +54,7 @@ class Translator {
         uint64_t blocks_translated = 0;
         uint64_t cache_flushes = 0;
         uint64_t cache_bytes_used = 0;
+        uint64_t chained_blocks = 0;  // blocks entered from another block's code
     };
     Stats stats() const;
 
@@ -59,12 +62,12 @@ class Translator {
     // Block::host_epoch of a block whose translation failed (never a cache epoch).
     static constexpr uint64_t kUntranslatable = ~0ull;
     BlockFn translate(Block& b);
+    // The code cache was emptied: no block may continue into a translation made before.
+    void forget_chains();
+    Cpu& cpu_;
     std::unique_ptr<CodeCache> cache_;
     uint64_t translated_ = 0;
-    // Offsets from the Cpu object of the fields generated code touches.
-    int32_t off_rip_ = 0, off_next_rip_ = 0, off_rsp_ = 0, off_stop_ = 0;
-    int32_t off_gpr_ = 0, off_rflags_ = 0, off_seg_base_ = 0, off_last_seg_ = 0;
-    int32_t off_align_ = 0, off_cpl_ = 0, off_tlb_read_ = 0, off_tlb_write_ = 0;
+    CpuLayout layout_{};  // where generated code finds the fields it touches
     bool native_ = true;  // frequent forms as host instructions (else: handler calls only)
 };
 

@@ -1,0 +1,119 @@
+// Chaining: one translated block continuing into the next (emitter.h).
+#ifdef SOFTKVM_HAVE_TRANSLATOR
+#include "cpu/translate/emitter.h"
+
+#include "cpu/exec/flags.h"
+#include "cpu/msr_index.h"
+
+namespace softkvm::cpu {
+
+using namespace Xbyak::util;
+
+void BlockEmitter::emit_chain_entry(const Block& b) {
+    const uint64_t n = b.insns.size();
+    Xbyak::Label bail;
+    cmp(dword[rbx + off_.stop], 0);
+    jne(bail, T_NEAR);
+    cmp(byte[rbx + off_.mode], static_cast<uint8_t>(b.key & 3));
+    jne(bail, T_NEAR);
+    movzx(eax, byte[rbx + off_.kick]);
+    for (int32_t flag : {off_.irq_requested, off_.halted, off_.nmi_pending, off_.debug_active,
+                         off_.resume_insn, off_.pmu_active, off_.no_chain})
+        or_(al, byte[rbx + flag]);
+    if (b.has_lock) or_(al, byte[rbx + off_.bus_lock_watch]);
+    test(al, al);
+    jnz(bail, T_NEAR);
+    mov(rax, qword[rbx + off_.pending_db]);
+    or_(rax, qword[rbx + off_.trace_left]);
+    jnz(bail, T_NEAR);
+    test(dword[rbx + off_.rflags], static_cast<uint32_t>(FLAG_TF | FLAG_RF));
+    jnz(bail, T_NEAR);
+    test(byte[rbx + off_.debugctl], static_cast<uint8_t>(msr::DEBUGCTL_LBR));
+    jnz(bail, T_NEAR);
+    // Budget: icount + n <= the run's limit, clock + n <= the deadline (kNever: ~0).
+    mov(rax, qword[rbx + off_.icount]);
+    add(rax, qword[r12]);  // the instructions of the block before
+    lea(rcx, ptr[rax + n]);
+    cmp(rcx, qword[rbx + off_.run_limit]);
+    ja(bail, T_NEAR);
+    mov(rdx, qword[rbx + off_.idle]);
+    add(rdx, rax);  // clock()
+    lea(rcx, ptr[rdx + n]);
+    cmp(rcx, qword[rbx + off_.deadline]);
+    ja(bail, T_NEAR);
+    // Enter: the previous block is retired and this one is the run loop's block.
+    mov(qword[rbx + off_.icount], rax);
+    mov(qword[r12], 0);
+    // rep_room_: the budget as the run loop computes it (limit, then the deadline).
+    mov(rsi, qword[rbx + off_.run_limit]);
+    sub(rsi, rax);
+    mov(rcx, qword[rbx + off_.deadline]);
+    cmp(rcx, -1);
+    Xbyak::Label no_deadline;
+    je(no_deadline);
+    sub(rcx, rdx);
+    cmp(rcx, rsi);
+    cmovb(rsi, rcx);
+    L(no_deadline);
+    mov(qword[rbx + off_.rep_room], rsi);
+    mov(rax, reinterpret_cast<uint64_t>(&b));
+    mov(qword[rbx + off_.chained], rax);
+    mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
+    mov(qword[rbx + off_.block_insns], rax);
+    movzx(eax, byte[rbx + off_.cpl]);
+    mov(byte[rbx + off_.block_cpl], al);
+    mov(qword[rbx + off_.pmu_synced], 0);
+    add(qword[rbx + off_.chained_blocks], 1);
+    Xbyak::Label enter;
+    jmp(enter, T_NEAR);
+    L(bail);
+    jmp(exit_, T_NEAR);
+    L(enter);
+}
+
+void BlockEmitter::emit_chain_exit(const Block& b) {
+    Xbyak::Label go;
+    mov(rax, qword[rbx + off_.rip]);
+    mov(rdx, qword[rbx + off_.block_gen]);
+    mov(rcx, reinterpret_cast<uint64_t>(&b));
+    for (int k = 0; k < 2; ++k) {
+        Xbyak::Label next;
+        const int32_t at = k * off_.link_size;
+        cmp(rax, qword[rcx + at + off_.link_rip]);
+        jne(next);
+        cmp(rdx, qword[rcx + at + off_.link_gen]);
+        jne(next);
+        mov(rcx, qword[rcx + at + off_.link_block]);
+        jmp(go, T_NEAR);
+        L(next);
+    }
+    // Jump cache: entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
+    mov(rsi, rax);
+    add(rsi, qword[rbx + off_.seg_base + 8 * CS]);
+    mov(rdi, rsi);
+    shr(rdi, 10);
+    xor_(rdi, rsi);
+    and_(edi, 4095);
+    shl(edi, 5);
+    mov(rcx, off_.jump_cache);
+    add(rcx, rdi);
+    cmp(rsi, qword[rcx]);
+    jne(exit_, T_NEAR);
+    cmp(rdx, qword[rcx + 8]);
+    jne(exit_, T_NEAR);
+    movzx(eax, byte[rbx + off_.cpl]);
+    shl(eax, 4);
+    movzx(esi, byte[rbx + off_.mode]);
+    or_(eax, esi);
+    cmp(eax, dword[rcx + 24]);
+    jne(exit_, T_NEAR);
+    mov(rcx, qword[rcx + 16]);
+    L(go);
+    mov(rax, qword[rcx + off_.host_chain]);
+    test(rax, rax);
+    jz(exit_, T_NEAR);
+    jmp(rax);
+}
+
+}  // namespace softkvm::cpu
+#endif

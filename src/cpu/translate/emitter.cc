@@ -1,0 +1,267 @@
+// The block frame, handler calls, branches and memory operands (emitter.h).
+#ifdef SOFTKVM_HAVE_TRANSLATOR
+#include "cpu/translate/emitter.h"
+
+#include "cpu/exec/flags.h"
+
+namespace softkvm::cpu {
+
+using namespace Xbyak::util;
+
+void BlockEmitter::emit(const Block& b) {
+    Xbyak::Label body;
+    push(rbx);
+    push(r12);
+    push(r13);
+    mov(rbx, rdi);
+    mov(r12, rsi);
+    mov(r13, rdx);
+    jmp(body, T_NEAR);
+    align(16);
+    chain_entry_ = getCurr();
+    emit_chain_entry(b);
+    L(body);
+    const size_t n = b.insns.size();
+    std::vector<Native> forms(n);
+    std::vector<Alu> alus(n, Alu::Add);
+    mode_ = static_cast<Mode>(b.key & 3);
+    for (size_t k = 0; k < n; ++k) {
+        if (!native_) break;
+        forms[k] = native_form(b.insns[k], alus[k]);
+        if (forms[k] == Native::None) forms[k] = native_branch(b.insns[k], mode_);
+    }
+    for (size_t k = 0; k < n; ++k) {
+        const DecodedInsn& in = b.insns[k];
+        if (forms[k] == Native::None) {
+            call_handler(in, k);
+            continue;
+        }
+        if (forms[k] == Native::Jcc || forms[k] == Native::Jmp) {
+            emit_branch(in, forms[k], k);
+            continue;
+        }
+        const bool live = flags_live_after(forms, b, k);
+        switch (forms[k]) {
+            case Native::MovRR:
+            case Native::MovRI:
+                emit_mov(in, forms[k]);
+                break;
+            case Native::Lea:
+                emit_ea(in, in.op[1]);
+                if (in.opsize == 4) mov(eax, eax);
+                mov(gpr(in.op[0].reg), rax);
+                break;
+            case Native::MovRM:
+            case Native::MovMR:
+            case Native::AluRM:
+                emit_mem(in, forms[k], alus[k], k, live);
+                continue;  // synced RIP and the done count itself
+            case Native::AluRR:
+            case Native::AluRI:
+                emit_alu(in, forms[k], alus[k], live);
+                break;
+            case Native::Inc:
+            case Native::Dec:
+                emit_incdec(in, forms[k] == Native::Inc, live);
+                break;
+            case Native::ImulRR:
+            case Native::ImulRRI:
+                emit_imul(in, forms[k], live);
+                break;
+            default:
+                emit_shift(in, forms[k], live);
+                break;
+        }
+        pending_rip_ += in.len;
+    }
+    sync(n);
+    emit_chain_exit(b);
+    L(exit_);
+    pop(r13);
+    pop(r12);
+    pop(rbx);
+    ret();
+}
+
+void BlockEmitter::sync(size_t k) {
+    if (pending_rip_) add(qword[rbx + off_.rip], static_cast<uint32_t>(pending_rip_));
+    pending_rip_ = 0;
+    if (done_ != k) mov(qword[r12], static_cast<uint32_t>(k));
+    done_ = k;
+}
+
+void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
+    sync(k);
+    mov(rax, qword[rbx + off_.rip]);
+    mov(rcx, qword[rbx + off_.rsp]);
+    add(rax, in.len);
+    mov(qword[r13], rcx);
+    mov(qword[rbx + off_.next_rip], rax);
+    mov(rdi, rbx);
+    mov(rsi, reinterpret_cast<uint64_t>(&in));
+    mov(rax, reinterpret_cast<uint64_t>(in.fn));
+    call(rax);
+    mov(rax, qword[rbx + off_.next_rip]);
+    mov(qword[rbx + off_.rip], rax);
+    mov(qword[r12], static_cast<uint32_t>(k + 1));
+    done_ = k + 1;
+    cmp(dword[rbx + off_.stop], 0);
+    jne(exit_, T_NEAR);
+}
+
+void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k) {
+    sync(k);
+    Xbyak::Label not_taken, slow, done;
+    mov(rax, qword[rbx + off_.rip]);
+    add(rax, in.len);  // next RIP
+    if (f == Native::Jcc) {
+        const int32_t fl = off_.rflags;
+        const uint8_t cc = in.cond & 0xF;
+        const uint32_t bits[6] = {
+            static_cast<uint32_t>(FLAG_OF), static_cast<uint32_t>(FLAG_CF),
+            static_cast<uint32_t>(FLAG_ZF), static_cast<uint32_t>(FLAG_CF | FLAG_ZF),
+            static_cast<uint32_t>(FLAG_SF), static_cast<uint32_t>(FLAG_PF)};
+        if (cc >> 1 < 6) {
+            test(dword[rbx + fl], bits[cc >> 1]);
+        } else {
+            // L: SF != OF; LE: ZF or SF != OF. OF (bit 11) shifted onto SF (bit 7).
+            mov(ecx, dword[rbx + fl]);
+            mov(edx, ecx);
+            shr(edx, 4);
+            xor_(edx, ecx);
+            and_(edx, static_cast<uint32_t>(FLAG_SF));
+            if (cc >> 1 == 7) {
+                and_(ecx, static_cast<uint32_t>(FLAG_ZF));
+                or_(edx, ecx);
+            } else {
+                test(edx, edx);
+            }
+        }
+        // Odd condition codes are the negations (SDM vol. 2 appendix B.1.4.7).
+        if (cc & 1)
+            jnz(not_taken, T_NEAR);
+        else
+            jz(not_taken, T_NEAR);
+    }
+    mov(rcx, static_cast<uint64_t>(in.op[0].value));
+    add(rax, rcx);
+    mov(rdx, rax);
+    shl(rdx, 16);
+    sar(rdx, 16);
+    cmp(rdx, rax);
+    jne(slow, T_NEAR);
+    L(not_taken);
+    mov(qword[rbx + off_.rip], rax);
+    mov(qword[r12], static_cast<uint32_t>(k + 1));
+    jmp(done, T_NEAR);
+    L(slow);
+    done_ = k;
+    call_handler(in, k);
+    L(done);
+    done_ = k + 1;
+}
+
+void BlockEmitter::emit_ea(const DecodedInsn& in, const Operand& o) {
+    if (o.reg == kRegRip) {
+        mov(rax, qword[rbx + off_.rip]);
+        add(rax, static_cast<uint32_t>(pending_rip_ + in.len));
+    } else if (o.reg != kNoReg) {
+        mov(rax, gpr(o.reg));
+    } else {
+        xor_(eax, eax);
+    }
+    if (o.index != kNoReg) {
+        mov(rcx, gpr(o.index));
+        if (o.scale_shift) shl(rcx, o.scale_shift);
+        add(rax, rcx);
+    }
+    if (o.value) add(rax, static_cast<uint32_t>(o.value));  // sign-extended imm32
+    if (o.addrsize == 4) mov(eax, eax);
+}
+
+void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
+    sync(idx);
+    const bool q = in.opsize == 8;
+    const Operand& m = f == Native::MovMR ? in.op[0] : in.op[1];
+    Xbyak::Label slow, done;
+    emit_ea(in, m);
+    const bool flat = mode_ == Mode::Long64 && m.seg != FS && m.seg != GS;
+    if (!flat) add(rax, qword[rbx + off_.seg_base + 8 * m.seg]);
+    mov(byte[rbx + off_.last_seg], m.seg);
+    cmp(byte[rbx + off_.align_check], 0);
+    jne(slow, T_NEAR);
+    mov(ecx, eax);
+    and_(ecx, 0xFFF);
+    cmp(ecx, 0x1000 - in.opsize);
+    ja(slow, T_NEAR);
+    // Tag: linear page | valid | user (CPL 3).
+    mov(rdx, rax);
+    and_(rdx, static_cast<uint32_t>(~0xFFFu));  // sign-extended: keeps bits 12-63
+    cmp(byte[rbx + off_.cpl], 3);
+    sete(r8b);
+    movzx(r8d, r8b);
+    lea(rdx, ptr[rdx + r8 * 2 + 1]);
+    // Entry (lin >> 12) & 1023 of 24-byte entries.
+    mov(r8, rax);
+    shr(r8, 12);
+    and_(r8d, 1023);
+    lea(r8, ptr[r8 + r8 * 2]);
+    const int32_t table = f == Native::MovMR ? off_.tlb_write : off_.tlb_read;
+    cmp(rdx, qword[rbx + r8 * 8 + table]);
+    jne(slow, T_NEAR);
+    mov(rdx, qword[rbx + r8 * 8 + table + 8]);  // host page
+    add(rdx, rcx);
+    const Xbyak::Address host = q ? qword[rdx] : dword[rdx];
+    if (f == Native::MovRM) {
+        if (q)
+            mov(rax, host);
+        else
+            mov(eax, host);
+        mov(gpr(in.op[0].reg), rax);
+    } else if (f == Native::MovMR) {
+        if (q) {
+            mov(rax, gpr(in.op[1].reg));
+            mov(host, rax);
+        } else {
+            mov(eax, dword[rbx + off_.gpr + 8 * in.op[1].reg]);
+            mov(host, eax);
+        }
+    } else {
+        emit_alu_value(in, k, host, flags_live);
+    }
+    add(qword[rbx + off_.rip], in.len);
+    mov(qword[r12], static_cast<uint32_t>(idx + 1));
+    jmp(done, T_NEAR);
+    L(slow);
+    call_handler(in, idx);
+    L(done);
+    pending_rip_ = 0;
+    done_ = idx + 1;
+}
+
+bool BlockEmitter::flags_live_after(const std::vector<Native>& f, const Block& b, size_t k) {
+    for (size_t j = k + 1; j < f.size(); ++j) {
+        if (f[j] == Native::MovRR || f[j] == Native::MovRI || f[j] == Native::Lea) continue;
+        // A memory form may take its handler's path and fault there: the flags must
+        // be in RFLAGS by then (AluRM writes them only after its access).
+        return !writes_all_flags(f[j], b.insns[j]) || f[j] == Native::AluRM;
+    }
+    return true;
+}
+
+void BlockEmitter::merge_flags(uint64_t mask) {
+    mov(rdx, qword[rbx + off_.rflags]);
+    and_(rdx, static_cast<uint32_t>(~mask));  // sign-extended: keeps bits 12 and up
+    or_(rdx, rax);
+    mov(qword[rbx + off_.rflags], rdx);
+}
+
+void BlockEmitter::load(const Xbyak::Reg64& r, uint8_t g, bool q) {
+    if (q)
+        mov(r, gpr(g));
+    else
+        mov(r.cvt32(), dword[rbx + off_.gpr + 8 * g]);  // zero-extends
+}
+
+}  // namespace softkvm::cpu
+#endif

@@ -1,0 +1,117 @@
+// The code generator of the translating engine (docs/translator.md): one BlockEmitter
+// writes one decoded block's host code into a slice of the code cache. Its parts:
+// emitter.cc (the block frame, handler calls, branches, memory operands), emit_forms.cc
+// (the native register forms of forms.h) and chain.cc (chaining between blocks).
+#pragma once
+#ifdef SOFTKVM_HAVE_TRANSLATOR
+#include <xbyak/xbyak.h>
+
+#include <vector>
+
+#include "cpu/block.h"
+#include "cpu/translate/forms.h"
+#include "cpu/translate/layout.h"
+
+namespace softkvm::cpu {
+
+// The frame code_cache.h describes: three callee-saved registers hold the CPU and the
+// two run-loop variables across handler calls.
+class BlockEmitter : public Xbyak::CodeGenerator {
+  public:
+    BlockEmitter(size_t size, uint8_t* at, const CpuLayout& off, bool native)
+        : Xbyak::CodeGenerator(size, at), off_(off), native_(native) {}
+
+    // Where another block's code continues into this one (see emit_chain_entry).
+    const uint8_t* chain_entry() const { return chain_entry_; }
+
+    void emit(const Block& b);
+
+  private:
+    // Entry from another translated block (same frame: RBX, R12, R13 as set up by the
+    // first block the run loop entered; *R12 holds the previous block's instruction
+    // count, not yet in icount_). Continues here only where the run loop would enter this
+    // block's translation next, with nothing for it to do in between: no stop flag, no
+    // kick, interrupt, NMI, halt or #DB pending, no single-step, breakpoints, trace, LBR
+    // or PMU bookkeeping, no bus-lock detection for a block holding locked instructions,
+    // the same mode, and the whole block within the instruction budget and before the
+    // next timer deadline. Otherwise it returns to the run loop as the previous block.
+    void emit_chain_entry(const Block& b);
+
+    // After the block's last instruction: the block the run loop would pick next — its
+    // successor links, then its jump cache, with the same keys and validity — and, if that
+    // block has a translation, its chaining entry. Otherwise back to the run loop.
+    void emit_chain_exit(const Block& b);
+
+    Xbyak::Address gpr(uint8_t r) { return Xbyak::util::qword[rbx + off_.gpr + 8 * r]; }
+
+    // RIP and the done count as the interpreter has them before instruction `k`.
+    void sync(size_t k);
+
+    // The interpreter's step: next RIP, RSP for a fault's restore, the handler, RIP :=
+    // next RIP, one more instruction done, leave on a stop flag.
+    void call_handler(const DecodedInsn& in, size_t k);
+
+    // JMP rel32/rel8 and Jcc (op_jmp, op_jcc): RIP := next RIP, plus the displacement
+    // when taken (the condition read from RFLAGS as Cpu::cond reads it); a
+    // non-canonical target goes to the handler, which raises #GP.
+    void emit_branch(const DecodedInsn& in, Native f, size_t k);
+
+    // The effective address of `o` into RAX (Cpu::effective_address): displacement,
+    // base (RIP: the next instruction's), index << scale, wrapped to the address size.
+    void emit_ea(const DecodedInsn& in, const Operand& o);
+
+    // MOV r, m; MOV m, r; ALU r, m (fast.cc's mov_rm, mov_mr, alu_rm): the address, then
+    // the software TLB as Cpu::read_mem/write_mem probe it — an entry for the page at this
+    // privilege, no page crossing, no alignment checking. On a hit the access goes to the
+    // host page; otherwise the instruction's handler runs it (faults, MMIO, code pages).
+    void emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live);
+
+    // MOV r, r/imm: a 32-bit destination is zero-extended.
+    void emit_mov(const DecodedInsn& in, Native f);
+
+    // The status flags a native instruction computes are needed unless a later native
+    // instruction of the block overwrites all six first (MOVs in between read none;
+    // anything else, or the block's end, may read them).
+    static bool flags_live_after(const std::vector<Native>& f, const Block& b, size_t k);
+
+    // Merges host-computed status flags in EAX into the guest's RFLAGS, replacing `mask`.
+    void merge_flags(uint64_t mask);
+    void load(const Xbyak::Reg64& r, uint8_t g, bool q);
+
+    // INC/DEC (op_incdec): the host's OF SF ZF AF PF equal the interpreter's; CF is kept.
+    void emit_incdec(const DecodedInsn& in, bool up, bool flags_live);
+
+    // Shifts and rotates by an immediate (op_shift, op_rotate) with the count masked as
+    // the interpreter masks it. Result, CF, SF, ZF, PF come from the host; AF is 0 and OF
+    // follows shift.cc's formulas for every count (the SDM defines it for 1 only).
+    void emit_shift(const DecodedInsn& in, Native f, bool flags_live);
+
+    // IMUL r, r/m and IMUL r, r/m, imm (op_imul, set_mul_flags): CF = OF = the host's
+    // overflow; SF, ZF, PF from the truncated result; AF 0.
+    void emit_imul(const DecodedInsn& in, Native f, bool flags_live);
+
+    // The host instruction of the same kind and size computes the same result and the
+    // same defined flags (SDM vol. 1 appendix A); AF, undefined after AND/OR/XOR/TEST,
+    // is 0 there in the interpreter (flags.h), so it is not taken from the host.
+    // ALU r, [host] after a TLB hit: as emit_alu with the loaded operand.
+    void emit_alu_value(const DecodedInsn& in, Alu k, const Xbyak::Address& src, bool flags_live);
+
+    void emit_alu(const DecodedInsn& in, Native f, Alu k, bool flags_live);
+
+    // After the host ALU instruction, its result in RDX: the destination and the flags.
+    void alu_flags(const DecodedInsn& in, Alu k, bool flags_live);
+
+    void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s);
+    void alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v);
+
+    CpuLayout off_;
+    bool native_;
+    const uint8_t* chain_entry_ = nullptr;
+    Mode mode_ = Mode::Long64;
+    Xbyak::Label exit_;
+    uint64_t pending_rip_ = 0;  // RIP advance of native instructions not yet stored
+    size_t done_ = 0;           // the value the run loop's `done` has now
+};
+
+}  // namespace softkvm::cpu
+#endif
