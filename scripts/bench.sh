@@ -7,7 +7,7 @@ set -euo pipefail
 build=${1:-build}
 json=${2:-}
 softkvm=$build/src/cli/softkvm
-guests=(bench_intloop bench_branch bench_memory bench_syscall bench_mmio)
+guests=(bench_intloop bench_branch bench_call bench_memory bench_syscall bench_atomic bench_mmio)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

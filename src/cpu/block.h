@@ -27,6 +27,7 @@ struct Block {
     // Where another translated block continues into this one (null: not translated, or
     // its translation is gone); entered with the code cache's frame already set up.
     void* host_chain = nullptr;
+    uint32_t host_runs = 0;  // runs counted towards translation (Translator::code_for)
 };
 
 }  // namespace softkvm::cpu

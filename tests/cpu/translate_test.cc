@@ -26,6 +26,8 @@ class Pair {
   public:
     explicit Pair(size_t cache_bytes = Translator::kDefaultCacheBytes) {
         ok_ = t_.cpu_.set_engine(Engine::Translate, cache_bytes);
+        // Every block is translated when it first runs (the tests compare translations).
+        if (ok_) t_.cpu_.translator()->set_translate_after(1);
     }
     bool ok() const { return ok_; }
     template <typename F>
@@ -80,9 +82,11 @@ class Pair {
 };
 
 // Random instruction streams over the forms a block holds most: moves, ALU with
-// registers, immediates and memory, INC/DEC/NEG/NOT, shifts, IMUL, LEA, PUSH/POP,
-// SETcc/CMOVcc, PUSHF/POPF, forward Jcc/JMP, DIV (#DE on a zero divisor), loads from an
-// unmapped page (#PF), UD2 (#UD). RSP, R13, R14 and R15 are never written at random.
+// registers, immediates and memory (8, 32 and 64 bits, memory destinations too),
+// INC/DEC/NEG/NOT, shifts, IMUL, LEA, MOVZX/MOVSX/MOVSXD, PUSH/POP, CALL/RET, JMP through
+// a register and memory, NOPs, SETcc/CMOVcc, PUSHF/POPF, forward Jcc/JMP, DIV (#DE on a
+// zero divisor), loads from an unmapped page (#PF), UD2 (#UD). RSP, R13, R14 and R15 are
+// never written at random.
 class StreamGen {
   public:
     explicit StreamGen(uint64_t seed) : rng_(seed) {}
@@ -128,7 +132,7 @@ class StreamGen {
     void one(std::vector<uint8_t>& c) {
         static const uint8_t alu[] = {0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x39, 0x85};
         const bool w = pick(2);
-        switch (pick(22)) {
+        switch (pick(28)) {
             case 0:
             case 1:
             case 2:
@@ -266,9 +270,95 @@ class StreamGen {
                 rr(c, w, {0x83}, static_cast<uint8_t>(2 + pick(2)), reg());
                 c.push_back(static_cast<uint8_t>(rng_()));
                 return;
-            default:  // movzx/movsx r, r8/r16
+            case 21:  // movzx/movsx r, r8/r16; movsxd r64, r32
+                if (pick(5) == 0) return rr(c, true, {0x63}, reg(), reg());
                 return rr(c, w, {0x0F, std::array<uint8_t, 4>{0xB6, 0xB7, 0xBE, 0xBF}[pick(4)]},
                           reg(), reg());
+            case 22:  // 8-bit ALU and MOV: r8, r8 / r8, imm8 (SPL..DIL with REX)
+                if (pick(3) == 0) {
+                    rr(c, false, {0x80}, static_cast<uint8_t>(pick(8)), reg());
+                    c.push_back(static_cast<uint8_t>(rng_()));
+                    return;
+                }
+                return rr(c, false,
+                          {std::array<uint8_t, 9>{0x00, 0x08, 0x20, 0x28, 0x30, 0x38, 0x84, 0x88,
+                                                  0x8A}[pick(9)]},
+                          reg(), reg());
+            case 23: {  // ALU m, imm (8, 32, 64 bits; CMP/TEST read, the rest write)
+                const bool fault = pick(10) == 0;
+                switch (pick(5)) {
+                    case 0:
+                        rm_mem(c, false, {0x80}, static_cast<uint8_t>(pick(8)), fault);
+                        c.push_back(static_cast<uint8_t>(rng_()));
+                        return;
+                    case 1:
+                        rm_mem(c, false, {0xF6}, 0, fault);  // test m8, imm8
+                        c.push_back(static_cast<uint8_t>(rng_()));
+                        return;
+                    case 2:
+                        rm_mem(c, w, {0x81}, static_cast<uint8_t>(pick(8)), fault);
+                        return imm32(c);
+                    case 3:
+                        rm_mem(c, w, {0xF7}, 0, fault);  // test m, imm32
+                        return imm32(c);
+                    default:
+                        rm_mem(c, w, {0x83}, static_cast<uint8_t>(pick(8)), fault);
+                        c.push_back(static_cast<uint8_t>(rng_()));
+                        return;
+                }
+            }
+            case 24:  // movzx/movsx r, m8/m16; movsxd r64, m32; mov m8/r8 (loads fault rarely)
+                switch (pick(4)) {
+                    case 0:
+                        return rm_mem(c, true, {0x63}, reg(), pick(10) == 0);
+                    case 1:
+                        return rm_mem(c, false, {pick(2) ? uint8_t{0x88} : uint8_t{0x8A}}, reg(),
+                                      false);
+                    default:
+                        return rm_mem(
+                            c, w, {0x0F, std::array<uint8_t, 4>{0xB6, 0xB7, 0xBE, 0xBF}[pick(4)]},
+                            reg(), pick(10) == 0);
+                }
+            case 25: {  // call to the next instruction, then pop its return address
+                const uint8_t r = reg();
+                c.insert(c.end(), {0xE8, 0, 0, 0, 0});
+                if (r >= 8) c.push_back(0x41);
+                c.push_back(static_cast<uint8_t>(0x58 + (r & 7)));
+                return;
+            }
+            case 26: {  // lea next(%rip),%r, then push %r; ret / jmp *%r / jmp *8(%r15)
+                const uint8_t r = reg();
+                const uint8_t how = static_cast<uint8_t>(pick(3));
+                const uint8_t rex_b = r >= 8 ? 1 : 0;
+                const uint8_t tail = how == 0 ? 2 + rex_b : how == 1 ? 2 + rex_b : 8;
+                c.insert(c.end(), {static_cast<uint8_t>(0x48 | (r >> 3 << 2)), 0x8D,
+                                   static_cast<uint8_t>((r & 7) << 3 | 5), tail, 0, 0, 0});
+                if (how == 0) {
+                    if (rex_b) c.push_back(0x41);
+                    c.push_back(static_cast<uint8_t>(0x50 + (r & 7)));
+                    c.push_back(0xC3);
+                } else if (how == 1) {
+                    if (rex_b) c.push_back(0x41);
+                    c.insert(c.end(), {0xFF, static_cast<uint8_t>(0xE0 | (r & 7))});
+                } else {
+                    c.insert(c.end(), {static_cast<uint8_t>(0x49 | (r >> 3 << 2)), 0x89,
+                                       static_cast<uint8_t>(0x40 | (r & 7) << 3 | 7), 0x08});
+                    c.insert(c.end(), {0x41, 0xFF, 0x67, 0x08});
+                }
+                return;
+            }
+            default:  // nop forms
+                switch (pick(3)) {
+                    case 0:
+                        c.push_back(0x90);
+                        return;
+                    case 1:
+                        c.insert(c.end(), {0x0F, 0x1F, 0x00});
+                        return;
+                    default:
+                        c.insert(c.end(), {0x66, 0x0F, 0x1F, 0x44, 0x00, 0x00});
+                        return;
+                }
         }
     }
     std::mt19937_64 rng_;
@@ -602,6 +692,29 @@ TEST(TranslateTest, TrapFlagSetInsideChainedBlocksStepsAsTheInterpreter) {
     // The trap follows the instruction after POPF (DEC at +22): RIP +24.
     EXPECT_EQ(p.translating().frame(0), BareMachine::kCode + 24);
     EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 50u);
+}
+
+// By default a block runs in the interpreter until it starts for the fourth time; both
+// engines still agree, before and after.
+TEST(TranslateTest, BlocksAreTranslatedOnlyOnceHot) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    for (uint8_t rounds : {3, 4, 5, 10}) {
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        p.translating_cpu().translator()->set_translate_after(Translator::kDefaultTranslateAfter);
+        const std::vector<uint8_t> code = {
+            0xB9, rounds, 0x00, 0x00, 0x00,  //       mov $rounds,%ecx
+            0x01, 0xC8,                      // top:  add %ecx,%eax
+            0xFF, 0xC9,                      //       dec %ecx
+            0x75, 0xFA,                      //       jnz top
+            0xF4,                            //       hlt
+        };
+        p.load(code);
+        p.run_compare({0}, "rounds " + std::to_string(rounds));
+        // The first block runs MOV to JNZ once; the loop's block from `top` runs
+        // rounds - 1 times: translated from its fourth run on.
+        EXPECT_EQ(p.translated(), rounds - 1 >= 4 ? 1u : 0u) << int{rounds};
+    }
 }
 }  // namespace
 }  // namespace softkvm::cpu::test

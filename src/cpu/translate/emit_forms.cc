@@ -1,6 +1,9 @@
-// Native register forms: MOV, ALU, INC/DEC, shifts, IMUL (emitter.h).
+// Native register forms: MOV, MOVZX/MOVSX, SETcc, CMOVcc, ALU, INC/DEC, shifts, IMUL
+// (emitter.h).
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include "cpu/translate/emitter.h"
+
+#include <Zydis/Zydis.h>
 
 #include "cpu/exec/flags.h"
 
@@ -11,17 +14,54 @@ using namespace Xbyak::util;
 void BlockEmitter::emit_mov(const DecodedInsn& in, Native f) {
     const Operand& a = in.op[0];
     const Operand& b = in.op[1];
+    const uint8_t size = in.opsize;
     if (f == Native::MovRR) {
-        if (in.opsize == 4)
-            mov(edx, dword[rbx + off_.gpr + 8 * b.reg]);
-        else
+        if (size == 8)
             mov(rdx, gpr(b.reg));
-    } else if (in.opsize == 4) {
-        mov(edx, static_cast<uint32_t>(b.value));
-    } else {
+        else
+            mov(sized(rdx, size), gpr_at(b.reg, size));
+    } else if (size == 8) {
         mov(rdx, static_cast<uint64_t>(b.value));
+    } else {
+        mov(edx, static_cast<uint32_t>(b.value) & static_cast<uint32_t>(size_mask(size)));
     }
-    mov(gpr(a.reg), rdx);
+    store_gpr(a.reg, size, rdx);
+}
+
+void BlockEmitter::emit_extend(const DecodedInsn& in, const Xbyak::Address& src) {
+    const bool sx = in.mnemonic != ZYDIS_MNEMONIC_MOVZX;
+    const uint8_t from = in.op[1].size;
+    // The result zero-extended to 64 bits whatever the destination size (op_movzx,
+    // op_movsx: the value masked to the destination, a 32-bit write zero-extends).
+    if (!sx)
+        movzx(edx, src);
+    else if (from == 4)
+        movsxd(rdx, src);
+    else if (in.opsize == 8)
+        movsx(rdx, src);
+    else
+        movsx(edx, src);
+    mov(gpr(in.op[0].reg), rdx);
+}
+
+void BlockEmitter::emit_setcc(const DecodedInsn& in) {
+    Xbyak::Label no;
+    xor_(edx, edx);
+    jump_unless(in.cond, no);
+    mov(edx, 1);
+    L(no);
+    mov(gpr_at(in.op[0].reg, 1), dl);
+}
+
+void BlockEmitter::emit_cmovcc(const DecodedInsn& in) {
+    // Not moved, a 32-bit destination is still written (zero-extended).
+    Xbyak::Label no;
+    const uint8_t size = in.opsize;
+    mov(sized(rdx, size), gpr_at(in.op[0].reg, size));
+    jump_unless(in.cond, no);
+    mov(sized(rdx, size), gpr_at(in.op[1].reg, size));
+    L(no);
+    mov(gpr(in.op[0].reg), rdx);
 }
 
 void BlockEmitter::emit_incdec(const DecodedInsn& in, bool up, bool flags_live) {
@@ -142,30 +182,29 @@ void BlockEmitter::emit_imul(const DecodedInsn& in, Native f, bool flags_live) {
 
 void BlockEmitter::emit_alu_value(const DecodedInsn& in, Alu k, const Xbyak::Address& src,
                                   bool flags_live) {
-    const bool q = in.opsize == 8;
-    load(rax, in.op[0].reg, q);
-    const Xbyak::Reg& d = q ? static_cast<const Xbyak::Reg&>(rax) : eax;
-    alu_op(k, d, src);
+    const uint8_t size = in.opsize;
+    if (size == 1)
+        movzx(eax, gpr_at(in.op[0].reg, 1));
+    else
+        mov(sized(rax, size), gpr_at(in.op[0].reg, size));
+    alu_op(k, sized(rax, size), src);
     mov(rdx, rax);
     alu_flags(in, k, flags_live);
 }
 
 void BlockEmitter::emit_alu(const DecodedInsn& in, Native f, Alu k, bool flags_live) {
-    const bool q = in.opsize == 8;
-    const Xbyak::Reg& d = q ? static_cast<const Xbyak::Reg&>(rdx) : edx;
+    const uint8_t size = in.opsize;
+    const Xbyak::Reg d = sized(rdx, size);
     const Operand& a = in.op[0];
     const Operand& b = in.op[1];
-    if (q)
-        mov(rdx, gpr(a.reg));
+    if (size == 1)
+        movzx(edx, gpr_at(a.reg, 1));
     else
-        mov(edx, dword[rbx + off_.gpr + 8 * a.reg]);
-    if (f == Native::AluRR) {
-        const Xbyak::Address src =
-            q ? qword[rbx + off_.gpr + 8 * b.reg] : dword[rbx + off_.gpr + 8 * b.reg];
-        alu_op(k, d, src);
-    } else {
-        alu_imm(k, d, static_cast<uint32_t>(b.value));
-    }
+        mov(d, gpr_at(a.reg, size));
+    if (f == Native::AluRR)
+        alu_op(k, d, gpr_at(b.reg, size));
+    else
+        alu_imm(k, d, static_cast<uint32_t>(b.value) & static_cast<uint32_t>(size_mask(size)));
     alu_flags(in, k, flags_live);
 }
 
@@ -175,8 +214,11 @@ void BlockEmitter::alu_flags(const DecodedInsn& in, Alu k, bool flags_live) {
         lahf();  // AH = SF ZF - AF - PF - CF
         if (!logic) seto(cl);
     }
-    if (k != Alu::Cmp && k != Alu::Test) mov(gpr(in.op[0].reg), rdx);
-    if (!flags_live) return;
+    if (k != Alu::Cmp && k != Alu::Test) store_gpr(in.op[0].reg, in.opsize, rdx);
+    if (flags_live) merge_alu_flags(logic);
+}
+
+void BlockEmitter::merge_alu_flags(bool logic) {
     movzx(eax, ah);
     and_(eax, static_cast<uint32_t>(logic ? (FLAG_SF | FLAG_ZF | FLAG_PF | FLAG_CF)
                                           : (FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF | FLAG_CF)));

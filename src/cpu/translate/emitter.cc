@@ -51,11 +51,32 @@ void BlockEmitter::emit(const Block& b) {
                 if (in.opsize == 4) mov(eax, eax);
                 mov(gpr(in.op[0].reg), rax);
                 break;
+            case Native::Nop:
+                break;
+            case Native::ExtRR:
+                emit_extend(in, gpr_at(in.op[1].reg, in.op[1].size));
+                break;
+            case Native::Setcc:
+                emit_setcc(in);
+                break;
+            case Native::Cmovcc:
+                emit_cmovcc(in);
+                break;
             case Native::MovRM:
             case Native::MovMR:
             case Native::AluRM:
+            case Native::AluMI:
+            case Native::ExtRM:
                 emit_mem(in, forms[k], alus[k], k, live);
                 continue;  // synced RIP and the done count itself
+            case Native::Push:
+            case Native::Pop:
+            case Native::Call:
+            case Native::Ret:
+            case Native::JmpR:
+            case Native::JmpM:
+                emit_stack_branch(in, forms[k], k);
+                continue;
             case Native::AluRR:
             case Native::AluRI:
                 emit_alu(in, forms[k], alus[k], live);
@@ -109,47 +130,53 @@ void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     jne(exit_, T_NEAR);
 }
 
+void BlockEmitter::jump_unless(uint8_t cc, Xbyak::Label& to) {
+    const int32_t fl = off_.rflags;
+    cc &= 0xF;
+    const uint32_t bits[6] = {
+        static_cast<uint32_t>(FLAG_OF), static_cast<uint32_t>(FLAG_CF),
+        static_cast<uint32_t>(FLAG_ZF), static_cast<uint32_t>(FLAG_CF | FLAG_ZF),
+        static_cast<uint32_t>(FLAG_SF), static_cast<uint32_t>(FLAG_PF)};
+    if (cc >> 1 < 6) {
+        test(dword[rbx + fl], bits[cc >> 1]);
+    } else {
+        // L: SF != OF; LE: ZF or SF != OF. OF (bit 11) shifted onto SF (bit 7).
+        mov(ecx, dword[rbx + fl]);
+        mov(r8d, ecx);
+        shr(r8d, 4);
+        xor_(r8d, ecx);
+        and_(r8d, static_cast<uint32_t>(FLAG_SF));
+        if (cc >> 1 == 7) {
+            and_(ecx, static_cast<uint32_t>(FLAG_ZF));
+            or_(r8d, ecx);
+        } else {
+            test(r8d, r8d);
+        }
+    }
+    // Odd condition codes are the negations (SDM vol. 2 appendix B.1.4.7).
+    if (cc & 1)
+        jnz(to, T_NEAR);
+    else
+        jz(to, T_NEAR);
+}
+
+void BlockEmitter::canonical_or(const Xbyak::Reg64& r, Xbyak::Label& slow) {
+    mov(r8, r);
+    shl(r8, 16);
+    sar(r8, 16);
+    cmp(r8, r);
+    jne(slow, T_NEAR);
+}
+
 void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k) {
     sync(k);
     Xbyak::Label not_taken, slow, done;
     mov(rax, qword[rbx + off_.rip]);
     add(rax, in.len);  // next RIP
-    if (f == Native::Jcc) {
-        const int32_t fl = off_.rflags;
-        const uint8_t cc = in.cond & 0xF;
-        const uint32_t bits[6] = {
-            static_cast<uint32_t>(FLAG_OF), static_cast<uint32_t>(FLAG_CF),
-            static_cast<uint32_t>(FLAG_ZF), static_cast<uint32_t>(FLAG_CF | FLAG_ZF),
-            static_cast<uint32_t>(FLAG_SF), static_cast<uint32_t>(FLAG_PF)};
-        if (cc >> 1 < 6) {
-            test(dword[rbx + fl], bits[cc >> 1]);
-        } else {
-            // L: SF != OF; LE: ZF or SF != OF. OF (bit 11) shifted onto SF (bit 7).
-            mov(ecx, dword[rbx + fl]);
-            mov(edx, ecx);
-            shr(edx, 4);
-            xor_(edx, ecx);
-            and_(edx, static_cast<uint32_t>(FLAG_SF));
-            if (cc >> 1 == 7) {
-                and_(ecx, static_cast<uint32_t>(FLAG_ZF));
-                or_(edx, ecx);
-            } else {
-                test(edx, edx);
-            }
-        }
-        // Odd condition codes are the negations (SDM vol. 2 appendix B.1.4.7).
-        if (cc & 1)
-            jnz(not_taken, T_NEAR);
-        else
-            jz(not_taken, T_NEAR);
-    }
+    if (f == Native::Jcc) jump_unless(in.cond, not_taken);
     mov(rcx, static_cast<uint64_t>(in.op[0].value));
     add(rax, rcx);
-    mov(rdx, rax);
-    shl(rdx, 16);
-    sar(rdx, 16);
-    cmp(rdx, rax);
-    jne(slow, T_NEAR);
+    canonical_or(rax, slow);
     L(not_taken);
     mov(qword[rbx + off_.rip], rax);
     mov(qword[r12], static_cast<uint32_t>(k + 1));
@@ -179,55 +206,92 @@ void BlockEmitter::emit_ea(const DecodedInsn& in, const Operand& o) {
     if (o.addrsize == 4) mov(eax, eax);
 }
 
-void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
-    sync(idx);
-    const bool q = in.opsize == 8;
-    const Operand& m = f == Native::MovMR ? in.op[0] : in.op[1];
-    Xbyak::Label slow, done;
+void BlockEmitter::emit_lin(const DecodedInsn& in, const Operand& m) {
     emit_ea(in, m);
     const bool flat = mode_ == Mode::Long64 && m.seg != FS && m.seg != GS;
     if (!flat) add(rax, qword[rbx + off_.seg_base + 8 * m.seg]);
     mov(byte[rbx + off_.last_seg], m.seg);
+}
+
+void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
     cmp(byte[rbx + off_.align_check], 0);
     jne(slow, T_NEAR);
     mov(ecx, eax);
     and_(ecx, 0xFFF);
-    cmp(ecx, 0x1000 - in.opsize);
+    cmp(ecx, 0x1000 - size);
     ja(slow, T_NEAR);
     // Tag: linear page | valid | user (CPL 3).
-    mov(rdx, rax);
-    and_(rdx, static_cast<uint32_t>(~0xFFFu));  // sign-extended: keeps bits 12-63
+    mov(r9, rax);
+    and_(r9, static_cast<uint32_t>(~0xFFFu));  // sign-extended: keeps bits 12-63
     cmp(byte[rbx + off_.cpl], 3);
     sete(r8b);
     movzx(r8d, r8b);
-    lea(rdx, ptr[rdx + r8 * 2 + 1]);
+    lea(r9, ptr[r9 + r8 * 2 + 1]);
     // Entry (lin >> 12) & 1023 of 24-byte entries.
     mov(r8, rax);
     shr(r8, 12);
     and_(r8d, 1023);
     lea(r8, ptr[r8 + r8 * 2]);
-    const int32_t table = f == Native::MovMR ? off_.tlb_write : off_.tlb_read;
-    cmp(rdx, qword[rbx + r8 * 8 + table]);
+    cmp(r9, qword[rbx + r8 * 8 + table]);
     jne(slow, T_NEAR);
     mov(rdx, qword[rbx + r8 * 8 + table + 8]);  // host page
     add(rdx, rcx);
-    const Xbyak::Address host = q ? qword[rdx] : dword[rdx];
-    if (f == Native::MovRM) {
-        if (q)
-            mov(rax, host);
-        else
-            mov(eax, host);
-        mov(gpr(in.op[0].reg), rax);
-    } else if (f == Native::MovMR) {
-        if (q) {
-            mov(rax, gpr(in.op[1].reg));
-            mov(host, rax);
-        } else {
-            mov(eax, dword[rbx + off_.gpr + 8 * in.op[1].reg]);
-            mov(host, eax);
+}
+
+void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
+    sync(idx);
+    const uint8_t size = in.opsize;
+    const bool dest_mem = f == Native::MovMR || f == Native::AluMI;
+    const Operand& m = dest_mem ? in.op[0] : in.op[1];
+    const bool rmw = f == Native::AluMI && k != Alu::Cmp && k != Alu::Test;
+    Xbyak::Label slow, done;
+    emit_lin(in, m);
+    // A read-modify-write reads through the read entry and writes through the write
+    // entry, as the handler's read_op and write_op do: both must hit.
+    emit_probe(m.size, f == Native::MovMR ? off_.tlb_write : off_.tlb_read, slow);
+    if (rmw) {
+        cmp(r9, qword[rbx + r8 * 8 + off_.tlb_write]);
+        jne(slow, T_NEAR);
+        mov(rsi, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
+        add(rsi, rcx);
+    }
+    const Xbyak::Address host = frame(m.size)[rdx];
+    switch (f) {
+        case Native::MovRM:
+            if (size == 1) {
+                mov(al, host);
+                mov(byte[rbx + off_.gpr + 8 * in.op[0].reg], al);
+            } else {
+                mov(sized(rax, size), host);  // a 32-bit load zero-extends
+                mov(gpr(in.op[0].reg), rax);
+            }
+            break;
+        case Native::MovMR:
+            mov(sized(rax, size), gpr_at(in.op[1].reg, size));
+            mov(host, sized(rax, size));
+            break;
+        case Native::ExtRM:
+            emit_extend(in, host);
+            break;
+        case Native::AluMI: {
+            // The value in R10, the flags captured before the write-back.
+            if (size == 1)
+                movzx(r10d, host);
+            else
+                mov(sized(r10, size), host);
+            alu_imm(k, sized(r10, size), static_cast<uint32_t>(in.op[1].value));
+            const bool logic = k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test;
+            if (flags_live) {
+                lahf();
+                if (!logic) seto(cl);
+            }
+            if (rmw) mov(frame(size)[rsi], sized(r10, size));
+            if (flags_live) merge_alu_flags(logic);
+            break;
         }
-    } else {
-        emit_alu_value(in, k, host, flags_live);
+        default:
+            emit_alu_value(in, k, host, flags_live);
+            break;
     }
     add(qword[rbx + off_.rip], in.len);
     mov(qword[r12], static_cast<uint32_t>(idx + 1));
@@ -241,10 +305,10 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
 
 bool BlockEmitter::flags_live_after(const std::vector<Native>& f, const Block& b, size_t k) {
     for (size_t j = k + 1; j < f.size(); ++j) {
-        if (f[j] == Native::MovRR || f[j] == Native::MovRI || f[j] == Native::Lea) continue;
+        if (is_flagless_register_form(f[j])) continue;
         // A memory form may take its handler's path and fault there: the flags must
-        // be in RFLAGS by then (AluRM writes them only after its access).
-        return !writes_all_flags(f[j], b.insns[j]) || f[j] == Native::AluRM;
+        // be in RFLAGS by then (the ALU memory forms write them only after the access).
+        return !writes_all_flags(f[j], b.insns[j]) || is_memory_form(f[j]);
     }
     return true;
 }
@@ -254,6 +318,43 @@ void BlockEmitter::merge_flags(uint64_t mask) {
     and_(rdx, static_cast<uint32_t>(~mask));  // sign-extended: keeps bits 12 and up
     or_(rdx, rax);
     mov(qword[rbx + off_.rflags], rdx);
+}
+
+Xbyak::Reg BlockEmitter::sized(const Xbyak::Reg64& r, uint8_t size) {
+    switch (size) {
+        case 1:
+            return r.cvt8();
+        case 2:
+            return r.cvt16();
+        case 4:
+            return r.cvt32();
+        default:
+            return r;
+    }
+}
+
+const Xbyak::AddressFrame& BlockEmitter::frame(uint8_t size) {
+    switch (size) {
+        case 1:
+            return Xbyak::util::byte;
+        case 2:
+            return Xbyak::util::word;
+        case 4:
+            return Xbyak::util::dword;
+        default:
+            return Xbyak::util::qword;
+    }
+}
+
+Xbyak::Address BlockEmitter::gpr_at(uint8_t g, uint8_t size) {
+    return frame(size)[rbx + off_.gpr + 8 * g];
+}
+
+void BlockEmitter::store_gpr(uint8_t g, uint8_t size, const Xbyak::Reg64& v) {
+    if (size <= 2)
+        mov(gpr_at(g, size), sized(v, size));  // the rest of the register stays
+    else
+        mov(gpr(g), v);  // a 32-bit result is already zero-extended in `v`
 }
 
 void BlockEmitter::load(const Xbyak::Reg64& r, uint8_t g, bool q) {

@@ -1,7 +1,8 @@
 // The code generator of the translating engine (docs/translator.md): one BlockEmitter
 // writes one decoded block's host code into a slice of the code cache. Its parts:
 // emitter.cc (the block frame, handler calls, branches, memory operands), emit_forms.cc
-// (the native register forms of forms.h) and chain.cc (chaining between blocks).
+// (the native register forms of forms.h), emit_stack.cc (stack and indirect branches) and
+// chain.cc (chaining between blocks).
 #pragma once
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include <xbyak/xbyak.h>
@@ -66,8 +67,38 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // host page; otherwise the instruction's handler runs it (faults, MMIO, code pages).
     void emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live);
 
+    // The linear address of memory operand `m` into RAX (its segment's base added where
+    // it has one), the segment noted for a fault as Cpu::linear notes it.
+    void emit_lin(const DecodedInsn& in, const Operand& m);
+    // The software-TLB probe of Cpu::read_mem/write_mem for `size` bytes at the linear
+    // address in RAX, in the table at offset `table` (read or write entries): no
+    // alignment checking, no page crossing, an entry for the page at this privilege. On a
+    // hit RDX = the host address (RCX = the page offset, R8 = the entry's index * 3, R9 =
+    // the tag); otherwise to `slow`.
+    void emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow);
+    // To `to` unless condition `cc` (Cpu::cond) holds on the guest's RFLAGS. Clobbers
+    // RCX, R8.
+    void jump_unless(uint8_t cc, Xbyak::Label& to);
+    // To `slow` if the address in `r` is not canonical (Cpu::jump's #GP). Clobbers R8.
+    void canonical_or(const Xbyak::Reg64& r, Xbyak::Label& slow);
+    // PUSH/POP r64, CALL rel32, RET, JMP r64/m64 in 64-bit mode; the handler on a TLB miss
+    // or a non-canonical target.
+    void emit_stack_branch(const DecodedInsn& in, Native f, size_t idx);
+
+    static Xbyak::Reg sized(const Xbyak::Reg64& r, uint8_t size);  // RDX -> DL, DX, EDX
+    static const Xbyak::AddressFrame& frame(uint8_t size);         // byte ... qword
+    // Guest register `g` (its low `size` bytes) in the CPU state.
+    Xbyak::Address gpr_at(uint8_t g, uint8_t size);
+    // Writes `v` to guest register `g` as an instruction of `size` bytes does: 8- and
+    // 16-bit writes keep the rest of the register, `v` holds a 32-bit result zero-extended.
+    void store_gpr(uint8_t g, uint8_t size, const Xbyak::Reg64& v);
+
     // MOV r, r/imm: a 32-bit destination is zero-extended.
     void emit_mov(const DecodedInsn& in, Native f);
+    // MOVZX/MOVSX/MOVSXD from `src` (a guest register or the host address of a load).
+    void emit_extend(const DecodedInsn& in, const Xbyak::Address& src);
+    void emit_setcc(const DecodedInsn& in);
+    void emit_cmovcc(const DecodedInsn& in);
 
     // The status flags a native instruction computes are needed unless a later native
     // instruction of the block overwrites all six first (MOVs in between read none;
@@ -100,6 +131,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
 
     // After the host ALU instruction, its result in RDX: the destination and the flags.
     void alu_flags(const DecodedInsn& in, Alu k, bool flags_live);
+    // The flags LAHF (AH) and SETO (CL) captured after a host ALU instruction, into RFLAGS.
+    void merge_alu_flags(bool logic);
 
     void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s);
     void alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v);

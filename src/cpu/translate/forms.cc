@@ -20,18 +20,108 @@ bool simple_mem(const Operand& o, uint8_t size) {
            (o.addrsize == 8 || o.addrsize == 4);
 }
 
+bool is_setcc(uint16_t m) {
+    switch (m) {
+        case ZYDIS_MNEMONIC_SETO:
+        case ZYDIS_MNEMONIC_SETNO:
+        case ZYDIS_MNEMONIC_SETB:
+        case ZYDIS_MNEMONIC_SETNB:
+        case ZYDIS_MNEMONIC_SETZ:
+        case ZYDIS_MNEMONIC_SETNZ:
+        case ZYDIS_MNEMONIC_SETBE:
+        case ZYDIS_MNEMONIC_SETNBE:
+        case ZYDIS_MNEMONIC_SETS:
+        case ZYDIS_MNEMONIC_SETNS:
+        case ZYDIS_MNEMONIC_SETP:
+        case ZYDIS_MNEMONIC_SETNP:
+        case ZYDIS_MNEMONIC_SETL:
+        case ZYDIS_MNEMONIC_SETNL:
+        case ZYDIS_MNEMONIC_SETLE:
+        case ZYDIS_MNEMONIC_SETNLE:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool is_cmovcc(uint16_t m) {
+    switch (m) {
+        case ZYDIS_MNEMONIC_CMOVO:
+        case ZYDIS_MNEMONIC_CMOVNO:
+        case ZYDIS_MNEMONIC_CMOVB:
+        case ZYDIS_MNEMONIC_CMOVNB:
+        case ZYDIS_MNEMONIC_CMOVZ:
+        case ZYDIS_MNEMONIC_CMOVNZ:
+        case ZYDIS_MNEMONIC_CMOVBE:
+        case ZYDIS_MNEMONIC_CMOVNBE:
+        case ZYDIS_MNEMONIC_CMOVS:
+        case ZYDIS_MNEMONIC_CMOVNS:
+        case ZYDIS_MNEMONIC_CMOVP:
+        case ZYDIS_MNEMONIC_CMOVNP:
+        case ZYDIS_MNEMONIC_CMOVL:
+        case ZYDIS_MNEMONIC_CMOVNL:
+        case ZYDIS_MNEMONIC_CMOVLE:
+        case ZYDIS_MNEMONIC_CMOVNLE:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// MOVZX/MOVSX r32/r64, r/m8 or r/m16; MOVSXD r64, r/m32.
+Native extension_form(const DecodedInsn& in) {
+    const Operand& a = in.op[0];
+    const Operand& b = in.op[1];
+    if (in.nops != 2 || (in.opsize != 4 && in.opsize != 8) || !is_gpr(a, in.opsize))
+        return Native::None;
+    const bool sxd = in.mnemonic == ZYDIS_MNEMONIC_MOVSXD;
+    if (sxd ? (in.opsize != 8 || b.size != 4) : (b.size != 1 && b.size != 2)) return Native::None;
+    if (is_gpr(b, b.size)) return Native::ExtRR;
+    return simple_mem(b, b.size) ? Native::ExtRM : Native::None;
+}
+
 }  // namespace
 
 Native native_form(const DecodedInsn& in, Alu& k) {
-    if (in.opsize != 4 && in.opsize != 8) return Native::None;
-    if (in.prefixes || in.nops < 1) return Native::None;
-    if (in.mnemonic == ZYDIS_MNEMONIC_MOV && in.nops == 2 && simple_mem(in.op[0], in.opsize) &&
-        is_gpr(in.op[1], in.opsize))
-        return Native::MovMR;
-    if (!is_gpr(in.op[0], in.opsize)) return Native::None;
+    if (in.prefixes) return Native::None;
+    if (in.mnemonic == ZYDIS_MNEMONIC_NOP) return Native::Nop;
+    if (in.nops < 1) return Native::None;
+    switch (in.mnemonic) {
+        case ZYDIS_MNEMONIC_MOVZX:
+        case ZYDIS_MNEMONIC_MOVSX:
+        case ZYDIS_MNEMONIC_MOVSXD:
+            return extension_form(in);
+        default:
+            break;
+    }
+    if (is_setcc(in.mnemonic)) return is_gpr(in.op[0], 1) ? Native::Setcc : Native::None;
+    if (is_cmovcc(in.mnemonic)) {
+        const bool ok = (in.opsize == 4 || in.opsize == 8) && in.nops == 2 &&
+                        is_gpr(in.op[0], in.opsize) && is_gpr(in.op[1], in.opsize);
+        return ok ? Native::Cmovcc : Native::None;
+    }
+    // MOV and the ALU group also in 8 bits; the rest in 32 and 64 only.
+    const uint8_t size = in.op[0].size;
+    const bool byte_ok = in.mnemonic == ZYDIS_MNEMONIC_MOV || in.mnemonic == ZYDIS_MNEMONIC_ADD ||
+                         in.mnemonic == ZYDIS_MNEMONIC_SUB || in.mnemonic == ZYDIS_MNEMONIC_CMP ||
+                         in.mnemonic == ZYDIS_MNEMONIC_AND || in.mnemonic == ZYDIS_MNEMONIC_OR ||
+                         in.mnemonic == ZYDIS_MNEMONIC_XOR || in.mnemonic == ZYDIS_MNEMONIC_TEST;
+    if (!(in.opsize == 4 || in.opsize == 8 || (byte_ok && in.opsize == 1 && size == 1)))
+        return Native::None;
     const Operand& b = in.op[1];
-    const bool rr = in.nops == 2 && is_gpr(b, in.opsize);
+    if (in.mnemonic == ZYDIS_MNEMONIC_MOV && in.nops == 2 && simple_mem(in.op[0], in.opsize) &&
+        is_gpr(b, in.opsize))
+        return Native::MovMR;
     const bool ri = in.nops == 2 && b.kind == OpKind::Imm;
+    if (in.op[0].kind == OpKind::Mem) {
+        // ALU m, imm: CMP and TEST read, the others read and write.
+        if (!byte_ok || in.mnemonic == ZYDIS_MNEMONIC_MOV || !ri || !fits_imm32(b.value) ||
+            !simple_mem(in.op[0], in.opsize))
+            return Native::None;
+    } else if (!is_gpr(in.op[0], in.opsize)) {
+        return Native::None;
+    }
+    const bool rr = in.nops == 2 && is_gpr(b, in.opsize);
     switch (in.mnemonic) {
         case ZYDIS_MNEMONIC_INC:
             return in.nops == 1 ? Native::Inc : Native::None;
@@ -95,6 +185,7 @@ Native native_form(const DecodedInsn& in, Alu& k) {
     }
     // A 64-bit ALU immediate is a sign-extended imm32 (SDM vol. 2 §2.2.1.5).
     if (ri && !fits_imm32(b.value)) return Native::None;
+    if (in.op[0].kind == OpKind::Mem) return Native::AluMI;
     if (in.nops == 2 && simple_mem(b, in.opsize)) return Native::AluRM;
     return rr ? Native::AluRR : ri ? Native::AluRI : Native::None;
 }
@@ -107,6 +198,7 @@ bool writes_all_flags(Native f, const DecodedInsn& in) {
         case Native::AluRR:
         case Native::AluRI:
         case Native::AluRM:
+        case Native::AluMI:
         case Native::ImulRR:
         case Native::ImulRRI:
             return true;
@@ -119,13 +211,31 @@ bool writes_all_flags(Native f, const DecodedInsn& in) {
     }
 }
 
-// Near JMP rel and Jcc rel in 64-bit mode with the 64-bit operand size: the target is
-// RIP-relative and only its canonical check can fault (then the handler runs and raises
-// #GP).
+// In 64-bit mode with the 64-bit operand size: near JMP rel and Jcc rel (the target is
+// RIP-relative and only its canonical check can fault: then the handler runs and raises
+// #GP), CALL rel32, RET, JMP through a register or memory, PUSH and POP of a register.
 Native native_branch(const DecodedInsn& in, Mode mode) {
     if (mode != Mode::Long64 || in.opsize != 8 || in.far || in.prefixes) return Native::None;
-    if (in.nops != 1 || in.op[0].kind != OpKind::Imm || !fits_imm32(in.op[0].value))
-        return Native::None;
+    const Operand& a = in.op[0];
+    switch (in.mnemonic) {
+        case ZYDIS_MNEMONIC_PUSH:
+            return in.nops == 1 && is_gpr(a, 8) ? Native::Push : Native::None;
+        case ZYDIS_MNEMONIC_POP:
+            return in.nops == 1 && is_gpr(a, 8) && a.reg != RSP ? Native::Pop : Native::None;
+        case ZYDIS_MNEMONIC_RET:
+            return in.nops == 0 ? Native::Ret : Native::None;
+        case ZYDIS_MNEMONIC_CALL:
+            return in.nops == 1 && a.kind == OpKind::Imm && fits_imm32(a.value) ? Native::Call
+                                                                                : Native::None;
+        case ZYDIS_MNEMONIC_JMP:
+            if (in.nops != 1) return Native::None;
+            if (is_gpr(a, 8)) return Native::JmpR;
+            if (simple_mem(a, 8)) return Native::JmpM;
+            break;
+        default:
+            break;
+    }
+    if (in.nops != 1 || a.kind != OpKind::Imm || !fits_imm32(a.value)) return Native::None;
     if (in.mnemonic == ZYDIS_MNEMONIC_JMP) return Native::Jmp;
     switch (in.mnemonic) {
         case ZYDIS_MNEMONIC_JCXZ:
@@ -137,6 +247,37 @@ Native native_branch(const DecodedInsn& in, Mode mode) {
             return Native::None;
         default:
             return in.branch == BranchKind::Jcc ? Native::Jcc : Native::None;
+    }
+}
+
+bool is_memory_form(Native f) {
+    switch (f) {
+        case Native::MovRM:
+        case Native::MovMR:
+        case Native::AluRM:
+        case Native::AluMI:
+        case Native::ExtRM:
+        case Native::Push:
+        case Native::Pop:
+        case Native::Call:
+        case Native::Ret:
+        case Native::JmpM:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool is_flagless_register_form(Native f) {
+    switch (f) {
+        case Native::MovRR:
+        case Native::MovRI:
+        case Native::Lea:
+        case Native::Nop:
+        case Native::ExtRR:
+            return true;
+        default:
+            return false;
     }
 }
 

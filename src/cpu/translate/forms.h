@@ -9,11 +9,14 @@
 
 namespace softkvm::cpu {
 
-// 32- and 64-bit forms: MOV, the two-operand ALU group (register, immediate or memory
-// source), INC/DEC, shifts and rotates by an immediate count, two- and three-operand
-// IMUL, LEA, MOV to and from memory; near JMP and Jcc in 64-bit mode. Memory forms probe
-// the software TLB inline and run their handler on a miss; a branch whose target is not
-// canonical runs its handler too (#GP). Nothing else can fault or stop the block.
+// 8-, 32- and 64-bit MOV and ALU forms (register, immediate or memory source; CMP, TEST
+// and the ALU with a memory destination and an immediate), 32- and 64-bit INC/DEC,
+// shifts and rotates by an immediate count, two- and three-operand IMUL, LEA,
+// MOVZX/MOVSX/MOVSXD, SETcc, CMOVcc between registers, NOP; in 64-bit mode PUSH/POP of a
+// register, CALL rel32, RET, JMP through a register or memory, near JMP and Jcc. Memory
+// forms probe the software TLB inline and run their handler on a miss; a branch whose
+// target is not canonical runs its handler too (#GP). Nothing else can fault or stop the
+// block.
 enum class Native : uint8_t {
     None,
     MovRR,
@@ -34,13 +37,30 @@ enum class Native : uint8_t {
     Lea,
     MovRM,
     MovMR,
-    AluRM
+    AluRM,
+    AluMI,   // CMP/TEST m, imm (a load) and ADD/SUB/AND/OR/XOR m, imm (read-modify-write)
+    Nop,     // NOP, NOP r/m (multi-byte): nothing but RIP
+    ExtRR,   // MOVZX/MOVSX/MOVSXD r, r
+    ExtRM,   // MOVZX/MOVSX/MOVSXD r, m
+    Setcc,   // SETcc r8
+    Cmovcc,  // CMOVcc r, r
+    Push,    // PUSH r64 (64-bit mode)
+    Pop,     // POP r64 other than RSP (64-bit mode)
+    Call,    // CALL rel32 (64-bit mode)
+    Ret,     // RET without an immediate (64-bit mode)
+    JmpR,    // JMP r64 (64-bit mode)
+    JmpM,    // JMP m64 (64-bit mode)
 };
 
 // The native form of `in` (None: call the handler); for the ALU forms, its kind in `k`.
 Native native_form(const DecodedInsn& in, Alu& k);
-// Near JMP/Jcc forms in `mode` (None for the rest).
+// Near JMP/Jcc forms, and the stack and indirect-branch forms, in `mode` (None for the
+// rest).
 Native native_branch(const DecodedInsn& in, Mode mode);
+// Whether form `f` touches guest memory (and so may take its handler's path and fault).
+bool is_memory_form(Native f);
+// Whether form `f` neither reads nor writes the status flags nor can fault.
+bool is_flagless_register_form(Native f);
 // Whether form `f` of `in` writes all six status flags without reading any.
 bool writes_all_flags(Native f, const DecodedInsn& in);
 

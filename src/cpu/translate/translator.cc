@@ -129,7 +129,8 @@ Translator::Stats Translator::stats() const {
 Translator::BlockFn Translator::code_for(Block& b) {
     if (b.host_code && b.host_epoch == cache_->epoch())
         return reinterpret_cast<BlockFn>(b.host_code);
-    if (b.host_epoch == kUntranslatable) return nullptr;  // the interpreter runs it
+    if (b.host_epoch == kUntranslatable) return nullptr;   // the interpreter runs it
+    if (++b.host_runs < translate_after_) return nullptr;  // not hot yet
     return translate(b);
 }
 

@@ -47,7 +47,12 @@ class Translator {
     // Native code for frequent instruction forms (on by default); off, every instruction
     // calls its handler. Applies to blocks translated afterwards.
     void set_native(bool on) { native_ = on; }
-    // The block's code, translating it first if needed; null when it cannot be translated.
+    // Blocks are translated when they start their `runs`-th time (the interpreter runs
+    // them before: code that runs once costs no translation). 1: at the first run.
+    static constexpr uint32_t kDefaultTranslateAfter = 4;
+    void set_translate_after(uint32_t runs) { translate_after_ = runs; }
+    // The block's code, translating it first if needed; null when it cannot be translated
+    // or is not yet hot.
     BlockFn code_for(Block& b);
 
     struct Stats {
@@ -69,6 +74,7 @@ class Translator {
     uint64_t translated_ = 0;
     CpuLayout layout_{};  // where generated code finds the fields it touches
     bool native_ = true;  // frequent forms as host instructions (else: handler calls only)
+    uint32_t translate_after_ = kDefaultTranslateAfter;
 };
 
 }  // namespace softkvm::cpu

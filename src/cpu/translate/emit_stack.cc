@@ -1,0 +1,80 @@
+// Native stack and indirect-branch forms in 64-bit mode: PUSH/POP r64, CALL rel32, RET,
+// JMP r64, JMP m64 (emitter.h). The stack is flat there (SS base 0, 64-bit RSP).
+#ifdef SOFTKVM_HAVE_TRANSLATOR
+#include "cpu/translate/emitter.h"
+
+namespace softkvm::cpu {
+
+using namespace Xbyak::util;
+
+void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx) {
+    sync(idx);
+    Xbyak::Label slow, done;
+    const Xbyak::Address rsp = gpr(RSP);
+    switch (f) {
+        case Native::Push:  // Cpu::push: the value read first (PUSH RSP: the old RSP)
+            mov(rax, rsp);
+            sub(rax, 8);
+            mov(byte[rbx + off_.last_seg], SS);
+            emit_probe(8, off_.tlb_write, slow);
+            mov(rcx, gpr(in.op[0].reg));
+            mov(qword[rdx], rcx);
+            mov(rsp, rax);
+            add(qword[rbx + off_.rip], in.len);
+            break;
+        case Native::Pop:  // Cpu::pop, then the register (never RSP here)
+            mov(rax, rsp);
+            mov(byte[rbx + off_.last_seg], SS);
+            emit_probe(8, off_.tlb_read, slow);
+            mov(rcx, qword[rdx]);
+            add(rsp, 8);
+            mov(gpr(in.op[0].reg), rcx);
+            add(qword[rbx + off_.rip], in.len);
+            break;
+        case Native::Call:  // op_call: push the next RIP, then jump (#GP if not canonical)
+            mov(r10, qword[rbx + off_.rip]);
+            add(r10, in.len);
+            mov(r11, static_cast<uint64_t>(in.op[0].value));
+            add(r11, r10);
+            canonical_or(r11, slow);
+            mov(rax, rsp);
+            sub(rax, 8);
+            mov(byte[rbx + off_.last_seg], SS);
+            emit_probe(8, off_.tlb_write, slow);
+            mov(qword[rdx], r10);
+            mov(rsp, rax);
+            mov(qword[rbx + off_.rip], r11);
+            break;
+        case Native::Ret:  // op_ret: pop the target, then jump
+            mov(rax, rsp);
+            mov(byte[rbx + off_.last_seg], SS);
+            emit_probe(8, off_.tlb_read, slow);
+            mov(r10, qword[rdx]);
+            canonical_or(r10, slow);
+            add(rsp, 8);
+            mov(qword[rbx + off_.rip], r10);
+            break;
+        case Native::JmpR:
+            mov(r10, gpr(in.op[0].reg));
+            canonical_or(r10, slow);
+            mov(qword[rbx + off_.rip], r10);
+            break;
+        default:  // JmpM
+            emit_lin(in, in.op[0]);
+            emit_probe(8, off_.tlb_read, slow);
+            mov(r10, qword[rdx]);
+            canonical_or(r10, slow);
+            mov(qword[rbx + off_.rip], r10);
+            break;
+    }
+    mov(qword[r12], static_cast<uint32_t>(idx + 1));
+    jmp(done, T_NEAR);
+    L(slow);
+    call_handler(in, idx);
+    L(done);
+    pending_rip_ = 0;
+    done_ = idx + 1;
+}
+
+}  // namespace softkvm::cpu
+#endif
