@@ -150,6 +150,9 @@ struct EngineInfo {
     bool available = false;
 };
 std::vector<EngineInfo> emu_engines();
+// The engine `softkvm run` uses without --engine: translate where this build and host
+// have it, interp elsewhere.
+std::string emu_default_engine();
 
 // Back-end factory: "emu" or "kvm". Returns an error (one line) if the accelerator is
 // unknown or unusable on this host (no /dev/kvm, cannot create a VM).

@@ -128,13 +128,13 @@ std::string guest_lbr_detail() {
     return "--cpu-model " + out;
 }
 
-// "--engine interp (default), translate (x86-64 host code via xbyak)"
+// "--engine translate (...; the default), interp (...)", or interp alone.
 std::string engine_detail() {
-    std::string out = "--engine interp (default)";
-    out += cpu::translator_available()
-               ? ", translate (blocks as x86-64 host code, calling the interpreter's handlers)"
-               : "; translate not available (needs an x86-64 build with xbyak)";
-    return out;
+    if (cpu::translator_available())
+        return "--engine translate (blocks as x86-64 host code, chained in a code cache; the "
+               "default), interp (the interpreter, the reference)";
+    return "--engine interp (default); translate not available (needs an x86-64 build with "
+           "xbyak)";
 }
 
 class EmuAccelerator final : public Accelerator {
@@ -172,6 +172,11 @@ std::vector<CpuModelInfo> emu_cpu_models() {
 std::vector<EngineInfo> emu_engines() {
     return {{cpu::engine_name(cpu::Engine::Interp), true},
             {cpu::engine_name(cpu::Engine::Translate), cpu::translator_available()}};
+}
+
+std::string emu_default_engine() {
+    return cpu::engine_name(cpu::translator_available() ? cpu::Engine::Translate
+                                                        : cpu::Engine::Interp);
 }
 
 Result<std::unique_ptr<Accelerator>> create_emu_accelerator() {

@@ -195,7 +195,7 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
     return {
         {"bus_locks", r.bus_locks ? bus_lock_json(*r.bus_locks) : nlohmann::json(nullptr)},
         {"accel", o.accel},
-        {"engine", o.accel == "emu" ? o.engine.value_or("interp") : "hardware"},
+        {"engine", o.accel == "emu" ? o.engine.value_or(accel::emu_default_engine()) : "hardware"},
         {"image", o.image},
         {"exit", vmm::end_name(r.end)},
         {"status", status},
@@ -328,7 +328,7 @@ int run(RunOptions o) {
         return kExitUsage;
     }
     if (int st = check_engine(o.accel, o.engine); st != kExitOk) return st;
-    cfg.engine = o.engine.value_or("");
+    if (o.accel == "emu") cfg.engine = o.engine.value_or(accel::emu_default_engine());
     if ((o.max_insns || o.trace) && o.accel != "emu") {
         std::fprintf(stderr, "softkvm run: --max-insns and --trace need --accel emu\n");
         return kExitUsage;
@@ -547,8 +547,8 @@ void add_run_command(CLI::App& root, int& status) {
                      "Add a device (repeatable; devices: pc-testdev, QEMU's test device)")
         ->allow_extra_args(false);
     run_app->add_option("--engine", opts->engine,
-                        "emu's execution engine: interp (default) or translate (x86-64 hosts; "
-                        "docs/translator.md)");
+                        "emu's execution engine: translate (the default where available: x86-64 "
+                        "hosts; docs/translator.md) or interp");
     add_cpu_options(*run_app, opts->cpu_model, opts->lbr_fmt);
     add_confidential_options(*run_app, opts->confidential);
     run_app->footer(

@@ -12,23 +12,13 @@ using namespace Xbyak::util;
 void BlockEmitter::emit_chain_entry(const Block& b) {
     const uint64_t n = b.insns.size();
     Xbyak::Label bail;
-    cmp(dword[rbx + off_.stop], 0);
-    jne(bail, T_NEAR);
     cmp(byte[rbx + off_.mode], static_cast<uint8_t>(b.key & 3));
     jne(bail, T_NEAR);
+    // Set from outside the block (another thread's kick; a device, a timer).
     movzx(eax, byte[rbx + off_.kick]);
-    for (int32_t flag : {off_.irq_requested, off_.halted, off_.nmi_pending, off_.debug_active,
-                         off_.resume_insn, off_.pmu_active, off_.no_chain})
-        or_(al, byte[rbx + flag]);
+    or_(al, byte[rbx + off_.irq_requested]);
     if (b.has_lock) or_(al, byte[rbx + off_.bus_lock_watch]);
     test(al, al);
-    jnz(bail, T_NEAR);
-    mov(rax, qword[rbx + off_.pending_db]);
-    or_(rax, qword[rbx + off_.trace_left]);
-    jnz(bail, T_NEAR);
-    test(dword[rbx + off_.rflags], static_cast<uint32_t>(FLAG_TF | FLAG_RF));
-    jnz(bail, T_NEAR);
-    test(byte[rbx + off_.debugctl], static_cast<uint8_t>(msr::DEBUGCTL_LBR));
     jnz(bail, T_NEAR);
     // Budget: icount + n <= the run's limit, clock + n <= the deadline (kNever: ~0).
     mov(rax, qword[rbx + off_.icount]);
@@ -44,18 +34,22 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
     // Enter: the previous block is retired and this one is the run loop's block.
     mov(qword[rbx + off_.icount], rax);
     mov(qword[r12], 0);
-    // rep_room_: the budget as the run loop computes it (limit, then the deadline).
-    mov(rsi, qword[rbx + off_.run_limit]);
-    sub(rsi, rax);
-    mov(rcx, qword[rbx + off_.deadline]);
-    cmp(rcx, -1);
-    Xbyak::Label no_deadline;
-    je(no_deadline);
-    sub(rcx, rdx);
-    cmp(rcx, rsi);
-    cmovb(rsi, rcx);
-    L(no_deadline);
-    mov(qword[rbx + off_.rep_room], rsi);
+    bool rep = false;
+    for (const DecodedInsn& in : b.insns) rep |= (in.prefixes & (PFX_REP | PFX_REPNE)) != 0;
+    if (rep) {
+        // rep_room_ (string instructions only): the budget as the run loop computes it.
+        Xbyak::Label no_deadline;
+        mov(rsi, qword[rbx + off_.run_limit]);
+        sub(rsi, rax);
+        mov(rcx, qword[rbx + off_.deadline]);
+        cmp(rcx, -1);
+        je(no_deadline);
+        sub(rcx, rdx);
+        cmp(rcx, rsi);
+        cmovb(rsi, rcx);
+        L(no_deadline);
+        mov(qword[rbx + off_.rep_room], rsi);
+    }
     mov(rax, reinterpret_cast<uint64_t>(&b));
     mov(qword[rbx + off_.chained], rax);
     mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
@@ -71,7 +65,28 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
     L(enter);
 }
 
-void BlockEmitter::emit_chain_exit(const Block& b) {
+void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
+    // The run loop's per-block bookkeeping (LBR, PMU) was on when it entered the chain.
+    cmp(byte[rbx + off_.no_chain], 0);
+    jne(exit_, T_NEAR);
+    if (!quiet) {
+        // A handler ran: what it may have changed, the run loop would see before the next
+        // block. (Native forms change none of these; their handler paths, taken on a TLB
+        // miss, only access memory: MMIO there stops the block.)
+        movzx(eax, byte[rbx + off_.halted]);
+        for (int32_t flag :
+             {off_.nmi_pending, off_.debug_active, off_.resume_insn, off_.pmu_active})
+            or_(al, byte[rbx + flag]);
+        test(al, al);
+        jnz(exit_, T_NEAR);
+        mov(rax, qword[rbx + off_.pending_db]);
+        or_(rax, qword[rbx + off_.trace_left]);
+        jnz(exit_, T_NEAR);
+        test(dword[rbx + off_.rflags], static_cast<uint32_t>(FLAG_TF | FLAG_RF));
+        jnz(exit_, T_NEAR);
+        test(byte[rbx + off_.debugctl], static_cast<uint8_t>(msr::DEBUGCTL_LBR));
+        jnz(exit_, T_NEAR);
+    }
     Xbyak::Label go;
     mov(rax, qword[rbx + off_.rip]);
     mov(rdx, qword[rbx + off_.block_gen]);

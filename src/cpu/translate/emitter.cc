@@ -96,7 +96,9 @@ void BlockEmitter::emit(const Block& b) {
         pending_rip_ += in.len;
     }
     sync(n);
-    emit_chain_exit(b);
+    bool quiet = native_;
+    for (Native f : forms) quiet &= f != Native::None;
+    emit_chain_exit(b, quiet);
     L(exit_);
     pop(r13);
     pop(r12);

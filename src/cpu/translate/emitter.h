@@ -30,18 +30,21 @@ class BlockEmitter : public Xbyak::CodeGenerator {
   private:
     // Entry from another translated block (same frame: RBX, R12, R13 as set up by the
     // first block the run loop entered; *R12 holds the previous block's instruction
-    // count, not yet in icount_). Continues here only where the run loop would enter this
-    // block's translation next, with nothing for it to do in between: no stop flag, no
-    // kick, interrupt, NMI, halt or #DB pending, no single-step, breakpoints, trace, LBR
-    // or PMU bookkeeping, no bus-lock detection for a block holding locked instructions,
-    // the same mode, and the whole block within the instruction budget and before the
-    // next timer deadline. Otherwise it returns to the run loop as the previous block.
+    // count, not yet in icount_). The previous block's exit checked what its own
+    // instructions could have changed (emit_chain_exit); here what only this block
+    // decides or what comes from outside: the mode it was decoded for, no kick or
+    // interrupt request, no bus-lock detection if it holds locked instructions, and the
+    // whole block within the instruction limit and before the next timer deadline.
+    // Otherwise it returns to the run loop as the previous block, which ended normally.
     void emit_chain_entry(const Block& b);
 
     // After the block's last instruction: the block the run loop would pick next — its
     // successor links, then its jump cache, with the same keys and validity — and, if that
-    // block has a translation, its chaining entry. Otherwise back to the run loop.
-    void emit_chain_exit(const Block& b);
+    // block has a translation, its chaining entry. Otherwise back to the run loop. Not
+    // when the run loop's per-block bookkeeping (LBR, PMU) is on, nor, unless the block is
+    // `quiet` (every instruction native), when a handler left the run loop something to
+    // do: halt, NMI, #DB, single-step, breakpoints, trace, LBR or PMU, an MMIO replay.
+    void emit_chain_exit(const Block& b, bool quiet);
 
     Xbyak::Address gpr(uint8_t r) { return Xbyak::util::qword[rbx + off_.gpr + 8 * r]; }
 
