@@ -125,7 +125,14 @@ class Vcpu final : public cpu::CpuOwner {
     uint64_t instructions_retired() const { return cpu_.instructions_retired(); }
     cpu::Cpu::CacheStats cache_stats() const { return cpu_.cache_stats(); }
     // The software CPU's engine (docs/translator.md); false if not available here.
-    bool set_engine(cpu::Engine e) { return cpu_.set_engine(e); }
+    // The translating engine translates a block on its fourth run (cold code stays
+    // interpreted: docs/translator.md).
+    bool set_engine(cpu::Engine e) {
+        if (!cpu_.set_engine(e)) return false;
+        if (cpu::Translator* t = cpu_.translator())
+            t->set_translate_after(cpu::Translator::kHotRuns);
+        return true;
+    }
     cpu::Engine engine() const { return cpu_.engine(); }
     cpu::Translator::Stats translator_stats() const { return cpu_.translator_stats(); }
     // Virtual time (ticks = ns): read it, or let it jump as if the vCPU had stalled.

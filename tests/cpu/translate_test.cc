@@ -694,14 +694,14 @@ TEST(TranslateTest, TrapFlagSetInsideChainedBlocksStepsAsTheInterpreter) {
     EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 50u);
 }
 
-// By default a block runs in the interpreter until it starts for the fourth time; both
-// engines still agree, before and after.
+// With the VMs' threshold a block runs in the interpreter until it starts for the fourth
+// time; both engines still agree, before and after.
 TEST(TranslateTest, BlocksAreTranslatedOnlyOnceHot) {
     if (!translator_available()) GTEST_SKIP() << "built without the translator";
     for (uint8_t rounds : {3, 4, 5, 10}) {
         Pair p;
         ASSERT_TRUE(p.ok());
-        p.translating_cpu().translator()->set_translate_after(Translator::kDefaultTranslateAfter);
+        p.translating_cpu().translator()->set_translate_after(Translator::kHotRuns);
         const std::vector<uint8_t> code = {
             0xB9, rounds, 0x00, 0x00, 0x00,  //       mov $rounds,%ecx
             0x01, 0xC8,                      // top:  add %ecx,%eax

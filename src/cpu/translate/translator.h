@@ -48,8 +48,10 @@ class Translator {
     // calls its handler. Applies to blocks translated afterwards.
     void set_native(bool on) { native_ = on; }
     // Blocks are translated when they start their `runs`-th time (the interpreter runs
-    // them before: code that runs once costs no translation). 1: at the first run.
-    static constexpr uint32_t kDefaultTranslateAfter = 4;
+    // them before: code that runs once costs no translation). 1, the default: at the
+    // first run (what differential tests and the fuzz target compare); VMs take kHotRuns.
+    static constexpr uint32_t kDefaultTranslateAfter = 1;
+    static constexpr uint32_t kHotRuns = 4;
     void set_translate_after(uint32_t runs) { translate_after_ = runs; }
     // The block's code, translating it first if needed; null when it cannot be translated
     // or is not yet hot.
