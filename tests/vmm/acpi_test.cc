@@ -10,6 +10,7 @@
 
 #include "vmm/acpi/acpi.h"
 #include "vmm/devices/acpi_pm.h"
+#include "vmm/image_bytes.h"
 
 namespace softkvm::vmm {
 namespace {
@@ -21,21 +22,11 @@ struct Parsed {
         EXPECT_LT(gpa - t.base, t.bytes.size());
         return &t.bytes[gpa - t.base];
     }
-    static uint32_t u32(const uint8_t* p) {
-        uint32_t v;
-        std::memcpy(&v, p, 4);
-        return v;
-    }
-    static uint64_t u64(const uint8_t* p) {
-        uint64_t v;
-        std::memcpy(&v, p, 8);
-        return v;
-    }
     // A table at `gpa`: checks its checksum and that it lies inside the blob.
     const uint8_t* table(uint64_t gpa, const char* sig) const {
         const uint8_t* p = at(gpa);
         EXPECT_EQ(std::string(reinterpret_cast<const char*>(p), 4), sig);
-        const uint32_t len = u32(p + 4);
+        const uint32_t len = image::le32(p + 4);
         EXPECT_LE(gpa - t.base + len, t.bytes.size()) << sig;
         EXPECT_EQ(acpi::sum(p, len), 0) << sig << " checksum";
         EXPECT_EQ(std::string(reinterpret_cast<const char*>(p + 10), 6), "SFTKVM") << sig;
@@ -54,58 +45,58 @@ TEST(Acpi, EveryTableIsReachableAndChecksummed) {
     EXPECT_EQ(acpi::sum(rsdp, 20), 0);
     EXPECT_EQ(acpi::sum(rsdp, 36), 0);
     EXPECT_EQ(rsdp[15], 2);
-    EXPECT_EQ(Parsed::u32(rsdp + 20), 36u);
+    EXPECT_EQ(image::le32(rsdp + 20), 36u);
 
-    const uint8_t* rsdt = ps.table(Parsed::u32(rsdp + 16), "RSDT");
-    const uint8_t* xsdt = ps.table(Parsed::u64(rsdp + 24), "XSDT");
-    ASSERT_EQ(Parsed::u32(rsdt + 4), 36u + 8);
-    ASSERT_EQ(Parsed::u32(xsdt + 4), 36u + 16);
+    const uint8_t* rsdt = ps.table(image::le32(rsdp + 16), "RSDT");
+    const uint8_t* xsdt = ps.table(image::le64(rsdp + 24), "XSDT");
+    ASSERT_EQ(image::le32(rsdt + 4), 36u + 8);
+    ASSERT_EQ(image::le32(xsdt + 4), 36u + 16);
     std::map<std::string, const uint8_t*> by_sig;
     for (int k = 0; k < 2; ++k) {
-        const uint32_t r = Parsed::u32(rsdt + 36 + 4 * k);
-        EXPECT_EQ(Parsed::u64(xsdt + 36 + 8 * k), r) << "RSDT and XSDT agree";
+        const uint32_t r = image::le32(rsdt + 36 + 4 * k);
+        EXPECT_EQ(image::le64(xsdt + 36 + 8 * k), r) << "RSDT and XSDT agree";
         const uint8_t* p = ps.at(r);
         by_sig[std::string(reinterpret_cast<const char*>(p), 4)] = ps.table(r, k ? "APIC" : "FACP");
     }
 
     const uint8_t* fadt = by_sig["FACP"];
     ASSERT_NE(fadt, nullptr);
-    EXPECT_EQ(Parsed::u32(fadt + 4), acpi::kFadtSize);
+    EXPECT_EQ(image::le32(fadt + 4), acpi::kFadtSize);
     EXPECT_EQ(fadt[8], acpi::kFadtRevision);
-    const uint32_t facs = Parsed::u32(fadt + acpi::kFadtFirmwareCtrl);
+    const uint32_t facs = image::le32(fadt + acpi::kFadtFirmwareCtrl);
     EXPECT_EQ(facs % 64, 0u);
-    EXPECT_EQ(Parsed::u64(fadt + acpi::kFadtXFirmwareCtrl), facs);
+    EXPECT_EQ(image::le64(fadt + acpi::kFadtXFirmwareCtrl), facs);
     const uint8_t* f = ps.at(facs);
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(f), 4), "FACS");
-    EXPECT_EQ(Parsed::u32(f + 4), 64u);
-    const uint32_t dsdt = Parsed::u32(fadt + acpi::kFadtDsdt);
-    EXPECT_EQ(Parsed::u64(fadt + acpi::kFadtXDsdt), dsdt);
+    EXPECT_EQ(image::le32(f + 4), 64u);
+    const uint32_t dsdt = image::le32(fadt + acpi::kFadtDsdt);
+    EXPECT_EQ(image::le64(fadt + acpi::kFadtXDsdt), dsdt);
     // The DSDT holds one object: Name (\_S5, Package () {7, 7, 0, 0}) in AML.
     const uint8_t* d = ps.table(dsdt, "DSDT");
     const uint8_t s5[] = {0x08, '\\', '_',  'S',  '5',  '_',  0x12, 0x08,
                           0x04, 0x0A, 0x07, 0x0A, 0x07, 0x00, 0x00};
-    ASSERT_EQ(Parsed::u32(d + 4), 36u + sizeof s5);
+    ASSERT_EQ(image::le32(d + 4), 36u + sizeof s5);
     EXPECT_EQ(std::memcmp(d + 36, s5, sizeof s5), 0);
     EXPECT_EQ(fadt[acpi::kFadtSciInt], 9);
-    EXPECT_EQ(Parsed::u32(fadt + acpi::kFadtSmiCmd), 0u);
-    EXPECT_EQ(Parsed::u32(fadt + acpi::kFadtPm1aEvtBlk), 0x600u);
-    EXPECT_EQ(Parsed::u32(fadt + acpi::kFadtPm1aCntBlk), 0x604u);
-    EXPECT_EQ(Parsed::u32(fadt + acpi::kFadtPmTmrBlk), 0x608u);
+    EXPECT_EQ(image::le32(fadt + acpi::kFadtSmiCmd), 0u);
+    EXPECT_EQ(image::le32(fadt + acpi::kFadtPm1aEvtBlk), 0x600u);
+    EXPECT_EQ(image::le32(fadt + acpi::kFadtPm1aCntBlk), 0x604u);
+    EXPECT_EQ(image::le32(fadt + acpi::kFadtPmTmrBlk), 0x608u);
     EXPECT_EQ(fadt[acpi::kFadtPm1EvtLen], 4);
     EXPECT_EQ(fadt[acpi::kFadtPm1CntLen], 2);
     EXPECT_EQ(fadt[acpi::kFadtPmTmrLen], 4);
     EXPECT_EQ(fadt[109] | (fadt[110] << 8), 0x3);  // IAPC_BOOT_ARCH: legacy devices, 8042
-    EXPECT_EQ(Parsed::u32(fadt + acpi::kFadtFlags) & (1u << 8), 0u);  // 24-bit timer
+    EXPECT_EQ(image::le32(fadt + acpi::kFadtFlags) & (1u << 8), 0u);  // 24-bit timer
     const uint8_t* gas = fadt + acpi::kFadtXPmTmrBlk;
     EXPECT_EQ(gas[0], 1);   // system I/O
     EXPECT_EQ(gas[1], 32);  // bit width
-    EXPECT_EQ(Parsed::u64(gas + 4), 0x608u);
+    EXPECT_EQ(image::le64(gas + 4), 0x608u);
 
     const uint8_t* madt = by_sig["APIC"];
     ASSERT_NE(madt, nullptr);
-    EXPECT_EQ(Parsed::u32(madt + 36), 0xFEE00000u);
-    EXPECT_EQ(Parsed::u32(madt + 40), 1u);
-    const uint32_t len = Parsed::u32(madt + 4);
+    EXPECT_EQ(image::le32(madt + 36), 0xFEE00000u);
+    EXPECT_EQ(image::le32(madt + 40), 1u);
+    const uint32_t len = image::le32(madt + 4);
     int lapics = 0, ioapics = 0, nmis = 0;
     std::vector<std::pair<int, uint32_t>> overrides;  // (source IRQ, GSI)
     std::vector<uint16_t> override_flags;
@@ -116,19 +107,19 @@ TEST(Acpi, EveryTableIsReachableAndChecksummed) {
             EXPECT_EQ(e[1], 8);
             EXPECT_EQ(e[2], lapics);
             EXPECT_EQ(e[3], lapics);
-            EXPECT_EQ(Parsed::u32(e + 4), 1u);
+            EXPECT_EQ(image::le32(e + 4), 1u);
             ++lapics;
         } else if (e[0] == 1) {
             EXPECT_EQ(e[1], 12);
             EXPECT_EQ(e[2], 0);  // QEMU's IOAPIC ID, the register's reset value
             EXPECT_EQ(e[3], 0);  // reserved
-            EXPECT_EQ(Parsed::u32(e + 4), 0xFEC00000u);
-            EXPECT_EQ(Parsed::u32(e + 8), 0u);
+            EXPECT_EQ(image::le32(e + 4), 0xFEC00000u);
+            EXPECT_EQ(image::le32(e + 8), 0u);
             ++ioapics;
         } else if (e[0] == 2) {
             EXPECT_EQ(e[1], 10);
             EXPECT_EQ(e[2], 0);  // ISA
-            overrides.push_back({e[3], Parsed::u32(e + 4)});
+            overrides.push_back({e[3], image::le32(e + 4)});
             uint16_t flags;
             std::memcpy(&flags, e + 8, 2);
             override_flags.push_back(flags);
@@ -169,9 +160,9 @@ TEST(Acpi, IsaIrqToGsiFollowsTheOverride) {
 TEST(Acpi, WithoutAnIoApicTheMadtListsOnlyLocalApics) {
     const acpi::Tables t = acpi::build({1, false});
     Parsed ps{t};
-    const uint8_t* rsdt = ps.table(Parsed::u32(ps.at(t.base) + 16), "RSDT");
-    const uint8_t* madt = ps.table(Parsed::u32(rsdt + 40), "APIC");
-    EXPECT_EQ(Parsed::u32(madt + 4), 36u + 8 + 8);
+    const uint8_t* rsdt = ps.table(image::le32(ps.at(t.base) + 16), "RSDT");
+    const uint8_t* madt = ps.table(image::le32(rsdt + 40), "APIC");
+    EXPECT_EQ(image::le32(madt + 4), 36u + 8 + 8);
 }
 
 TEST(AcpiPmTimer, CountsAt3579545HzIn24Bits) {
