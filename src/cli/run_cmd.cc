@@ -190,6 +190,8 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
     for (const auto& [k, v] : r.stats.exits) exits[k] = v;
     nlohmann::json ports = nlohmann::json::object();
     for (const auto& [k, v] : r.stats.unclaimed_ports) ports[fmt::format("{:#x}", k)] = v;
+    nlohmann::json mmio = nlohmann::json::object();
+    for (const auto& [k, v] : r.stats.unclaimed_mmio) mmio[fmt::format("{:#x}", k)] = v;
     nlohmann::json counters = nlohmann::json::object();
     for (const auto& [k, v] : r.counters) counters[k] = v;
     return {
@@ -206,6 +208,7 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
         {"mips", r.seconds > 0 ? static_cast<double>(r.instructions) / r.seconds / 1e6 : 0.0},
         {"exits", exits},
         {"unclaimed_ports", ports},
+        {"unclaimed_mmio_pages", mmio},
         {"refused_irqs", r.stats.refused_irqs},
         {"accel_counters", counters},
         {"max_rss_kib", max_rss_kib()},
@@ -458,6 +461,12 @@ int run(RunOptions o) {
                          static_cast<unsigned long long>(v));
         for (const auto& [k, v] : r.counters)
             std::fprintf(stderr, "  %-22s %llu\n", k.c_str(), static_cast<unsigned long long>(v));
+        for (const auto& [k, v] : r.stats.unclaimed_ports)
+            std::fprintf(stderr, "  unclaimed port %#-9x %llu\n", k,
+                         static_cast<unsigned long long>(v));
+        for (const auto& [k, v] : r.stats.unclaimed_mmio)
+            std::fprintf(stderr, "  unclaimed mmio page %#llx %llu\n",
+                         static_cast<unsigned long long>(k), static_cast<unsigned long long>(v));
         std::fprintf(stderr, "  %-22s %llu\n", "refused_irqs",
                      static_cast<unsigned long long>(r.stats.refused_irqs));
         std::fprintf(stderr, "  %-22s %llu\n", "max_rss_kib",

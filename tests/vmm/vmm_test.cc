@@ -100,16 +100,22 @@ TEST_F(DispatchTest, UnclaimedPortsReadAllOnesAndAreCounted) {
     EXPECT_EQ(p_.stats.unclaimed_ports[0x80], 2u);
 }
 
-TEST_F(DispatchTest, UnclaimedMmioReadsAllOnes) {
+TEST_F(DispatchTest, UnclaimedMmioReadsAllOnesAndIsCountedByPage) {
     abi::RunState rs;
     rs.exit_reason = abi::KVM_EXIT_MMIO;
-    rs.mmio.phys_addr = 0xFED00000;
+    rs.mmio.phys_addr = 0xFED00004;
     rs.mmio.len = 4;
     rs.mmio.is_write = 0;
     EXPECT_FALSE(dispatch_exit(rs, p_).stop);
     uint32_t v;
     std::memcpy(&v, rs.mmio.data, 4);
     EXPECT_EQ(v, 0xFFFFFFFFu);
+    abi::RunState wr = rs;
+    wr.mmio.phys_addr = 0xFED00FF8;
+    wr.mmio.is_write = 1;
+    EXPECT_FALSE(dispatch_exit(wr, p_).stop);
+    EXPECT_EQ(p_.stats.unclaimed_mmio.size(), 1u);
+    EXPECT_EQ(p_.stats.unclaimed_mmio[0xFED00000], 2u);
 }
 
 TEST_F(DispatchTest, TerminalExitsMapToEndings) {
