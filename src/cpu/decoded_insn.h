@@ -10,7 +10,7 @@ class Cpu;
 struct DecodedInsn;
 using Handler = void (*)(Cpu&, const DecodedInsn&);
 
-enum class OpKind : uint8_t { None, Gpr, Seg, Cr, Dr, Mem, Imm, Far, Xmm, St };
+enum class OpKind : uint8_t { None, Gpr, Seg, Cr, Dr, Mem, Imm, Far, Xmm, St, Mm };
 
 inline constexpr uint8_t kNoReg = 0xFF;
 inline constexpr uint8_t kRegRip = 16;  // Mem::base for RIP-relative addressing
@@ -18,7 +18,7 @@ inline constexpr uint8_t kRegRip = 16;  // Mem::base for RIP-relative addressing
 struct Operand {
     OpKind kind = OpKind::None;
     uint8_t size = 0;      // bytes
-    uint8_t reg = kNoReg;  // Gpr/Seg/Cr/Dr/Xmm number, St: i of ST(i); Mem: base register
+    uint8_t reg = kNoReg;  // Gpr/Seg/Cr/Dr/Xmm/Mm number, St: i of ST(i); Mem: base
     bool hi8 = false;      // Gpr: AH/CH/DH/BH
     uint8_t index = kNoReg;
     uint8_t scale_shift = 0;

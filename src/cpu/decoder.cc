@@ -74,11 +74,15 @@ bool convert_operand(const ZydisDecodedInstruction& zi, const ZydisDecodedOperan
                        zi.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY) {
                 o.kind = OpKind::Xmm;  // legacy-encoded SSE only: VEX/EVEX stay #UD
                 o.reg = static_cast<uint8_t>(r - ZYDIS_REGISTER_XMM0);
+            } else if (cls == ZYDIS_REGCLASS_MMX &&
+                       zi.encoding == ZYDIS_INSTRUCTION_ENCODING_LEGACY) {
+                o.kind = OpKind::Mm;  // MMi is physical x87 register Ri (not 3DNow! forms)
+                o.reg = static_cast<uint8_t>(r - ZYDIS_REGISTER_MM0);
             } else if (cls == ZYDIS_REGCLASS_X87) {
                 o.kind = OpKind::St;
                 o.reg = static_cast<uint8_t>(r - ZYDIS_REGISTER_ST0);
             } else {
-                return false;  // MMX/AVX/... registers: not implemented
+                return false;  // AVX/mask/bound/... registers: not implemented
             }
             return true;
         }
@@ -217,10 +221,13 @@ bool Decoder::decode(Mode mode, const uint8_t* bytes, size_t avail, DecodedInsn&
         ++n;
     }
     out.nops = n;
-    bool has_xmm = false;
-    for (uint8_t k = 0; k < n; ++k) has_xmm |= out.op[k].kind == OpKind::Xmm;
-    if (has_xmm) {
-        const HandlerInfo& x = sse_handler_table()[zi.mnemonic];
+    bool has_xmm = false, has_mm = false;
+    for (uint8_t k = 0; k < n; ++k) {
+        has_xmm |= out.op[k].kind == OpKind::Xmm;
+        has_mm |= out.op[k].kind == OpKind::Mm;
+    }
+    if (has_xmm || has_mm) {  // MOVQ2DQ, CVTPI2PS xmm, mm ...: the MMX table
+        const HandlerInfo& x = (has_mm ? mmx_handler_table() : sse_handler_table())[zi.mnemonic];
         out.fn = x.fn ? x.fn : op_ud;
         out.ends_block = false;
     }
@@ -233,7 +240,7 @@ bool Decoder::decode(Mode mode, const uint8_t* bytes, size_t avail, DecodedInsn&
         if (is(OpKind::Cr)) out.fn = op_mov_cr, out.ends_block = true;
         if (is(OpKind::Dr)) out.fn = op_mov_dr, out.ends_block = true;
     }
-    if (ok && !has_xmm && out.fn == h.fn)
+    if (ok && !has_xmm && !has_mm && out.fn == h.fn)
         if (Handler fast = fast_handler(out.mnemonic, out)) out.fn = fast;
     out.branch = branch_kind(zi, out.op[0]);
     if (out.branch != BranchKind::None) out.ends_block = true;

@@ -36,4 +36,14 @@ const HandlerTable& sse_handler_table() {
     return table;
 }
 
+const HandlerTable& mmx_handler_table() {
+    static const HandlerTable table = [] {
+        HandlerTable t{};
+        register_mmx(t);
+        register_mmx_cvt(t);
+        return t;
+    }();
+    return table;
+}
+
 }  // namespace softkvm::cpu

@@ -16,10 +16,13 @@ struct HandlerInfo {
 
 using HandlerTable = std::array<HandlerInfo, ZYDIS_MNEMONIC_MAX_VALUE + 1>;
 
-// The table for instructions without XMM operands, and the one for those with (the same
-// mnemonic, e.g. MOVSD, names a string and an SSE instruction). Built on first use.
+// The table for instructions without XMM or MMX operands, the one for those with an XMM
+// operand (the same mnemonic, e.g. MOVSD, names a string and an SSE instruction), and the
+// one for those with an MMX register operand (PADDB mm and PADDB xmm share a mnemonic).
+// Built on first use.
 const HandlerTable& handler_table();
 const HandlerTable& sse_handler_table();
+const HandlerTable& mmx_handler_table();
 
 void register_alu(HandlerTable& t);
 void register_shift(HandlerTable& t);
@@ -34,6 +37,8 @@ void register_sse(HandlerTable& t);
 void register_sse_fp(HandlerTable& t);
 void register_sse_int(HandlerTable& t);
 void register_sse_fp_gpr(HandlerTable& t);
+void register_mmx(HandlerTable& t);
+void register_mmx_cvt(HandlerTable& t);
 void register_x87(HandlerTable& t);
 void register_x87_arith(HandlerTable& t);
 void register_fxsave(HandlerTable& t);

@@ -70,85 +70,9 @@ void op_movlhps(Cpu& c, const DecodedInsn& i) {
     c.state().xmm[i.op[0].reg].hi = c.state().xmm[i.op[1].reg].lo;
 }
 
-enum class Logic { And, AndNot, Or, Xor };
-template <Logic K>
-void op_logic(Cpu& c, const DecodedInsn& i) {
-    check_sse(c);
-    const Xmm s = load(c, i, 1, 16, true);
-    Xmm& d = c.state().xmm[i.op[0].reg];
-    switch (K) {
-        case Logic::And:
-            d = {d.lo & s.lo, d.hi & s.hi};
-            break;
-        case Logic::AndNot:
-            d = {~d.lo & s.lo, ~d.hi & s.hi};
-            break;
-        case Logic::Or:
-            d = {d.lo | s.lo, d.hi | s.hi};
-            break;
-        case Logic::Xor:
-            d = {d.lo ^ s.lo, d.hi ^ s.hi};
-            break;
-    }
-}
-
-// Packed lanes: apply f to each element pair of the destination and source.
-template <typename T, typename F>
-void lanes(Cpu& c, const DecodedInsn& i, F f) {
-    check_sse(c);
-    const Xmm s = load(c, i, 1, 16, true);
-    Xmm& d = c.state().xmm[i.op[0].reg];
-    T a[16 / sizeof(T)], b[16 / sizeof(T)];
-    std::memcpy(a, &d, 16);
-    std::memcpy(b, &s, 16);
-    for (size_t k = 0; k < 16 / sizeof(T); ++k) a[k] = f(a[k], b[k]);
-    std::memcpy(&d, a, 16);
-}
-
-template <typename T>
-void op_padd(Cpu& c, const DecodedInsn& i) {
-    lanes<T>(c, i, [](T a, T b) { return static_cast<T>(a + b); });
-}
-template <typename T>
-void op_psub(Cpu& c, const DecodedInsn& i) {
-    lanes<T>(c, i, [](T a, T b) { return static_cast<T>(a - b); });
-}
-template <typename T>
-void op_pcmpeq(Cpu& c, const DecodedInsn& i) {
-    lanes<T>(c, i, [](T a, T b) { return static_cast<T>(a == b ? ~T{0} : 0); });
-}
-template <typename T>  // T signed
-void op_pcmpgt(Cpu& c, const DecodedInsn& i) {
-    lanes<T>(c, i, [](T a, T b) { return static_cast<T>(a > b ? -1 : 0); });
-}
-template <typename T>
-void op_pmin(Cpu& c, const DecodedInsn& i) {
-    lanes<T>(c, i, [](T a, T b) { return a < b ? a : b; });
-}
-template <typename T>
-void op_pmax(Cpu& c, const DecodedInsn& i) {
-    lanes<T>(c, i, [](T a, T b) { return a > b ? a : b; });
-}
-void op_pmullw(Cpu& c, const DecodedInsn& i) {
-    lanes<uint16_t>(c, i, [](uint16_t a, uint16_t b) {
-        return static_cast<uint16_t>(static_cast<int16_t>(a) * static_cast<int16_t>(b));
-    });
-}
-void op_pmuludq(Cpu& c, const DecodedInsn& i) {
-    check_sse(c);
-    const Xmm s = load(c, i, 1, 16, true);
-    Xmm& d = c.state().xmm[i.op[0].reg];
-    d = {(d.lo & 0xFFFFFFFF) * (s.lo & 0xFFFFFFFF), (d.hi & 0xFFFFFFFF) * (s.hi & 0xFFFFFFFF)};
-}
-
 void op_pmovmskb(Cpu& c, const DecodedInsn& i) {
     check_sse(c);
-    const Xmm& s = c.state().xmm[i.op[1].reg];
-    uint8_t b[16];
-    std::memcpy(b, &s, 16);
-    uint32_t m = 0;
-    for (int k = 0; k < 16; ++k) m |= static_cast<uint32_t>(b[k] >> 7) << k;
-    c.write_gpr(i.op[0].reg, i.op[0].size, m);
+    c.write_gpr(i.op[0].reg, i.op[0].size, lane::movmskb(c.state().xmm[i.op[1].reg], 16));
 }
 
 void op_pshufd(Cpu& c, const DecodedInsn& i) {
@@ -161,47 +85,13 @@ void op_pshufd(Cpu& c, const DecodedInsn& i) {
     std::memcpy(&c.state().xmm[i.op[0].reg], r, 16);
 }
 
-// PUNPCKL* / PUNPCKH*: interleave the low (or high) halves' elements.
-template <typename T, bool High>
-void op_punpck(Cpu& c, const DecodedInsn& i) {
-    check_sse(c);
-    const Xmm s = load(c, i, 1, 16, true);
-    Xmm& d = c.state().xmm[i.op[0].reg];
-    constexpr size_t n = 16 / sizeof(T);
-    T a[n], b[n], r[n];
-    std::memcpy(a, &d, 16);
-    std::memcpy(b, &s, 16);
-    const size_t base = High ? n / 2 : 0;
-    for (size_t k = 0; k < n / 2; ++k) {
-        r[2 * k] = a[base + k];
-        r[2 * k + 1] = b[base + k];
-    }
-    std::memcpy(&d, r, 16);
-}
-
 // PSLL/PSRL/PSRA by an immediate or by the low quadword of an XMM/m128 operand.
-enum class Shift { Left, Right, Arith };
-template <typename T, Shift K>
+template <typename T, lane::Shift K>
 void op_pshift(Cpu& c, const DecodedInsn& i) {
     check_sse(c);
     const uint64_t count = i.op[1].kind == OpKind::Imm ? static_cast<uint64_t>(i.op[1].value) & 0xFF
                                                        : load(c, i, 1, 16, true).lo;
-    Xmm& d = c.state().xmm[i.op[0].reg];
-    constexpr unsigned bits = sizeof(T) * 8;
-    T a[16 / sizeof(T)];
-    std::memcpy(a, &d, 16);
-    for (T& e : a) {
-        if (K == Shift::Arith) {
-            using S = std::make_signed_t<T>;
-            const unsigned n = count >= bits ? bits - 1 : static_cast<unsigned>(count);
-            e = static_cast<T>(static_cast<S>(e) >> n);
-        } else if (count >= bits) {
-            e = 0;
-        } else {
-            e = K == Shift::Left ? static_cast<T>(e << count) : static_cast<T>(e >> count);
-        }
-    }
-    std::memcpy(&d, a, 16);
+    lane::shift<T, K>(c.state().xmm[i.op[0].reg], count, 16);
 }
 
 // PSLLDQ / PSRLDQ: whole-register byte shifts.
@@ -285,51 +175,51 @@ void register_sse(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_MOVHLPS].fn = op_movhlps;
     t[ZYDIS_MNEMONIC_MOVLHPS].fn = op_movlhps;
     for (auto m : {ZYDIS_MNEMONIC_PAND, ZYDIS_MNEMONIC_ANDPS, ZYDIS_MNEMONIC_ANDPD})
-        t[m].fn = op_logic<Logic::And>;
+        t[m].fn = op_lanes<lane::logic<lane::Logic::And>>;
     for (auto m : {ZYDIS_MNEMONIC_PANDN, ZYDIS_MNEMONIC_ANDNPS, ZYDIS_MNEMONIC_ANDNPD})
-        t[m].fn = op_logic<Logic::AndNot>;
+        t[m].fn = op_lanes<lane::logic<lane::Logic::AndNot>>;
     for (auto m : {ZYDIS_MNEMONIC_POR, ZYDIS_MNEMONIC_ORPS, ZYDIS_MNEMONIC_ORPD})
-        t[m].fn = op_logic<Logic::Or>;
+        t[m].fn = op_lanes<lane::logic<lane::Logic::Or>>;
     for (auto m : {ZYDIS_MNEMONIC_PXOR, ZYDIS_MNEMONIC_XORPS, ZYDIS_MNEMONIC_XORPD})
-        t[m].fn = op_logic<Logic::Xor>;
-    t[ZYDIS_MNEMONIC_PADDB].fn = op_padd<uint8_t>;
-    t[ZYDIS_MNEMONIC_PADDW].fn = op_padd<uint16_t>;
-    t[ZYDIS_MNEMONIC_PADDD].fn = op_padd<uint32_t>;
-    t[ZYDIS_MNEMONIC_PADDQ].fn = op_padd<uint64_t>;
-    t[ZYDIS_MNEMONIC_PSUBB].fn = op_psub<uint8_t>;
-    t[ZYDIS_MNEMONIC_PSUBW].fn = op_psub<uint16_t>;
-    t[ZYDIS_MNEMONIC_PSUBD].fn = op_psub<uint32_t>;
-    t[ZYDIS_MNEMONIC_PSUBQ].fn = op_psub<uint64_t>;
-    t[ZYDIS_MNEMONIC_PCMPEQB].fn = op_pcmpeq<uint8_t>;
-    t[ZYDIS_MNEMONIC_PCMPEQW].fn = op_pcmpeq<uint16_t>;
-    t[ZYDIS_MNEMONIC_PCMPEQD].fn = op_pcmpeq<uint32_t>;
-    t[ZYDIS_MNEMONIC_PCMPGTB].fn = op_pcmpgt<int8_t>;
-    t[ZYDIS_MNEMONIC_PCMPGTW].fn = op_pcmpgt<int16_t>;
-    t[ZYDIS_MNEMONIC_PCMPGTD].fn = op_pcmpgt<int32_t>;
-    t[ZYDIS_MNEMONIC_PMINUB].fn = op_pmin<uint8_t>;
-    t[ZYDIS_MNEMONIC_PMAXUB].fn = op_pmax<uint8_t>;
-    t[ZYDIS_MNEMONIC_PMINSW].fn = op_pmin<int16_t>;
-    t[ZYDIS_MNEMONIC_PMAXSW].fn = op_pmax<int16_t>;
-    t[ZYDIS_MNEMONIC_PMULLW].fn = op_pmullw;
-    t[ZYDIS_MNEMONIC_PMULUDQ].fn = op_pmuludq;
+        t[m].fn = op_lanes<lane::logic<lane::Logic::Xor>>;
+    t[ZYDIS_MNEMONIC_PADDB].fn = op_lanes<lane::add<uint8_t>>;
+    t[ZYDIS_MNEMONIC_PADDW].fn = op_lanes<lane::add<uint16_t>>;
+    t[ZYDIS_MNEMONIC_PADDD].fn = op_lanes<lane::add<uint32_t>>;
+    t[ZYDIS_MNEMONIC_PADDQ].fn = op_lanes<lane::add<uint64_t>>;
+    t[ZYDIS_MNEMONIC_PSUBB].fn = op_lanes<lane::sub<uint8_t>>;
+    t[ZYDIS_MNEMONIC_PSUBW].fn = op_lanes<lane::sub<uint16_t>>;
+    t[ZYDIS_MNEMONIC_PSUBD].fn = op_lanes<lane::sub<uint32_t>>;
+    t[ZYDIS_MNEMONIC_PSUBQ].fn = op_lanes<lane::sub<uint64_t>>;
+    t[ZYDIS_MNEMONIC_PCMPEQB].fn = op_lanes<lane::cmpeq<uint8_t>>;
+    t[ZYDIS_MNEMONIC_PCMPEQW].fn = op_lanes<lane::cmpeq<uint16_t>>;
+    t[ZYDIS_MNEMONIC_PCMPEQD].fn = op_lanes<lane::cmpeq<uint32_t>>;
+    t[ZYDIS_MNEMONIC_PCMPGTB].fn = op_lanes<lane::cmpgt<int8_t>>;
+    t[ZYDIS_MNEMONIC_PCMPGTW].fn = op_lanes<lane::cmpgt<int16_t>>;
+    t[ZYDIS_MNEMONIC_PCMPGTD].fn = op_lanes<lane::cmpgt<int32_t>>;
+    t[ZYDIS_MNEMONIC_PMINUB].fn = op_lanes<lane::min<uint8_t>>;
+    t[ZYDIS_MNEMONIC_PMAXUB].fn = op_lanes<lane::max<uint8_t>>;
+    t[ZYDIS_MNEMONIC_PMINSW].fn = op_lanes<lane::min<int16_t>>;
+    t[ZYDIS_MNEMONIC_PMAXSW].fn = op_lanes<lane::max<int16_t>>;
+    t[ZYDIS_MNEMONIC_PMULLW].fn = op_lanes<lane::mullw>;
+    t[ZYDIS_MNEMONIC_PMULUDQ].fn = op_lanes<lane::muludq>;
     t[ZYDIS_MNEMONIC_PMOVMSKB].fn = op_pmovmskb;
     t[ZYDIS_MNEMONIC_PSHUFD].fn = op_pshufd;
-    t[ZYDIS_MNEMONIC_PUNPCKLBW].fn = op_punpck<uint8_t, false>;
-    t[ZYDIS_MNEMONIC_PUNPCKLWD].fn = op_punpck<uint16_t, false>;
-    t[ZYDIS_MNEMONIC_PUNPCKLDQ].fn = op_punpck<uint32_t, false>;
-    t[ZYDIS_MNEMONIC_PUNPCKLQDQ].fn = op_punpck<uint64_t, false>;
-    t[ZYDIS_MNEMONIC_PUNPCKHBW].fn = op_punpck<uint8_t, true>;
-    t[ZYDIS_MNEMONIC_PUNPCKHWD].fn = op_punpck<uint16_t, true>;
-    t[ZYDIS_MNEMONIC_PUNPCKHDQ].fn = op_punpck<uint32_t, true>;
-    t[ZYDIS_MNEMONIC_PUNPCKHQDQ].fn = op_punpck<uint64_t, true>;
-    t[ZYDIS_MNEMONIC_PSLLW].fn = op_pshift<uint16_t, Shift::Left>;
-    t[ZYDIS_MNEMONIC_PSLLD].fn = op_pshift<uint32_t, Shift::Left>;
-    t[ZYDIS_MNEMONIC_PSLLQ].fn = op_pshift<uint64_t, Shift::Left>;
-    t[ZYDIS_MNEMONIC_PSRLW].fn = op_pshift<uint16_t, Shift::Right>;
-    t[ZYDIS_MNEMONIC_PSRLD].fn = op_pshift<uint32_t, Shift::Right>;
-    t[ZYDIS_MNEMONIC_PSRLQ].fn = op_pshift<uint64_t, Shift::Right>;
-    t[ZYDIS_MNEMONIC_PSRAW].fn = op_pshift<uint16_t, Shift::Arith>;
-    t[ZYDIS_MNEMONIC_PSRAD].fn = op_pshift<uint32_t, Shift::Arith>;
+    t[ZYDIS_MNEMONIC_PUNPCKLBW].fn = op_lanes<lane::unpck<uint8_t, false>>;
+    t[ZYDIS_MNEMONIC_PUNPCKLWD].fn = op_lanes<lane::unpck<uint16_t, false>>;
+    t[ZYDIS_MNEMONIC_PUNPCKLDQ].fn = op_lanes<lane::unpck<uint32_t, false>>;
+    t[ZYDIS_MNEMONIC_PUNPCKLQDQ].fn = op_lanes<lane::unpck<uint64_t, false>>;
+    t[ZYDIS_MNEMONIC_PUNPCKHBW].fn = op_lanes<lane::unpck<uint8_t, true>>;
+    t[ZYDIS_MNEMONIC_PUNPCKHWD].fn = op_lanes<lane::unpck<uint16_t, true>>;
+    t[ZYDIS_MNEMONIC_PUNPCKHDQ].fn = op_lanes<lane::unpck<uint32_t, true>>;
+    t[ZYDIS_MNEMONIC_PUNPCKHQDQ].fn = op_lanes<lane::unpck<uint64_t, true>>;
+    t[ZYDIS_MNEMONIC_PSLLW].fn = op_pshift<uint16_t, lane::Shift::Left>;
+    t[ZYDIS_MNEMONIC_PSLLD].fn = op_pshift<uint32_t, lane::Shift::Left>;
+    t[ZYDIS_MNEMONIC_PSLLQ].fn = op_pshift<uint64_t, lane::Shift::Left>;
+    t[ZYDIS_MNEMONIC_PSRLW].fn = op_pshift<uint16_t, lane::Shift::Right>;
+    t[ZYDIS_MNEMONIC_PSRLD].fn = op_pshift<uint32_t, lane::Shift::Right>;
+    t[ZYDIS_MNEMONIC_PSRLQ].fn = op_pshift<uint64_t, lane::Shift::Right>;
+    t[ZYDIS_MNEMONIC_PSRAW].fn = op_pshift<uint16_t, lane::Shift::Arith>;
+    t[ZYDIS_MNEMONIC_PSRAD].fn = op_pshift<uint32_t, lane::Shift::Arith>;
     t[ZYDIS_MNEMONIC_PSLLDQ].fn = op_pshift_bytes<true>;
     t[ZYDIS_MNEMONIC_PSRLDQ].fn = op_pshift_bytes<false>;
 }

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "cpu/exec/handlers.h"
+#include "cpu/exec/mmx.h"
 #include "cpu/exec/sse_util.h"
 
 namespace softkvm::cpu {
@@ -332,6 +333,30 @@ void op_approx(Cpu& c, const DecodedInsn& i) {
     std::memcpy(&d, r, 16);
 }
 
+// The conversions between packed dwords in an MMX register and floating point (SDM vol. 2
+// CVTPI2PS, CVTPI2PD, CVT(T)PS2PI, CVT(T)PD2PI): the XMM conversion on the operand's low
+// lanes (the other lanes hold zeros, which convert exactly). With an MMX register operand
+// the instruction is also an MMX one (#MF if pending, TOP = 0, tags valid); with memory
+// it is pure SSE.
+template <HostOp Op, bool Low>
+void op_cvtpi2p(Cpu& c, const DecodedInsn& i) {
+    const bool mm = i.op[1].kind == OpKind::Mm;
+    mm ? mmx::begin_sse(c) : check_sse(c);
+    const Xmm s{mmx::read(c, i, 1), 0};
+    Xmm& d = c.state().xmm[i.op[0].reg];
+    const Xmm r = run(c, Op, d, s, Out::Other, 0);
+    d = Low ? Xmm{r.lo, d.hi} : r;  // CVTPI2PS writes the low two singles only
+    if (mm) mmx::enter(c.state());
+}
+template <HostOp Op, uint8_t Size>
+void op_cvtp2pi(Cpu& c, const DecodedInsn& i) {
+    mmx::begin_sse(c);
+    Xmm s = load(c, i, 1, Size, Size == 16);
+    if (Size == 8) s.hi = 0;
+    const Xmm r = run(c, Op, Xmm{}, s, Out::Other, 0);
+    mmx::put(c.state(), i.op[0].reg, r.lo);
+}
+
 }  // namespace
 
 void register_sse_fp(HandlerTable& t) {
@@ -396,7 +421,19 @@ void register_sse_fp(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_RCPSS].fn = op_approx<false, false>;
     t[ZYDIS_MNEMONIC_RSQRTPS].fn = op_approx<true, true>;
     t[ZYDIS_MNEMONIC_RSQRTSS].fn = op_approx<true, false>;
+    t[ZYDIS_MNEMONIC_CVTPI2PS].fn = op_cvtpi2p<h_cvtdq2ps, true>;  // from memory
+    t[ZYDIS_MNEMONIC_CVTPI2PD].fn = op_cvtpi2p<h_cvtdq2pd, false>;
     register_sse_fp_gpr(t);
+}
+
+// The forms with an MMX register operand (the MMX table).
+void register_mmx_cvt(HandlerTable& t) {
+    t[ZYDIS_MNEMONIC_CVTPI2PS].fn = op_cvtpi2p<h_cvtdq2ps, true>;
+    t[ZYDIS_MNEMONIC_CVTPI2PD].fn = op_cvtpi2p<h_cvtdq2pd, false>;
+    t[ZYDIS_MNEMONIC_CVTPS2PI].fn = op_cvtp2pi<h_cvtps2dq, 8>;
+    t[ZYDIS_MNEMONIC_CVTTPS2PI].fn = op_cvtp2pi<h_cvttps2dq, 8>;
+    t[ZYDIS_MNEMONIC_CVTPD2PI].fn = op_cvtp2pi<h_cvtpd2dq, 16>;
+    t[ZYDIS_MNEMONIC_CVTTPD2PI].fn = op_cvtp2pi<h_cvttpd2dq, 16>;
 }
 
 // Conversions to a GPR: with a memory source they have no XMM operand, so they are also

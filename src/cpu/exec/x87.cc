@@ -5,6 +5,7 @@
 #include "cpu/exec/x87.h"
 
 #include "cpu/exec/handlers.h"
+#include "cpu/exec/mmx.h"
 
 namespace softkvm::cpu::x87 {
 
@@ -388,12 +389,14 @@ void op_fwait(Cpu& c, const DecodedInsn&) {
     if ((s.cr0 & CR0_MP) && (s.cr0 & CR0_TS)) c.fault(VEC_NM);
     if ((s.fsw & kES) && (s.cr0 & CR0_NE)) c.fault(VEC_MF);
 }
-// EMMS: every tag empty (SDM vol. 2 EMMS); #UD with CR0.EM.
-void op_emms(Cpu& c, const DecodedInsn& i) {
+// EMMS: every tag empty and TOP = 0 (SDM vol. 1 table 9-3; the EMMS page of vol. 2 names
+// only the tag word, and the silicon clears TOP as the table says), after the checks of an
+// MMX instruction (mmx.h).
+void op_emms(Cpu& c, const DecodedInsn&) {
+    mmx::begin(c);
     CpuState& s = c.state();
-    if (s.cr0 & CR0_EM) c.undefined();
-    begin(c, i, true);
     s.ftw = 0;
+    set_top(s, 0);
 }
 
 // FNSTENV / FLDENV / FNSAVE / FRSTOR.
