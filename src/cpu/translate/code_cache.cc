@@ -1,6 +1,8 @@
 // Executable memory and its unwind record (see code_cache.h).
 #include "cpu/translate/code_cache.h"
 
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -67,46 +69,44 @@ std::vector<uint8_t> build_eh_frame(const uint8_t* code, size_t size) {
 }  // namespace
 
 CodeCache::CodeCache(size_t bytes) {
-    size_ = (bytes + kPage - 1) & ~(kPage - 1);
-    void* p = mmap(nullptr, size_, PROT_READ | PROT_EXEC,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) {
-        size_ = 0;
-        return;
-    }
-    base_ = static_cast<uint8_t*>(p);
-    eh_frame_ = build_eh_frame(base_, size_);
+    const size_t size = (bytes + kPage - 1) & ~(kPage - 1);
+    fd_ = memfd_create("softkvm-code-cache", MFD_CLOEXEC);
+    if (fd_ < 0) return;
+    if (ftruncate(fd_, static_cast<off_t>(size)) != 0) return;
+    void* w = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_, 0);
+    if (w == MAP_FAILED) return;
+    write_ = static_cast<uint8_t*>(w);
+    void* x = mmap(nullptr, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, fd_, 0);
+    if (x == MAP_FAILED) return;
+    exec_ = static_cast<uint8_t*>(x);
+    size_ = size;
+    eh_frame_ = build_eh_frame(exec_, size_);
     __register_frame(eh_frame_.data());
 }
 
 CodeCache::~CodeCache() {
-    if (!base_) return;
-    __deregister_frame(eh_frame_.data());
-    munmap(base_, size_);
-}
-
-bool CodeCache::protect(size_t from, size_t to, int prot) {
-    return to <= from || mprotect(base_ + from, to - from, prot) == 0;
+    if (exec_) {
+        __deregister_frame(eh_frame_.data());
+        munmap(exec_, size_);
+    }
+    if (write_) munmap(write_, size_);
+    if (fd_ >= 0) close(fd_);
 }
 
 uint8_t* CodeCache::begin_write(size_t bytes) {
     if (bytes > size_) return nullptr;
     if (size_ - cursor_ < bytes) {
-        // Full: every translation goes at once. The pages are given back to the host so
-        // a full cache costs no memory until it fills again.
-        madvise(base_, size_, MADV_DONTNEED);
+        // Full: every translation goes at once. The file's pages are given back to the
+        // host so a flushed cache costs no memory until it fills again.
+        fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_));
         cursor_ = 0;
         ++epoch_;
     }
-    write_from_ = cursor_ & ~(kPage - 1);
-    write_to_ = std::min(size_, (cursor_ + bytes + kPage - 1) & ~(kPage - 1));
-    if (!protect(write_from_, write_to_, PROT_READ | PROT_WRITE)) return nullptr;
-    return base_ + cursor_;
+    return write_ + cursor_;
 }
 
-bool CodeCache::end_write(size_t used) {
+void CodeCache::end_write(size_t used) {
     cursor_ = std::min(size_, cursor_ + ((used + 15) & ~size_t{15}));
-    return protect(write_from_, write_to_, PROT_READ | PROT_EXEC);
 }
 
 }  // namespace softkvm::cpu

@@ -1,6 +1,8 @@
-// Executable memory for translated blocks: one mapping, filled front to back and emptied
-// all at once when full (as QEMU flushes its translation buffer), never writable and
-// executable at the same time (W^X): the pages being written are RW, then RX again.
+// Executable memory for translated blocks: one shared-memory file (memfd) mapped twice,
+// a read-write view the emitter writes through and a read-execute view the code runs from,
+// so no page is ever writable and executable through the same mapping (W^X) and writing a
+// block changes no protection (no mprotect, no TLB shootdown). Filled front to back and
+// emptied all at once when full (as QEMU flushes its translation buffer).
 // The whole mapping carries one unwind record so that a guest fault (a C++ exception
 // thrown by an instruction handler) unwinds through translated code to the run loop.
 #pragma once
@@ -22,13 +24,15 @@ class CodeCache {
     CodeCache(const CodeCache&) = delete;
     CodeCache& operator=(const CodeCache&) = delete;
 
-    bool ok() const { return base_ != nullptr; }
-    // Makes [cursor, cursor + bytes) writable (and not executable); flushes first when the
-    // rest of the mapping is too small. Returns where to write (null if the host refused).
+    bool ok() const { return exec_ != nullptr; }
+    // Room for `bytes` of code at the cursor, flushing first when the rest of the cache is
+    // too small. Returns where to write it (in the read-write view; null if larger than
+    // the cache); exec_address() gives where it runs.
     uint8_t* begin_write(size_t bytes);
-    // The code written at begin_write's address is `used` bytes: executable again
-    // (false if the host refused; nothing written there may run).
-    bool end_write(size_t used);
+    // The code written at begin_write's address is `used` bytes: the cursor moves past it.
+    void end_write(size_t used);
+    // The executable address of code written at `written` (read-write view).
+    const uint8_t* exec_address(const uint8_t* written) const { return exec_ + (written - write_); }
     // Bumped on every flush: translations made under an older epoch are gone.
     uint64_t epoch() const { return epoch_; }
     uint64_t flushes() const { return epoch_ - first_epoch_; }
@@ -41,11 +45,11 @@ class CodeCache {
     size_t capacity() const { return size_; }
 
   private:
-    bool protect(size_t from, size_t to, int prot);
-    uint8_t* base_ = nullptr;
+    int fd_ = -1;               // the memfd both views map
+    uint8_t* write_ = nullptr;  // read-write view
+    uint8_t* exec_ = nullptr;   // read-execute view
     size_t size_ = 0;
     size_t cursor_ = 0;
-    size_t write_from_ = 0, write_to_ = 0;  // page range made RW by begin_write
     uint64_t epoch_ = 1;
     uint64_t first_epoch_ = 1;       // epoch_ when the cache was made or last cleared
     std::vector<uint8_t> eh_frame_;  // CIE + FDE covering the mapping, zero-terminated

@@ -8,6 +8,17 @@ namespace softkvm::cpu {
 
 using namespace Xbyak::util;
 
+void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
+    reset();  // no code, no labels (and exit_ forgotten, even after an abandoned block)
+    exit_.clear();
+    top_ = at;  // xbyak's CodeArray: the buffer and its size
+    maxSize_ = size;
+    native_ = native;
+    chain_entry_ = nullptr;
+    pending_rip_ = 0;
+    done_ = 0;
+}
+
 void BlockEmitter::emit(const Block& b) {
     Xbyak::Label body;
     push(rbx);

@@ -19,8 +19,13 @@ namespace softkvm::cpu {
 // two run-loop variables across handler calls.
 class BlockEmitter : public Xbyak::CodeGenerator {
   public:
-    BlockEmitter(size_t size, uint8_t* at, const CpuLayout& off, bool native)
-        : Xbyak::CodeGenerator(size, at), off_(off), native_(native) {}
+    // One generator serves every block of a translator (building one per block costs
+    // more than emitting a small block): start() points it at the next block's room.
+    explicit BlockEmitter(const CpuLayout& off)
+        : Xbyak::CodeGenerator(sizeof(scratch_), scratch_), off_(off) {}
+
+    // The next block is written at `at` (at most `size` bytes), with native forms or not.
+    void start(uint8_t* at, size_t size, bool native);
 
     // Where another block's code continues into this one (see emit_chain_entry).
     const uint8_t* chain_entry() const { return chain_entry_; }
@@ -140,8 +145,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s);
     void alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v);
 
+    uint8_t scratch_[16] = {};  // the generator's buffer until the first start()
     CpuLayout off_;
-    bool native_;
+    bool native_ = false;
     const uint8_t* chain_entry_ = nullptr;
     Mode mode_ = Mode::Long64;
     Xbyak::Label exit_;

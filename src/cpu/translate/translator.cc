@@ -10,6 +10,10 @@
 #include <cpuid.h>
 
 #include "cpu/translate/emitter.h"
+#else
+namespace softkvm::cpu {
+class BlockEmitter {};  // no emitter in this build
+}  // namespace softkvm::cpu
 #endif
 
 namespace softkvm::cpu {
@@ -92,6 +96,9 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.link_block = offset_in(probe, probe.links[0].block);
     l.link_size = static_cast<int32_t>(sizeof(Block::Link));
     l.host_chain = offset_in(probe, probe.host_chain);
+#ifdef SOFTKVM_HAVE_TRANSLATOR
+    emitter_ = std::make_unique<BlockEmitter>(layout_);
+#endif
     // The generated TLB probe knows the entry layout and the tag bits.
     static_assert(sizeof(Cpu::TlbEntry) == 24 && Cpu::kTlbSize == 1024);
     static_assert(Cpu::kTlbValid == 1 && Cpu::kTlbUser == 2);
@@ -161,23 +168,24 @@ Translator::BlockFn Translator::translate(Block& b) {
     const uint8_t* chain = nullptr;
     try {
         static const bool lahf = host_has_lahf();
-        BlockEmitter e(need, at, layout_, lahf && native_);
-        e.emit(b);
-        used = e.getSize();
-        chain = e.chain_entry();
+        emitter_->start(at, need, lahf && native_);
+        emitter_->emit(b);
+        used = emitter_->getSize();
+        chain = emitter_->chain_entry();
     } catch (const Xbyak::Error&) {
         used = 0;  // bounded above; nothing of it runs
     }
-    if (!cache_->end_write(used) || used == 0) {
+    if (used == 0) {
         b.host_code = b.host_chain = nullptr;
         b.host_epoch = kUntranslatable;  // not tried again: the interpreter runs it
         return nullptr;
     }
-    b.host_code = at;
-    b.host_chain = const_cast<uint8_t*>(chain);
+    cache_->end_write(used);
+    b.host_code = const_cast<uint8_t*>(cache_->exec_address(at));
+    b.host_chain = const_cast<uint8_t*>(cache_->exec_address(chain));
     b.host_epoch = cache_->epoch();
     ++translated_;
-    return reinterpret_cast<BlockFn>(at);
+    return reinterpret_cast<BlockFn>(b.host_code);
 }
 
 #else

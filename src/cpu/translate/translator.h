@@ -16,6 +16,7 @@ namespace softkvm::cpu {
 class Cpu;
 struct Block;
 class CodeCache;
+class BlockEmitter;
 
 // How the software CPU executes decoded blocks.
 enum class Engine : uint8_t {
@@ -73,6 +74,7 @@ class Translator {
     void forget_chains();
     Cpu& cpu_;
     std::unique_ptr<CodeCache> cache_;
+    std::unique_ptr<BlockEmitter> emitter_;  // reused for every block
     uint64_t translated_ = 0;
     CpuLayout layout_{};  // where generated code finds the fields it touches
     bool native_ = true;  // frequent forms as host instructions (else: handler calls only)
