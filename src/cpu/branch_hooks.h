@@ -18,7 +18,17 @@ namespace softkvm::cpu {
     const DecodedInsn& last = in[done - 1];
     const BranchKind kind = last.branch;
     bool mispredicted = false;
-    if (kind != BranchKind::None) {
+    bool traced = false;
+    if (tracing_) [[unlikely]] {
+        // Translated code ran blocks before this one and traced them (kChainTrace): they
+        // are recorded first; this block began where the last of them went, unless it is
+        // that block itself (its successor's chaining entry sent it back here).
+        tracing_ = false;
+        lbr_.drain_trace();
+        traced = lbr_.trace_icount() == icount_;
+        rip_before = lbr_.trace_rip();
+    }
+    if (kind != BranchKind::None && !traced) {
         const bool lbr_on = s_.debugctl & msr::DEBUGCTL_LBR;
         if (lbr_on || pmu_.counts_misses()) {
             // The branch's own RIP from the offsets the block builder stored.
@@ -28,7 +38,8 @@ namespace softkvm::cpu {
             // cannot predict the guest's outcomes any better than the guest's own predictor.
             const unsigned taken = (kind != BranchKind::Jcc) | (s_.rip != next);
             const uint64_t to = s_.rip + seg_base_[CS];
-            mispredicted = bp_.resolve(kind, from + cs_base, taken, to, next + cs_base);
+            mispredicted =
+                lbr_.predictor().resolve(kind, from + cs_base, taken, to, next + cs_base);
             if (lbr_on) {
                 // Only taken branches are recorded, and INT n recorded itself when it was
                 // delivered (note_delivery): the others go in as None, which nothing keeps.

@@ -297,6 +297,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
     const uint64_t limit = insn_limit ? insn_limit : kNever;
     run_limit_ = limit;
     for (;;) {
+        if (tracing_) [[unlikely]] {
+            // The last block entered with kChainTrace ended without after_block (no
+            // instruction of it retired): what it traced comes before anything else.
+            tracing_ = false;
+            lbr_.drain_trace();
+        }
         if (icount_ >= limit) return StopReason::InsnLimit;
         if (kick_.load(std::memory_order_relaxed)) {
             kick_.store(false, std::memory_order_relaxed);
@@ -407,7 +413,13 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     if (Translator::BlockFn fn = xlate_->code_for(*b)) {
                         // It may continue into other blocks: `b` is the last one run.
                         chained_ = b;
-                        no_chain_ = hooks;
+                        // With LBR recording alone, chained blocks go through the LBR
+                        // unit's trace (cpu/lbr.h); the PMU counts in the run loop.
+                        no_chain_ = !hooks ? kChainFree : pmu_.active() ? kChainNever : kChainTrace;
+                        if (no_chain_ == kChainTrace) {
+                            tracing_ = true;
+                            lbr_.trace_begin(rip_before, cs_base, s_.cpl, icount_);
+                        }
                         fn(this, &done, &rsp_before);
                         if (chained_ != b) b = chained_, in = b->insns.data(), n = b->insns.size();
                         chained_ = nullptr;
@@ -485,8 +497,10 @@ StopReason Cpu::run(uint64_t insn_limit) {
         } catch (const GuestFault& f) {
             chained_ = nullptr;
             icount_ += done;
-            // The faulting instruction did not retire: only those before it count.
-            if (hooks && done) after_block_cold(in, done, rip_before, cs_base, cpl_before);
+            // The faulting instruction did not retire: only those before it count. (Of
+            // the block translated code was running, which block_insns_ points to.)
+            if (hooks && done)
+                after_block_cold(block_insns_, done, rip_before, cs_base, cpl_before);
             prev = nullptr;
             // A faulting instruction has no effect on RSP or on devices; the reads it
             // made are not replayed. It has not retired: no bus lock is reported for it.
@@ -509,7 +523,8 @@ StopReason Cpu::run(uint64_t insn_limit) {
         } catch (const StopBeforeRetire&) {
             if (chained_) b = chained_, chained_ = nullptr;  // the translated block that stopped
             icount_ += done;
-            if (hooks && done) after_block_cold(in, done, rip_before, cs_base, cpl_before);
+            if (hooks && done)
+                after_block_cold(block_insns_, done, rip_before, cs_base, cpl_before);
             // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a
             // read the owner must answer, it runs again first thing in the next run(),
             // replaying the MMIO reads it completed.

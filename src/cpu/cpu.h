@@ -486,8 +486,7 @@ class Cpu {
     const CpuModel* model_ = &default_cpu_model();
     uint64_t perf_caps_ = 0;
     Pmu pmu_;
-    Lbr lbr_;
-    BranchPredictor bp_;
+    Lbr lbr_;  // with the branch predictor
     bool lbr_intercept_ = false;
     bool lbr_touched_ = false;
     bool soft_delivered_ = false;               // INT n recorded its own LBR entry
@@ -605,10 +604,11 @@ class Cpu {
     std::unique_ptr<Translator> xlate_;  // set: the translating engine runs blocks
     // Translated blocks continue into their successors inside the code cache
     // (docs/translator.md, Chaining); the run loop tells them what it knows.
-    uint64_t run_limit_ = kNever;  // run()'s instruction limit
-    Block* chained_ = nullptr;     // the block translated code runs now
-    bool no_chain_ = false;        // the run loop's per-block bookkeeping is on
-    uint64_t chained_blocks_ = 0;  // blocks entered from another block's translation
+    uint64_t run_limit_ = kNever;    // run()'s instruction limit
+    Block* chained_ = nullptr;       // the block translated code runs now
+    uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping
+    bool tracing_ = false;           // this block was entered with kChainTrace
+    uint64_t chained_blocks_ = 0;    // blocks entered from another block's translation
 
     friend class Decoder;
     friend class Translator;

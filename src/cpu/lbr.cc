@@ -25,6 +25,7 @@ void Lbr::configure(const CpuModel& m) {
 }
 
 void Lbr::clear() {
+    drain_trace();  // the predictor sees every branch, recorded or not
     select_ = 0;
     tos_ = 0;
     e_ = {};
@@ -54,9 +55,56 @@ void Lbr::apply_log() const {
     synced_ = logged_;
 }
 
-void Lbr::pop() {
-    sync();
+void Lbr::pop() const {
+    if (logged_ != synced_) apply_log();
     tos_ = (tos_ == 0 ? depth_ : tos_) - 1;
+}
+
+// Records the traced blocks' branches in order, as Cpu::after_block would have recorded
+// them: the predictor first (the counters of conditional branches inline), then the log.
+// CPL, and so the filter, are the trace's. Locals, not members, carry the counts across
+// the loop: the counters' byte stores could alias any member.
+void Lbr::run_trace() const {
+    const uint32_t n = trace_n_;
+    trace_n_ = 0;
+    uint64_t rip = trace_rip_, icount = trace_icount_, logged = logged_;
+    const uint64_t cs = trace_cs_base_;
+    const unsigned base = class_bit(BranchKind::None, trace_cpl_);
+    const unsigned keep = (keep_ >> base) & 0xFF, pops = (pop_ >> base) & 0xFF;
+    for (uint32_t k = 0; k < n; ++k) {
+        const uint64_t info = trace_[k].info, to = trace_[k].to + cs;
+        const uint64_t start = rip + cs;
+        rip = trace_[k].to;
+        icount += info & 0xFFFF;
+        const auto kind = static_cast<BranchKind>((info >> 16) & 0xFF);
+        if (kind == BranchKind::None) continue;
+        const uint64_t from = start + ((info >> 32) & 0xFFFF), next = start + (info >> 48);
+        unsigned taken = 1;
+        bool mispredicted;
+        if (kind == BranchKind::Jcc) {
+            // BranchPredictor::resolve's 2-bit counter.
+            static constexpr uint8_t kNext[2][4] = {{0, 0, 1, 2}, {1, 2, 3, 3}};
+            taken = to != next;
+            uint8_t& c = bp_.counter_[BranchPredictor::slot(from, BranchPredictor::kCounters)];
+            mispredicted = (c >= 2) != taken;
+            c = kNext[taken][c];
+        } else {
+            mispredicted = bp_.resolve(kind, from, true, to, next);
+        }
+        if ((pops >> static_cast<unsigned>(kind)) & 1) {
+            logged_ = logged;
+            pop();
+            continue;
+        }
+        Logged& l = log_[logged % kLog];
+        l.from = from;
+        l.to = to;
+        l.stamp = icount | (mispredicted ? kLogMispred : 0);
+        logged += (keep >> static_cast<unsigned>(kind)) & taken;
+    }
+    logged_ = logged;
+    trace_rip_ = rip;
+    trace_icount_ = icount;
 }
 
 void Lbr::refresh_filter() {

@@ -7,6 +7,11 @@
 // test of whether it is kept: a dropped branch is written past the end and not counted);
 // everything that looks at the stack first applies the log's newest entries to it
 // (sync()), so the MSRs read exactly as if each record had been written at once.
+//
+// Translated code that chains blocks while recording is on does less still: it appends
+// each block it leaves to a trace (where the block went, and the constants of its end
+// from trace_info()), and sync() first runs the trace's branches through the predictor
+// into the log, in order, as the CPU would have recorded them one by one.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -20,6 +25,29 @@
 namespace softkvm::cpu {
 
 struct CpuModel;
+
+// The deterministic branch predictor whose misses the PMU counts and the LBR reports:
+// 2-bit counters per conditional branch, a last-target table for indirect jumps and
+// calls, and a 16-entry return stack. Direct jumps, direct calls and far branches are
+// always predicted.
+class BranchPredictor {
+  public:
+    // Returns true if the branch at `from` (not taken: `taken` false) was mispredicted.
+    bool resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target, uint64_t next);
+
+  private:
+    friend class Lbr;  // its trace runs the conditional branches' counters inline
+    static constexpr size_t kCounters = 4096, kTargets = 512, kReturns = 16;
+    static size_t slot(uint64_t from, size_t n) { return (from ^ (from >> 12)) & (n - 1); }
+    std::array<uint8_t, kCounters> counter_ = [] {
+        std::array<uint8_t, kCounters> a{};
+        a.fill(1);  // weakly not taken
+        return a;
+    }();
+    std::array<uint64_t, kTargets> target_{};
+    std::array<uint64_t, kReturns> ras_{};
+    uint32_t ras_top_ = 0;
+};
 
 class Lbr {
   public:
@@ -40,7 +68,8 @@ class Lbr {
     MsrResult write(uint32_t index, uint64_t value);
 
     // A taken branch of class `kind` from linear `from` to linear `to`, landing at CPL
-    // `cpl`; `now` is the core cycle count (LBR_INFO's elapsed cycles).
+    // `cpl`; `now` is the core cycle count (LBR_INFO's elapsed cycles). Traced branches
+    // come first: drain_trace() before.
     void record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
                 uint64_t now);
     // Recording starts (DEBUGCTL.LBR set): elapsed cycles count from here.
@@ -48,6 +77,40 @@ class Lbr {
         sync();
         last_record_ = now;
     }
+
+    // The branch trace. One entry per block that chained translated code left: `to` is
+    // the RIP it went to (where the next block starts), `info` its trace_info().
+    struct Traced {
+        uint64_t to = 0, info = 0;
+    };
+    static constexpr uint32_t kTraceSize = 256;
+    // A block's constants for the trace: its instruction count (bits 15:0), its last
+    // instruction's branch class (23:16), and that instruction's offset from the block's
+    // start (47:32) and the next one's (63:48).
+    static uint64_t trace_info(const DecodedInsn* insns, size_t n) {
+        const DecodedInsn& last = insns[n - 1];
+        const auto off = static_cast<uint16_t>(last.block_off - insns[0].block_off);
+        return n | uint64_t{static_cast<uint8_t>(last.branch)} << 16 | uint64_t{off} << 32 |
+               uint64_t{static_cast<uint16_t>(off + last.len)} << 48;
+    }
+    // Chained blocks start to trace: the first begins at RIP `rip` with CS base `cs_base`
+    // at CPL `cpl` (all three stay for the whole trace: only blocks that change none of
+    // them are traced) when `icount` instructions have retired.
+    void trace_begin(uint64_t rip, uint64_t cs_base, uint8_t cpl, uint64_t icount) {
+        drain_trace();
+        trace_rip_ = rip, trace_cs_base_ = cs_base, trace_cpl_ = cpl, trace_icount_ = icount;
+    }
+    // Records the traced branches; afterwards trace_rip() and trace_icount() are where
+    // the last traced block left off (the next block's RIP, instructions retired).
+    void drain_trace() const {
+        if (trace_n_) run_trace();
+    }
+    uint64_t trace_rip() const { return trace_rip_; }
+    uint64_t trace_icount() const { return trace_icount_; }
+
+    // The predictor of the branch-misses event and the mispredict bits. The traced
+    // branches are not in it yet: drain_trace() first.
+    BranchPredictor& predictor() { return bp_; }
 
     uint32_t depth() const { return depth_; }
     uint32_t tos() const {
@@ -68,12 +131,17 @@ class Lbr {
     }
     // Recomputes keep_ and pop_ from the depth and LBR_SELECT.
     void refresh_filter();
-    // Applies the logged records to the stack (the architectural state).
+    // Records the traced branches, then applies the logged records to the stack (the
+    // architectural state).
     void sync() const {
+        if (trace_n_) run_trace();
         if (logged_ != synced_) apply_log();
     }
     void apply_log() const;
-    void pop();
+    void run_trace() const;
+    void log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
+             uint64_t now) const;
+    void pop() const;
 
     uint8_t format_ = 0;
     uint32_t depth_ = 0;
@@ -95,8 +163,17 @@ class Lbr {
     struct Logged {
         uint64_t from = 0, to = 0, stamp = 0;
     };
-    std::array<Logged, kLog> log_{};
-    uint64_t logged_ = 0;  // records ever logged
+    // Mutable with the trace: sync() (const, as every MSR read) records traced branches.
+    mutable std::array<Logged, kLog> log_{};
+    mutable uint64_t logged_ = 0;  // records ever logged
+    mutable BranchPredictor bp_;
+    // The trace (written by translated code: Translator's layout has its offsets).
+    friend class Translator;
+    mutable std::array<Traced, kTraceSize> trace_{};
+    mutable uint32_t trace_n_ = 0;
+    mutable uint64_t trace_rip_ = 0, trace_icount_ = 0;
+    uint64_t trace_cs_base_ = 0;
+    uint8_t trace_cpl_ = 0;
     // The architectural stack, as of `synced_` logged records.
     mutable uint64_t synced_ = 0;
     mutable uint32_t tos_ = 0;
@@ -104,33 +181,16 @@ class Lbr {
     mutable std::array<Entry, msr::kLbrMaxDepth> e_{};
 };
 
-// The deterministic branch predictor whose misses the PMU counts and the LBR reports:
-// 2-bit counters per conditional branch, a last-target table for indirect jumps and
-// calls, and a 16-entry return stack. Direct jumps, direct calls and far branches are
-// always predicted.
-class BranchPredictor {
-  public:
-    // Returns true if the branch at `from` (not taken: `taken` false) was mispredicted.
-    bool resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target, uint64_t next);
-
-  private:
-    static constexpr size_t kCounters = 4096, kTargets = 512, kReturns = 16;
-    static size_t slot(uint64_t from, size_t n) { return (from ^ (from >> 12)) & (n - 1); }
-    std::array<uint8_t, kCounters> counter_ = [] {
-        std::array<uint8_t, kCounters> a{};
-        a.fill(1);  // weakly not taken
-        return a;
-    }();
-    std::array<uint64_t, kTargets> target_{};
-    std::array<uint64_t, kReturns> ras_{};
-    uint32_t ras_top_ = 0;
-};
-
 // Inline: the CPU calls it for every branch while DEBUGCTL.LBR is set (a not-taken one
 // as BranchKind::None, which no class keeps). No test decides whether the branch is
 // kept: the slot past the log's end is written either way and only counted if kept.
 inline void Lbr::record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
                         uint64_t now) {
+    log(from, to, kind, cpl, mispredicted, now);
+}
+
+inline void Lbr::log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
+                     uint64_t now) const {
     const unsigned bit = class_bit(kind, cpl);
     if ((pop_ >> bit) & 1) return pop();  // call-stack mode: a return pops its call
     Logged& l = log_[logged_ % kLog];

@@ -3,6 +3,7 @@
 #include "cpu/translate/emitter.h"
 
 #include "cpu/exec/flags.h"
+#include "cpu/lbr.h"
 #include "cpu/msr_index.h"
 
 namespace softkvm::cpu {
@@ -67,8 +68,9 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
 
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
     // The run loop's per-block bookkeeping (LBR, PMU) was on when it entered the chain.
-    cmp(byte[rbx + off_.no_chain], 0);
-    jne(exit_, T_NEAR);
+    Xbyak::Label trace, links;
+    cmp(byte[rbx + off_.no_chain], kChainFree);
+    jne(quiet ? trace : exit_, T_NEAR);
     if (!quiet) {
         // A handler ran: what it may have changed, the run loop would see before the next
         // block. (Native forms change none of these; their handler paths, taken on a TLB
@@ -88,6 +90,7 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
         jnz(exit_, T_NEAR);
     }
     Xbyak::Label go;
+    L(links);
     mov(rax, qword[rbx + off_.rip]);
     mov(rdx, qword[rbx + off_.block_gen]);
     mov(rcx, reinterpret_cast<uint64_t>(&b));
@@ -128,6 +131,25 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
     test(rax, rax);
     jz(exit_, T_NEAR);
     jmp(rax);
+    if (quiet) {
+        // LBR recording: the block's end goes in the LBR unit's trace (cpu/lbr.h), which
+        // records it later as the run loop would have now. Native instructions change
+        // neither CPL nor CS, nor anything the LBR unit reads. A full trace: to the run loop.
+        L(trace);
+        cmp(byte[rbx + off_.no_chain], kChainTrace);
+        jne(exit_, T_NEAR);
+        mov(ecx, dword[rbx + off_.lbr_trace_n]);
+        cmp(ecx, Lbr::kTraceSize);
+        jae(exit_, T_NEAR);
+        lea(edx, ptr[rcx + 1]);
+        mov(dword[rbx + off_.lbr_trace_n], edx);
+        shl(ecx, 4);
+        mov(rax, qword[rbx + off_.rip]);
+        mov(qword[rbx + rcx + off_.lbr_trace], rax);
+        mov(rax, Lbr::trace_info(b.insns.data(), b.insns.size()));
+        mov(qword[rbx + rcx + off_.lbr_trace + 8], rax);
+        jmp(links, T_NEAR);
+    }
 }
 
 }  // namespace softkvm::cpu

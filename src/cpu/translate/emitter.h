@@ -46,8 +46,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // After the block's last instruction: the block the run loop would pick next — its
     // successor links, then its jump cache, with the same keys and validity — and, if that
     // block has a translation, its chaining entry. Otherwise back to the run loop. Not
-    // when the run loop's per-block bookkeeping (LBR, PMU) is on, nor, unless the block is
-    // `quiet` (every instruction native), when a handler left the run loop something to
+    // when the run loop's per-block bookkeeping (LBR, PMU) is on (with LBR recording
+    // only, a `quiet` block appends its end to the LBR unit's trace and goes on), nor, unless the
+    // block is `quiet` (every instruction native), when a handler left the run loop something to
     // do: halt, NMI, #DB, single-step, breakpoints, trace, LBR or PMU, an MMIO replay.
     void emit_chain_exit(const Block& b, bool quiet);
 

@@ -6,6 +6,12 @@
 
 namespace softkvm::cpu {
 
+// How translated blocks may continue into their successors (Cpu::no_chain_, set by the run
+// loop for each block it enters): freely; not at all (the PMU counts per block); or, while
+// LBR recording is on, blocks whose instructions are all native append their end to the
+// LBR unit's trace (cpu/lbr.h) and go on, the others return to the run loop.
+enum ChainMode : uint8_t { kChainFree = 0, kChainNever = 1, kChainTrace = 2 };
+
 struct CpuLayout {
     // Instructions: registers, RIP, the interpreter step's variables, the software TLB.
     int32_t rip, next_rip, rsp, stop, gpr, rflags, seg_base, last_seg, align_check, cpl, mode;
@@ -15,7 +21,8 @@ struct CpuLayout {
     int32_t nmi_pending, debug_active, resume_insn, pmu_active, no_chain, bus_lock_watch;
     int32_t pending_db, trace_left, debugctl, rep_room, chained, block_insns, block_cpl;
     int32_t pmu_synced, chained_blocks;
-    uint64_t jump_cache;  // address of the CPU's jump cache (fixed size: it never moves)
+    int32_t lbr_trace, lbr_trace_n;  // Lbr::trace_ and its entry count
+    uint64_t jump_cache;             // address of the CPU's jump cache (fixed size: it never moves)
     // Block: its successor links (Block::Link) and its chaining entry.
     int32_t link_rip, link_gen, link_block, link_size, host_chain;
 };

@@ -89,6 +89,9 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.block_cpl = offset_in(cpu, cpu.block_cpl_);
     l.pmu_synced = offset_in(cpu, cpu.pmu_synced_);
     l.chained_blocks = offset_in(cpu, cpu.chained_blocks_);
+    l.lbr_trace = offset_in(cpu, cpu.lbr_.trace_);
+    l.lbr_trace_n = offset_in(cpu, cpu.lbr_.trace_n_);
+    static_assert(sizeof(Lbr::Traced) == 16 && offsetof(Lbr::Traced, info) == 8);
     l.jump_cache = reinterpret_cast<uint64_t>(cpu.jump_cache_.data());
     static const Block probe;
     l.link_rip = offset_in(probe, probe.links[0].rip);
