@@ -120,14 +120,14 @@ void Cpu::check_implicit_lock(uint64_t lin, uint8_t size) {
     if (split || lock_memory_type(lin, false) != MemType::WB) note_bus_lock(split);
 }
 
-void Cpu::check_paging_lock(uint64_t parent) {
+void Cpu::check_paging_lock(uint64_t parent, uint64_t entry_addr) {
     if (!bus_lock_watch_) return;
     // Paging structures are accessed with the PAT entry that the PCD and PWT bits of
     // CR3 or of the entry that maps them select (SDM vol. 3 §4.9.2); entries are
     // 8-byte aligned, so an A/D update never splits a line.
     const uint8_t index =
         static_cast<uint8_t>(((parent & PTE_PCD) ? 2 : 0) | ((parent & PTE_PWT) ? 1 : 0));
-    if (mtrr_pat_type(index) != MemType::WB) note_bus_lock(false);
+    if (mtrr_pat_type(index, entry_addr) != MemType::WB) note_bus_lock(false);
 }
 
 bool Cpu::bus_lock_retired() {

@@ -473,11 +473,17 @@ class Cpu {
     // An implicitly locked update (descriptor accessed bit) of `size` bytes at `lin`.
     void check_implicit_lock(uint64_t lin, uint8_t size);
     // Page-table A/D update in a paging structure its parent (CR3 or an entry) maps.
-    void check_paging_lock(uint64_t parent);
+    void check_paging_lock(uint64_t parent, uint64_t entry_addr);
     void note_bus_lock(bool split);
     // Effective type of a locked access: MMIO (no RAM behind it) is uncacheable.
     MemType lock_memory_type(uint64_t lin, bool user);
-    MemType mtrr_pat_type(uint8_t pat_index) const;
+    // Effective type of physical address `phys` accessed through PAT entry `pat_index`.
+    MemType mtrr_pat_type(uint8_t pat_index, uint64_t phys) const;
+    // The MTRRs' type of a physical address (SDM vol. 3A §11.11.4.1).
+    MemType mtrr_type(uint64_t phys) const;
+    // RDMSR/WRMSR of the MTRR MSRs (memtype.cc): NotMine for any other index.
+    MsrResult mtrr_read(uint32_t index, uint64_t& v) const;
+    MsrResult mtrr_write(uint32_t index, uint64_t v);
     // The retired instruction took a bus lock: tell the owner; true if a #DB is due.
     bool bus_lock_retired();
 

@@ -31,9 +31,10 @@ constexpr uint64_t kPerfCapFullWidthWrite = 1ull << 13;
 constexpr uint32_t kLeaf1Ecx =
     bit(13) /*CMPXCHG16B*/ | bit(15) /*PDCM*/ | bit(23) /*POPCNT*/ | bit(26) /*XSAVE*/;
 constexpr uint32_t kLeaf1Edx = bit(0) /*FPU*/ | bit(3) /*PSE*/ | bit(4) /*TSC*/ | bit(5) /*MSR*/ |
-                               bit(6) /*PAE*/ | bit(8) /*CX8*/ | bit(11) /*SEP*/ | bit(13) /*PGE*/ |
-                               bit(15) /*CMOV*/ | bit(16) /*PAT*/ | bit(19) /*CLFSH*/ |
-                               bit(23) /*MMX*/ | bit(24) /*FXSR*/ | bit(25) /*SSE*/ | bit(26) /*SSE2*/;
+                               bit(6) /*PAE*/ | bit(8) /*CX8*/ | bit(11) /*SEP*/ |
+                               bit(12) /*MTRR: msr_index.h*/ | bit(13) /*PGE*/ | bit(15) /*CMOV*/ |
+                               bit(16) /*PAT*/ | bit(19) /*CLFSH*/ | bit(23) /*MMX*/ |
+                               bit(24) /*FXSR*/ | bit(25) /*SSE*/ | bit(26) /*SSE2*/;
 // Leaf 7 subleaf 0.
 constexpr uint32_t kLeaf7Ebx =
     bit(0) /*FSGSBASE*/ | bit(7) /*SMEP*/ | bit(9) /*ERMS*/ | bit(20) /*SMAP*/;

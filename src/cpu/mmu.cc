@@ -105,7 +105,8 @@ uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
         uint64_t want = entries[k] | PTE_A;
         if (k == levels - 1 && write) want |= PTE_D;
         if (want == entries[k]) continue;
-        check_paging_lock(k == 0 ? s_.cr3 : entries[k - 1]);  // a locked update (SDM §4.8)
+        // A locked update (SDM §4.8).
+        check_paging_lock(k == 0 ? s_.cr3 : entries[k - 1], entry_addrs[k]);
         phys_write(entry_addrs[k], 8, want);
     }
     return phys;

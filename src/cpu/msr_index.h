@@ -10,7 +10,16 @@ inline constexpr uint32_t IA32_PLATFORM_ID = 0x17;
 inline constexpr uint32_t IA32_APIC_BASE = 0x1B;
 inline constexpr uint32_t IA32_FEATURE_CONTROL = 0x3A;
 inline constexpr uint32_t IA32_BIOS_SIGN_ID = 0x8B;
+// Memory type range registers (SDM vol. 3A §11.11; vol. 4 table 2-2): capabilities, the
+// variable ranges as PHYSBASEn/PHYSMASKn pairs from 0x200, the eleven fixed-range
+// registers and the default type.
 inline constexpr uint32_t IA32_MTRRCAP = 0xFE;
+inline constexpr uint32_t IA32_MTRR_PHYSBASE0 = 0x200;  // PHYSMASKn = PHYSBASEn + 1
+inline constexpr uint32_t IA32_MTRR_FIX64K_00000 = 0x250;
+inline constexpr uint32_t IA32_MTRR_FIX16K_80000 = 0x258;
+inline constexpr uint32_t IA32_MTRR_FIX16K_A0000 = 0x259;
+inline constexpr uint32_t IA32_MTRR_FIX4K_C0000 = 0x268;  // ... FIX4K_F8000 = 0x26F
+inline constexpr uint32_t IA32_MTRR_FIX4K_F8000 = 0x26F;
 // SYSENTER/SYSEXIT targets (SDM vol. 4 table 2-2; vol. 2, SYSENTER).
 inline constexpr uint32_t IA32_SYSENTER_CS = 0x174;
 inline constexpr uint32_t IA32_SYSENTER_ESP = 0x175;
@@ -28,6 +37,29 @@ inline constexpr uint32_t IA32_FS_BASE = 0xC0000100;
 inline constexpr uint32_t IA32_GS_BASE = 0xC0000101;
 inline constexpr uint32_t IA32_KERNEL_GS_BASE = 0xC0000102;
 inline constexpr uint32_t IA32_TSC_AUX = 0xC0000103;
+
+// Machine-check architecture (SDM vol. 3B §15.3; vol. 4 table 2-2). The CPU model has no
+// machine checks of its own: emu's hv layer keeps these registers as KVM does for its
+// guests (arch/x86/kvm/x86.c, set_msr_mce/get_msr_mce).
+inline constexpr uint32_t IA32_P5_MC_ADDR = 0x0;  // Pentium-era; KVM reads them as 0
+inline constexpr uint32_t IA32_P5_MC_TYPE = 0x1;
+inline constexpr uint32_t IA32_MCG_CAP = 0x179;
+inline constexpr uint32_t IA32_MCG_STATUS = 0x17A;
+inline constexpr uint32_t IA32_MCG_CTL = 0x17B;
+inline constexpr uint32_t IA32_MC0_CTL2 = 0x280;  // IA32_MCi_CTL2 = 0x280 + i (CMCI)
+inline constexpr uint32_t IA32_MC0_CTL = 0x400;   // bank i: CTL, STATUS, ADDR, MISC
+inline constexpr uint32_t kMcBankMsrs = 4;        // ... at 0x400 + 4i + 0..3
+inline constexpr uint32_t kMcMaxBanks = 32;       // KVM_MAX_MCE_BANKS: the MSR ranges' size
+// IA32_MCG_CAP: bank count in bits 7:0, MCG_CTL_P (bit 8: IA32_MCG_CTL exists),
+// MCG_CMCI_P (bit 10: IA32_MCi_CTL2 exist), MCG_SER_P (bit 24: software error recovery),
+// MCG_LMCE_P (bit 27) (SDM vol. 3B §15.3.1.1).
+inline constexpr uint64_t MCG_CAP_COUNT = 0xFF;
+inline constexpr uint64_t MCG_CTL_P = 1ull << 8;
+inline constexpr uint64_t MCG_CMCI_P = 1ull << 10;
+inline constexpr uint64_t MCG_SER_P = 1ull << 24;
+// What the guest sees: QEMU's default for its x86 CPUs, TCG and KVM alike (MCE_CAP_DEF |
+// MCE_BANKS_DEF in target/i386/cpu.h): 10 banks, MCG_CTL_P, MCG_SER_P.
+inline constexpr uint64_t kMcgCapDefault = MCG_CTL_P | MCG_SER_P | 10;
 
 // Performance monitoring (SDM vol. 3 ch. 18-20, vol. 4 table 2-2; spec §2.1, §2.2).
 inline constexpr uint32_t IA32_PMC0 = 0xC1;          // IA32_PMC0..3: 0xC1-0xC4
@@ -103,9 +135,26 @@ inline constexpr uint64_t APIC_BASE_BSP = 1ull << 8;
 inline constexpr uint64_t APIC_BASE_EXTD = 1ull << 10;
 inline constexpr uint64_t APIC_BASE_EN = 1ull << 11;
 
-// IA32_MTRR_DEF_TYPE: E (MTRRs enabled), FE (fixed ranges enabled), type in bits 7:0.
+// IA32_MTRR_DEF_TYPE: E (MTRRs enabled), FE (fixed ranges enabled), type in bits 7:0;
+// the other bits are reserved (#GP) (SDM vol. 3A §11.11.2.1).
 inline constexpr uint64_t MTRR_DEF_ENABLE = 1ull << 11;
 inline constexpr uint64_t MTRR_DEF_FIXED_ENABLE = 1ull << 10;
+inline constexpr uint64_t MTRR_DEF_TYPE_MASK = 0xFF;
+inline constexpr uint64_t MTRR_DEF_WRITABLE = MTRR_DEF_ENABLE | MTRR_DEF_FIXED_ENABLE | 0xFF;
+// IA32_MTRRCAP (SDM vol. 3A §11.11.1): VCNT (bits 7:0, the number of variable ranges),
+// FIX (bit 8, fixed ranges), WC (bit 10), SMRR (bit 11). The model reports what KVM
+// reports to its guests (arch/x86/kvm/mtrr.c): 8 variable ranges, FIX and WC, no SMRR.
+inline constexpr uint64_t MTRRCAP_FIX = 1ull << 8;
+inline constexpr uint64_t MTRRCAP_WC = 1ull << 10;
+inline constexpr int kMtrrVarCount = 8;
+inline constexpr int kMtrrFixedCount = 11;  // FIX64K_00000, 2 x FIX16K, 8 x FIX4K
+inline constexpr uint64_t MTRRCAP_VALUE = MTRRCAP_WC | MTRRCAP_FIX | kMtrrVarCount;
+// IA32_MTRR_PHYSBASEn: type in bits 7:0, bits 11:8 reserved, base from bit 12.
+// IA32_MTRR_PHYSMASKn: bits 10:0 reserved, V (valid) bit 11, mask from bit 12. Bits at
+// and above MAXPHYADDR are reserved in both (SDM vol. 3A §11.11.2.3).
+inline constexpr uint64_t MTRR_PHYSBASE_RESERVED = 0xF00;
+inline constexpr uint64_t MTRR_PHYSMASK_RESERVED = 0x7FF;
+inline constexpr uint64_t MTRR_PHYSMASK_VALID = 1ull << 11;
 
 // Reset value of IA32_PAT (SDM vol. 3 §11.12.4).
 inline constexpr uint64_t PAT_RESET = 0x0007040600070406ull;

@@ -69,6 +69,11 @@ struct CpuState {
     uint64_t apic_base = 0xFEE00900ull;  // enabled, BSP
     uint64_t misc_enable = 1;            // fast strings
     uint64_t mtrr_def_type = 0;
+    // MTRRs (SDM vol. 3A §11.11): the fixed-range registers in MSR order (FIX64K_00000,
+    // FIX16K_80000, FIX16K_A0000, FIX4K_C0000 ... FIX4K_F8000), each eight one-byte types,
+    // and the variable ranges as {PHYSBASEn, PHYSMASKn}. All zero at power-up.
+    std::array<uint64_t, 11> mtrr_fixed{};
+    std::array<uint64_t, 16> mtrr_var{};
     uint64_t debugctl = 0;
     // TSC = retired instructions + tsc_offset (virtual time; WRMSR IA32_TSC sets the offset).
     uint64_t tsc_offset = 0;

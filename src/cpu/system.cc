@@ -116,6 +116,14 @@ uint64_t Cpu::read_msr(uint32_t index) {
         if (lbr_.read(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
         return v;
     }
+    switch (mtrr_read(index, v)) {
+        case MsrResult::Handled:
+            return v;
+        case MsrResult::Fault:
+            fault(VEC_GP, 0);
+        case MsrResult::NotMine:
+            break;
+    }
     switch (index) {
         case msr::IA32_TSC:
             return tsc();
@@ -129,8 +137,6 @@ uint64_t Cpu::read_msr(uint32_t index) {
             return 1;  // locked, VMX off
         case msr::IA32_BIOS_SIGN_ID:
             return 0;
-        case msr::IA32_MTRRCAP:
-            return 0;  // no variable or fixed MTRRs
         case msr::IA32_SYSENTER_CS:
             return s_.sysenter_cs;
         case msr::IA32_SYSENTER_ESP:
@@ -143,8 +149,6 @@ uint64_t Cpu::read_msr(uint32_t index) {
             return s_.debugctl;
         case msr::IA32_PAT:
             return s_.pat;
-        case msr::IA32_MTRR_DEF_TYPE:
-            return s_.mtrr_def_type;
         case msr::IA32_EFER:
             return s_.efer;
         case msr::IA32_STAR:
@@ -190,6 +194,15 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
         if (lbr_.write(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
         return;
     }
+    switch (mtrr_write(index, v)) {
+        case MsrResult::Handled:
+            flush_tlb();  // cached memory types (the bus-lock detector's) change
+            return;
+        case MsrResult::Fault:
+            fault(VEC_GP, 0);
+        case MsrResult::NotMine:
+            break;
+    }
     switch (index) {
         case msr::IA32_TSC:
             s_.tsc_offset = v - icount_;
@@ -230,11 +243,6 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
             }
             s_.pat = v;
             flush_tlb();  // cached memory types (the bus-lock detector's) change
-            return;
-        case msr::IA32_MTRR_DEF_TYPE:
-            if (v & ~0xCFFull) fault(VEC_GP, 0);
-            s_.mtrr_def_type = v;
-            flush_tlb();
             return;
         case msr::IA32_EFER: {
             if (v & ~(kEferWritable | msr::EFER_LMA)) fault(VEC_GP, 0);

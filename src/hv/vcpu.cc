@@ -25,6 +25,9 @@ constexpr uint32_t kCpuid1EcxHypervisor = 1u << 31;
 constexpr uint32_t kCpuid1EcxX2apic = 1u << 21;
 constexpr uint32_t kCpuid1EcxTscDeadline = 1u << 24;
 constexpr uint32_t kCpuid1EdxApic = 1u << 9;
+// Machine-check exception and architecture: the hv layer's Mce keeps the MSRs.
+constexpr uint32_t kCpuid1EdxMce = 1u << 7;
+constexpr uint32_t kCpuid1EdxMca = 1u << 14;
 constexpr uint32_t kCpuid1EcxPdcm = 1u << 15;  // IA32_PERF_CAPABILITIES exists
 
 }  // namespace
@@ -39,8 +42,9 @@ Vcpu::Vcpu(Vm& vm, uint32_t id) : vm_(vm), id_(id), cpu_(*this), lapic_(id) {
         wait_sipi_ = true;
         cpu_.state().apic_base &= ~cpu::msr::APIC_BASE_BSP;
     }
-    // softkvm boots guests without firmware; start with the MTRR state firmware leaves
-    // (SeaBIOS under QEMU): MTRRs enabled, default type write-back.
+    // softkvm boots guests without firmware; start with the MTRR state Firecracker's vCPU
+    // set-up gives its guests: MTRRs enabled, default type write-back, no fixed or
+    // variable ranges in use.
     cpu_.state().mtrr_def_type = cpu::msr::MTRR_DEF_ENABLE | static_cast<uint8_t>(cpu::MemType::WB);
     set_cpu_model(cpu::default_cpu_model());
 }
@@ -254,6 +258,7 @@ cpu::MsrResult Vcpu::rdmsr(uint32_t index, uint64_t& value) {
     if (index == cpu::msr::IA32_APIC_BASE || index == apic::IA32_TSC_DEADLINE ||
         (index >= apic::kMsrBase && index < apic::kMsrBase + 0x100))
         return apic_rdmsr(index, value);
+    if (const cpu::MsrResult r = mce_.read(index, value); r != cpu::MsrResult::NotMine) return r;
     return pmu_rdmsr(index, value);
 }
 
@@ -261,6 +266,7 @@ cpu::MsrResult Vcpu::wrmsr(uint32_t index, uint64_t value) {
     if (index == cpu::msr::IA32_APIC_BASE || index == apic::IA32_TSC_DEADLINE ||
         (index >= apic::kMsrBase && index < apic::kMsrBase + 0x100))
         return apic_wrmsr(index, value);
+    if (const cpu::MsrResult r = mce_.write(index, value); r != cpu::MsrResult::NotMine) return r;
     return pmu_wrmsr(index, value);
 }
 
@@ -396,6 +402,7 @@ void Vcpu::cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) {
     if (leaf == 1) {
         regs.ecx |= kCpuid1EcxHypervisor | kCpuid1EcxX2apic | kCpuid1EcxTscDeadline;
         if (cpu_.state().apic_base & cpu::msr::APIC_BASE_EN) regs.edx |= kCpuid1EdxApic;
+        regs.edx |= kCpuid1EdxMce | kCpuid1EdxMca;
         regs.ebx = (regs.ebx & 0x00FFFFFF) | (id_ << 24);  // initial APIC ID
         if (!pdcm_) regs.ecx &= ~kCpuid1EcxPdcm;
     }

@@ -12,6 +12,7 @@
 #include "cpu/cpu.h"
 #include "hv/ioapic.h"
 #include "hv/lapic.h"
+#include "hv/mce.h"
 #include "hv/pic.h"
 
 namespace softkvm::hv {
@@ -228,6 +229,7 @@ class Vcpu final : public cpu::CpuOwner {
     uint32_t id_;
     cpu::Cpu cpu_;
     Lapic lapic_;
+    Mce mce_;  // the machine-check MSRs, as KVM keeps them
     bool wait_sipi_ = false;
     abi::RunState run_;
     Pending pending_ = Pending::None;

@@ -20,6 +20,7 @@
 #include "vmm/devices/fw_cfg.h"
 #include "vmm/devices/i8042.h"
 #include "vmm/devices/pc_testdev.h"
+#include "vmm/devices/pci_host.h"
 #include "vmm/devices/pit.h"
 #include "vmm/devices/port80.h"
 #include "vmm/devices/rtc.h"
@@ -117,6 +118,7 @@ struct Platform {
     std::shared_ptr<Rtc> rtc;
     std::shared_ptr<I8042> i8042;
     std::shared_ptr<Port80> port80;
+    std::shared_ptr<PciHost> pci_host;
     Stats stats;
     // The VM whose interrupt lines set_irq() drives (null: lines go nowhere, as in unit
     // tests of the dispatcher).

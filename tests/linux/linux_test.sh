@@ -6,6 +6,11 @@
 #   linux_test.sh determinism SOFTKVM ASSETS OUTDIR   boot again: the same serial output
 #                                                and instruction count as `boot`'s run
 #   linux_test.sh splitlock SOFTKVM ASSETS OUTDIR PROGRAM   split locks from user space
+#   linux_test.sh bootlog ASSETS OUTDIR          QEMU TCG boots the same kernel, initramfs
+#                                                and command line; boot's kernel log may
+#                                                have no complaint QEMU's lacks
+#                                                (bootlog_compare.py, its allow-list)
+#   linux_test.sh compare-selftest TMPDIR        the comparison on made-up logs
 # The boot's serial output and statistics are kept in OUTDIR (boot.log, boot.json) as the
 # test's artefacts. LINUX_ENGINE (set by CMake) is emu's engine; LINUX_MAX_INSNS bounds a
 # boot that hangs (status 124: a clear failure, not a CTest timeout).
@@ -154,8 +159,59 @@ sys.exit(0 if b["count"] >= 100 and b["split"] >= 100 and ours == 100 else 1)
 PY
     echo "PASS: the kernel logged the program's bus-lock trap at 0x$after; softkvm counted its 100 bus locks"
     ;;
+bootlog)
+    # The peer: QEMU TCG with the machine and CPU closest to emu's: q35 (an ICH9 chipset,
+    # like the PM1a soft-off type and the FADT's 8042 flag emu uses) and Skylake-Client
+    # (Intel family 6 model 0x5E, emu's default CPU model, so Linux applies the same
+    # errata and speculation rules). QEMU's log stays in OUTDIR as the test's artefact.
+    assets=$2 out=$3
+    need_assets "$assets"
+    [ -f "$out/boot.log" ] || fail "no softkvm boot log in $out (guest.linux.boot)"
+    if ! command -v qemu-system-x86_64 >/dev/null; then
+        echo "SKIP: qemu-system-x86_64 is not installed (scripts/deps.sh installs it)"
+        exit 77
+    fi
+    rm -f "$out/qemu-boot.log"
+    timeout 600 qemu-system-x86_64 -accel tcg -machine q35 -cpu Skylake-Client -m 256M \
+        -display none -vga none -no-reboot -nodefaults -serial "file:$out/qemu-boot.log" \
+        -kernel "$assets/vmlinuz" -initrd "$assets/initramfs.cpio" -append "$append" \
+        2>"$out/qemu-boot.err"
+    st=$?
+    [ $st -eq 0 ] && grep -q 'reboot: Power down' "$out/qemu-boot.log" ||
+        fail "QEMU's boot did not power off (status $st; $out/qemu-boot.log, $out/qemu-boot.err)"
+    python3 "$(dirname "$0")/bootlog_compare.py" "$out/boot.log" "$out/qemu-boot.log" ||
+        fail "softkvm's kernel log has complaints QEMU's lacks (ONLY IN EMU'S LOG above)"
+    echo "PASS: no complaint in softkvm's kernel log that QEMU TCG's ($out/qemu-boot.log) lacks, but the allowed ones above"
+    ;;
+compare-selftest)
+    # The comparison itself, on made-up logs: it must catch a complaint only emu has,
+    # forgive one that differs only in numbers or that the allow-list names, and refuse
+    # a file without kernel lines.
+    tmp=$2
+    mkdir -p "$tmp"
+    cmp_py="$(dirname "$0")/bootlog_compare.py"
+    printf '[    0.000000] Linux version 6.1\r\n[    0.100000] mce: Unable to init MCE device (rc: -5)\r\n[    0.2] serial8250: too much work for irq4\r\n' >"$tmp/emu.log"
+    printf '[    0.000000] Linux version 6.1\n[    0.300000] serial8250: too much work for irq3\n' >"$tmp/qemu.log"
+    python3 "$cmp_py" "$tmp/emu.log" "$tmp/qemu.log" >"$tmp/out" 2>&1
+    st=$?
+    cat "$tmp/out"
+    [ $st -eq 1 ] || fail "an MCE complaint only in emu's log: status $st, not 1"
+    grep -q "^ONLY IN EMU'S LOG: mce: Unable to init MCE device (rc: -5)$" "$tmp/out" ||
+        fail "the MCE complaint is not named"
+    grep -q "^2 complaints in emu's log (3 kernel lines), 1 in QEMU's (2); 1 only in emu's" "$tmp/out" ||
+        fail "the complaints were not counted (2 in emu's log, 1 in QEMU's, 1 only in emu's)"
+    grep -q "^ONLY IN EMU'S LOG: serial8250" "$tmp/out" &&
+        fail "a complaint that differs only in a number was reported"
+    printf '[    0.000000] Linux version 6.1\n[    0.000001] DMI not present or invalid.\n' >"$tmp/emu.log"
+    python3 "$cmp_py" "$tmp/emu.log" "$tmp/qemu.log" || fail "an allowed difference failed the comparison"
+    echo "no kernel lines" >"$tmp/emu.log"
+    python3 "$cmp_py" "$tmp/emu.log" "$tmp/qemu.log"
+    st=$?
+    [ $st -eq 2 ] || fail "a log without kernel lines: status $st, not 2"
+    echo "PASS: the comparison reports a complaint only emu has, forgives numbers and allowed lines, refuses an empty log"
+    ;;
 *)
-    echo "usage: $0 assets SRCDIR ASSETS | boot|determinism SOFTKVM ASSETS OUTDIR | splitlock SOFTKVM ASSETS OUTDIR PROGRAM" >&2
+    echo "usage: $0 assets SRCDIR ASSETS | boot|determinism SOFTKVM ASSETS OUTDIR | splitlock SOFTKVM ASSETS OUTDIR PROGRAM | bootlog ASSETS OUTDIR | compare-selftest TMPDIR" >&2
     exit 2
     ;;
 esac
