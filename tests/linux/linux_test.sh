@@ -11,6 +11,10 @@
 #                                                have no complaint QEMU's lacks
 #                                                (bootlog_compare.py, its allow-list)
 #   linux_test.sh compare-selftest TMPDIR        the comparison on made-up logs
+#   linux_test.sh perf_stat SOFTKVM ASSETS OUTDIR PROGRAM   perf stat inside the guest
+#                                                against the program's own counts
+#   linux_test.sh kvm SOFTKVM ASSETS OUTDIR      the boot on /dev/kvm, or a skip saying why
+#                                                (QEMU's KVM fails the same way)
 # The boot's serial output and statistics are kept in OUTDIR (boot.log, boot.json) as the
 # test's artefacts. LINUX_ENGINE (set by CMake) is emu's engine; LINUX_MAX_INSNS bounds a
 # boot that hangs (status 124: a clear failure, not a CTest timeout).
@@ -159,6 +163,123 @@ sys.exit(0 if b["count"] >= 100 and b["split"] >= 100 and ours == 100 else 1)
 PY
     echo "PASS: the kernel logged the program's bus-lock trap at 0x$after; softkvm counted its 100 bus locks"
     ;;
+perf_stat)
+    # `perf stat -e instructions:u -e branches:u` of a static program inside the guest
+    # (tests/linux/perfcount.S), through Linux's perf driver and emu's guest PMU, against
+    # the counts the program's own code gives: its instructions from `objdump -d`, the loop
+    # taken ITERATIONS times (nm). emu counts every retired instruction and is
+    # deterministic, so the tolerance is zero: user-mode counting (:u) sees only the
+    # program's instructions, from its first after execve to its exit system call (which
+    # retires in user mode and is a far branch, counted by Intel's branch event, as the
+    # loop's JNZ is).
+    softkvm=$2 assets=$3 out=$4 prog=$5
+    need_assets "$assets"
+    [ -f "$assets/initramfs-perf.cpio" ] || fail "no $assets/initramfs-perf.cpio (scripts/linux_assets.sh builds it)"
+    mkdir -p "$out/perfcount-root/bin"
+    cp "$prog" "$out/perfcount-root/bin/perfcount"
+    (cd "$out/perfcount-root" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio -o -H newc --reproducible -R 0:0 --quiet) >"$out/perfcount.cpio" || fail "cpio failed"
+    cat "$assets/initramfs-perf.cpio" "$out/perfcount.cpio" >"$out/initramfs-perfstat.cpio"
+    expected=$(python3 - "$prog" <<'PY'
+import re, subprocess, sys
+prog = sys.argv[1]
+syms = {}
+for line in subprocess.run(["nm", prog], capture_output=True, text=True, check=True).stdout.split("\n"):
+    f = line.split()
+    if len(f) == 3:
+        syms[f[2]] = int(f[0], 16)
+insns = []  # (address, mnemonic) of every instruction in .text
+for line in subprocess.run(["objdump", "-d", "--no-show-raw-insn", prog], capture_output=True,
+                           text=True, check=True).stdout.split("\n"):
+    m = re.match(r"^\s*([0-9a-f]+):\s+(\S+)", line)
+    if m:
+        insns.append((int(m.group(1), 16), m.group(2)))
+branch = re.compile(r"^(j|call|ret|syscall|loop)")
+def part(lo, hi):
+    sel = [mn for a, mn in insns if lo <= a < hi]
+    return len(sel), sum(1 for mn in sel if branch.match(mn))
+p = part(syms["_start"], syms["count_loop"])
+b = part(syms["count_loop"], syms["count_loop_end"])
+e = part(syms["count_loop_end"], 1 << 64)
+n = syms["ITERATIONS"]
+print(p[0] + n * b[0] + e[0], p[1] + n * b[1] + e[1], n, b[0])
+PY
+) || fail "cannot compute the program's counts from its code (objdump, nm)"
+    read -r want_insns want_branches iterations body <<<"$expected"
+    append="console=ttyS0 nokaslr i8042.noaux i8042.nomux panic=-1"
+    append+=" softkvm.run=perf,stat,-x,;,-e,instructions:u,-e,branches:u,/bin/perfcount"
+    "$softkvm" run --accel emu --engine "$engine" --memory 512M --max-insns "$max_insns" \
+        --kernel "$assets/vmlinuz" --initrd "$out/initramfs-perfstat.cpio" --append "$append" \
+        --stats-json "$out/perfstat.json" >"$out/perfstat.log" 2>"$out/perfstat.err"
+    st=$?
+    cat "$out/perfstat.log" "$out/perfstat.err"
+    [ $st -eq 0 ] || fail "softkvm exit status $st"
+    log=$out/perfstat.txt
+    tr -d '\r' <"$out/perfstat.log" >"$log"
+    grep -q 'CPU ISA level is lower than required' "$log" &&
+        fail "glibc refuses to start perf on this CPU model (CPUID lacks a baseline feature)"
+    got_insns=$(awk -F';' '$3 == "instructions:u" { print $1; exit }' "$log")
+    got_branches=$(awk -F';' '$3 == "branches:u" { print $1; exit }' "$log")
+    [ -n "$got_insns" ] && [ -n "$got_branches" ] || fail "no perf stat counts in the guest's output"
+    echo "instructions:u: perf $got_insns, expected $want_insns ($iterations rounds of $body instructions plus the rest)"
+    echo "branches:u: perf $got_branches, expected $want_branches"
+    [ "$got_insns" = "$want_insns" ] || fail "perf stat counted $got_insns user-mode instructions, the program retires $want_insns"
+    [ "$got_branches" = "$want_branches" ] || fail "perf stat counted $got_branches user-mode branches, the program retires $want_branches"
+    echo "PASS: perf stat inside the guest counts exactly the program's $want_insns instructions and $want_branches branches"
+    ;;
+kvm)
+    # Linux on /dev/kvm: the boot of `boot` with --accel kvm (plus earlyprintk, so a slow
+    # boot shows how far it got), bounded by LINUX_KVM_TIMEOUT seconds of wall time (kvm
+    # counts no instructions for --max-insns). If it does not power off in time, QEMU's
+    # KVM (-accel kvm -cpu qemu64) boots the same kernel on the same /dev/kvm for as
+    # long: if QEMU does not get through either, this host's /dev/kvm cannot run the boot
+    # at a usable speed (skip, saying how far each got); if QEMU does, softkvm is at fault.
+    softkvm=$2 assets=$3 out=$4
+    need_assets "$assets"
+    limit=${LINUX_KVM_TIMEOUT:-60}
+    kvm_line=$("$softkvm" caps | awk '$1 == "kvm"')
+    case "$kvm_line" in
+    *" yes "*) ;;
+    *) echo "SKIP: the kvm accelerator is not usable here: $kvm_line"; exit 77 ;;
+    esac
+    kappend="$append earlyprintk=serial,ttyS0,115200"
+    mkdir -p "$out"
+    timeout "$limit" "$softkvm" run --accel kvm --memory 256M --kernel "$assets/vmlinuz" \
+        --initrd "$assets/initramfs.cpio" --append "$kappend" --stats-json "$out/kvm-boot.json" \
+        >"$out/kvm-boot.log" 2>"$out/kvm-boot.err"
+    st=$?
+    log=$out/kvm-boot.txt
+    tr -d '\r' <"$out/kvm-boot.log" >"$log"
+    if [ $st -eq 0 ] && grep -q 'reboot: Power down' "$log"; then
+        cat "$log"
+        grep -Eq '^Linux \(none\) 6\.1\.[0-9]+-[0-9]+-amd64 .* x86_64 GNU/Linux' "$log" || fail "no 'uname -a' line"
+        grep -Eq '^vendor_id[[:space:]]+: ' "$log" || fail "/proc/cpuinfo was not printed"
+        serial=$(irq_count ttyS0 "$log")
+        [ -n "$serial" ] && [ "$serial" -gt 0 ] || fail "/proc/interrupts: the serial line (ttyS0) has not counted"
+        if grep -nE 'Call Trace|Oops|BUG:|cut here|Kernel panic|unchecked MSR access' "$log"; then
+            fail "the kernel reported an error (lines above)"
+        fi
+        echo "PASS: Linux booted on kvm to /init, ran its commands and powered off; log in $out/kvm-boot.log"
+        exit 0
+    fi
+    ours=$(grep -a . "$log" | tail -n 1)
+    if ! command -v qemu-system-x86_64 >/dev/null; then
+        cat "$log" "$out/kvm-boot.err"
+        fail "softkvm on kvm: status $st within ${limit} s (last line: '$ours'), and no QEMU to tell whether this host's /dev/kvm can boot it"
+    fi
+    timeout "$limit" qemu-system-x86_64 -accel kvm -cpu qemu64 -machine q35 -m 256M -display none \
+        -vga none -no-reboot -nodefaults -serial "file:$out/qemu-kvm-boot.log" \
+        -kernel "$assets/vmlinuz" -initrd "$assets/initramfs.cpio" -append "$kappend" \
+        2>"$out/qemu-kvm-boot.err"
+    qst=$?
+    theirs=$(tr -d '\r' <"$out/qemu-kvm-boot.log" | grep -a . | tail -n 1)
+    if [ $qst -eq 0 ] && grep -q 'reboot: Power down' "$out/qemu-kvm-boot.log"; then
+        cat "$log" "$out/kvm-boot.err"
+        fail "QEMU's KVM boots the kernel to its power-off on this host, softkvm on kvm did not (status $st; last line: '$ours')"
+    fi
+    echo "SKIP: this host's /dev/kvm does not boot Linux within ${limit} s: softkvm --accel kvm (status $st) got to '$ours', QEMU -accel kvm -cpu qemu64 (status $qst) to '$theirs'; logs in $out"
+    exit 77
+    ;;
 bootlog)
     # The peer: QEMU TCG with the machine and CPU closest to emu's: q35 (an ICH9 chipset,
     # like the PM1a soft-off type and the FADT's 8042 flag emu uses) and Skylake-Client
@@ -211,7 +332,7 @@ compare-selftest)
     echo "PASS: the comparison reports a complaint only emu has, forgives numbers and allowed lines, refuses an empty log"
     ;;
 *)
-    echo "usage: $0 assets SRCDIR ASSETS | boot|determinism SOFTKVM ASSETS OUTDIR | splitlock SOFTKVM ASSETS OUTDIR PROGRAM | bootlog ASSETS OUTDIR | compare-selftest TMPDIR" >&2
+    echo "usage: $0 assets SRCDIR ASSETS | boot|determinism SOFTKVM ASSETS OUTDIR | splitlock SOFTKVM ASSETS OUTDIR PROGRAM | bootlog ASSETS OUTDIR | compare-selftest TMPDIR | perf_stat SOFTKVM ASSETS OUTDIR PROGRAM | kvm SOFTKVM ASSETS OUTDIR" >&2
     exit 2
     ;;
 esac
