@@ -56,6 +56,13 @@ class Pair {
         EXPECT_EQ(a.rip, b.rip) << what;
         EXPECT_EQ(a.rflags, b.rflags) << what;
         EXPECT_EQ(a.cr2, b.cr2) << what;
+        // The x87 registers with their MMX view, TOP and the tags.
+        for (int r = 0; r < 8; ++r) {
+            EXPECT_EQ(a.st[r].mant, b.st[r].mant) << what << " R" << r;
+            EXPECT_EQ(a.st[r].se, b.st[r].se) << what << " R" << r;
+        }
+        EXPECT_EQ(a.fsw, b.fsw) << what;
+        EXPECT_EQ(a.ftw, b.ftw) << what;
         EXPECT_EQ(i_.cpu_.instructions_retired(), t_.cpu_.instructions_retired()) << what;
         EXPECT_EQ(i_.owner_.outs.size(), t_.owner_.outs.size()) << what;
         for (size_t k = 0; k < std::min(i_.owner_.outs.size(), t_.owner_.outs.size()); ++k) {
@@ -85,8 +92,9 @@ class Pair {
 // registers, immediates and memory (8, 32 and 64 bits, memory destinations too),
 // INC/DEC/NEG/NOT, shifts, IMUL, LEA, MOVZX/MOVSX/MOVSXD, PUSH/POP, CALL/RET, JMP through
 // a register and memory, NOPs, SETcc/CMOVcc, PUSHF/POPF, forward Jcc/JMP, DIV (#DE on a
-// zero divisor), loads from an unmapped page (#PF), UD2 (#UD). RSP, R13, R14 and R15 are
-// never written at random.
+// zero divisor), loads from an unmapped page (#PF), UD2 (#UD), MMX (MOVQ to and from GPRs,
+// packed operations on registers and memory, shifts by immediates, EMMS). RSP, R13, R14
+// and R15 are never written at random.
 class StreamGen {
   public:
     explicit StreamGen(uint64_t seed) : rng_(seed) {}
@@ -132,7 +140,7 @@ class StreamGen {
     void one(std::vector<uint8_t>& c) {
         static const uint8_t alu[] = {0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x39, 0x85};
         const bool w = pick(2);
-        switch (pick(28)) {
+        switch (pick(29)) {
             case 0:
             case 1:
             case 2:
@@ -345,6 +353,30 @@ class StreamGen {
                                        static_cast<uint8_t>(0x40 | (r & 7) << 3 | 7), 0x08});
                     c.insert(c.end(), {0x41, 0xFF, 0x67, 0x08});
                 }
+                return;
+            }
+            case 27: {  // MMX: movq mm, r64; packed op from a register or memory; movq r64, mm
+                static const uint8_t ops[] = {0xFC, 0xFD, 0xFE, 0xD4, 0xEC, 0xDD, 0xE9,
+                                              0x74, 0x66, 0xDB, 0xDF, 0xEF, 0xF1, 0xD2,
+                                              0xE2, 0x63, 0x67, 0x60, 0x6A, 0xD5, 0xE5,
+                                              0xF5, 0xF4, 0xE0, 0xDA, 0xEE, 0xF6, 0x6F};
+                const uint8_t a = static_cast<uint8_t>(pick(8)), b = static_cast<uint8_t>(pick(8));
+                rr(c, true, {0x0F, 0x6E}, a, reg());
+                const uint8_t op = ops[pick(sizeof ops)];
+                switch (pick(4)) {
+                    case 0:
+                        rm_mem(c, false, {0x0F, op}, a, pick(10) == 0);
+                        break;
+                    case 1:  // psrlw/psraw/psllw, psrld/psrad/pslld, psrlq/psllq by imm8
+                        rr(c, false, {0x0F, static_cast<uint8_t>(0x71 + pick(3))},
+                           static_cast<uint8_t>(std::array{2, 4, 6}[pick(3)]), a);
+                        c.push_back(static_cast<uint8_t>(pick(70)));
+                        break;
+                    default:
+                        rr(c, false, {0x0F, op}, a, b);
+                }
+                rr(c, true, {0x0F, 0x7E}, a, reg());
+                if (pick(4) == 0) c.insert(c.end(), {0x0F, 0x77});  // emms
                 return;
             }
             default:  // nop forms
