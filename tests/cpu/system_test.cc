@@ -435,5 +435,55 @@ TEST_F(SystemTest, VerrAndVerwReportAccessInZfWithoutFaulting) {
     EXPECT_EQ(vector_taken(), -1);
 }
 
+// LAR / LSL (SDM vol. 2): ZF and the access rights or the byte-granular limit of a
+// descriptor the CPL and RPL may see; a bad selector or type clears ZF and leaves the
+// destination. Linux's NMI entry reads its CPU number with LSL (a DPL 3 data segment).
+TEST_F(SystemTest, LarAndLslReadAccessRightsAndLimits) {
+    put64(0x518, 0x0040F50000000001ull);  // 0x18: expand-down data, DPL 3, limit 1 (G=0)
+    put64(0x520, 0x00CF9A000000FFFFull);  // 0x20: code, DPL 0, limit 0xFFFFF pages
+    put64(0x528, 0x0000820000001234ull);  // 0x28: an LDT, limit 0x1234
+    put64(0x530, 0x0000810000000067ull);  // 0x30: a 16-bit TSS (invalid in IA-32e mode)
+    put64(0x538, 0x00008C0000000000ull);  // 0x38: a call gate (LAR only)
+    put64(0x540, 0x00CFD2000000FFFFull);  // 0x40: data, DPL 2
+    cpu_.state().gdtr.limit = 0x47;
+    uint64_t at = kCode;
+    // mov $sel,%cx; mov $-1,%rax; lar/lsl %cx,%eax (or %ax with 66); then RAX and ZF.
+    const auto check = [&](uint16_t sel, bool lsl, bool word, bool want, uint64_t rax) {
+        const uint8_t lo = static_cast<uint8_t>(sel), hi = static_cast<uint8_t>(sel >> 8);
+        uint8_t code[16] = {0x66, 0xb9, lo, hi, 0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff};
+        size_t n = 11;
+        if (word) code[n++] = 0x66;
+        code[n++] = 0x0f;
+        code[n++] = lsl ? 0x03 : 0x02;
+        code[n++] = 0xc1;
+        code[n++] = 0xf4;
+        std::memcpy(ram_ + at, code, n);
+        CpuState& s = cpu_.state();
+        s.rip = at;
+        s.rflags = 0x2 | (want ? 0 : FLAG_ZF);
+        cpu_.state_changed();
+        at += 0x20;
+        EXPECT_EQ(cpu_.run(cpu_.instructions_retired() + 3), StopReason::InsnLimit);
+        const std::string what = std::string(lsl ? "lsl " : "lar ") + std::to_string(sel);
+        EXPECT_EQ((s.rflags & FLAG_ZF) != 0, want) << what;
+        EXPECT_EQ(s.gpr[RAX], rax) << what;
+    };
+    check(0x18, true, false, true, 1);  // LSL 32-bit: zero-extended into RAX
+    check(0x1B, false, false, true, 0x0040F500);
+    check(0x20, true, false, true, 0xFFFFFFFF);              // 4 KiB granular
+    check(0x20, false, true, true, 0xFFFFFFFFFFFF9A00ull);   // 16 bits: FF00H of the rights
+    check(0x23, true, false, false, 0xFFFFFFFFFFFFFFFFull);  // RPL 3 above DPL 0
+    check(0x28, true, false, true, 0x1234);
+    check(0x30, true, false, false, 0xFFFFFFFFFFFFFFFFull);  // 16-bit TSS in IA-32e mode
+    check(0x38, true, false, false, 0xFFFFFFFFFFFFFFFFull);  // a gate has no limit
+    check(0x38, false, false, true, 0x00008C00);
+    check(0x48, true, false, false, 0xFFFFFFFFFFFFFFFFull);   // past the GDT limit
+    check(0x00, false, false, false, 0xFFFFFFFFFFFFFFFFull);  // null selector
+    enter_ring3();
+    check(0x43, true, false, false, 0xFFFFFFFFFFFFFFFFull);  // DPL 2 from CPL 3
+    check(0x1B, true, false, true, 1);
+    EXPECT_EQ(vector_taken(), -1);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

@@ -1,5 +1,5 @@
 // System instructions: CLI STI HLT IN OUT, descriptor tables, MOV CR/DR, RDMSR WRMSR,
-// CPUID, RDTSC RDTSCP, INVLPG, cache control, SWAPGS, CLTS, STAC CLAC, VERR VERW.
+// CPUID, RDTSC RDTSCP, INVLPG, cache control, SWAPGS, CLTS, STAC CLAC, VERR VERW, LAR LSL.
 #include "cpu/exec/handlers.h"
 #include "cpu/msr_index.h"
 
@@ -160,6 +160,64 @@ void op_verx(Cpu& c, const DecodedInsn& i) {
         s.rflags |= FLAG_ZF;
     else
         s.rflags &= ~FLAG_ZF;
+}
+
+// LAR / LSL r, r/m16 (SDM vol. 2): when the selector names a descriptor of a type valid
+// for the instruction that the CPL and the selector's RPL may see (conforming code: any),
+// ZF = 1 and the destination gets LAR's access rights (the descriptor's second dword
+// masked with 00F0FF00H; FF00H for 16 bits) or LSL's limit in bytes (scaled by G); else
+// ZF = 0 and the destination stays. No fault for a bad selector; real and virtual-8086
+// mode: #UD. Valid system types: in IA-32e mode the LDT and the 64-bit TSS (and, for LAR,
+// the 64-bit call gate); otherwise also the 16-bit TSS (and for LAR the 16-bit call gate
+// and the task gate). Linux reads its CPU number as the limit of a GDT data segment with
+// LSL in its NMI entry and in the vDSO's getcpu().
+bool valid_system_type(uint8_t type, bool lar, bool ia32e) {
+    switch (type) {
+        case 0x2:
+        case 0x9:
+        case 0xB:
+            return true;
+        case 0xC:
+            return lar;
+        case 0x1:
+        case 0x3:
+            return !ia32e;
+        case 0x4:
+        case 0x5:
+            return lar && !ia32e;
+        default:
+            return false;
+    }
+}
+template <bool Lsl>
+void op_lar_lsl(Cpu& c, const DecodedInsn& i) {
+    CpuState& s = c.state();
+    if (s.mode == Mode::Real16 || (s.rflags & FLAG_VM)) c.undefined();
+    const uint16_t sel = static_cast<uint16_t>(c.read_op(i, 1));
+    const bool ldt = sel & 4;
+    const uint64_t base = ldt ? s.ldtr.base : s.gdtr.base;
+    const uint64_t limit = ldt ? s.ldtr.limit : s.gdtr.limit;
+    bool ok = (sel & ~3u) != 0 && !(ldt && s.ldtr.unusable) && (sel | 7u) <= limit;
+    uint64_t d = 0;
+    if (ok) {
+        d = c.read_sys(base + (sel & ~7u), 8);
+        const uint8_t type = (d >> 40) & 0xF, dpl = (d >> 45) & 3;
+        const bool segment = (d >> 44) & 1;
+        const bool conforming = segment && (type & 0xC) == 0xC;
+        ok = (segment || valid_system_type(type, !Lsl, s.efer & msr::EFER_LMA)) &&
+             (conforming || (dpl >= s.cpl && dpl >= (sel & 3)));
+    }
+    if (!ok) {
+        s.rflags &= ~FLAG_ZF;
+        return;
+    }
+    uint64_t v = (d >> 32) & 0x00F0FF00;
+    if (Lsl) {
+        v = (d & 0xFFFF) | ((d >> 32) & 0xF0000);
+        if ((d >> 55) & 1) v = (v << 12) | 0xFFF;
+    }
+    c.write_op(i, 0, v);
+    s.rflags |= FLAG_ZF;
 }
 
 // SMSW (SDM vol. 2): a memory destination gets CR0[15:0]; a register one CR0 truncated to
@@ -379,6 +437,8 @@ void register_system(HandlerTable& t) {
     t[ZYDIS_MNEMONIC_SMSW].fn = op_smsw;
     t[ZYDIS_MNEMONIC_VERR].fn = op_verx<false>;
     t[ZYDIS_MNEMONIC_VERW].fn = op_verx<true>;
+    t[ZYDIS_MNEMONIC_LAR].fn = op_lar_lsl<false>;
+    t[ZYDIS_MNEMONIC_LSL].fn = op_lar_lsl<true>;
     t[ZYDIS_MNEMONIC_LMSW] = {op_lmsw, true};  // may set CR0.PE: a new mode
     t[ZYDIS_MNEMONIC_RDMSR].fn = op_rdmsr;
     t[ZYDIS_MNEMONIC_WRMSR] = {op_wrmsr, true};
