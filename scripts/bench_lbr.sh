@@ -2,16 +2,19 @@
 # Guest LBR benchmarks (docs/lbr.md), part of make bench:
 #  1. recording cost: bench_branch (a bytecode interpreter, ~26% of its instructions
 #     branches) as built, beside bench_branch_lbr, the same program with DEBUGCTL.LBR set
-#     for its whole run (LBR_SELECT 0: every taken branch is recorded);
-#  2. the host-side profiler: `softkvm profile --lbr` of bench_branch at two periods.
+#     for its whole run (LBR_SELECT 0: every taken branch is recorded), with each engine
+#     of ENGINES (default: "translate interp");
+#  2. the host-side profiler: `softkvm profile --lbr` of bench_branch at two periods (it
+#     runs the interpreter), against the interpreter's "off".
 # Same binary, alternating, best of RUNS runs each; CPU seconds (user + system) and wall
 # seconds. With CALLGRIND=1 (valgrind installed) also the host instructions each
 # configuration executes for the first CG_INSNS guest instructions (default 30,000,000),
 # counted by valgrind --tool=callgrind: the same on every run, however loaded the machine.
-# Usage: [RUNS=N] [CALLGRIND=1] bench_lbr.sh BUILD_DIR
+# Usage: [RUNS=N] [ENGINES="translate interp"] [CALLGRIND=1] bench_lbr.sh BUILD_DIR
 set -euo pipefail
 build=${1:-build}
 runs=${RUNS:-3}
+read -r -a engines <<<"${ENGINES:-translate interp}"
 softkvm=$build/src/cli/softkvm
 off_img=$build/guests/bench_branch.elf
 on_img=$build/guests/bench_branch_lbr.elf
@@ -24,34 +27,53 @@ times() {  # runs "$@" quietly; prints "CPU-seconds wall-seconds"
 best() {  # field $1 of lines on stdin: the smallest
     awk -v f="$1" 'NR == 1 || $f < m { m = $f } END { printf "%.3f\n", m }'
 }
+# The command and the description of configuration $1 (off-E, on-E for engine E, profile,
+# profile_sparse); `extra` goes before the image (callgrind's --max-insns).
+config() {
+    local c=$1 extra=("${@:2}")
+    case $c in
+    off-*) what="LBR off (bench_branch), --engine ${c#off-}"
+        cmd=("$softkvm" run --quiet --engine "${c#off-}" "${extra[@]}" "$off_img") ;;
+    on-*) what="LBR recording on (bench_branch_lbr), --engine ${c#on-}"
+        cmd=("$softkvm" run --quiet --engine "${c#on-}" "${extra[@]}" "$on_img") ;;
+    profile) what="profile --lbr --period 10007 (interp)"
+        cmd=("$softkvm" profile --lbr --quiet --period 10007 "${extra[@]}" "$off_img") ;;
+    profile_sparse) what="profile --lbr --period 1000003 (interp)"
+        cmd=("$softkvm" profile --lbr --quiet --period 1000003 "${extra[@]}" "$off_img") ;;
+    esac
+}
+
+# What configuration $1 is compared with: its engine's "off"; for the profiler (which runs
+# the interpreter: softkvm profile has no --engine) the interpreter's, if measured.
+base_of() {
+    case $1 in
+    off-* | on-*) echo "off-${1#*-}" ;;
+    *) if [[ " ${engines[*]} " == *" interp "* ]]; then echo off-interp; else echo "off-${engines[0]}"; fi ;;
+    esac
+}
 
 declare -A res
-configs=(off on profile profile_sparse)
+configs=()
+for e in "${engines[@]}"; do configs+=("off-$e" "on-$e"); done
+configs+=(profile profile_sparse)
 for _ in $(seq "$runs"); do
     for c in "${configs[@]}"; do
-        case $c in
-        off) cmd=("$softkvm" run --quiet "$off_img") ;;
-        on) cmd=("$softkvm" run --quiet "$on_img") ;;
-        profile) cmd=("$softkvm" profile --lbr --quiet --period 10007 "$off_img") ;;
-        profile_sparse) cmd=("$softkvm" profile --lbr --quiet --period 1000003 "$off_img") ;;
-        esac
+        config "$c"
         res[$c]+="$(times "${cmd[@]}")"$'\n'
     done
 done
 
 echo "guest LBR recording and softkvm profile --lbr on bench_branch (best of $runs, alternating)"
-printf '%-44s %9s %9s %11s\n' configuration "CPU s" "wall s" "CPU vs off"
-off_cpu=$(printf '%s' "${res[off]}" | best 1)
+printf '%-56s %9s %9s %8s %8s\n' configuration "CPU s" "wall s" "CPU/off" "wall/off"
 for c in "${configs[@]}"; do
+    base=$(base_of "$c")
     cpu=$(printf '%s' "${res[$c]}" | best 1)
     wall=$(printf '%s' "${res[$c]}" | best 2)
-    case $c in
-    off) what="LBR off (bench_branch)" ;;
-    on) what="guest LBR recording on (bench_branch_lbr)" ;;
-    profile) what="profile --lbr --period 10007" ;;
-    profile_sparse) what="profile --lbr --period 1000003" ;;
-    esac
-    printf '%-44s %9.3f %9.3f %11.3f\n' "$what" "$cpu" "$wall" "$(echo "$cpu / $off_cpu" | bc -l)"
+    base_cpu=$(printf '%s' "${res[$base]}" | best 1)
+    base_wall=$(printf '%s' "${res[$base]}" | best 2)
+    config "$c"
+    printf '%-56s %9.3f %9.3f %8.3f %8.3f\n' "$what" "$cpu" "$wall" \
+        "$(echo "$cpu / $base_cpu" | bc -l)" "$(echo "$wall / $base_wall" | bc -l)"
 done
 
 if [ "${CALLGRIND:-0}" = 1 ]; then
@@ -63,17 +85,13 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
     }
     echo
     echo "host instructions (valgrind --tool=callgrind) for the first $cg_insns guest instructions"
-    printf '%-44s %15s %11s\n' configuration "host insns" "vs off"
-    off_ir=
-    for c in off on profile; do
-        case $c in
-        off) what="LBR off (bench_branch)" cmd=(run --quiet --max-insns "$cg_insns" "$off_img") ;;
-        on) what="guest LBR recording on (bench_branch_lbr)" cmd=(run --quiet --max-insns "$cg_insns" "$on_img") ;;
-        profile) what="profile --lbr --period 10007"
-            cmd=(profile --lbr --quiet --period 10007 --max-insns "$cg_insns" "$off_img") ;;
-        esac
-        ir=$(irefs "$softkvm" "${cmd[@]}")
-        off_ir=${off_ir:-$ir}
-        printf '%-44s %15s %11.3f\n' "$what" "$ir" "$(echo "$ir / $off_ir" | bc -l)"
+    printf '%-56s %15s %8s\n' configuration "host insns" "vs off"
+    declare -A ir
+    for c in "${configs[@]}"; do
+        [ "$c" = profile_sparse ] && continue
+        config "$c" --max-insns "$cg_insns"
+        ir[$c]=$(irefs "${cmd[@]}")
+        base=$(base_of "$c")
+        printf '%-56s %15s %8.3f\n' "$what" "${ir[$c]}" "$(echo "${ir[$c]} / ${ir[$base]}" | bc -l)"
     done
 fi

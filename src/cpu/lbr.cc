@@ -61,37 +61,56 @@ void Lbr::pop() const {
 }
 
 // Records the traced blocks' branches in order, as Cpu::after_block would have recorded
-// them: the predictor first (the counters of conditional branches inline), then the log.
-// CPL, and so the filter, are the trace's. Locals, not members, carry the counts across
-// the loop: the counters' byte stores could alias any member.
+// them: BranchPredictor::resolve, then log(), both inline. CPL, and so the filter, are
+// the trace's. Locals, not members, carry the counts and the return-stack top across the
+// loop: the counters' byte stores could alias any member.
 void Lbr::run_trace() const {
     const uint32_t n = trace_n_;
     trace_n_ = 0;
-    uint64_t rip = trace_rip_, icount = trace_icount_, logged = logged_;
     const uint64_t cs = trace_cs_base_;
+    uint64_t lin = trace_rip_ + cs, icount = trace_icount_, logged = logged_;
+    uint32_t ras_top = bp_.ras_top_;
     const unsigned base = class_bit(BranchKind::None, trace_cpl_);
     const unsigned keep = (keep_ >> base) & 0xFF, pops = (pop_ >> base) & 0xFF;
+    using P = BranchPredictor;
     for (uint32_t k = 0; k < n; ++k) {
-        const uint64_t info = trace_[k].info, to = trace_[k].to + cs;
-        const uint64_t start = rip + cs;
-        rip = trace_[k].to;
+        const uint64_t info = trace_[k].info, to = trace_[k].to + cs, start = lin;
+        lin = to;
         icount += info & 0xFFFF;
-        const auto kind = static_cast<BranchKind>((info >> 16) & 0xFF);
-        if (kind == BranchKind::None) continue;
+        const unsigned kind = (info >> 16) & 0xFF;
         const uint64_t from = start + ((info >> 32) & 0xFFFF), next = start + (info >> 48);
         unsigned taken = 1;
-        bool mispredicted;
-        if (kind == BranchKind::Jcc) {
-            // BranchPredictor::resolve's 2-bit counter.
-            static constexpr uint8_t kNext[2][4] = {{0, 0, 1, 2}, {1, 2, 3, 3}};
-            taken = to != next;
-            uint8_t& c = bp_.counter_[BranchPredictor::slot(from, BranchPredictor::kCounters)];
-            mispredicted = (c >= 2) != taken;
-            c = kNext[taken][c];
-        } else {
-            mispredicted = bp_.resolve(kind, from, true, to, next);
+        bool mispredicted = false;
+        switch (static_cast<BranchKind>(kind)) {
+            case BranchKind::None:
+                continue;
+            case BranchKind::Jcc: {
+                static constexpr uint8_t kNext[2][4] = {{0, 0, 1, 2}, {1, 2, 3, 3}};
+                taken = to != next;
+                uint8_t& c = bp_.counter_[P::slot(from, P::kCounters)];
+                mispredicted = (c >= 2) != taken;
+                c = kNext[taken][c];
+                break;
+            }
+            case BranchKind::NearRelCall:
+                bp_.ras_[ras_top++ % P::kReturns] = next;
+                break;
+            case BranchKind::NearIndCall:
+            case BranchKind::NearIndJmp: {
+                if (kind == static_cast<unsigned>(BranchKind::NearIndCall))
+                    bp_.ras_[ras_top++ % P::kReturns] = next;
+                uint64_t& t = bp_.target_[P::slot(from, P::kTargets)];
+                mispredicted = t != to;
+                t = to;
+                break;
+            }
+            case BranchKind::NearRet:
+                mispredicted = bp_.ras_[--ras_top % P::kReturns] != to;
+                break;
+            default:
+                break;
         }
-        if ((pops >> static_cast<unsigned>(kind)) & 1) {
+        if ((pops >> kind) & 1) {
             logged_ = logged;
             pop();
             continue;
@@ -100,10 +119,11 @@ void Lbr::run_trace() const {
         l.from = from;
         l.to = to;
         l.stamp = icount | (mispredicted ? kLogMispred : 0);
-        logged += (keep >> static_cast<unsigned>(kind)) & taken;
+        logged += (keep >> kind) & taken;
     }
+    bp_.ras_top_ = ras_top;
     logged_ = logged;
-    trace_rip_ = rip;
+    trace_rip_ = lin - cs;
     trace_icount_ = icount;
 }
 

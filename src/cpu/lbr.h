@@ -138,7 +138,7 @@ class Lbr {
         if (logged_ != synced_) apply_log();
     }
     void apply_log() const;
-    void run_trace() const;
+    [[gnu::hot]] void run_trace() const;  // not cold for being called on unlikely paths
     void log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
              uint64_t now) const;
     void pop() const;
