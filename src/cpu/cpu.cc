@@ -333,6 +333,33 @@ StopReason Cpu::run(uint64_t insn_limit) {
         // breakpoint, or while any breakpoint is enabled.
         const uint64_t step_flags = s_.rflags & (FLAG_TF | FLAG_RF);
         const bool careful = step_flags || debug_active_ || trace_left_;
+        // The running instruction is abandoned (StopBeforeRetire, or translated code's
+        // load that met an MMIO read exit without unwinding: Translator::load_for_code).
+        auto abandon = [&]() -> StopReason {
+            icount_ += done;
+            if (hooks && done)
+                after_block_cold(block_insns_, done, rip_before, cs_base, cpl_before);
+            // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a
+            // read the owner must answer, it runs again first thing in the next run(),
+            // replaying the MMIO reads it completed.
+            s_.gpr[RSP] = rsp_before;
+            mmio_writes_.resize(mmio_write_next_);
+            stop_flags_ &= ~kStopMmio;
+            const bool read_exit = read_exit_;
+            read_exit_ = false;
+            if (!stop_detail_.empty() || !read_exit) {
+                drop_mmio_log();
+                return stop_detail_.empty() ? StopReason::Owner : StopReason::Emulation;
+            }
+            resume_insn_ = true;
+            mmio_replay_ = 0;
+            ++mmio_resumes_;
+            // The translating engine starts a block at the instruction instead when the
+            // stopped block has a translation (that one then runs translated, too).
+            if (b && !(stop_flags_ & kStopBlockGone) && !(xlate_ && b->host_code))
+                resume_ = {b, first + done, s_.rip, block_gen_};
+            return StopReason::Owner;
+        };
         try {
             if (pending_db_) {
                 // A #DB held back by a bus-lock exit (owner.h: bus_lock) is due first.
@@ -423,6 +450,10 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         fn(this, &done, &rsp_before);
                         if (chained_ != b) b = chained_, in = b->insns.data(), n = b->insns.size();
                         chained_ = nullptr;
+                        if (abandoned_) {
+                            abandoned_ = false;
+                            return abandon();
+                        }
                         if (stop_flags_ && !mmio_stays_in_block()) n = done;
                     }
                 }
@@ -442,7 +473,11 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (hooks && done) after_block(in, done, rip_before, cs_base, cpl_before);
             if (resume_insn_) drop_mmio_log();
             if ((stop_flags_ & kStopMmio) && finish_mmio()) stop_flags_ |= kStopOwner;
-            if (!(stop_flags_ & kStopBlockGone) && first + done < b->insns.size())
+            // After an exit to the owner (MMIO, ports) in a block that has a translation,
+            // the translating engine goes on with a block starting at the next
+            // instruction (translated in its turn) rather than interpreting the rest.
+            if (!(stop_flags_ & kStopBlockGone) && first + done < b->insns.size() &&
+                !(xlate_ && b->host_code && (stop_flags_ & kStopOwner)))
                 resume_ = {b, first + done, s_.rip, block_gen_};
             if (stop_flags_ & kStopShadow) {
                 inhibit_until_ = icount_ + 1;
@@ -522,27 +557,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
             if (chained_) b = chained_, chained_ = nullptr;  // the translated block that stopped
-            icount_ += done;
-            if (hooks && done)
-                after_block_cold(block_insns_, done, rip_before, cs_base, cpl_before);
-            // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a
-            // read the owner must answer, it runs again first thing in the next run(),
-            // replaying the MMIO reads it completed.
-            s_.gpr[RSP] = rsp_before;
-            mmio_writes_.resize(mmio_write_next_);
-            stop_flags_ &= ~kStopMmio;
-            const bool read_exit = read_exit_;
-            read_exit_ = false;
-            if (!stop_detail_.empty() || !read_exit) {
-                drop_mmio_log();
-                return stop_detail_.empty() ? StopReason::Owner : StopReason::Emulation;
-            }
-            resume_insn_ = true;
-            mmio_replay_ = 0;
-            ++mmio_resumes_;
-            if (b && !(stop_flags_ & kStopBlockGone))
-                resume_ = {b, first + done, s_.rip, block_gen_};
-            return StopReason::Owner;
+            return abandon();
         }
     }
 }

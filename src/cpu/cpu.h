@@ -418,6 +418,9 @@ class Cpu {
     uint64_t phys_read(uint64_t gpa, uint8_t size);
     void phys_write(uint64_t gpa, uint8_t size, uint64_t v);
     uint64_t mmio_read(uint64_t gpa, uint8_t size);
+    // mmio_read without unwinding: false (read_exit_ set) where mmio_read throws
+    // StopBeforeRetire because the owner must answer first.
+    bool mmio_read_or_exit(uint64_t gpa, uint8_t size, uint64_t& v);
     // The instruction retired or faulted: forget its MMIO reads and hand its MMIO
     // writes to the owner in order. True when the owner wants run() to return.
     bool finish_mmio();
@@ -562,6 +565,12 @@ class Cpu {
     size_t mmio_write_next_ = 0;  // next queued write to hand to the owner
     bool resume_insn_ = false;    // run() must first re-execute the abandoned instruction
     bool read_exit_ = false;      // the StopBeforeRetire in flight is a read for the owner
+    // Translated code's loads (Translator::load_for_code): a data read from MMIO that
+    // the owner must answer sets read_deferred_ instead of throwing; the caller abandons
+    // the instruction before it changes anything (abandoned_ tells the run loop).
+    bool defer_read_exit_ = false;
+    bool read_deferred_ = false;
+    bool abandoned_ = false;
     // Where a block stopped part-way: the next step continues there if nothing changed.
     struct ResumePoint {
         Block* block = nullptr;

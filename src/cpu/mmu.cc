@@ -125,26 +125,33 @@ uint64_t Cpu::phys_read(uint64_t gpa, uint8_t size) {
 }
 
 uint64_t Cpu::mmio_read(uint64_t gpa, uint8_t size) {
+    uint64_t v = 0;
+    if (!mmio_read_or_exit(gpa, size, v)) throw StopBeforeRetire{};
+    return v;
+}
+
+bool Cpu::mmio_read_or_exit(uint64_t gpa, uint8_t size, uint64_t& v) {
     stop_flags_ |= kStopMmio;
     if (mmio_replay_ < mmio_reads_.size()) {
         const MmioAccess& r = mmio_reads_[mmio_replay_];
         if (r.gpa == gpa && r.size == size) {
             ++mmio_replay_;
-            return r.value;
+            v = r.value;
+            return true;
         }
         // The re-execution took another path (its state was changed from outside): the
         // rest of the log no longer describes it.
         mmio_reads_.resize(mmio_replay_);
     }
-    uint64_t v = 0;
+    v = 0;
     if (owner_.mmio_read(gpa, size, v) == Action::Exit) {
         read_exit_ = true;
-        throw StopBeforeRetire{};
+        return false;
     }
     v &= size_mask(size);
     mmio_reads_.push_back({gpa, v, size});
     ++mmio_replay_;
-    return v;
+    return true;
 }
 
 void Cpu::phys_write(uint64_t gpa, uint8_t size, uint64_t v) {
@@ -210,6 +217,11 @@ uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
         t.host = h;
         t.phys = phys & ~0xFFFull;
         return load_le(h + off, size);
+    }
+    if (defer_read_exit_ && !h) {  // translated code's load: no unwinding for an exit
+        uint64_t v = 0;
+        if (!mmio_read_or_exit(phys, size, v)) read_deferred_ = true;
+        return v;
     }
     return phys_read(phys, size);
 }

@@ -3,6 +3,7 @@
 #include "cpu/translate/emitter.h"
 
 #include "cpu/exec/flags.h"
+#include "cpu/translate/translator.h"
 
 namespace softkvm::cpu {
 
@@ -310,10 +311,39 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     mov(qword[r12], static_cast<uint32_t>(idx + 1));
     jmp(done, T_NEAR);
     L(slow);
+    if (f == Native::MovRM) emit_load_slow(in, idx, done);
     call_handler(in, idx);
     L(done);
     pending_rip_ = 0;
     done_ = idx + 1;
+}
+
+void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done) {
+    Xbyak::Label handler;
+    mov(rcx, qword[rbx + off_.rsp]);
+    mov(qword[r13], rcx);  // RSP before the instruction, for a fault
+    mov(rdi, rbx);
+    mov(rsi, rax);  // the linear address (emit_lin, kept by emit_probe)
+    mov(edx, in.op[1].size);
+    mov(rax, off_.load_fn);
+    call(rax);
+    cmp(rdx, static_cast<uint32_t>(Translator::kLoadHandler));
+    je(handler, T_NEAR);
+    // Abandoned for an MMIO read exit: back to the run loop, RIP and the done count at
+    // this instruction.
+    cmp(rdx, static_cast<uint32_t>(Translator::kLoadAbandoned));
+    je(exit_, T_NEAR);
+    if (in.opsize == 1)
+        mov(byte[rbx + off_.gpr + 8 * in.op[0].reg], al);
+    else
+        mov(gpr(in.op[0].reg), rax);  // read_mem zero-extends a 32-bit value
+    add(qword[rbx + off_.rip], in.len);
+    mov(qword[r12], static_cast<uint32_t>(idx + 1));
+    // MMIO that needed no exit (or a replayed read) ends the block, as after a handler.
+    cmp(dword[rbx + off_.stop], 0);
+    je(done, T_NEAR);
+    jmp(exit_, T_NEAR);
+    L(handler);
 }
 
 bool BlockEmitter::flags_live_after(const std::vector<Native>& f, const Block& b, size_t k) {

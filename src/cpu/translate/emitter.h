@@ -76,6 +76,11 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // host page; otherwise the instruction's handler runs it (faults, MMIO, code pages).
     void emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live);
 
+    // The slow path of MOV r, m (Translator::load_for_code) with the linear address in
+    // RAX: the value, an abandoned instruction (to the run loop) or, falling through,
+    // the handler's path.
+    void emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done);
+
     // The linear address of memory operand `m` into RAX (its segment's base added where
     // it has one), the segment noted for a fault as Cpu::linear notes it.
     void emit_lin(const DecodedInsn& in, const Operand& m);

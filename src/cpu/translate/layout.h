@@ -23,6 +23,7 @@ struct CpuLayout {
     int32_t pmu_synced, chained_blocks;
     int32_t lbr_trace, lbr_trace_n;  // Lbr::trace_ and its entry count
     uint64_t jump_cache;             // address of the CPU's jump cache (fixed size: it never moves)
+    uint64_t load_fn;                // Translator::load_for_code
     // Block: its successor links (Block::Link) and its chaining entry.
     int32_t link_rip, link_gen, link_block, link_size, host_chain;
 };

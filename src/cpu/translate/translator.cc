@@ -93,6 +93,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.lbr_trace_n = offset_in(cpu, cpu.lbr_.trace_n_);
     static_assert(sizeof(Lbr::Traced) == 16 && offsetof(Lbr::Traced, info) == 8);
     l.jump_cache = reinterpret_cast<uint64_t>(cpu.jump_cache_.data());
+    l.load_fn = reinterpret_cast<uint64_t>(&Translator::load_for_code);
     static const Block probe;
     l.link_rip = offset_in(probe, probe.links[0].rip);
     l.link_gen = offset_in(probe, probe.links[0].gen);
@@ -121,6 +122,22 @@ void Translator::forget_chains() {
 }
 
 Translator::~Translator() = default;
+
+Translator::LoadResult Translator::load_for_code(Cpu* c, uint64_t lin, uint64_t size) {
+    if (c->data_bp_ || (lin & 0xFFF) + size > 0x1000) return {0, kLoadHandler};
+    struct Defer {  // also when the access faults
+        Cpu* c;
+        ~Defer() { c->defer_read_exit_ = false; }
+    } defer{c};
+    c->defer_read_exit_ = true;
+    c->read_deferred_ = false;
+    const uint64_t v = c->read_mem(lin, static_cast<uint8_t>(size));
+    if (c->read_deferred_) {
+        c->abandoned_ = true;
+        return {0, kLoadAbandoned};
+    }
+    return {v, kLoadDone};
+}
 
 bool Translator::ok() const {
     return translator_available() && cache_->ok();

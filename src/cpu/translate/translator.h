@@ -58,6 +58,17 @@ class Translator {
     // or is not yet hot.
     BlockFn code_for(Block& b);
 
+    // The load of a native MOV r, m whose TLB probe missed, called from its code: the
+    // handler's read_mem (a fault throws as from the handler), except that an MMIO read
+    // the owner must answer first abandons the instruction (status kLoadAbandoned,
+    // Cpu::abandoned_ set for the run loop) without unwinding. A page-crossing access or
+    // data breakpoints: kLoadHandler (the instruction's handler runs instead).
+    static constexpr uint64_t kLoadDone = 0, kLoadAbandoned = 1, kLoadHandler = 2;
+    struct LoadResult {
+        uint64_t value, status;  // returned in RAX, RDX (System V psABI §3.2.3)
+    };
+    static LoadResult load_for_code(Cpu* cpu, uint64_t lin, uint64_t size);
+
     struct Stats {
         uint64_t blocks_translated = 0;
         uint64_t cache_flushes = 0;
