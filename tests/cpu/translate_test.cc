@@ -5,6 +5,7 @@
 // fault), plus fixed programs for self-modifying code and a code cache that fills up.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
@@ -612,6 +613,41 @@ TEST(TranslateTest, FullCodeCacheFlushesAndStaysExact) {
     for (int k = 0; k < 200; ++k) sum += static_cast<int8_t>(k);
     EXPECT_EQ(p.translating_cpu().state().gpr[RAX],
               static_cast<uint32_t>(static_cast<uint64_t>(sum * 50)));
+}
+
+// Resident shared memory of this process in KiB (/proc/self/status), -1 if not reported.
+long rss_shmem_kib() {
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kib = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "RssShmem: %ld kB", &kib) == 1) break;
+    std::fclose(f);
+    return kib;
+}
+
+// The code cache is one memory file mapped twice (written through one view, run from the
+// other); written code leaves the writing view, so the process's RSS counts it once.
+TEST(TranslateTest, WrittenCodeIsResidentOnce) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    const long before = rss_shmem_kib();
+    if (before < 0) GTEST_SKIP() << "the host does not report RssShmem";
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    // 4000 blocks of `add $k,%eax; jmp next`, then HLT: each block translated once.
+    std::vector<uint8_t> code;
+    for (int k = 0; k < 4000; ++k)
+        code.insert(code.end(), {0x83, 0xC0, static_cast<uint8_t>(k), 0xEB, 0x00});
+    code.push_back(0xF4);
+    p.load(code);
+    p.run_compare({0}, "4000 blocks");
+    const Translator::Stats st = p.translating_cpu().translator_stats();
+    ASSERT_GE(st.blocks_translated, 4001u);
+    ASSERT_GT(st.cache_bytes_used, 1u << 20);  // several of the 256 KiB unmapping steps
+    const long grown = rss_shmem_kib() - before;
+    EXPECT_LE(grown, static_cast<long>(st.cache_bytes_used / 1024 + 512))
+        << "KiB of shared memory for " << st.cache_bytes_used / 1024 << " KiB of code";
 }
 
 // A fault in the middle of a translated block: the exception unwinds through generated

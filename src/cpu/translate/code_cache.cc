@@ -17,6 +17,9 @@ namespace softkvm::cpu {
 namespace {
 
 constexpr size_t kPage = 4096;
+// The read-write view is unmapped behind the cursor in steps of this size (one madvise
+// per step, not per block).
+constexpr size_t kUnmapStep = 256 * 1024;
 
 // DWARF call-frame numbers for x86-64 (System V psABI, figure 3.36) and CFA opcodes
 // (DWARF 4 §6.4.2).
@@ -100,6 +103,7 @@ uint8_t* CodeCache::begin_write(size_t bytes) {
         // host so a flushed cache costs no memory until it fills again.
         fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_));
         cursor_ = 0;
+        unmapped_to_ = 0;
         ++epoch_;
     }
     return write_ + cursor_;
@@ -107,6 +111,13 @@ uint8_t* CodeCache::begin_write(size_t bytes) {
 
 void CodeCache::end_write(size_t used) {
     cursor_ = std::min(size_, cursor_ + ((used + 15) & ~size_t{15}));
+    // Code below the cursor is never written again (until a flush): its pages leave the
+    // read-write view.
+    const size_t below = cursor_ & ~(kUnmapStep - 1);
+    if (below > unmapped_to_) {
+        madvise(write_ + unmapped_to_, below - unmapped_to_, MADV_DONTNEED);
+        unmapped_to_ = below;
+    }
 }
 
 }  // namespace softkvm::cpu

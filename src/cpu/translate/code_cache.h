@@ -39,6 +39,7 @@ class CodeCache {
     // Empty again, as if new (flushes() back to 0), keeping the mapping and its pages.
     void clear() {
         cursor_ = 0;
+        unmapped_to_ = 0;
         first_epoch_ = ++epoch_;
     }
     size_t used() const { return cursor_; }
@@ -50,6 +51,10 @@ class CodeCache {
     uint8_t* exec_ = nullptr;   // read-execute view
     size_t size_ = 0;
     size_t cursor_ = 0;
+    // The read-write view's pages below this offset are not mapped there any more (the
+    // code stays in the file and in the read-execute view): the host counts each view's
+    // resident pages in the process's RSS, so written code would count twice.
+    size_t unmapped_to_ = 0;
     uint64_t epoch_ = 1;
     uint64_t first_epoch_ = 1;       // epoch_ when the cache was made or last cleared
     std::vector<uint8_t> eh_frame_;  // CIE + FDE covering the mapping, zero-terminated
