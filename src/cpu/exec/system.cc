@@ -1,5 +1,7 @@
 // System instructions: CLI STI HLT IN OUT, descriptor tables, MOV CR/DR, RDMSR WRMSR,
 // CPUID, RDTSC RDTSCP, INVLPG, cache control, SWAPGS, CLTS, STAC CLAC, VERR VERW, LAR LSL.
+#include <optional>
+
 #include "cpu/exec/handlers.h"
 #include "cpu/msr_index.h"
 
@@ -135,6 +137,25 @@ void op_store_sel(Cpu& c, const DecodedInsn& i) {
     c.write_op(i, 0, sel);
 }
 
+// The selector operand `op` of VERR/VERW/LAR/LSL (read once) and the descriptor it names,
+// read without a fault: none for a null selector, an unusable LDT or a selector beyond its
+// table's limit. Real and virtual-8086 mode: #UD (the four are protected-mode only).
+struct PeekedDescriptor {
+    uint16_t sel;
+    std::optional<uint64_t> desc;
+};
+PeekedDescriptor peek_descriptor(Cpu& c, const DecodedInsn& i, int op) {
+    const CpuState& s = c.state();
+    if (s.mode == Mode::Real16 || (s.rflags & FLAG_VM)) c.undefined();
+    const uint16_t sel = static_cast<uint16_t>(c.read_op(i, op));
+    const bool ldt = sel & 4;
+    const uint64_t base = ldt ? s.ldtr.base : s.gdtr.base;
+    const uint64_t limit = ldt ? s.ldtr.limit : s.gdtr.limit;
+    if ((sel & ~3u) == 0 || (ldt && s.ldtr.unusable) || (sel | 7u) > limit)
+        return {sel, std::nullopt};
+    return {sel, c.read_sys(base + (sel & ~7u), 8)};
+}
+
 // VERR / VERW r/m16 (SDM vol. 2, VERR/VERW): ZF = 1 when the selector names a code or
 // data segment that the current privilege level (and the selector's RPL) may read or
 // write, else ZF = 0; no other flag changes and no fault for a bad selector. Real and
@@ -142,14 +163,10 @@ void op_store_sel(Cpu& c, const DecodedInsn& i) {
 template <bool Write>
 void op_verx(Cpu& c, const DecodedInsn& i) {
     CpuState& s = c.state();
-    if (s.mode == Mode::Real16 || (s.rflags & FLAG_VM)) c.undefined();
-    const uint16_t sel = static_cast<uint16_t>(c.read_op(i, 0));
-    const bool ldt = sel & 4;
-    const uint64_t base = ldt ? s.ldtr.base : s.gdtr.base;
-    const uint64_t limit = ldt ? s.ldtr.limit : s.gdtr.limit;
-    bool ok = (sel & ~3u) != 0 && !(ldt && s.ldtr.unusable) && (sel | 7u) <= limit;
-    if (ok) {
-        const uint64_t d = c.read_sys(base + (sel & ~7u), 8);
+    const auto [sel, desc] = peek_descriptor(c, i, 0);
+    bool ok = false;
+    if (desc) {
+        const uint64_t d = *desc;
         const uint8_t type = (d >> 40) & 0xF, dpl = (d >> 45) & 3;
         const bool code = type & 8, conforming = code && (type & 4);
         ok = ((d >> 44) & 1) &&                                      // a code or data segment
@@ -192,15 +209,10 @@ bool valid_system_type(uint8_t type, bool lar, bool ia32e) {
 template <bool Lsl>
 void op_lar_lsl(Cpu& c, const DecodedInsn& i) {
     CpuState& s = c.state();
-    if (s.mode == Mode::Real16 || (s.rflags & FLAG_VM)) c.undefined();
-    const uint16_t sel = static_cast<uint16_t>(c.read_op(i, 1));
-    const bool ldt = sel & 4;
-    const uint64_t base = ldt ? s.ldtr.base : s.gdtr.base;
-    const uint64_t limit = ldt ? s.ldtr.limit : s.gdtr.limit;
-    bool ok = (sel & ~3u) != 0 && !(ldt && s.ldtr.unusable) && (sel | 7u) <= limit;
-    uint64_t d = 0;
-    if (ok) {
-        d = c.read_sys(base + (sel & ~7u), 8);
+    const auto [sel, desc] = peek_descriptor(c, i, 1);
+    const uint64_t d = desc.value_or(0);
+    bool ok = false;
+    if (desc) {
         const uint8_t type = (d >> 40) & 0xF, dpl = (d >> 45) & 3;
         const bool segment = (d >> 44) & 1;
         const bool conforming = segment && (type & 0xC) == 0xC;
