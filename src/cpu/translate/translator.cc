@@ -5,6 +5,7 @@
 #include "cpu/cpu.h"
 #include "cpu/translate/code_cache.h"
 #include "cpu/translate/forms.h"
+#include "cpu/translate/jit_map.h"
 
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include <cpuid.h>
@@ -51,7 +52,9 @@ int32_t offset_in(const O& object, const T& field) {
 }  // namespace
 
 Translator::Translator(Cpu& cpu, size_t cache_bytes)
-    : cpu_(cpu), cache_(std::make_unique<CodeCache>(cache_bytes)) {
+    : cpu_(cpu),
+      cache_(std::make_unique<CodeCache>(cache_bytes)),
+      map_(JitMap::from_environment()) {
     CpuLayout& l = layout_;
     l.rip = offset_in(cpu, cpu.s_.rip);
     l.next_rip = offset_in(cpu, cpu.next_rip_);
@@ -205,6 +208,7 @@ Translator::BlockFn Translator::translate(Block& b) {
     b.host_chain = const_cast<uint8_t*>(cache_->exec_address(chain));
     b.host_epoch = cache_->epoch();
     ++translated_;
+    if (map_) map_->record(b, b.host_code, used, cpu_.s_.rip, b.host_epoch);
     return reinterpret_cast<BlockFn>(b.host_code);
 }
 

@@ -17,6 +17,7 @@ class Cpu;
 struct Block;
 class CodeCache;
 class BlockEmitter;
+class JitMap;
 
 // How the software CPU executes decoded blocks.
 enum class Engine : uint8_t {
@@ -86,6 +87,7 @@ class Translator {
     Cpu& cpu_;
     std::unique_ptr<CodeCache> cache_;
     std::unique_ptr<BlockEmitter> emitter_;  // reused for every block
+    std::shared_ptr<JitMap> map_;            // SOFTKVM_JIT_MAP (jit_map.h), else null
     uint64_t translated_ = 0;
     CpuLayout layout_{};  // where generated code finds the fields it touches
     bool native_ = true;  // frequent forms as host instructions (else: handler calls only)
