@@ -87,6 +87,7 @@ static int npairs;
 static volatile uint64_t samples, records, dropped_pairs;
 static volatile int host_owns_lbr;
 static int depth;
+static int streamlined; /* PMU version 4: the freeze is GLOBAL_STATUS.LBR_Frz */
 
 static int in_workload(uint64_t a) {
     return a - (uint64_t)lfsr_run < lfsr_text_size;
@@ -112,7 +113,9 @@ static void arm_counter(void) {
 
 static void on_pmi(struct sdk_frame *f) {
     (void)f;
-    /* DEBUGCTL.LBR is clear now (the legacy freeze): the stack ends at the overflow. */
+    /* The stack is frozen at the overflow: GLOBAL_STATUS.LBR_Frz on a version-4 PMU, or
+     * DEBUGCTL.LBR cleared before it (the legacy freeze). */
+    const uint64_t status = rdmsr(MSR_GLOBAL_STATUS);
     const uint64_t tos = rdmsr(MSR_LBR_TOS);
     int empty = 1;
     for (int k = 0; k < depth; ++k) {
@@ -126,7 +129,6 @@ static void on_pmi(struct sdk_frame *f) {
         }
     }
     ++samples;
-    wrmsr(MSR_GLOBAL_OVF_CTRL, 1);
     if (empty) {
         /* Every record reads 0: the host has taken the unit (KVM's "meaningless" MSRs). */
         host_owns_lbr = 1;
@@ -136,7 +138,10 @@ static void on_pmi(struct sdk_frame *f) {
     }
     APIC_LVT_PMC = PMI_VECTOR; /* delivery masked it */
     APIC_EOI = 0;
-    if (!empty) wrmsr(MSR_DEBUGCTL, DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI);
+    /* Acknowledge the status read, as Linux does: on v4 this also clears LBR_Frz and
+     * recording resumes; before v4, DEBUGCTL.LBR is set again. */
+    wrmsr(MSR_GLOBAL_OVF_CTRL, status);
+    if (!empty && !streamlined) wrmsr(MSR_DEBUGCTL, DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI);
 }
 
 /* "name+0xoff" from the linker's table (or "?"), padded to `pad` columns. */
@@ -164,6 +169,7 @@ static void print_symbol(uint64_t a, int pad) {
 
 int main(void) {
     depth = lbr_depth();
+    streamlined = pmu_caps().version >= 4;
     if (lbr_format() == 0 || depth == 0) {
         printf("lfsr: no guest LBR (LBR format %d, depth %d)\n", lbr_format(), depth);
         return 2;

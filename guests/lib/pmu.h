@@ -15,6 +15,12 @@
 #define MSR_GLOBAL_STATUS 0x38E
 #define MSR_GLOBAL_CTRL 0x38F
 #define MSR_GLOBAL_OVF_CTRL 0x390
+/* PMU version 4 (SDM vol. 3 §18.2.4): 0x390 is GLOBAL_STATUS_RESET, and two more MSRs. */
+#define MSR_GLOBAL_STATUS_RESET 0x390
+#define MSR_GLOBAL_STATUS_SET 0x391
+#define MSR_GLOBAL_INUSE 0x392
+#define GLOBAL_STATUS_LBR_FRZ (1ull << 58)
+#define GLOBAL_INUSE_PMI (1ull << 63)
 #define MSR_A_PMC0 0x4C1
 #define MSR_LBR_FROM0 0x680
 #define MSR_LBR_TO0 0x6C0

@@ -1,7 +1,8 @@
 /* Conformance: the LBR stack (spec §2.1; Intel SDM vol. 3 §17.4.8, §17.11, §18.4): one
  * taken branch of each LBR_SELECT class recorded with its FROM/TO, and suppressed by its
  * filter bit; CPL filters; interrupts and exceptions as far branches; call-stack mode; TOS
- * wrap-around; the mispredict flag and LBR_INFO's cycle count; FREEZE_LBRS_ON_PMI; #GP on
+ * wrap-around; the mispredict flag and LBR_INFO's cycle count; FREEZE_LBRS_ON_PMI (the
+ * legacy freeze of PMU v2-3, the LBR_Frz freeze of v4); #GP on
  * reserved bits and on MSRs beyond the model's depth. The depth and format come from the
  * CPU model (Skylake-class: 32 entries with LBR_INFO; Broadwell-class: 16, no INFO).
  * QEMU TCG has no LBR, so this guest is checked against the SDM, on emu only. */
@@ -135,11 +136,12 @@ static uint64_t gate_target(int v) {
     return (g[0] & 0xFFFF) | ((g[0] >> 32) & 0xFFFF0000ull) | (g[1] << 32);
 }
 
-static volatile uint64_t pmi_debugctl, pmi_tos;
+static volatile uint64_t pmi_debugctl, pmi_tos, pmi_status;
 static volatile struct lbr_entry pmi_top, pmi_irq;
 static void on_pmi(struct sdk_frame *f) {
     (void)f;
     pmi_debugctl = rdmsr(MSR_DEBUGCTL);
+    pmi_status = rdmsr(MSR_GLOBAL_STATUS);
     wrmsr(MSR_DEBUGCTL, 0);
     pmi_tos = tos();
     const struct lbr_entry e = lbr_read(0, depth, info);
@@ -269,11 +271,26 @@ int main(void) {
            "an interrupt (the PMI) is recorded: FROM the loop, TO its handler");
     report((pmi_debugctl & DEBUGCTL_LBR) != 0, "without FREEZE_LBRS_ON_PMI, the PMI leaves LBR on");
     pmi_run(DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI);
-    report(pmi_debugctl == DEBUGCTL_FREEZE_LBRS_ON_PMI,
-           "FREEZE_LBRS_ON_PMI: the PMI clears DEBUGCTL.LBR");
+    const int streamlined = pmu_caps().version >= 4;
+    if (streamlined)
+        report(pmi_debugctl == (DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI) &&
+                   (pmi_status & GLOBAL_STATUS_LBR_FRZ),
+               "FREEZE_LBRS_ON_PMI, PMU v4: the PMI sets GLOBAL_STATUS.LBR_Frz, DEBUGCTL.LBR stays 1");
+    else
+        report(pmi_debugctl == DEBUGCTL_FREEZE_LBRS_ON_PMI && !(pmi_status & GLOBAL_STATUS_LBR_FRZ),
+               "FREEZE_LBRS_ON_PMI, PMU v2-3: the PMI clears DEBUGCTL.LBR (legacy freeze)");
     report(lbr_from_ip(pmi_top.from) == (uint64_t)freeze_from && pmi_top.to != gate_target(0xF0),
            "  ... and the stack ends with the loop's branches, not the interrupt");
     report(tos() == pmi_tos, "  ... nothing is recorded after the freeze");
+    if (streamlined) {
+        const uint64_t t = tos();
+        ((snippet)snip_many)(LBR_JCC, 3);
+        report(tos() == t, "  ... DEBUGCTL.LBR=1 records nothing while LBR_Frz is set");
+        wrmsr(MSR_GLOBAL_STATUS_RESET, GLOBAL_STATUS_LBR_FRZ);
+        report(!(rdmsr(MSR_GLOBAL_STATUS) & GLOBAL_STATUS_LBR_FRZ), "GLOBAL_STATUS_RESET clears LBR_Frz");
+        ((snippet)snip_many)(LBR_JCC, 3);
+        report(tos() == (t + 3) % (uint64_t)depth, "  ... and recording resumes (3 jumps, 3 records)");
+    }
 
     /* Reserved bits and MSRs beyond the depth. */
     report(wrmsr_faults(MSR_LBR_SELECT, 1u << 10), "#GP: LBR_SELECT bit 10");

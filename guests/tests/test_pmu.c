@@ -3,7 +3,8 @@
  * virtual time), USR/OS
  * filtering, the legacy and full-width counter aliases, reserved bits, counter overflow
  * setting GLOBAL_STATUS and raising a PMI through LVT PMC (vector or NMI, mask bit set on
- * delivery), GLOBAL_OVF_CTRL, RDPMC with CR4.PCE. QEMU 7.2 TCG has no PMU (leaf 0AH reads
+ * delivery), GLOBAL_OVF_CTRL, version 4's GLOBAL_STATUS_SET/RESET and GLOBAL_INUSE, RDPMC
+ * with CR4.PCE. QEMU 7.2 TCG has no PMU (leaf 0AH reads
  * 0): this guest runs on emu only. */
 #include "pmu.h"
 
@@ -186,6 +187,37 @@ int main(void) {
     wrmsr(MSR_GLOBAL_OVF_CTRL, 1);
     report(rdmsr(MSR_GLOBAL_STATUS) == 0, "GLOBAL_OVF_CTRL clears the overflow bit");
     report(wrmsr_faults(MSR_GLOBAL_OVF_CTRL, 1u << 4), "#GP: GLOBAL_OVF_CTRL reserved bit");
+
+    /* Version 4: GLOBAL_STATUS_SET and GLOBAL_INUSE; before it, neither exists and
+     * GLOBAL_OVF_CTRL has no LBR_Frz bit. */
+    if (pmu_caps().version >= 4) {
+        wrmsr(MSR_GLOBAL_STATUS_SET, 0x2 | (1ull << 33) | GLOBAL_STATUS_LBR_FRZ);
+        report(rdmsr(MSR_GLOBAL_STATUS) == (0x2 | (1ull << 33) | GLOBAL_STATUS_LBR_FRZ),
+               "v4: GLOBAL_STATUS_SET sets overflow bits and LBR_Frz");
+        report(pmis == 1, "v4: ... without raising a PMI");
+        report(rdmsr(MSR_GLOBAL_STATUS_SET) == 0, "v4: GLOBAL_STATUS_SET reads 0");
+        wrmsr(MSR_GLOBAL_STATUS_RESET, 0x2 | (1ull << 33) | GLOBAL_STATUS_LBR_FRZ);
+        report(rdmsr(MSR_GLOBAL_STATUS) == 0, "v4: GLOBAL_STATUS_RESET clears them");
+        report(wrmsr_faults(MSR_GLOBAL_STATUS_SET, 1ull << 59) &&
+                   wrmsr_faults(MSR_GLOBAL_STATUS_RESET, 1ull << 59),
+               "#GP: CTR_Frz (bit 59) in SET and RESET: FREEZE_PERFMON_ON_PMI is not in the model");
+        report(wrmsr_faults(MSR_GLOBAL_STATUS_SET, 1ull << 63) &&
+                   !wrmsr_faults(MSR_GLOBAL_STATUS_RESET, 3ull << 62),
+               "v4: CondChgd is RESET's only: #GP in SET; OvfBuf and CondChgd reset without #GP");
+        reset_counters();
+        wrmsr(MSR_PERFEVTSEL0 + 2, EVENT_BRANCHES | EVTSEL_USR);
+        wrmsr(MSR_FIXED_CTR_CTRL, 0x9 << 4); /* fixed 1: OS, PMI */
+        report(rdmsr(MSR_GLOBAL_INUSE) == ((1ull << 2) | (1ull << 33) | GLOBAL_INUSE_PMI),
+               "v4: GLOBAL_INUSE: PERFEVTSEL2's event, fixed counter 1, a PMI enable");
+        report(wrmsr_faults(MSR_GLOBAL_INUSE, 0), "#GP: GLOBAL_INUSE is read-only");
+        reset_counters();
+        report(rdmsr(MSR_GLOBAL_INUSE) == 0, "v4: GLOBAL_INUSE is 0 with nothing programmed");
+    } else {
+        report(rdmsr_faults(MSR_GLOBAL_STATUS_SET) && rdmsr_faults(MSR_GLOBAL_INUSE),
+               "v3: #GP: GLOBAL_STATUS_SET and GLOBAL_INUSE do not exist");
+        report(wrmsr_faults(MSR_GLOBAL_OVF_CTRL, GLOBAL_STATUS_LBR_FRZ),
+               "v3: #GP: GLOBAL_OVF_CTRL has no LBR_Frz");
+    }
 
     /* Masked LVT: the status bit is set, no interrupt. */
     reset_counters();

@@ -116,14 +116,15 @@ class EmuVm final : public Vm {
     hv::Vm vm_;
 };
 
-// "skylake (default): LBR format 5, 32 entries; broadwell: ..."
+// "skylake (default): PMU v4 (LBR_Frz freeze), LBR format 5, 32 entries; broadwell: ..."
 std::string guest_lbr_detail() {
     std::string out;
     for (const cpu::CpuModel& m : cpu::cpu_models()) {
         if (!out.empty()) out += "; ";
-        out += fmt::format("{}{}: LBR format {}, {} entries", m.name,
-                           &m == &cpu::default_cpu_model() ? " (default)" : "", m.lbr_format,
-                           m.lbr_depth);
+        const bool streamlined = m.pmu_version >= cpu::msr::kPmuStreamlinedFreezeVersion;
+        out += fmt::format("{}{}: PMU v{} ({} freeze), LBR format {}, {} entries", m.name,
+                           &m == &cpu::default_cpu_model() ? " (default)" : "", m.pmu_version,
+                           streamlined ? "LBR_Frz" : "legacy", m.lbr_format, m.lbr_depth);
     }
     return "--cpu-model " + out;
 }

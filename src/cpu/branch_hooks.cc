@@ -40,12 +40,48 @@ uint64_t Cpu::rdpmc(const DecodedInsn& at, uint32_t ecx) {
     return v;
 }
 
-// A counter with PMI enabled overflowed. With FREEZE_LBRS_ON_PMI the LBR unit stops
-// (DEBUGCTL.LBR cleared: the legacy freeze of spec §2.1) so the stack holds the branches
-// that led to the overflow.
+// A counter with PMI enabled overflowed. With FREEZE_LBRS_ON_PMI the LBR unit stops, so
+// the stack holds the branches that led to the overflow: on a version-4 PMU by setting
+// GLOBAL_STATUS.LBR_Frz with DEBUGCTL.LBR left at 1 (the streamlined freeze, SDM vol. 3
+// §17.4.7; Linux's driver then unfreezes by acknowledging the status), before it by
+// clearing DEBUGCTL.LBR (the legacy freeze of spec §2.1).
 void Cpu::raise_pmi() {
-    if (s_.debugctl & msr::DEBUGCTL_FREEZE_LBRS_ON_PMI) s_.debugctl &= ~msr::DEBUGCTL_LBR;
+    if (s_.debugctl & msr::DEBUGCTL_FREEZE_LBRS_ON_PMI) {
+        if (pmu_.streamlined_freeze()) {
+            pmu_.freeze_lbr();
+            sync_lbr_freeze();
+        } else {
+            s_.debugctl &= ~msr::DEBUGCTL_LBR;
+        }
+    }
     owner_.pmi();
+}
+
+void Cpu::sync_lbr_freeze() {
+    if (pmu_.lbr_frozen() && !lbr_host_owned_) {
+        if (s_.debugctl & msr::DEBUGCTL_LBR) {
+            lbr_.drain_trace();  // records before the freeze are kept
+            s_.debugctl &= ~msr::DEBUGCTL_LBR;
+            lbr_held_ = true;
+        }
+    } else if (lbr_held_) {
+        lbr_held_ = false;
+        s_.debugctl |= msr::DEBUGCTL_LBR;
+        lbr_.started(icount_);
+    }
+}
+
+void Cpu::set_debugctl(uint64_t v) {
+    if ((v & ~debugctl()) & msr::DEBUGCTL_LBR) lbr_.started(icount_);
+    lbr_held_ = false;
+    s_.debugctl = v;
+    sync_lbr_freeze();
+    debugctl_written();
+}
+
+void Cpu::set_lbr_host_owned(bool on) {
+    lbr_host_owned_ = on;
+    sync_lbr_freeze();
 }
 
 }  // namespace softkvm::cpu

@@ -28,7 +28,8 @@ Cpu::Cpu(CpuOwner& owner) : owner_(owner), decoder_(std::make_unique<Decoder>())
 void Cpu::set_model(const CpuModel& m) {
     model_ = &m;
     perf_caps_ = model_perf_capabilities(m);
-    pmu_.reset();
+    pmu_.set_version(m.pmu_version);
+    lbr_held_ = false;
     lbr_.configure(m);
 }
 

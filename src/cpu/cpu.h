@@ -221,6 +221,15 @@ class Cpu {
     bool lbr_intercepted() const { return lbr_intercept_; }
     // Set whenever a passed-through LBR MSR is accessed; the owner clears it.
     bool take_lbr_touched() { return std::exchange(lbr_touched_, false); }
+    // IA32_DEBUGCTL as software reads it. While GLOBAL_STATUS.LBR_Frz freezes the stack
+    // (PMU version 4), its LBR bit reads 1 but the CPU's recording bit in state().debugctl
+    // is clear; set_debugctl() stores a value under the same rule.
+    uint64_t debugctl() const {
+        return s_.debugctl | (lbr_held_ ? static_cast<uint64_t>(msr::DEBUGCTL_LBR) : 0);
+    }
+    void set_debugctl(uint64_t v);
+    // While a host-side LBR user owns the unit, LBR_Frz does not stop its recording.
+    void set_lbr_host_owned(bool on);
     // RDPMC (SDM vol. 2): counts of instructions already retired in this block first.
     uint64_t rdpmc(const DecodedInsn& at, uint32_t ecx);
     // Brings the PMU's counts up to the instruction `at` of the running block (before a
@@ -461,6 +470,8 @@ class Cpu {
     void after_block_cold(const DecodedInsn* in, size_t done, uint64_t rip_before, uint64_t cs_base,
                           uint8_t cpl);
     void raise_pmi();
+    // Moves DEBUGCTL.LBR between the recording bit and lbr_held_ as LBR_Frz says.
+    void sync_lbr_freeze();
     // An interrupt or exception was delivered: a far branch for the LBR unit.
     void note_delivery(uint64_t from_lin, uint64_t to_lin, bool soft);
     uint32_t code_breakpoints(uint64_t lin) const;
@@ -498,6 +509,8 @@ class Cpu {
     Lbr lbr_;  // with the branch predictor
     bool lbr_intercept_ = false;
     bool lbr_touched_ = false;
+    bool lbr_held_ = false;                     // DEBUGCTL.LBR is 1 but LBR_Frz stops recording
+    bool lbr_host_owned_ = false;               // set_lbr_host_owned
     bool soft_delivered_ = false;               // INT n recorded its own LBR entry
     const DecodedInsn* block_insns_ = nullptr;  // the running block (pmu_catch_up)
     uint8_t block_cpl_ = 0;

@@ -70,6 +70,11 @@ inline constexpr uint32_t IA32_FIXED_CTR_CTRL = 0x38D;
 inline constexpr uint32_t IA32_PERF_GLOBAL_STATUS = 0x38E;
 inline constexpr uint32_t IA32_PERF_GLOBAL_CTRL = 0x38F;
 inline constexpr uint32_t IA32_PERF_GLOBAL_OVF_CTRL = 0x390;
+// Architectural PMU version 4 (SDM vol. 3 §18.2.4.2): 0x390 is named
+// IA32_PERF_GLOBAL_STATUS_RESET, and two MSRs join it.
+inline constexpr uint32_t IA32_PERF_GLOBAL_STATUS_RESET = 0x390;
+inline constexpr uint32_t IA32_PERF_GLOBAL_STATUS_SET = 0x391;
+inline constexpr uint32_t IA32_PERF_GLOBAL_INUSE = 0x392;  // read-only
 inline constexpr uint32_t IA32_A_PMC0 = 0x4C1;  // full-width aliases IA32_A_PMC0..3: 0x4C1-0x4C4
 
 // IA32_PERFEVTSELx fields (SDM vol. 3 §18.2.1.1).
@@ -84,6 +89,23 @@ inline constexpr uint64_t EVTSEL_RESERVED = 0xFFFFFFFF00200000ull;
 inline constexpr uint64_t FIXED_CTRL_OS = 1, FIXED_CTRL_USR = 2, FIXED_CTRL_PMI = 8;
 // IA32_PERF_GLOBAL_CTRL/STATUS: general counters from bit 0, fixed counters from bit 32.
 inline constexpr int GLOBAL_FIXED_SHIFT = 32;
+// The PMU version from which FREEZE_LBRS_ON_PMI uses the streamlined freeze (SDM vol. 3
+// §17.4.7 and §18.2.4.2): a PMI sets GLOBAL_STATUS.LBR_Frz (bit 58) and the LBR stack
+// stops recording while DEBUGCTL.LBR stays 1, until software clears LBR_Frz through
+// GLOBAL_STATUS_RESET. Before it (versions 2-3), the PMI clears DEBUGCTL.LBR (legacy).
+inline constexpr uint8_t kPmuStreamlinedFreezeVersion = 4;
+inline constexpr uint64_t GLOBAL_STATUS_LBR_FRZ = 1ull << 58;
+// CTR_Frz (bit 59, set on a PMI with DEBUGCTL.FREEZE_PERFMON_ON_PMI) is not in the model:
+// FREEZE_PERFMON_ON_PMI (DEBUGCTL bit 12) #GPs, so bit 59 is reserved in SET and RESET.
+// GLOBAL_STATUS_RESET also takes OvfBuf (62) and CondChgd (63), which nothing in the model
+// sets, without #GP (as KVM's GLOBAL_OVF_CTRL does); bits 55, 60 and 61 (Intel PT, SGX
+// ASCI, uncore) have no unit behind them and #GP.
+inline constexpr uint64_t GLOBAL_STATUS_OVF_BUF = 1ull << 62;
+inline constexpr uint64_t GLOBAL_STATUS_COND_CHGD = 1ull << 63;
+// IA32_PERF_GLOBAL_INUSE (SDM vol. 3 §18.2.4.3): bit n set while IA32_PERFEVTSELn[7:0]
+// (the event) is non-zero, bit 32+n while fixed counter n's enable field (FIXED_CTR_CTRL
+// bits 4n+1:4n) is non-zero, bit 63 (PMI InUse) while any counter's PMI enable is set.
+inline constexpr uint64_t GLOBAL_INUSE_PMI = 1ull << 63;
 // RDPMC's ECX for an architectural PMU (SDM vol. 2 RDPMC; KVM's
 // intel_rdpmc_ecx_to_pmc): bits 31:16 the counter type, bits 15:0 its index. Type 0 is
 // the general counters, 0x4000 (bit 30) the fixed ones; every other type, bit 31 (the

@@ -16,11 +16,39 @@ constexpr uint64_t kGlobalBits =
 // FIXED_CTR_CTRL: OS, USR and PMI of each fixed counter are writable.
 constexpr uint64_t kFixedCtrlWritable = 0xBBB;
 
+// Version 4: what GLOBAL_STATUS_RESET clears and GLOBAL_STATUS_SET sets (msr_index.h).
+constexpr uint64_t kStatusResetBits = kGlobalBits | msr::GLOBAL_STATUS_LBR_FRZ |
+                                      msr::GLOBAL_STATUS_OVF_BUF | msr::GLOBAL_STATUS_COND_CHGD;
+constexpr uint64_t kStatusSetBits = kGlobalBits | msr::GLOBAL_STATUS_LBR_FRZ;
+constexpr uint64_t kEvtselEvent = 0xFF;
+
 }  // namespace
 
 void Pmu::reset() {
+    const uint8_t version = version_;
     *this = Pmu{};
+    version_ = version;
     global_ctrl_ = (1ull << kGp) - 1;
+}
+
+void Pmu::set_version(uint8_t v) {
+    version_ = v;
+    reset();
+}
+
+uint64_t Pmu::inuse() const {
+    uint64_t v = 0;
+    for (int k = 0; k < kGp; ++k) {
+        if (evtsel_[k] & kEvtselEvent) v |= 1ull << k;
+        if (evtsel_[k] & msr::EVTSEL_INT) v |= msr::GLOBAL_INUSE_PMI;
+    }
+    for (int f = 0; f < kFixed; ++f) {
+        const uint64_t ctl = fixed_ctrl_ >> (4 * f);
+        if (ctl & (msr::FIXED_CTRL_OS | msr::FIXED_CTRL_USR))
+            v |= 1ull << (msr::GLOBAL_FIXED_SHIFT + f);
+        if (ctl & msr::FIXED_CTRL_PMI) v |= msr::GLOBAL_INUSE_PMI;
+    }
+    return v;
 }
 
 bool Pmu::owns(uint32_t i) {
@@ -29,7 +57,8 @@ bool Pmu::owns(uint32_t i) {
            (i >= msr::IA32_PERFEVTSEL0 && i < msr::IA32_PERFEVTSEL0 + kGp) ||
            (i >= msr::IA32_FIXED_CTR0 && i < msr::IA32_FIXED_CTR0 + kFixed) ||
            i == msr::IA32_FIXED_CTR_CTRL || i == msr::IA32_PERF_GLOBAL_STATUS ||
-           i == msr::IA32_PERF_GLOBAL_CTRL || i == msr::IA32_PERF_GLOBAL_OVF_CTRL;
+           i == msr::IA32_PERF_GLOBAL_CTRL || i == msr::IA32_PERF_GLOBAL_OVF_CTRL ||
+           i == msr::IA32_PERF_GLOBAL_STATUS_SET || i == msr::IA32_PERF_GLOBAL_INUSE;
 }
 
 MsrResult Pmu::read(uint32_t i, uint64_t& v) const {
@@ -48,7 +77,11 @@ MsrResult Pmu::read(uint32_t i, uint64_t& v) const {
     else if (i == msr::IA32_PERF_GLOBAL_CTRL)
         v = global_ctrl_;
     else if (i == msr::IA32_PERF_GLOBAL_OVF_CTRL)
-        v = 0;  // write-only in effect: KVM reads it as 0
+        v = 0;  // write-only in effect: KVM reads it as 0 (and GLOBAL_STATUS_RESET too)
+    else if (i == msr::IA32_PERF_GLOBAL_STATUS_SET)
+        return streamlined_freeze() ? (v = 0, MsrResult::Handled) : MsrResult::Fault;
+    else if (i == msr::IA32_PERF_GLOBAL_INUSE)
+        return streamlined_freeze() ? (v = inuse(), MsrResult::Handled) : MsrResult::Fault;
     else
         return MsrResult::NotMine;
     return MsrResult::Handled;
@@ -77,8 +110,16 @@ MsrResult Pmu::write(uint32_t i, uint64_t v) {
         if (v & ~kGlobalBits) return MsrResult::Fault;
         global_ctrl_ = v;
     } else if (i == msr::IA32_PERF_GLOBAL_OVF_CTRL) {
-        if (v & ~kGlobalBits) return MsrResult::Fault;
+        // GLOBAL_OVF_CTRL (versions 2-3) clears overflow bits; version 4's
+        // GLOBAL_STATUS_RESET also clears LBR_Frz, which unfreezes the LBR stack.
+        if (v & ~(streamlined_freeze() ? kStatusResetBits : kGlobalBits)) return MsrResult::Fault;
         global_status_ &= ~v;
+    } else if (i == msr::IA32_PERF_GLOBAL_STATUS_SET) {
+        // Sets status bits (a VMM restoring a guest's state); no PMI is raised.
+        if (!streamlined_freeze() || (v & ~kStatusSetBits)) return MsrResult::Fault;
+        global_status_ |= v;
+    } else if (i == msr::IA32_PERF_GLOBAL_INUSE) {
+        return MsrResult::Fault;  // read-only (or absent before version 4)
     } else {
         return MsrResult::NotMine;
     }

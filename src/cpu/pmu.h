@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "cpu/cpu_model.h"
+#include "cpu/msr_index.h"
 #include "cpu/owner.h"
 
 namespace softkvm::cpu {
@@ -18,8 +19,19 @@ class Pmu {
     static constexpr uint64_t kCounterMask = (1ull << kPmuCounterBits) - 1;
     static constexpr uint64_t kNever = ~0ull;
 
-    // Reset state (SDM vol. 3 §18.2.2: GLOBAL_CTRL enables the general counters).
+    // Reset state (SDM vol. 3 §18.2.2: GLOBAL_CTRL enables the general counters). The
+    // version stays.
     void reset();
+    // The architectural PMU version (CPUID.0AH:EAX[7:0]); from 4 on, GLOBAL_STATUS_SET,
+    // GLOBAL_INUSE and the streamlined LBR freeze exist (msr_index.h). Resets the PMU.
+    void set_version(uint8_t v);
+    uint8_t version() const { return version_; }
+    // FREEZE_LBRS_ON_PMI freezes through GLOBAL_STATUS.LBR_Frz (version 4 and later).
+    bool streamlined_freeze() const { return version_ >= msr::kPmuStreamlinedFreezeVersion; }
+    // GLOBAL_STATUS.LBR_Frz: the LBR stack is frozen.
+    bool lbr_frozen() const { return global_status_ & msr::GLOBAL_STATUS_LBR_FRZ; }
+    // A PMI with FREEZE_LBRS_ON_PMI on a version-4 PMU sets LBR_Frz.
+    void freeze_lbr() { global_status_ |= msr::GLOBAL_STATUS_LBR_FRZ; }
 
     // PMU MSRs: NotMine if `index` is not one, Fault for #GP.
     MsrResult read(uint32_t index, uint64_t& value) const;
@@ -51,9 +63,11 @@ class Pmu {
     };
     void refresh();
     static Event decode_event(uint64_t evtsel);
+    uint64_t inuse() const;  // IA32_PERF_GLOBAL_INUSE
 
     std::array<uint64_t, kPmuGpCounters> evtsel_{};
     uint64_t fixed_ctrl_ = 0, global_ctrl_ = 0, global_status_ = 0;
+    uint8_t version_ = msr::kPmuStreamlinedFreezeVersion;
     // General counters 0-3 then fixed counters 0-2, in GLOBAL_STATUS order.
     std::array<Counter, kPmuGpCounters + kPmuFixedCounters> ctr_{};
     bool active_ = false, counts_misses_ = false;

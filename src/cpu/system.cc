@@ -146,7 +146,7 @@ uint64_t Cpu::read_msr(uint32_t index) {
         case msr::IA32_MISC_ENABLE:
             return s_.misc_enable;
         case msr::IA32_DEBUGCTL:
-            return s_.debugctl;
+            return debugctl();
         case msr::IA32_PAT:
             return s_.pat;
         case msr::IA32_EFER:
@@ -188,6 +188,7 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
     }
     if (Pmu::owns(index)) {
         if (pmu_.write(index, v) != MsrResult::Handled) fault(VEC_GP, 0);
+        sync_lbr_freeze();  // GLOBAL_STATUS_RESET/SET may change LBR_Frz
         return;
     }
     if (Lbr::owns(index)) {
@@ -232,9 +233,7 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
             return;
         case msr::IA32_DEBUGCTL:
             if (v & ~(kDebugctlWritable | debugctl_bus_lock_bits())) fault(VEC_GP, 0);
-            if ((v & ~s_.debugctl) & msr::DEBUGCTL_LBR) lbr_.started(icount_);
-            s_.debugctl = v;
-            debugctl_written();
+            set_debugctl(v);
             return;
         case msr::IA32_PAT:
             for (int k = 0; k < 8; ++k) {

@@ -55,7 +55,7 @@ void Vcpu::lbr_slice_end() {
     if (lbr_event_ != LbrEvent::Active) return;
     const bool used = cpu_.take_lbr_touched() || lbr_used_in_slice_;
     lbr_used_in_slice_ = false;
-    if (used || (cpu_.state().debugctl & msr::DEBUGCTL_LBR)) return;
+    if (used || (cpu_.debugctl() & msr::DEBUGCTL_LBR)) return;
     lbr_event_ = LbrEvent::None;
     ++lbr_stats_.released;
     cpu_.set_lbr_intercept(true);
@@ -65,9 +65,10 @@ void Vcpu::host_lbr_acquire(uint64_t lbr_select) {
     cpu::CpuState& s = cpu_.state();
     if (lbr_event_ == LbrEvent::Active) ++lbr_stats_.takeovers;
     lbr_denied_in_period_ = lbr_event_ == LbrEvent::Active;
-    if (lbr_event_ != LbrEvent::HostOwned) guest_debugctl_ = s.debugctl;
+    if (lbr_event_ != LbrEvent::HostOwned) guest_debugctl_ = cpu_.debugctl();
     lbr_event_ = LbrEvent::HostOwned;
     cpu_.set_lbr_intercept(true);
+    cpu_.set_lbr_host_owned(true);  // the guest's LBR_Frz does not stop the host's records
     cpu_.lbr().clear();
     cpu_.lbr().write(msr::MSR_LBR_SELECT, lbr_select);
     cpu_.lbr().started(cpu_.instructions_retired());
@@ -78,7 +79,8 @@ void Vcpu::host_lbr_acquire(uint64_t lbr_select) {
 void Vcpu::host_lbr_release() {
     if (lbr_event_ != LbrEvent::HostOwned) return;
     cpu_.lbr().clear();  // the host's records are not the guest's
-    cpu_.state().debugctl = guest_debugctl_;
+    cpu_.set_lbr_host_owned(false);
+    cpu_.set_debugctl(guest_debugctl_);
     lbr_event_ = LbrEvent::None;  // the next guest access creates the event again
 }
 
@@ -161,10 +163,13 @@ cpu::MsrResult Vcpu::pmu_wrmsr(uint32_t index, uint64_t value) {
 }
 
 // A counter overflow with PMI enabled: through LVT PMC (vector or NMI). KVM's legacy
-// freeze clears the guest's DEBUGCTL.LBR with FREEZE_LBRS_ON_PMI; the CPU did that for
-// its own DEBUGCTL, and the guest's copy is frozen here while the host owns the unit.
+// freeze (PMU versions 2-3) clears the guest's DEBUGCTL.LBR with FREEZE_LBRS_ON_PMI; the
+// CPU did that for its own DEBUGCTL, and the guest's copy is frozen here while the host
+// owns the unit. On version 4 the CPU froze through GLOBAL_STATUS.LBR_Frz instead, which
+// leaves DEBUGCTL.LBR at 1 (and, while the host owns the unit, stops nothing).
 void Vcpu::pmi() {
-    if (lbr_event_ == LbrEvent::HostOwned && (guest_debugctl_ & msr::DEBUGCTL_FREEZE_LBRS_ON_PMI))
+    if (lbr_event_ == LbrEvent::HostOwned && !cpu_.pmu().streamlined_freeze() &&
+        (guest_debugctl_ & msr::DEBUGCTL_FREEZE_LBRS_ON_PMI))
         guest_debugctl_ &= ~msr::DEBUGCTL_LBR;
     if (lapic_.deliver_pmi()) ++lbr_stats_.pmis;
     sync_apic();

@@ -9,7 +9,7 @@ cli_test(lbr_fmt_out_of_range 64 "--lbr-fmt 64: a format is 0-63" ${SK} run --lb
 cli_test(lbr_fmt_matching 5 "^A" ${SK} run --cpu-model broadwell --lbr-fmt 4 ${IMAGES}/good.elf)
 cli_test(lbr_fmt_kvm 69 "(lbr-fmt|kvm)" ${SK} run --accel kvm --lbr-fmt 5 ${IMAGES}/good.elf)
 cli_test(cpu_model_kvm 64 "(cpu-model needs --accel emu|/dev/kvm)" ${SK} run --accel kvm --cpu-model skylake ${IMAGES}/good.elf)
-cli_test(caps_guest_lbr 0 "guest-lbr +yes +--cpu-model skylake \\(default\\): LBR format 5, 32 entries"
+cli_test(caps_guest_lbr 0 "guest-lbr +yes +--cpu-model skylake \\(default\\): PMU v4 \\(LBR_Frz freeze\\), LBR format 5, 32 entries. broadwell: PMU v3 \\(legacy freeze\\), LBR format 4, 16 entries"
          ${SK} caps)
 # The guest-LBR life-cycle counters in --stats: test_lbr creates the event once; test_pmu
 # takes two PMIs (one vector, one NMI; a masked overflow delivers none).

@@ -1,7 +1,8 @@
 // The LBR unit and RDPMC of the software CPU (docs/lbr.md): LBR_SELECT's class and CPL
 // filters and call-stack mode as the unit applies them, TOS wrap and LBR_INFO, the
 // records the run loop writes at block ends (also when a block resumes part-way), the
-// legacy freeze on PMI, and RDPMC's ECX encoding.
+// legacy freeze on PMI (PMU version 3) and the streamlined one (version 4: LBR_Frz,
+// GLOBAL_STATUS_RESET/SET and GLOBAL_INUSE), and RDPMC's ECX encoding.
 #include <gtest/gtest.h>
 
 #include "cpu/cpu_model.h"
@@ -210,23 +211,96 @@ TEST_F(LbrCpuTest, NotTakenJccIsNotRecordedButTakenOneIs) {
     EXPECT_EQ(cpu_.lbr().recent(0).to, kCode + 8);
 }
 
-TEST_F(LbrCpuTest, FreezeOnPmiStopsRecordingAtTheOverflowingBranch) {
-    // Four JMPs to the next instruction, then the exit.
-    const uint8_t code[] = {0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xe7, 0x20};
-    load(code);
-    Pmu& pmu = cpu_.pmu();
+// Four JMPs to the next instruction, then the exit; PMC0 overflows at the second JMP.
+constexpr uint8_t kFourJumps[] = {0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xe7, 0x20};
+
+void arm_pmc0_two_to_go(Pmu& pmu) {
     ASSERT_EQ(pmu.write(IA32_PERFEVTSEL0, EVENT_INSTRUCTIONS | EVTSEL_OS | EVTSEL_INT | EVTSEL_EN),
               MsrResult::Handled);
-    ASSERT_EQ(pmu.write(IA32_A_PMC0, Pmu::kCounterMask - 1), MsrResult::Handled);  // 2 to go
-    cpu_.state().debugctl = DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI;
+    ASSERT_EQ(pmu.write(IA32_A_PMC0, Pmu::kCounterMask - 1), MsrResult::Handled);
+}
+
+TEST_F(LbrCpuTest, LegacyFreezeOnPmiClearsDebugctlLbr) {
+    cpu_.set_model(*find_cpu_model("broadwell"));  // PMU version 3
+    load(kFourJumps);
+    Pmu& pmu = cpu_.pmu();
+    arm_pmc0_two_to_go(pmu);
+    cpu_.set_debugctl(DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI);
     EXPECT_EQ(cpu_.run(0), StopReason::Owner);
-    EXPECT_EQ(cpu_.state().debugctl, DEBUGCTL_FREEZE_LBRS_ON_PMI);  // LBR cleared by the PMI
+    EXPECT_EQ(cpu_.debugctl(), DEBUGCTL_FREEZE_LBRS_ON_PMI);  // LBR cleared by the PMI
     EXPECT_EQ(cpu_.lbr().tos(), 2u);
     EXPECT_EQ(cpu_.lbr().recent(0).from, kCode + 2);  // the second JMP overflowed PMC0
     EXPECT_EQ(cpu_.lbr().recent(1).from, kCode);
     uint64_t status = 0;
     ASSERT_EQ(pmu.read(IA32_PERF_GLOBAL_STATUS, status), MsrResult::Handled);
     EXPECT_EQ(status, 1u);
+}
+
+TEST_F(LbrCpuTest, StreamlinedFreezeOnPmiSetsLbrFrzAndKeepsDebugctlLbr) {
+    ASSERT_EQ(cpu_.model().pmu_version, 4);  // skylake, the default
+    load(kFourJumps);
+    Pmu& pmu = cpu_.pmu();
+    arm_pmc0_two_to_go(pmu);
+    cpu_.set_debugctl(DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI);
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    EXPECT_EQ(cpu_.debugctl(), DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI);
+    EXPECT_EQ(cpu_.lbr().tos(), 2u);  // the two later JMPs are not recorded
+    EXPECT_EQ(cpu_.lbr().recent(0).from, kCode + 2);
+    uint64_t status = 0;
+    ASSERT_EQ(pmu.read(IA32_PERF_GLOBAL_STATUS, status), MsrResult::Handled);
+    EXPECT_EQ(status, 1u | GLOBAL_STATUS_LBR_FRZ);
+}
+
+TEST(PmuVersion4, StatusResetSetAndInuse) {
+    Pmu p;
+    p.set_version(4);
+    uint64_t v = 0;
+    // GLOBAL_STATUS_SET sets overflow bits and LBR_Frz; everything else is reserved.
+    ASSERT_EQ(p.write(IA32_PERF_GLOBAL_STATUS_SET, 0x5 | (1ull << 33) | GLOBAL_STATUS_LBR_FRZ),
+              MsrResult::Handled);
+    ASSERT_EQ(p.read(IA32_PERF_GLOBAL_STATUS, v), MsrResult::Handled);
+    EXPECT_EQ(v, 0x5 | (1ull << 33) | GLOBAL_STATUS_LBR_FRZ);
+    EXPECT_TRUE(p.lbr_frozen());
+    EXPECT_EQ(p.read(IA32_PERF_GLOBAL_STATUS_SET, v), MsrResult::Handled);
+    EXPECT_EQ(v, 0u);
+    for (int bit : {4, 35, 55, 59, 60, 61, 62, 63})
+        EXPECT_EQ(p.write(IA32_PERF_GLOBAL_STATUS_SET, 1ull << bit), MsrResult::Fault) << bit;
+    // GLOBAL_STATUS_RESET clears them; OvfBuf and CondChgd are accepted, CTR_Frz is not.
+    for (int bit : {4, 35, 55, 59, 60, 61})
+        EXPECT_EQ(p.write(IA32_PERF_GLOBAL_STATUS_RESET, 1ull << bit), MsrResult::Fault) << bit;
+    ASSERT_EQ(p.write(IA32_PERF_GLOBAL_STATUS_RESET,
+                      GLOBAL_STATUS_LBR_FRZ | 1 | GLOBAL_STATUS_OVF_BUF | GLOBAL_STATUS_COND_CHGD),
+              MsrResult::Handled);
+    EXPECT_FALSE(p.lbr_frozen());
+    ASSERT_EQ(p.read(IA32_PERF_GLOBAL_STATUS, v), MsrResult::Handled);
+    EXPECT_EQ(v, 0x4 | (1ull << 33));
+    // GLOBAL_INUSE: an event in PERFEVTSEL1 (not enabled), fixed counter 2 enabled with
+    // its PMI; read-only.
+    ASSERT_EQ(p.read(IA32_PERF_GLOBAL_INUSE, v), MsrResult::Handled);
+    EXPECT_EQ(v, 0u);
+    ASSERT_EQ(p.write(IA32_PERFEVTSEL0 + 1, EVENT_BRANCHES | EVTSEL_USR), MsrResult::Handled);
+    ASSERT_EQ(p.read(IA32_PERF_GLOBAL_INUSE, v), MsrResult::Handled);
+    EXPECT_EQ(v, 2u);
+    ASSERT_EQ(p.write(IA32_FIXED_CTR_CTRL, (FIXED_CTRL_OS | FIXED_CTRL_PMI) << 8),
+              MsrResult::Handled);
+    ASSERT_EQ(p.read(IA32_PERF_GLOBAL_INUSE, v), MsrResult::Handled);
+    EXPECT_EQ(v, 2u | (1ull << 34) | GLOBAL_INUSE_PMI);
+    EXPECT_EQ(p.write(IA32_PERF_GLOBAL_INUSE, 0), MsrResult::Fault);
+    // The version survives a reset.
+    p.reset();
+    EXPECT_EQ(p.version(), 4);
+}
+
+TEST(PmuVersion3, HasNoStatusSetInuseOrLbrFrz) {
+    Pmu p;
+    p.set_version(3);
+    uint64_t v = 0;
+    EXPECT_EQ(p.read(IA32_PERF_GLOBAL_STATUS_SET, v), MsrResult::Fault);
+    EXPECT_EQ(p.write(IA32_PERF_GLOBAL_STATUS_SET, 1), MsrResult::Fault);
+    EXPECT_EQ(p.read(IA32_PERF_GLOBAL_INUSE, v), MsrResult::Fault);
+    EXPECT_EQ(p.write(IA32_PERF_GLOBAL_OVF_CTRL, GLOBAL_STATUS_LBR_FRZ), MsrResult::Fault);
+    EXPECT_EQ(p.write(IA32_PERF_GLOBAL_OVF_CTRL, 0xF | (7ull << 32)), MsrResult::Handled);
+    EXPECT_FALSE(p.streamlined_freeze());
 }
 
 TEST(PmuRdpmc, TypeInBits31To16IndexInBits15To0) {

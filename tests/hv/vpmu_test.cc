@@ -31,7 +31,9 @@ struct Code {
     Code& end() { return op(0xE6).op(0xF4); }
     // mov ecx, n; 1: dec ecx; jnz 1b  (2n + 1 instructions)
     Code& spin(uint32_t n) { return mov_ecx(n).op(0x49).op(0x75).op(0xFD); }
-    Code& wr(uint32_t msr, uint32_t lo) { return mov_ecx(msr).mov_eax(lo).mov_edx(0).wrmsr(); }
+    Code& wr(uint32_t msr, uint32_t lo, uint32_t hi = 0) {
+        return mov_ecx(msr).mov_eax(lo).mov_edx(hi).wrmsr();
+    }
     Code& rd(uint32_t msr) { return mov_ecx(msr).rdmsr(); }
     Code& op(uint8_t x) {
         b.push_back(x);
@@ -151,6 +153,95 @@ TEST_F(VpmuTest, GuestDebugctlIsKeptForItWhileTheHostOwnsTheUnit) {
     vcpu_->host_lbr_release();
     ASSERT_EQ(run(Code().rd(IA32_DEBUGCTL).end()), abi::KVM_EXIT_IO);
     EXPECT_EQ(vcpu_->get_regs().rax, 0x801u);
+}
+
+// DEBUGCTL = LBR | FREEZE_LBRS_ON_PMI, PMC0 counting ring-0 instructions with its PMI
+// enabled and overflowing 7 instructions after the PERFEVTSEL write, inside a loop of
+// 100 taken branches. LVT PMC is masked (its reset state): the PMI is raised, not
+// delivered, so no IDT is needed.
+Code freeze_on_overflow() {
+    using namespace cpu::msr;
+    return Code()
+        .wr(IA32_DEBUGCTL, DEBUGCTL_LBR | DEBUGCTL_FREEZE_LBRS_ON_PMI)
+        .wr(IA32_A_PMC0, static_cast<uint32_t>(-7), 0xFFFF)
+        .wr(IA32_PERFEVTSEL0, EVENT_INSTRUCTIONS | EVTSEL_OS | EVTSEL_INT | EVTSEL_EN)
+        .spin(100);
+}
+
+constexpr uint32_t kDebugctlFreeze = cpu::msr::DEBUGCTL_FREEZE_LBRS_ON_PMI;
+constexpr uint32_t kLbrFrzHigh = cpu::msr::GLOBAL_STATUS_LBR_FRZ >> 32;
+
+TEST_F(VpmuTest, PmuVersion4FreezesThroughLbrFrzWithDebugctlLbrKept) {
+    using namespace cpu::msr;
+    // The skylake model (PMU version 4). The overflow comes at the loop's third jnz.
+    ASSERT_EQ(run(freeze_on_overflow().rd(IA32_DEBUGCTL).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, kDebugctlFreeze | DEBUGCTL_LBR);  // LBR stays 1
+    ASSERT_EQ(run(Code().rd(IA32_PERF_GLOBAL_STATUS).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, 1u);  // PMC0 overflowed
+    EXPECT_EQ(vcpu_->get_regs().rdx, kLbrFrzHigh);
+    // Frozen: the stack ends with that jnz (to the loop's dec at +0x38), whatever runs since.
+    ASSERT_EQ(run(Code().spin(50).rd(MSR_LBR_TOS).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, 3u);
+    EXPECT_EQ(vcpu_->host_lbr_read().at(0).to, kCode + 0x38);
+    // GLOBAL_STATUS_RESET with the status read (as Linux acknowledges a PMI) unfreezes:
+    // the 4 taken jnz of spin(5) are recorded.
+    ASSERT_EQ(
+        run(Code().wr(IA32_PERF_GLOBAL_STATUS_RESET, 1, kLbrFrzHigh).spin(5).rd(MSR_LBR_TOS).end()),
+        abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, 7u);
+    ASSERT_EQ(run(Code().rd(IA32_PERF_GLOBAL_STATUS).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax | vcpu_->get_regs().rdx, 0u);
+}
+
+TEST_F(VpmuTest, PmuVersion3FreezesTheLegacyWayByClearingDebugctlLbr) {
+    using namespace cpu::msr;
+    vcpu_->set_cpu_model(*cpu::find_cpu_model("broadwell"));
+    ASSERT_EQ(run(freeze_on_overflow().rd(IA32_DEBUGCTL).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, kDebugctlFreeze);
+    ASSERT_EQ(run(Code().rd(IA32_PERF_GLOBAL_STATUS).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, 1u);
+    EXPECT_EQ(vcpu_->get_regs().rdx, 0u);  // no LBR_Frz before version 4
+    ASSERT_EQ(run(Code().spin(50).rd(MSR_LBR_TOS).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, 3u);
+    // GLOBAL_OVF_CTRL has no LBR_Frz bit: #GP (a triple fault without an IDT).
+    EXPECT_EQ(run(Code().wr(IA32_PERF_GLOBAL_OVF_CTRL, 1, kLbrFrzHigh).end()),
+              abi::KVM_EXIT_SHUTDOWN);
+}
+
+TEST_F(VpmuTest, DebugctlWrittenWhileFrozenKeepsTheFreeze) {
+    using namespace cpu::msr;
+    ASSERT_EQ(run(freeze_on_overflow().end()), abi::KVM_EXIT_IO);
+    // Writing DEBUGCTL.LBR=1 again (the legacy way to resume) does not unfreeze on v4.
+    ASSERT_EQ(run(Code().wr(IA32_DEBUGCTL, DEBUGCTL_LBR).spin(5).rd(IA32_DEBUGCTL).end()),
+              abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, DEBUGCTL_LBR);
+    ASSERT_EQ(run(Code().rd(MSR_LBR_TOS).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, 3u);
+    // Cleared while frozen: clearing LBR_Frz afterwards does not turn recording on.
+    ASSERT_EQ(run(Code()
+                      .wr(IA32_DEBUGCTL, 0)
+                      .wr(IA32_PERF_GLOBAL_STATUS_RESET, 0, kLbrFrzHigh)
+                      .spin(5)
+                      .rd(IA32_DEBUGCTL)
+                      .end()),
+              abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, 0u);
+    ASSERT_EQ(run(Code().rd(MSR_LBR_TOS).end()), abi::KVM_EXIT_IO);
+    EXPECT_EQ(vcpu_->get_regs().rax, 3u);
+}
+
+TEST_F(VpmuTest, HostOwnedUnitIsNotFrozenByTheGuestsPmi) {
+    using namespace cpu::msr;
+    vcpu_->host_lbr_acquire(0);
+    ASSERT_EQ(run(freeze_on_overflow().rd(IA32_DEBUGCTL).end()), abi::KVM_EXIT_IO);
+    // The guest's DEBUGCTL is kept for it, LBR at 1 as on version-4 hardware ...
+    EXPECT_EQ(vcpu_->get_regs().rax, kDebugctlFreeze | DEBUGCTL_LBR);
+    // ... and the host's records go on past the overflow to the loop's last jnz: the
+    // whole stack holds the loop's branches.
+    const auto recs = vcpu_->host_lbr_read();
+    ASSERT_EQ(recs.size(), 32u);
+    EXPECT_EQ(recs[0].to, last_code() + 0x38);
+    EXPECT_EQ(recs[31].to, last_code() + 0x38);
 }
 
 TEST_F(VpmuTest, WithoutGuestLbrTheMsrsAndDebugctlLbrFault) {
