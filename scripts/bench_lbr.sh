@@ -37,14 +37,14 @@ config() {
     on-*) what="LBR recording on (bench_branch_lbr), --engine ${c#on-}"
         cmd=("$softkvm" run --quiet --engine "${c#on-}" "${extra[@]}" "$on_img") ;;
     profile) what="profile --lbr --period 10007 (interp)"
-        cmd=("$softkvm" profile --lbr --quiet --period 10007 "${extra[@]}" "$off_img") ;;
+        cmd=("$softkvm" profile --lbr --quiet --engine interp --period 10007 "${extra[@]}" "$off_img") ;;
     profile_sparse) what="profile --lbr --period 1000003 (interp)"
-        cmd=("$softkvm" profile --lbr --quiet --period 1000003 "${extra[@]}" "$off_img") ;;
+        cmd=("$softkvm" profile --lbr --quiet --engine interp --period 1000003 "${extra[@]}" "$off_img") ;;
     esac
 }
 
 # What configuration $1 is compared with: its engine's "off"; for the profiler (which runs
-# the interpreter: softkvm profile has no --engine) the interpreter's, if measured.
+# the interpreter here: --engine interp) the interpreter's, if measured.
 base_of() {
     case $1 in
     off-* | on-*) echo "off-${1#*-}" ;;

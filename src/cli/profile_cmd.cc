@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/cpu_options.h"
 #include "cli/exit_codes.h"
+#include "cli/guest_options.h"
 #include "vmm/lbr_profile.h"
 #include "vmm/machine.h"
 
@@ -24,7 +25,7 @@ constexpr uint64_t kDefaultPeriod = 10007;  // retired instructions (a prime: no
 constexpr uint64_t kDefaultTop = 20;
 
 struct ProfileOptions {
-    std::string image;
+    GuestOptions guest;  // image or --kernel, --append, --initrd, --engine (as `run`)
     bool lbr = false;
     std::string period_text, max_insns_text, top_text;
     std::string symbols;
@@ -52,30 +53,6 @@ bool parse_count(const std::string& text, uint64_t& out) {
     }
     out = v;
     return true;
-}
-
-// The statuses of `softkvm run` (README "Exit status") for a machine that failed to start.
-int status_for_error(int code) {
-    switch (code) {
-        case ENOENT:
-        case EACCES:
-        case EISDIR:
-        case ENOTDIR:
-        case ENXIO:
-            return kExitNoInput;
-        case ENOEXEC:
-        case ERANGE:
-            return kExitBadInput;
-        case EINVAL:
-        case EFBIG:
-            return kExitUsage;
-        case ENODEV:
-        case ENOSYS:
-        case ENOTSUP:
-            return kExitUnavailable;
-        default:
-            return kExitSoftware;
-    }
 }
 
 // --symbols FILE: an ELF file's symbol table or a System.map, told apart by content.
@@ -205,6 +182,7 @@ int profile(const ProfileOptions& o) {
 
     vmm::MachineConfig cfg;
     cfg.accel = o.accel;
+    if (int st = apply_guest_options(o.guest, cfg, "profile"); st != kExitOk) return st;
     cfg.max_insns = max_insns;
     cfg.cpu_model = o.cpu_model;
     cfg.lbr_fmt = o.lbr_fmt;
@@ -232,15 +210,15 @@ int profile(const ProfileOptions& o) {
             line.clear();
         }
     };
-    auto machine = vmm::Machine::create(cfg, o.image, console);
+    auto machine = vmm::Machine::create(cfg, o.guest.path(), console);
     if (!machine) {
         std::fprintf(stderr, "softkvm profile: %s\n", machine.error().message.c_str());
-        return status_for_error(machine.error().code);
+        return status_for_error(machine.error());
     }
     vmm::Machine& m = *machine.value();
     vmm::SymbolTable image_symbols;
     if (o.symbols.empty()) {
-        std::ifstream in(o.image, std::ios::binary);
+        std::ifstream in(o.guest.path(), std::ios::binary);
         const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                          std::istreambuf_iterator<char>());
         image_symbols = vmm::SymbolTable::from_elf(bytes);
@@ -272,7 +250,7 @@ void add_profile_command(CLI::App& root, int& status) {
     auto o = std::make_shared<ProfileOptions>();
     CLI::App* app = root.add_subcommand(
         "profile", "Run a guest and profile its branches from the host (--lbr)");
-    app->add_option("guest", o->image, "Multiboot ELF image (ELF32 or ELF64)")->required();
+    add_guest_options(*app, o->guest);
     app->add_flag("--lbr", o->lbr,
                   "Sample the guest's LBR branch stack (the host owns the unit while it runs)");
     app->add_option("--period", o->period_text,
@@ -297,9 +275,10 @@ void add_profile_command(CLI::App& root, int& status) {
     add_cpu_options(*app, o->cpu_model, o->lbr_fmt);
     app->footer(
         "The profile goes to stdout, the guest's serial output to stderr. The exit status is\n"
-        "that of `softkvm run` for the same guest (the guest's code, 123-126, 128+N), or:\n"
-        "64 bad option (--period 0, a non-numeric count, unknown --cpu-model, --lbr-fmt\n"
-        "mismatch), 65 bad image or --symbols file that is neither ELF nor System.map,\n"
+        "that of `softkvm run` for the same guest (the guest's code, 0 for a Linux\n"
+        "power-off, 122-126, 128+N), or: 64 bad option (--period 0, a non-numeric count,\n"
+        "unknown --cpu-model, --lbr-fmt mismatch, neither or both of an image and\n"
+        "--kernel), 65 bad image or --symbols file that is neither ELF nor System.map,\n"
         "66 missing file, 69 --accel kvm (no host-side sampler; this needs an LBR unit).");
     app->callback([o, &status] { status = profile(*o); });
 }

@@ -13,6 +13,7 @@
 #include "cli/confidential.h"
 #include "cli/cpu_options.h"
 #include "cli/exit_codes.h"
+#include "cli/guest_options.h"
 #include "cli/terminal.h"
 #include "common/cpu_features.h"
 #include "vmm/machine.h"
@@ -31,49 +32,18 @@ struct RunOptions {
     bool stats = false;
     bool quiet = false;
     std::string stats_json;
-    std::string image;
-    std::string kernel;                             // --kernel FILE
     std::optional<std::string> bus_lock_ratelimit;  // as given
     std::vector<std::string> cpu_features;          // -NAME hides, +NAME keeps
-    std::vector<std::string> append, initrd;        // as given (each at most once)
     std::vector<std::string> devices;               // --device NAME
 
     std::string cpu_model;
     int lbr_fmt = -1;
-    std::optional<std::string> engine;  // --engine (emu); unset: interp
+    GuestOptions guest;  // image or --kernel, --append, --initrd, --engine
     ConfidentialOptions confidential;
 };
 
 // Guest exit codes 0..63 are the process status; softkvm keeps 64 and up for itself.
 constexpr uint32_t kMaxGuestStatus = 63;
-
-int status_for_error(const Error& e) {
-    switch (e.code) {
-        case ENOENT:
-        case EACCES:
-        case EISDIR:
-        case ENOTDIR:
-        case ELOOP:
-        case ENAMETOOLONG:
-        case ESPIPE:
-        case ENXIO:
-            return kExitNoInput;
-        case EIO:
-            return kExitIoError;
-        case ENOEXEC:
-        case ERANGE:
-            return kExitBadInput;
-        case EFBIG:  // --append/--initrd do not fit in --memory
-            return kExitUsage;
-        case ENODEV:
-        case ENOSYS:
-            return kExitUnavailable;
-        case EINVAL:
-            return kExitUsage;
-        default:
-            return kExitSoftware;
-    }
-}
 
 // A count option: decimal digits only, at most 2^64 - 1 ("-1", "+5", "1e3", "0x10" and
 // 18446744073709551616 are refused, not wrapped or truncated).
@@ -197,8 +167,8 @@ nlohmann::json report_json(const RunOptions& o, const vmm::RunReport& r, int sta
     return {
         {"bus_locks", r.bus_locks ? bus_lock_json(*r.bus_locks) : nlohmann::json(nullptr)},
         {"accel", o.accel},
-        {"engine", o.accel == "emu" ? o.engine.value_or(accel::emu_default_engine()) : "hardware"},
-        {"image", o.image},
+        {"engine", o.guest.engine_name(o.accel)},
+        {"image", o.guest.path()},
         {"exit", vmm::end_name(r.end)},
         {"status", status},
         {"guest_code",
@@ -270,34 +240,6 @@ class StopOnSignal {
     struct sigaction old_int_ = {}, old_term_ = {};
 };
 
-// --engine: a known engine, the emu accelerator, available on this host.
-int check_engine(const std::string& accel, const std::optional<std::string>& given) {
-    if (!given) return kExitOk;
-    const std::string& engine = *given;
-    const auto engines = accel::emu_engines();
-    std::string names;
-    const accel::EngineInfo* found = nullptr;
-    for (const auto& e : engines) {
-        names += (names.empty() ? "" : ", ") + e.name;
-        if (e.name == engine) found = &e;
-    }
-    if (!found) {
-        std::fprintf(stderr, "softkvm run: --engine %s: unknown engine (known: %s)\n",
-                     engine.c_str(), names.c_str());
-        return kExitUsage;
-    }
-    if (accel != "emu") {
-        std::fprintf(stderr, "softkvm run: --engine needs --accel emu\n");
-        return kExitUsage;
-    }
-    if (!found->available) {
-        std::fprintf(stderr, "softkvm run: --engine %s: not available on this host\n",
-                     engine.c_str());
-        return kExitUnavailable;
-    }
-    return kExitOk;
-}
-
 int run(RunOptions o) {
     if (!o.max_insns_text.empty() && !parse_count("--max-insns", o.max_insns_text, o.max_insns))
         return kExitUsage;
@@ -330,8 +272,6 @@ int run(RunOptions o) {
                      static_cast<unsigned long long>(vmm::GuestMemory::kMax >> 30));
         return kExitUsage;
     }
-    if (int st = check_engine(o.accel, o.engine); st != kExitOk) return st;
-    if (o.accel == "emu") cfg.engine = o.engine.value_or(accel::emu_default_engine());
     if ((o.max_insns || o.trace) && o.accel != "emu") {
         std::fprintf(stderr, "softkvm run: --max-insns and --trace need --accel emu\n");
         return kExitUsage;
@@ -349,30 +289,7 @@ int run(RunOptions o) {
         return kExitUsage;
     }
 
-    if (o.append.size() > 1 || o.initrd.size() > 1) {
-        std::fprintf(stderr, "softkvm run: %s given more than once\n",
-                     o.append.size() > 1 ? "--append" : "--initrd");
-        return kExitUsage;
-    }
-    if (o.image.empty() == o.kernel.empty()) {
-        std::fprintf(stderr, "softkvm run: give either a multiboot image or --kernel FILE%s\n",
-                     o.image.empty() ? "" : ", not both");
-        return kExitUsage;
-    }
-    if (!o.kernel.empty()) {
-        cfg.kernel = true;
-        o.image = o.kernel;
-    }
-    if (!o.append.empty()) cfg.append = o.append[0];
-    if (!o.initrd.empty()) cfg.initrd_file = o.initrd[0];
-    if (!o.initrd.empty()) {
-        auto mods = vmm::parse_module_list(o.initrd[0]);
-        if (!mods) {
-            std::fprintf(stderr, "softkvm run: --initrd %s\n", mods.error().message.c_str());
-            return kExitUsage;
-        }
-        cfg.modules = std::move(mods).value();
-    }
+    if (int st = apply_guest_options(o.guest, cfg, "run"); st != kExitOk) return st;
     for (const std::string& d : o.devices) {
         if (d != "pc-testdev") {
             std::fprintf(
@@ -391,7 +308,8 @@ int run(RunOptions o) {
     if (int st = take_launch_lease(o.confidential, lease); st != kExitOk) return st;
 
     Console console(o.quiet);
-    auto machine = vmm::Machine::create(cfg, o.image, [&console](char c) { console.put(c); });
+    auto machine =
+        vmm::Machine::create(cfg, o.guest.path(), [&console](char c) { console.put(c); });
     if (!machine) {
         std::fprintf(stderr, "softkvm run: %s\n", machine.error().message.c_str());
         return status_for_error(machine.error());
@@ -511,10 +429,7 @@ int status_for_report(const vmm::RunReport& r) {
 void add_run_command(CLI::App& root, int& status) {
     auto opts = std::make_shared<RunOptions>();
     CLI::App* run_app = root.add_subcommand("run", "Boot a multiboot guest and run it to its end");
-    run_app->add_option("guest", opts->image, "Multiboot ELF image (ELF32 or ELF64)");
-    run_app->add_option("--kernel", opts->kernel,
-                        "Boot FILE as QEMU's -kernel does: a Linux bzImage or vmlinux ELF "
-                        "(Linux boot protocol, 64-bit entry), or a multiboot image");
+    add_guest_options(*run_app, opts->guest);
     run_app->add_option("--accel", opts->accel, "Accelerator: emu (software CPU) or kvm")
         ->check(CLI::IsMember({"emu", "kvm"}))
         ->capture_default_str();
@@ -543,21 +458,10 @@ void add_run_command(CLI::App& root, int& status) {
                      "-NAME hides a CPU feature from the guest, +NAME keeps it (repeatable; "
                      "names: bus-lock-detect)")
         ->allow_extra_args(false);
-    run_app->add_option_function<std::string>(
-        "--append", [opts](const std::string& v) { opts->append.push_back(v); },
-        "Kernel command line (Linux), or the multiboot command line after the image's name "
-        "(as qemu -append)");
-    run_app->add_option_function<std::string>(
-        "--initrd", [opts](const std::string& v) { opts->initrd.push_back(v); },
-        "Linux initrd FILE, or multiboot modules FILE[ ARGS][,FILE...] (as qemu -initrd; "
-        "',,' is a comma)");
     run_app
         ->add_option("--device", opts->devices,
                      "Add a device (repeatable; devices: pc-testdev, QEMU's test device)")
         ->allow_extra_args(false);
-    run_app->add_option("--engine", opts->engine,
-                        "emu's execution engine: translate (the default where available: x86-64 "
-                        "hosts; docs/translator.md) or interp");
     add_cpu_options(*run_app, opts->cpu_model, opts->lbr_fmt);
     add_confidential_options(*run_app, opts->confidential);
     run_app->footer(

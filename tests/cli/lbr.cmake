@@ -45,6 +45,19 @@ cli_test(profile_json_and_folded 64 "--json and --folded exclude each other"
 cli_test(profile_kvm 69 "softkvm profile: (--lbr on --accel kvm needs the host's LBR unit|--accel kvm:)"
          ${SK} profile --lbr --accel kvm ${LFSR})
 cli_test(profile_missing_image 66 "No such file" ${SK} profile --lbr ${IMAGES}/nope.elf)
+# The guest options are `run`'s (cli/guest_options.h): an image or --kernel, --engine.
+cli_test(profile_needs_guest 64 "softkvm profile: give either a multiboot image or --kernel FILE$"
+         ${SK} profile --lbr)
+cli_test(profile_image_and_kernel 64 "give either a multiboot image or --kernel FILE, not both"
+         ${SK} profile --lbr --kernel ${LFSR} ${LFSR})
+cli_test(profile_append_twice 64 "--append: At Most 1"
+         ${SK} profile --lbr --append a --append b --kernel ${LFSR})
+cli_test(profile_engine_unknown 64 "softkvm profile: --engine jit: unknown engine"
+         ${SK} profile --lbr --engine jit ${LFSR})
+cli_test(profile_kernel_multiboot 0 "^ +[0-9.]+%  lfsr_run\\+0x"
+         ${SK} profile --lbr --quiet --top 3 --kernel ${LFSR})
+cli_test(profile_engine_interp 0 "^ +[0-9.]+%  lfsr_run\\+0x"
+         ${SK} profile --lbr --quiet --top 3 --engine interp ${LFSR})
 # The table: the workload's hottest pair is its loop's back edge.
 cli_test(profile_table 0 "^ +[0-9.]+%  lfsr_run\\+0x[0-9a-f]+ +lfsr_run\\+0x"
          ${SK} profile --lbr --quiet --top 3 ${LFSR})
