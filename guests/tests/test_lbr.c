@@ -193,19 +193,24 @@ int main(void) {
      * table was empty); the same jump again is predicted. */
     ((snippet)snip_indjmp)(LBR_ALL_CLASSES & ~LBR_IND_JMP, 0);
     struct lbr_entry e = lbr_read(0, depth, info);
-    report(!(e.from & LBR_MISPRED), "a repeated indirect jump is predicted: FROM bit 63 clear");
     const struct lbr_entry first = classes[4].first; /* near indirect jmp */
-    report((first.from & LBR_MISPRED) != 0,
-           "the first indirect jump was mispredicted: FROM bit 63 set");
     if (info) {
+        /* Format 5: the flags are in LBR_INFO; FROM is the sign-extended address alone. */
         report((first.info & LBR_MISPRED) != 0 && !(e.info & LBR_MISPRED),
-               "LBR_INFO bit 63 mirrors the mispredict flag");
+               "the first indirect jump was mispredicted, the repeated one not: LBR_INFO bit 63");
+        report(first.from == (uint64_t)indjmp_from && e.from == (uint64_t)indjmp_from,
+               "format 5: FROM holds the address without flags");
         const uint64_t cycles = e.info & 0xFFFF;
         report(cycles > 0 && cycles < 64 && !(e.info & 0x7FFFFFFFFFFF0000ull),
                "LBR_INFO: cycles since recording started, TSX bits clear");
+    } else {
+        report(!(e.from & LBR_MISPRED), "a repeated indirect jump is predicted: FROM bit 63 clear");
+        report((first.from & LBR_MISPRED) != 0,
+               "the first indirect jump was mispredicted: FROM bit 63 set");
     }
     ((snippet)snip_reljmp)(LBR_ALL_CLASSES & ~LBR_REL_JMP, 0);
-    report(!(lbr_read(0, depth, info).from & LBR_MISPRED), "a direct jump is never mispredicted");
+    e = lbr_read(0, depth, info);
+    report(!((info ? e.info : e.from) & LBR_MISPRED), "a direct jump is never mispredicted");
 
     /* All classes suppressed: nothing recorded. */
     uint64_t t0 = tos();

@@ -228,6 +228,8 @@ class Cpu {
         return s_.debugctl | (lbr_held_ ? static_cast<uint64_t>(msr::DEBUGCTL_LBR) : 0);
     }
     void set_debugctl(uint64_t v);
+    // Whether WRMSR may write `v` to IA32_DEBUGCTL (no bit the model lacks, #GP otherwise).
+    bool debugctl_writable(uint64_t v);
     // While a host-side LBR user owns the unit, LBR_Frz does not stop its recording.
     void set_lbr_host_owned(bool on);
     // RDPMC (SDM vol. 2): counts of instructions already retired in this block first.

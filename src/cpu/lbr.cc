@@ -18,8 +18,8 @@ void Lbr::configure(const CpuModel& m) {
     format_ = m.lbr_format;
     depth_ = m.lbr_depth;
     info_ = m.lbr_info;
-    from_mask_ = format_ >= 3 ? kFromAddr : ~0ull;
-    from_mispred_ = format_ >= 3 ? msr::LBR_MISPRED : 0;
+    from_mask_ = from_has_flags() ? kFromAddr : ~0ull;
+    from_mispred_ = from_has_flags() ? msr::LBR_MISPRED : 0;
     info_mask_ = info_ ? ~0ull : 0;
     clear();
 }
@@ -193,8 +193,10 @@ MsrResult Lbr::write(uint32_t i, uint64_t v) {
         tos_ = static_cast<uint32_t>(v);
     } else if (i >= MSR_LBR_FROM0 && i < MSR_LBR_FROM0 + kLbrMaxDepth) {
         if (i - MSR_LBR_FROM0 >= depth_) return MsrResult::Fault;
-        // Bits 62:61 (TSX flags) are 0 on this model; the address must be canonical.
-        if ((v & (3ull << 61)) || !canonical(decode_from(v))) return MsrResult::Fault;
+        // With flags in FROM, bits 62:61 (TSX flags) are 0 on this model and the address
+        // below them must be canonical; without (format 5), the whole value must be.
+        if (from_has_flags() ? (v & (3ull << 61)) || !canonical(decode_from(v)) : !canonical(v))
+            return MsrResult::Fault;
         e_[i - MSR_LBR_FROM0].from = v;
     } else if (i >= MSR_LBR_TO0 && i < MSR_LBR_TO0 + kLbrMaxDepth) {
         if (i - MSR_LBR_TO0 >= depth_ || !canonical(v)) return MsrResult::Fault;
@@ -213,7 +215,7 @@ Lbr::Entry Lbr::recent(uint32_t k) const {
     if (!depth_) return {};
     sync();
     Entry e = e_[(tos_ + depth_ - k % depth_) % depth_];
-    if (format_ >= 3) e.from = decode_from(e.from);
+    if (from_has_flags()) e.from = decode_from(e.from);
     return e;
 }
 

@@ -122,8 +122,14 @@ class Lbr {
     Entry recent(uint32_t k) const;
 
   private:
-    // Formats 3-5 keep flags in FROM bits 63:61 and the address in bits 60:0.
+    // Formats 3 and 4 keep flags in FROM bits 63:61 and the address in bits 60:0. Format 5
+    // moved the flags to LBR_INFO: its FROM is the whole sign-extended address (the SDM's
+    // LBR_FMT encodings, 000101B; Linux's perf driver takes FROM as a plain address when
+    // the format has LBR_INFO, so a flag there would make a user branch look like a
+    // kernel one and be dropped by its branch filter). The project spec's §2.1 describes
+    // format 5 as format 4 plus LBR_INFO: docs/lbr.md says why this follows the kernel.
     static constexpr uint64_t kFromAddr = (1ull << 61) - 1;
+    bool from_has_flags() const { return format_ >= 3 && !info_; }
     static uint64_t decode_from(uint64_t v);
     // Bit (cpl != 0) * 8 + kind of a class mask (BranchKind has 8 values, None included).
     static unsigned class_bit(BranchKind kind, uint8_t cpl) {

@@ -134,7 +134,7 @@ inline constexpr uint64_t LBR_SELECT_CPL_NEQ_0 = 1ull << 1;
 inline constexpr uint64_t LBR_SELECT_JCC = 1ull << 2;  // class bits 2-8 in BranchKind order
 inline constexpr uint64_t LBR_SELECT_CALLSTACK = 1ull << 9;
 inline constexpr uint64_t LBR_SELECT_VALID = 0x3FF;
-inline constexpr uint64_t LBR_MISPRED = 1ull << 63;  // FROM (formats 3-5) and LBR_INFO
+inline constexpr uint64_t LBR_MISPRED = 1ull << 63;  // FROM (formats 3, 4) and LBR_INFO
 inline constexpr uint64_t LBR_INFO_CYCLES = 0xFFFF;
 inline constexpr uint64_t LBR_INFO_FLAGS = 7ull << 61;  // mispredict, in-TSX, TSX abort
 

@@ -93,6 +93,10 @@ void Cpu::write_cr(uint8_t n, uint64_t v) {
 
 // ---- MSRs: the owner sees every access first (owner.h), then the CPU's own table ----
 
+bool Cpu::debugctl_writable(uint64_t v) {
+    return !(v & ~(kDebugctlWritable | debugctl_bus_lock_bits()));
+}
+
 uint64_t Cpu::read_msr(uint32_t index) {
     uint64_t v = 0;
     if (!lbr_intercept_ && Lbr::owns(index)) {  // pass-through: the owner does not see it
@@ -232,7 +236,7 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
             (index == msr::IA32_SYSENTER_ESP ? s_.sysenter_esp : s_.sysenter_eip) = v;
             return;
         case msr::IA32_DEBUGCTL:
-            if (v & ~(kDebugctlWritable | debugctl_bus_lock_bits())) fault(VEC_GP, 0);
+            if (!debugctl_writable(v)) fault(VEC_GP, 0);
             set_debugctl(v);
             return;
         case msr::IA32_PAT:

@@ -142,12 +142,14 @@ cpu::MsrResult Vcpu::pmu_wrmsr(uint32_t index, uint64_t value) {
         const uint64_t lbr_bits = msr::DEBUGCTL_LBR | msr::DEBUGCTL_FREEZE_LBRS_ON_PMI;
         if ((value & lbr_bits) && !guest_lbr_enabled()) return cpu::MsrResult::Fault;
         if (lbr_event_ == LbrEvent::HostOwned) {
-            // The guest's value is kept for it; the unit stays recording for the host.
-            cpu::CpuState& s = cpu_.state();
-            uint64_t probe = value & ~lbr_bits;
-            if (probe & ~msr::DEBUGCTL_BTF) return cpu::MsrResult::NotMine;  // CPU decides
+            // The guest's value is kept for it; the unit stays recording for the host, and
+            // the guest's other bits (BTF, bus-lock detection) take effect as the CPU
+            // allows them. (Linux sets bus-lock detection at boot: taking the whole value
+            // would stop the host's recording.)
+            const uint64_t others = value & ~lbr_bits;
+            if (!cpu_.debugctl_writable(others)) return cpu::MsrResult::Fault;
             guest_debugctl_ = value;
-            s.debugctl = probe | msr::DEBUGCTL_LBR;
+            cpu_.set_debugctl(others | msr::DEBUGCTL_LBR);
             return cpu::MsrResult::Handled;
         }
         if (value & msr::DEBUGCTL_LBR) lbr_create_event();

@@ -95,7 +95,7 @@ TEST(LbrUnit, TosWrapsAndInfoCountsCyclesSinceTheLastRecord) {
     ASSERT_EQ(l.read(MSR_LBR_INFO0 + 1, v), MsrResult::Handled);
     EXPECT_EQ(v, LBR_MISPRED | 7);
     ASSERT_EQ(l.read(MSR_LBR_FROM0 + 1, v), MsrResult::Handled);
-    EXPECT_EQ(v, LBR_MISPRED | 0x1000);  // format 5: FROM bit 63 is the mispredict flag
+    EXPECT_EQ(v, 0x1000u);  // format 5: the flag is in LBR_INFO only, FROM is the address
     l.record(0x1000, 0x2000, BranchKind::Jcc, 0, false, 107 + 0x12345);
     ASSERT_EQ(l.read(MSR_LBR_INFO0 + 2, v), MsrResult::Handled);
     EXPECT_EQ(v, LBR_INFO_CYCLES);  // saturates
@@ -103,6 +103,21 @@ TEST(LbrUnit, TosWrapsAndInfoCountsCyclesSinceTheLastRecord) {
     EXPECT_EQ(l.tos(), 1u);  // 33 records in 32 entries
     EXPECT_EQ(l.recent(0).from, 0x3000u + 30);
     EXPECT_EQ(l.recent(31).from, 0x1000u);  // the second record, the oldest left
+}
+
+TEST(LbrUnit, FormatFiveFromIsTheWholeSignExtendedAddress) {
+    Lbr l = make_lbr("skylake", 0);
+    l.record(0xFFFFFFFF81001000ull, 0x401000, BranchKind::Far, 0, true, 5);
+    uint64_t v = 0;
+    ASSERT_EQ(l.read(MSR_LBR_FROM0 + 1, v), MsrResult::Handled);
+    EXPECT_EQ(v, 0xFFFFFFFF81001000ull);
+    EXPECT_EQ(l.recent(0).from, 0xFFFFFFFF81001000ull);
+    ASSERT_EQ(l.read(MSR_LBR_INFO0 + 1, v), MsrResult::Handled);
+    EXPECT_EQ(v, LBR_MISPRED | 5);
+    // Writes: any canonical address (a kernel one has bits 62:61 set), nothing else.
+    EXPECT_EQ(l.write(MSR_LBR_FROM0 + 2, 0xFFFF800000000000ull), MsrResult::Handled);
+    EXPECT_EQ(l.write(MSR_LBR_FROM0 + 2, LBR_MISPRED | 0x1000), MsrResult::Fault);
+    EXPECT_EQ(l.write(MSR_LBR_FROM0 + 2, 0x0000800000000000ull), MsrResult::Fault);
 }
 
 TEST(LbrUnit, FormatFourHasTheFlagInFromAndNoInfo) {
