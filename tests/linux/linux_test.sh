@@ -13,6 +13,8 @@
 #   linux_test.sh compare-selftest TMPDIR        the comparison on made-up logs
 #   linux_test.sh perf_stat SOFTKVM ASSETS OUTDIR PROGRAM   perf stat inside the guest
 #                                                against the program's own counts
+#   linux_test.sh perf_lbr SOFTKVM ASSETS OUTDIR PROGRAM   perf record -b inside the guest
+#                                                against softkvm profile --lbr
 #   linux_test.sh kvm SOFTKVM ASSETS OUTDIR      the boot on /dev/kvm, or a skip saying why
 #                                                (QEMU's KVM fails the same way)
 # The boot's serial output and statistics are kept in OUTDIR (boot.log, boot.json) as the
@@ -227,6 +229,61 @@ PY
     [ "$got_branches" = "$want_branches" ] || fail "perf stat counted $got_branches user-mode branches, the program retires $want_branches"
     echo "PASS: perf stat inside the guest counts exactly the program's $want_insns instructions and $want_branches branches"
     ;;
+perf_lbr)
+    # `perf record -b` inside the guest against `softkvm profile --lbr` from the host, on
+    # the same kernel and program (tests/linux/lfsr_branches.S: an LFSR choosing between
+    # branches into two functions). Run 1: the guest's perf samples the program's user-mode
+    # branch stacks (LBR through Linux's Intel driver on emu's guest LBR) every PERIOD
+    # user-mode instructions; a script in the guest aggregates `perf script -F brstack`
+    # into from->to pairs (Debian's `perf report --sort symbol_from,symbol_to` crashes:
+    # docs/linux.md). Run 2: the program alone, sampled by the host every PERIOD
+    # instructions (the host owns the LBR unit for that run, so the two cannot be one).
+    # Both keep the pairs inside the program's code (perflbr_compare.py): the pairs above
+    # 1% must be the same, the hottest the same, each share within TOLERANCE points.
+    softkvm=$2 assets=$3 out=$4 prog=$5
+    period=${LINUX_LBR_PERIOD:-10007}
+    tolerance=${LINUX_LBR_TOLERANCE:-2}
+    need_assets "$assets"
+    [ -f "$assets/initramfs-perf.cpio" ] || fail "no $assets/initramfs-perf.cpio (scripts/linux_assets.sh builds it)"
+    root=$out/perflbr-root
+    [ -n "$out" ] && rm -rf "$root"
+    mkdir -p "$root/bin" || fail "cannot create $root"
+    cp "$prog" "$root/bin/lfsr_branches" || fail "cannot copy $prog"
+    cp "$(dirname "$0")/lbr-record.sh" "$root/bin/lbr-record" || fail "no lbr-record.sh"
+    chmod 755 "$root/bin/lbr-record"
+    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio -o -H newc --reproducible -R 0:0 --quiet) >"$out/perflbr.cpio" || fail "cpio failed"
+    cat "$assets/initramfs-perf.cpio" "$out/perflbr.cpio" >"$out/initramfs-perflbr.cpio"
+    base="console=ttyS0 nokaslr i8042.noaux i8042.nomux panic=-1"
+
+    "$softkvm" run --accel emu --engine "$engine" --memory 512M --max-insns "$max_insns" \
+        --kernel "$assets/vmlinuz" --initrd "$out/initramfs-perflbr.cpio" \
+        --append "$base softkvm.run=lbr-record,$period" --stats-json "$out/perflbr-guest.json" \
+        >"$out/perflbr-guest.log" 2>"$out/perflbr-guest.err"
+    st=$?
+    glog=$out/perflbr-guest.txt
+    tr -d '\r' <"$out/perflbr-guest.log" >"$glog"
+    grep -E 'Performance Events|perf-lbr: (recorded|samples)|softkvm-init' "$glog"
+    cat "$out/perflbr-guest.err"
+    [ $st -eq 0 ] || fail "softkvm exit status $st for the guest's perf record"
+    grep -Eq 'Performance Events: .*32-deep LBR.*Intel PMU driver' "$glog" ||
+        fail "the guest kernel does not report the Intel PMU with its 32-deep LBR"
+    grep -q '^perf-lbr: recorded, status 0$' "$glog" || fail "perf record -b failed in the guest"
+
+    "$softkvm" profile --lbr --engine "$engine" --memory 512M --max-insns "$max_insns" \
+        --kernel "$assets/vmlinuz" --initrd "$out/initramfs-perflbr.cpio" \
+        --append "$base softkvm.run=/bin/lfsr_branches" --period "$period" --json --top 0 \
+        --symbols "$prog" >"$out/perflbr-host.json" 2>"$out/perflbr-host.log"
+    st=$?
+    hlog=$out/perflbr-host.txt
+    tr -d '\r' <"$out/perflbr-host.log" >"$hlog"
+    grep -E 'softkvm-init|softkvm profile' "$hlog"
+    [ $st -eq 0 ] || fail "softkvm profile exit status $st"
+    grep -q '^softkvm-init: run /bin/lfsr_branches$' "$hlog" || fail "the program did not run under softkvm profile"
+    python3 "$(dirname "$0")/perflbr_compare.py" "$prog" "$glog" "$out/perflbr-host.json" "$tolerance" ||
+        fail "the guest's and the host's branch profiles disagree (above)"
+    echo "PASS: perf record -b in the guest and softkvm profile --lbr agree on the program's branch pairs; the kernel reports its 32-deep LBR"
+    ;;
 kvm)
     # Linux on /dev/kvm: the boot of `boot` with --accel kvm (plus earlyprintk, so a slow
     # boot shows how far it got), bounded by LINUX_KVM_TIMEOUT seconds of wall time (kvm
@@ -332,7 +389,7 @@ compare-selftest)
     echo "PASS: the comparison reports a complaint only emu has, forgives numbers and allowed lines, refuses an empty log"
     ;;
 *)
-    echo "usage: $0 assets SRCDIR ASSETS | boot|determinism SOFTKVM ASSETS OUTDIR | splitlock SOFTKVM ASSETS OUTDIR PROGRAM | bootlog ASSETS OUTDIR | compare-selftest TMPDIR | perf_stat SOFTKVM ASSETS OUTDIR PROGRAM | kvm SOFTKVM ASSETS OUTDIR" >&2
+    echo "usage: $0 assets SRCDIR ASSETS | boot|determinism SOFTKVM ASSETS OUTDIR | splitlock SOFTKVM ASSETS OUTDIR PROGRAM | bootlog ASSETS OUTDIR | compare-selftest TMPDIR | perf_stat|perf_lbr SOFTKVM ASSETS OUTDIR PROGRAM | kvm SOFTKVM ASSETS OUTDIR" >&2
     exit 2
     ;;
 esac
