@@ -74,13 +74,27 @@ void BlockEmitter::emit(const Block& b) {
             case Native::Cmovcc:
                 emit_cmovcc(in);
                 break;
+            case Native::AluMI:
+                if (in.prefixes & PFX_LOCK) {
+                    emit_rmw(in, forms[k], alus[k], k, live);
+                    continue;
+                }
+                emit_mem(in, forms[k], alus[k], k, live);
+                continue;
             case Native::MovRM:
             case Native::MovMR:
             case Native::AluRM:
-            case Native::AluMI:
             case Native::ExtRM:
                 emit_mem(in, forms[k], alus[k], k, live);
                 continue;  // synced RIP and the done count itself
+            case Native::AluMR:
+            case Native::IncM:
+            case Native::DecM:
+            case Native::XchgM:
+            case Native::XaddM:
+            case Native::CmpxchgM:
+                emit_rmw(in, forms[k], alus[k], k, live);
+                continue;
             case Native::Push:
             case Native::Pop:
             case Native::Call:

@@ -76,6 +76,12 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // host page; otherwise the instruction's handler runs it (faults, MMIO, code pages).
     void emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live);
 
+    // Read-modify-writes of memory (emit_atomic.cc): ALU m, r; LOCK ALU m, imm; INC/DEC m;
+    // XCHG, XADD, CMPXCHG m, r. Both software-TLB entries must hit and lead to the same
+    // host address; a locked one must not split a 64-byte line (the host's locked
+    // instruction would take a split lock): otherwise the instruction's handler runs it.
+    void emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live);
+
     // The slow path of MOV r, m (Translator::load_for_code) with the linear address in
     // RAX: the value, an abandoned instruction (to the run loop) or, falling through,
     // the handler's path.

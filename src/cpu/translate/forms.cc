@@ -80,10 +80,59 @@ Native extension_form(const DecodedInsn& in) {
     return simple_mem(b, b.size) ? Native::ExtRM : Native::None;
 }
 
-}  // namespace
+// Read-modify-writes of memory with a register or no source (forms.h, AluMR ... CmpxchgM),
+// 8, 32 and 64 bits.
+Native rmw_form(const DecodedInsn& in, Alu& k) {
+    const uint8_t size = in.opsize;
+    if (size != 1 && size != 4 && size != 8) return Native::None;
+    switch (in.mnemonic) {
+        case ZYDIS_MNEMONIC_INC:
+        case ZYDIS_MNEMONIC_DEC:
+            if (in.nops != 1 || !simple_mem(in.op[0], size)) return Native::None;
+            return in.mnemonic == ZYDIS_MNEMONIC_INC ? Native::IncM : Native::DecM;
+        case ZYDIS_MNEMONIC_XCHG:
+            // Either operand order names the same exchange.
+            if (in.nops == 2 && ((simple_mem(in.op[0], size) && is_gpr(in.op[1], size)) ||
+                                 (is_gpr(in.op[0], size) && simple_mem(in.op[1], size))))
+                return Native::XchgM;
+            return Native::None;
+        default:
+            break;
+    }
+    if (in.nops != 2 || !simple_mem(in.op[0], size) || !is_gpr(in.op[1], size)) return Native::None;
+    switch (in.mnemonic) {
+        case ZYDIS_MNEMONIC_XADD:
+            return Native::XaddM;
+        case ZYDIS_MNEMONIC_CMPXCHG:
+            return Native::CmpxchgM;
+        case ZYDIS_MNEMONIC_ADD:
+            k = Alu::Add;
+            return Native::AluMR;
+        case ZYDIS_MNEMONIC_SUB:
+            k = Alu::Sub;
+            return Native::AluMR;
+        case ZYDIS_MNEMONIC_AND:
+            k = Alu::And;
+            return Native::AluMR;
+        case ZYDIS_MNEMONIC_OR:
+            k = Alu::Or;
+            return Native::AluMR;
+        case ZYDIS_MNEMONIC_XOR:
+            k = Alu::Xor;
+            return Native::AluMR;
+        case ZYDIS_MNEMONIC_CMP:
+            k = Alu::Cmp;
+            return Native::AluMR;
+        case ZYDIS_MNEMONIC_TEST:
+            k = Alu::Test;
+            return Native::AluMR;
+        default:
+            return Native::None;
+    }
+}
 
-Native native_form(const DecodedInsn& in, Alu& k) {
-    if (in.prefixes) return Native::None;
+// The forms without a LOCK prefix other than rmw_form's.
+Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
     if (in.mnemonic == ZYDIS_MNEMONIC_NOP) return Native::Nop;
     if (in.nops < 1) return Native::None;
     switch (in.mnemonic) {
@@ -190,6 +239,25 @@ Native native_form(const DecodedInsn& in, Alu& k) {
     return rr ? Native::AluRR : ri ? Native::AluRI : Native::None;
 }
 
+}  // namespace
+
+Native native_form(const DecodedInsn& in, Alu& k) {
+    if (in.prefixes & PFX_LOCK) {
+        // LOCK is valid only on a read-modify-write of memory (the decoder raises #UD on
+        // the rest, SDM vol. 2 "LOCK"); with any other prefix: the handler.
+        if (in.prefixes != PFX_LOCK) return Native::None;
+        Native f = rmw_form(in, k);
+        if (f == Native::None) {
+            f = native_form_unlocked(in, k);
+            if (f != Native::AluMI || k == Alu::Cmp || k == Alu::Test) return Native::None;
+        }
+        return f == Native::AluMR && (k == Alu::Cmp || k == Alu::Test) ? Native::None : f;
+    }
+    if (in.prefixes) return Native::None;
+    const Native f = rmw_form(in, k);
+    return f != Native::None ? f : native_form_unlocked(in, k);
+}
+
 // Forms that write all six status flags without reading any: flags an earlier native
 // instruction computed are dead if one of these comes before anything that reads them.
 // (A shift by a masked count of 0 changes no flag: not counted.)
@@ -262,6 +330,27 @@ bool is_memory_form(Native f) {
         case Native::Call:
         case Native::Ret:
         case Native::JmpM:
+        case Native::AluMR:
+        case Native::IncM:
+        case Native::DecM:
+        case Native::XchgM:
+        case Native::XaddM:
+        case Native::CmpxchgM:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool is_lockable_form(Native f) {
+    switch (f) {
+        case Native::AluMI:
+        case Native::AluMR:
+        case Native::IncM:
+        case Native::DecM:
+        case Native::XchgM:
+        case Native::XaddM:
+        case Native::CmpxchgM:
             return true;
         default:
             return false;

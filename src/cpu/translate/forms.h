@@ -50,6 +50,16 @@ enum class Native : uint8_t {
     Ret,     // RET without an immediate (64-bit mode)
     JmpR,    // JMP r64 (64-bit mode)
     JmpM,    // JMP m64 (64-bit mode)
+    // Read-modify-writes of memory, LOCK-prefixed or not (emit_atomic.cc); a locked one
+    // uses the host's locked instruction on the host page when it is a TLB hit and does
+    // not split a cache line (blocks holding one run in the interpreter while bus-lock
+    // detection is on). AluMI above takes LOCK too.
+    AluMR,     // ADD/SUB/AND/OR/XOR m, r (CMP/TEST m, r read only)
+    IncM,      // INC m
+    DecM,      // DEC m
+    XchgM,     // XCHG m, r (implicitly locked)
+    XaddM,     // XADD m, r
+    CmpxchgM,  // CMPXCHG m, r
 };
 
 // The native form of `in` (None: call the handler); for the ALU forms, its kind in `k`.
@@ -57,6 +67,8 @@ Native native_form(const DecodedInsn& in, Alu& k);
 // Near JMP/Jcc forms, and the stack and indirect-branch forms, in `mode` (None for the
 // rest).
 Native native_branch(const DecodedInsn& in, Mode mode);
+// Whether form `f` is one of the read-modify-writes a LOCK prefix may precede.
+bool is_lockable_form(Native f);
 // Whether form `f` touches guest memory (and so may take its handler's path and fault).
 bool is_memory_form(Native f);
 // Whether form `f` neither reads nor writes the status flags nor can fault.
