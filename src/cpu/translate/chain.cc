@@ -12,26 +12,24 @@ using namespace Xbyak::util;
 
 void BlockEmitter::emit_chain_entry(const Block& b) {
     const uint64_t n = b.insns.size();
-    Xbyak::Label bail;
+    // Not entered: back to the run loop as the previous block (exit_).
     cmp(byte[rbx + off_.mode], static_cast<uint8_t>(b.key & 3));
-    jne(bail, T_NEAR);
+    jne(exit_, T_NEAR);
     // Set from outside the block (another thread's kick; a device, a timer).
     movzx(eax, byte[rbx + off_.kick]);
     or_(al, byte[rbx + off_.irq_requested]);
     if (b.has_lock) or_(al, byte[rbx + off_.bus_lock_watch]);
     test(al, al);
-    jnz(bail, T_NEAR);
+    jnz(exit_, T_NEAR);
     // Budget: icount + n <= the run's limit, clock + n <= the deadline (kNever: ~0).
     mov(rax, qword[rbx + off_.icount]);
     add(rax, qword[r12]);  // the instructions of the block before
     lea(rcx, ptr[rax + n]);
     cmp(rcx, qword[rbx + off_.run_limit]);
-    ja(bail, T_NEAR);
-    mov(rdx, qword[rbx + off_.idle]);
-    add(rdx, rax);  // clock()
-    lea(rcx, ptr[rdx + n]);
+    ja(exit_, T_NEAR);
+    add(rcx, qword[rbx + off_.idle]);  // clock() + n
     cmp(rcx, qword[rbx + off_.deadline]);
-    ja(bail, T_NEAR);
+    ja(exit_, T_NEAR);
     // Enter: the previous block is retired and this one is the run loop's block.
     mov(qword[rbx + off_.icount], rax);
     mov(qword[r12], 0);
@@ -40,6 +38,8 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
     if (rep) {
         // rep_room_ (string instructions only): the budget as the run loop computes it.
         Xbyak::Label no_deadline;
+        mov(rdx, qword[rbx + off_.idle]);
+        add(rdx, rax);  // clock()
         mov(rsi, qword[rbx + off_.run_limit]);
         sub(rsi, rax);
         mov(rcx, qword[rbx + off_.deadline]);
@@ -59,11 +59,6 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
     mov(byte[rbx + off_.block_cpl], al);
     mov(qword[rbx + off_.pmu_synced], 0);
     add(qword[rbx + off_.chained_blocks], 1);
-    Xbyak::Label enter;
-    jmp(enter, T_NEAR);
-    L(bail);
-    jmp(exit_, T_NEAR);
-    L(enter);
 }
 
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
@@ -89,7 +84,6 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
         test(byte[rbx + off_.debugctl], static_cast<uint8_t>(msr::DEBUGCTL_LBR));
         jnz(exit_, T_NEAR);
     }
-    Xbyak::Label go;
     L(links);
     mov(rax, qword[rbx + off_.rip]);
     mov(rdx, qword[rbx + off_.block_gen]);
@@ -102,7 +96,10 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
         cmp(rdx, qword[rcx + at + off_.link_gen]);
         jne(next);
         mov(rcx, qword[rcx + at + off_.link_block]);
-        jmp(go, T_NEAR);
+        mov(rax, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
+        test(rax, rax);
+        jz(exit_, T_NEAR);
+        jmp(rax);
         L(next);
     }
     // Jump cache: entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
@@ -126,7 +123,6 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
     cmp(eax, dword[rcx + 24]);
     jne(exit_, T_NEAR);
     mov(rcx, qword[rcx + 16]);
-    L(go);
     mov(rax, qword[rcx + off_.host_chain]);
     test(rax, rax);
     jz(exit_, T_NEAR);

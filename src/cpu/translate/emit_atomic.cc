@@ -26,7 +26,9 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     const Operand& m = mem_first ? in.op[0] : in.op[1];
     const uint8_t src = mem_first ? in.op[1].reg : in.op[0].reg;  // the register operand
     const bool reads_only = f == Native::AluMR && (k == Alu::Cmp || k == Alu::Test);
-    Xbyak::Label slow, done;
+    Xbyak::Label& slow = block_label();
+    Xbyak::Label& done = block_label();
+    defer_handler(in, idx, slow, done);
     emit_lin(in, m);
     // The handler's read_op and write_op: the read entry and the write entry must both
     // hit, and lead to one host address (RAM) for the host's single read-modify-write.
@@ -45,8 +47,8 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
         ja(slow, T_NEAR);
     }
     const Xbyak::Address host = frame(size)[rdx];
-    // The register operand in R10 (RAX is LAHF's), CMPXCHG's accumulator in RAX. The host
-    // instruction's flags are captured by LAHF (AH) and SETO (CL) right after it.
+    // The register operand in R10 (RAX takes the captured flags), CMPXCHG's accumulator in
+    // RAX. The host instruction's flags are captured right after it (capture_flags).
     const Xbyak::Reg v = sized(r10, size);
     bool logic = false, incdec = false, no_flags = false;
     switch (f) {
@@ -131,34 +133,28 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
             break;
         }
     }
-    if (!no_flags && flags_live) {
-        lahf();  // neither changes the host's flags
-        if (!logic) seto(cl);
-    }
+    const bool capture = !no_flags && flags_live;
+    if (capture) capture_flags(!logic);
     if (f == Native::XaddM) store_gpr(src, size, r10);
     if (f == Native::CmpxchgM) {
+        // ZF from CMPXCHG: in the host's flags, or in the captured ones.
         Xbyak::Label same;
-        je(same);                   // ZF from CMPXCHG (LAHF and SETO keep it)
+        if (capture) test(eax, static_cast<uint32_t>(FLAG_ZF));
+        if (capture)
+            jnz(same);
+        else
+            je(same);
         store_gpr(RAX, size, r10);  // a 32-bit CMPXCHG zero-extended RAX
         L(same);
     }
     if (!no_flags && flags_live) {
-        if (incdec) {
-            movzx(eax, ah);
-            and_(eax, static_cast<uint32_t>(FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF));
-            movzx(ecx, cl);
-            shl(ecx, 11);
-            or_(eax, ecx);
-            merge_flags(FLAGS_ARITH & ~FLAG_CF);  // INC/DEC keep CF
-        } else {
+        if (incdec)
+            merge_host_flags(FLAGS_ARITH & ~FLAG_CF, FLAGS_ARITH & ~FLAG_CF);  // CF stays
+        else
             merge_alu_flags(logic);
-        }
     }
     add(qword[rbx + off_.rip], in.len);
     mov(qword[r12], static_cast<uint32_t>(idx + 1));
-    jmp(done, T_NEAR);
-    L(slow);
-    call_handler(in, idx);
     L(done);
     pending_rip_ = 0;
     done_ = idx + 1;

@@ -72,18 +72,10 @@ void BlockEmitter::emit_incdec(const DecodedInsn& in, bool up, bool flags_live) 
         inc(d);
     else
         dec(d);
-    if (flags_live) {
-        lahf();
-        seto(cl);
-    }
+    if (flags_live) capture_flags(true);
     mov(gpr(in.op[0].reg), rdx);
     if (!flags_live) return;
-    movzx(eax, ah);
-    and_(eax, static_cast<uint32_t>(FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF));
-    movzx(ecx, cl);
-    shl(ecx, 11);
-    or_(eax, ecx);
-    merge_flags(FLAGS_ARITH & ~FLAG_CF);
+    merge_host_flags(FLAGS_ARITH & ~FLAG_CF, FLAGS_ARITH & ~FLAG_CF);  // CF stays
 }
 
 void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) {
@@ -210,24 +202,40 @@ void BlockEmitter::emit_alu(const DecodedInsn& in, Native f, Alu k, bool flags_l
 
 void BlockEmitter::alu_flags(const DecodedInsn& in, Alu k, bool flags_live) {
     const bool logic = k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test;
-    if (flags_live) {
-        lahf();  // AH = SF ZF - AF - PF - CF
-        if (!logic) seto(cl);
-    }
+    if (flags_live) capture_flags(!logic);
     if (k != Alu::Cmp && k != Alu::Test) store_gpr(in.op[0].reg, in.opsize, rdx);
     if (flags_live) merge_alu_flags(logic);
 }
 
-void BlockEmitter::merge_alu_flags(bool logic) {
-    movzx(eax, ah);
-    and_(eax, static_cast<uint32_t>(logic ? (FLAG_SF | FLAG_ZF | FLAG_PF | FLAG_CF)
-                                          : (FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF | FLAG_CF)));
-    if (!logic) {
-        movzx(ecx, cl);
-        shl(ecx, 11);  // OF is RFLAGS bit 11
-        or_(eax, ecx);
+void BlockEmitter::capture_flags(bool of) {
+    // LAHF: AH = RFLAGS bits 0-7 (SF ZF AF PF CF); SETO: OF. Packed as RFLAGS has them:
+    // OF moved to bit 3 of AL, then the two bytes swapped (bit 11 = OF). Clobbers the
+    // host's flags.
+    lahf();
+    if (!of) {
+        movzx(eax, ah);
+        return;
     }
-    merge_flags(FLAGS_ARITH);
+    seto(al);
+    shl(al, 3);
+    ror(ax, 8);
+}
+
+void BlockEmitter::merge_alu_flags(bool logic) {
+    // After AND/OR/XOR/TEST the host's CF and OF are 0 as the interpreter's; AF, which the
+    // SDM leaves undefined there, is 0 in the interpreter.
+    merge_host_flags(logic ? FLAG_SF | FLAG_ZF | FLAG_PF | FLAG_CF | FLAG_OF : FLAGS_ARITH,
+                     FLAGS_ARITH);
+}
+
+void BlockEmitter::merge_host_flags(uint64_t take, uint64_t replace) {
+    // One load and one store of RFLAGS: consecutive flag updates wait on each other
+    // through it.
+    and_(eax, static_cast<uint32_t>(take));
+    mov(rdx, qword[rbx + off_.rflags]);
+    and_(rdx, static_cast<uint32_t>(~replace));  // sign-extended: keeps bits 12 and up
+    or_(rdx, rax);
+    mov(qword[rbx + off_.rflags], rdx);
 }
 
 void BlockEmitter::alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s) {

@@ -9,7 +9,9 @@ using namespace Xbyak::util;
 
 void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx) {
     sync(idx);
-    Xbyak::Label slow, done;
+    Xbyak::Label& slow = block_label();
+    Xbyak::Label& done = block_label();
+    defer_handler(in, idx, slow, done);
     const Xbyak::Address rsp = gpr(RSP);
     switch (f) {
         case Native::Push:  // Cpu::push: the value read first (PUSH RSP: the old RSP)
@@ -68,9 +70,6 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             break;
     }
     mov(qword[r12], static_cast<uint32_t>(idx + 1));
-    jmp(done, T_NEAR);
-    L(slow);
-    call_handler(in, idx);
     L(done);
     pending_rip_ = 0;
     done_ = idx + 1;

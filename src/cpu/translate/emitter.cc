@@ -10,6 +10,8 @@ namespace softkvm::cpu {
 using namespace Xbyak::util;
 
 void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
+    cold_.clear();  // an abandoned block's
+    labels_.clear();
     reset();  // no code, no labels (and exit_ forgotten, even after an abandoned block)
     exit_.clear();
     top_ = at;  // xbyak's CodeArray: the buffer and its size
@@ -42,6 +44,8 @@ void BlockEmitter::emit(const Block& b) {
         forms[k] = native_form(b.insns[k], alus[k]);
         if (forms[k] == Native::None) forms[k] = native_branch(b.insns[k], mode_);
     }
+    bool quiet = native_;
+    for (Native f : forms) quiet &= f != Native::None;
     for (size_t k = 0; k < n; ++k) {
         const DecodedInsn& in = b.insns[k];
         if (forms[k] == Native::None) {
@@ -49,7 +53,8 @@ void BlockEmitter::emit(const Block& b) {
             continue;
         }
         if (forms[k] == Native::Jcc || forms[k] == Native::Jmp) {
-            emit_branch(in, forms[k], k);
+            // A block ending with Jcc gets one chain exit per way (emit_branch).
+            emit_branch(in, forms[k], k, k + 1 == n ? &b : nullptr, quiet);
             continue;
         }
         const bool live = flags_live_after(forms, b, k);
@@ -122,14 +127,29 @@ void BlockEmitter::emit(const Block& b) {
         pending_rip_ += in.len;
     }
     sync(n);
-    bool quiet = native_;
-    for (Native f : forms) quiet &= f != Native::None;
     emit_chain_exit(b, quiet);
     L(exit_);
     pop(r13);
     pop(r12);
     pop(rbx);
     ret();
+    for (const auto& path : cold_) path();
+    cold_.clear();
+    labels_.clear();
+}
+
+void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow,
+                                 Xbyak::Label& done, bool load) {
+    const uint64_t pending = pending_rip_;
+    const size_t done_before = done_;
+    cold_.push_back([this, &in, k, &slow, &done, load, pending, done_before] {
+        L(slow);
+        pending_rip_ = pending;
+        done_ = done_before;
+        if (load) emit_load_slow(in, k, done);
+        call_handler(in, k);  // syncs RIP and the done count first
+        jmp(done, T_NEAR);
+    });
 }
 
 void BlockEmitter::sync(size_t k) {
@@ -196,23 +216,32 @@ void BlockEmitter::canonical_or(const Xbyak::Reg64& r, Xbyak::Label& slow) {
     jne(slow, T_NEAR);
 }
 
-void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k) {
-    sync(k);
-    Xbyak::Label not_taken, slow, done;
+void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const Block* last,
+                               bool quiet) {
+    // RIP and the done count are stored once, after the branch; the handler's path
+    // (a non-canonical target: #GP) stores them as they are before it.
+    Xbyak::Label not_taken;
+    Xbyak::Label& slow = block_label();
+    Xbyak::Label& done = block_label();
+    defer_handler(in, k, slow, done);
     mov(rax, qword[rbx + off_.rip]);
-    add(rax, in.len);  // next RIP
+    const uint64_t pending = pending_rip_;
+    add(rax, static_cast<uint32_t>(pending + in.len));  // next RIP
     if (f == Native::Jcc) jump_unless(in.cond, not_taken);
-    mov(rcx, static_cast<uint64_t>(in.op[0].value));
-    add(rax, rcx);
+    add(rax, static_cast<uint32_t>(in.op[0].value));  // rel8/rel32, sign-extended
     canonical_or(rax, slow);
+    if (f == Native::Jcc && last) {
+        // Taken: its own chain exit, so that the host's predictors see each way's
+        // successor lookup and jump apart (the not-taken way falls through to the block's).
+        mov(qword[rbx + off_.rip], rax);
+        mov(qword[r12], static_cast<uint32_t>(k + 1));
+        emit_chain_exit(*last, quiet);
+    }
     L(not_taken);
     mov(qword[rbx + off_.rip], rax);
     mov(qword[r12], static_cast<uint32_t>(k + 1));
-    jmp(done, T_NEAR);
-    L(slow);
-    done_ = k;
-    call_handler(in, k);
     L(done);
+    pending_rip_ = 0;
     done_ = k + 1;
 }
 
@@ -246,10 +275,10 @@ void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
     jne(slow, T_NEAR);
     mov(ecx, eax);
     and_(ecx, 0xFFF);
-    cmp(ecx, 0x1000 - size);
-    ja(slow, T_NEAR);
-    // Tag: linear page | valid | user (CPL 3).
-    mov(r9, rax);
+    // Tag: linear page | valid | user (CPL 3), of the access's last byte: an access that
+    // crosses the page end has a tag no entry at its first page's index can hold (the
+    // next page has the next index), so it misses as read_mem's page check sends it on.
+    lea(r9, ptr[rax + (size - 1)]);
     and_(r9, static_cast<uint32_t>(~0xFFFu));  // sign-extended: keeps bits 12-63
     cmp(byte[rbx + off_.cpl], 3);
     sete(r8b);
@@ -272,7 +301,9 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     const bool dest_mem = f == Native::MovMR || f == Native::AluMI;
     const Operand& m = dest_mem ? in.op[0] : in.op[1];
     const bool rmw = f == Native::AluMI && k != Alu::Cmp && k != Alu::Test;
-    Xbyak::Label slow, done;
+    Xbyak::Label& slow = block_label();
+    Xbyak::Label& done = block_label();
+    defer_handler(in, idx, slow, done, f == Native::MovRM);
     emit_lin(in, m);
     // A read-modify-write reads through the read entry and writes through the write
     // entry, as the handler's read_op and write_op do: both must hit.
@@ -309,10 +340,7 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
                 mov(sized(r10, size), host);
             alu_imm(k, sized(r10, size), static_cast<uint32_t>(in.op[1].value));
             const bool logic = k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test;
-            if (flags_live) {
-                lahf();
-                if (!logic) seto(cl);
-            }
+            if (flags_live) capture_flags(!logic);
             if (rmw) mov(frame(size)[rsi], sized(r10, size));
             if (flags_live) merge_alu_flags(logic);
             break;
@@ -323,10 +351,6 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     }
     add(qword[rbx + off_.rip], in.len);
     mov(qword[r12], static_cast<uint32_t>(idx + 1));
-    jmp(done, T_NEAR);
-    L(slow);
-    if (f == Native::MovRM) emit_load_slow(in, idx, done);
-    call_handler(in, idx);
     L(done);
     pending_rip_ = 0;
     done_ = idx + 1;

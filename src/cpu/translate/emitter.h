@@ -7,6 +7,8 @@
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include <xbyak/xbyak.h>
 
+#include <deque>
+#include <functional>
 #include <vector>
 
 #include "cpu/block.h"
@@ -61,10 +63,20 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // next RIP, one more instruction done, leave on a stop flag.
     void call_handler(const DecodedInsn& in, size_t k);
 
+    // A label that lives until the block is finished (out-of-line paths refer to it).
+    Xbyak::Label& block_label() { return labels_.emplace_back(); }
+    // The handler's path of native instruction `k`, placed after the block's epilogue so
+    // the fast path runs straight on: at `slow` (RIP and the done count as `pending` and
+    // `done_before` leave them; with `load`, a MOV load's Translator::load_for_code
+    // first), then back to `done`.
+    void defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow, Xbyak::Label& done,
+                       bool load = false);
+
     // JMP rel32/rel8 and Jcc (op_jmp, op_jcc): RIP := next RIP, plus the displacement
     // when taken (the condition read from RFLAGS as Cpu::cond reads it); a
-    // non-canonical target goes to the handler, which raises #GP.
-    void emit_branch(const DecodedInsn& in, Native f, size_t k);
+    // non-canonical target goes to the handler, which raises #GP. A Jcc that ends block
+    // `last` (null: not the last instruction) emits the taken way's chain exit itself.
+    void emit_branch(const DecodedInsn& in, Native f, size_t k, const Block* last, bool quiet);
 
     // The effective address of `o` into RAX (Cpu::effective_address): displacement,
     // base (RIP: the next instruction's), index << scale, wrapped to the address size.
@@ -151,8 +163,13 @@ class BlockEmitter : public Xbyak::CodeGenerator {
 
     // After the host ALU instruction, its result in RDX: the destination and the flags.
     void alu_flags(const DecodedInsn& in, Alu k, bool flags_live);
-    // The flags LAHF (AH) and SETO (CL) captured after a host ALU instruction, into RFLAGS.
+    // The host's status flags after an instruction into RAX, where RFLAGS has them (OF
+    // only if `of`: else 0). Clobbers the host's flags.
+    void capture_flags(bool of);
+    // The flags capture_flags() took after a host ALU instruction, into RFLAGS.
     void merge_alu_flags(bool logic);
+    // Captured flags `take` into RFLAGS, whose `replace` bits are cleared first.
+    void merge_host_flags(uint64_t take, uint64_t replace);
 
     void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s);
     void alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v);
@@ -163,8 +180,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     const uint8_t* chain_entry_ = nullptr;
     Mode mode_ = Mode::Long64;
     Xbyak::Label exit_;
-    uint64_t pending_rip_ = 0;  // RIP advance of native instructions not yet stored
-    size_t done_ = 0;           // the value the run loop's `done` has now
+    std::deque<Xbyak::Label> labels_;          // block_label()
+    std::vector<std::function<void()>> cold_;  // out-of-line paths, emitted after the block
+    uint64_t pending_rip_ = 0;                 // RIP advance of native instructions not yet stored
+    size_t done_ = 0;                          // the value the run loop's `done` has now
 };
 
 }  // namespace softkvm::cpu
