@@ -96,7 +96,9 @@ class Pair {
 // are never written at random.
 class StreamGen {
   public:
-    explicit StreamGen(uint64_t seed) : rng_(seed) {}
+    // `narrow`: registers from RAX, RCX and RDX only, so that most instructions use the
+    // result of the one before (the translator's register reuse between instructions).
+    explicit StreamGen(uint64_t seed, bool narrow = false) : rng_(seed), narrow_(narrow) {}
 
     std::vector<uint8_t> program(size_t insns) {
         std::vector<uint8_t> c;
@@ -108,6 +110,7 @@ class StreamGen {
   private:
     uint32_t pick(uint32_t n) { return static_cast<uint32_t>(rng_() % n); }
     uint8_t reg() {  // any GPR but RSP, R13, R14, R15
+        if (narrow_) return static_cast<uint8_t>(pick(3));
         static const uint8_t regs[] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12};
         return regs[pick(sizeof regs)];
     }
@@ -455,6 +458,7 @@ class StreamGen {
         }
     }
     std::mt19937_64 rng_;
+    bool narrow_ = false;
 };
 
 }  // namespace softkvm::cpu::test

@@ -28,7 +28,7 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     const bool reads_only = f == Native::AluMR && (k == Alu::Cmp || k == Alu::Test);
     Xbyak::Label& slow = block_label();
     Xbyak::Label& done = block_label();
-    defer_handler(in, idx, slow, done);
+    defer_handler(in, idx, slow, done, false, flags_live && f != Native::XchgM);
     emit_lin(in, m);
     // The handler's read_op and write_op: the read entry and the write entry must both
     // hit, and lead to one host address (RAM) for the host's single read-modify-write.
@@ -158,6 +158,7 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     L(done);
     pending_rip_ = 0;
     done_ = idx + 1;
+    rdx_gpr_ = kNoGpr;  // the handler's path joins here
 }
 
 }  // namespace softkvm::cpu

@@ -16,16 +16,14 @@ void BlockEmitter::emit_mov(const DecodedInsn& in, Native f) {
     const Operand& b = in.op[1];
     const uint8_t size = in.opsize;
     if (f == Native::MovRR) {
-        if (size == 8)
-            mov(rdx, gpr(b.reg));
-        else
-            mov(sized(rdx, size), gpr_at(b.reg, size));
+        load_rdx(b.reg, size);
     } else if (size == 8) {
         mov(rdx, static_cast<uint64_t>(b.value));
     } else {
         mov(edx, static_cast<uint32_t>(b.value) & static_cast<uint32_t>(size_mask(size)));
     }
     store_gpr(a.reg, size, rdx);
+    if (size >= 4) rdx_gpr_ = a.reg;
 }
 
 void BlockEmitter::emit_extend(const DecodedInsn& in, const Xbyak::Address& src) {
@@ -42,6 +40,7 @@ void BlockEmitter::emit_extend(const DecodedInsn& in, const Xbyak::Address& src)
     else
         movsx(edx, src);
     mov(gpr(in.op[0].reg), rdx);
+    rdx_gpr_ = in.op[0].reg;
 }
 
 void BlockEmitter::emit_setcc(const DecodedInsn& in) {
@@ -62,6 +61,7 @@ void BlockEmitter::emit_cmovcc(const DecodedInsn& in) {
     mov(sized(rdx, size), gpr_at(in.op[1].reg, size));
     L(no);
     mov(gpr(in.op[0].reg), rdx);
+    rdx_gpr_ = in.op[0].reg;
 }
 
 void BlockEmitter::emit_incdec(const DecodedInsn& in, bool up, bool flags_live) {
@@ -74,6 +74,7 @@ void BlockEmitter::emit_incdec(const DecodedInsn& in, bool up, bool flags_live) 
         dec(d);
     if (flags_live) capture_flags(true);
     mov(gpr(in.op[0].reg), rdx);
+    rdx_gpr_ = in.op[0].reg;
     if (!flags_live) return;
     merge_host_flags(FLAGS_ARITH & ~FLAG_CF, FLAGS_ARITH & ~FLAG_CF);  // CF stays
 }
@@ -84,7 +85,8 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
     const int64_t raw = in.nops == 1 ? 1 : in.op[1].value;
     const uint8_t n = static_cast<uint8_t>(raw & (q ? 0x3F : 0x1F));
     load(rdx, in.op[0].reg, q);
-    if (n == 0) {  // no flags; a 32-bit register is still written (zero_count)
+    rdx_gpr_ = in.op[0].reg;  // written back below (or unchanged)
+    if (n == 0) {             // no flags; a 32-bit register is still written (zero_count)
         if (!q) mov(gpr(in.op[0].reg), rdx);
         return;
     }
@@ -161,6 +163,7 @@ void BlockEmitter::emit_imul(const DecodedInsn& in, Native f, bool flags_live) {
     }
     if (flags_live) seto(cl);
     mov(gpr(in.op[0].reg), rdx);
+    rdx_gpr_ = in.op[0].reg;
     if (!flags_live) return;
     test(d, d);
     lahf();
@@ -189,15 +192,14 @@ void BlockEmitter::emit_alu(const DecodedInsn& in, Native f, Alu k, bool flags_l
     const Xbyak::Reg d = sized(rdx, size);
     const Operand& a = in.op[0];
     const Operand& b = in.op[1];
-    if (size == 1)
-        movzx(edx, gpr_at(a.reg, 1));
-    else
-        mov(d, gpr_at(a.reg, size));
+    load_rdx(a.reg, size);
     if (f == Native::AluRR)
         alu_op(k, d, gpr_at(b.reg, size));
     else
         alu_imm(k, d, static_cast<uint32_t>(b.value) & static_cast<uint32_t>(size_mask(size)));
     alu_flags(in, k, flags_live);
+    // RDX holds the register as written back (as loaded for a 64-bit CMP/TEST).
+    if (size == 8 || (size == 4 && k != Alu::Cmp && k != Alu::Test)) rdx_gpr_ = a.reg;
 }
 
 void BlockEmitter::alu_flags(const DecodedInsn& in, Alu k, bool flags_live) {
@@ -232,10 +234,11 @@ void BlockEmitter::merge_host_flags(uint64_t take, uint64_t replace) {
     // One load and one store of RFLAGS: consecutive flag updates wait on each other
     // through it.
     and_(eax, static_cast<uint32_t>(take));
-    mov(rdx, qword[rbx + off_.rflags]);
-    and_(rdx, static_cast<uint32_t>(~replace));  // sign-extended: keeps bits 12 and up
-    or_(rdx, rax);
-    mov(qword[rbx + off_.rflags], rdx);
+    mov(r11, qword[rbx + off_.rflags]);
+    and_(r11, static_cast<uint32_t>(~replace));  // sign-extended: keeps bits 12 and up
+    or_(r11, rax);
+    mov(qword[rbx + off_.rflags], r11);
+    merged_ = take;
 }
 
 void BlockEmitter::alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s) {

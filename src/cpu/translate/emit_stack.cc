@@ -73,6 +73,7 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
     L(done);
     pending_rip_ = 0;
     done_ = idx + 1;
+    rdx_gpr_ = kNoGpr;  // the handler's path joins here
 }
 
 }  // namespace softkvm::cpu

@@ -20,6 +20,8 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     chain_entry_ = nullptr;
     pending_rip_ = 0;
     done_ = 0;
+    rdx_gpr_ = rdx_known_ = kNoGpr;  // nothing carries over from the block before
+    eax_flags_ = merged_ = 0;
 }
 
 void BlockEmitter::emit(const Block& b) {
@@ -48,13 +50,19 @@ void BlockEmitter::emit(const Block& b) {
     for (Native f : forms) quiet &= f != Native::None;
     for (size_t k = 0; k < n; ++k) {
         const DecodedInsn& in = b.insns[k];
+        // What the previous instruction left in RDX and EAX (emitter.h), for this one.
+        rdx_known_ = rdx_gpr_;
+        rdx_gpr_ = kNoGpr;
+        const uint64_t flags_in_eax = eax_flags_;
+        eax_flags_ = 0;
+        merged_ = 0;
         if (forms[k] == Native::None) {
             call_handler(in, k);
             continue;
         }
         if (forms[k] == Native::Jcc || forms[k] == Native::Jmp) {
             // A block ending with Jcc gets one chain exit per way (emit_branch).
-            emit_branch(in, forms[k], k, k + 1 == n ? &b : nullptr, quiet);
+            emit_branch(in, forms[k], k, k + 1 == n ? &b : nullptr, quiet, flags_in_eax);
             continue;
         }
         const bool live = flags_live_after(forms, b, k);
@@ -80,17 +88,18 @@ void BlockEmitter::emit(const Block& b) {
                 emit_cmovcc(in);
                 break;
             case Native::AluMI:
-                if (in.prefixes & PFX_LOCK) {
+                if (in.prefixes & PFX_LOCK)
                     emit_rmw(in, forms[k], alus[k], k, live);
-                    continue;
-                }
-                emit_mem(in, forms[k], alus[k], k, live);
+                else
+                    emit_mem(in, forms[k], alus[k], k, live);
+                eax_flags_ = merged_;  // the handler's path reloads them (defer_handler)
                 continue;
             case Native::MovRM:
             case Native::MovMR:
             case Native::AluRM:
             case Native::ExtRM:
                 emit_mem(in, forms[k], alus[k], k, live);
+                eax_flags_ = merged_;
                 continue;  // synced RIP and the done count itself
             case Native::AluMR:
             case Native::IncM:
@@ -99,6 +108,7 @@ void BlockEmitter::emit(const Block& b) {
             case Native::XaddM:
             case Native::CmpxchgM:
                 emit_rmw(in, forms[k], alus[k], k, live);
+                eax_flags_ = merged_;
                 continue;
             case Native::Push:
             case Native::Pop:
@@ -111,10 +121,12 @@ void BlockEmitter::emit(const Block& b) {
             case Native::AluRR:
             case Native::AluRI:
                 emit_alu(in, forms[k], alus[k], live);
+                eax_flags_ = merged_;  // a Jcc next tests them there
                 break;
             case Native::Inc:
             case Native::Dec:
                 emit_incdec(in, forms[k] == Native::Inc, live);
+                eax_flags_ = merged_;
                 break;
             case Native::ImulRR:
             case Native::ImulRRI:
@@ -139,15 +151,16 @@ void BlockEmitter::emit(const Block& b) {
 }
 
 void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow,
-                                 Xbyak::Label& done, bool load) {
+                                 Xbyak::Label& done, bool load, bool flags_to_eax) {
     const uint64_t pending = pending_rip_;
     const size_t done_before = done_;
-    cold_.push_back([this, &in, k, &slow, &done, load, pending, done_before] {
+    cold_.push_back([this, &in, k, &slow, &done, load, flags_to_eax, pending, done_before] {
         L(slow);
         pending_rip_ = pending;
         done_ = done_before;
         if (load) emit_load_slow(in, k, done);
         call_handler(in, k);  // syncs RIP and the done count first
+        if (flags_to_eax) mov(eax, dword[rbx + off_.rflags]);
         jmp(done, T_NEAR);
     });
 }
@@ -178,18 +191,28 @@ void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     jne(exit_, T_NEAR);
 }
 
-void BlockEmitter::jump_unless(uint8_t cc, Xbyak::Label& to) {
+void BlockEmitter::jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax) {
     const int32_t fl = off_.rflags;
     cc &= 0xF;
     const uint32_t bits[6] = {
         static_cast<uint32_t>(FLAG_OF), static_cast<uint32_t>(FLAG_CF),
         static_cast<uint32_t>(FLAG_ZF), static_cast<uint32_t>(FLAG_CF | FLAG_ZF),
         static_cast<uint32_t>(FLAG_SF), static_cast<uint32_t>(FLAG_PF)};
+    // The flags the instruction before left in EAX when they hold what is tested (no
+    // wait for RFLAGS's store).
+    const uint64_t need = cc >> 1 < 6 ? bits[cc >> 1] : FLAG_SF | FLAG_OF | FLAG_ZF;
+    const bool eax_ok = (need & ~in_eax) == 0;
     if (cc >> 1 < 6) {
-        test(dword[rbx + fl], bits[cc >> 1]);
+        if (eax_ok)
+            test(eax, bits[cc >> 1]);
+        else
+            test(dword[rbx + fl], bits[cc >> 1]);
     } else {
         // L: SF != OF; LE: ZF or SF != OF. OF (bit 11) shifted onto SF (bit 7).
-        mov(ecx, dword[rbx + fl]);
+        if (eax_ok)
+            mov(ecx, eax);
+        else
+            mov(ecx, dword[rbx + fl]);
         mov(r8d, ecx);
         shr(r8d, 4);
         xor_(r8d, ecx);
@@ -217,28 +240,28 @@ void BlockEmitter::canonical_or(const Xbyak::Reg64& r, Xbyak::Label& slow) {
 }
 
 void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const Block* last,
-                               bool quiet) {
+                               bool quiet, uint64_t flags_in_eax) {
     // RIP and the done count are stored once, after the branch; the handler's path
     // (a non-canonical target: #GP) stores them as they are before it.
     Xbyak::Label not_taken;
     Xbyak::Label& slow = block_label();
     Xbyak::Label& done = block_label();
     defer_handler(in, k, slow, done);
-    mov(rax, qword[rbx + off_.rip]);
+    mov(r10, qword[rbx + off_.rip]);
     const uint64_t pending = pending_rip_;
-    add(rax, static_cast<uint32_t>(pending + in.len));  // next RIP
-    if (f == Native::Jcc) jump_unless(in.cond, not_taken);
-    add(rax, static_cast<uint32_t>(in.op[0].value));  // rel8/rel32, sign-extended
-    canonical_or(rax, slow);
+    add(r10, static_cast<uint32_t>(pending + in.len));  // next RIP
+    if (f == Native::Jcc) jump_unless(in.cond, not_taken, flags_in_eax);
+    add(r10, static_cast<uint32_t>(in.op[0].value));  // rel8/rel32, sign-extended
+    canonical_or(r10, slow);
     if (f == Native::Jcc && last) {
         // Taken: its own chain exit, so that the host's predictors see each way's
         // successor lookup and jump apart (the not-taken way falls through to the block's).
-        mov(qword[rbx + off_.rip], rax);
+        mov(qword[rbx + off_.rip], r10);
         mov(qword[r12], static_cast<uint32_t>(k + 1));
         emit_chain_exit(*last, quiet);
     }
     L(not_taken);
-    mov(qword[rbx + off_.rip], rax);
+    mov(qword[rbx + off_.rip], r10);
     mov(qword[r12], static_cast<uint32_t>(k + 1));
     L(done);
     pending_rip_ = 0;
@@ -303,7 +326,8 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     const bool rmw = f == Native::AluMI && k != Alu::Cmp && k != Alu::Test;
     Xbyak::Label& slow = block_label();
     Xbyak::Label& done = block_label();
-    defer_handler(in, idx, slow, done, f == Native::MovRM);
+    defer_handler(in, idx, slow, done, f == Native::MovRM,
+                  flags_live && (f == Native::AluRM || f == Native::AluMI));
     emit_lin(in, m);
     // A read-modify-write reads through the read entry and writes through the write
     // entry, as the handler's read_op and write_op do: both must hit.
@@ -354,6 +378,7 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     L(done);
     pending_rip_ = 0;
     done_ = idx + 1;
+    rdx_gpr_ = kNoGpr;  // the handler's path joins here
 }
 
 void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done) {
@@ -395,10 +420,10 @@ bool BlockEmitter::flags_live_after(const std::vector<Native>& f, const Block& b
 }
 
 void BlockEmitter::merge_flags(uint64_t mask) {
-    mov(rdx, qword[rbx + off_.rflags]);
-    and_(rdx, static_cast<uint32_t>(~mask));  // sign-extended: keeps bits 12 and up
-    or_(rdx, rax);
-    mov(qword[rbx + off_.rflags], rdx);
+    mov(r11, qword[rbx + off_.rflags]);
+    and_(r11, static_cast<uint32_t>(~mask));  // sign-extended: keeps bits 12 and up
+    or_(r11, rax);
+    mov(qword[rbx + off_.rflags], r11);
 }
 
 Xbyak::Reg BlockEmitter::sized(const Xbyak::Reg64& r, uint8_t size) {
@@ -439,10 +464,30 @@ void BlockEmitter::store_gpr(uint8_t g, uint8_t size, const Xbyak::Reg64& v) {
 }
 
 void BlockEmitter::load(const Xbyak::Reg64& r, uint8_t g, bool q) {
+    if (r.getIdx() == rdx.getIdx()) return load_rdx(g, q ? 8 : 4);
     if (q)
         mov(r, gpr(g));
     else
         mov(r.cvt32(), dword[rbx + off_.gpr + 8 * g]);  // zero-extends
+}
+
+void BlockEmitter::load_rdx(uint8_t g, uint8_t size) {
+    const bool known = rdx_known_ == g;
+    rdx_known_ = kNoGpr;
+    if (!known) {
+        if (size == 1)
+            movzx(edx, gpr_at(g, 1));
+        else if (size == 8)
+            mov(rdx, gpr(g));
+        else
+            mov(sized(rdx, size), gpr_at(g, size));  // 32 bits: zero-extends
+        return;
+    }
+    // RDX has the whole register: the same value without the memory round trip.
+    if (size == 1)
+        movzx(edx, dl);
+    else if (size == 4)
+        mov(edx, edx);
 }
 
 }  // namespace softkvm::cpu

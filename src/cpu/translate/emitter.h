@@ -68,15 +68,17 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // The handler's path of native instruction `k`, placed after the block's epilogue so
     // the fast path runs straight on: at `slow` (RIP and the done count as `pending` and
     // `done_before` leave them; with `load`, a MOV load's Translator::load_for_code
-    // first), then back to `done`.
+    // first), then back to `done` (with `flags_to_eax`, RFLAGS in EAX as the fast path
+    // leaves the flags it merged: see eax_flags_).
     void defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow, Xbyak::Label& done,
-                       bool load = false);
+                       bool load = false, bool flags_to_eax = false);
 
     // JMP rel32/rel8 and Jcc (op_jmp, op_jcc): RIP := next RIP, plus the displacement
     // when taken (the condition read from RFLAGS as Cpu::cond reads it); a
     // non-canonical target goes to the handler, which raises #GP. A Jcc that ends block
     // `last` (null: not the last instruction) emits the taken way's chain exit itself.
-    void emit_branch(const DecodedInsn& in, Native f, size_t k, const Block* last, bool quiet);
+    void emit_branch(const DecodedInsn& in, Native f, size_t k, const Block* last, bool quiet,
+                     uint64_t flags_in_eax);
 
     // The effective address of `o` into RAX (Cpu::effective_address): displacement,
     // base (RIP: the next instruction's), index << scale, wrapped to the address size.
@@ -110,7 +112,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow);
     // To `to` unless condition `cc` (Cpu::cond) holds on the guest's RFLAGS. Clobbers
     // RCX, R8.
-    void jump_unless(uint8_t cc, Xbyak::Label& to);
+    // `in_eax`: status flags EAX holds as RFLAGS has them (emit_alu, emit_incdec just
+    // before), tested there instead.
+    void jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax = 0);
     // To `slow` if the address in `r` is not canonical (Cpu::jump's #GP). Clobbers R8.
     void canonical_or(const Xbyak::Reg64& r, Xbyak::Label& slow);
     // PUSH/POP r64, CALL rel32, RET, JMP r64/m64 in 64-bit mode; the handler on a TLB miss
@@ -140,6 +144,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // Merges host-computed status flags in EAX into the guest's RFLAGS, replacing `mask`.
     void merge_flags(uint64_t mask);
     void load(const Xbyak::Reg64& r, uint8_t g, bool q);
+    // Guest register `g`'s low `size` bytes into RDX as a load does (1: zero-extended, 4:
+    // zero-extended, 8), from RDX itself when the instruction before left the whole
+    // register there (rdx_known_).
+    void load_rdx(uint8_t g, uint8_t size);
 
     // INC/DEC (op_incdec): the host's OF SF ZF AF PF equal the interpreter's; CF is kept.
     void emit_incdec(const DecodedInsn& in, bool up, bool flags_live);
@@ -182,8 +190,15 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     Xbyak::Label exit_;
     std::deque<Xbyak::Label> labels_;          // block_label()
     std::vector<std::function<void()>> cold_;  // out-of-line paths, emitted after the block
-    uint64_t pending_rip_ = 0;                 // RIP advance of native instructions not yet stored
-    size_t done_ = 0;                          // the value the run loop's `done` has now
+    // Between two register forms: the guest register whose whole value RDX holds after
+    // the previous one (rdx_gpr_, set as it is emitted; rdx_known_, what the current one
+    // may use), and the status flags EAX holds after a flag merge (eax_flags_ for the
+    // next instruction; merged_, the last merge's). Reset for every other instruction.
+    static constexpr uint8_t kNoGpr = 0xFF;
+    uint8_t rdx_gpr_ = kNoGpr, rdx_known_ = kNoGpr;
+    uint64_t eax_flags_ = 0, merged_ = 0;
+    uint64_t pending_rip_ = 0;  // RIP advance of native instructions not yet stored
+    size_t done_ = 0;           // the value the run loop's `done` has now
 };
 
 }  // namespace softkvm::cpu

@@ -170,7 +170,7 @@ namespace {
 
 // Upper bounds of the generated code's size, in bytes: the longest form is a memory
 // access with its TLB probe, flags and the handler call of its slow path.
-constexpr size_t kFrameCode = 512;  // entries, chaining checks, exit
+constexpr size_t kFrameCode = 1024;  // entries, chaining checks, exits (two after a Jcc)
 constexpr size_t kPerInsnCode = 384;
 
 // LAHF/SAHF in 64-bit mode (CPUID.80000001H:ECX[0]): native flag capture needs LAHF.
