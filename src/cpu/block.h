@@ -28,6 +28,9 @@ struct Block {
     // its translation is gone); entered with the code cache's frame already set up.
     void* host_chain = nullptr;
     uint32_t host_runs = 0;  // runs counted towards translation (Translator::code_for)
+    // Bit i: an exit to the owner stopped this block before its instruction i (kMaxInsns
+    // bits); see Cpu::continue_after_exit.
+    uint64_t exits = 0;
 };
 
 }  // namespace softkvm::cpu

@@ -209,6 +209,14 @@ void Cpu::invalidate_code_page(uint64_t page) {
     if (smc_pages_.size() < kMaxSmcPages) ++smc_pages_[page];
 }
 
+bool Cpu::continue_after_exit(Block& b, size_t at) {
+    static_assert(Block::kMaxInsns <= 64);
+    const uint64_t bit = at < 64 ? uint64_t{1} << at : 0;
+    const bool again = b.exits & bit;
+    b.exits |= bit;
+    return again && xlate_ && b.host_code;
+}
+
 Block* Cpu::find_block() {
     uint64_t lin = s_.rip + seg_base_[CS];
     const bool user = user_access();
@@ -355,9 +363,9 @@ StopReason Cpu::run(uint64_t insn_limit) {
             resume_insn_ = true;
             mmio_replay_ = 0;
             ++mmio_resumes_;
-            // The translating engine starts a block at the instruction instead when the
-            // stopped block has a translation (that one then runs translated, too).
-            if (b && !(stop_flags_ & kStopBlockGone) && !(xlate_ && b->host_code))
+            // The translating engine may start a block at the instruction instead
+            // (continue_after_exit).
+            if (b && !(stop_flags_ & kStopBlockGone) && !continue_after_exit(*b, first + done))
                 resume_ = {b, first + done, s_.rip, block_gen_};
             return StopReason::Owner;
         };
@@ -474,11 +482,10 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (hooks && done) after_block(in, done, rip_before, cs_base, cpl_before);
             if (resume_insn_) drop_mmio_log();
             if ((stop_flags_ & kStopMmio) && finish_mmio()) stop_flags_ |= kStopOwner;
-            // After an exit to the owner (MMIO, ports) in a block that has a translation,
-            // the translating engine goes on with a block starting at the next
-            // instruction (translated in its turn) rather than interpreting the rest.
+            // After an exit to the owner (MMIO, ports) the translating engine may go on
+            // with a block starting at the next instruction (continue_after_exit).
             if (!(stop_flags_ & kStopBlockGone) && first + done < b->insns.size() &&
-                !(xlate_ && b->host_code && (stop_flags_ & kStopOwner)))
+                !((stop_flags_ & kStopOwner) && continue_after_exit(*b, first + done)))
                 resume_ = {b, first + done, s_.rip, block_gen_};
             if (stop_flags_ & kStopShadow) {
                 inhibit_until_ = icount_ + 1;

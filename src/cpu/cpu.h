@@ -448,6 +448,14 @@ class Cpu {
     void code_written(uint64_t gpa_page);
 
     Block* find_block();
+    // An exit to the owner stopped block `b` before its instruction `at`: true when the
+    // next run() goes on with a block that starts at that instruction (decoded, then
+    // translated in its turn) instead of resuming `b` in its middle (interpreted). So it
+    // is for a block with a translation that stopped there before, as a polling loop
+    // around a device register does: the loop stays in generated code. Straight-line code
+    // that exits at instruction after instruction (device set-up, random code) resumes
+    // in its middle instead of decoding and translating a new block per exit.
+    bool continue_after_exit(Block& b, size_t at);
     Block* build_block(uint64_t phys, uint64_t key);
     void invalidate_code_page(uint64_t page);
     void flush_block_cache();

@@ -151,6 +151,53 @@ TEST_P(TranslateMmioTest, ExitsMatchTheInterpreterAtEveryInstructionLimit) {
     }
 }
 
+// mov $0x400000,%esi; xor %edx,%edx; then `loads` times: mov (%rsi),%ecx; add %rcx,%rdx;
+// then hlt: straight-line device code in one block, every load a read exit.
+std::vector<uint8_t> straight_line_loads(int loads) {
+    std::vector<uint8_t> c = {0xbe, 0x00, 0x00, 0x40, 0x00, 0x31, 0xd2};
+    for (int k = 0; k < loads; ++k) c.insert(c.end(), {0x8b, 0x0e, 0x48, 0x01, 0xca});
+    c.push_back(0xf4);
+    return c;
+}
+
+// Blocks translated at their first run (as the fuzz target and the differential tests
+// translate them): an exit inside a block that never stopped there before resumes the
+// block in its middle, as the interpreter does, so straight-line code is decoded (and
+// translated) once, not once more from every instruction that exits.
+TEST(TranslateMmio, StraightLineExitsResumeTheStoppedBlock) {
+    MmioMachine interp(false), xlate(true);
+    if (!xlate.ok) GTEST_SKIP() << "no translating engine in this build";
+    xlate.cpu.translator()->set_translate_after(1);
+    const std::vector<uint8_t> code = straight_line_loads(20);
+    for (MmioMachine* m : {&interp, &xlate})
+        std::memcpy(m->m.ram_ + BareMachine::kCode, code.data(), code.size());
+    ASSERT_TRUE(interp.run_to_hlt(0, 100));
+    ASSERT_TRUE(xlate.run_to_hlt(0, 100));
+    expect_same(interp, xlate);
+    EXPECT_EQ(interp.dev.events.size(), 20u * 2);  // each load: an exit, then its answer
+    EXPECT_EQ(xlate.cpu.cache_stats().insns_decoded, interp.cpu.cache_stats().insns_decoded);
+    EXPECT_EQ(xlate.cpu.cache_stats().blocks_built, interp.cpu.cache_stats().blocks_built);
+    EXPECT_EQ(xlate.cpu.translator_stats().blocks_translated, 1u);
+}
+
+// ... while a loop that exits at the same instruction again goes on in a block that starts
+// after it, translated once and entered from then on.
+TEST(TranslateMmio, RepeatedExitsContinueInABlockOfTheirOwn) {
+    MmioMachine interp(false), xlate(true);
+    if (!xlate.ok) GTEST_SKIP() << "no translating engine in this build";
+    xlate.cpu.translator()->set_translate_after(1);
+    const std::vector<uint8_t> code = polling_loop(4, 50);
+    for (MmioMachine* m : {&interp, &xlate})
+        std::memcpy(m->m.ram_ + BareMachine::kCode, code.data(), code.size());
+    ASSERT_TRUE(interp.run_to_hlt(0, 1000));
+    ASSERT_TRUE(xlate.run_to_hlt(0, 1000));
+    expect_same(interp, xlate);
+    const uint64_t built = xlate.cpu.cache_stats().blocks_built;
+    EXPECT_GT(built, interp.cpu.cache_stats().blocks_built);  // the continuation
+    EXPECT_LE(built, 6u);                                     // not a block per iteration
+    EXPECT_EQ(xlate.cpu.translator_stats().blocks_translated, built);
+}
+
 INSTANTIATE_TEST_SUITE_P(LoadSizes, TranslateMmioTest, ::testing::Values(1, 4, 8));
 
 }  // namespace
