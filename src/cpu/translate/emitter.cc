@@ -24,6 +24,44 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     eax_flags_ = merged_ = 0;
 }
 
+namespace {
+constexpr uint8_t kRexW = 0x48;  // REX.W: 64-bit operand size
+constexpr uint8_t kRax = 0, kRcx = 1;
+}  // namespace
+
+void BlockEmitter::Raw::u32(uint32_t v) {
+    std::memcpy(b + n, &v, 4);
+    n += 4;
+}
+
+void BlockEmitter::Raw::u64(uint64_t v) {
+    std::memcpy(b + n, &v, 8);
+    n += 8;
+}
+
+void BlockEmitter::Raw::rbx_mem(uint8_t rex, uint8_t op, uint8_t reg, int32_t disp) {
+    if (rex) u8(rex);
+    u8(op);
+    const bool short_disp = disp >= -128 && disp <= 127;
+    // ModRM: mod 01 (disp8) or 10 (disp32), rm 011 (RBX, no SIB byte).
+    u8(static_cast<uint8_t>((short_disp ? 0x40 : 0x80) | (reg << 3) | 3));
+    if (short_disp)
+        u8(static_cast<uint8_t>(disp));
+    else
+        u32(static_cast<uint32_t>(disp));
+}
+
+void BlockEmitter::Raw::jne_to(size_t target, size_t base) {
+    u8(0x0F), u8(0x85);
+    u32(static_cast<uint32_t>(target - (base + n + 4)));  // rel32 from the next instruction
+}
+
+void BlockEmitter::put(const Raw& r) {
+    if (size_ + r.n > maxSize_) throw Xbyak::Error(Xbyak::ERR_CODE_IS_TOO_BIG);
+    std::memcpy(top_ + size_, r.b, r.n);
+    size_ += r.n;
+}
+
 void BlockEmitter::emit(const Block& b) {
     Xbyak::Label body;
     push(rbx);
@@ -33,6 +71,14 @@ void BlockEmitter::emit(const Block& b) {
     mov(r12, rsi);
     mov(r13, rdx);
     jmp(body, T_NEAR);
+    // The way out, placed before the code that leaves through it: every jump there is a
+    // backward jump to a known address (xbyak keeps a table entry per forward jump).
+    L(exit_);
+    exit_at_ = getSize();
+    pop(r13);
+    pop(r12);
+    pop(rbx);
+    ret();
     align(16);
     chain_entry_ = getCurr();
     emit_chain_entry(b);
@@ -140,11 +186,7 @@ void BlockEmitter::emit(const Block& b) {
     }
     sync(n);
     emit_chain_exit(b, quiet);
-    L(exit_);
-    pop(r13);
-    pop(r12);
-    pop(rbx);
-    ret();
+    jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
     for (const auto& path : cold_) path();
     cold_.clear();
     labels_.clear();
@@ -166,29 +208,41 @@ void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& 
 }
 
 void BlockEmitter::sync(size_t k) {
-    if (pending_rip_) add(qword[rbx + off_.rip], static_cast<uint32_t>(pending_rip_));
+    Raw r;
+    if (pending_rip_) {  // add qword [rbx + rip], pending
+        r.rbx_mem(kRexW, 0x81, 0, off_.rip);
+        r.u32(static_cast<uint32_t>(pending_rip_));
+    }
     pending_rip_ = 0;
-    if (done_ != k) mov(qword[r12], static_cast<uint32_t>(k));
+    if (done_ != k) {  // mov qword [r12], k
+        r.bytes({0x49, 0xC7, 0x04, 0x24});
+        r.u32(static_cast<uint32_t>(k));
+    }
     done_ = k;
+    put(r);
 }
 
 void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     sync(k);
-    mov(rax, qword[rbx + off_.rip]);
-    mov(rcx, qword[rbx + off_.rsp]);
-    add(rax, in.len);
-    mov(qword[r13], rcx);
-    mov(qword[rbx + off_.next_rip], rax);
-    mov(rdi, rbx);
-    mov(rsi, reinterpret_cast<uint64_t>(&in));
-    mov(rax, reinterpret_cast<uint64_t>(in.fn));
-    call(rax);
-    mov(rax, qword[rbx + off_.next_rip]);
-    mov(qword[rbx + off_.rip], rax);
-    mov(qword[r12], static_cast<uint32_t>(k + 1));
+    Raw r;
+    r.rbx_mem(kRexW, 0x8B, kRax, off_.rip);                             // mov rax, [rbx + rip]
+    r.rbx_mem(kRexW, 0x8B, kRcx, off_.rsp);                             // mov rcx, [rbx + rsp]
+    r.bytes({0x48, 0x83, 0xC0, in.len});                                // add rax, len
+    r.bytes({0x49, 0x89, 0x4D, 0x00});                                  // mov [r13], rcx
+    r.rbx_mem(kRexW, 0x89, kRax, off_.next_rip);                        // mov [rbx + next_rip], rax
+    r.bytes({0x48, 0x89, 0xDF});                                        // mov rdi, rbx
+    r.u8(kRexW), r.u8(0xBE), r.u64(reinterpret_cast<uint64_t>(&in));    // mov rsi, &in
+    r.u8(kRexW), r.u8(0xB8), r.u64(reinterpret_cast<uint64_t>(in.fn));  // mov rax, fn
+    r.u8(0xFF), r.u8(0xD0);                                             // call rax
+    r.rbx_mem(kRexW, 0x8B, kRax, off_.next_rip);                        // mov rax, [rbx + next_rip]
+    r.rbx_mem(kRexW, 0x89, kRax, off_.rip);                             // mov [rbx + rip], rax
+    r.bytes({0x49, 0xC7, 0x04, 0x24});
+    r.u32(static_cast<uint32_t>(k + 1));  // mov qword [r12], k + 1
     done_ = k + 1;
-    cmp(dword[rbx + off_.stop], 0);
-    jne(exit_, T_NEAR);
+    r.rbx_mem(0, 0x83, 7, off_.stop);  // cmp dword [rbx + stop], 0
+    r.u8(0);
+    r.jne_to(exit_at_, getSize());  // jne exit_
+    put(r);
 }
 
 void BlockEmitter::jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax) {

@@ -7,8 +7,10 @@
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include <xbyak/xbyak.h>
 
+#include <cstring>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <vector>
 
 #include "cpu/block.h"
@@ -182,7 +184,28 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s);
     void alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v);
 
+    // Fixed instruction sequences (the handler call, sync) encoded here, not through
+    // xbyak's general encoder and label tables, which took most of a block's translation
+    // time: collected in a Raw, copied into the block at once by put().
+    struct Raw {
+        uint8_t b[96];
+        size_t n = 0;
+        void u8(uint8_t v) { b[n++] = v; }
+        void bytes(std::initializer_list<uint8_t> v) {
+            for (uint8_t x : v) b[n++] = x;
+        }
+        void u32(uint32_t v);
+        void u64(uint64_t v);
+        // `op` with ModRM reg field `reg` and memory operand [RBX + disp] (disp8 when it
+        // fits), after a REX prefix unless `rex` is 0.
+        void rbx_mem(uint8_t rex, uint8_t op, uint8_t reg, int32_t disp);
+        // JNE rel32 to offset `target` of the block, these bytes being put at `base`.
+        void jne_to(size_t target, size_t base);
+    };
+    void put(const Raw& r);  // throws Xbyak::Error past the block's room, as xbyak does
+
     uint8_t scratch_[16] = {};  // the generator's buffer until the first start()
+    size_t exit_at_ = 0;        // exit_'s offset in the block (placed before the body)
     CpuLayout off_;
     bool native_ = false;
     const uint8_t* chain_entry_ = nullptr;
