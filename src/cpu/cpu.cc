@@ -93,6 +93,10 @@ void Cpu::unsupported(const char* what) {
 Block* Cpu::build_block(uint64_t phys, uint64_t key) {
     auto b = std::make_unique<Block>();
     b->key = key;
+    // Decoded into a buffer kept across blocks, then copied once: one allocation of the
+    // block's size instead of a vector growing instruction by instruction.
+    std::vector<DecodedInsn>& insns = decode_buf_;
+    insns.clear();
     uint64_t lin = s_.rip + seg_base_[CS];
     const uint64_t start_lin = lin;
     const Mode mode = s_.mode;
@@ -104,7 +108,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
     const auto smc = smc_pages_.find(first_page);
     const size_t max_insns =
         smc != smc_pages_.end() && smc->second >= kSmcThreshold ? 1 : Block::kMaxInsns;
-    while (b->insns.size() < max_insns) {
+    while (insns.size() < max_insns) {
         uint8_t bytes[16] = {};
         size_t avail = 0;
         // Fetch up to 15 bytes; a fault on a later page only matters if the instruction
@@ -133,33 +137,34 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
         DecodedInsn in;
         bool ok = decoder_->decode(mode, bytes, avail, in);
         if (!ok) {
-            if (in.len == 15 && avail < 15 && b->insns.empty()) {
+            if (in.len == 15 && avail < 15 && insns.empty()) {
                 // The instruction runs into a page that cannot be fetched: refetch to
                 // raise that #PF.
                 if (mmio) unsupported("instruction fetch from MMIO");
                 translate(lin + avail, Access::Exec, user_access());
             }
-            if (!b->insns.empty()) break;  // end the block; the bad insn starts the next
+            if (!insns.empty()) break;  // end the block; the bad insn starts the next
             in = DecodedInsn{};
             in.fn = [](Cpu& c, const DecodedInsn&) { c.undefined(); };
             in.len = 1;
             in.ends_block = true;
             in.block_off = static_cast<uint16_t>(lin - start_lin);
-            b->insns.push_back(in);
+            insns.push_back(in);
             break;
         }
         // A REP string instruction starts a block of its own: run() can then hold its
         // iterations to the instruction budget (rep_room_).
-        if (!b->insns.empty() && in.ends_block && (in.prefixes & (PFX_REP | PFX_REPNE))) break;
+        if (!insns.empty() && in.ends_block && (in.prefixes & (PFX_REP | PFX_REPNE))) break;
         uint64_t end_phys = phys + (lin - (s_.rip + seg_base_[CS])) + in.len - 1;
         last_page = std::max(last_page, end_phys >> 12);
         in.block_off = static_cast<uint16_t>(lin - start_lin);
-        b->insns.push_back(in);
+        insns.push_back(in);
         b->has_lock |= in.lockable_mem;
         lin += in.len;
         if (in.ends_block || ((lin & 0xFFF) < in.len && (lin & 0xFFF) != 0)) break;
         if ((lin & 0xFFF) == 0) break;  // do not run into the next page within a block
     }
+    b->insns.assign(insns.begin(), insns.end());
     for (uint64_t p = first_page; p <= last_page; ++p) {
         page_blocks_[p].push_back(key);
         if (p < code_pages_->size() && !(*code_pages_)[p]) {

@@ -616,6 +616,7 @@ class Cpu {
     std::vector<JumpEntry> jump_cache_ = std::vector<JumpEntry>(kJumpCacheSize);
 
     std::unique_ptr<Decoder> decoder_;
+    std::vector<DecodedInsn> decode_buf_;  // build_block's instructions before the copy
     std::unordered_map<uint64_t, std::unique_ptr<Block>> blocks_;
     std::unordered_map<uint64_t, std::vector<uint64_t>> page_blocks_;  // page -> block keys
     // Per 4 KiB page of RAM slot 0: some CPU of the VM holds decoded code from it. Shared

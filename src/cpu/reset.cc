@@ -12,6 +12,7 @@ struct Cpu::Kept {
     std::unique_ptr<Decoder> decoder;  // stateless: the Zydis decoders of each mode
     std::vector<JumpEntry> jumps;      // refilled with empty entries
     std::unique_ptr<Translator> xlate;
+    std::vector<DecodedInsn> decode_buf;  // build_block's buffer (its capacity)
 };
 
 // The public constructor's work, on the kept allocations instead of new ones; every other
@@ -20,6 +21,7 @@ Cpu::Cpu(CpuOwner& owner, Kept&& kept)
     : owner_(owner),
       jump_cache_(std::move(kept.jumps)),
       decoder_(std::move(kept.decoder)),
+      decode_buf_(std::move(kept.decode_buf)),
       xlate_(std::move(kept.xlate)) {
     std::fill(jump_cache_.begin(), jump_cache_.end(), JumpEntry{});
     if (xlate_) xlate_->reset();
@@ -29,7 +31,8 @@ Cpu::Cpu(CpuOwner& owner, Kept&& kept)
 
 void Cpu::reset() noexcept {
     CpuOwner& owner = owner_;
-    Kept kept{std::move(decoder_), std::move(jump_cache_), std::move(xlate_)};
+    Kept kept{std::move(decoder_), std::move(jump_cache_), std::move(xlate_),
+              std::move(decode_buf_)};
     // Destroy and construct in place (C++20 [basic.life]: the new object replaces the old
     // one transparently, reference member included). An allocation failure in the
     // constructor ends the process (noexcept) instead of leaving a half-made CPU.
