@@ -9,9 +9,10 @@
 // CR4.SMEP/SMAP, EFER.NXE) or flat 32-bit protected mode, and decides whether MMIO and
 // port reads exit first (as a VMM behind KVM_EXIT_MMIO) or are answered at once.
 //
-// Between inputs the CPU is reset (Cpu::reset(): a new CPU's state, its translator's code
-// cache emptied) and the RAM pages that differ from the machine's initial image are
-// copied back, so an input gives the same result whatever ran before it.
+// After each input the CPU is reset (Cpu::reset(): a new CPU's state, its translator's
+// code cache emptied, the input's blocks freed), and before the next one the RAM pages
+// that differ from the machine's initial image are copied back, so an input gives the
+// same result whatever ran before it.
 #pragma once
 #include <cstddef>
 #include <cstdint>
