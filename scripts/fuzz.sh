@@ -4,7 +4,9 @@
 # a leak, a sanitizer report or a slow input (a hang).
 # Usage: fuzz.sh FUZZ_BUILD MAIN_BUILD SECONDS [TARGET...]
 # FUZZ_RUNS=N in the environment also stops each target after N executions (libFuzzer's
-# -runs; the seed corpus counts), whichever comes first.
+# -runs; the seed corpus counts), whichever comes first. FUZZ_TIMEOUT=S (default 10) is
+# the wall-clock seconds after which an input counts as a hang: raise it for a run under
+# `nice -n 19` on a loaded machine, where an input may wait seconds for a CPU.
 set -uo pipefail
 fuzz_build=${1:?usage: fuzz.sh FUZZ_BUILD MAIN_BUILD SECONDS [TARGET...]}
 main_build=${2:?usage}
@@ -15,6 +17,14 @@ case $runs in
     -1 | [1-9] | [1-9][0-9]*) ;;
     *)
         echo "fuzz: FUZZ_RUNS must be a positive number of executions, not '$runs'" >&2
+        exit 2
+        ;;
+esac
+timeout=${FUZZ_TIMEOUT:-10}
+case $timeout in
+    [1-9] | [1-9][0-9]*) ;;
+    *)
+        echo "fuzz: FUZZ_TIMEOUT must be a positive number of seconds, not '$timeout'" >&2
         exit 2
         ;;
 esac
@@ -52,8 +62,8 @@ for t in "${targets[@]}"; do
         "$here/fuzz/cpu_seeds.sh" "$main_build/guests" "$fuzz_build/seeds/$t" >/dev/null &&
             seeds+=("$fuzz_build/seeds/$t")
     fi
-    # -timeout: an input that runs 10 s is a hang; -rss_limit_mb: exhaustion is a failure.
-    "$bin" -max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    # -timeout: an input that runs that long is a hang; -rss_limit_mb: exhaustion is a failure.
+    "$bin" -max_total_time="$seconds" -runs="$runs" -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$corpus" "${seeds[@]}" >"$log" 2>&1
     status=$?
     executed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
