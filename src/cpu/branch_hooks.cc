@@ -7,7 +7,6 @@ namespace softkvm::cpu {
 
 void Cpu::note_delivery(uint64_t from, uint64_t to, bool soft) {
     if (!(s_.debugctl & msr::DEBUGCTL_LBR)) return;
-    lbr_.drain_trace();  // branches traced before it, as after_block drains them
     // Interrupts and exceptions are recorded as far branches. INT n records here, with
     // its own address as FROM; the block-end bookkeeping then skips it.
     lbr_.record(from, to, BranchKind::Far, s_.cpl, false, icount_);

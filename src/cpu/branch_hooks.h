@@ -20,11 +20,10 @@ namespace softkvm::cpu {
     bool mispredicted = false;
     bool traced = false;
     if (tracing_) [[unlikely]] {
-        // Translated code ran blocks before this one and traced them (kChainTrace): they
-        // are recorded first; this block began where the last of them went, unless it is
-        // that block itself (its successor's chaining entry sent it back here).
+        // Translated code ran blocks before this one and recorded them (kChainTrace): this
+        // block began where the last of them went, unless it is that block itself, which
+        // recorded its own end (its successor's chaining entry sent it back here).
         tracing_ = false;
-        lbr_.drain_trace();
         traced = lbr_.trace_icount() == icount_;
         rip_before = lbr_.trace_rip();
     }

@@ -311,12 +311,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
     const uint64_t limit = insn_limit ? insn_limit : kNever;
     run_limit_ = limit;
     for (;;) {
-        if (tracing_) [[unlikely]] {
-            // The last block entered with kChainTrace ended without after_block (no
-            // instruction of it retired): what it traced comes before anything else.
-            tracing_ = false;
-            lbr_.drain_trace();
-        }
+        tracing_ = false;  // the last block entered with kChainTrace may have had no after_block
         if (icount_ >= limit) return StopReason::InsnLimit;
         if (kick_.load(std::memory_order_relaxed)) {
             kick_.store(false, std::memory_order_relaxed);
@@ -454,12 +449,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     if (Translator::BlockFn fn = xlate_->code_for(*b)) {
                         // It may continue into other blocks: `b` is the last one run.
                         chained_ = b;
-                        // With LBR recording alone, chained blocks go through the LBR
-                        // unit's trace (cpu/lbr.h); the PMU counts in the run loop.
+                        // With LBR recording alone, chained blocks record their branches
+                        // themselves (translate/emit_lbr.cc); the PMU counts in the run loop.
                         no_chain_ = !hooks ? kChainFree : pmu_.active() ? kChainNever : kChainTrace;
                         if (no_chain_ == kChainTrace) {
                             tracing_ = true;
-                            lbr_.trace_begin(rip_before, cs_base, s_.cpl, icount_);
+                            lbr_.trace_begin(rip_before, s_.cpl, icount_);
                         }
                         fn(this, &done, &rsp_before);
                         if (chained_ != b) b = chained_, in = b->insns.data(), n = b->insns.size();

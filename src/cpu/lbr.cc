@@ -25,7 +25,6 @@ void Lbr::configure(const CpuModel& m) {
 }
 
 void Lbr::clear() {
-    drain_trace();  // the predictor sees every branch, recorded or not
     select_ = 0;
     tos_ = 0;
     e_ = {};
@@ -35,17 +34,17 @@ void Lbr::clear() {
 
 void Lbr::apply_log() const {
     using namespace msr;
-    const uint64_t n = logged_ - synced_;
+    const uint64_t logged = logged_ / kLogStep, n = logged - synced_ / kLogStep;
     // Of n new records only the newest `k` survive in a stack of depth_ entries; TOS moves
     // past the others as if they had been written and overwritten. (n > 0 implies a
     // depth: keep_ is 0 without one.)
     const uint64_t k = std::min<uint64_t>(n, depth_);
     tos_ = static_cast<uint32_t>((tos_ + (n - k)) % depth_);
-    uint64_t prev = n > k ? log_[(logged_ - k - 1) % kLog].stamp & ~kLogMispred : last_record_;
-    for (uint64_t r = logged_ - k; r != logged_; ++r) {
+    uint64_t prev = n > k ? log_[(logged - k - 1) % kLog].stamp : last_record_;
+    for (uint64_t r = logged - k; r != logged; ++r) {
         const Logged& l = log_[r % kLog];
-        const uint64_t now = l.stamp & ~kLogMispred;
-        const uint64_t mispred = (l.stamp & kLogMispred) ? LBR_MISPRED : 0;
+        const uint64_t now = l.stamp;
+        const uint64_t mispred = (l.flags & kLogMispred) ? LBR_MISPRED : 0;
         tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
         e_[tos_] = {(l.from & from_mask_) | (mispred & from_mispred_), l.to,
                     (mispred | std::min(now - prev, LBR_INFO_CYCLES)) & info_mask_};
@@ -60,76 +59,10 @@ void Lbr::pop() const {
     tos_ = (tos_ == 0 ? depth_ : tos_) - 1;
 }
 
-// Records the traced blocks' branches in order, as Cpu::after_block would have recorded
-// them: BranchPredictor::resolve, then log(), both inline. CPL, and so the filter, are
-// the trace's. Locals, not members, carry the counts and the return-stack top across the
-// loop: the counters' byte stores could alias any member.
-void Lbr::run_trace() const {
-    const uint32_t n = trace_n_;
-    trace_n_ = 0;
-    const uint64_t cs = trace_cs_base_;
-    uint64_t lin = trace_rip_ + cs, icount = trace_icount_, logged = logged_;
-    uint32_t ras_top = bp_.ras_top_;
-    const unsigned base = class_bit(BranchKind::None, trace_cpl_);
-    const unsigned keep = (keep_ >> base) & 0xFF, pops = (pop_ >> base) & 0xFF;
-    using P = BranchPredictor;
-    for (uint32_t k = 0; k < n; ++k) {
-        const uint64_t info = trace_[k].info, to = trace_[k].to + cs, start = lin;
-        lin = to;
-        icount += info & 0xFFFF;
-        const unsigned kind = (info >> 16) & 0xFF;
-        const uint64_t from = start + ((info >> 32) & 0xFFFF), next = start + (info >> 48);
-        unsigned taken = 1;
-        bool mispredicted = false;
-        switch (static_cast<BranchKind>(kind)) {
-            case BranchKind::None:
-                continue;
-            case BranchKind::Jcc: {
-                static constexpr uint8_t kNext[2][4] = {{0, 0, 1, 2}, {1, 2, 3, 3}};
-                taken = to != next;
-                uint8_t& c = bp_.counter_[P::slot(from, P::kCounters)];
-                mispredicted = (c >= 2) != taken;
-                c = kNext[taken][c];
-                break;
-            }
-            case BranchKind::NearRelCall:
-                bp_.ras_[ras_top++ % P::kReturns] = next;
-                break;
-            case BranchKind::NearIndCall:
-            case BranchKind::NearIndJmp: {
-                if (kind == static_cast<unsigned>(BranchKind::NearIndCall))
-                    bp_.ras_[ras_top++ % P::kReturns] = next;
-                uint64_t& t = bp_.target_[P::slot(from, P::kTargets)];
-                mispredicted = t != to;
-                t = to;
-                break;
-            }
-            case BranchKind::NearRet:
-                mispredicted = bp_.ras_[--ras_top % P::kReturns] != to;
-                break;
-            default:
-                break;
-        }
-        if ((pops >> kind) & 1) {
-            logged_ = logged;
-            pop();
-            continue;
-        }
-        Logged& l = log_[logged % kLog];
-        l.from = from;
-        l.to = to;
-        l.stamp = icount | (mispredicted ? kLogMispred : 0);
-        logged += (keep >> kind) & taken;
-    }
-    bp_.ras_top_ = ras_top;
-    logged_ = logged;
-    trace_rip_ = lin - cs;
-    trace_icount_ = icount;
-}
-
 void Lbr::refresh_filter() {
     using namespace msr;
     keep_ = pop_ = 0;
+    keep_bytes_ = {};
     if (!depth_) return;
     for (uint8_t cpl : {0, 3}) {
         if (select_ & (cpl == 0 ? LBR_SELECT_CPL_EQ_0 : LBR_SELECT_CPL_NEQ_0)) continue;
@@ -142,7 +75,7 @@ void Lbr::refresh_filter() {
             if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet)
                 pop_ |= bit;
             else
-                keep_ |= bit;
+                keep_ |= bit, keep_bytes_[cpl != 0] |= kLogStep << (8 * k);
         }
     }
 }

@@ -8,10 +8,10 @@
 // everything that looks at the stack first applies the log's newest entries to it
 // (sync()), so the MSRs read exactly as if each record had been written at once.
 //
-// Translated code that chains blocks while recording is on does less still: it appends
-// each block it leaves to a trace (where the block went, and the constants of its end
-// from trace_info()), and sync() first runs the trace's branches through the predictor
-// into the log, in order, as the CPU would have recorded them one by one.
+// Translated code that chains blocks while recording is on records the branch each block
+// ends with itself (translate/emit_lbr.cc): it runs the predictor step and appends to the
+// log as record() does, and keeps the position of the chain (trace_rip(), trace_icount())
+// for the run loop.
 #pragma once
 #include <algorithm>
 #include <array>
@@ -34,15 +34,34 @@ class BranchPredictor {
   public:
     // Returns true if the branch at `from` (not taken: `taken` false) was mispredicted.
     bool resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target, uint64_t next);
+    // A counter's byte: the 2-bit counter in bits 1:0; bit 7 says whether the last branch
+    // that moved it was mispredicted (only the counter predicts).
+    static constexpr uint8_t kJccMispred = 0x80;
 
   private:
-    friend class Lbr;  // its trace runs the conditional branches' counters inline
     static constexpr size_t kCounters = 4096, kTargets = 512, kReturns = 16;
+    friend class Translator;  // translated code updates the predictor itself (emit_lbr.cc)
     static size_t slot(uint64_t from, size_t n) { return (from ^ (from >> 12)) & (n - 1); }
     std::array<uint8_t, kCounters> counter_ = [] {
         std::array<uint8_t, kCounters> a{};
         a.fill(1);  // weakly not taken
         return a;
+    }();
+    // The conditional branch's step: entry taken * 256 + a counter's byte is the byte after
+    // the branch. The counter moves one step towards the outcome, saturating, and bit 7
+    // says whether it predicted the other way: a table, not tests on the (unpredictable)
+    // outcome. A member, so translated code finds it at a fixed offset from the CPU.
+    std::array<uint8_t, 512> jcc_next_ = [] {
+        std::array<uint8_t, 512> t{};
+        for (unsigned taken = 0; taken < 2; ++taken) {
+            for (unsigned byte = 0; byte < 256; ++byte) {
+                const unsigned c = byte & 3;
+                const unsigned next = taken ? (c == 3 ? 3 : c + 1) : (c == 0 ? 0 : c - 1);
+                const bool miss = (c >= 2) != (taken != 0);
+                t[taken * 256 + byte] = static_cast<uint8_t>(next | (miss ? kJccMispred : 0));
+            }
+        }
+        return t;
     }();
     std::array<uint64_t, kTargets> target_{};
     std::array<uint64_t, kReturns> ras_{};
@@ -68,8 +87,7 @@ class Lbr {
     MsrResult write(uint32_t index, uint64_t value);
 
     // A taken branch of class `kind` from linear `from` to linear `to`, landing at CPL
-    // `cpl`; `now` is the core cycle count (LBR_INFO's elapsed cycles). Traced branches
-    // come first: drain_trace() before.
+    // `cpl`; `now` is the core cycle count (LBR_INFO's elapsed cycles).
     void record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
                 uint64_t now);
     // Recording starts (DEBUGCTL.LBR set): elapsed cycles count from here.
@@ -78,38 +96,24 @@ class Lbr {
         last_record_ = now;
     }
 
-    // The branch trace. One entry per block that chained translated code left: `to` is
-    // the RIP it went to (where the next block starts), `info` its trace_info().
-    struct Traced {
-        uint64_t to = 0, info = 0;
-    };
-    static constexpr uint32_t kTraceSize = 256;
-    // A block's constants for the trace: its instruction count (bits 15:0), its last
-    // instruction's branch class (23:16), and that instruction's offset from the block's
-    // start (47:32) and the next one's (63:48).
-    static uint64_t trace_info(const DecodedInsn* insns, size_t n) {
-        const DecodedInsn& last = insns[n - 1];
-        const auto off = static_cast<uint16_t>(last.block_off - insns[0].block_off);
-        return n | uint64_t{static_cast<uint8_t>(last.branch)} << 16 | uint64_t{off} << 32 |
-               uint64_t{static_cast<uint16_t>(off + last.len)} << 48;
+    // Translated blocks chain while recording is on: the first begins at RIP `rip` at
+    // CPL `cpl` (CPL stays for the whole chain: translated code that records changes
+    // neither it nor CS) when `icount` instructions have retired. Each chained block that
+    // records its end (64-bit mode; in the others only blocks that end without a branch
+    // chain) leaves trace_rip() and trace_icount() where it left off: the next block's
+    // RIP and the instructions retired after it.
+    void trace_begin(uint64_t rip, uint8_t cpl, uint64_t icount) {
+        trace_rip_ = rip, trace_icount_ = icount;
+        trace_keep_ = keep_bytes_[cpl != 0];
+        trace_pop_ret_ = (pop_ >> class_bit(BranchKind::NearRet, cpl)) & 1;
     }
-    // Chained blocks start to trace: the first begins at RIP `rip` with CS base `cs_base`
-    // at CPL `cpl` (all three stay for the whole trace: only blocks that change none of
-    // them are traced) when `icount` instructions have retired.
-    void trace_begin(uint64_t rip, uint64_t cs_base, uint8_t cpl, uint64_t icount) {
-        drain_trace();
-        trace_rip_ = rip, trace_cs_base_ = cs_base, trace_cpl_ = cpl, trace_icount_ = icount;
-    }
-    // Records the traced branches; afterwards trace_rip() and trace_icount() are where
-    // the last traced block left off (the next block's RIP, instructions retired).
-    void drain_trace() const {
-        if (trace_n_) run_trace();
-    }
+    // Nothing waits to be recorded: translated code records each branch at once. (Callers
+    // that order records before a change of the recording state may still call it.)
+    void drain_trace() const {}
     uint64_t trace_rip() const { return trace_rip_; }
     uint64_t trace_icount() const { return trace_icount_; }
 
-    // The predictor of the branch-misses event and the mispredict bits. The traced
-    // branches are not in it yet: drain_trace() first.
+    // The predictor of the branch-misses event and the mispredict bits.
     BranchPredictor& predictor() { return bp_; }
 
     uint32_t depth() const { return depth_; }
@@ -135,18 +139,15 @@ class Lbr {
     static unsigned class_bit(BranchKind kind, uint8_t cpl) {
         return (cpl ? 8u : 0u) + static_cast<unsigned>(kind);
     }
-    // Recomputes keep_ and pop_ from the depth and LBR_SELECT.
+    // Recomputes keep_, keep_bytes_ and pop_ from the depth and LBR_SELECT.
     void refresh_filter();
-    // Records the traced branches, then applies the logged records to the stack (the
-    // architectural state).
+    // Applies the logged records to the stack (the architectural state).
     void sync() const {
-        if (trace_n_) run_trace();
         if (logged_ != synced_) apply_log();
     }
     void apply_log() const;
-    [[gnu::hot]] void run_trace() const;  // not cold for being called on unlikely paths
     void log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
-             uint64_t now) const;
+             uint64_t now);
     void pop() const;
 
     uint8_t format_ = 0;
@@ -156,31 +157,43 @@ class Lbr {
     // LBR_SELECT and the depth folded per (CPL, class), so record() tests one bit:
     // keep_ the branches written to the stack, pop_ the returns call-stack mode pops.
     uint16_t keep_ = 0, pop_ = 0;
+    // keep_ per CPL (0, not 0) as 8 bytes, byte k kLogStep when class k is kept, else 0:
+    // translated code adds byte `kind` of the chain's copy (trace_keep_) to logged_.
+    std::array<uint64_t, 2> keep_bytes_{};
     // FROM of formats 3-5: the address bits and the mispredict flag; all bits before.
     uint64_t from_mask_ = ~0ull, from_mispred_ = 0;
     uint64_t info_mask_ = 0;  // LBR_INFO's bits (format 5), else 0
 
-    // The log: the newest kLog records (linear FROM and TO, the cycle count with the
-    // mispredict flag in bit 63), record n in slot n % kLog. It holds more than the
-    // deepest stack, so the record before the oldest one that still counts is there too
-    // (its cycle count starts that one's LBR_INFO).
-    static constexpr uint64_t kLog = 64, kLogMispred = 1ull << 63;
+    // The log: the newest kLog records (linear FROM and TO, the cycle count, and flags
+    // with the mispredict flag in bit 7), record n in slot n % kLog, at byte n * kLogStep
+    // % sizeof(log_). It holds more than
+    // the deepest stack, so the record before the oldest one that still counts is there
+    // too (its cycle count starts that one's LBR_INFO). Translated code writes it too:
+    // 32-byte slots, the flags byte as BranchPredictor's counters carry it.
+    static constexpr uint64_t kLog = 64;
+    static constexpr uint8_t kLogMispred = BranchPredictor::kJccMispred;
     static_assert(kLog > msr::kLbrMaxDepth && (kLog & (kLog - 1)) == 0);
     struct Logged {
         uint64_t from = 0, to = 0, stamp = 0;
+        uint8_t flags = 0;
+        uint8_t pad[7] = {};
     };
-    // Mutable with the trace: sync() (const, as every MSR read) records traced branches.
-    mutable std::array<Logged, kLog> log_{};
-    mutable uint64_t logged_ = 0;  // records ever logged
-    mutable BranchPredictor bp_;
-    // The trace (written by translated code: Translator's layout has its offsets).
+    static_assert(sizeof(Logged) == 32);
+    static constexpr uint64_t kLogStep = sizeof(Logged);
+    // Written by translated code too (Translator's layout has the offsets).
+    std::array<Logged, kLog> log_{};
+    // Records ever logged, times kLogStep: the next one's byte offset in log_ (modulo its
+    // size) without a multiplication in translated code.
+    uint64_t logged_ = 0;
+    BranchPredictor bp_;
     friend class Translator;
-    mutable std::array<Traced, kTraceSize> trace_{};
-    mutable uint32_t trace_n_ = 0;
-    mutable uint64_t trace_rip_ = 0, trace_icount_ = 0;
-    uint64_t trace_cs_base_ = 0;
-    uint8_t trace_cpl_ = 0;
-    // The architectural stack, as of `synced_` logged records.
+    // The chain translated code is recording (trace_begin): where its last block left
+    // off, and the filter at its CPL: keep_bytes_ for it, and whether call-stack mode pops
+    // returns (those blocks return to the run loop, which records them).
+    uint64_t trace_rip_ = 0, trace_icount_ = 0;
+    uint64_t trace_keep_ = 0;
+    uint8_t trace_pop_ret_ = 0;
+    // The architectural stack, as of `synced_` (as logged_: times kLogStep) logged records.
     mutable uint64_t synced_ = 0;
     mutable uint32_t tos_ = 0;
     mutable uint64_t last_record_ = 0;  // cycle count of the newest applied record
@@ -196,14 +209,15 @@ inline void Lbr::record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl
 }
 
 inline void Lbr::log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
-                     uint64_t now) const {
+                     uint64_t now) {
     const unsigned bit = class_bit(kind, cpl);
     if ((pop_ >> bit) & 1) return pop();  // call-stack mode: a return pops its call
-    Logged& l = log_[logged_ % kLog];
+    Logged& l = log_[(logged_ / kLogStep) % kLog];
     l.from = from;
     l.to = to;
-    l.stamp = now | (mispredicted ? kLogMispred : 0);
-    logged_ += (keep_ >> bit) & 1;
+    l.stamp = now;
+    l.flags = mispredicted ? kLogMispred : 0;
+    logged_ += ((keep_ >> bit) & 1) * kLogStep;
 }
 
 // Inline: the CPU calls it for every branch while DEBUGCTL.LBR is set or a counter counts
@@ -211,13 +225,9 @@ inline void Lbr::log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, b
 inline bool BranchPredictor::resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target,
                                      uint64_t next) {
     if (kind == BranchKind::Jcc) {
-        // The 2-bit counter moves one step towards the outcome, saturating: a table, not
-        // tests on the (unpredictable) outcome.
-        static constexpr uint8_t kNext[2][4] = {{0, 0, 1, 2}, {1, 2, 3, 3}};
         uint8_t& c = counter_[slot(from, kCounters)];
-        const bool predicted = c >= 2;
-        c = kNext[taken][c];
-        return predicted != taken;
+        c = jcc_next_[(taken ? 256 : 0) + c];
+        return c & kJccMispred;
     }
     switch (kind) {
         case BranchKind::NearRelCall:

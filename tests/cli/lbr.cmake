@@ -67,7 +67,7 @@ cli_test(profile_folded 0 "^lfsr_run.func_b [0-9]+$" ${SK} profile --lbr --quiet
 cli_test(profile_guest_status 124 "instruction limit|instruction-limit"
          ${SK} profile --lbr --quiet --max-insns 100000 ${LFSR})
 cli_test(profile_broadwell 0 "lfsr_run" ${SK} profile --lbr --quiet --cpu-model broadwell ${LFSR})
-foreach(mode determinism symbols agree)
+foreach(mode determinism symbols agree engines)
   add_test(NAME cli.profile_${mode}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/lbr_profile.sh ${mode} ${SK} ${SOFTKVM_GUEST_DIR})
 endforeach()

@@ -6,6 +6,8 @@
 #   symbols      --symbols with a System.map (nm's output) and with another ELF file
 #   agree        the guest's own PMI-driven LBR profile and the host's agree: the same
 #                pairs above 1% share, each share within 2 percentage points
+#   engines      --engine interp and --engine translate print the same profile, byte for
+#                byte (the translator's LBR records are the interpreter's), for two periods
 #   kvm          --lbr-fmt on --accel kvm (GUEST_DIR: the CLI test images)
 set -euo pipefail
 mode=$1 sk=$2 dir=$3
@@ -44,6 +46,18 @@ symbols)
     printf '0000000000000010 T low\n' >"$tmp/low.map"
     "$sk" profile --lbr --quiet --top 3 --symbols "$tmp/low.map" "$guest" >"$tmp/low.out"
     grep -qE '^ +[0-9.]+%  low\+0x1' "$tmp/low.out" || fail "low.map not used"
+    ;;
+engines)
+    for p in 10007 997; do
+        for e in interp translate; do
+            "$sk" profile --lbr --engine "$e" --period "$p" --quiet --json --top 0 "$guest" \
+                >"$tmp/$e.json"
+        done
+        grep -q '"samples": [1-9]' "$tmp/translate.json" || fail "period $p: no samples"
+        cmp "$tmp/interp.json" "$tmp/translate.json" ||
+            fail "period $p: the engines' profiles differ"
+        echo "period $p: identical, $(grep -c '"count"' "$tmp/translate.json") pairs"
+    done
     ;;
 agree)
     "$sk" run "$guest" >"$tmp/guest.out"

@@ -1,11 +1,15 @@
 // LBR recording with the translating engine (docs/lbr.md, cpu/lbr.h): translated blocks
-// that chain while recording is on leave their branches in the LBR unit's trace, which is
-// recorded later. The records, mispredict bits and LBR_INFO must be those the interpreter
-// writes at every block end, whenever the guest or the host looks: after every run() step
-// of several sizes (a step's end refuses a chaining entry), with RDMSR and WRMSR of the LBR
-// MSRs between chained blocks, in call-stack mode, and with an exception at the end.
+// that chain while recording is on record their own branches (translate/emit_lbr.cc). The
+// records, mispredict bits and LBR_INFO must be those the interpreter writes at every
+// block end, whenever the guest or the host looks: after every run() step of several sizes
+// (a step's end refuses a chaining entry), with RDMSR and WRMSR of the LBR MSRs between
+// chained blocks, in call-stack mode, at CPL 3, with the code at a second linear address
+// (its translations assume the first), at addresses beyond 32-bit immediates, in
+// compatibility mode, and with an exception at the end.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -70,8 +74,11 @@ struct Engines {
     }
     template <size_t N>
     void start(const uint8_t (&code)[N], uint64_t select) {
+        start(std::vector<uint8_t>(code, code + N), select);
+    }
+    void start(const std::vector<uint8_t>& code, uint64_t select) {
         for (BareMachine* m : {&interp, &xlate}) {
-            m->load(code);
+            std::memcpy(m->ram_ + BareMachine::kCode, code.data(), code.size());
             ASSERT_EQ(m->cpu_.lbr().write(MSR_LBR_SELECT, select), MsrResult::Handled);
             m->cpu_.state().debugctl = DEBUGCTL_LBR;
         }
@@ -149,6 +156,220 @@ TEST(LbrTrace, ChainingStopsBeingTracedWhenRecordingIsOff) {
     e.run_compare(0, "lbr off");
     EXPECT_EQ(e.xlate.cpu_.lbr().tos(), 0u);
     EXPECT_EQ(e.xlate.cpu_.lbr().recent(0).to, 0u);
+}
+
+TEST(LbrTrace, AtCpl3) {
+    // The filter at CPL 3 (LBR_SELECT bit 1 drops it; bit 0 keeps it) and the records of
+    // user code; the #UD is delivered to CPL 0.
+    for (uint64_t select : {uint64_t{0}, LBR_SELECT_CPL_EQ_0, LBR_SELECT_CPL_NEQ_0,
+                            LBR_SELECT_CALLSTACK | LBR_SELECT_CPL_EQ_0}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(kLoop, select);
+        e.interp.enter_ring3();
+        e.xlate.enter_ring3();
+        e.run_compare(0, "cpl 3 select " + std::to_string(select));
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD);
+        EXPECT_GT(e.xlate.cpu_.translator()->stats().chained_blocks, 1000u);
+    }
+}
+
+TEST(LbrTrace, CodeRunAtAnotherLinearAddress) {
+    // The second 2 MiB page maps the first too: the loop runs 2000 instructions at
+    // kCode, then goes on at kCode + 2 MiB. The same blocks (found by physical address)
+    // run with the translations made at the first address, whose branch addresses do not
+    // hold there: those blocks return to the run loop, which records them.
+    constexpr uint64_t kAlias = 0x200000;
+    for (uint64_t step : {0, 37}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(kLoop, 0);
+        for (BareMachine* m : {&e.interp, &e.xlate}) {
+            m->put64(0x3008, 0x000000 | PTE_P | PTE_RW | PTE_PS);
+            m->cpu_.state_changed();
+            ASSERT_EQ(m->cpu_.run(2000), StopReason::InsnLimit);
+            m->cpu_.state().rip += kAlias;
+        }
+        ASSERT_EQ(lbr_msrs(e.interp.cpu_), lbr_msrs(e.xlate.cpu_));
+        // The rest in steps, the instruction limits counting on from 2000.
+        for (int k = 1; k < 100000; ++k) {
+            const uint64_t limit = step ? 2000 + step * k : 0;
+            const StopReason a = e.interp.cpu_.run(limit), b = e.xlate.cpu_.run(limit);
+            ASSERT_EQ(a, b) << "step " << k;
+            ASSERT_EQ(e.interp.cpu_.instructions_retired(), e.xlate.cpu_.instructions_retired());
+            ASSERT_EQ(lbr_msrs(e.interp.cpu_), lbr_msrs(e.xlate.cpu_)) << "step " << k;
+            if (a != StopReason::InsnLimit) break;
+        }
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD);
+        // Recorded at the second address (the #UD's FROM is the alias's UD2).
+        EXPECT_EQ(e.xlate.cpu_.lbr().recent(0).from, kAlias + BareMachine::kCode + kLoopUd2);
+    }
+}
+
+TEST(LbrTrace, CodeAtAnAddressBeyondImm32) {
+    // The loop at 0x7F00'0000'0000 + kCode (a 2 MiB page there maps the first): its
+    // translations hold RIPs that no sign-extended 32-bit immediate holds.
+    constexpr uint64_t kHigh = 0x7F0000000000;
+    for (uint64_t select : {uint64_t{0}, LBR_SELECT_CALLSTACK}) {
+        for (uint64_t step : {0, 37}) {
+            Engines e;
+            if (!e.ok) GTEST_SKIP() << "built without the translator";
+            e.start(kLoop, select);
+            for (BareMachine* m : {&e.interp, &e.xlate}) {
+                m->put64(0x1000 + 8 * (kHigh >> 39), 0x8000 | PTE_P | PTE_RW);  // PML4
+                m->put64(0x8000, 0x9000 | PTE_P | PTE_RW);                      // PDPT
+                m->put64(0x9000, 0x000000 | PTE_P | PTE_RW | PTE_PS);           // PD
+                m->cpu_.state().rip = kHigh + BareMachine::kCode;
+                m->cpu_.state_changed();
+            }
+            const std::string what =
+                "high select " + std::to_string(select) + " step " + std::to_string(step);
+            e.run_compare(step, what);
+            EXPECT_EQ(e.xlate.vector_taken(), VEC_UD) << what;
+            EXPECT_EQ(e.xlate.cpu_.lbr().recent(0).from, kHigh + BareMachine::kCode + kLoopUd2)
+                << what;
+            if (!step) {
+                EXPECT_GT(e.xlate.cpu_.translator()->stats().chained_blocks, 1000u) << what;
+            }
+        }
+    }
+}
+
+// A random branchy program: ROUNDS rounds of cells that step EAX as a linear congruential
+// generator and then branch on it: a Jcc over one instruction (any condition), a CALL to
+// one of four functions that return early or late on a bit of EAX, an indirect JMP
+// through a register or through memory to the next cell, a JMP or Jcc to the next
+// instruction, or a run of 70 ALU instructions (a block ending without a branch). Then UD2.
+struct BranchyProgram {
+    std::vector<uint8_t> code;
+    uint64_t ud2 = 0;
+    explicit BranchyProgram(uint64_t seed) {
+        std::mt19937_64 rng(seed);
+        auto pick = [&](uint64_t n) { return static_cast<uint32_t>(rng() % n); };
+        auto put = [&](std::initializer_list<uint8_t> b) { code.insert(code.end(), b); };
+        auto put32 = [&](uint32_t v) {
+            for (int k = 0; k < 4; ++k) code.push_back(static_cast<uint8_t>(v >> (8 * k)));
+        };
+        put({0x41, 0xBF});  // mov r15d, 40
+        put32(40);
+        const size_t top = code.size();
+        std::vector<std::pair<size_t, int>> calls;  // rel32 offset, function
+        for (int cell = 0; cell < 24; ++cell) {
+            put({0x69, 0xC0});  // imul eax, eax, 0x41C64E6D
+            put32(0x41C64E6D);
+            put({0x05});  // add eax, 0x3039
+            put32(0x3039);
+            const uint8_t bit = static_cast<uint8_t>(1u << (8 + pick(8)) >> 8);
+            switch (pick(7)) {
+                case 0:  // test eax, bit << 8 (the LCG's better bits); jcc +3; add ebx, 1
+                    put({0xA9, 0x00, bit, 0x00, 0x00});
+                    put({static_cast<uint8_t>(0x70 + pick(16)), 0x03, 0x83, 0xC3, 0x01});
+                    break;
+                case 1:  // call function k
+                    put({0xE8});
+                    calls.push_back({code.size(), static_cast<int>(pick(4))});
+                    put32(0);
+                    break;
+                case 2:  // lea rsi, [rip + 2]; jmp rsi
+                    put({0x48, 0x8D, 0x35, 0x02, 0x00, 0x00, 0x00, 0xFF, 0xE6});
+                    break;
+                case 3: {  // jmp qword [rip + 0]; dq next
+                    put({0xFF, 0x25, 0x00, 0x00, 0x00, 0x00});
+                    const uint64_t next = BareMachine::kCode + code.size() + 8;
+                    for (int k = 0; k < 8; ++k)
+                        code.push_back(static_cast<uint8_t>(next >> (8 * k)));
+                    break;
+                }
+                case 4:  // jmp +0, or jcc +0
+                    put({pick(2) ? uint8_t{0xEB} : static_cast<uint8_t>(0x70 + pick(16)), 0x00});
+                    break;
+                case 5:  // 70 x add edx, eax
+                    for (int k = 0; k < 70; ++k) put({0x01, 0xC2});
+                    break;
+                default:  // test al, bit; jnz +5; call function 0
+                    put({0xA8, bit, 0x75, 0x05, 0xE8});
+                    calls.push_back({code.size(), 0});
+                    put32(0);
+                    break;
+            }
+        }
+        put({0x41, 0xFF, 0xCF, 0x0F, 0x85});  // dec r15d; jnz top
+        put32(static_cast<uint32_t>(static_cast<int32_t>(top) -
+                                    static_cast<int32_t>(code.size() + 4)));
+        ud2 = code.size();
+        put({0x0F, 0x0B});
+        size_t fn[4];
+        for (size_t& f : fn) {  // test eax, bit; jz +1; ret; add ecx, 1; ret
+            f = code.size();
+            put({0xA9, 0x00, static_cast<uint8_t>(1u << pick(8)), 0x00, 0x00, 0x74, 0x01, 0xC3,
+                 0x83, 0xC1, 0x01, 0xC3});
+        }
+        for (const auto& [at, k] : calls) {
+            const auto rel =
+                static_cast<uint32_t>(static_cast<int32_t>(fn[k]) - static_cast<int32_t>(at + 4));
+            for (int b = 0; b < 4; ++b) code[at + b] = static_cast<uint8_t>(rel >> (8 * b));
+        }
+    }
+};
+
+TEST(LbrTrace, RandomBranchyProgramsRecordAsTheInterpreterDoes) {
+    uint64_t chained = 0;
+    for (uint64_t seed = 1; seed <= 12; ++seed) {
+        const BranchyProgram prog(seed);
+        std::mt19937_64 rng(seed * 31);
+        // LBR_SELECT: every class, call-stack mode, or random class and CPL bits.
+        const uint64_t select = seed % 3 == 0   ? 0
+                                : seed % 3 == 1 ? LBR_SELECT_CALLSTACK
+                                                : (rng() & LBR_SELECT_VALID & ~LBR_SELECT_CPL_EQ_0);
+        for (uint64_t step : {0, 7, 64}) {
+            Engines e;
+            if (!e.ok) GTEST_SKIP() << "built without the translator";
+            e.start(prog.code, select);
+            const std::string what = "seed " + std::to_string(seed) + " select " +
+                                     std::to_string(select) + " step " + std::to_string(step);
+            e.run_compare(step, what);
+            if (::testing::Test::HasFatalFailure()) return;
+            EXPECT_EQ(e.xlate.vector_taken(), VEC_UD) << what;
+            EXPECT_EQ(e.xlate.frame(0), BareMachine::kCode + prog.ud2) << what;
+            chained += e.xlate.cpu_.translator()->stats().chained_blocks;
+        }
+    }
+    EXPECT_GT(chained, 10000u);
+}
+
+TEST(LbrTrace, CompatibilityModeBlocksWithoutBranches) {
+    // 32-bit code (CS.L clear): 300 rounds of 70 ADD EDX, 1 (a 64-instruction block that
+    // ends without a branch, which chains, and the rest with SUB ECX, 1 and JNZ, whose
+    // branch has no native form outside 64-bit mode), then UD2.
+    uint8_t code[5 + 70 * 3 + 3 + 6 + 2];
+    size_t at = 0;
+    for (uint8_t b : {0xB9, 0x2C, 0x01, 0x00, 0x00}) code[at++] = b;  // mov ecx, 300
+    for (int k = 0; k < 70; ++k)
+        for (uint8_t b : {0x83, 0xC2, 0x01}) code[at++] = b;  // add edx, 1
+    for (uint8_t b : {0x83, 0xE9, 0x01}) code[at++] = b;      // sub ecx, 1
+    const int32_t back = 5 - static_cast<int32_t>(at + 6);
+    code[at++] = 0x0F, code[at++] = 0x85;  // jnz rel32
+    for (int k = 0; k < 4; ++k)
+        code[at++] = static_cast<uint8_t>(static_cast<uint32_t>(back) >> (8 * k));
+    code[at++] = 0x0F, code[at++] = 0x0B;  // ud2
+    ASSERT_EQ(at, sizeof code);
+    for (uint64_t step : {0, 1000, 37}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(code, 0);
+        for (BareMachine* m : {&e.interp, &e.xlate}) {
+            m->cpu_.state().seg[CS].l = false;
+            m->cpu_.state().seg[CS].db = true;
+            m->cpu_.state_changed();
+        }
+        e.run_compare(step, "compat step " + std::to_string(step));
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD);
+        EXPECT_EQ(e.xlate.cpu_.state().gpr[RDX], 300u * 70);
+        EXPECT_EQ(e.xlate.cpu_.lbr().recent(0).from, BareMachine::kCode + sizeof code - 2);
+        if (!step) {
+            EXPECT_GT(e.xlate.cpu_.translator()->stats().chained_blocks, 200u);
+        }
+    }
 }
 
 }  // namespace

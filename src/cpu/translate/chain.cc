@@ -3,7 +3,6 @@
 #include "cpu/translate/emitter.h"
 
 #include "cpu/exec/flags.h"
-#include "cpu/lbr.h"
 #include "cpu/msr_index.h"
 
 namespace softkvm::cpu {
@@ -64,8 +63,9 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
     // The run loop's per-block bookkeeping (LBR, PMU) was on when it entered the chain.
     Xbyak::Label trace, links;
-    cmp(byte[rbx + off_.no_chain], kChainFree);
-    jne(quiet ? trace : exit_, T_NEAR);
+    static_assert(kChainFree < kChainTrace && kChainTrace < kChainNever);
+    cmp(byte[rbx + off_.no_chain], kChainTrace);
+    jae(quiet ? trace : exit_, T_NEAR);
     if (!quiet) {
         // A handler ran: what it may have changed, the run loop would see before the next
         // block. (Native forms change none of these; their handler paths, taken on a TLB
@@ -128,22 +128,10 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
     jz(exit_, T_NEAR);
     jmp(rax);
     if (quiet) {
-        // LBR recording: the block's end goes in the LBR unit's trace (cpu/lbr.h), which
-        // records it later as the run loop would have now. Native instructions change
-        // neither CPL nor CS, nor anything the LBR unit reads. A full trace: to the run loop.
+        // kChainTrace: LBR recording (emit_lbr.cc), then on to the successor.
         L(trace);
-        cmp(byte[rbx + off_.no_chain], kChainTrace);
-        jne(exit_, T_NEAR);
-        mov(ecx, dword[rbx + off_.lbr_trace_n]);
-        cmp(ecx, Lbr::kTraceSize);
-        jae(exit_, T_NEAR);
-        lea(edx, ptr[rcx + 1]);
-        mov(dword[rbx + off_.lbr_trace_n], edx);
-        shl(ecx, 4);
-        mov(rax, qword[rbx + off_.rip]);
-        mov(qword[rbx + rcx + off_.lbr_trace], rax);
-        mov(rax, Lbr::trace_info(b.insns.data(), b.insns.size()));
-        mov(qword[rbx + rcx + off_.lbr_trace + 8], rax);
+        ja(exit_, T_NEAR);  // kChainNever (the flags of the compare above)
+        emit_lbr_record(b);
         jmp(links, T_NEAR);
     }
 }

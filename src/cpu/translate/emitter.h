@@ -31,6 +31,12 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // The next block is written at `at` (at most `size` bytes), with native forms or not.
     void start(uint8_t* at, size_t size, bool native);
 
+    // The RIP the block starts at as it is translated: its LBR recording (emit_lbr.cc)
+    // takes its branch's addresses from it, and checks it when the block runs.
+    void set_start_rip(uint64_t rip) { start_rip_ = rip; }
+    // Room for the LBR recording of one chain exit (emit_lbr_record), in bytes.
+    static constexpr size_t kLbrRecordCode = 256;
+
     // Where another block's code continues into this one (see emit_chain_entry).
     const uint8_t* chain_entry() const { return chain_entry_; }
 
@@ -51,10 +57,23 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // successor links, then its jump cache, with the same keys and validity — and, if that
     // block has a translation, its chaining entry. Otherwise back to the run loop. Not
     // when the run loop's per-block bookkeeping (LBR, PMU) is on (with LBR recording
-    // only, a `quiet` block appends its end to the LBR unit's trace and goes on), nor, unless the
+    // only, a `quiet` block records its end, emit_lbr_record, and goes on), nor, unless the
     // block is `quiet` (every instruction native), when a handler left the run loop something to
     // do: halt, NMI, #DB, single-step, breakpoints, trace, LBR or PMU, an MMIO replay.
     void emit_chain_exit(const Block& b, bool quiet);
+
+    // LBR recording of a `quiet` block's end while it chains (ChainMode kChainTrace),
+    // before its successor is looked up: the branch it ended with, as Cpu::after_block
+    // would record it: the block's own code runs the branch predictor and writes the LBR
+    // unit's log, with its addresses taken from start_rip_. A block that runs at another
+    // RIP, a return that call-stack mode pops and a branch without a native form (every
+    // branch outside 64-bit mode) return to the run loop, which records them. Falls
+    // through to the successor lookup. (emit_lbr.cc)
+    void emit_lbr_record(const Block& b);
+    // Compares `r` with `v`, through R8 when `v` does not fit a sign-extended imm32.
+    void cmp_imm(const Xbyak::Reg64& r, uint64_t v);
+    // Stores the 64-bit `v` at `a`, through R8 when it does not fit a sign-extended imm32.
+    void store_imm(const Xbyak::Address& a, uint64_t v);
 
     Xbyak::Address gpr(uint8_t r) { return Xbyak::util::qword[rbx + off_.gpr + 8 * r]; }
 
@@ -207,6 +226,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     uint8_t scratch_[16] = {};  // the generator's buffer until the first start()
     size_t exit_at_ = 0;        // exit_'s offset in the block (placed before the body)
     CpuLayout off_;
+    uint64_t start_rip_ = 0;  // set_start_rip()
     bool native_ = false;
     const uint8_t* chain_entry_ = nullptr;
     Mode mode_ = Mode::Long64;

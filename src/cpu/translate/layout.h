@@ -8,9 +8,10 @@ namespace softkvm::cpu {
 
 // How translated blocks may continue into their successors (Cpu::no_chain_, set by the run
 // loop for each block it enters): freely; not at all (the PMU counts per block); or, while
-// LBR recording is on, blocks whose instructions are all native append their end to the
-// LBR unit's trace (cpu/lbr.h) and go on, the others return to the run loop.
-enum ChainMode : uint8_t { kChainFree = 0, kChainNever = 1, kChainTrace = 2 };
+// LBR recording is on, blocks whose instructions are all native record their end in the
+// LBR unit (emit_lbr.cc) and go on, the others return to the run loop.
+// (In this order: one compare with kChainTrace tells all three apart.)
+enum ChainMode : uint8_t { kChainFree = 0, kChainTrace = 1, kChainNever = 2 };
 
 struct CpuLayout {
     // Instructions: registers, RIP, the interpreter step's variables, the software TLB.
@@ -21,9 +22,13 @@ struct CpuLayout {
     int32_t nmi_pending, debug_active, resume_insn, pmu_active, no_chain, bus_lock_watch;
     int32_t pending_db, trace_left, debugctl, rep_room, chained, block_insns, block_cpl;
     int32_t pmu_synced, chained_blocks;
-    int32_t lbr_trace, lbr_trace_n;  // Lbr::trace_ and its entry count
-    uint64_t jump_cache;             // address of the CPU's jump cache (fixed size: it never moves)
-    uint64_t load_fn;                // Translator::load_for_code
+    // LBR recording by translated code (emit_lbr.cc): Lbr's chain position (trace_rip_,
+    // trace_icount_), filter (trace_keep_, trace_pop_ret_) and log (log_, logged_); its
+    // BranchPredictor's tables (counter_, jcc_next_, target_, ras_, ras_top_).
+    int32_t lbr_trace_rip, lbr_trace_icount, lbr_trace_keep, lbr_trace_pop_ret, lbr_log;
+    int32_t lbr_logged, bp_counter, bp_jcc_next, bp_target, bp_ras, bp_ras_top;
+    uint64_t jump_cache;  // address of the CPU's jump cache (fixed size: it never moves)
+    uint64_t load_fn;     // Translator::load_for_code
     // Block: its successor links (Block::Link) and its chaining entry.
     int32_t link_rip, link_gen, link_block, link_size, host_chain;
 };

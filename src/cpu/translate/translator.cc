@@ -92,9 +92,21 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.block_cpl = offset_in(cpu, cpu.block_cpl_);
     l.pmu_synced = offset_in(cpu, cpu.pmu_synced_);
     l.chained_blocks = offset_in(cpu, cpu.chained_blocks_);
-    l.lbr_trace = offset_in(cpu, cpu.lbr_.trace_);
-    l.lbr_trace_n = offset_in(cpu, cpu.lbr_.trace_n_);
-    static_assert(sizeof(Lbr::Traced) == 16 && offsetof(Lbr::Traced, info) == 8);
+    const Lbr& lbr = cpu.lbr_;
+    l.lbr_trace_rip = offset_in(cpu, lbr.trace_rip_);
+    l.lbr_trace_icount = offset_in(cpu, lbr.trace_icount_);
+    l.lbr_trace_keep = offset_in(cpu, lbr.trace_keep_);
+    l.lbr_trace_pop_ret = offset_in(cpu, lbr.trace_pop_ret_);
+    l.lbr_log = offset_in(cpu, lbr.log_[0]);
+    l.lbr_logged = offset_in(cpu, lbr.logged_);
+    l.bp_counter = offset_in(cpu, lbr.bp_.counter_[0]);
+    l.bp_jcc_next = offset_in(cpu, lbr.bp_.jcc_next_[0]);
+    l.bp_target = offset_in(cpu, lbr.bp_.target_[0]);
+    l.bp_ras = offset_in(cpu, lbr.bp_.ras_[0]);
+    l.bp_ras_top = offset_in(cpu, lbr.bp_.ras_top_);
+    static_assert(Lbr::kLog == 64 && sizeof(Lbr::Logged) == 32 &&
+                  offsetof(Lbr::Logged, flags) == 24);
+    static_assert(sizeof(lbr.bp_.ras_top_) == 4 && sizeof(lbr.trace_pop_ret_) == 1);
     l.jump_cache = reinterpret_cast<uint64_t>(cpu.jump_cache_.data());
     l.load_fn = reinterpret_cast<uint64_t>(&Translator::load_for_code);
     static const Block probe;
@@ -182,7 +194,9 @@ bool host_has_lahf() {
 }  // namespace
 
 Translator::BlockFn Translator::translate(Block& b) {
-    const size_t need = kFrameCode + kPerInsnCode * b.insns.size();
+    // Each chain exit (two after a last Jcc) may hold its LBR recording.
+    const size_t need =
+        kFrameCode + 2 * BlockEmitter::kLbrRecordCode + kPerInsnCode * b.insns.size();
     const uint64_t epoch = cache_->epoch();
     uint8_t* at = cache_->begin_write(need);
     if (cache_->epoch() != epoch) forget_chains();
@@ -192,6 +206,7 @@ Translator::BlockFn Translator::translate(Block& b) {
     try {
         static const bool lahf = host_has_lahf();
         emitter_->start(at, need, lahf && native_);
+        emitter_->set_start_rip(cpu_.s_.rip);  // code_for runs at the block's first instruction
         emitter_->emit(b);
         used = emitter_->getSize();
         chain = emitter_->chain_entry();

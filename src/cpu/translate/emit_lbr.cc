@@ -1,0 +1,174 @@
+// LBR recording in translated code (emitter.h: emit_lbr_record; docs/lbr.md).
+//
+// While the guest records branches (ChainMode kChainTrace), a block whose instructions
+// all run natively records its own end as it chains on, as Cpu::after_block would. Its
+// branches are native in 64-bit mode only (CS base 0, linear = RIP), where the branch's
+// address and the next instruction's are constants of the translation, given the RIP the
+// block starts at: the code checks that RIP (Lbr::trace_rip_, the previous block's
+// destination), runs the predictor step of BranchPredictor::resolve for the branch's
+// class with those constants, and writes the record to the LBR unit's log as Lbr::log()
+// does. Only the guest's own outcome (taken or not, an indirect target) is read at run
+// time. Every block, with a branch or not, leaves Lbr::trace_rip_ and trace_icount_ at
+// its end for the next one and for the run loop.
+#ifdef SOFTKVM_HAVE_TRANSLATOR
+#include "cpu/lbr.h"
+#include "cpu/translate/emitter.h"
+
+namespace softkvm::cpu {
+
+using namespace Xbyak::util;
+
+namespace {
+
+bool fits_imm32(uint64_t v) {
+    return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v))) == v;
+}
+
+// BranchPredictor::slot, for the tables' sizes.
+constexpr size_t kCounters = 4096, kTargets = 512;
+size_t slot(uint64_t from, size_t n) {
+    return (from ^ (from >> 12)) & (n - 1);
+}
+
+}  // namespace
+
+void BlockEmitter::cmp_imm(const Xbyak::Reg64& r, uint64_t v) {
+    if (fits_imm32(v)) {
+        cmp(r, static_cast<uint32_t>(v));
+    } else {
+        mov(r8, v);
+        cmp(r, r8);
+    }
+}
+
+void BlockEmitter::store_imm(const Xbyak::Address& a, uint64_t v) {
+    if (fits_imm32(v)) {
+        mov(a, static_cast<uint32_t>(v));
+    } else {
+        mov(r8, v);
+        mov(a, r8);
+    }
+}
+
+void BlockEmitter::emit_lbr_record(const Block& b) {
+    const size_t n = b.insns.size();
+    const DecodedInsn& last = b.insns.back();
+    const BranchKind kind = last.branch;
+    bool native = kind == BranchKind::None;
+    switch (kind) {
+        case BranchKind::Jcc:
+        case BranchKind::NearRelCall:
+        case BranchKind::NearIndCall:
+        case BranchKind::NearRet:
+        case BranchKind::NearIndJmp:
+        case BranchKind::NearRelJmp:
+            native = mode_ == Mode::Long64;  // the modes with native branches (forms.h)
+            break;
+        default:  // far branches have no native form
+            break;
+    }
+    if (!native) {  // the run loop records it
+        jmp(exit_, T_NEAR);
+        return;
+    }
+    const uint64_t from = start_rip_ + (last.block_off - b.insns[0].block_off);
+    const uint64_t next = from + last.len;
+    if (kind != BranchKind::None) {
+        // The block started where it was translated (64-bit mode: linear = RIP), or the
+        // run loop records it. So does a return that call-stack mode pops (Lbr::pop).
+        const Xbyak::Address started = qword[rbx + off_.lbr_trace_rip];
+        if (fits_imm32(start_rip_)) {
+            cmp(started, static_cast<uint32_t>(start_rip_));
+        } else {
+            mov(rcx, started);
+            cmp_imm(rcx, start_rip_);
+        }
+        jne(exit_, T_NEAR);
+        if (kind == BranchKind::NearRet) {
+            cmp(byte[rbx + off_.lbr_trace_pop_ret], 0);
+            jne(exit_, T_NEAR);
+        }
+    }
+    // RAX: where the block went (the record's TO); RSI: instructions retired after it
+    // (the record's cycle count, Cpu::after_block's icount_).
+    mov(rax, qword[rbx + off_.rip]);
+    mov(qword[rbx + off_.lbr_trace_rip], rax);
+    mov(rsi, qword[rbx + off_.icount]);
+    add(rsi, static_cast<uint32_t>(n));
+    mov(qword[rbx + off_.lbr_trace_icount], rsi);
+    if (kind == BranchKind::None) return;  // ended without a branch (its size limit)
+
+    // The predictor step (BranchPredictor::resolve); DL: the log's flags (mispredict bit).
+    Xbyak::Label done;
+    const int32_t ras_top = off_.bp_ras_top;
+    switch (kind) {
+        case BranchKind::Jcc: {
+            const int32_t counter = off_.bp_counter + static_cast<int32_t>(slot(from, kCounters));
+            Xbyak::Label taken;
+            cmp_imm(rax, next);
+            jne(taken, T_NEAR);
+            // Not taken: the counter moves; nothing is recorded.
+            movzx(edx, byte[rbx + counter]);
+            movzx(edx, byte[rbx + rdx + off_.bp_jcc_next]);
+            mov(byte[rbx + counter], dl);
+            jmp(done, T_NEAR);
+            L(taken);
+            movzx(edx, byte[rbx + counter]);
+            movzx(edx, byte[rbx + rdx + off_.bp_jcc_next + 256]);
+            mov(byte[rbx + counter], dl);
+            break;
+        }
+        case BranchKind::NearRelCall:
+            mov(ecx, dword[rbx + ras_top]);
+            lea(edx, ptr[rcx + 1]);
+            mov(dword[rbx + ras_top], edx);
+            and_(ecx, 15);
+            store_imm(qword[rbx + rcx * 8 + off_.bp_ras], next);
+            xor_(edx, edx);
+            break;
+        case BranchKind::NearIndCall:
+        case BranchKind::NearIndJmp: {
+            if (kind == BranchKind::NearIndCall) {
+                mov(ecx, dword[rbx + ras_top]);
+                lea(edx, ptr[rcx + 1]);
+                mov(dword[rbx + ras_top], edx);
+                and_(ecx, 15);
+                store_imm(qword[rbx + rcx * 8 + off_.bp_ras], next);
+            }
+            const int32_t target = off_.bp_target + static_cast<int32_t>(8 * slot(from, kTargets));
+            mov(rcx, qword[rbx + target]);
+            mov(qword[rbx + target], rax);
+            cmp(rcx, rax);
+            setne(dl);
+            shl(dl, 7);
+            break;
+        }
+        case BranchKind::NearRet:
+            mov(ecx, dword[rbx + ras_top]);
+            sub(ecx, 1);
+            mov(dword[rbx + ras_top], ecx);
+            and_(ecx, 15);
+            cmp(rax, qword[rbx + rcx * 8 + off_.bp_ras]);
+            setne(dl);
+            shl(dl, 7);
+            break;
+        default:  // NearRelJmp: always predicted
+            xor_(edx, edx);
+            break;
+    }
+    // Lbr::log: the slot past the log's end is written, and counted if the filter keeps
+    // the class at the chain's CPL. (64 slots of 32 bytes, logged_ counting bytes:
+    // Translator's layout checks.)
+    mov(ecx, dword[rbx + off_.lbr_logged]);
+    and_(ecx, 64 * 32 - 1);
+    store_imm(qword[rbx + rcx + off_.lbr_log], from);
+    mov(qword[rbx + rcx + off_.lbr_log + 8], rax);
+    mov(qword[rbx + rcx + off_.lbr_log + 16], rsi);
+    mov(byte[rbx + rcx + off_.lbr_log + 24], dl);
+    movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
+    add(qword[rbx + off_.lbr_logged], rcx);
+    L(done);
+}
+
+}  // namespace softkvm::cpu
+#endif
