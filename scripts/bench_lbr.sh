@@ -4,8 +4,8 @@
 #     branches) as built, beside bench_branch_lbr, the same program with DEBUGCTL.LBR set
 #     for its whole run (LBR_SELECT 0: every taken branch is recorded), with each engine
 #     of ENGINES (default: "translate interp");
-#  2. the host-side profiler: `softkvm profile --lbr` of bench_branch at two periods (it
-#     runs the interpreter), against the interpreter's "off".
+#  2. the host-side profiler: `softkvm profile --lbr` of bench_branch at two periods, with
+#     each engine, against that engine's "off".
 # Same binary, alternating, best of RUNS runs each; CPU seconds (user + system) and wall
 # seconds. With CALLGRIND=1 (valgrind installed) also the host instructions each
 # configuration executes for the first CG_INSNS guest instructions (default 30,000,000),
@@ -27,8 +27,8 @@ times() {  # runs "$@" quietly; prints "CPU-seconds wall-seconds"
 best() {  # field $1 of lines on stdin: the smallest
     awk -v f="$1" 'NR == 1 || $f < m { m = $f } END { printf "%.3f\n", m }'
 }
-# The command and the description of configuration $1 (off-E, on-E for engine E, profile,
-# profile_sparse); `extra` goes before the image (callgrind's --max-insns).
+# The command and the description of configuration $1 (off-E, on-E, profile-E,
+# profile_sparse-E for engine E); `extra` goes before the image (callgrind's --max-insns).
 config() {
     local c=$1 extra=("${@:2}")
     case $c in
@@ -36,26 +36,21 @@ config() {
         cmd=("$softkvm" run --quiet --engine "${c#off-}" "${extra[@]}" "$off_img") ;;
     on-*) what="LBR recording on (bench_branch_lbr), --engine ${c#on-}"
         cmd=("$softkvm" run --quiet --engine "${c#on-}" "${extra[@]}" "$on_img") ;;
-    profile) what="profile --lbr --period 10007 (interp)"
-        cmd=("$softkvm" profile --lbr --quiet --engine interp --period 10007 "${extra[@]}" "$off_img") ;;
-    profile_sparse) what="profile --lbr --period 1000003 (interp)"
-        cmd=("$softkvm" profile --lbr --quiet --engine interp --period 1000003 "${extra[@]}" "$off_img") ;;
+    profile-*) what="profile --lbr --period 10007, --engine ${c#profile-}"
+        cmd=("$softkvm" profile --lbr --quiet --engine "${c#profile-}" --period 10007 "${extra[@]}" "$off_img") ;;
+    profile_sparse-*) what="profile --lbr --period 1000003, --engine ${c#profile_sparse-}"
+        cmd=("$softkvm" profile --lbr --quiet --engine "${c#profile_sparse-}" --period 1000003 "${extra[@]}" "$off_img") ;;
     esac
 }
 
-# What configuration $1 is compared with: its engine's "off"; for the profiler (which runs
-# the interpreter here: --engine interp) the interpreter's, if measured.
+# What configuration $1 is compared with: its engine's "off".
 base_of() {
-    case $1 in
-    off-* | on-*) echo "off-${1#*-}" ;;
-    *) if [[ " ${engines[*]} " == *" interp "* ]]; then echo off-interp; else echo "off-${engines[0]}"; fi ;;
-    esac
+    echo "off-${1#*-}"
 }
 
 declare -A res
 configs=()
-for e in "${engines[@]}"; do configs+=("off-$e" "on-$e"); done
-configs+=(profile profile_sparse)
+for e in "${engines[@]}"; do configs+=("off-$e" "on-$e" "profile-$e" "profile_sparse-$e"); done
 for _ in $(seq "$runs"); do
     for c in "${configs[@]}"; do
         config "$c"
@@ -88,7 +83,7 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
     printf '%-56s %15s %8s\n' configuration "host insns" "vs off"
     declare -A ir
     for c in "${configs[@]}"; do
-        [ "$c" = profile_sparse ] && continue
+        [[ $c == profile_sparse-* ]] && continue
         config "$c" --max-insns "$cg_insns"
         ir[$c]=$(irefs "${cmd[@]}")
         base=$(base_of "$c")
