@@ -154,11 +154,7 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
             merge_alu_flags(logic);
     }
     add(qword[rbx + off_.rip], in.len);
-    mov(qword[r12], static_cast<uint32_t>(idx + 1));
-    L(done);
-    pending_rip_ = 0;
-    done_ = idx + 1;
-    rdx_gpr_ = kNoGpr;  // the handler's path joins here
+    join_handler_path(idx, done);
 }
 
 }  // namespace softkvm::cpu

@@ -69,11 +69,7 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             mov(qword[rbx + off_.rip], r10);
             break;
     }
-    mov(qword[r12], static_cast<uint32_t>(idx + 1));
-    L(done);
-    pending_rip_ = 0;
-    done_ = idx + 1;
-    rdx_gpr_ = kNoGpr;  // the handler's path joins here
+    join_handler_path(idx, done);
 }
 
 }  // namespace softkvm::cpu

@@ -207,6 +207,14 @@ void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& 
     });
 }
 
+void BlockEmitter::join_handler_path(size_t idx, Xbyak::Label& done) {
+    mov(qword[r12], static_cast<uint32_t>(idx + 1));
+    L(done);
+    pending_rip_ = 0;
+    done_ = idx + 1;
+    rdx_gpr_ = kNoGpr;  // the handler's path joins here
+}
+
 void BlockEmitter::sync(size_t k) {
     Raw r;
     if (pending_rip_) {  // add qword [rbx + rip], pending
@@ -428,11 +436,7 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
             break;
     }
     add(qword[rbx + off_.rip], in.len);
-    mov(qword[r12], static_cast<uint32_t>(idx + 1));
-    L(done);
-    pending_rip_ = 0;
-    done_ = idx + 1;
-    rdx_gpr_ = kNoGpr;  // the handler's path joins here
+    join_handler_path(idx, done);
 }
 
 void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done) {

@@ -116,6 +116,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // host address; a locked one must not split a 64-byte line (the host's locked
     // instruction would take a split lock): otherwise the instruction's handler runs it.
     void emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live);
+    // The end of memory form `idx`: its done count stored, label `done` placed where its
+    // handler's path rejoins, and the emitter's tracking reset to what both paths leave.
+    void join_handler_path(size_t idx, Xbyak::Label& done);
 
     // The slow path of MOV r, m (Translator::load_for_code) with the linear address in
     // RAX: the value, an abandoned instruction (to the run loop) or, falling through,
