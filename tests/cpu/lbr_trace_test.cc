@@ -235,6 +235,31 @@ TEST(LbrTrace, CodeAtAnAddressBeyondImm32) {
     }
 }
 
+TEST(LbrTrace, CodeAtAKernelAddress) {
+    // The loop at 0xFFFF'FFFF'8000'0000 + kCode, where a 64-bit kernel's text lies (a 2 MiB
+    // page there maps the first): its RIPs are sign-extended 32-bit immediates with bit 31
+    // set. Its blocks are translated and chain (none is left to the interpreter).
+    constexpr uint64_t kKernel = 0xFFFFFFFF80000000ull;
+    for (uint64_t select : {uint64_t{0}, LBR_SELECT_CALLSTACK}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(kLoop, select);
+        for (BareMachine* m : {&e.interp, &e.xlate}) {
+            m->put64(0x1000 + 8 * 511, 0x8000 | PTE_P | PTE_RW);   // PML4
+            m->put64(0x8000 + 8 * 510, 0x9000 | PTE_P | PTE_RW);   // PDPT
+            m->put64(0x9000, 0x000000 | PTE_P | PTE_RW | PTE_PS);  // PD
+            m->cpu_.state().rip = kKernel + BareMachine::kCode;
+            m->cpu_.state_changed();
+        }
+        const std::string what = "kernel select " + std::to_string(select);
+        e.run_compare(0, what);
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD) << what;
+        EXPECT_EQ(e.xlate.cpu_.lbr().recent(0).from, kKernel + BareMachine::kCode + kLoopUd2)
+            << what;
+        EXPECT_GT(e.xlate.cpu_.translator()->stats().chained_blocks, 1000u) << what;
+    }
+}
+
 // A random branchy program: ROUNDS rounds of cells that step EAX as a linear congruential
 // generator and then branch on it: a Jcc over one instruction (any condition), a CALL to
 // one of four functions that return early or late on a bit of EAX, an indirect JMP

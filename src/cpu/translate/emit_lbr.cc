@@ -43,7 +43,7 @@ void BlockEmitter::cmp_imm(const Xbyak::Reg64& r, uint64_t v) {
 
 void BlockEmitter::store_imm(const Xbyak::Address& a, uint64_t v) {
     if (fits_imm32(v)) {
-        mov(a, static_cast<uint32_t>(v));
+        mov(a, v);  // the sign-extended imm32 form (xbyak refuses uint32 values above 2^31)
     } else {
         mov(r8, v);
         mov(a, r8);
