@@ -61,7 +61,7 @@ void Cpu::debug_trap(uint64_t bits) {
 }
 
 void Cpu::run_watched(const DecodedInsn* in, size_t n, size_t& done, uint64_t& rsp_before) {
-    for (; done < n; ++done) {
+    while (done < n) {
         const DecodedInsn& d = in[done];
         next_rip_ = s_.rip + d.len;
         rsp_before = s_.gpr[RSP];
@@ -79,11 +79,8 @@ void Cpu::run_watched(const DecodedInsn* in, size_t n, size_t& done, uint64_t& r
         d.fn(*this, d);
         if (size) check_locked_access(lin, size);
         s_.rip = next_rip_;
-        if (stop_flags_) {
-            if (mmio_stays_in_block()) continue;
-            ++done;
-            break;
-        }
+        ++done;  // retired (Cpu::run's loop)
+        if (stop_flags_ && !mmio_stays_in_block()) break;
     }
 }
 

@@ -67,9 +67,10 @@ void Cpu::flags_changed() {
 }
 
 void Cpu::state_changed() {
-    update_mode();
-    // CPL is SS.DPL, as VMX and KVM define it for a loaded state.
+    // CPL is SS.DPL, as VMX and KVM define it for a loaded state; first, since the mode's
+    // derived state (alignment checking at CPL 3) depends on it.
     s_.cpl = (s_.cr0 & CR0_PE) ? s_.seg[SS].dpl : 0;
+    update_mode();
     update_debug();
     update_bus_lock_watch();
     flush_tlb();
@@ -300,6 +301,11 @@ bool Cpu::boundary_events(StopReason& stop) {
 }
 
 StopReason Cpu::run(uint64_t insn_limit) {
+    // block_done_ points into this frame while a block runs; never past the return.
+    struct BetweenBlocks {
+        const size_t*& at;
+        ~BetweenBlocks() { at = nullptr; }
+    } between{block_done_};
     stop_flags_ = 0;
     stop_detail_.clear();
     // MMIO writes of a retired instruction that the owner has not seen yet go first.
@@ -345,7 +351,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
         // The running instruction is abandoned (StopBeforeRetire, or translated code's
         // load that met an MMIO read exit without unwinding: Translator::load_for_code).
         auto abandon = [&]() -> StopReason {
-            icount_ += done;
+            end_block(done);
             if (hooks && done)
                 after_block_cold(block_insns_, done, rip_before, cs_base, cpl_before);
             // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a
@@ -439,6 +445,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             block_insns_ = in;
             block_cpl_ = cpl_before;
             pmu_synced_ = 0;
+            block_done_ = &done;  // clock() counts the block's retired instructions
             if (trace_left_ && n) trace_instruction(in[0]);
             if (bus_lock_watch_ && b->has_lock) {
                 run_watched(in, n, done, rsp_before);  // the same loop with the detector
@@ -466,19 +473,18 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         if (stop_flags_ && !mmio_stays_in_block()) n = done;
                     }
                 }
-                for (; done < n; ++done) {
+                // `done` counts an instruction once it has retired, before its MMIO writes
+                // reach the owner (mmio_stays_in_block), as in translated code.
+                while (done < n) {
                     next_rip_ = s_.rip + in[done].len;
                     rsp_before = s_.gpr[RSP];
                     in[done].fn(*this, in[done]);
                     s_.rip = next_rip_;
-                    if (stop_flags_) {
-                        if (mmio_stays_in_block()) continue;
-                        ++done;
-                        break;
-                    }
+                    ++done;
+                    if (stop_flags_ && !mmio_stays_in_block()) break;
                 }
             }
-            icount_ += done;
+            end_block(done);
             if (hooks && done) after_block(in, done, rip_before, cs_base, cpl_before);
             if (resume_insn_) drop_mmio_log();
             if ((stop_flags_ & kStopMmio) && finish_mmio()) stop_flags_ |= kStopOwner;
@@ -539,7 +545,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
             chained_ = nullptr;
-            icount_ += done;
+            end_block(done);
             // The faulting instruction did not retire: only those before it count. (Of
             // the block translated code was running, which block_insns_ points to.)
             if (hooks && done)

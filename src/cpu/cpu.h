@@ -186,14 +186,23 @@ class Cpu {
     bool cpuid_has(uint32_t leaf, uint32_t subleaf, uint8_t reg, uint8_t bit);
 
     // Virtual time (docs/architecture.md "The software CPU"): one tick per retired instruction plus
-    // the ticks skipped while halted. The TSC is clock() + the guest's TSC offset.
-    uint64_t clock() const { return icount_ + idle_; }
+    // the ticks skipped while halted. The TSC is clock() + the guest's TSC offset. Inside a
+    // block (an instruction's handler, a device it reaches) the instructions the block has
+    // retired so far count too, though icount_ takes them at the block's end: the engines
+    // split code into blocks differently, and time must not depend on where blocks start.
+    uint64_t clock() const { return icount_ + idle_ + (block_done_ ? *block_done_ : 0); }
     // The vCPU was stalled for `ticks` (a VMM's bus-lock delay): the clock jumps ahead;
     // timer deadlines it passes fire at the next instruction boundary.
     void skip_time(uint64_t ticks) { idle_ += ticks; }
     static constexpr uint64_t kNever = ~0ull;
     // The owner wants CpuOwner::deadline() called when clock() reaches `at` (kNever: no).
-    void set_deadline(uint64_t at) { deadline_ = at; }
+    // An earlier deadline set inside a block (a timer programmed by an instruction) ends
+    // the block after that instruction, so the deadline is seen at the same instruction
+    // boundary wherever blocks start.
+    void set_deadline(uint64_t at) {
+        if (block_done_ && at < deadline_) stop_flags_ |= kStopDeadline;
+        deadline_ = at;
+    }
     uint64_t deadline() const { return deadline_; }
     // The owner has an interrupt that may be deliverable: at the next boundary where
     // RFLAGS.IF allows, the CPU calls CpuOwner::acknowledge_interrupt().
@@ -456,6 +465,12 @@ class Cpu {
     // that exits at instruction after instruction (device set-up, random code) resumes
     // in its middle instead of decoding and translating a new block per exit.
     bool continue_after_exit(Block& b, size_t at);
+    // The running block ends with `done` instructions retired: they join icount_.
+    void end_block(size_t done) {
+        icount_ += done;
+        block_done_ = nullptr;
+        stop_flags_ &= ~kStopDeadline;
+    }
     Block* build_block(uint64_t phys, uint64_t key);
     void invalidate_code_page(uint64_t page);
     void flush_block_cache();
@@ -525,6 +540,9 @@ class Cpu {
     const DecodedInsn* block_insns_ = nullptr;  // the running block (pmu_catch_up)
     uint8_t block_cpl_ = 0;
     size_t pmu_synced_ = 0;  // instructions of the running block already counted
+    // The run loop's count of the running block's retired instructions (the `done` that
+    // translated code keeps at *R12), not yet in icount_; null between blocks.
+    const size_t* block_done_ = nullptr;
     std::vector<Ram> ram_;
     uint64_t icount_ = 0;
     std::atomic<bool> kick_{false};
@@ -563,6 +581,7 @@ class Cpu {
     static constexpr uint32_t kStopMmio = 8;                // the instruction read or wrote MMIO
     static constexpr uint32_t kStopBusLock = 16;            // the instruction took a bus lock
     static constexpr uint32_t kStopMovSs = 32;              // MOV/POP SS: #DB traps wait
+    static constexpr uint32_t kStopDeadline = 64;           // an earlier deadline was set
     static constexpr uint64_t kDr6SingleStep = 1ull << 14;  // DR6.BS
     static constexpr uint64_t kDebugctlBtf = 1ull << 1;     // IA32_DEBUGCTL.BTF
     uint32_t stop_flags_ = 0;  // kStop* bits, checked after every instruction

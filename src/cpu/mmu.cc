@@ -194,7 +194,8 @@ bool Cpu::mmio_stays_in_block() {
         stop_flags_ |= kStopOwner;
         return false;
     }
-    return !irq_requested_;
+    // Its writes may have set an earlier deadline (an in-kernel timer): the block ends.
+    return !irq_requested_ && !(stop_flags_ & kStopDeadline);
 }
 
 uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {

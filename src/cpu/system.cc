@@ -210,7 +210,7 @@ void Cpu::write_msr(uint32_t index, uint64_t v) {
     }
     switch (index) {
         case msr::IA32_TSC:
-            s_.tsc_offset = v - icount_;
+            s_.tsc_offset = v - clock();  // the TSC reads v now (clock() counts halted time too)
             return;
         case msr::IA32_PERF_CAPABILITIES:
             fault(VEC_GP, 0);  // read-only to the guest
