@@ -322,6 +322,39 @@ TEST(TranslateTest, FaultInsideATranslatedBlockIsPrecise) {
     EXPECT_EQ(p.translating().frame(3), BareMachine::kStack - 8);  // RSP after the PUSH
 }
 
+// Guest registers a block keeps in host registers: written back before a handler call
+// (BSWAP has none of its own) and loaded again after it, and written back before a load
+// that faults (#PF), so the fault sees every instruction before it.
+TEST(TranslateTest, CachedRegistersAreInTheStateAtHandlersAndFaults) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    p.load({
+        0x48, 0x01, 0xC8,  // add %rcx,%rax
+        0x48, 0x01, 0xC8,  // add %rcx,%rax
+        0x48, 0x0F, 0xC8,  // bswap %rax (its handler)
+        0x48, 0x01, 0xC1,  // add %rax,%rcx
+        0x48, 0x01, 0xC1,  // add %rax,%rcx
+        0x48, 0x89, 0xCA,  // mov %rcx,%rdx
+        0x48, 0x8B, 0x16,  // mov (%rsi),%rdx: #PF (not mapped)
+        0xF4,              // hlt
+    });
+    constexpr uint64_t a = 0x0123456789ABCDEFull, c = 0x1111222233334444ull;
+    p.both([](BareMachine& m) {
+        m.cpu_.state().gpr[RAX] = a;
+        m.cpu_.state().gpr[RCX] = c;
+        m.cpu_.state().gpr[RSI] = 0x800000;  // above the two mapped 2 MiB pages
+    });
+    p.run_compare({0}, "cached registers");
+    EXPECT_GE(p.translated(), 1u);
+    EXPECT_EQ(p.translating().vector_taken(), VEC_PF);
+    EXPECT_EQ(p.translating().frame(1),
+              BareMachine::kCode + 18);  // RIP of the load (after the error code)
+    const uint64_t x = __builtin_bswap64(a + 2 * c);
+    EXPECT_EQ(p.translating_cpu().state().gpr[RCX], c + 2 * x);
+    EXPECT_EQ(p.translating_cpu().state().gpr[RDX], c + 2 * x);
+}
+
 // A loop of blocks joined by Jcc, JMP, CALL and RET (the RETs through the jump cache):
 // translated blocks continue into each other without the run loop, yet every
 // instruction limit still stops both engines at the same instruction.

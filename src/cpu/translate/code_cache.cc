@@ -23,7 +23,8 @@ constexpr size_t kUnmapStep = 256 * 1024;
 
 // DWARF call-frame numbers for x86-64 (System V psABI, figure 3.36) and CFA opcodes
 // (DWARF 4 §6.4.2).
-constexpr uint8_t kDwRsp = 7, kDwRbx = 3, kDwR12 = 12, kDwR13 = 13, kDwRa = 16;
+constexpr uint8_t kDwRsp = 7, kDwRbx = 3, kDwRbp = 6, kDwR12 = 12, kDwR13 = 13, kDwR14 = 14;
+constexpr uint8_t kDwR15 = 15, kDwRa = 16;
 constexpr uint8_t kCfaDefCfa = 0x0c, kCfaOffset = 0x80;  // DW_CFA_offset: high 2 bits 10
 
 void put32(std::vector<uint8_t>& v, size_t at, uint32_t x) {
@@ -54,6 +55,9 @@ std::vector<uint8_t> build_eh_frame(const uint8_t* code, size_t size) {
     v.push_back(kCfaOffset | kDwRbx), v.push_back(2);  // CFA - 16
     v.push_back(kCfaOffset | kDwR12), v.push_back(3);  // CFA - 24
     v.push_back(kCfaOffset | kDwR13), v.push_back(4);  // CFA - 32
+    v.push_back(kCfaOffset | kDwR14), v.push_back(5);  // CFA - 40
+    v.push_back(kCfaOffset | kDwR15), v.push_back(6);  // CFA - 48
+    v.push_back(kCfaOffset | kDwRbp), v.push_back(7);  // CFA - 56
     pad8(v, 4);
     put32(v, 0, static_cast<uint32_t>(v.size() - 4));
     // FDE

@@ -15,9 +15,10 @@ namespace softkvm::cpu {
 class CodeCache {
   public:
     // Frame of every translated block at its call sites: after `push rbx; push r12;
-    // push r13` the canonical frame address is RSP + 32 (return address at CFA-8, RBX at
-    // CFA-16, R12 at CFA-24, R13 at CFA-32).
-    static constexpr size_t kFrameBytes = 32;
+    // push r13; push r14; push r15; push rbp; sub rsp, 8` the canonical frame address is
+    // RSP + 64 (return address at CFA-8, RBX at CFA-16, R12 at CFA-24, R13 at CFA-32, R14
+    // at CFA-40, R15 at CFA-48, RBP at CFA-56; RSP 16-byte aligned for calls).
+    static constexpr size_t kFrameBytes = 64;
 
     explicit CodeCache(size_t bytes);
     ~CodeCache();

@@ -36,9 +36,9 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     if (!reads_only) {
         cmp(r9, qword[rbx + r8 * 8 + off_.tlb_write]);
         jne(slow, T_NEAR);
-        mov(rsi, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
-        add(rsi, rcx);
-        cmp(rsi, rdx);
+        mov(r11, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
+        add(r11, rcx);
+        cmp(r11, rdx);
         jne(slow, T_NEAR);
     }
     if (locked && size > 1) {

@@ -26,7 +26,7 @@ void BlockEmitter::emit_mov(const DecodedInsn& in, Native f) {
     if (size >= 4) rdx_gpr_ = a.reg;
 }
 
-void BlockEmitter::emit_extend(const DecodedInsn& in, const Xbyak::Address& src) {
+void BlockEmitter::emit_extend(const DecodedInsn& in, const Xbyak::Operand& src) {
     const bool sx = in.mnemonic != ZYDIS_MNEMONIC_MOVZX;
     const uint8_t from = in.op[1].size;
     // The result zero-extended to 64 bits whatever the destination size (op_movzx,
@@ -39,7 +39,7 @@ void BlockEmitter::emit_extend(const DecodedInsn& in, const Xbyak::Address& src)
         movsx(rdx, src);
     else
         movsx(edx, src);
-    mov(gpr(in.op[0].reg), rdx);
+    mov(wgpr(in.op[0].reg), rdx);
     rdx_gpr_ = in.op[0].reg;
 }
 
@@ -49,7 +49,7 @@ void BlockEmitter::emit_setcc(const DecodedInsn& in) {
     jump_unless(in.cond, no);
     mov(edx, 1);
     L(no);
-    mov(gpr_at(in.op[0].reg, 1), dl);
+    mov(wgpr_at(in.op[0].reg, 1), dl);
 }
 
 void BlockEmitter::emit_cmovcc(const DecodedInsn& in) {
@@ -60,7 +60,7 @@ void BlockEmitter::emit_cmovcc(const DecodedInsn& in) {
     jump_unless(in.cond, no);
     mov(sized(rdx, size), gpr_at(in.op[1].reg, size));
     L(no);
-    mov(gpr(in.op[0].reg), rdx);
+    mov(wgpr(in.op[0].reg), rdx);
     rdx_gpr_ = in.op[0].reg;
 }
 
@@ -73,7 +73,7 @@ void BlockEmitter::emit_incdec(const DecodedInsn& in, bool up, bool flags_live) 
     else
         dec(d);
     if (flags_live) capture_flags(true);
-    mov(gpr(in.op[0].reg), rdx);
+    mov(wgpr(in.op[0].reg), rdx);
     rdx_gpr_ = in.op[0].reg;
     if (!flags_live) return;
     merge_host_flags(FLAGS_ARITH & ~FLAG_CF, FLAGS_ARITH & ~FLAG_CF);  // CF stays
@@ -87,7 +87,7 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
     load(rdx, in.op[0].reg, q);
     rdx_gpr_ = in.op[0].reg;  // written back below (or unchanged)
     if (n == 0) {             // no flags; a 32-bit register is still written (zero_count)
-        if (!q) mov(gpr(in.op[0].reg), rdx);
+        if (!q) mov(wgpr(in.op[0].reg), rdx);
         return;
     }
     const Xbyak::Reg& d = q ? static_cast<const Xbyak::Reg&>(rdx) : edx;
@@ -110,7 +110,7 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
             break;
     }
     if (flags_live && f != Native::Rol && f != Native::Ror) lahf();
-    mov(gpr(in.op[0].reg), rdx);
+    mov(wgpr(in.op[0].reg), rdx);
     if (!flags_live) return;
     if (f == Native::Rol || f == Native::Ror) {
         // CF and OF from the result: ROL CF = bit 0, OF = MSB ^ CF; ROR CF = MSB,
@@ -154,7 +154,7 @@ void BlockEmitter::emit_imul(const DecodedInsn& in, Native f, bool flags_live) {
     const bool q = in.opsize == 8;
     const Xbyak::Reg& d = q ? static_cast<const Xbyak::Reg&>(rdx) : edx;
     const uint8_t src = in.op[1].reg;
-    const Xbyak::Address s = q ? qword[rbx + off_.gpr + 8 * src] : dword[rbx + off_.gpr + 8 * src];
+    const Xbyak::Operand& s = gpr_at(src, q ? 8 : 4);
     if (f == Native::ImulRR) {
         load(rdx, in.op[0].reg, q);
         imul(d, s);
@@ -162,7 +162,7 @@ void BlockEmitter::emit_imul(const DecodedInsn& in, Native f, bool flags_live) {
         imul(d, s, static_cast<int>(in.op[2].value));
     }
     if (flags_live) seto(cl);
-    mov(gpr(in.op[0].reg), rdx);
+    mov(wgpr(in.op[0].reg), rdx);
     rdx_gpr_ = in.op[0].reg;
     if (!flags_live) return;
     test(d, d);
@@ -175,7 +175,7 @@ void BlockEmitter::emit_imul(const DecodedInsn& in, Native f, bool flags_live) {
     merge_flags(FLAGS_ARITH);
 }
 
-void BlockEmitter::emit_alu_value(const DecodedInsn& in, Alu k, const Xbyak::Address& src,
+void BlockEmitter::emit_alu_value(const DecodedInsn& in, Alu k, const Xbyak::Operand& src,
                                   bool flags_live) {
     const uint8_t size = in.opsize;
     if (size == 1)
@@ -241,7 +241,7 @@ void BlockEmitter::merge_host_flags(uint64_t take, uint64_t replace) {
     merged_ = take;
 }
 
-void BlockEmitter::alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s) {
+void BlockEmitter::alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Operand& s) {
     switch (k) {
         case Alu::Add:
             return add(d, s);

@@ -12,25 +12,24 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
     Xbyak::Label& slow = block_label();
     Xbyak::Label& done = block_label();
     defer_handler(in, idx, slow, done);
-    const Xbyak::Address rsp = gpr(RSP);
     switch (f) {
         case Native::Push:  // Cpu::push: the value read first (PUSH RSP: the old RSP)
-            mov(rax, rsp);
+            mov(rax, gpr(RSP));
             sub(rax, 8);
             mov(byte[rbx + off_.last_seg], SS);
             emit_probe(8, off_.tlb_write, slow);
             mov(rcx, gpr(in.op[0].reg));
             mov(qword[rdx], rcx);
-            mov(rsp, rax);
+            mov(wgpr(RSP), rax);
             add(qword[rbx + off_.rip], in.len);
             break;
         case Native::Pop:  // Cpu::pop, then the register (never RSP here)
-            mov(rax, rsp);
+            mov(rax, gpr(RSP));
             mov(byte[rbx + off_.last_seg], SS);
             emit_probe(8, off_.tlb_read, slow);
             mov(rcx, qword[rdx]);
-            add(rsp, 8);
-            mov(gpr(in.op[0].reg), rcx);
+            add(wgpr(RSP), 8);
+            mov(wgpr(in.op[0].reg), rcx);
             add(qword[rbx + off_.rip], in.len);
             break;
         case Native::Call:  // op_call: push the next RIP, then jump (#GP if not canonical)
@@ -39,21 +38,21 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             mov(r11, static_cast<uint64_t>(in.op[0].value));
             add(r11, r10);
             canonical_or(r11, slow);
-            mov(rax, rsp);
+            mov(rax, gpr(RSP));
             sub(rax, 8);
             mov(byte[rbx + off_.last_seg], SS);
             emit_probe(8, off_.tlb_write, slow);
             mov(qword[rdx], r10);
-            mov(rsp, rax);
+            mov(wgpr(RSP), rax);
             mov(qword[rbx + off_.rip], r11);
             break;
         case Native::Ret:  // op_ret: pop the target, then jump
-            mov(rax, rsp);
+            mov(rax, gpr(RSP));
             mov(byte[rbx + off_.last_seg], SS);
             emit_probe(8, off_.tlb_read, slow);
             mov(r10, qword[rdx]);
             canonical_or(r10, slow);
-            add(rsp, 8);
+            add(wgpr(RSP), 8);
             mov(qword[rbx + off_.rip], r10);
             break;
         case Native::JmpR:

@@ -22,6 +22,87 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     done_ = 0;
     rdx_gpr_ = rdx_known_ = kNoGpr;  // nothing carries over from the block before
     eax_flags_ = merged_ = 0;
+    for (int8_t& slot : slot_of_) slot = -1;
+    for (uint8_t& g : cached_) g = kNoGpr;
+    dirty_ = 0;
+}
+
+namespace {
+// The host registers that hold cached guest registers: RSI and RDI (caller-saved: the
+// emitter's scratch use of them is only at handler calls and at the block's end, where
+// the cache is flushed) and R14, R15, RBP (callee-saved, pushed by the block's frame).
+const Xbyak::Reg64& cache_reg(int slot) {
+    static const Xbyak::Reg64 regs[] = {Xbyak::util::rsi, Xbyak::util::rdi, Xbyak::util::r14,
+                                        Xbyak::util::r15, Xbyak::util::rbp};
+    return regs[slot];
+}
+}  // namespace
+
+void BlockEmitter::choose_cache(const Block& b, const std::vector<Native>& forms) {
+    // Uses of each guest register by the block's native instructions (operands, address
+    // registers, the stack forms' RSP, CMPXCHG's RAX); a register used once gains nothing.
+    int uses[16] = {};
+    for (size_t k = 0; k < forms.size(); ++k) {
+        if (forms[k] == Native::None) continue;
+        const DecodedInsn& in = b.insns[k];
+        for (size_t j = 0; j < in.nops && j < 3; ++j) {
+            const Operand& o = in.op[j];
+            if (o.kind == OpKind::Gpr && o.reg < 16) {
+                ++uses[o.reg];
+            } else if (o.kind == OpKind::Mem) {
+                if (o.reg < 16) ++uses[o.reg];
+                if (o.index < 16) ++uses[o.index];
+            }
+        }
+        switch (forms[k]) {
+            case Native::Push:
+            case Native::Pop:
+            case Native::Call:
+            case Native::Ret:
+                uses[RSP] += 2;
+                break;
+            case Native::CmpxchgM:
+                uses[RAX] += 2;
+                break;
+            default:
+                break;
+        }
+    }
+    for (int slot = 0; slot < kCacheRegs; ++slot) {
+        int best = -1;
+        for (int g = 0; g < 16; ++g)
+            if (slot_of_[g] < 0 && uses[g] >= 2 && (best < 0 || uses[g] > uses[best])) best = g;
+        if (best < 0) break;
+        slot_of_[best] = static_cast<int8_t>(slot);
+        cached_[slot] = static_cast<uint8_t>(best);
+    }
+}
+
+void BlockEmitter::flush_cache() {
+    for (int slot = 0; slot < kCacheRegs; ++slot) {
+        const uint8_t g = cached_[slot];
+        if (g != kNoGpr && (dirty_ >> g & 1)) mov(mem_gpr(g, 8), cache_reg(slot));
+    }
+    dirty_ = 0;
+}
+
+void BlockEmitter::reload_cache() {
+    for (int slot = 0; slot < kCacheRegs; ++slot) {
+        const uint8_t g = cached_[slot];
+        if (g != kNoGpr) mov(cache_reg(slot), mem_gpr(g, 8));
+    }
+    dirty_ = 0;
+}
+
+const Xbyak::Operand& BlockEmitter::gpr_at(uint8_t g, uint8_t size) {
+    const size_t at = op_next_++ % kOperandRing;
+    if (g < 16 && slot_of_[g] >= 0) return op_regs_[at] = sized(cache_reg(slot_of_[g]), size);
+    return op_addrs_[at].emplace(mem_gpr(g, size));
+}
+
+const Xbyak::Operand& BlockEmitter::wgpr_at(uint8_t g, uint8_t size) {
+    if (g < 16 && slot_of_[g] >= 0) dirty_ |= 1u << g;
+    return gpr_at(g, size);
 }
 
 namespace {
@@ -67,6 +148,10 @@ void BlockEmitter::emit(const Block& b) {
     push(rbx);
     push(r12);
     push(r13);
+    push(r14);
+    push(r15);
+    push(rbp);
+    sub(rsp, 8);  // RSP 16-byte aligned at handler calls (code_cache.h: kFrameBytes)
     mov(rbx, rdi);
     mov(r12, rsi);
     mov(r13, rdx);
@@ -75,6 +160,10 @@ void BlockEmitter::emit(const Block& b) {
     // backward jump to a known address (xbyak keeps a table entry per forward jump).
     L(exit_);
     exit_at_ = getSize();
+    add(rsp, 8);
+    pop(rbp);
+    pop(r15);
+    pop(r14);
     pop(r13);
     pop(r12);
     pop(rbx);
@@ -94,6 +183,8 @@ void BlockEmitter::emit(const Block& b) {
     }
     bool quiet = native_;
     for (Native f : forms) quiet &= f != Native::None;
+    choose_cache(b, forms);
+    reload_cache();
     for (size_t k = 0; k < n; ++k) {
         const DecodedInsn& in = b.insns[k];
         // What the previous instruction left in RDX and EAX (emitter.h), for this one.
@@ -107,6 +198,7 @@ void BlockEmitter::emit(const Block& b) {
             continue;
         }
         if (forms[k] == Native::Jcc || forms[k] == Native::Jmp) {
+            flush_cache();  // it may leave the block
             // A block ending with Jcc gets one chain exit per way (emit_branch).
             emit_branch(in, forms[k], k, k + 1 == n ? &b : nullptr, quiet, flags_in_eax);
             continue;
@@ -120,7 +212,7 @@ void BlockEmitter::emit(const Block& b) {
             case Native::Lea:
                 emit_ea(in, in.op[1]);
                 if (in.opsize == 4) mov(eax, eax);
-                mov(gpr(in.op[0].reg), rax);
+                mov(wgpr(in.op[0].reg), rax);
                 break;
             case Native::Nop:
                 break;
@@ -184,6 +276,7 @@ void BlockEmitter::emit(const Block& b) {
         }
         pending_rip_ += in.len;
     }
+    flush_cache();
     sync(n);
     emit_chain_exit(b, quiet);
     jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
@@ -196,12 +289,15 @@ void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& 
                                  Xbyak::Label& done, bool load, bool flags_to_eax) {
     const uint64_t pending = pending_rip_;
     const size_t done_before = done_;
-    cold_.push_back([this, &in, k, &slow, &done, load, flags_to_eax, pending, done_before] {
+    const uint32_t dirty = dirty_;
+    cold_.push_back([this, &in, k, &slow, &done, load, flags_to_eax, pending, done_before, dirty] {
         L(slow);
         pending_rip_ = pending;
         done_ = done_before;
+        dirty_ = dirty;  // the registers written before this instruction
+        flush_cache();
         if (load) emit_load_slow(in, k, done);
-        call_handler(in, k);  // syncs RIP and the done count first
+        call_handler(in, k);  // syncs RIP and the done count first; reloads the cache
         if (flags_to_eax) mov(eax, dword[rbx + off_.rflags]);
         jmp(done, T_NEAR);
     });
@@ -231,6 +327,7 @@ void BlockEmitter::sync(size_t k) {
 }
 
 void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
+    flush_cache();  // the handler works on the CPU state
     sync(k);
     Raw r;
     r.rbx_mem(kRexW, 0x8B, kRax, off_.rip);                             // mov rax, [rbx + rip]
@@ -251,6 +348,7 @@ void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     r.u8(0);
     r.jne_to(exit_at_, getSize());  // jne exit_
     put(r);
+    reload_cache();  // whatever the handler wrote
 }
 
 void BlockEmitter::jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax) {
@@ -397,18 +495,18 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     if (rmw) {
         cmp(r9, qword[rbx + r8 * 8 + off_.tlb_write]);
         jne(slow, T_NEAR);
-        mov(rsi, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
-        add(rsi, rcx);
+        mov(r11, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
+        add(r11, rcx);
     }
     const Xbyak::Address host = frame(m.size)[rdx];
     switch (f) {
         case Native::MovRM:
             if (size == 1) {
                 mov(al, host);
-                mov(byte[rbx + off_.gpr + 8 * in.op[0].reg], al);
+                mov(wgpr_at(in.op[0].reg, 1), al);
             } else {
                 mov(sized(rax, size), host);  // a 32-bit load zero-extends
-                mov(gpr(in.op[0].reg), rax);
+                mov(wgpr(in.op[0].reg), rax);
             }
             break;
         case Native::MovMR:
@@ -427,7 +525,7 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
             alu_imm(k, sized(r10, size), static_cast<uint32_t>(in.op[1].value));
             const bool logic = k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test;
             if (flags_live) capture_flags(!logic);
-            if (rmw) mov(frame(size)[rsi], sized(r10, size));
+            if (rmw) mov(frame(size)[r11], sized(r10, size));
             if (flags_live) merge_alu_flags(logic);
             break;
         }
@@ -455,11 +553,12 @@ void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Labe
     cmp(rdx, static_cast<uint32_t>(Translator::kLoadAbandoned));
     je(exit_, T_NEAR);
     if (in.opsize == 1)
-        mov(byte[rbx + off_.gpr + 8 * in.op[0].reg], al);
+        mov(mem_gpr(in.op[0].reg, 1), al);
     else
-        mov(gpr(in.op[0].reg), rax);  // read_mem zero-extends a 32-bit value
+        mov(mem_gpr(in.op[0].reg, 8), rax);  // read_mem zero-extends a 32-bit value
     add(qword[rbx + off_.rip], in.len);
     mov(qword[r12], static_cast<uint32_t>(idx + 1));
+    reload_cache();  // the call took the caller-saved ones; the destination is new
     // MMIO that needed no exit (or a replayed read) ends the block, as after a handler.
     cmp(dword[rbx + off_.stop], 0);
     je(done, T_NEAR);
@@ -510,15 +609,11 @@ const Xbyak::AddressFrame& BlockEmitter::frame(uint8_t size) {
     }
 }
 
-Xbyak::Address BlockEmitter::gpr_at(uint8_t g, uint8_t size) {
-    return frame(size)[rbx + off_.gpr + 8 * g];
-}
-
 void BlockEmitter::store_gpr(uint8_t g, uint8_t size, const Xbyak::Reg64& v) {
     if (size <= 2)
-        mov(gpr_at(g, size), sized(v, size));  // the rest of the register stays
+        mov(wgpr_at(g, size), sized(v, size));  // the rest of the register stays
     else
-        mov(gpr(g), v);  // a 32-bit result is already zero-extended in `v`
+        mov(wgpr(g), v);  // a 32-bit result is already zero-extended in `v`
 }
 
 void BlockEmitter::load(const Xbyak::Reg64& r, uint8_t g, bool q) {
@@ -526,7 +621,7 @@ void BlockEmitter::load(const Xbyak::Reg64& r, uint8_t g, bool q) {
     if (q)
         mov(r, gpr(g));
     else
-        mov(r.cvt32(), dword[rbx + off_.gpr + 8 * g]);  // zero-extends
+        mov(r.cvt32(), gpr_at(g, 4));  // zero-extends
 }
 
 void BlockEmitter::load_rdx(uint8_t g, uint8_t size) {

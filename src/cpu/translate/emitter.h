@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <initializer_list>
+#include <optional>
 #include <vector>
 
 #include "cpu/block.h"
@@ -75,7 +76,26 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // Stores the 64-bit `v` at `a`, through R8 when it does not fit a sign-extended imm32.
     void store_imm(const Xbyak::Address& a, uint64_t v);
 
-    Xbyak::Address gpr(uint8_t r) { return Xbyak::util::qword[rbx + off_.gpr + 8 * r]; }
+    // Guest register `g` (its low `size` bytes) where the block keeps it now: its host
+    // register when the block caches it (see cache_), else the CPU state. gpr_at reads;
+    // wgpr_at is for a write (the register is then written back at the next flush).
+    // The operands live until the block is finished.
+    const Xbyak::Operand& gpr_at(uint8_t g, uint8_t size);
+    const Xbyak::Operand& wgpr_at(uint8_t g, uint8_t size);
+    const Xbyak::Operand& gpr(uint8_t g) { return gpr_at(g, 8); }
+    const Xbyak::Operand& wgpr(uint8_t g) { return wgpr_at(g, 8); }
+    // Guest register `g` in the CPU state, whatever the cache holds.
+    Xbyak::Address mem_gpr(uint8_t g, uint8_t size) { return frame(size)[rbx + off_.gpr + 8 * g]; }
+
+    // Guest registers in host registers within a block (docs/translator.md): the block's
+    // most used registers (by its native instructions) get a host register each for the
+    // whole block, loaded at its start. Written ones are stored back (flush_cache) before
+    // anything that reads the CPU state — a handler call, a handler's path, the block's
+    // end, a branch — and all are loaded again (reload_cache) after a handler.
+    static constexpr int kCacheRegs = 5;
+    void choose_cache(const Block& b, const std::vector<Native>& forms);
+    void flush_cache();
+    void reload_cache();
 
     // RIP and the done count as the interpreter has them before instruction `k`.
     void sync(size_t k);
@@ -147,8 +167,6 @@ class BlockEmitter : public Xbyak::CodeGenerator {
 
     static Xbyak::Reg sized(const Xbyak::Reg64& r, uint8_t size);  // RDX -> DL, DX, EDX
     static const Xbyak::AddressFrame& frame(uint8_t size);         // byte ... qword
-    // Guest register `g` (its low `size` bytes) in the CPU state.
-    Xbyak::Address gpr_at(uint8_t g, uint8_t size);
     // Writes `v` to guest register `g` as an instruction of `size` bytes does: 8- and
     // 16-bit writes keep the rest of the register, `v` holds a 32-bit result zero-extended.
     void store_gpr(uint8_t g, uint8_t size, const Xbyak::Reg64& v);
@@ -156,7 +174,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // MOV r, r/imm: a 32-bit destination is zero-extended.
     void emit_mov(const DecodedInsn& in, Native f);
     // MOVZX/MOVSX/MOVSXD from `src` (a guest register or the host address of a load).
-    void emit_extend(const DecodedInsn& in, const Xbyak::Address& src);
+    void emit_extend(const DecodedInsn& in, const Xbyak::Operand& src);
     void emit_setcc(const DecodedInsn& in);
     void emit_cmovcc(const DecodedInsn& in);
 
@@ -189,7 +207,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // same defined flags (SDM vol. 1 appendix A); AF, undefined after AND/OR/XOR/TEST,
     // is 0 there in the interpreter (flags.h), so it is not taken from the host.
     // ALU r, [host] after a TLB hit: as emit_alu with the loaded operand.
-    void emit_alu_value(const DecodedInsn& in, Alu k, const Xbyak::Address& src, bool flags_live);
+    void emit_alu_value(const DecodedInsn& in, Alu k, const Xbyak::Operand& src, bool flags_live);
 
     void emit_alu(const DecodedInsn& in, Native f, Alu k, bool flags_live);
 
@@ -203,7 +221,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // Captured flags `take` into RFLAGS, whose `replace` bits are cleared first.
     void merge_host_flags(uint64_t take, uint64_t replace);
 
-    void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Address& s);
+    void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Operand& s);
     void alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v);
 
     // Fixed instruction sequences (the handler call, sync) encoded here, not through
@@ -243,6 +261,17 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     static constexpr uint8_t kNoGpr = 0xFF;
     uint8_t rdx_gpr_ = kNoGpr, rdx_known_ = kNoGpr;
     uint64_t eax_flags_ = 0, merged_ = 0;
+    // The register cache: host register of each guest register (-1: none), the guest
+    // register of each host register (kNoGpr: unused), the cached guest registers written
+    // since the last flush (bit g), and the operands handed out (gpr_at: a ring, each
+    // one in use only within the instruction that asked for it; no heap allocation).
+    int8_t slot_of_[16] = {};
+    uint8_t cached_[kCacheRegs] = {};
+    uint32_t dirty_ = 0;
+    static constexpr size_t kOperandRing = 16;
+    Xbyak::Reg op_regs_[kOperandRing];
+    std::optional<Xbyak::Address> op_addrs_[kOperandRing];
+    size_t op_next_ = 0;
     uint64_t pending_rip_ = 0;  // RIP advance of native instructions not yet stored
     size_t done_ = 0;           // the value the run loop's `done` has now
 };

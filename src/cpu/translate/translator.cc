@@ -183,7 +183,7 @@ namespace {
 // Upper bounds of the generated code's size, in bytes: the longest form is a memory
 // access with its TLB probe, flags and the handler call of its slow path.
 constexpr size_t kFrameCode = 1024;  // entries, chaining checks, exits (two after a Jcc)
-constexpr size_t kPerInsnCode = 384;
+constexpr size_t kPerInsnCode = 512;
 
 // LAHF/SAHF in 64-bit mode (CPUID.80000001H:ECX[0]): native flag capture needs LAHF.
 bool host_has_lahf() {
