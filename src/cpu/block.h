@@ -27,6 +27,9 @@ struct Block {
     // Where another translated block continues into this one (null: not translated, or
     // its translation is gone); entered with the code cache's frame already set up.
     void* host_chain = nullptr;
+    // The RIP it was translated at: its LBR recording's addresses are constants from it,
+    // so while recording it is only entered there (translate/emit_lbr.cc).
+    uint64_t host_rip = 0;
     uint32_t host_runs = 0;  // runs counted towards translation (Translator::code_for)
     // Bit i: an exit to the owner stopped this block before its instruction i (kMaxInsns
     // bits); see Cpu::continue_after_exit.

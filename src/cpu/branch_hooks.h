@@ -21,11 +21,12 @@ namespace softkvm::cpu {
     bool traced = false;
     if (tracing_) [[unlikely]] {
         // Translated code ran blocks before this one and recorded them (kChainTrace): this
-        // block began where the last of them went, unless it is that block itself, which
-        // recorded its own end (its successor's chaining entry sent it back here).
+        // block began at the RIP of its translation (trace_rip_), and it may have recorded
+        // its own end (its successor lookup failed or the successor's chaining entry sent
+        // it back here).
         tracing_ = false;
-        traced = lbr_.trace_icount() == icount_;
-        rip_before = lbr_.trace_rip();
+        traced = lbr_.trace_done();
+        rip_before = trace_rip_;
     }
     if (kind != BranchKind::None && !traced) {
         const bool lbr_on = s_.debugctl & msr::DEBUGCTL_LBR;

@@ -458,12 +458,17 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         chained_ = b;
                         // With LBR recording alone, chained blocks record their branches
                         // themselves (translate/emit_lbr.cc); the PMU counts in the run loop.
-                        no_chain_ = !hooks ? kChainFree : pmu_.active() ? kChainNever : kChainTrace;
+                        // Its LBR recording takes its addresses from the RIP it was
+                        // translated at: elsewhere the run loop records its branch.
+                        no_chain_ = !hooks                                       ? kChainFree
+                                    : pmu_.active() || b->host_rip != rip_before ? kChainNever
+                                                                                 : kChainTrace;
                         if (no_chain_ == kChainTrace) {
                             tracing_ = true;
-                            lbr_.trace_begin(rip_before, s_.cpl, icount_);
+                            lbr_.trace_begin(s_.cpl);
                         }
                         fn(this, &done, &rsp_before);
+                        if (tracing_) trace_rip_ = chained_->host_rip;
                         if (chained_ != b) b = chained_, in = b->insns.data(), n = b->insns.size();
                         chained_ = nullptr;
                         if (abandoned_) {
@@ -544,6 +549,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             }
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
+            if (tracing_ && chained_) trace_rip_ = chained_->host_rip;
             chained_ = nullptr;
             end_block(done);
             // The faulting instruction did not retire: only those before it count. (Of

@@ -665,6 +665,7 @@ class Cpu {
     uint64_t run_limit_ = kNever;    // run()'s instruction limit
     Block* chained_ = nullptr;       // the block translated code runs now
     uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping
+    uint64_t trace_rip_ = 0;         // while tracing_: where the chain's last block began
     bool tracing_ = false;           // this block was entered with kChainTrace
     uint64_t chained_blocks_ = 0;    // blocks entered from another block's translation
 

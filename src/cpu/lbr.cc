@@ -34,19 +34,19 @@ void Lbr::clear() {
 
 void Lbr::apply_log() const {
     using namespace msr;
-    const uint64_t logged = logged_ / kLogStep, n = logged - synced_ / kLogStep;
+    const uint64_t logged = logged_, n = logged - synced_;
     // Of n new records only the newest `k` survive in a stack of depth_ entries; TOS moves
     // past the others as if they had been written and overwritten. (n > 0 implies a
     // depth: keep_ is 0 without one.)
     const uint64_t k = std::min<uint64_t>(n, depth_);
     tos_ = static_cast<uint32_t>((tos_ + (n - k)) % depth_);
-    uint64_t prev = n > k ? log_[(logged - k - 1) % kLog].stamp : last_record_;
+    uint64_t prev = n > k ? log_stamp_[(logged - k - 1) % kLog] : last_record_;
     for (uint64_t r = logged - k; r != logged; ++r) {
-        const Logged& l = log_[r % kLog];
-        const uint64_t now = l.stamp;
-        const uint64_t mispred = (l.flags & kLogMispred) ? LBR_MISPRED : 0;
+        const size_t i = r % kLog;
+        const uint64_t now = log_stamp_[i];
+        const uint64_t mispred = (log_flags_[i] & kLogMispred) ? LBR_MISPRED : 0;
         tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
-        e_[tos_] = {(l.from & from_mask_) | (mispred & from_mispred_), l.to,
+        e_[tos_] = {(log_from_[i] & from_mask_) | (mispred & from_mispred_), log_to_[i],
                     (mispred | std::min(now - prev, LBR_INFO_CYCLES)) & info_mask_};
         prev = now;
     }
@@ -75,7 +75,7 @@ void Lbr::refresh_filter() {
             if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet)
                 pop_ |= bit;
             else
-                keep_ |= bit, keep_bytes_[cpl != 0] |= kLogStep << (8 * k);
+                keep_ |= bit, keep_bytes_[cpl != 0] |= 1ull << (8 * k);
         }
     }
 }

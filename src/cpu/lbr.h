@@ -10,8 +10,8 @@
 //
 // Translated code that chains blocks while recording is on records the branch each block
 // ends with itself (translate/emit_lbr.cc): it runs the predictor step and appends to the
-// log as record() does, and keeps the position of the chain (trace_rip(), trace_icount())
-// for the run loop.
+// log as record() does, and tells the run loop whether the chain's last block did
+// (trace_done()).
 #pragma once
 #include <algorithm>
 #include <array>
@@ -96,22 +96,22 @@ class Lbr {
         last_record_ = now;
     }
 
-    // Translated blocks chain while recording is on: the first begins at RIP `rip` at
-    // CPL `cpl` (CPL stays for the whole chain: translated code that records changes
-    // neither it nor CS) when `icount` instructions have retired. Each chained block that
-    // records its end (64-bit mode; in the others only blocks that end without a branch
-    // chain) leaves trace_rip() and trace_icount() where it left off: the next block's
-    // RIP and the instructions retired after it.
-    void trace_begin(uint64_t rip, uint8_t cpl, uint64_t icount) {
-        trace_rip_ = rip, trace_icount_ = icount;
+    // Translated blocks chain while recording is on, at CPL `cpl` for the whole chain
+    // (translated code that records changes neither CPL nor CS). Each block of the chain
+    // began at the RIP it was translated at (Block::host_rip: the run loop checks the
+    // first, each block's successor lookup the next). trace_done() says whether the last
+    // block of the chain recorded its own end: it is set where a block that did gives
+    // up chaining (its successor lookup failed, or the successor's chaining entry
+    // refused), and nowhere else.
+    void trace_begin(uint8_t cpl) {
+        trace_done_ = 0;
         trace_keep_ = keep_bytes_[cpl != 0];
         trace_pop_ret_ = (pop_ >> class_bit(BranchKind::NearRet, cpl)) & 1;
     }
     // Nothing waits to be recorded: translated code records each branch at once. (Callers
     // that order records before a change of the recording state may still call it.)
     void drain_trace() const {}
-    uint64_t trace_rip() const { return trace_rip_; }
-    uint64_t trace_icount() const { return trace_icount_; }
+    bool trace_done() const { return trace_done_; }
 
     // The predictor of the branch-misses event and the mispredict bits.
     BranchPredictor& predictor() { return bp_; }
@@ -157,43 +157,36 @@ class Lbr {
     // LBR_SELECT and the depth folded per (CPL, class), so record() tests one bit:
     // keep_ the branches written to the stack, pop_ the returns call-stack mode pops.
     uint16_t keep_ = 0, pop_ = 0;
-    // keep_ per CPL (0, not 0) as 8 bytes, byte k kLogStep when class k is kept, else 0:
+    // keep_ per CPL (0, not 0) as 8 bytes, byte k 1 when class k is kept, else 0:
     // translated code adds byte `kind` of the chain's copy (trace_keep_) to logged_.
     std::array<uint64_t, 2> keep_bytes_{};
     // FROM of formats 3-5: the address bits and the mispredict flag; all bits before.
     uint64_t from_mask_ = ~0ull, from_mispred_ = 0;
     uint64_t info_mask_ = 0;  // LBR_INFO's bits (format 5), else 0
 
-    // The log: the newest kLog records (linear FROM and TO, the cycle count, and flags
-    // with the mispredict flag in bit 7), record n in slot n % kLog, at byte n * kLogStep
-    // % sizeof(log_). It holds more than
-    // the deepest stack, so the record before the oldest one that still counts is there
-    // too (its cycle count starts that one's LBR_INFO). Translated code writes it too:
-    // 32-byte slots, the flags byte as BranchPredictor's counters carry it.
-    static constexpr uint64_t kLog = 64;
+    // The log: the newest kLog records, record n in slot n % kLog of four arrays (linear
+    // FROM and TO, the cycle count, and flags with the mispredict flag in bit 7). It
+    // holds more than the deepest stack, so the record before the oldest one that still
+    // counts is there too (its cycle count starts that one's LBR_INFO). Translated code
+    // writes it too: with 256 slots the low byte of logged_ is the next slot's index
+    // (no masking), and the flags byte is as BranchPredictor's counters carry it.
+    static constexpr uint64_t kLog = 256;
     static constexpr uint8_t kLogMispred = BranchPredictor::kJccMispred;
-    static_assert(kLog > msr::kLbrMaxDepth && (kLog & (kLog - 1)) == 0);
-    struct Logged {
-        uint64_t from = 0, to = 0, stamp = 0;
-        uint8_t flags = 0;
-        uint8_t pad[7] = {};
-    };
-    static_assert(sizeof(Logged) == 32);
-    static constexpr uint64_t kLogStep = sizeof(Logged);
+    static_assert(kLog > msr::kLbrMaxDepth && kLog == 256);
     // Written by translated code too (Translator's layout has the offsets).
-    std::array<Logged, kLog> log_{};
-    // Records ever logged, times kLogStep: the next one's byte offset in log_ (modulo its
-    // size) without a multiplication in translated code.
+    std::array<uint64_t, kLog> log_from_{}, log_to_{}, log_stamp_{};
+    std::array<uint8_t, kLog> log_flags_{};
+    // Records ever logged (kept ones: a dropped one is written to the next slot and not
+    // counted).
     uint64_t logged_ = 0;
     BranchPredictor bp_;
     friend class Translator;
-    // The chain translated code is recording (trace_begin): where its last block left
-    // off, and the filter at its CPL: keep_bytes_ for it, and whether call-stack mode pops
-    // returns (those blocks return to the run loop, which records them).
-    uint64_t trace_rip_ = 0, trace_icount_ = 0;
+    // The chain translated code is recording (trace_begin): the filter at its CPL
+    // (keep_bytes_ for it, and whether call-stack mode pops returns: those blocks return
+    // to the run loop, which records them), and trace_done().
     uint64_t trace_keep_ = 0;
-    uint8_t trace_pop_ret_ = 0;
-    // The architectural stack, as of `synced_` (as logged_: times kLogStep) logged records.
+    uint8_t trace_pop_ret_ = 0, trace_done_ = 0;
+    // The architectural stack, as of `synced_` logged records.
     mutable uint64_t synced_ = 0;
     mutable uint32_t tos_ = 0;
     mutable uint64_t last_record_ = 0;  // cycle count of the newest applied record
@@ -212,12 +205,12 @@ inline void Lbr::log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, b
                      uint64_t now) {
     const unsigned bit = class_bit(kind, cpl);
     if ((pop_ >> bit) & 1) return pop();  // call-stack mode: a return pops its call
-    Logged& l = log_[(logged_ / kLogStep) % kLog];
-    l.from = from;
-    l.to = to;
-    l.stamp = now;
-    l.flags = mispredicted ? kLogMispred : 0;
-    logged_ += ((keep_ >> bit) & 1) * kLogStep;
+    const size_t i = logged_ % kLog;
+    log_from_[i] = from;
+    log_to_[i] = to;
+    log_stamp_[i] = now;
+    log_flags_[i] = mispredicted ? kLogMispred : 0;
+    logged_ += (keep_ >> bit) & 1;
 }
 
 // Inline: the CPU calls it for every branch while DEBUGCTL.LBR is set or a counter counts

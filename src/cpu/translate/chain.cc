@@ -11,24 +11,25 @@ using namespace Xbyak::util;
 
 void BlockEmitter::emit_chain_entry(const Block& b) {
     const uint64_t n = b.insns.size();
-    // Not entered: back to the run loop as the previous block (exit_).
+    // Not entered: back to the run loop as the previous block (refused_: while recording
+    // LBRs, that block recorded its end).
     cmp(byte[rbx + off_.mode], static_cast<uint8_t>(b.key & 3));
-    jne(exit_, T_NEAR);
+    jne(refused_, T_NEAR);
     // Set from outside the block (another thread's kick; a device, a timer).
     movzx(eax, byte[rbx + off_.kick]);
     or_(al, byte[rbx + off_.irq_requested]);
     if (b.has_lock) or_(al, byte[rbx + off_.bus_lock_watch]);
     test(al, al);
-    jnz(exit_, T_NEAR);
+    jnz(refused_, T_NEAR);
     // Budget: icount + n <= the run's limit, clock + n <= the deadline (kNever: ~0).
     mov(rax, qword[rbx + off_.icount]);
     add(rax, qword[r12]);  // the instructions of the block before
     lea(rcx, ptr[rax + n]);
     cmp(rcx, qword[rbx + off_.run_limit]);
-    ja(exit_, T_NEAR);
+    ja(refused_, T_NEAR);
     add(rcx, qword[rbx + off_.idle]);  // clock() + n
     cmp(rcx, qword[rbx + off_.deadline]);
-    ja(exit_, T_NEAR);
+    ja(refused_, T_NEAR);
     // Enter: the previous block is retired and this one is the run loop's block.
     mov(qword[rbx + off_.icount], rax);
     mov(qword[r12], 0);
@@ -60,9 +61,9 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
     add(qword[rbx + off_.chained_blocks], 1);
 }
 
-void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
+void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way) {
     // The run loop's per-block bookkeeping (LBR, PMU) was on when it entered the chain.
-    Xbyak::Label trace, links;
+    Xbyak::Label trace;
     static_assert(kChainFree < kChainTrace && kChainTrace < kChainNever);
     cmp(byte[rbx + off_.no_chain], kChainTrace);
     jae(quiet ? trace : exit_, T_NEAR);
@@ -84,8 +85,20 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
         test(byte[rbx + off_.debugctl], static_cast<uint8_t>(msr::DEBUGCTL_LBR));
         jnz(exit_, T_NEAR);
     }
-    L(links);
-    mov(rax, qword[rbx + off_.rip]);
+    emit_successor_lookup(b, false);
+    if (quiet) {
+        // kChainTrace: LBR recording (emit_lbr.cc), then on to the successor.
+        L(trace);
+        ja(exit_, T_NEAR);  // kChainNever (the flags of the compare above)
+        if (emit_lbr_record(b, way)) emit_successor_lookup(b, true);
+    }
+}
+
+void BlockEmitter::emit_successor_lookup(const Block& b, bool traced) {
+    // While recording LBRs (`traced`): every way out marks the end recorded (refused_),
+    // and the successor must begin at the RIP of its translation.
+    Xbyak::Label& out = traced ? refused_ : exit_;
+    if (!traced) mov(rax, qword[rbx + off_.rip]);  // emit_lbr_record leaves it in RAX
     mov(rdx, qword[rbx + off_.block_gen]);
     mov(rcx, reinterpret_cast<uint64_t>(&b));
     for (int k = 0; k < 2; ++k) {
@@ -96,9 +109,13 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
         cmp(rdx, qword[rcx + at + off_.link_gen]);
         jne(next);
         mov(rcx, qword[rcx + at + off_.link_block]);
+        if (traced) {
+            cmp(rax, qword[rcx + off_.host_rip]);
+            jne(out, T_NEAR);
+        }
         mov(rax, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
         test(rax, rax);
-        jz(exit_, T_NEAR);
+        jz(out, T_NEAR);
         jmp(rax);
         L(next);
     }
@@ -113,27 +130,24 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet) {
     mov(rcx, off_.jump_cache);
     add(rcx, rdi);
     cmp(rsi, qword[rcx]);
-    jne(exit_, T_NEAR);
+    jne(out, T_NEAR);
     cmp(rdx, qword[rcx + 8]);
-    jne(exit_, T_NEAR);
-    movzx(eax, byte[rbx + off_.cpl]);
-    shl(eax, 4);
+    jne(out, T_NEAR);
+    movzx(edi, byte[rbx + off_.cpl]);
+    shl(edi, 4);
     movzx(esi, byte[rbx + off_.mode]);
-    or_(eax, esi);
-    cmp(eax, dword[rcx + 24]);
-    jne(exit_, T_NEAR);
+    or_(edi, esi);
+    cmp(edi, dword[rcx + 24]);
+    jne(out, T_NEAR);
     mov(rcx, qword[rcx + 16]);
+    if (traced) {
+        cmp(rax, qword[rcx + off_.host_rip]);
+        jne(out, T_NEAR);
+    }
     mov(rax, qword[rcx + off_.host_chain]);
     test(rax, rax);
-    jz(exit_, T_NEAR);
+    jz(out, T_NEAR);
     jmp(rax);
-    if (quiet) {
-        // kChainTrace: LBR recording (emit_lbr.cc), then on to the successor.
-        L(trace);
-        ja(exit_, T_NEAR);  // kChainNever (the flags of the compare above)
-        emit_lbr_record(b);
-        jmp(links, T_NEAR);
-    }
 }
 
 }  // namespace softkvm::cpu

@@ -4,12 +4,14 @@
 // all run natively records its own end as it chains on, as Cpu::after_block would. Its
 // branches are native in 64-bit mode only (CS base 0, linear = RIP), where the branch's
 // address and the next instruction's are constants of the translation, given the RIP the
-// block starts at: the code checks that RIP (Lbr::trace_rip_, the previous block's
-// destination), runs the predictor step of BranchPredictor::resolve for the branch's
-// class with those constants, and writes the record to the LBR unit's log as Lbr::log()
-// does. Only the guest's own outcome (taken or not, an indirect target) is read at run
-// time. Every block, with a branch or not, leaves Lbr::trace_rip_ and trace_icount_ at
-// its end for the next one and for the run loop.
+// block starts at: while recording, a block only runs at the RIP it was translated at
+// (Block::host_rip: the run loop checks it for the first block of a chain, each
+// successor lookup for the next). Its code runs the predictor step of
+// BranchPredictor::resolve for the branch's class with those constants (a last Jcc's
+// direction is the exit's own: emit_branch gives each way its exit), and writes the
+// record to the LBR unit's log as Lbr::log() does. Only the guest's own outcome (an
+// indirect target) is read at run time. Where a block that recorded its end stops
+// chaining, it notes so for the run loop (Lbr::trace_done_, emitter.h: refused_).
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include "cpu/lbr.h"
 #include "cpu/translate/emitter.h"
@@ -50,7 +52,7 @@ void BlockEmitter::store_imm(const Xbyak::Address& a, uint64_t v) {
     }
 }
 
-void BlockEmitter::emit_lbr_record(const Block& b) {
+bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
     const size_t n = b.insns.size();
     const DecodedInsn& last = b.insns.back();
     const BranchKind kind = last.branch;
@@ -69,49 +71,42 @@ void BlockEmitter::emit_lbr_record(const Block& b) {
     }
     if (!native) {  // the run loop records it
         jmp(exit_, T_NEAR);
-        return;
+        return false;
     }
+    // The block began at start_rip_ (64-bit mode: linear = RIP): the run loop entered it
+    // there, or the previous block's successor lookup checked it (Block::host_rip).
     const uint64_t from = start_rip_ + (last.block_off - b.insns[0].block_off);
     const uint64_t next = from + last.len;
-    if (kind != BranchKind::None) {
-        // The block started where it was translated (64-bit mode: linear = RIP), or the
-        // run loop records it. So does a return that call-stack mode pops (Lbr::pop).
-        const Xbyak::Address started = qword[rbx + off_.lbr_trace_rip];
-        if (fits_imm32(start_rip_)) {
-            cmp(started, static_cast<uint32_t>(start_rip_));
-        } else {
-            mov(rcx, started);
-            cmp_imm(rcx, start_rip_);
-        }
+    if (kind == BranchKind::NearRet) {
+        // A return that call-stack mode pops: the run loop records it (Lbr::pop).
+        cmp(byte[rbx + off_.lbr_trace_pop_ret], 0);
         jne(exit_, T_NEAR);
-        if (kind == BranchKind::NearRet) {
-            cmp(byte[rbx + off_.lbr_trace_pop_ret], 0);
-            jne(exit_, T_NEAR);
-        }
     }
-    // RAX: where the block went (the record's TO); RSI: instructions retired after it
-    // (the record's cycle count, Cpu::after_block's icount_).
+    // RAX: where the block went (the record's TO; the successor lookup's key).
     mov(rax, qword[rbx + off_.rip]);
-    mov(qword[rbx + off_.lbr_trace_rip], rax);
-    mov(rsi, qword[rbx + off_.icount]);
-    add(rsi, static_cast<uint32_t>(n));
-    mov(qword[rbx + off_.lbr_trace_icount], rsi);
-    if (kind == BranchKind::None) return;  // ended without a branch (its size limit)
+    if (kind == BranchKind::None) return true;  // ended without a branch (its size limit)
 
     // The predictor step (BranchPredictor::resolve); DL: the log's flags (mispredict bit).
     Xbyak::Label done;
     const int32_t ras_top = off_.bp_ras_top;
     switch (kind) {
         case BranchKind::Jcc: {
+            // The exit knows the way (emit_branch gives the taken one its own exit), or
+            // RIP tells it.
             const int32_t counter = off_.bp_counter + static_cast<int32_t>(slot(from, kCounters));
             Xbyak::Label taken;
-            cmp_imm(rax, next);
-            jne(taken, T_NEAR);
-            // Not taken: the counter moves; nothing is recorded.
-            movzx(edx, byte[rbx + counter]);
-            movzx(edx, byte[rbx + rdx + off_.bp_jcc_next]);
-            mov(byte[rbx + counter], dl);
-            jmp(done, T_NEAR);
+            if (way == JccWay::Unknown) {
+                cmp_imm(rax, next);
+                jne(taken, T_NEAR);
+            }
+            if (way != JccWay::Taken) {
+                // Not taken: the counter moves; nothing is recorded.
+                movzx(edx, byte[rbx + counter]);
+                movzx(edx, byte[rbx + rdx + off_.bp_jcc_next]);
+                mov(byte[rbx + counter], dl);
+                if (way == JccWay::NotTaken) return true;
+                jmp(done, T_NEAR);
+            }
             L(taken);
             movzx(edx, byte[rbx + counter]);
             movzx(edx, byte[rbx + rdx + off_.bp_jcc_next + 256]);
@@ -156,18 +151,21 @@ void BlockEmitter::emit_lbr_record(const Block& b) {
             xor_(edx, edx);
             break;
     }
-    // Lbr::log: the slot past the log's end is written, and counted if the filter keeps
-    // the class at the chain's CPL. (64 slots of 32 bytes, logged_ counting bytes:
-    // Translator's layout checks.)
-    mov(ecx, dword[rbx + off_.lbr_logged]);
-    and_(ecx, 64 * 32 - 1);
-    store_imm(qword[rbx + rcx + off_.lbr_log], from);
-    mov(qword[rbx + rcx + off_.lbr_log + 8], rax);
-    mov(qword[rbx + rcx + off_.lbr_log + 16], rsi);
-    mov(byte[rbx + rcx + off_.lbr_log + 24], dl);
+    // RSI: instructions retired after the block (the record's cycle count,
+    // Cpu::after_block's icount_).
+    mov(rsi, qword[rbx + off_.icount]);
+    add(rsi, static_cast<uint32_t>(n));
+    // Lbr::log: the next slot is written, and counted if the filter keeps the class at
+    // the chain's CPL. (256 slots: the low byte of the record count is the slot.)
+    movzx(ecx, byte[rbx + off_.lbr_logged]);
+    store_imm(qword[rbx + rcx * 8 + off_.lbr_log_from], from);
+    mov(qword[rbx + rcx * 8 + off_.lbr_log_to], rax);
+    mov(qword[rbx + rcx * 8 + off_.lbr_log_stamp], rsi);
+    mov(byte[rbx + rcx + off_.lbr_log_flags], dl);
     movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
     add(qword[rbx + off_.lbr_logged], rcx);
     L(done);
+    return true;
 }
 
 }  // namespace softkvm::cpu

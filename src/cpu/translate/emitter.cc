@@ -14,6 +14,7 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     labels_.clear();
     reset();  // no code, no labels (and exit_ forgotten, even after an abandoned block)
     exit_.clear();
+    refused_.clear();
     top_ = at;  // xbyak's CodeArray: the buffer and its size
     maxSize_ = size;
     native_ = native;
@@ -158,6 +159,8 @@ void BlockEmitter::emit(const Block& b) {
     jmp(body, T_NEAR);
     // The way out, placed before the code that leaves through it: every jump there is a
     // backward jump to a known address (xbyak keeps a table entry per forward jump).
+    L(refused_);
+    mov(byte[rbx + off_.lbr_trace_done], 1);
     L(exit_);
     exit_at_ = getSize();
     add(rsp, 8);
@@ -278,7 +281,9 @@ void BlockEmitter::emit(const Block& b) {
     }
     flush_cache();
     sync(n);
-    emit_chain_exit(b, quiet);
+    // After a last Jcc, this exit is its way not taken (emit_branch has the other).
+    emit_chain_exit(b, quiet,
+                    b.insns.back().branch == BranchKind::Jcc ? JccWay::NotTaken : JccWay::Unknown);
     jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
     for (const auto& path : cold_) path();
     cold_.clear();
@@ -418,7 +423,9 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
         // successor lookup and jump apart (the not-taken way falls through to the block's).
         mov(qword[rbx + off_.rip], r10);
         mov(qword[r12], static_cast<uint32_t>(k + 1));
-        emit_chain_exit(*last, quiet);
+        // A Jcc to the next instruction counts as not taken (Cpu::after_block: the RIP
+        // after it is the next instruction's).
+        emit_chain_exit(*last, quiet, in.op[0].value ? JccWay::Taken : JccWay::NotTaken);
     }
     L(not_taken);
     mov(qword[rbx + off_.rip], r10);

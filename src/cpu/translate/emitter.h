@@ -36,7 +36,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // takes its branch's addresses from it, and checks it when the block runs.
     void set_start_rip(uint64_t rip) { start_rip_ = rip; }
     // Room for the LBR recording of one chain exit (emit_lbr_record), in bytes.
-    static constexpr size_t kLbrRecordCode = 256;
+    static constexpr size_t kLbrRecordCode = 512;
 
     // Where another block's code continues into this one (see emit_chain_entry).
     const uint8_t* chain_entry() const { return chain_entry_; }
@@ -61,16 +61,27 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // only, a `quiet` block records its end, emit_lbr_record, and goes on), nor, unless the
     // block is `quiet` (every instruction native), when a handler left the run loop something to
     // do: halt, NMI, #DB, single-step, breakpoints, trace, LBR or PMU, an MMIO replay.
-    void emit_chain_exit(const Block& b, bool quiet);
+    // `way`: at the exits of a block ending with Jcc, which way it went there (its LBR
+    // recording then needs no test).
+    enum class JccWay : uint8_t { Unknown, Taken, NotTaken };
+    void emit_chain_exit(const Block& b, bool quiet, JccWay way = JccWay::Unknown);
+
+    // The block the run loop would pick next after `b` — its successor links, then its
+    // jump cache, with the same keys and validity — and, if that block has a translation,
+    // a jump to its chaining entry; otherwise back to the run loop. `traced` (LBR
+    // recording, after emit_lbr_record, with the guest's RIP in RAX): the successor must
+    // also begin at the RIP it was translated at, and the way back is refused_.
+    void emit_successor_lookup(const Block& b, bool traced);
 
     // LBR recording of a `quiet` block's end while it chains (ChainMode kChainTrace),
     // before its successor is looked up: the branch it ended with, as Cpu::after_block
     // would record it: the block's own code runs the branch predictor and writes the LBR
-    // unit's log, with its addresses taken from start_rip_. A block that runs at another
-    // RIP, a return that call-stack mode pops and a branch without a native form (every
-    // branch outside 64-bit mode) return to the run loop, which records them. Falls
-    // through to the successor lookup. (emit_lbr.cc)
-    void emit_lbr_record(const Block& b);
+    // unit's log, with its addresses taken from start_rip_ (the successor lookup and the
+    // run loop make sure that the block began there). A return that call-stack mode pops
+    // and a branch without a native form (every branch outside 64-bit mode) return to the
+    // run loop, which records them: then it returns false (nothing follows), else it
+    // leaves the guest's RIP in RAX and returns true. (emit_lbr.cc)
+    bool emit_lbr_record(const Block& b, JccWay way);
     // Compares `r` with `v`, through R8 when `v` does not fit a sign-extended imm32.
     void cmp_imm(const Xbyak::Reg64& r, uint64_t v);
     // Stores the 64-bit `v` at `a`, through R8 when it does not fit a sign-extended imm32.
@@ -252,6 +263,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     const uint8_t* chain_entry_ = nullptr;
     Mode mode_ = Mode::Long64;
     Xbyak::Label exit_;
+    // Back to the run loop as exit_ does, after noting that the block recorded its LBR
+    // branch (Lbr::trace_done): where a recording block's successor lookup fails, and
+    // where a chaining entry refuses (only recording blocks chain to one while recording).
+    Xbyak::Label refused_;
     std::deque<Xbyak::Label> labels_;          // block_label()
     std::vector<std::function<void()>> cold_;  // out-of-line paths, emitted after the block
     // Between two register forms: the guest register whose whole value RDX holds after

@@ -93,20 +93,23 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.pmu_synced = offset_in(cpu, cpu.pmu_synced_);
     l.chained_blocks = offset_in(cpu, cpu.chained_blocks_);
     const Lbr& lbr = cpu.lbr_;
-    l.lbr_trace_rip = offset_in(cpu, lbr.trace_rip_);
-    l.lbr_trace_icount = offset_in(cpu, lbr.trace_icount_);
+    l.lbr_trace_done = offset_in(cpu, lbr.trace_done_);
     l.lbr_trace_keep = offset_in(cpu, lbr.trace_keep_);
     l.lbr_trace_pop_ret = offset_in(cpu, lbr.trace_pop_ret_);
-    l.lbr_log = offset_in(cpu, lbr.log_[0]);
+    l.lbr_log_from = offset_in(cpu, lbr.log_from_[0]);
+    l.lbr_log_to = offset_in(cpu, lbr.log_to_[0]);
+    l.lbr_log_stamp = offset_in(cpu, lbr.log_stamp_[0]);
+    l.lbr_log_flags = offset_in(cpu, lbr.log_flags_[0]);
     l.lbr_logged = offset_in(cpu, lbr.logged_);
     l.bp_counter = offset_in(cpu, lbr.bp_.counter_[0]);
     l.bp_jcc_next = offset_in(cpu, lbr.bp_.jcc_next_[0]);
     l.bp_target = offset_in(cpu, lbr.bp_.target_[0]);
     l.bp_ras = offset_in(cpu, lbr.bp_.ras_[0]);
     l.bp_ras_top = offset_in(cpu, lbr.bp_.ras_top_);
-    static_assert(Lbr::kLog == 64 && sizeof(Lbr::Logged) == 32 &&
-                  offsetof(Lbr::Logged, flags) == 24);
-    static_assert(sizeof(lbr.bp_.ras_top_) == 4 && sizeof(lbr.trace_pop_ret_) == 1);
+    // The log's slot is the low byte of logged_ (little-endian x86 hosts).
+    static_assert(Lbr::kLog == 256 && sizeof(lbr.logged_) == 8 && sizeof(lbr.log_flags_[0]) == 1);
+    static_assert(sizeof(lbr.bp_.ras_top_) == 4 && sizeof(lbr.trace_pop_ret_) == 1 &&
+                  sizeof(lbr.trace_done_) == 1);
     l.jump_cache = reinterpret_cast<uint64_t>(cpu.jump_cache_.data());
     l.load_fn = reinterpret_cast<uint64_t>(&Translator::load_for_code);
     static const Block probe;
@@ -115,6 +118,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.link_block = offset_in(probe, probe.links[0].block);
     l.link_size = static_cast<int32_t>(sizeof(Block::Link));
     l.host_chain = offset_in(probe, probe.host_chain);
+    l.host_rip = offset_in(probe, probe.host_rip);
 #ifdef SOFTKVM_HAVE_TRANSLATOR
     emitter_ = std::make_unique<BlockEmitter>(layout_);
 #endif
@@ -221,6 +225,7 @@ Translator::BlockFn Translator::translate(Block& b) {
     cache_->end_write(used);
     b.host_code = const_cast<uint8_t*>(cache_->exec_address(at));
     b.host_chain = const_cast<uint8_t*>(cache_->exec_address(chain));
+    b.host_rip = cpu_.s_.rip;
     b.host_epoch = cache_->epoch();
     ++translated_;
     if (map_) map_->record(b, b.host_code, used, cpu_.s_.rip, b.host_epoch);
