@@ -5,9 +5,10 @@
 // Input: a 72-byte header (see CpuFuzzHeader) then the code, copied to kCode.
 // Machine: 4 KiB page tables identity-map the first 2 MiB, so everything above the RAM is
 // MMIO; a GDT with ring-0 and ring-3 segments, 64-bit and 32-bit IDTs whose every vector
-// halts, a TSS. The header flips page-table bits, picks long mode (CPL 0 or 3, CR0.WP,
-// CR4.SMEP/SMAP, EFER.NXE) or flat 32-bit protected mode, and decides whether MMIO and
-// port reads exit first (as a VMM behind KVM_EXIT_MMIO) or are answered at once.
+// halts, a TSS; the RAM outside them and the stack's two pages is HLT instructions (the
+// input's code is copied over them). The header flips page-table bits, picks long mode (CPL 0 or 3,
+// CR0.WP, CR4.SMEP/SMAP, EFER.NXE) or flat 32-bit protected mode, and decides whether MMIO and port
+// reads exit first (as a VMM behind KVM_EXIT_MMIO) or are answered at once.
 //
 // After each input the CPU is reset (Cpu::reset(): a new CPU's state, its translator's
 // code cache emptied, the input's blocks freed), and before the next one the RAM pages

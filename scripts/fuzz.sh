@@ -7,6 +7,8 @@
 # -runs; the seed corpus counts), whichever comes first. FUZZ_TIMEOUT=S (default 10) is
 # the wall-clock seconds after which an input counts as a hang: raise it for a run under
 # `nice -n 19` on a loaded machine, where an input may wait seconds for a CPU.
+# FUZZ_JOBS=N (default 1) runs N libFuzzer processes per target on its one corpus (-jobs=N
+# -workers=N: each picks up what the others add); the executions are their sum.
 set -uo pipefail
 fuzz_build=${1:?usage: fuzz.sh FUZZ_BUILD MAIN_BUILD SECONDS [TARGET...]}
 main_build=${2:?usage}
@@ -28,7 +30,18 @@ case $timeout in
         exit 2
         ;;
 esac
+jobs=${FUZZ_JOBS:-1}
+case $jobs in
+    [1-9] | [1-9][0-9]*) ;;
+    *)
+        echo "fuzz: FUZZ_JOBS must be a positive number of processes, not '$jobs'" >&2
+        exit 2
+        ;;
+esac
 here=$(cd "$(dirname "$0")/.." && pwd)
+# Absolute paths: with FUZZ_JOBS, libFuzzer runs in a directory of its own.
+[ -d "$fuzz_build" ] && fuzz_build=$(cd "$fuzz_build" && pwd)
+[ -d "$main_build" ] && main_build=$(cd "$main_build" && pwd)
 # Targets whose inputs are guest images: the built guests are their seeds.
 GUEST_SEEDED=" fuzz_loader "
 
@@ -63,11 +76,26 @@ for t in "${targets[@]}"; do
             seeds+=("$fuzz_build/seeds/$t")
     fi
     # -timeout: an input that runs that long is a hang; -rss_limit_mb: exhaustion is a failure.
-    "$bin" -max_total_time="$seconds" -runs="$runs" -timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "$corpus" "${seeds[@]}" >"$log" 2>&1
-    status=$?
-    executed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    flags=(-max_total_time="$seconds" -runs="$runs" -timeout="$timeout" -rss_limit_mb=2048
+        -print_final_stats=1 -artifact_prefix="$artifacts/")
+    if [ "$jobs" -gt 1 ]; then
+        # libFuzzer writes job K's output to fuzz-K.log in its working directory.
+        jobdir=$(cd "$(dirname "$log")" && pwd)/$t.jobs
+        rm -rf "$jobdir" && mkdir -p "$jobdir"
+        (cd "$jobdir" && "$bin" -jobs="$jobs" -workers="$jobs" "${flags[@]}" "$corpus" "${seeds[@]}") \
+            >"$log" 2>&1
+        status=$?
+        cat "$jobdir"/fuzz-*.log >>"$log"
+        executed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$jobdir"/fuzz-*.log |
+            awk '{ n += $1 } END { print n }')
+        cov=$(for f in "$jobdir"/fuzz-*.log; do grep -o 'cov: [0-9]*' "$f" | tail -1; done |
+            cut -d' ' -f2 | sort -n | tail -1)
+    else
+        "$bin" "${flags[@]}" "$corpus" "${seeds[@]}" >"$log" 2>&1
+        status=$?
+        executed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+        cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    fi
     size=$(find "$corpus" -type f | wc -l)
     if [ $status -eq 0 ]; then
         verdict=ok
