@@ -423,6 +423,54 @@ TEST(TranslateTest, DeadlineInsideChainedBlocksInterruptsAtTheSameInstruction) {
     }
 }
 
+// A block that branches back to its own start loops in its own code (emit_self_loop):
+// instruction limits and timer deadlines still stop it at the same instruction as the
+// interpreter, and it counts as a chained block each time round.
+TEST(TranslateTest, SelfLoopStopsAtEveryInstructionLimitAndDeadline) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    std::vector<uint8_t> code = {
+        0xB9, 0xF4, 0x01, 0x00, 0x00,  //       mov $500,%ecx
+        0x01, 0xC8,                    // top:  add %ecx,%eax
+        0xC1, 0xC0, 0x03,              //       rol $3,%eax
+        0x31, 0xC2,                    //       xor %eax,%edx
+        0xFF, 0xC9,                    //       dec %ecx
+        0x75, 0xF5,                    //       jnz top
+        0xF4,                          //       hlt
+    };
+    for (uint64_t seed = 1; seed <= 10; ++seed) {
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        p.load(code);
+        std::mt19937_64 rng(seed);
+        std::vector<uint64_t> limits;
+        uint64_t at = 0;
+        for (int k = 0; k < 40; ++k) limits.push_back(at += 1 + rng() % (seed * 7));
+        limits.push_back(0);
+        p.run_compare(limits, "self loop seed " + std::to_string(seed));
+        if (::testing::Test::HasFailure()) return;
+    }
+    for (uint64_t deadline = 1; deadline < 600; deadline += 37) {
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        p.load(code);
+        p.both([&](BareMachine& m) {
+            m.owner_.irq_vector = 0x30;
+            m.cpu_.state().rflags |= FLAG_IF;
+            m.cpu_.set_deadline(deadline);
+        });
+        p.run_compare({0}, "self loop deadline " + std::to_string(deadline));
+        if (::testing::Test::HasFailure()) return;
+        EXPECT_EQ(p.translating().vector_taken(), 0x30);
+        EXPECT_EQ(p.translating_cpu().clock(), deadline + 3) << deadline;
+    }
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    p.load(code);
+    p.run_compare({0}, "self loop");
+    EXPECT_EQ(p.translating_cpu().instructions_retired(), 1u + 500 * 5 + 1);
+    EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 490u);
+}
+
 // POPF sets TF inside a chained loop: single-stepping starts after the same instruction
 // in both engines (a block is not entered from another while TF is set).
 TEST(TranslateTest, TrapFlagSetInsideChainedBlocksStepsAsTheInterpreter) {

@@ -61,6 +61,32 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
     add(qword[rbx + off_.chained_blocks], 1);
 }
 
+void BlockEmitter::emit_self_loop(const Block& b) {
+    Xbyak::Label other;
+    const uint64_t n = b.insns.size();
+    cmp(byte[rbx + off_.no_chain], kChainFree);
+    jne(other, T_NEAR);
+    // emit_chain_entry's checks and counting; the mode, CPL and the run loop's block
+    // variables are this block's already.
+    movzx(eax, byte[rbx + off_.kick]);
+    or_(al, byte[rbx + off_.irq_requested]);
+    test(al, al);
+    jnz(exit_, T_NEAR);
+    mov(rax, qword[rbx + off_.icount]);
+    add(rax, qword[r12]);
+    lea(rcx, ptr[rax + n]);
+    cmp(rcx, qword[rbx + off_.run_limit]);
+    ja(exit_, T_NEAR);
+    add(rcx, qword[rbx + off_.idle]);
+    cmp(rcx, qword[rbx + off_.deadline]);
+    ja(exit_, T_NEAR);
+    mov(qword[rbx + off_.icount], rax);
+    mov(qword[r12], 0);
+    add(qword[rbx + off_.chained_blocks], 1);
+    jmp(loop_top_, T_NEAR);
+    L(other);
+}
+
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way) {
     // The run loop's per-block bookkeeping (LBR, PMU) was on when it entered the chain.
     Xbyak::Label trace;

@@ -15,6 +15,17 @@ void BlockEmitter::emit_mov(const DecodedInsn& in, Native f) {
     const Operand& a = in.op[0];
     const Operand& b = in.op[1];
     const uint8_t size = in.opsize;
+    if (is_cached(a.reg)) {  // straight into its host register
+        const Xbyak::Reg d = sized(host_of(a.reg), size);
+        if (f == Native::MovRR)
+            mov(d, gpr_at(b.reg, size));
+        else if (size == 8)
+            mov(d, static_cast<uint64_t>(b.value));
+        else
+            mov(d, static_cast<uint32_t>(b.value) & static_cast<uint32_t>(size_mask(size)));
+        written(a.reg);
+        return;
+    }
     if (f == Native::MovRR) {
         load_rdx(b.reg, size);
     } else if (size == 8) {
@@ -29,18 +40,21 @@ void BlockEmitter::emit_mov(const DecodedInsn& in, Native f) {
 void BlockEmitter::emit_extend(const DecodedInsn& in, const Xbyak::Operand& src) {
     const bool sx = in.mnemonic != ZYDIS_MNEMONIC_MOVZX;
     const uint8_t from = in.op[1].size;
+    const uint8_t g = in.op[0].reg;
+    const Xbyak::Reg64 r = is_cached(g) ? host_of(g) : rdx;
     // The result zero-extended to 64 bits whatever the destination size (op_movzx,
     // op_movsx: the value masked to the destination, a 32-bit write zero-extends).
     if (!sx)
-        movzx(edx, src);
+        movzx(r.cvt32(), src);
     else if (from == 4)
-        movsxd(rdx, src);
+        movsxd(r, src);
     else if (in.opsize == 8)
-        movsx(rdx, src);
+        movsx(r, src);
     else
-        movsx(edx, src);
-    mov(wgpr(in.op[0].reg), rdx);
-    rdx_gpr_ = in.op[0].reg;
+        movsx(r.cvt32(), src);
+    if (is_cached(g)) return written(g);
+    mov(wgpr(g), rdx);
+    rdx_gpr_ = g;
 }
 
 void BlockEmitter::emit_setcc(const DecodedInsn& in) {
@@ -66,15 +80,22 @@ void BlockEmitter::emit_cmovcc(const DecodedInsn& in) {
 
 void BlockEmitter::emit_incdec(const DecodedInsn& in, bool up, bool flags_live) {
     const bool q = in.opsize == 8;
-    load(rdx, in.op[0].reg, q);
-    const Xbyak::Reg& d = q ? static_cast<const Xbyak::Reg&>(rdx) : edx;
+    const uint8_t g = in.op[0].reg;
+    const bool cached = is_cached(g);
+    const Xbyak::Reg64 r = cached ? host_of(g) : rdx;
+    if (!cached) load(rdx, g, q);
+    const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : r.cvt32();
     if (up)
         inc(d);
     else
         dec(d);
     if (flags_live) capture_flags(true);
-    mov(wgpr(in.op[0].reg), rdx);
-    rdx_gpr_ = in.op[0].reg;
+    if (cached) {
+        written(g);
+    } else {
+        mov(wgpr(g), rdx);
+        rdx_gpr_ = g;
+    }
     if (!flags_live) return;
     merge_host_flags(FLAGS_ARITH & ~FLAG_CF, FLAGS_ARITH & ~FLAG_CF);  // CF stays
 }
@@ -84,14 +105,30 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
     const uint8_t bits = q ? 64 : 32;
     const int64_t raw = in.nops == 1 ? 1 : in.op[1].value;
     const uint8_t n = static_cast<uint8_t>(raw & (q ? 0x3F : 0x1F));
-    load(rdx, in.op[0].reg, q);
-    rdx_gpr_ = in.op[0].reg;  // written back below (or unchanged)
-    if (n == 0) {             // no flags; a 32-bit register is still written (zero_count)
-        if (!q) mov(wgpr(in.op[0].reg), rdx);
+    const uint8_t g = in.op[0].reg;
+    const bool cached = is_cached(g);
+    // The register shifted in place (cached) or in RDX, 32-bit values zero-extended.
+    const Xbyak::Reg64 r = cached ? host_of(g) : rdx;
+    if (!cached) {
+        load(rdx, g, q);
+        rdx_gpr_ = g;  // written back below (or unchanged)
+    }
+    if (n == 0) {  // no flags; a 32-bit register is still written (zero_count)
+        if (!q && cached) {
+            mov(r.cvt32(), r.cvt32());
+            written(g);
+        } else if (!q) {
+            mov(wgpr(g), rdx);
+        }
         return;
     }
-    const Xbyak::Reg& d = q ? static_cast<const Xbyak::Reg&>(rdx) : edx;
-    if (f == Native::Shr && flags_live) mov(r8, rdx);  // OF = the source's MSB
+    const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : r.cvt32();
+    if (f == Native::Shr && flags_live) {  // OF = the source's MSB
+        if (q)
+            mov(r8, r);
+        else
+            mov(r8d, r.cvt32());
+    }
     switch (f) {
         case Native::Shl:
             shl(d, n);
@@ -110,19 +147,22 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
             break;
     }
     if (flags_live && f != Native::Rol && f != Native::Ror) lahf();
-    mov(wgpr(in.op[0].reg), rdx);
+    if (cached)
+        written(g);
+    else
+        mov(wgpr(g), rdx);
     if (!flags_live) return;
     if (f == Native::Rol || f == Native::Ror) {
         // CF and OF from the result: ROL CF = bit 0, OF = MSB ^ CF; ROR CF = MSB,
         // OF = MSB ^ the bit below it.
-        mov(rcx, rdx);
+        mov(rcx, r);         // a 32-bit result is zero-extended
         shr(rcx, bits - 1);  // MSB
         if (f == Native::Rol) {
-            mov(eax, edx);
+            mov(eax, r.cvt32());
             and_(eax, 1);  // CF
             xor_(ecx, eax);
         } else {
-            mov(rax, rdx);
+            mov(rax, r);
             shr(rax, bits - 2);
             and_(eax, 1);
             xor_(eax, ecx);  // OF in bit 0
@@ -152,18 +192,25 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
 
 void BlockEmitter::emit_imul(const DecodedInsn& in, Native f, bool flags_live) {
     const bool q = in.opsize == 8;
-    const Xbyak::Reg& d = q ? static_cast<const Xbyak::Reg&>(rdx) : edx;
     const uint8_t src = in.op[1].reg;
+    const uint8_t g = in.op[0].reg;
+    const bool cached = is_cached(g);
+    const Xbyak::Reg64 r = cached ? host_of(g) : rdx;
+    const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : r.cvt32();
     const Xbyak::Operand& s = gpr_at(src, q ? 8 : 4);
     if (f == Native::ImulRR) {
-        load(rdx, in.op[0].reg, q);
+        if (!cached) load(rdx, g, q);
         imul(d, s);
     } else {
         imul(d, s, static_cast<int>(in.op[2].value));
     }
     if (flags_live) seto(cl);
-    mov(wgpr(in.op[0].reg), rdx);
-    rdx_gpr_ = in.op[0].reg;
+    if (cached) {
+        written(g);
+    } else {
+        mov(wgpr(g), rdx);
+        rdx_gpr_ = g;
+    }
     if (!flags_live) return;
     test(d, d);
     lahf();
@@ -178,6 +225,7 @@ void BlockEmitter::emit_imul(const DecodedInsn& in, Native f, bool flags_live) {
 void BlockEmitter::emit_alu_value(const DecodedInsn& in, Alu k, const Xbyak::Operand& src,
                                   bool flags_live) {
     const uint8_t size = in.opsize;
+    if (is_cached(in.op[0].reg)) return emit_alu_cached(in, k, src, flags_live);
     if (size == 1)
         movzx(eax, gpr_at(in.op[0].reg, 1));
     else
@@ -192,6 +240,12 @@ void BlockEmitter::emit_alu(const DecodedInsn& in, Native f, Alu k, bool flags_l
     const Xbyak::Reg d = sized(rdx, size);
     const Operand& a = in.op[0];
     const Operand& b = in.op[1];
+    if (is_cached(a.reg)) {
+        if (f == Native::AluRR) return emit_alu_cached(in, k, gpr_at(b.reg, size), flags_live);
+        const Xbyak::Reg dc = sized(host_of(a.reg), size);
+        alu_imm(k, dc, static_cast<uint32_t>(b.value) & static_cast<uint32_t>(size_mask(size)));
+        return alu_cached_flags(in, k, flags_live);
+    }
     load_rdx(a.reg, size);
     if (f == Native::AluRR)
         alu_op(k, d, gpr_at(b.reg, size));
@@ -200,6 +254,19 @@ void BlockEmitter::emit_alu(const DecodedInsn& in, Native f, Alu k, bool flags_l
     alu_flags(in, k, flags_live);
     // RDX holds the register as written back (as loaded for a 64-bit CMP/TEST).
     if (size == 8 || (size == 4 && k != Alu::Cmp && k != Alu::Test)) rdx_gpr_ = a.reg;
+}
+
+void BlockEmitter::emit_alu_cached(const DecodedInsn& in, Alu k, const Xbyak::Operand& src,
+                                   bool flags_live) {
+    alu_op(k, sized(host_of(in.op[0].reg), in.opsize), src);
+    alu_cached_flags(in, k, flags_live);
+}
+
+void BlockEmitter::alu_cached_flags(const DecodedInsn& in, Alu k, bool flags_live) {
+    const bool logic = k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test;
+    if (flags_live) capture_flags(!logic);
+    if (k != Alu::Cmp && k != Alu::Test) written(in.op[0].reg);
+    if (flags_live) merge_alu_flags(logic);
 }
 
 void BlockEmitter::alu_flags(const DecodedInsn& in, Alu k, bool flags_live) {
@@ -234,6 +301,13 @@ void BlockEmitter::merge_host_flags(uint64_t take, uint64_t replace) {
     // One load and one store of RFLAGS: consecutive flag updates wait on each other
     // through it.
     and_(eax, static_cast<uint32_t>(take));
+    merged_ = take;
+    if (flags_cached_) {
+        and_(r13, static_cast<uint32_t>(~replace));  // sign-extended: keeps bits 12 and up
+        or_(r13, rax);
+        dirty_ |= kFlagsBit;
+        return;
+    }
     mov(r11, qword[rbx + off_.rflags]);
     and_(r11, static_cast<uint32_t>(~replace));  // sign-extended: keeps bits 12 and up
     or_(r11, rax);

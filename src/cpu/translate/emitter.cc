@@ -26,6 +26,7 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     for (int8_t& slot : slot_of_) slot = -1;
     for (uint8_t& g : cached_) g = kNoGpr;
     dirty_ = 0;
+    flags_cached_ = false;
 }
 
 namespace {
@@ -69,6 +70,7 @@ void BlockEmitter::choose_cache(const Block& b, const std::vector<Native>& forms
                 break;
         }
     }
+    for (Native f : forms) flags_cached_ |= f != Native::None;
     for (int slot = 0; slot < kCacheRegs; ++slot) {
         int best = -1;
         for (int g = 0; g < 16; ++g)
@@ -84,6 +86,7 @@ void BlockEmitter::flush_cache() {
         const uint8_t g = cached_[slot];
         if (g != kNoGpr && (dirty_ >> g & 1)) mov(mem_gpr(g, 8), cache_reg(slot));
     }
+    if (flags_cached_ && (dirty_ & kFlagsBit)) mov(qword[rbx + off_.rflags], r13);
     dirty_ = 0;
 }
 
@@ -92,7 +95,12 @@ void BlockEmitter::reload_cache() {
         const uint8_t g = cached_[slot];
         if (g != kNoGpr) mov(cache_reg(slot), mem_gpr(g, 8));
     }
+    if (flags_cached_) mov(r13, qword[rbx + off_.rflags]);
     dirty_ = 0;
+}
+
+Xbyak::Reg64 BlockEmitter::host_of(uint8_t g) const {
+    return cache_reg(slot_of_[g]);
 }
 
 const Xbyak::Operand& BlockEmitter::gpr_at(uint8_t g, uint8_t size) {
@@ -155,7 +163,7 @@ void BlockEmitter::emit(const Block& b) {
     sub(rsp, 8);  // RSP 16-byte aligned at handler calls (code_cache.h: kFrameBytes)
     mov(rbx, rdi);
     mov(r12, rsi);
-    mov(r13, rdx);
+    mov(qword[rsp], rdx);  // where the run loop keeps RSP before the instruction
     jmp(body, T_NEAR);
     // The way out, placed before the code that leaves through it: every jump there is a
     // backward jump to a known address (xbyak keeps a table entry per forward jump).
@@ -188,6 +196,20 @@ void BlockEmitter::emit(const Block& b) {
     for (Native f : forms) quiet &= f != Native::None;
     choose_cache(b, forms);
     reload_cache();
+    loop_top_.clear();
+    L(loop_top_);
+    // A loop onto itself (emit_self_loop): the last instruction a direct branch back to
+    // the block's start, every instruction a native register form.
+    self_loop_ = false;
+    if (quiet && n && (forms[n - 1] == Native::Jcc || forms[n - 1] == Native::Jmp)) {
+        int64_t bytes = 0;
+        bool regs_only = true;
+        for (size_t k = 0; k < n; ++k) {
+            bytes += b.insns[k].len;
+            regs_only &= !is_memory_form(forms[k]);
+        }
+        self_loop_ = regs_only && b.insns[n - 1].op[0].value == -bytes;
+    }
     for (size_t k = 0; k < n; ++k) {
         const DecodedInsn& in = b.insns[k];
         // What the previous instruction left in RDX and EAX (emitter.h), for this one.
@@ -281,6 +303,7 @@ void BlockEmitter::emit(const Block& b) {
     }
     flush_cache();
     sync(n);
+    if (self_loop_ && forms[n - 1] == Native::Jmp) emit_self_loop(b);
     // After a last Jcc, this exit is its way not taken (emit_branch has the other).
     emit_chain_exit(b, quiet,
                     b.insns.back().branch == BranchKind::Jcc ? JccWay::NotTaken : JccWay::Unknown);
@@ -338,7 +361,8 @@ void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     r.rbx_mem(kRexW, 0x8B, kRax, off_.rip);                             // mov rax, [rbx + rip]
     r.rbx_mem(kRexW, 0x8B, kRcx, off_.rsp);                             // mov rcx, [rbx + rsp]
     r.bytes({0x48, 0x83, 0xC0, in.len});                                // add rax, len
-    r.bytes({0x49, 0x89, 0x4D, 0x00});                                  // mov [r13], rcx
+    r.bytes({0x4C, 0x8B, 0x04, 0x24});                                  // mov r8, [rsp]
+    r.bytes({0x49, 0x89, 0x08});                                        // mov [r8], rcx
     r.rbx_mem(kRexW, 0x89, kRax, off_.next_rip);                        // mov [rbx + next_rip], rax
     r.bytes({0x48, 0x89, 0xDF});                                        // mov rdi, rbx
     r.u8(kRexW), r.u8(0xBE), r.u64(reinterpret_cast<uint64_t>(&in));    // mov rsi, &in
@@ -370,12 +394,16 @@ void BlockEmitter::jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax) {
     if (cc >> 1 < 6) {
         if (eax_ok)
             test(eax, bits[cc >> 1]);
+        else if (flags_cached_)
+            test(r13d, bits[cc >> 1]);
         else
             test(dword[rbx + fl], bits[cc >> 1]);
     } else {
         // L: SF != OF; LE: ZF or SF != OF. OF (bit 11) shifted onto SF (bit 7).
         if (eax_ok)
             mov(ecx, eax);
+        else if (flags_cached_)
+            mov(ecx, r13d);
         else
             mov(ecx, dword[rbx + fl]);
         mov(r8d, ecx);
@@ -423,6 +451,7 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
         // successor lookup and jump apart (the not-taken way falls through to the block's).
         mov(qword[rbx + off_.rip], r10);
         mov(qword[r12], static_cast<uint32_t>(k + 1));
+        if (self_loop_) emit_self_loop(*last);
         // A Jcc to the next instruction counts as not taken (Cpu::after_block: the RIP
         // after it is the next instruction's).
         emit_chain_exit(*last, quiet, in.op[0].value ? JccWay::Taken : JccWay::NotTaken);
@@ -547,7 +576,8 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
 void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done) {
     Xbyak::Label handler;
     mov(rcx, qword[rbx + off_.rsp]);
-    mov(qword[r13], rcx);  // RSP before the instruction, for a fault
+    mov(r8, qword[rsp]);
+    mov(qword[r8], rcx);  // RSP before the instruction, for a fault
     mov(rdi, rbx);
     mov(rsi, rax);  // the linear address (emit_lin, kept by emit_probe)
     mov(edx, in.op[1].size);
@@ -584,6 +614,12 @@ bool BlockEmitter::flags_live_after(const std::vector<Native>& f, const Block& b
 }
 
 void BlockEmitter::merge_flags(uint64_t mask) {
+    if (flags_cached_) {
+        and_(r13, static_cast<uint32_t>(~mask));  // sign-extended: keeps bits 12 and up
+        or_(r13, rax);
+        dirty_ |= kFlagsBit;
+        return;
+    }
     mov(r11, qword[rbx + off_.rflags]);
     and_(r11, static_cast<uint32_t>(~mask));  // sign-extended: keeps bits 12 and up
     or_(r11, rax);

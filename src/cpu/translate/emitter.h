@@ -73,6 +73,17 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // also begin at the RIP it was translated at, and the way back is refused_.
     void emit_successor_lookup(const Block& b, bool traced);
 
+    // A block that branches back to its own start and whose instructions are all native
+    // register forms (no memory access, no handler: nothing in it can change the block's
+    // validity, mode, CPL or the run loop's block variables) loops without the successor
+    // lookup: with nothing recorded per block (kChainFree), no kick or interrupt request,
+    // and the whole block within the instruction limit and the deadline, as
+    // emit_chain_entry checks, it counts the instructions and runs again from loop_top_
+    // (its registers still in their host registers). Otherwise on to emit_chain_exit.
+    void emit_self_loop(const Block& b);
+    bool self_loop_ = false;
+    Xbyak::Label loop_top_;
+
     // LBR recording of a `quiet` block's end while it chains (ChainMode kChainTrace),
     // before its successor is looked up: the branch it ended with, as Cpu::after_block
     // would record it: the block's own code runs the branch predictor and writes the LBR
@@ -107,6 +118,12 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void choose_cache(const Block& b, const std::vector<Native>& forms);
     void flush_cache();
     void reload_cache();
+    bool is_cached(uint8_t g) const { return g < 16 && slot_of_[g] >= 0; }
+    // The host register of cached guest register `g`, which a native instruction writes
+    // in place (host 8-, 16- and 32-bit writes behave as the guest's: the rest kept, or
+    // zero-extended); `written` marks it for the next flush.
+    Xbyak::Reg64 host_of(uint8_t g) const;
+    void written(uint8_t g) { dirty_ |= 1u << g; }
 
     // RIP and the done count as the interpreter has them before instruction `k`.
     void sync(size_t k);
@@ -221,6 +238,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void emit_alu_value(const DecodedInsn& in, Alu k, const Xbyak::Operand& src, bool flags_live);
 
     void emit_alu(const DecodedInsn& in, Native f, Alu k, bool flags_live);
+    // ALU with a cached destination: the host instruction on its host register.
+    void emit_alu_cached(const DecodedInsn& in, Alu k, const Xbyak::Operand& src, bool flags_live);
+    void alu_cached_flags(const DecodedInsn& in, Alu k, bool flags_live);
 
     // After the host ALU instruction, its result in RDX: the destination and the flags.
     void alu_flags(const DecodedInsn& in, Alu k, bool flags_live);
@@ -239,7 +259,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // xbyak's general encoder and label tables, which took most of a block's translation
     // time: collected in a Raw, copied into the block at once by put().
     struct Raw {
-        uint8_t b[96];
+        uint8_t b[128];
         size_t n = 0;
         void u8(uint8_t v) { b[n++] = v; }
         void bytes(std::initializer_list<uint8_t> v) {
@@ -283,6 +303,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     int8_t slot_of_[16] = {};
     uint8_t cached_[kCacheRegs] = {};
     uint32_t dirty_ = 0;
+    // RFLAGS in R13 for the whole block (flags_cached_), like a cached register: dirty_
+    // bit kFlagsBit once a native instruction merged flags into it.
+    static constexpr uint32_t kFlagsBit = 1u << 16;
+    bool flags_cached_ = false;
     static constexpr size_t kOperandRing = 16;
     Xbyak::Reg op_regs_[kOperandRing];
     std::optional<Xbyak::Address> op_addrs_[kOperandRing];
