@@ -604,11 +604,17 @@ void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Labe
 }
 
 bool BlockEmitter::flags_live_after(const std::vector<Native>& f, const Block& b, size_t k) {
+    // Dead once later register forms have written every status flag (together: INC
+    // then ROL, say) before anything reads one. A memory form may take its handler's
+    // path and fault there: the flags must be in RFLAGS by then (the ALU memory forms
+    // write them only after the access).
+    uint64_t written = 0;
     for (size_t j = k + 1; j < f.size(); ++j) {
         if (is_flagless_register_form(f[j])) continue;
-        // A memory form may take its handler's path and fault there: the flags must
-        // be in RFLAGS by then (the ALU memory forms write them only after the access).
-        return !writes_all_flags(f[j], b.insns[j]) || is_memory_form(f[j]);
+        const uint64_t w = flags_written(f[j], b.insns[j]);
+        if (w == 0) return true;  // reads them, keeps them, may fault, or a handler
+        written |= w;
+        if ((written & FLAGS_ARITH) == FLAGS_ARITH) return false;
     }
     return true;
 }

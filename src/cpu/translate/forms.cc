@@ -261,6 +261,23 @@ Native native_form(const DecodedInsn& in, Alu& k) {
 // Forms that write all six status flags without reading any: flags an earlier native
 // instruction computed are dead if one of these comes before anything that reads them.
 // (A shift by a masked count of 0 changes no flag: not counted.)
+uint64_t flags_written(Native f, const DecodedInsn& in) {
+    if (is_memory_form(f)) return 0;
+    if (writes_all_flags(f, in)) return FLAGS_ARITH;
+    switch (f) {
+        case Native::Inc:
+        case Native::Dec:
+            return FLAGS_ARITH & ~FLAG_CF;  // CF kept
+        case Native::Rol:
+        case Native::Ror:  // CF and OF, unless the masked count is 0
+            return in.nops == 1 || (in.op[1].value & (in.opsize == 8 ? 0x3F : 0x1F)) != 0
+                       ? FLAG_CF | FLAG_OF
+                       : 0;
+        default:
+            return 0;
+    }
+}
+
 bool writes_all_flags(Native f, const DecodedInsn& in) {
     switch (f) {
         case Native::AluRR:

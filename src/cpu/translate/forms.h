@@ -75,5 +75,8 @@ bool is_memory_form(Native f);
 bool is_flagless_register_form(Native f);
 // Whether form `f` of `in` writes all six status flags without reading any.
 bool writes_all_flags(Native f, const DecodedInsn& in);
+// The status flags register form `f` of `in` writes without reading any (0 for the rest,
+// and for forms that leave the flags as they were: a shift or rotate by 0).
+uint64_t flags_written(Native f, const DecodedInsn& in);
 
 }  // namespace softkvm::cpu
