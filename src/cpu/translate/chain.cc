@@ -9,7 +9,7 @@ namespace softkvm::cpu {
 
 using namespace Xbyak::util;
 
-void BlockEmitter::emit_chain_entry(const Block& b) {
+void BlockEmitter::emit_chain_entry(const Block& b, bool quiet) {
     const uint64_t n = b.insns.size();
     // Not entered: back to the run loop as the previous block (refused_: while recording
     // LBRs, that block recorded its end).
@@ -53,11 +53,19 @@ void BlockEmitter::emit_chain_entry(const Block& b) {
     }
     mov(rax, reinterpret_cast<uint64_t>(&b));
     mov(qword[rbx + off_.chained], rax);
+    Xbyak::Label skip;
+    if (quiet) {
+        // Read only by the run loop's LBR/PMU bookkeeping and by handlers (RDMSR, WRMSR,
+        // RDPMC: pmu_catch_up), which this block has none of.
+        cmp(byte[rbx + off_.no_chain], kChainFree);
+        je(skip, T_NEAR);
+    }
     mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
     mov(qword[rbx + off_.block_insns], rax);
     movzx(eax, byte[rbx + off_.cpl]);
     mov(byte[rbx + off_.block_cpl], al);
     mov(qword[rbx + off_.pmu_synced], 0);
+    L(skip);
     add(qword[rbx + off_.chained_blocks], 1);
 }
 

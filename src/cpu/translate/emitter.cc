@@ -153,6 +153,17 @@ void BlockEmitter::put(const Raw& r) {
 }
 
 void BlockEmitter::emit(const Block& b) {
+    const size_t n = b.insns.size();
+    std::vector<Native> forms(n);
+    std::vector<Alu> alus(n, Alu::Add);
+    mode_ = static_cast<Mode>(b.key & 3);
+    for (size_t k = 0; k < n; ++k) {
+        if (!native_) break;
+        forms[k] = native_form(b.insns[k], alus[k]);
+        if (forms[k] == Native::None) forms[k] = native_branch(b.insns[k], mode_);
+    }
+    bool quiet = native_;
+    for (Native f : forms) quiet &= f != Native::None;
     Xbyak::Label body;
     push(rbx);
     push(r12);
@@ -181,19 +192,8 @@ void BlockEmitter::emit(const Block& b) {
     ret();
     align(16);
     chain_entry_ = getCurr();
-    emit_chain_entry(b);
+    emit_chain_entry(b, quiet);
     L(body);
-    const size_t n = b.insns.size();
-    std::vector<Native> forms(n);
-    std::vector<Alu> alus(n, Alu::Add);
-    mode_ = static_cast<Mode>(b.key & 3);
-    for (size_t k = 0; k < n; ++k) {
-        if (!native_) break;
-        forms[k] = native_form(b.insns[k], alus[k]);
-        if (forms[k] == Native::None) forms[k] = native_branch(b.insns[k], mode_);
-    }
-    bool quiet = native_;
-    for (Native f : forms) quiet &= f != Native::None;
     choose_cache(b, forms);
     reload_cache();
     loop_top_.clear();

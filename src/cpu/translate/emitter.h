@@ -52,7 +52,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // interrupt request, no bus-lock detection if it holds locked instructions, and the
     // whole block within the instruction limit and before the next timer deadline.
     // Otherwise it returns to the run loop as the previous block, which ended normally.
-    void emit_chain_entry(const Block& b);
+    // A `quiet` block (every instruction native: no handler that could read them) writes
+    // the run loop's per-block variables for the PMU and LBR bookkeeping only while that
+    // bookkeeping is on (ChainMode not kChainFree).
+    void emit_chain_entry(const Block& b, bool quiet);
 
     // After the block's last instruction: the block the run loop would pick next — its
     // successor links, then its jump cache, with the same keys and validity — and, if that
