@@ -19,7 +19,6 @@ constexpr uint32_t kLineSize = 64;
 }  // namespace
 
 void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
-    sync(idx);
     const uint8_t size = in.opsize;
     const bool locked = (in.prefixes & PFX_LOCK) || f == Native::XchgM;
     const bool mem_first = in.op[0].kind == OpKind::Mem;
@@ -28,7 +27,7 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     const bool reads_only = f == Native::AluMR && (k == Alu::Cmp || k == Alu::Test);
     Xbyak::Label& slow = block_label();
     Xbyak::Label& done = block_label();
-    defer_handler(in, idx, slow, done, false, flags_live && f != Native::XchgM);
+    defer_handler(in, idx, slow, done, false, flags_live && f != Native::XchgM, true);
     emit_lin(in, m);
     // The handler's read_op and write_op: the read entry and the write entry must both
     // hit, and lead to one host address (RAM) for the host's single read-modify-write.
@@ -153,8 +152,7 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
         else
             merge_alu_flags(logic);
     }
-    add(qword[rbx + off_.rip], in.len);
-    join_handler_path(idx, done);
+    join_handler_path(in, done);
 }
 
 }  // namespace softkvm::cpu

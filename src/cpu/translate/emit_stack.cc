@@ -68,7 +68,7 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             mov(qword[rbx + off_.rip], r10);
             break;
     }
-    join_handler_path(idx, done);
+    join_synced(idx, done);
 }
 
 }  // namespace softkvm::cpu

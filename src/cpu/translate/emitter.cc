@@ -314,29 +314,48 @@ void BlockEmitter::emit(const Block& b) {
 }
 
 void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow,
-                                 Xbyak::Label& done, bool load, bool flags_to_eax) {
+                                 Xbyak::Label& done, bool load, bool flags_to_eax, bool lazy) {
     const uint64_t pending = pending_rip_;
     const size_t done_before = done_;
     const uint32_t dirty = dirty_;
-    cold_.push_back([this, &in, k, &slow, &done, load, flags_to_eax, pending, done_before, dirty] {
-        L(slow);
-        pending_rip_ = pending;
-        done_ = done_before;
-        dirty_ = dirty;  // the registers written before this instruction
-        flush_cache();
-        if (load) emit_load_slow(in, k, done);
-        call_handler(in, k);  // syncs RIP and the done count first; reloads the cache
-        if (flags_to_eax) mov(eax, dword[rbx + off_.rflags]);
-        jmp(done, T_NEAR);
-    });
+    cold_.push_back(
+        [this, &in, k, &slow, &done, load, flags_to_eax, lazy, pending, done_before, dirty] {
+            L(slow);
+            pending_rip_ = pending;
+            done_ = done_before;
+            dirty_ = dirty;  // the registers written before this instruction
+            flush_cache();
+            if (load) {
+                sync(k);  // a fault in the load sees the instruction's RIP and count
+                emit_load_slow(in, k, done, lazy, pending, done_before);
+            }
+            call_handler(in, k);  // syncs RIP and the done count first; reloads the cache
+            if (flags_to_eax) mov(eax, dword[rbx + off_.rflags]);
+            if (lazy) rejoin_lazy(in, pending, done_before);
+            jmp(done, T_NEAR);
+        });
 }
 
-void BlockEmitter::join_handler_path(size_t idx, Xbyak::Label& done) {
+void BlockEmitter::rejoin_lazy(const DecodedInsn& in, uint64_t pending, size_t done_before) {
+    // The instruction retired through its handler (RIP past it, the count one more); the
+    // fast path leaves RIP and the count where they were, its advance still pending.
+    const uint32_t back = static_cast<uint32_t>(pending + in.len);
+    if (back) sub(qword[rbx + off_.rip], back);
+    mov(qword[r12], static_cast<uint32_t>(done_before));
+}
+
+void BlockEmitter::join_synced(size_t idx, Xbyak::Label& done) {
     mov(qword[r12], static_cast<uint32_t>(idx + 1));
     L(done);
     pending_rip_ = 0;
     done_ = idx + 1;
     rdx_gpr_ = kNoGpr;  // the handler's path joins here
+}
+
+void BlockEmitter::join_handler_path(const DecodedInsn& in, Xbyak::Label& done) {
+    L(done);
+    pending_rip_ += in.len;  // RIP and the count stored at the next sync
+    rdx_gpr_ = kNoGpr;       // the handler's path joins here
 }
 
 void BlockEmitter::sync(size_t k) {
@@ -515,7 +534,6 @@ void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
 }
 
 void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
-    sync(idx);
     const uint8_t size = in.opsize;
     const bool dest_mem = f == Native::MovMR || f == Native::AluMI;
     const Operand& m = dest_mem ? in.op[0] : in.op[1];
@@ -523,7 +541,7 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     Xbyak::Label& slow = block_label();
     Xbyak::Label& done = block_label();
     defer_handler(in, idx, slow, done, f == Native::MovRM,
-                  flags_live && (f == Native::AluRM || f == Native::AluMI));
+                  flags_live && (f == Native::AluRM || f == Native::AluMI), true);
     emit_lin(in, m);
     // A read-modify-write reads through the read entry and writes through the write
     // entry, as the handler's read_op and write_op do: both must hit.
@@ -569,11 +587,11 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
             emit_alu_value(in, k, host, flags_live);
             break;
     }
-    add(qword[rbx + off_.rip], in.len);
-    join_handler_path(idx, done);
+    join_handler_path(in, done);
 }
 
-void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done) {
+void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done, bool lazy,
+                                  uint64_t pending, size_t done_before) {
     Xbyak::Label handler;
     mov(rcx, qword[rbx + off_.rsp]);
     mov(r8, qword[rsp]);
@@ -598,8 +616,9 @@ void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Labe
     reload_cache();  // the call took the caller-saved ones; the destination is new
     // MMIO that needed no exit (or a replayed read) ends the block, as after a handler.
     cmp(dword[rbx + off_.stop], 0);
-    je(done, T_NEAR);
-    jmp(exit_, T_NEAR);
+    jne(exit_, T_NEAR);
+    if (lazy) rejoin_lazy(in, pending, done_before);
+    jmp(done, T_NEAR);
     L(handler);
 }
 

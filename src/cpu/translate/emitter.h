@@ -142,8 +142,13 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // `done_before` leave them; with `load`, a MOV load's Translator::load_for_code
     // first), then back to `done` (with `flags_to_eax`, RFLAGS in EAX as the fast path
     // leaves the flags it merged: see eax_flags_).
+    // With `lazy` (the memory forms), the fast path neither syncs RIP and the done count
+    // before the instruction nor stores them after it (join_handler_path): the handler's
+    // path syncs them first and, back from the handler, sets them where the fast path
+    // leaves them (rejoin_lazy).
     void defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow, Xbyak::Label& done,
-                       bool load = false, bool flags_to_eax = false);
+                       bool load = false, bool flags_to_eax = false, bool lazy = false);
+    void rejoin_lazy(const DecodedInsn& in, uint64_t pending, size_t done_before);
 
     // JMP rel32/rel8 and Jcc (op_jmp, op_jcc): RIP := next RIP, plus the displacement
     // when taken (the condition read from RFLAGS as Cpu::cond reads it); a
@@ -167,14 +172,20 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // host address; a locked one must not split a 64-byte line (the host's locked
     // instruction would take a split lock): otherwise the instruction's handler runs it.
     void emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live);
-    // The end of memory form `idx`: its done count stored, label `done` placed where its
-    // handler's path rejoins, and the emitter's tracking reset to what both paths leave.
-    void join_handler_path(size_t idx, Xbyak::Label& done);
+    // The end of memory form `in`: label `done` placed where its handler's path rejoins,
+    // its RIP advance pending (RIP and the done count in memory as before it), and the
+    // emitter's tracking reset to what both paths leave.
+    void join_handler_path(const DecodedInsn& in, Xbyak::Label& done);
+    // The same for forms that store RIP themselves (stack and branch forms): the count
+    // stored, RIP and the count synced at `done`.
+    void join_synced(size_t idx, Xbyak::Label& done);
 
     // The slow path of MOV r, m (Translator::load_for_code) with the linear address in
     // RAX: the value, an abandoned instruction (to the run loop) or, falling through,
     // the handler's path.
-    void emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done);
+    // With `lazy`, the fast path's RIP advance `pending` and count `done_before` to rejoin.
+    void emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Label& done, bool lazy,
+                        uint64_t pending, size_t done_before);
 
     // The linear address of memory operand `m` into RAX (its segment's base added where
     // it has one), the segment noted for a fault as Cpu::linear notes it.
