@@ -341,6 +341,17 @@ class Cpu {
         }
         write_slow(lin, size, v, user_access());
     }
+    // The host address of guest-linear `lin` when the software TLB holds its page for
+    // `acc` (Read or Write) at the current privilege: accesses from there to the page's
+    // end need no walk and raise no fault, and a write page is RAM without decoded code.
+    // Null on a miss or with alignment checking on (REP MOVS/STOS a page at a time; their
+    // first access to a page goes through read_mem/write_mem, which fill the TLB).
+    uint8_t* tlb_host(uint64_t lin, Access acc) const {
+        if (align_check_) return nullptr;
+        const TlbEntry& t =
+            (acc == Access::Write ? tlb_write_ : tlb_read_)[(lin >> 12) & (kTlbSize - 1)];
+        return t.tag == tlb_tag(lin, user_access()) ? t.host + (lin & 0xFFF) : nullptr;
+    }
     // Reads `n` bytes of guest-linear memory (used by the decoder and descriptor loads).
     void read_bytes(uint64_t lin, void* dst, size_t n, Access acc, bool supervisor);
     // System-structure accesses (GDT, IDT, TSS, page tables) ignore CPL.

@@ -1,6 +1,7 @@
 // String instructions: MOVS STOS LODS CMPS SCAS with REP/REPE/REPNE (SDM vol. 2B). RSI,
 // RDI and RCX advance per element, so a fault part-way leaves a restartable state.
 #include <algorithm>
+#include <cstring>
 
 #include "cpu/exec/flags.h"
 #include "cpu/exec/handlers.h"
@@ -25,7 +26,70 @@ struct StrCtx {
     uint64_t reg(Gpr r) const { return c.gpr(r) & amask; }
     void set(Gpr r, uint64_t v) { c.gpr(r) = (c.gpr(r) & ~amask) | (v & amask); }
     void advance(Gpr r) { set(r, reg(r) + static_cast<uint64_t>(step)); }
+
+    // The elements of `size` bytes from register `r` on (segment base `base`) that lie in
+    // its page, in the string's direction, before the register wraps at the address size,
+    // with the host address of the first one when the software TLB maps that page for
+    // `acc` (Cpu::tlb_host). 0 when it does not, or when the first element crosses the
+    // page's end or the address size: the element-by-element path takes it.
+    uint64_t span(Gpr r, uint64_t base, uint8_t size, Access acc, uint8_t*& host) const {
+        const uint64_t at = reg(r);
+        const uint64_t lin = base + at;
+        const uint64_t off = lin & 0xFFF;
+        if (off + size > 0x1000 || at > amask - (size - 1)) return 0;
+        host = c.tlb_host(lin, acc);
+        if (!host) return 0;
+        if (step < 0) return std::min(off, at) / size + 1;
+        const uint64_t to_wrap = amask - at + 1;  // 0: 2^64 (64-bit addresses)
+        return std::min<uint64_t>(0x1000 - off, to_wrap ? to_wrap : ~uint64_t{0}) / size;
+    }
 };
+
+// REP MOVS and REP STOS a page at a time: up to `room` iterations that stay in the pages
+// the software TLB already maps for the access (so none of them can fault or reach MMIO
+// or decoded code: the element-by-element path takes every first access to a page), done
+// on host memory, in the order the elements would be. Returns the iterations done, with
+// RSI, RDI and RCX advanced; 0 when the next element must take the ordinary path.
+template <Str K, uint8_t Size>
+uint64_t rep_bulk(StrCtx& x, uint64_t room) {
+    uint64_t n = std::min(x.reg(RCX), room);
+    uint8_t* dst = nullptr;
+    n = std::min(n, x.span(RDI, x.dst_base, Size, Access::Write, dst));
+    if (n == 0) return 0;
+    const bool down = x.step < 0;
+    const uint64_t bytes = n * Size;
+    uint8_t* dst_lo = down ? dst - (bytes - Size) : dst;  // lowest byte written
+    if constexpr (K == Str::Stos) {
+        const uint64_t v = x.c.read_gpr(RAX, Size);
+        if constexpr (Size == 1) {
+            std::memset(dst_lo, static_cast<int>(v), bytes);
+        } else {
+            for (uint64_t k = 0; k < n; ++k) store_le(dst_lo + k * Size, Size, v);
+        }
+    } else {
+        uint8_t* src = nullptr;
+        const uint64_t m = x.span(RSI, x.src_base, Size, Access::Read, src);
+        if (m == 0) return 0;
+        if (m < n) return rep_bulk<K, Size>(x, m);  // the source's page ends first
+        const uint8_t* src_lo = down ? src - (bytes - Size) : src;
+        if (dst_lo + bytes <= src_lo || src_lo + bytes <= dst_lo) {
+            std::memcpy(dst_lo, src_lo, bytes);
+        } else {
+            // Overlapping: element by element in the string's order, each read before it
+            // is written, so a copy onto itself shifted repeats its pattern as the
+            // processor's does.
+            const int64_t step = x.step;
+            for (uint64_t k = 0; k < n; ++k) {
+                const int64_t d = static_cast<int64_t>(k) * step;
+                store_le(dst + d, Size, load_le(src + d, Size));
+            }
+        }
+        x.set(RSI, x.reg(RSI) + static_cast<uint64_t>(static_cast<int64_t>(n) * x.step));
+    }
+    x.set(RDI, x.reg(RDI) + static_cast<uint64_t>(static_cast<int64_t>(n) * x.step));
+    x.set(RCX, x.reg(RCX) - n);
+    return n;
+}
 
 template <Str K, uint8_t Size>
 void op_string(Cpu& c, const DecodedInsn& i) {
@@ -52,6 +116,15 @@ void op_string(Cpu& c, const DecodedInsn& i) {
     } iterations{c};
     for (;;) {
         if (rep && x.reg(RCX) == 0) return;
+        if constexpr (K == Str::Movs || K == Str::Stos) {
+            if (rep) {
+                if (const uint64_t n = rep_bulk<K, Size>(x, room - iterations.n)) {
+                    iterations.n += n;
+                    if (x.reg(RCX) != 0 && iterations.n == room) return c.restart_instruction();
+                    continue;
+                }
+            }
+        }
         bool stop = false;
         if constexpr (K == Str::Movs) {
             uint64_t v = c.read_mem(x.src_base + x.reg(RSI), Size);
