@@ -103,8 +103,8 @@ void Cpu::note_bus_lock(bool split) {
 
 void Cpu::check_locked_access(uint64_t lin, uint8_t size) {
     if (splits_line(lin, size)) return note_bus_lock(true);
-    // The memory type of a page is cached until the next TLB flush or INVLPG (which
-    // bump block_gen_; so do CR0, CR3, CR4, PAT and MTRR writes).
+    // The memory type of a page is cached until the next TLB flush (which bumps
+    // block_gen_; so do CR0, CR3, CR4, PAT and MTRR writes) or an INVLPG of the page.
     LockType& e = lock_types_[(lin >> 12) & (kLockTypes - 1)];
     if (e.page != (lin >> 12) || e.gen != block_gen_)
         e = {lin >> 12, block_gen_, lock_memory_type(lin, user_access())};

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "cpu/block.h"
@@ -189,6 +190,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
 void Cpu::flush_block_cache() {
     for (auto& [key, block] : blocks_) retired_blocks_.push_back(std::move(block));
     blocks_.clear();
+    std::fill(block_slots_.begin(), block_slots_.end(), BlockSlot{});
     page_blocks_.clear();
     smc_pages_.clear();
     cached_insns_ = 0;
@@ -203,6 +205,7 @@ void Cpu::invalidate_code_page(uint64_t page) {
         auto bit = blocks_.find(key);
         if (bit == blocks_.end()) continue;
         cached_insns_ -= bit->second->insns.size();
+        if (BlockSlot& slot = block_slots_[block_slot(key)]; slot.key == key) slot = BlockSlot{};
         retired_blocks_.push_back(std::move(bit->second));
         blocks_.erase(bit);
     }
@@ -241,10 +244,18 @@ Block* Cpu::find_block() {
         }
     }
     uint64_t key = (phys << 2) | static_cast<uint64_t>(s_.mode);
+    BlockSlot& slot = block_slots_[block_slot(key)];
+    if (slot.key == key) return slot.block;
     auto it = blocks_.find(key);
-    if (it != blocks_.end()) return it->second.get();
-    if (!host_page(phys)) unsupported("instruction fetch from MMIO");
-    return build_block(phys, key);
+    Block* b;
+    if (it != blocks_.end()) {
+        b = it->second.get();
+    } else {
+        if (!host_page(phys)) unsupported("instruction fetch from MMIO");
+        b = build_block(phys, key);
+    }
+    block_slots_[block_slot(key)] = {key, b};  // (build_block may flush the cache)
+    return b;
 }
 
 // Events at an instruction boundary: a due deadline, a halted CPU, a pending interrupt.
@@ -423,6 +434,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 } else {
                     b = find_block();
                     j = {lin, block_gen_, b, tag};
+                    note_code_lin(lin);  // (the link below leads there too)
                 }
                 if (prev) {
                     Block::Link& slot = prev->links[prev->links[0].gen == block_gen_ ? 1 : 0];

@@ -2,6 +2,7 @@
 // per-family handlers (cpu/exec/), memory through the MMU and software TLB, exceptions
 // through the IDT. One Cpu is one vCPU; it reports events to its CpuOwner.
 #pragma once
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -644,6 +645,31 @@ class Cpu {
     };
     static constexpr size_t kJumpCacheSize = 4096;
     std::vector<JumpEntry> jump_cache_ = std::vector<JumpEntry>(kJumpCacheSize);
+    // Linear pages that a link or jump-cache entry of the current block generation leads
+    // into (one bit per page number mod kCodeLinBits; valid while code_lin_gen_ equals
+    // block_gen_): INVLPG of any other page leaves every link and entry valid.
+    static constexpr size_t kCodeLinBits = 4096;
+    std::array<uint64_t, kCodeLinBits / 64> code_lin_{};
+    uint64_t code_lin_gen_ = 0;
+    // A link or jump-cache entry now leads to the block at linear `lin` (whose last
+    // instruction may run into the next page: invlpg checks the page before too).
+    void note_code_lin(uint64_t lin);
+    bool code_lin_has(uint64_t page) const {
+        return code_lin_gen_ == block_gen_ &&
+               ((code_lin_[(page / 64) % (kCodeLinBits / 64)] >> (page % 64)) & 1);
+    }
+    // Decoded blocks by key, in front of blocks_ (its hash lookup), for find_block:
+    // direct-mapped, entries dropped with their blocks.
+    struct BlockSlot {
+        uint64_t key = ~0ull;
+        Block* block = nullptr;
+    };
+    static constexpr size_t kBlockSlots = 16384;
+    std::vector<BlockSlot> block_slots_ = std::vector<BlockSlot>(kBlockSlots);
+    static size_t block_slot(uint64_t key) {
+        const uint64_t phys = key >> 2;
+        return (phys ^ (phys >> 12) ^ key) & (kBlockSlots - 1);
+    }
 
     std::unique_ptr<Decoder> decoder_;
     std::vector<DecodedInsn> decode_buf_;  // build_block's instructions before the copy

@@ -35,7 +35,22 @@ void Cpu::invlpg(uint64_t lin) {
     uint64_t page = lin & ~0xFFFull;
     for (TlbEntry* t : {&tlb_read_[i], &tlb_write_[i], &tlb_exec_[i]})
         if ((t->tag & ~0xFFFull) == page) t->tag = ~0ull;
-    ++block_gen_;
+    // Links and jump-cache entries hold linear-to-block translations: they go only when
+    // one of them may lead into this page (Linux invalidates data pages far more often).
+    // (A block may run on from the page before into this one.)
+    if (code_lin_has(lin >> 12) || code_lin_has((lin >> 12) - 1)) ++block_gen_;
+    resume_.block = nullptr;  // a block that stopped part-way starts afresh
+    LockType& e = lock_types_[(lin >> 12) & (kLockTypes - 1)];
+    if (e.page == (lin >> 12)) e.page = ~0ull;  // its memory type is looked up again
+}
+
+void Cpu::note_code_lin(uint64_t lin) {
+    if (code_lin_gen_ != block_gen_) {
+        code_lin_.fill(0);
+        code_lin_gen_ = block_gen_;
+    }
+    const uint64_t page = lin >> 12;
+    code_lin_[(page / 64) % (kCodeLinBits / 64)] |= uint64_t{1} << (page % 64);
 }
 
 // Walks the 4-level page tables (SDM vol. 3 §4.5). Returns the physical address or raises

@@ -485,5 +485,33 @@ TEST_F(SystemTest, LarAndLslReadAccessRightsAndLimits) {
     EXPECT_EQ(vector_taken(), -1);
 }
 
+TEST(SystemTestEngines, InvlpgOfARemappedCodePageDropsTheLinksIntoIt) {
+    // A loop calls a function at linear 0x300000 three times (the run loop links the call
+    // block to it and caches it by linear address), then the PD entry of that 2 MiB page
+    // is pointed at physical 0 and INVLPG drops the page: the second loop's calls reach
+    // the function now mapped there (EAX 2, not 1). ESI sums the results: 3 * 1 + 3 * 2.
+    //   mov $0x300000,%ebx; mov $3,%ecx; 1: call *%rbx; add %eax,%esi; dec %ecx; jnz 1b
+    //   mov $0x83,%eax; mov %rax,0x3008; invlpg (%rbx); mov $3,%ecx
+    //   2: call *%rbx; add %eax,%esi; dec %ecx; jnz 2b; mov %esi,%eax; out %eax,$0x10; hlt
+    const uint8_t code[] = {0xbb, 0x00, 0x00, 0x30, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xff,
+                            0xd3, 0x01, 0xc6, 0xff, 0xc9, 0x75, 0xf8, 0xb8, 0x83, 0x00, 0x00,
+                            0x00, 0x48, 0x89, 0x04, 0x25, 0x08, 0x30, 0x00, 0x00, 0x0f, 0x01,
+                            0x3b, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xff, 0xd3, 0x01, 0xc6, 0xff,
+                            0xc9, 0x75, 0xf8, 0x89, 0xf0, 0xe7, 0x10, 0xf4};
+    const uint8_t one[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};  // mov $1,%eax; ret
+    const uint8_t two[] = {0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3};  // mov $2,%eax; ret
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        BareMachine m;
+        if (!m.cpu_.set_engine(e)) continue;
+        if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
+        m.load(code);
+        m.load(one, 0x300000);
+        m.load(two, 0x100000);
+        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner);
+        ASSERT_EQ(m.owner_.outs.size(), 1u) << engine_name(e);
+        EXPECT_EQ(m.owner_.outs[0].value, 9u) << engine_name(e);
+    }
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
