@@ -347,12 +347,7 @@ class Cpu {
     // end need no walk and raise no fault, and a write page is RAM without decoded code.
     // Null on a miss or with alignment checking on (REP MOVS/STOS a page at a time; their
     // first access to a page goes through read_mem/write_mem, which fill the TLB).
-    uint8_t* tlb_host(uint64_t lin, Access acc) const {
-        if (align_check_) return nullptr;
-        const TlbEntry& t =
-            (acc == Access::Write ? tlb_write_ : tlb_read_)[(lin >> 12) & (kTlbSize - 1)];
-        return t.tag == tlb_tag(lin, user_access()) ? t.host + (lin & 0xFFF) : nullptr;
-    }
+    uint8_t* tlb_host(uint64_t lin, Access acc) const;
     // Reads `n` bytes of guest-linear memory (used by the decoder and descriptor loads).
     void read_bytes(uint64_t lin, void* dst, size_t n, Access acc, bool supervisor);
     // System-structure accesses (GDT, IDT, TSS, page tables) ignore CPL.

@@ -270,6 +270,17 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
     phys_write(phys, size, v);
 }
 
+uint8_t* Cpu::tlb_host(uint64_t lin, Access acc) const {
+    // The slot, tag and offset first, as read_slow computes its slot (GCC 12 with the
+    // sanitizers otherwise reports a false maybe-uninitialized `lin`).
+    const size_t slot = (lin >> 12) & (kTlbSize - 1);
+    const uint64_t tag = tlb_tag(lin, user_access());
+    const uint64_t off = lin & 0xFFF;
+    if (align_check_) return nullptr;
+    const TlbEntry* table = acc == Access::Write ? tlb_write_ : tlb_read_;
+    return table[slot].tag == tag ? table[slot].host + off : nullptr;
+}
+
 uint64_t Cpu::read_sys(uint64_t lin, uint8_t size) {
     last_seg_ = DS;
     return read_slow(lin, size, Access::Read, false);
