@@ -14,30 +14,22 @@ fuzz_build=${1:?usage: fuzz.sh FUZZ_BUILD MAIN_BUILD SECONDS [TARGET...]}
 main_build=${2:?usage}
 seconds=${3:?usage}
 shift 3
+# count NAME VALUE WHAT: VALUE must be a positive decimal number (of WHAT), else exit 2.
+count() {
+    case $2 in
+        [1-9] | [1-9][0-9]*) ;;
+        *)
+            echo "fuzz: $1 must be a positive number of $3, not '$2'" >&2
+            exit 2
+            ;;
+    esac
+}
 runs=${FUZZ_RUNS:--1}
-case $runs in
-    -1 | [1-9] | [1-9][0-9]*) ;;
-    *)
-        echo "fuzz: FUZZ_RUNS must be a positive number of executions, not '$runs'" >&2
-        exit 2
-        ;;
-esac
+[ "$runs" = -1 ] || count FUZZ_RUNS "$runs" executions
 timeout=${FUZZ_TIMEOUT:-10}
-case $timeout in
-    [1-9] | [1-9][0-9]*) ;;
-    *)
-        echo "fuzz: FUZZ_TIMEOUT must be a positive number of seconds, not '$timeout'" >&2
-        exit 2
-        ;;
-esac
+count FUZZ_TIMEOUT "$timeout" seconds
 jobs=${FUZZ_JOBS:-1}
-case $jobs in
-    [1-9] | [1-9][0-9]*) ;;
-    *)
-        echo "fuzz: FUZZ_JOBS must be a positive number of processes, not '$jobs'" >&2
-        exit 2
-        ;;
-esac
+count FUZZ_JOBS "$jobs" processes
 here=$(cd "$(dirname "$0")/.." && pwd)
 # Absolute paths: with FUZZ_JOBS, libFuzzer runs in a directory of its own.
 [ -d "$fuzz_build" ] && fuzz_build=$(cd "$fuzz_build" && pwd)

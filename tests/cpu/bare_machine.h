@@ -76,6 +76,7 @@ class BareMachine {
     static constexpr uint64_t kIdt = 0x4000;
     static constexpr uint64_t kStubs = 0x20000;
     static constexpr uint8_t kVectorPort = 0x20;
+    static constexpr uint64_t kDevice = kRamSize;  // share_with_device_page's MMIO page
 
     BareMachine() : ram_(static_cast<uint8_t*>(std::aligned_alloc(4096, kRamSize))), cpu_(owner_) {
         std::memset(ram_, 0, kRamSize);
@@ -124,6 +125,16 @@ class BareMachine {
     BareMachine& operator=(const BareMachine&) = delete;
 
     void put64(uint64_t gpa, uint64_t v) { std::memcpy(ram_ + gpa, &v, 8); }
+
+    // Maps [kDevice, kDevice + 2 MiB), just above RAM, with one more 2 MiB page (unbacked:
+    // every access is MMIO), then gives `cpu` this machine's RAM and state, so a test runs
+    // its own CPU with its own owner over the same memory.
+    void share_with_device_page(Cpu& cpu) {
+        put64(0x3010, kDevice | PTE_P | PTE_RW | PTE_PS);
+        cpu.add_ram(0, kRamSize, ram_);
+        cpu.state() = cpu_.state();
+        cpu.state_changed();
+    }
 
     // Makes all memory user-accessible and switches to CPL 3 (CS 0x23, SS 0x1b) with a
     // TSS at 0x6000 whose RSP0 is 0x70000.

@@ -13,9 +13,9 @@
 namespace softkvm::cpu::test {
 namespace {
 
-constexpr uint64_t kMmio = 0x400000;     // just above the bare machine's 4 MiB of RAM
-constexpr uint64_t kScratch = 0x100000;  // where the programs store what they read
-constexpr uint32_t kIa32Tsc = 0x10;      // IA32_TSC (SDM vol. 4, table 2-2)
+constexpr uint64_t kMmio = BareMachine::kDevice;  // the device page above RAM
+constexpr uint64_t kScratch = 0x100000;           // where the programs store what they read
+constexpr uint32_t kIa32Tsc = 0x10;               // IA32_TSC (SDM vol. 4, table 2-2)
 
 // MMIO reads exit to the owner first and are answered on the next run() (a VMM behind
 // KVM_EXIT_MMIO); an MMIO write programs the timer: its value is the next deadline.
@@ -44,10 +44,7 @@ class TimerDevice : public RecordingOwner {
 // at its first run).
 struct Machine {
     explicit Machine(Engine e) : cpu(dev) {
-        m.put64(0x3010, kMmio | PTE_P | PTE_RW | PTE_PS);  // [kMmio, kMmio + 2 MiB)
-        cpu.add_ram(0, BareMachine::kRamSize, m.ram_);
-        cpu.state() = m.cpu_.state();
-        cpu.state_changed();
+        m.share_with_device_page(cpu);
         dev.cpu = &cpu;
         if (e == Engine::Translate) {
             ok = cpu.set_engine(Engine::Translate);

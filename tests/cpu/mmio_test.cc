@@ -12,7 +12,7 @@
 namespace softkvm::cpu::test {
 namespace {
 
-constexpr uint64_t kMmio = 0x400000;  // just above the bare machine's 4 MiB of RAM
+constexpr uint64_t kMmio = BareMachine::kDevice;  // the device page above RAM
 
 class ExitingDevice : public RecordingOwner {
   public:
@@ -48,12 +48,7 @@ class MmioTest : public ::testing::Test {
     // The bare machine provides RAM, page tables, GDT and IDT; the CPU under test is ours.
     MmioTest() : cpu_(dev_) {}
     void SetUp() override {
-        // Map [kMmio, kMmio + 2 MiB) with one more 2 MiB page, then run on our own CPU
-        // over the same RAM and state.
-        m_.put64(0x3010, kMmio | PTE_P | PTE_RW | PTE_PS);
-        cpu_.add_ram(0, BareMachine::kRamSize, m_.ram_);
-        cpu_.state() = m_.cpu_.state();
-        cpu_.state_changed();
+        m_.share_with_device_page(cpu_);  // our own CPU over the same RAM and state
         dev_.cpu = &cpu_;
     }
     template <size_t N>

@@ -14,7 +14,7 @@
 namespace softkvm::cpu::test {
 namespace {
 
-constexpr uint64_t kMmio = 0x400000;  // just above the bare machine's 4 MiB of RAM
+constexpr uint64_t kMmio = BareMachine::kDevice;  // the device page above RAM
 
 // Answers a read only on the run() after the one that asked for it; every answer differs
 // (a read counter mixed in), so a read made twice or replayed wrongly changes the result.
@@ -54,10 +54,7 @@ class CountingDevice : public RecordingOwner {
 // One machine: the bare machine's RAM and state with a device page above RAM.
 struct MmioMachine {
     explicit MmioMachine(bool translate) : cpu(dev) {
-        m.put64(0x3010, kMmio | PTE_P | PTE_RW | PTE_PS);  // [kMmio, kMmio + 2 MiB)
-        cpu.add_ram(0, BareMachine::kRamSize, m.ram_);
-        cpu.state() = m.cpu_.state();
-        cpu.state_changed();
+        m.share_with_device_page(cpu);
         dev.cpu = &cpu;
         if (translate) {
             ok = cpu.set_engine(Engine::Translate);

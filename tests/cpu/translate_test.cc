@@ -402,25 +402,33 @@ TEST(TranslateTest, ChainedBlocksStopAtEveryInstructionLimit) {
     EXPECT_EQ(p.translating_cpu().instructions_retired(), 1u + 100 * 10 + 100 * 9 + 1);
 }
 
+// Runs `code` on both engines with a timer interrupt (vector 0x30, IF set) due at
+// `deadline`: the engines must agree, and the translator must take the interrupt when the
+// clock reached the deadline (the vector stub's 3 instructions after it). False on failure.
+bool interrupts_at_deadline(const std::vector<uint8_t>& code, uint64_t deadline,
+                            const std::string& what) {
+    Pair p;
+    EXPECT_TRUE(p.ok());
+    if (!p.ok()) return false;
+    p.load(code);
+    p.both([&](BareMachine& m) {
+        m.owner_.irq_vector = 0x30;
+        m.cpu_.state().rflags |= FLAG_IF;
+        m.cpu_.set_deadline(deadline);
+    });
+    p.run_compare({0}, what + " " + std::to_string(deadline));
+    if (::testing::Test::HasFailure()) return false;
+    EXPECT_EQ(p.translating().vector_taken(), 0x30);
+    EXPECT_EQ(p.translating_cpu().clock(), deadline + 3) << what << " " << deadline;
+    return !::testing::Test::HasFailure();
+}
+
 // A timer deadline falls inside a run of chained blocks: the interrupt is taken at the
 // same instruction boundary (the same clock and RIP) as in the interpreter.
 TEST(TranslateTest, DeadlineInsideChainedBlocksInterruptsAtTheSameInstruction) {
     if (!translator_available()) GTEST_SKIP() << "built without the translator";
-    for (uint64_t deadline = 1; deadline < 400; deadline += 13) {
-        Pair p;
-        ASSERT_TRUE(p.ok());
-        p.load(kChainLoop);
-        p.both([&](BareMachine& m) {
-            m.owner_.irq_vector = 0x30;
-            m.cpu_.state().rflags |= FLAG_IF;
-            m.cpu_.set_deadline(deadline);
-        });
-        p.run_compare({0}, "deadline " + std::to_string(deadline));
-        if (::testing::Test::HasFailure()) return;
-        EXPECT_EQ(p.translating().vector_taken(), 0x30);
-        // Delivered when the clock reached the deadline: the stub's 3 instructions after.
-        EXPECT_EQ(p.translating_cpu().clock(), deadline + 3) << deadline;
-    }
+    for (uint64_t deadline = 1; deadline < 400; deadline += 13)
+        if (!interrupts_at_deadline(kChainLoop, deadline, "deadline")) return;
 }
 
 // A block that branches back to its own start loops in its own code (emit_self_loop):
@@ -449,20 +457,8 @@ TEST(TranslateTest, SelfLoopStopsAtEveryInstructionLimitAndDeadline) {
         p.run_compare(limits, "self loop seed " + std::to_string(seed));
         if (::testing::Test::HasFailure()) return;
     }
-    for (uint64_t deadline = 1; deadline < 600; deadline += 37) {
-        Pair p;
-        ASSERT_TRUE(p.ok());
-        p.load(code);
-        p.both([&](BareMachine& m) {
-            m.owner_.irq_vector = 0x30;
-            m.cpu_.state().rflags |= FLAG_IF;
-            m.cpu_.set_deadline(deadline);
-        });
-        p.run_compare({0}, "self loop deadline " + std::to_string(deadline));
-        if (::testing::Test::HasFailure()) return;
-        EXPECT_EQ(p.translating().vector_taken(), 0x30);
-        EXPECT_EQ(p.translating_cpu().clock(), deadline + 3) << deadline;
-    }
+    for (uint64_t deadline = 1; deadline < 600; deadline += 37)
+        if (!interrupts_at_deadline(code, deadline, "self loop deadline")) return;
     Pair p;
     ASSERT_TRUE(p.ok());
     p.load(code);
