@@ -9,30 +9,34 @@ namespace softkvm::cpu {
 
 using namespace Xbyak::util;
 
+void BlockEmitter::emit_entry_checks(uint64_t n, bool watch_lock, Xbyak::Label& fail) {
+    // Set from outside the block (another thread's kick; a device, a timer).
+    movzx(eax, byte[rbx + off_.kick]);
+    or_(al, byte[rbx + off_.irq_requested]);
+    if (watch_lock) or_(al, byte[rbx + off_.bus_lock_watch]);
+    test(al, al);
+    jnz(fail, T_NEAR);
+    // Budget: icount + n <= the run's limit, clock + n <= the deadline (kNever: ~0).
+    mov(rax, qword[rbx + off_.icount]);
+    add(rax, qword[r12]);  // the instructions of the block before
+    lea(rcx, ptr[rax + n]);
+    cmp(rcx, qword[rbx + off_.run_limit]);
+    ja(fail, T_NEAR);
+    add(rcx, qword[rbx + off_.idle]);  // clock() + n
+    cmp(rcx, qword[rbx + off_.deadline]);
+    ja(fail, T_NEAR);
+    // Enter: the block before is retired (RAX: the new icount).
+    mov(qword[rbx + off_.icount], rax);
+    mov(qword[r12], 0);
+}
+
 void BlockEmitter::emit_chain_entry(const Block& b, bool quiet) {
     const uint64_t n = b.insns.size();
     // Not entered: back to the run loop as the previous block (refused_: while recording
     // LBRs, that block recorded its end).
     cmp(byte[rbx + off_.mode], static_cast<uint8_t>(b.key & 3));
     jne(refused_, T_NEAR);
-    // Set from outside the block (another thread's kick; a device, a timer).
-    movzx(eax, byte[rbx + off_.kick]);
-    or_(al, byte[rbx + off_.irq_requested]);
-    if (b.has_lock) or_(al, byte[rbx + off_.bus_lock_watch]);
-    test(al, al);
-    jnz(refused_, T_NEAR);
-    // Budget: icount + n <= the run's limit, clock + n <= the deadline (kNever: ~0).
-    mov(rax, qword[rbx + off_.icount]);
-    add(rax, qword[r12]);  // the instructions of the block before
-    lea(rcx, ptr[rax + n]);
-    cmp(rcx, qword[rbx + off_.run_limit]);
-    ja(refused_, T_NEAR);
-    add(rcx, qword[rbx + off_.idle]);  // clock() + n
-    cmp(rcx, qword[rbx + off_.deadline]);
-    ja(refused_, T_NEAR);
-    // Enter: the previous block is retired and this one is the run loop's block.
-    mov(qword[rbx + off_.icount], rax);
-    mov(qword[r12], 0);
+    emit_entry_checks(n, b.has_lock, refused_);
     bool rep = false;
     for (const DecodedInsn& in : b.insns) rep |= (in.prefixes & (PFX_REP | PFX_REPNE)) != 0;
     if (rep) {
@@ -74,22 +78,9 @@ void BlockEmitter::emit_self_loop(const Block& b) {
     const uint64_t n = b.insns.size();
     cmp(byte[rbx + off_.no_chain], kChainFree);
     jne(other, T_NEAR);
-    // emit_chain_entry's checks and counting; the mode, CPL and the run loop's block
-    // variables are this block's already.
-    movzx(eax, byte[rbx + off_.kick]);
-    or_(al, byte[rbx + off_.irq_requested]);
-    test(al, al);
-    jnz(exit_, T_NEAR);
-    mov(rax, qword[rbx + off_.icount]);
-    add(rax, qword[r12]);
-    lea(rcx, ptr[rax + n]);
-    cmp(rcx, qword[rbx + off_.run_limit]);
-    ja(exit_, T_NEAR);
-    add(rcx, qword[rbx + off_.idle]);
-    cmp(rcx, qword[rbx + off_.deadline]);
-    ja(exit_, T_NEAR);
-    mov(qword[rbx + off_.icount], rax);
-    mov(qword[r12], 0);
+    // emit_chain_entry's checks and counting (its register forms hold no LOCK); the mode,
+    // CPL and the run loop's block variables are this block's already.
+    emit_entry_checks(n, false, exit_);
     add(qword[rbx + off_.chained_blocks], 1);
     jmp(loop_top_, T_NEAR);
     L(other);

@@ -56,6 +56,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // the run loop's per-block variables for the PMU and LBR bookkeeping only while that
     // bookkeeping is on (ChainMode not kChainFree).
     void emit_chain_entry(const Block& b, bool quiet);
+    // The entry checks of a block of `n` instructions (a kick, an interrupt request and,
+    // with `watch_lock`, bus-lock watching; the instruction limit and the deadline), to
+    // `fail` when one stops it; then the block before is counted retired (RAX: icount).
+    void emit_entry_checks(uint64_t n, bool watch_lock, Xbyak::Label& fail);
 
     // After the block's last instruction: the block the run loop would pick next — its
     // successor links, then its jump cache, with the same keys and validity — and, if that
