@@ -17,12 +17,11 @@ shift 3
 # count NAME VALUE WHAT: VALUE must be a positive decimal number (of WHAT), else exit 2.
 count() {
     case $2 in
-        [1-9] | [1-9][0-9]*) ;;
-        *)
-            echo "fuzz: $1 must be a positive number of $3, not '$2'" >&2
-            exit 2
-            ;;
+        *[!0-9]* | 0*) ;;  # not only digits (10x), or a leading zero (0, 01)
+        [1-9]*) return ;;
     esac
+    echo "fuzz: $1 must be a positive number of $3, not '$2'" >&2
+    exit 2
 }
 runs=${FUZZ_RUNS:--1}
 [ "$runs" = -1 ] || count FUZZ_RUNS "$runs" executions
