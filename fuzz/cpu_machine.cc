@@ -236,6 +236,7 @@ CpuFuzzResult CpuFuzzMachine::run(const uint8_t* data, size_t size) {
     owner.start(h);
     Cpu& cpu = *cpu_;
     cpu.add_ram(0, kRam, ram);  // the CPU is new or was reset after the last input
+    cpu.set_stall_limit(kStall);
     CpuState& s = cpu.state();
     for (int k = 0; k < 8; ++k) s.gpr[k] = h.gpr[k];
     s.gpr[RSP] = kStack - (h.gpr[RSP] & 0x7F8);
@@ -288,7 +289,7 @@ CpuFuzzResult CpuFuzzMachine::run(const uint8_t* data, size_t size) {
             std::abort();
         }
         if (why == StopReason::Shutdown || why == StopReason::Emulation ||
-            why == StopReason::Halted)
+            why == StopReason::Halted || why == StopReason::Stalled)
             break;
         idle = (after == before && cpu.state().rip == rip) ? idle + 1 : 0;
         if (idle >= kLivelock) {
@@ -297,7 +298,7 @@ CpuFuzzResult CpuFuzzMachine::run(const uint8_t* data, size_t size) {
             std::abort();
         }
     }
-    if (why == StopReason::Emulation) {
+    if (why == StopReason::Emulation || why == StopReason::Stalled) {
         Digest d;
         for (char c : cpu.stop_detail()) d.add(static_cast<uint8_t>(c));
         owner.event(10, d.h);

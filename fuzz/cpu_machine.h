@@ -56,6 +56,9 @@ class CpuFuzzMachine {
     static constexpr uint64_t kTotal = 2000;  // instructions per input
     static constexpr int kMaxRuns = 400;      // run() calls per input (MMIO exits need many)
     static constexpr int kLivelock = 200;     // consecutive run() calls without progress
+    // Events delivered without an instruction retiring before run() returns Stalled,
+    // which ends the input (Cpu::set_stall_limit; the CPU's default is larger).
+    static constexpr uint64_t kStall = 500;
 
     // False when `engine` is not available in this build or on this host.
     static bool available(cpu::Engine engine);

@@ -350,6 +350,10 @@ int run(RunOptions o) {
             std::fprintf(stderr, "softkvm run: guest shut down (%s)\n%s", r.detail.c_str(),
                          r.state.c_str());
             break;
+        case vmm::End::Stalled:
+            std::fprintf(stderr, "softkvm run: guest stalled: %s\n%s", r.detail.c_str(),
+                         r.state.c_str());
+            break;
         case vmm::End::InternalError:
             std::fprintf(stderr, "softkvm run: cannot emulate: %s\n%s", r.detail.c_str(),
                          r.state.c_str());
@@ -412,6 +416,8 @@ int status_for_report(const vmm::RunReport& r) {
             return kExitInsnLimit;
         case vmm::End::Shutdown:
             return kExitTripleFault;
+        case vmm::End::Stalled:
+            return kExitGuestStalled;
         case vmm::End::InternalError:
             return kExitEmulation;
         case vmm::End::Failure:

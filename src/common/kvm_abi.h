@@ -24,6 +24,12 @@ inline constexpr uint32_t KVM_EXIT_SYSTEM_EVENT = 24;
 inline constexpr uint32_t KVM_EXIT_X86_RDMSR = 29;
 inline constexpr uint32_t KVM_EXIT_X86_WRMSR = 30;
 inline constexpr uint32_t KVM_EXIT_X86_BUS_LOCK = 33;  // spec §4
+// The vCPU made no progress for a while (Linux 6.0, KVM_CAP_X86_NOTIFY_VMEXIT: Intel's
+// notify-window VM exit); kvm_run.notify.flags has KVM_NOTIFY_CONTEXT_INVALID when the
+// guest cannot resume. softkvm's emu reports a loop of event deliveries that retires no
+// instruction this way (Cpu::set_stall_limit), with a valid context.
+inline constexpr uint32_t KVM_EXIT_NOTIFY = 37;
+inline constexpr uint32_t KVM_NOTIFY_CONTEXT_INVALID = 1u << 0;
 
 // The in-kernel IOAPIC's pins (<asm/kvm.h>): KVM_IRQ_LINE's GSIs 0-23 reach it.
 inline constexpr uint32_t KVM_IOAPIC_NUM_PINS = 24;

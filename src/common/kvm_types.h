@@ -67,6 +67,10 @@ struct RunState {
         uint32_t suberror = 0;
     } internal;
 
+    struct Notify {
+        uint32_t flags = 0;  // abi::KVM_NOTIFY_CONTEXT_INVALID
+    } notify;
+
     // softkvm addition, valid when `flags` has KVM_RUN_X86_BUS_LOCK and `known` is set
     // (emu): the exact RIP of the instruction that took the bus lock (hardware reports
     // only the next RIP, spec §4) and whether it split a cache line (else: its memory
@@ -77,9 +81,9 @@ struct RunState {
         uint64_t rip = 0;
     } bus_lock;
 
-    // softkvm addition: a human-readable account of SHUTDOWN / INTERNAL_ERROR exits
-    // (the exception chain that led to a triple fault, the instruction that could not
-    // be emulated). Empty for ordinary exits.
+    // softkvm addition: a human-readable account of SHUTDOWN / INTERNAL_ERROR / NOTIFY
+    // exits (the exception chain that led to a triple fault, the instruction that could
+    // not be emulated, the deliveries that retired nothing). Empty for ordinary exits.
     std::string detail;
 };
 

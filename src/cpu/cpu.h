@@ -102,6 +102,7 @@ enum class StopReason : uint8_t {
     Emulation,  // an instruction or state softkvm cannot execute; see stop_detail()
     Halted,     // HLT with nothing that can wake the CPU (no interrupt, no deadline)
     Kicked,     // kick() asked run() to return (from a signal handler or another thread)
+    Stalled,    // stall_limit() events delivered in a row without an instruction retiring
 };
 
 enum class Access : uint8_t { Read, Write, Exec };
@@ -166,6 +167,19 @@ class Cpu {
         return {blocks_built_, cache_flushes_, blocks_.size(),
                 cached_insns_, mmio_resumes_,  insns_decoded_};
     }
+    // An exception or interrupt handler whose first instruction faults again (a #UD
+    // handler that raises #UD) makes a loop of deliveries in which no instruction retires:
+    // architecturally legal, endless on a real CPU, and on this one it stops the virtual
+    // clock (which counts retired instructions), so no timer can end it and neither can
+    // run()'s instruction limit. run() returns Stalled, at the instruction boundary after
+    // a delivery, once `limit` events (exceptions, interrupts, NMIs, #DB traps; every
+    // delivery attempt of a #DF chain) have been delivered since the last retired
+    // instruction; stop_detail() names the last. Calling run() again goes on exactly
+    // where a CPU that never stopped would be, with a new count. docs/architecture.md,
+    // "Event loops that retire nothing". Not kept by reset().
+    static constexpr uint64_t kDefaultStallLimit = 1u << 16;
+    void set_stall_limit(uint64_t limit) { stall_limit_ = limit ? limit : 1; }
+    uint64_t stall_limit() const { return stall_limit_; }
     // Execution engine (docs/translator.md). False if `e` is not available here.
     // `cache_bytes`: the translator's code cache (tests make it small to force flushes).
     bool set_engine(Engine e, size_t cache_bytes = Translator::kDefaultCacheBytes);
@@ -685,6 +699,21 @@ class Cpu {
     uint64_t insns_decoded_ = 0;
     uint64_t cache_flushes_ = 0;
     uint64_t mmio_resumes_ = 0;
+
+    // Deliveries since the last retired instruction (set_stall_limit): the retired count
+    // at the last delivery, how many since it retired, and the last one's vector and RIP.
+    uint64_t stall_limit_ = kDefaultStallLimit;
+    uint64_t stall_mark_ = 0;
+    uint64_t stalled_ = 0;
+    uint64_t stall_rip_ = 0;
+    uint8_t stall_vector_ = 0;
+    void note_delivery_attempt(uint8_t vector, uint64_t return_rip) {
+        const uint64_t retired = icount_ + (block_done_ ? *block_done_ : 0);
+        if (retired != stall_mark_) stall_mark_ = retired, stalled_ = 0;
+        ++stalled_;
+        stall_vector_ = vector;
+        stall_rip_ = return_rip;
+    }
 
     // Exception nesting while delivering (for #DF and triple fault).
     int delivering_ = 0;

@@ -162,6 +162,11 @@ void Vcpu::run() {
             run_.exit_reason = abi::KVM_EXIT_SHUTDOWN;
             run_.detail = cpu_.stop_detail();
             break;
+        case cpu::StopReason::Stalled:
+            run_.exit_reason = abi::KVM_EXIT_NOTIFY;
+            run_.notify.flags = 0;  // the guest can go on (the next run() continues it)
+            run_.detail = cpu_.stop_detail();
+            break;
         case cpu::StopReason::Emulation:
             run_.exit_reason = abi::KVM_EXIT_INTERNAL_ERROR;
             run_.internal.suberror = abi::KVM_INTERNAL_ERROR_EMULATION;

@@ -23,6 +23,8 @@ const char* end_name(End e) {
             return "instruction-limit";
         case End::Shutdown:
             return "shutdown";
+        case End::Stalled:
+            return "stalled";
         case End::InternalError:
             return "internal-error";
         case End::Interrupted:
@@ -55,6 +57,8 @@ const char* exit_reason_name(uint32_t r) {
             return "fail-entry";
         case abi::KVM_EXIT_X86_BUS_LOCK:
             return "bus-lock";
+        case abi::KVM_EXIT_NOTIFY:
+            return "notify";
         case abi::KVM_EXIT_DEBUG:
             return "debug";
         case abi::KVM_EXIT_EXCEPTION:
@@ -122,6 +126,11 @@ Dispatch dispatch_exit(abi::RunState& rs, Platform& p) {
             return {true, End::InsnLimit, ""};
         case abi::KVM_EXIT_SHUTDOWN:
             return {true, End::Shutdown, rs.detail};
+        case abi::KVM_EXIT_NOTIFY:
+            // A guest that no instruction of can retire (docs/architecture.md, "Event
+            // loops that retire nothing"): it would never end, --max-insns or not.
+            return {true, End::Stalled,
+                    rs.detail.empty() ? "the vCPU made no progress (KVM notify exit)" : rs.detail};
         case abi::KVM_EXIT_INTERNAL_ERROR:
             return {true, End::InternalError,
                     fmt::format("suberror {}: {}", rs.internal.suberror, rs.detail)};
@@ -363,7 +372,7 @@ RunReport Machine::run_smp() {
             if (d.stop) {
                 rep.end = d.end;
                 rep.detail = d.detail;
-                if (d.end == End::Shutdown || d.end == End::InternalError)
+                if (d.end == End::Shutdown || d.end == End::Stalled || d.end == End::InternalError)
                     rep.state = v->dump_state();
                 done = true;
                 break;
@@ -446,7 +455,8 @@ RunReport Machine::run() {
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rep.instructions = vcpu_->instructions_retired();
     if (auto code = platform_.debug_exit->code()) rep.guest_code = *code;
-    if (rep.end == End::Shutdown || rep.end == End::InternalError || rep.end == End::Failure)
+    if (rep.end == End::Shutdown || rep.end == End::Stalled || rep.end == End::InternalError ||
+        rep.end == End::Failure)
         rep.state = vcpu_->dump_state();
     rep.stats = platform_.stats;
     collect_counters(rep);

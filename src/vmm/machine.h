@@ -65,6 +65,7 @@ enum class End {
     Halted,         // HLT with nothing that can wake the vCPU
     InsnLimit,      // --max-insns reached
     Shutdown,       // triple fault
+    Stalled,        // events delivered again and again with no instruction retiring
     InternalError,  // the accelerator could not emulate something
     Interrupted,    // request_stop(): the VMM was told to stop (SIGINT, SIGTERM)
     Reset,          // the guest pulsed the reset line (i8042 command 0xFE: a reboot)

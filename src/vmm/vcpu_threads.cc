@@ -30,7 +30,8 @@ RunReport Machine::run_threads() {
         done = true;
         rep.end = end;
         rep.detail = std::move(detail);
-        if (v && (end == End::Shutdown || end == End::InternalError || end == End::Failure))
+        if (v && (end == End::Shutdown || end == End::Stalled || end == End::InternalError ||
+                  end == End::Failure))
             rep.state = v->dump_state();
         for (accel::Vcpu* other : all)
             if (other != v) other->kick();

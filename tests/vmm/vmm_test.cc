@@ -125,6 +125,7 @@ TEST_F(DispatchTest, TerminalExitsMapToEndings) {
     } cases[] = {{abi::KVM_EXIT_HLT, End::Halted},
                  {abi::KVM_EXIT_INTR, End::InsnLimit},
                  {abi::KVM_EXIT_SHUTDOWN, End::Shutdown},
+                 {abi::KVM_EXIT_NOTIFY, End::Stalled},
                  {abi::KVM_EXIT_INTERNAL_ERROR, End::InternalError},
                  {abi::KVM_EXIT_FAIL_ENTRY, End::Failure},
                  {12345, End::Failure}};
