@@ -264,6 +264,7 @@ bool Cpu::boundary_events(StopReason& stop) {
     if (clock() >= deadline_) {
         deadline_ = kNever;
         owner_.deadline();  // may set a new deadline and request an interrupt
+        update_chain_bound();
     }
     if (nmi_pending_ && !nmi_blocked_) {
         nmi_pending_ = false;
@@ -286,6 +287,7 @@ bool Cpu::boundary_events(StopReason& stop) {
         const int vector = owner_.acknowledge_interrupt();
         if (vector < 0) {
             irq_requested_ = false;
+            update_chain_bound();
         } else {
             halted_ = false;
             try {
@@ -307,6 +309,7 @@ bool Cpu::boundary_events(StopReason& stop) {
             return true;
         }
         idle_ += deadline_ - clock();  // virtual time skips to the next timer event
+        update_chain_bound();
     }
     return false;
 }
@@ -327,6 +330,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
     Block* prev = nullptr;
     const uint64_t limit = insn_limit ? insn_limit : kNever;
     run_limit_ = limit;
+    update_chain_bound();
     for (;;) {
         tracing_ = false;  // the last block entered with kChainTrace may have had no after_block
         if (icount_ >= limit) return StopReason::InsnLimit;

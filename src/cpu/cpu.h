@@ -2,6 +2,7 @@
 // per-family handlers (cpu/exec/), memory through the MMU and software TLB, exceptions
 // through the IDT. One Cpu is one vCPU; it reports events to its CpuOwner.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -208,7 +209,10 @@ class Cpu {
     uint64_t clock() const { return icount_ + idle_ + (block_done_ ? *block_done_ : 0); }
     // The vCPU was stalled for `ticks` (a VMM's bus-lock delay): the clock jumps ahead;
     // timer deadlines it passes fire at the next instruction boundary.
-    void skip_time(uint64_t ticks) { idle_ += ticks; }
+    void skip_time(uint64_t ticks) {
+        idle_ += ticks;
+        update_chain_bound();
+    }
     static constexpr uint64_t kNever = ~0ull;
     // The owner wants CpuOwner::deadline() called when clock() reaches `at` (kNever: no).
     // An earlier deadline set inside a block (a timer programmed by an instruction) ends
@@ -217,11 +221,15 @@ class Cpu {
     void set_deadline(uint64_t at) {
         if (block_done_ && at < deadline_) stop_flags_ |= kStopDeadline;
         deadline_ = at;
+        update_chain_bound();
     }
     uint64_t deadline() const { return deadline_; }
     // The owner has an interrupt that may be deliverable: at the next boundary where
     // RFLAGS.IF allows, the CPU calls CpuOwner::acknowledge_interrupt().
-    void request_interrupt_check() { irq_requested_ = true; }
+    void request_interrupt_check() {
+        irq_requested_ = true;
+        update_chain_bound();
+    }
     // A non-maskable interrupt: taken at the next boundary whatever RFLAGS.IF says, then
     // further NMIs wait until the next IRET (SDM vol. 3 §6.7.1).
     void request_nmi() { nmi_pending_ = true; }
@@ -723,7 +731,17 @@ class Cpu {
     std::unique_ptr<Translator> xlate_;  // set: the translating engine runs blocks
     // Translated blocks continue into their successors inside the code cache
     // (docs/translator.md, Chaining); the run loop tells them what it knows.
-    uint64_t run_limit_ = kNever;    // run()'s instruction limit
+    uint64_t run_limit_ = kNever;  // run()'s instruction limit
+    // The largest icount_ a block entered from another block's code may reach when it
+    // ends (chain.cc): the run's instruction limit and the next timer deadline in one
+    // number (clock() is icount_ + idle_ between blocks); 0 while an interrupt request
+    // waits, which no chained entry passes. update_chain_bound() recomputes it whenever
+    // one of them changes.
+    uint64_t chain_bound_ = kNever;
+    void update_chain_bound() {
+        const uint64_t to_deadline = deadline_ > idle_ ? deadline_ - idle_ : 0;
+        chain_bound_ = irq_requested_ ? 0 : std::min(run_limit_, to_deadline);
+    }
     Block* chained_ = nullptr;       // the block translated code runs now
     uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping
     uint64_t trace_rip_ = 0;         // while tracing_: where the chain's last block began

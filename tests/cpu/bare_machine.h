@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "cpu/cpu.h"
@@ -30,6 +31,9 @@ class RecordingOwner : public CpuOwner {
     int irq_vector = -1;     // the next interrupt to deliver (once)
     int deadlines = 0;
     Cpu* cpu = nullptr;
+    // Called by every port write but the vector port's (after it is recorded in `outs`),
+    // from inside the instruction: a device that requests an interrupt or stalls the CPU.
+    std::function<void()> on_out;
 
     Action port_in(uint16_t port, uint8_t, uint32_t& value) override {
         ins.push_back(port);
@@ -43,6 +47,7 @@ class RecordingOwner : public CpuOwner {
     }
     Action port_out(uint16_t port, uint8_t size, uint32_t value) override {
         outs.push_back({port, size, value});
+        if (port != 0x20 && on_out) on_out();
         return port == 0x20 ? Action::Exit : Action::Done;
     }
     Action mmio_read(uint64_t, uint8_t, uint64_t& value) override {

@@ -467,6 +467,56 @@ TEST(TranslateTest, SelfLoopStopsAtEveryInstructionLimitAndDeadline) {
     EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 490u);
 }
 
+// A loop of two blocks whose first writes to a port each time round.
+const std::vector<uint8_t> kOutLoop = {
+    0xB9, 0xC8, 0x00, 0x00, 0x00,  //       mov $200,%ecx
+    0x01, 0xC8,                    // top:  add %ecx,%eax
+    0xE6, 0x21,                    //       out %al,$0x21
+    0xE8, 0x05, 0x00, 0x00, 0x00,  //       call f
+    0xFF, 0xC9,                    //       dec %ecx
+    0x75, 0xF3,                    //       jnz top
+    0xF4,                          //       hlt
+    0xFF, 0xC2,                    // f:    inc %edx
+    0xC3,                          //       ret
+};
+
+// A device asks for an interrupt check (request_interrupt_check) or stalls the CPU
+// (skip_time past the next timer deadline) from inside an instruction of a chained block:
+// the blocks after it are not entered from generated code (the bound they check drops),
+// so the interrupt is taken at the same instruction boundary as in the interpreter.
+TEST(TranslateTest, InterruptRequestedOrClockSkippedInsideChainedBlocks) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    for (int skip = 0; skip < 2; ++skip) {
+        for (size_t k = 1; k <= 60; k += 7) {
+            Pair p;
+            ASSERT_TRUE(p.ok());
+            p.load(kOutLoop);
+            p.both([&](BareMachine& m) {
+                m.cpu_.state().rflags |= FLAG_IF;
+                if (skip) {
+                    m.owner_.irq_vector = 0x30;
+                    m.cpu_.set_deadline(1000000);
+                }
+                m.owner_.on_out = [&m, k, skip] {
+                    if (m.owner_.outs.size() != k) return;
+                    if (skip) {
+                        m.cpu_.skip_time(2000000);
+                    } else {
+                        m.owner_.irq_vector = 0x30;
+                        m.cpu_.request_interrupt_check();
+                    }
+                };
+            });
+            const std::string what =
+                (skip ? "skip_time at out " : "interrupt at out ") + std::to_string(k);
+            p.run_compare({0}, what);
+            if (::testing::Test::HasFailure()) return;
+            EXPECT_EQ(p.translating().vector_taken(), 0x30) << what;
+            EXPECT_GE(p.translating_cpu().translator_stats().chained_blocks, 2 * k - 2) << what;
+        }
+    }
+}
+
 // POPF sets TF inside a chained loop: single-stepping starts after the same instruction
 // in both engines (a block is not entered from another while TF is set).
 TEST(TranslateTest, TrapFlagSetInsideChainedBlocksStepsAsTheInterpreter) {

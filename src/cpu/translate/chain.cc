@@ -10,20 +10,19 @@ namespace softkvm::cpu {
 using namespace Xbyak::util;
 
 void BlockEmitter::emit_entry_checks(uint64_t n, bool watch_lock, Xbyak::Label& fail) {
-    // Set from outside the block (another thread's kick; a device, a timer).
-    movzx(eax, byte[rbx + off_.kick]);
-    or_(al, byte[rbx + off_.irq_requested]);
-    if (watch_lock) or_(al, byte[rbx + off_.bus_lock_watch]);
-    test(al, al);
-    jnz(fail, T_NEAR);
-    // Budget: icount + n <= the run's limit, clock + n <= the deadline (kNever: ~0).
+    // Set from outside the block: another thread's kick; bus-lock watching.
+    cmp(byte[rbx + off_.kick], 0);
+    jne(fail, T_NEAR);
+    if (watch_lock) {
+        cmp(byte[rbx + off_.bus_lock_watch], 0);
+        jne(fail, T_NEAR);
+    }
+    // The instruction limit, the deadline and an interrupt request (Cpu::chain_bound_):
+    // icount + the block before + n <= the bound.
     mov(rax, qword[rbx + off_.icount]);
     add(rax, qword[r12]);  // the instructions of the block before
     lea(rcx, ptr[rax + n]);
-    cmp(rcx, qword[rbx + off_.run_limit]);
-    ja(fail, T_NEAR);
-    add(rcx, qword[rbx + off_.idle]);  // clock() + n
-    cmp(rcx, qword[rbx + off_.deadline]);
+    cmp(rcx, qword[rbx + off_.chain_bound]);
     ja(fail, T_NEAR);
     // Enter: the block before is retired (RAX: the new icount).
     mov(qword[rbx + off_.icount], rax);

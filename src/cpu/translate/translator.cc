@@ -75,7 +75,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.deadline = offset_in(cpu, cpu.deadline_);
     l.run_limit = offset_in(cpu, cpu.run_limit_);
     l.kick = offset_in(cpu, cpu.kick_);
-    l.irq_requested = offset_in(cpu, cpu.irq_requested_);
+    l.chain_bound = offset_in(cpu, cpu.chain_bound_);
     l.halted = offset_in(cpu, cpu.halted_);
     l.nmi_pending = offset_in(cpu, cpu.nmi_pending_);
     l.debug_active = offset_in(cpu, cpu.debug_active_);
