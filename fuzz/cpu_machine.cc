@@ -208,11 +208,24 @@ CpuFuzzMachine::~CpuFuzzMachine() {
     std::free(image_);
 }
 
-// Copies back the pages the last input changed: most inputs write a few pages only.
+// Copies back the pages the last input changed: most inputs write a few pages only, and
+// only those the CPU or run() may have written are compared.
 void CpuFuzzMachine::restore_ram() {
-    for (uint64_t at = 0; at < kRam; at += kPage)
+    static_assert(kRam / kPage == 64, "one bit of written_pages() per page");
+    for (uint64_t dirty = dirty_; dirty; dirty &= dirty - 1) {
+        const uint64_t at = static_cast<uint64_t>(__builtin_ctzll(dirty)) * kPage;
         if (std::memcmp(ram_ + at, image_ + at, kPage) != 0)
             std::memcpy(ram_ + at, image_ + at, kPage);
+    }
+    dirty_ = 0;
+}
+
+bool CpuFuzzMachine::same_ram(const CpuFuzzMachine& a, const CpuFuzzMachine& b) {
+    for (uint64_t dirty = a.dirty_ | b.dirty_; dirty; dirty &= dirty - 1) {
+        const uint64_t at = static_cast<uint64_t>(__builtin_ctzll(dirty)) * kPage;
+        if (std::memcmp(a.ram_ + at, b.ram_ + at, kPage) != 0) return false;
+    }
+    return true;
 }
 
 CpuFuzzResult CpuFuzzMachine::run(const uint8_t* data, size_t size) {
@@ -231,6 +244,9 @@ CpuFuzzResult CpuFuzzMachine::run(const uint8_t* data, size_t size) {
     }
     for (int k = 0; k < 6; ++k) ram[kPt + 8 * kFlipPages[k]] ^= h.pte_flip[k];
     std::memcpy(ram + kCode, code, code_len);
+    // The pages changed here: the paging structures and the code's.
+    for (uint64_t at : {kPml4, kPdpt, kPd, kPt}) dirty_ |= 1ull << (at / kPage);
+    for (uint64_t at = kCode; at < kCode + code_len; at += kPage) dirty_ |= 1ull << (at / kPage);
 
     CpuFuzzOwner& owner = *owner_;
     owner.start(h);
@@ -313,6 +329,7 @@ CpuFuzzResult CpuFuzzMachine::run(const uint8_t* data, size_t size) {
     r.events = owner.events.h;
     r.runs = runs;
     r.stop = static_cast<uint64_t>(why);
+    dirty_ |= cpu.written_pages();
     // Reset now rather than before the next input: what the input allocated (blocks,
     // translations) is freed before the call returns, so libFuzzer sees as many frees as
     // mallocs and does not run the input again to look for a leak.

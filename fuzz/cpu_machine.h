@@ -73,9 +73,15 @@ class CpuFuzzMachine {
     CpuFuzzResult run(const uint8_t* data, size_t size);
     // The RAM as the last input left it.
     const uint8_t* ram() const { return ram_; }
+    // Whether two machines' RAM is the same after their last inputs: only the pages either
+    // may have changed are compared (the others hold the initial image in both).
+    static bool same_ram(const CpuFuzzMachine& a, const CpuFuzzMachine& b);
 
   private:
     void restore_ram();
+    // Bit (page number) for each of the 64 RAM pages the last input may have changed: the
+    // CPU's written_pages() and the pages run() set up (tables, code).
+    uint64_t dirty_ = ~0ull;
     std::unique_ptr<CpuFuzzOwner> owner_;
     std::unique_ptr<cpu::Cpu> cpu_;
     uint8_t* ram_;

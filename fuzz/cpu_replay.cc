@@ -68,8 +68,7 @@ uint64_t run_input(CpuFuzzMachine& interp, CpuFuzzMachine* xlate, const Input& i
     const CpuFuzzResult a = interp.run(in.bytes.data(), in.bytes.size());
     if (xlate) {
         const CpuFuzzResult b = xlate->run(in.bytes.data(), in.bytes.size());
-        if (std::memcmp(&a, &b, sizeof a) != 0 ||
-            std::memcmp(interp.ram(), xlate->ram(), CpuFuzzMachine::kRam) != 0) {
+        if (std::memcmp(&a, &b, sizeof a) != 0 || !CpuFuzzMachine::same_ram(interp, *xlate)) {
             std::fprintf(stderr, "fuzz_cpu_replay: %s: interpreter and translator differ\n",
                          in.name.c_str());
             std::abort();

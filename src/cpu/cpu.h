@@ -129,6 +129,12 @@ class Cpu {
     // the decoder and the jump cache. For harnesses that run many short guests (fuzz/).
     void reset() noexcept;
 
+    // Bit (guest-physical page number mod 64) set for every RAM page the CPU may have
+    // written since it was made or reset: every store to RAM goes through a write TLB
+    // entry filled with its page, or through the slow path, and both set it. A harness
+    // that puts RAM back between runs (fuzz/) compares only these pages.
+    uint64_t written_pages() const { return written_pages_; }
+
     // Guest RAM at guest-physical [gpa, gpa+size), backed by `host`.
     void add_ram(uint64_t gpa, uint64_t size, uint8_t* host);
 
@@ -654,6 +660,7 @@ class Cpu {
     // Bit (guest-physical page mod 64) set for every page a tlb_write_ entry was filled
     // with since the last flush: drop_write_tlb skips its scan for a page no entry holds.
     uint64_t write_tlb_pages_ = 0;
+    uint64_t written_pages_ = 0;  // written_pages(): not cleared by a flush
 
     struct JumpEntry {
         uint64_t lin = ~0ull, gen = 0;

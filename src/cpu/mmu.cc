@@ -175,6 +175,7 @@ void Cpu::phys_write(uint64_t gpa, uint8_t size, uint64_t v) {
         if (page < code_pages_->size() && (*code_pages_)[page]) code_written(page);
         uint64_t last = (gpa + size - 1) >> 12;
         if (last != page && last < code_pages_->size() && (*code_pages_)[last]) code_written(last);
+        written_pages_ |= 1ull << (page & 63) | 1ull << (last & 63);
         store_le(h, size, v);
         return;
     }
@@ -264,6 +265,7 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
         t.host = h;
         t.phys = phys & ~0xFFFull;
         write_tlb_pages_ |= 1ull << (page & 63);
+        written_pages_ |= 1ull << (page & 63);
         store_le(h + off, size, v);
         return;
     }

@@ -85,5 +85,36 @@ TEST(ResetTest, TranslatorKeepsItsEngineAndRunsTheSame) {
     check_reset(Engine::Translate);
 }
 
+// written_pages(): every page stored to since the CPU was made, through a TLB flush too,
+// and no page only read or executed.
+void check_written_pages(Engine engine) {
+    BareMachine m;
+    if (!m.cpu_.set_engine(engine)) GTEST_SKIP() << "engine not available";
+    // mov [0x5000], al; mov rax, cr3; mov cr3, rax; mov [0x7008], al; mov al, [0x6000];
+    // mov edi, 0x9000; mov ecx, 64; rep stosb; hlt
+    const uint8_t code[] = {0x88, 0x04, 0x25, 0x00, 0x50, 0x00, 0x00, 0x0F, 0x20, 0xD8,
+                            0x0F, 0x22, 0xD8, 0x88, 0x04, 0x25, 0x08, 0x70, 0x00, 0x00,
+                            0x8A, 0x04, 0x25, 0x00, 0x60, 0x00, 0x00, 0xBF, 0x00, 0x90,
+                            0x00, 0x00, 0xB9, 0x40, 0x00, 0x00, 0x00, 0xF3, 0xAA, 0xF4};
+    m.load(code);
+    EXPECT_EQ(m.cpu_.written_pages(), 0u);
+    EXPECT_EQ(m.cpu_.run(1000), StopReason::Owner);
+    EXPECT_EQ(m.owner_.hlts, 1);
+    const uint64_t w = m.cpu_.written_pages();
+    for (int page : {5, 7, 9}) EXPECT_TRUE(w >> page & 1) << page;
+    for (int page : {6, 8, 16}) EXPECT_FALSE(w >> page & 1) << page;  // read, none, code
+    m.cpu_.reset();
+    EXPECT_EQ(m.cpu_.written_pages(), 0u);
+}
+
+TEST(ResetTest, WrittenPagesInterpreter) {
+    check_written_pages(Engine::Interp);
+}
+
+TEST(ResetTest, WrittenPagesTranslator) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    check_written_pages(Engine::Translate);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
