@@ -113,6 +113,28 @@ int main(void) {
                "1 GiB page translates");
     }
 
+    /* INVLPG of any address in a large page invalidates the translations of the whole
+     * page, however many smaller-page TLB entries the processor made for it (SDM vol. 3
+     * §4.10.4.1): here the address is in another 4 KiB part than the one read. */
+    *(volatile uint64_t *)0x605000 = 0x6666;
+    *(volatile uint64_t *)0x805000 = 0x8888;
+    pd[3] = 0x600000 | P | RW | PS;
+    invlpg(BASE + 0x600000);
+    report(*(volatile uint64_t *)(BASE + 0x605000) == 0x6666, "2 MiB page: first frame");
+    pd[3] = 0x800000 | P | RW | PS;
+    invlpg(BASE + 0x7FF000);
+    report(*(volatile uint64_t *)(BASE + 0x605000) == 0x8888,
+           "INVLPG of another 4 KiB part of a 2 MiB page drops the whole page");
+    if (d & (1u << 26)) {
+        pdpt[2] = 0x0 | P | RW | PS;
+        invlpg(BASE + 0x80000000);
+        report(*(volatile uint64_t *)(BASE + 0x80605000) == 0x6666, "1 GiB page: mapped");
+        pdpt[2] = 0;
+        invlpg(BASE + 0x80000000 + 0x3FFFF000);
+        report(fault(do_read, BASE + 0x80605000) == 14 && sdk_last_error() == 0,
+               "INVLPG of another part of a 1 GiB page drops the whole page");
+    }
+
     /* SMEP and SMAP: supervisor access to user pages. */
     cpuid(7, 0, &a, &b, &c, &d); /* before sdk_enable_user(): kernel pages stay supervisor */
     const uint64_t cr4 = read_cr4();

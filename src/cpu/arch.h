@@ -66,6 +66,9 @@ inline constexpr uint64_t PTE_PCD = 1ull << 4;
 inline constexpr uint64_t PTE_A = 1ull << 5;
 inline constexpr uint64_t PTE_D = 1ull << 6;
 inline constexpr uint64_t PTE_PS = 1ull << 7;
+// Global, in an entry that maps a page (a PTE, or a PDE/PDPTE with PS): with CR4.PGE its
+// translation is global and survives MOV to CR3 (SDM vol. 3A §4.10.2.4, §4.10.4.1).
+inline constexpr uint64_t PTE_G = 1ull << 8;
 inline constexpr uint64_t PTE_NX = 1ull << 63;
 inline constexpr uint64_t PTE_ADDR_MASK = 0x000FFFFFFFFFF000ull;
 

@@ -14,7 +14,8 @@ struct Block {
     std::vector<DecodedInsn> insns;
     bool has_lock = false;  // some instruction is a locked read-modify-write of memory
     // Successor links: the last two blocks this one continued to, valid while `gen`
-    // equals the CPU's block generation (bumped on any TLB flush or invalidation).
+    // equals the CPU's block generation (bumped on any TLB flush or invalidation; a MOV to
+    // CR3 sets the `gen` of links into code on non-global pages to 0 instead).
     struct Link {
         uint64_t rip = ~0ull;
         Block* block = nullptr;

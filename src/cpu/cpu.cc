@@ -232,16 +232,11 @@ Block* Cpu::find_block() {
     const TlbEntry& t = tlb_exec_[(lin >> 12) & (kTlbSize - 1)];
     uint64_t phys;
     if (t.tag == tlb_tag(lin, user)) {
-        phys = t.phys | (lin & 0xFFF);
+        phys = t.phys() | (lin & 0xFFF);
     } else {
         phys = translate(lin, Access::Exec, user);
-        uint8_t* h = host_page(phys & ~0xFFFull);
-        if (h) {
-            TlbEntry& w = tlb_exec_[(lin >> 12) & (kTlbSize - 1)];
-            w.tag = tlb_tag(lin, user);
-            w.host = h;
-            w.phys = phys & ~0xFFFull;
-        }
+        if (uint8_t* h = host_page(phys & ~0xFFFull))
+            fill_tlb(tlb_exec_[(lin >> 12) & (kTlbSize - 1)], lin, user, h, phys);
     }
     uint64_t key = (phys << 2) | static_cast<uint64_t>(s_.mode);
     BlockSlot& slot = block_slots_[block_slot(key)];
@@ -444,13 +439,18 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 if (j.lin == lin && j.gen == block_gen_ && j.tag == tag) {
                     b = j.block;
                 } else {
+                    const uint64_t gen = block_gen_;
                     b = find_block();
-                    j = {lin, block_gen_, b, tag};
+                    // Building it may have flushed the block cache, `prev` with it.
+                    if (block_gen_ != gen) prev = nullptr;
+                    j = {lin, block_gen_, b, tag, global_code(lin, *b)};
                     note_code_lin(lin);  // (the link below leads there too)
+                    if (!j.global) note_nonglobal_link(&j.gen);
                 }
                 if (prev) {
                     Block::Link& slot = prev->links[prev->links[0].gen == block_gen_ ? 1 : 0];
                     slot = {s_.rip, b, block_gen_};
+                    if (!j.global) note_nonglobal_link(&slot.gen);
                 }
             }
             size_t n = b->insns.size() - first;

@@ -414,6 +414,9 @@ class Cpu {
     void cpuid(uint32_t leaf, uint32_t subleaf, CpuidRegs& r);
     uint64_t tsc() const;
     void flush_tlb();
+    // MOV to CR3 (SDM vol. 3A §4.10.4.1): drops every translation but the global ones,
+    // and the links and jump-cache entries into code on non-global pages.
+    void flush_tlb_nonglobal();
     void invlpg(uint64_t lin);
     // Effective memory type of a linear address (UC when it is not mapped).
     MemType memory_type(uint64_t lin);
@@ -451,10 +454,14 @@ class Cpu {
     struct TlbEntry {
         uint64_t tag = ~0ull;  // linear page | kTlbValid | kTlbUser
         uint8_t* host = nullptr;
-        uint64_t phys = 0;  // guest-physical page
+        // Guest-physical page | kTlbGlobal | the large page it is a 4 KiB part of
+        // (kTlb2M, kTlb1G; none for a 4 KiB page).
+        uint64_t phys_bits = 0;
+        uint64_t phys() const { return phys_bits & ~0xFFFull; }
     };
     static constexpr size_t kTlbSize = 1024;
     static constexpr uint64_t kTlbValid = 1, kTlbUser = 2;
+    static constexpr uint64_t kTlbGlobal = 1, kTlb2M = 2, kTlb1G = 4;
 
     struct Ram {
         uint64_t gpa, size;
@@ -464,6 +471,11 @@ class Cpu {
     uint8_t* host_page(uint64_t gpa);
     uint64_t translate(uint64_t lin, Access acc, bool user);
     uint64_t walk(uint64_t lin, Access acc, bool user);
+    // Fills `t` for `lin` with the translation the last translate() made (walk_bits_).
+    void fill_tlb(TlbEntry& t, uint64_t lin, bool user, uint8_t* host, uint64_t phys);
+    // INVLPG's part for large pages: drops every entry made from the 2 MiB (shift 21) or
+    // 1 GiB (shift 30) page holding `lin`. True when some link may lead into that page.
+    bool invlpg_large(uint64_t lin, unsigned shift, uint64_t bit);
     uint64_t tlb_tag(uint64_t lin, bool user) const {
         return (lin & ~0xFFFull) | kTlbValid | (user ? kTlbUser : 0);
     }
@@ -661,14 +673,36 @@ class Cpu {
     // with since the last flush: drop_write_tlb skips its scan for a page no entry holds.
     uint64_t write_tlb_pages_ = 0;
     uint64_t written_pages_ = 0;  // written_pages(): not cleared by a flush
+    // What the last translate() found besides the address: kTlbGlobal, kTlb2M, kTlb1G.
+    uint64_t walk_bits_ = 0;
+    // Linear 2 MiB regions (bit (lin >> 21) mod 4096) and 1 GiB regions (bit (lin >> 30)
+    // mod 64) that some entry was filled from a large page in, since the last flush:
+    // INVLPG elsewhere has no large page's entries to look for.
+    static constexpr size_t kLarge2MBits = 4096;
+    std::array<uint64_t, kLarge2MBits / 64> tlb_2m_regions_{};
+    uint64_t tlb_1g_regions_ = 0;
 
     struct JumpEntry {
         uint64_t lin = ~0ull, gen = 0;
         Block* block = nullptr;
-        uint32_t tag = 0;  // mode | CPL << 4
+        uint32_t tag = 0;     // mode | CPL << 4
+        uint32_t global = 0;  // global_code(): MOV to CR3 leaves it valid
     };
     static constexpr size_t kJumpCacheSize = 4096;
     std::vector<JumpEntry> jump_cache_ = std::vector<JumpEntry>(kJumpCacheSize);
+    // The block at linear `lin` lies on one page whose translation is global (its exec
+    // TLB entry says so): links and jump-cache entries into it survive MOV to CR3.
+    bool global_code(uint64_t lin, const Block& b) const;
+    // The `gen` fields of the links and jump-cache entries into code on non-global pages
+    // made in block generation nonglobal_gen_ (older ones are dead already): MOV to CR3
+    // clears these alone, or bumps block_gen_ when more were made than the list holds.
+    std::vector<uint64_t*> nonglobal_links_;
+    uint64_t nonglobal_gen_ = 0;
+    bool nonglobal_overflow_ = false;
+    static constexpr size_t kMaxNonGlobalLinks = 4096;
+    void note_nonglobal_link(uint64_t* gen);
+    // Some TLB entry was filled with a global translation since the last flush_tlb().
+    bool tlb_has_global_ = false;
     // Linear pages that a link or jump-cache entry of the current block generation leads
     // into (one bit per page number mod kCodeLinBits; valid while code_lin_gen_ equals
     // block_gen_): INVLPG of any other page leaves every link and entry valid.
@@ -682,6 +716,8 @@ class Cpu {
         return code_lin_gen_ == block_gen_ &&
                ((code_lin_[(page / 64) % (kCodeLinBits / 64)] >> (page % 64)) & 1);
     }
+    // Some of the `count` pages from `first` (both multiples of 64) is in code_lin_.
+    bool code_lin_any(uint64_t first, uint64_t count) const;
     // Decoded blocks by key, in front of blocks_ (its hash lookup), for find_block:
     // direct-mapped, entries dropped with their blocks.
     struct BlockSlot {

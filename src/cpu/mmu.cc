@@ -1,5 +1,6 @@
 // Guest memory access: segmentation base, 4-level paging with permission checks and
 // accessed/dirty updates, the software TLB, and physical RAM/MMIO dispatch.
+#include <algorithm>
 #include <cstring>
 
 #include "cpu/block.h"
@@ -27,7 +28,82 @@ void Cpu::flush_tlb() {
         tlb_exec_[i].tag = ~0ull;
     }
     write_tlb_pages_ = 0;
+    tlb_2m_regions_.fill(0);
+    tlb_1g_regions_ = 0;
+    tlb_has_global_ = false;
     ++block_gen_;  // chained block links were resolved through old translations
+}
+
+void Cpu::flush_tlb_nonglobal() {
+    if (!tlb_has_global_) return flush_tlb();  // (no link leads into a global page either)
+    for (TlbEntry* table : {tlb_read_, tlb_write_, tlb_exec_})
+        for (size_t i = 0; i < kTlbSize; ++i)
+            if (!(table[i].phys_bits & kTlbGlobal)) table[i].tag = ~0ull;
+    // (write_tlb_pages_ and the large-page regions stay: they may name more than is left.)
+    for (LockType& e : lock_types_) e.page = ~0ull;  // memory types are looked up again
+    resume_.block = nullptr;
+    if (nonglobal_gen_ == block_gen_) {
+        if (nonglobal_overflow_) {
+            ++block_gen_;
+        } else {
+            for (uint64_t* gen : nonglobal_links_) *gen = 0;  // no generation is 0
+        }
+    }
+    nonglobal_links_.clear();
+    nonglobal_overflow_ = false;
+}
+
+void Cpu::note_nonglobal_link(uint64_t* gen) {
+    if (nonglobal_gen_ != block_gen_) {
+        nonglobal_links_.clear();
+        nonglobal_overflow_ = false;
+        nonglobal_gen_ = block_gen_;
+    }
+    if (nonglobal_links_.size() < kMaxNonGlobalLinks)
+        nonglobal_links_.push_back(gen);
+    else
+        nonglobal_overflow_ = true;
+}
+
+bool Cpu::global_code(uint64_t lin, const Block& b) const {
+    const TlbEntry& t = tlb_exec_[(lin >> 12) & (kTlbSize - 1)];
+    if (t.tag != tlb_tag(lin, user_access()) || !(t.phys_bits & kTlbGlobal) || b.insns.empty())
+        return false;
+    const DecodedInsn& last = b.insns.back();
+    return (lin & 0xFFF) + last.block_off + last.len <= 0x1000;
+}
+
+void Cpu::fill_tlb(TlbEntry& t, uint64_t lin, bool user, uint8_t* host, uint64_t phys) {
+    t.tag = tlb_tag(lin, user);
+    t.host = host;
+    t.phys_bits = (phys & ~0xFFFull) | walk_bits_;
+    if (walk_bits_ & kTlbGlobal) tlb_has_global_ = true;
+    if (walk_bits_ & kTlb2M) {
+        const uint64_t region = (lin >> 21) % kLarge2MBits;
+        tlb_2m_regions_[region / 64] |= uint64_t{1} << (region % 64);
+    }
+    if (walk_bits_ & kTlb1G) tlb_1g_regions_ |= uint64_t{1} << ((lin >> 30) % 64);
+}
+
+bool Cpu::code_lin_any(uint64_t first, uint64_t count) const {
+    if (code_lin_gen_ != block_gen_) return false;
+    const size_t words = kCodeLinBits / 64;
+    const uint64_t n = std::min<uint64_t>(count / 64, words);
+    for (uint64_t k = 0; k < n; ++k)
+        if (code_lin_[(first / 64 + k) % words]) return true;
+    return false;
+}
+
+bool Cpu::invlpg_large(uint64_t lin, unsigned shift, uint64_t bit) {
+    const uint64_t large = lin >> shift;
+    for (TlbEntry* table : {tlb_read_, tlb_write_, tlb_exec_})
+        for (size_t i = 0; i < kTlbSize; ++i)
+            if ((table[i].phys_bits & bit) && (table[i].tag >> shift) == large)
+                table[i].tag = ~0ull;
+    for (LockType& e : lock_types_)
+        if ((e.page >> (shift - 12)) == large) e.page = ~0ull;
+    const uint64_t first = large << (shift - 12);
+    return code_lin_any(first, uint64_t{1} << (shift - 12)) || code_lin_has(first - 1);
 }
 
 void Cpu::invlpg(uint64_t lin) {
@@ -38,7 +114,15 @@ void Cpu::invlpg(uint64_t lin) {
     // Links and jump-cache entries hold linear-to-block translations: they go only when
     // one of them may lead into this page (Linux invalidates data pages far more often).
     // (A block may run on from the page before into this one.)
-    if (code_lin_has(lin >> 12) || code_lin_has((lin >> 12) - 1)) ++block_gen_;
+    bool code = code_lin_has(lin >> 12) || code_lin_has((lin >> 12) - 1);
+    // The address may be in a large page: INVLPG invalidates the translations of the whole
+    // page (SDM vol. 3A §4.10.4.1), which the TLB holds as entries for its 4 KiB parts.
+    // Only where some entry came from a large page since the last flush: a link into a
+    // large page was made through such an entry.
+    const uint64_t region = (lin >> 21) % kLarge2MBits;
+    if ((tlb_2m_regions_[region / 64] >> (region % 64)) & 1) code |= invlpg_large(lin, 21, kTlb2M);
+    if ((tlb_1g_regions_ >> ((lin >> 30) % 64)) & 1) code |= invlpg_large(lin, 30, kTlb1G);
+    if (code) ++block_gen_;
     resume_.block = nullptr;  // a block that stopped part-way starts afresh
     LockType& e = lock_types_[(lin >> 12) & (kLockTypes - 1)];
     if (e.page == (lin >> 12)) e.page = ~0ull;  // its memory type is looked up again
@@ -83,7 +167,7 @@ uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
     uint64_t entry_addrs[4];
     uint64_t entries[4];
     int levels = 0;
-    uint64_t phys = 0;
+    uint64_t phys = 0, bits = 0;
     for (int level = 3; level >= 0; --level) {
         uint64_t idx = (lin >> (12 + 9 * level)) & 0x1FF;
         uint64_t ea = table + idx * 8;
@@ -103,6 +187,10 @@ uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
         if (level == 0 || large) {
             uint64_t page_mask = (1ull << (12 + 9 * level)) - 1;
             phys = (e & PTE_ADDR_MASK & ~page_mask) | (lin & page_mask);
+            bits = (level == 1   ? kTlb2M
+                    : level == 2 ? kTlb1G
+                                 : 0) |
+                   ((s_.cr4 & CR4_PGE) && (e & PTE_G) ? kTlbGlobal : 0);
             break;
         }
         table = e & PTE_ADDR_MASK;
@@ -124,11 +212,15 @@ uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
         check_paging_lock(k == 0 ? s_.cr3 : entries[k - 1], entry_addrs[k]);
         phys_write(entry_addrs[k], 8, want);
     }
+    walk_bits_ = bits;
     return phys;
 }
 
 uint64_t Cpu::translate(uint64_t lin, Access acc, bool user) {
-    if (!(s_.cr0 & CR0_PG)) return s_.mode == Mode::Long64 ? lin : (lin & 0xFFFFFFFFull);
+    if (!(s_.cr0 & CR0_PG)) {
+        walk_bits_ = 0;
+        return s_.mode == Mode::Long64 ? lin : (lin & 0xFFFFFFFFull);
+    }
     return walk(lin, acc, user);
 }
 
@@ -229,10 +321,7 @@ uint64_t Cpu::read_slow(uint64_t lin, uint8_t size, Access acc, bool user) {
     uint8_t* h = host_page(phys & ~0xFFFull);
     if (h && !(data_bp_ && acc != Access::Exec) &&
         host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
-        TlbEntry& t = (acc == Access::Exec ? tlb_exec_ : tlb_read_)[slot];
-        t.tag = tlb_tag(lin, user);
-        t.host = h;
-        t.phys = phys & ~0xFFFull;
+        fill_tlb((acc == Access::Exec ? tlb_exec_ : tlb_read_)[slot], lin, user, h, phys);
         return load_le(h + off, size);
     }
     if (defer_read_exit_ && !h) {  // translated code's load: no unwinding for an exit
@@ -260,10 +349,7 @@ void Cpu::write_slow(uint64_t lin, uint8_t size, uint64_t v, bool user) {
     uint8_t* h = host_page(phys & ~0xFFFull);
     bool code = page < code_pages_->size() && (*code_pages_)[page];
     if (h && !code && !data_bp_ && host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) {
-        TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
-        t.tag = tlb_tag(lin, user);
-        t.host = h;
-        t.phys = phys & ~0xFFFull;
+        fill_tlb(tlb_write_[(lin >> 12) & (kTlbSize - 1)], lin, user, h, phys);
         write_tlb_pages_ |= 1ull << (page & 63);
         written_pages_ |= 1ull << (page & 63);
         store_le(h + off, size, v);
@@ -317,7 +403,7 @@ void Cpu::code_written(uint64_t page) {
 void Cpu::drop_write_tlb(uint64_t page) {
     if (!(write_tlb_pages_ & (1ull << (page & 63)))) return;  // no entry can hold it
     for (TlbEntry& t : tlb_write_)
-        if (t.phys == (page << 12)) t.tag = ~0ull;
+        if (t.phys() == (page << 12)) t.tag = ~0ull;
 }
 
 }  // namespace softkvm::cpu

@@ -73,7 +73,8 @@ void Cpu::write_cr(uint8_t n, uint64_t v) {
         case 3:
             if (v & kCr3Reserved) fault(VEC_GP, 0);
             s_.cr3 = v;
-            break;
+            flush_tlb_nonglobal();
+            return;
         case 4:
             if (v & ~kCr4Supported) fault(VEC_GP, 0);
             if (long_active && !(v & CR4_PAE)) fault(VEC_GP, 0);

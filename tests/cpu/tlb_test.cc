@@ -1,0 +1,156 @@
+// The software TLB against the SDM's rules for caching translations (vol. 3A §4.10):
+// INVLPG of any address in a large page drops the whole page; MOV to CR3 keeps global
+// translations (PTE.G with CR4.PGE) and drops the rest, with the block links into them;
+// a change of CR4.PGE and INVLPG drop global translations too. Each case runs on both
+// engines: translated code reads through the same TLB and follows the same links.
+#include <gtest/gtest.h>
+
+#include "bare_machine.h"
+
+namespace softkvm::cpu::test {
+namespace {
+
+// Linear 0x400000 (PD entry 2) goes through a page table at 0x7000 whose entry 0 maps
+// frame kFrameA or kFrameB.
+constexpr uint64_t kPt = 0x7000;
+constexpr uint64_t kFrameA = 0x100000, kFrameB = 0x101000;
+
+void map_4k_page(BareMachine& m, uint64_t frame, bool global) {
+    m.put64(0x3010, kPt | PTE_P | PTE_RW);
+    m.put64(kPt, frame | PTE_P | PTE_RW | (global ? PTE_G : 0));
+}
+
+struct DataCase {
+    bool global, pge, toggle_pge, invlpg;
+    uint32_t second;  // what the read after MOV to CR3 sees
+};
+
+// Reads linear 0x400000 (frame A holds 0xAAAA, frame B 0xBBBB), points its PTE at frame
+// B without INVLPG, optionally toggles CR4.PGE (R8) or INVLPGs the page (R9), reloads CR3
+// and reads it again: both values go out on port 0x10.
+//   mov 0x400000,%eax; mov %rsi,0x7000; test %r8,%r8; jz 1f; mov %cr4,%rdx; mov %rdx,%rcx
+//   xor $0x80,%rcx; mov %rcx,%cr4; mov %rdx,%cr4; 1: test %r9,%r9; jz 2f; invlpg 0x400000
+//   2: mov %cr3,%rdx; mov %rdx,%cr3; mov 0x400000,%ebx; out %eax,$0x10; mov %ebx,%eax
+//   out %eax,$0x10; hlt
+void run_data_case(const DataCase& c) {
+    const uint8_t code[] = {0x8b, 0x04, 0x25, 0x00, 0x00, 0x40, 0x00, 0x48, 0x89, 0x34, 0x25, 0x00,
+                            0x70, 0x00, 0x00, 0x4d, 0x85, 0xc0, 0x74, 0x13, 0x0f, 0x20, 0xe2, 0x48,
+                            0x89, 0xd1, 0x48, 0x81, 0xf1, 0x80, 0x00, 0x00, 0x00, 0x0f, 0x22, 0xe1,
+                            0x0f, 0x22, 0xe2, 0x4d, 0x85, 0xc9, 0x74, 0x08, 0x0f, 0x01, 0x3c, 0x25,
+                            0x00, 0x00, 0x40, 0x00, 0x0f, 0x20, 0xda, 0x0f, 0x22, 0xda, 0x8b, 0x1c,
+                            0x25, 0x00, 0x00, 0x40, 0x00, 0xe7, 0x10, 0x89, 0xd8, 0xe7, 0x10, 0xf4};
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        BareMachine m;
+        if (!m.cpu_.set_engine(e)) continue;
+        if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
+        m.load(code);
+        map_4k_page(m, kFrameA, c.global);
+        m.put64(kFrameA, 0xAAAA);
+        m.put64(kFrameB, 0xBBBB);
+        CpuState& s = m.cpu_.state();
+        if (c.pge) s.cr4 |= CR4_PGE;
+        s.gpr[RSI] = kFrameB | PTE_P | PTE_RW | (c.global ? PTE_G : 0);
+        s.gpr[R8] = c.toggle_pge;
+        s.gpr[R9] = c.invlpg;
+        m.cpu_.state_changed();
+        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner);
+        ASSERT_EQ(m.owner_.outs.size(), 2u) << engine_name(e);
+        EXPECT_EQ(m.owner_.outs[0].value, 0xAAAAu) << engine_name(e);
+        EXPECT_EQ(m.owner_.outs[1].value, c.second) << engine_name(e);
+    }
+}
+
+TEST(TlbTest, GlobalTranslationSurvivesMovToCr3) {
+    run_data_case({true, true, false, false, 0xAAAA});
+}
+
+TEST(TlbTest, NonGlobalTranslationGoesWithMovToCr3) {
+    run_data_case({false, true, false, false, 0xBBBB});
+}
+
+TEST(TlbTest, GlobalFlagIsIgnoredWithoutCr4Pge) {
+    run_data_case({true, false, false, false, 0xBBBB});
+}
+
+TEST(TlbTest, ChangingCr4PgeDropsGlobalTranslations) {
+    run_data_case({true, true, true, false, 0xBBBB});
+}
+
+TEST(TlbTest, InvlpgDropsAGlobalTranslation) {
+    run_data_case({true, true, false, true, 0xBBBB});
+}
+
+// A loop calls a function at linear 0x400000 three times (frame A: mov $1,%eax; ret), so
+// the run loop links the call block to it and caches it by linear address; then its PTE
+// is pointed at frame B (mov $2,%eax; ret) without INVLPG (or with it: R9), CR3 is
+// reloaded and the loop runs again. ESI sums the results: 6 when the old translation and
+// the links into it were kept (a global page), 9 when they went.
+//   mov $0x400000,%ebx; mov $3,%ecx; 1: call *%rbx; add %eax,%esi; dec %ecx; jnz 1b
+//   mov %rdi,0x7000; test %r9,%r9; jz 2f; invlpg (%rbx); 2: mov %cr3,%rdx; mov %rdx,%cr3
+//   mov $3,%ecx; 3: call *%rbx; add %eax,%esi; dec %ecx; jnz 3b; mov %esi,%eax
+//   out %eax,$0x10; hlt
+// -1: no such engine in this build.
+int64_t run_code_case(Engine e, bool global, bool invlpg) {
+    const uint8_t code[] = {0xbb, 0x00, 0x00, 0x40, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xff, 0xd3,
+                            0x01, 0xc6, 0xff, 0xc9, 0x75, 0xf8, 0x48, 0x89, 0x3c, 0x25, 0x00, 0x70,
+                            0x00, 0x00, 0x4d, 0x85, 0xc9, 0x74, 0x03, 0x0f, 0x01, 0x3b, 0x0f, 0x20,
+                            0xda, 0x0f, 0x22, 0xda, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xff, 0xd3, 0x01,
+                            0xc6, 0xff, 0xc9, 0x75, 0xf8, 0x89, 0xf0, 0xe7, 0x10, 0xf4};
+    const uint8_t one[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};  // mov $1,%eax; ret
+    const uint8_t two[] = {0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3};  // mov $2,%eax; ret
+    BareMachine m;
+    if (!m.cpu_.set_engine(e)) return -1;
+    if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
+    m.load(code);
+    m.load(one, kFrameA);
+    m.load(two, kFrameB);
+    map_4k_page(m, kFrameA, global);
+    CpuState& s = m.cpu_.state();
+    s.cr4 |= CR4_PGE;
+    s.gpr[RDI] = kFrameB | PTE_P | PTE_RW | (global ? PTE_G : 0);
+    s.gpr[R9] = invlpg;
+    m.cpu_.state_changed();
+    EXPECT_EQ(m.cpu_.run(0), StopReason::Owner);
+    EXPECT_EQ(m.owner_.outs.size(), 1u) << engine_name(e);
+    return m.owner_.outs.empty() ? 0 : int64_t{m.owner_.outs[0].value};
+}
+
+TEST(TlbTest, LinksIntoGlobalCodeSurviveMovToCr3AndGoWithInvlpg) {
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        const int64_t kept = run_code_case(e, true, false);
+        if (kept < 0) continue;
+        EXPECT_EQ(kept, 6) << engine_name(e);
+        EXPECT_EQ(run_code_case(e, false, false), 9) << engine_name(e);
+        EXPECT_EQ(run_code_case(e, true, true), 9) << engine_name(e);
+    }
+}
+
+TEST(TlbTest, InvlpgOfAnotherPartOfA2MiBCodePageDropsTheLinksIntoIt) {
+    // As SystemTestEngines.InvlpgOfARemappedCodePageDropsTheLinksIntoIt, but the INVLPG
+    // names the last 4 KiB of the 2 MiB page (0x3ff000), not the function's (0x300000):
+    // it invalidates the whole large page all the same (SDM vol. 3A §4.10.4.1).
+    //   mov $0x300000,%ebx; mov $3,%ecx; 1: call *%rbx; add %eax,%esi; dec %ecx; jnz 1b
+    //   mov $0x83,%eax; mov %rax,0x3008; invlpg 0x3ff000; mov $3,%ecx
+    //   2: call *%rbx; add %eax,%esi; dec %ecx; jnz 2b; mov %esi,%eax; out %eax,$0x10; hlt
+    const uint8_t code[] = {0xbb, 0x00, 0x00, 0x30, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xff, 0xd3,
+                            0x01, 0xc6, 0xff, 0xc9, 0x75, 0xf8, 0xb8, 0x83, 0x00, 0x00, 0x00, 0x48,
+                            0x89, 0x04, 0x25, 0x08, 0x30, 0x00, 0x00, 0x0f, 0x01, 0x3c, 0x25, 0x00,
+                            0xf0, 0x3f, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xff, 0xd3, 0x01, 0xc6,
+                            0xff, 0xc9, 0x75, 0xf8, 0x89, 0xf0, 0xe7, 0x10, 0xf4};
+    const uint8_t one[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};  // mov $1,%eax; ret
+    const uint8_t two[] = {0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3};  // mov $2,%eax; ret
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        BareMachine m;
+        if (!m.cpu_.set_engine(e)) continue;
+        if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
+        m.load(code);
+        m.load(one, 0x300000);
+        m.load(two, 0x100000);
+        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner);
+        ASSERT_EQ(m.owner_.outs.size(), 1u) << engine_name(e);
+        EXPECT_EQ(m.owner_.outs[0].value, 9u) << engine_name(e);
+    }
+}
+
+}  // namespace
+}  // namespace softkvm::cpu::test
