@@ -230,10 +230,13 @@ class StreamGen {
             case 7:  // inc, dec (group 5) / not, neg (group 3)
                 if (pick(2)) return rr(c, w, {0xFF}, static_cast<uint8_t>(pick(2)), reg());
                 return rr(c, w, {0xF7}, static_cast<uint8_t>(2 + pick(2)), reg());
-            case 8: {  // shl/shr/sar/rol/ror r, imm8 (counts that mask to 0 among them)
+            case 8: {  // shl/shr/sar/rol/ror r, imm8 (counts that mask to 0 among them),
+                       // a quarter of them on 16 bits
                 const uint8_t kind = static_cast<uint8_t>(std::array{0, 1, 4, 5, 7}[pick(5)]);
-                if (pick(6) == 0) return rr(c, w, {0xD1}, kind, reg());  // count 1
-                rr(c, w, {0xC1}, kind, reg());
+                const bool word = pick(4) == 0;
+                if (word) c.push_back(0x66);
+                if (pick(6) == 0) return rr(c, w && !word, {0xD1}, kind, reg());  // count 1
+                rr(c, w && !word, {0xC1}, kind, reg());
                 c.push_back(static_cast<uint8_t>(
                     pick(3) ? pick(70) : std::array{0, 1, 31, 32, 63, 64}[pick(6)]));
                 return;
@@ -353,9 +356,26 @@ class StreamGen {
                           {std::array<uint8_t, 9>{0x00, 0x08, 0x20, 0x28, 0x30, 0x38, 0x84, 0x88,
                                                   0x8A}[pick(9)]},
                           reg(), reg());
-            case 23: {  // ALU m, imm (8, 32, 64 bits; CMP/TEST read, the rest write)
+            case 23: {  // ALU m, imm (8, 32, 64 bits; CMP/TEST read, the rest write);
+                        // MOV m, imm (8, 16, 32, 64 bits); MOV m16, r16
                 const bool fault = pick(10) == 0;
-                switch (pick(5)) {
+                switch (pick(9)) {
+                    case 5:
+                        rm_mem(c, w, {0xC7}, 0, fault);  // mov m, imm32 (sign-extended)
+                        return imm32(c);
+                    case 7:
+                        c.push_back(0x66);
+                        return rm_mem(c, false, {0x89}, reg(), fault);  // mov m16, r16
+                    case 8:
+                        c.push_back(0x66);
+                        rm_mem(c, false, {0xC7}, 0, fault);  // mov m16, imm16
+                        c.push_back(static_cast<uint8_t>(rng_()));
+                        c.push_back(static_cast<uint8_t>(rng_()));
+                        return;
+                    case 6:
+                        rm_mem(c, false, {0xC6}, 0, fault);  // mov m8, imm8
+                        c.push_back(static_cast<uint8_t>(rng_()));
+                        return;
                     case 0:
                         rm_mem(c, false, {0x80}, static_cast<uint8_t>(pick(8)), fault);
                         c.push_back(static_cast<uint8_t>(rng_()));

@@ -108,6 +108,11 @@ TEST(TranslateTest, NativeFormsAtOperandEdgesMatchTheInterpreter) {
         {0x48, 0xC1, 0xC8, 0x07},              // ror $7,%rax
         {0xD1, 0xC8},                          // ror $1,%eax
         {0xC1, 0xC0, 0x1F},                    // rol $31,%eax
+        {0x66, 0xD1, 0xE0},                    // shl $1,%ax
+        {0x66, 0xC1, 0xE8, 0x05},              // shr $5,%ax
+        {0x66, 0xC1, 0xE8, 0x0F},              // shr $15,%ax
+        {0x66, 0xC1, 0xF8, 0x0F},              // sar $15,%ax
+        {0x66, 0xC1, 0xE0, 0x10},              // shl $16,%ax (the handler: CF undefined)
         {0x48, 0x0F, 0xAF, 0xC1},              // imul %rcx,%rax
         {0x0F, 0xAF, 0xC1},                    // imul %ecx,%eax
         {0x48, 0x6B, 0xC1, 0xF9},              // imul $-7,%rcx,%rax

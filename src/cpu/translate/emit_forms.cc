@@ -102,7 +102,9 @@ void BlockEmitter::emit_incdec(const DecodedInsn& in, bool up, bool flags_live) 
 
 void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) {
     const bool q = in.opsize == 8;
-    const uint8_t bits = q ? 64 : 32;
+    // 16 bits (SHL/SHR/SAR by 1-15, forms.cc): the register's other bits stay.
+    const bool w = in.opsize == 2;
+    const uint8_t bits = q ? 64 : w ? 16 : 32;
     const int64_t raw = in.nops == 1 ? 1 : in.op[1].value;
     const uint8_t n = static_cast<uint8_t>(raw & (q ? 0x3F : 0x1F));
     const uint8_t g = in.op[0].reg;
@@ -110,7 +112,7 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
     // The register shifted in place (cached) or in RDX, 32-bit values zero-extended.
     const Xbyak::Reg64 r = cached ? host_of(g) : rdx;
     if (!cached) {
-        load(rdx, g, q);
+        load(rdx, g, q || w);
         rdx_gpr_ = g;  // written back below (or unchanged)
     }
     if (n == 0) {  // no flags; a 32-bit register is still written (zero_count)
@@ -122,10 +124,12 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
         }
         return;
     }
-    const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : r.cvt32();
+    const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : sized(r, w ? 2 : 4);
     if (f == Native::Shr && flags_live) {  // OF = the source's MSB
         if (q)
             mov(r8, r);
+        else if (w)
+            movzx(r8d, r.cvt16());
         else
             mov(r8d, r.cvt32());
     }

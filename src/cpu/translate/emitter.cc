@@ -259,6 +259,7 @@ void BlockEmitter::emit(const Block& b) {
                 continue;
             case Native::MovRM:
             case Native::MovMR:
+            case Native::MovMI:
             case Native::AluRM:
             case Native::ExtRM:
                 emit_mem(in, forms[k], alus[k], k, live);
@@ -535,7 +536,8 @@ void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
 
 void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
     const uint8_t size = in.opsize;
-    const bool dest_mem = f == Native::MovMR || f == Native::AluMI;
+    const bool store = f == Native::MovMR || f == Native::MovMI;
+    const bool dest_mem = store || f == Native::AluMI;
     const Operand& m = dest_mem ? in.op[0] : in.op[1];
     const bool rmw = f == Native::AluMI && k != Alu::Cmp && k != Alu::Test;
     Xbyak::Label& slow = block_label();
@@ -545,7 +547,7 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     emit_lin(in, m);
     // A read-modify-write reads through the read entry and writes through the write
     // entry, as the handler's read_op and write_op do: both must hit.
-    emit_probe(m.size, f == Native::MovMR ? off_.tlb_write : off_.tlb_read, slow);
+    emit_probe(m.size, store ? off_.tlb_write : off_.tlb_read, slow);
     if (rmw) {
         cmp(r9, qword[rbx + r8 * 8 + off_.tlb_write]);
         jne(slow, T_NEAR);
@@ -566,6 +568,9 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
         case Native::MovMR:
             mov(sized(rax, size), gpr_at(in.op[1].reg, size));
             mov(host, sized(rax, size));
+            break;
+        case Native::MovMI:  // (a 64-bit store's imm32 is sign-extended, as the guest's)
+            mov(host, static_cast<uint64_t>(in.op[1].value));
             break;
         case Native::ExtRM:
             emit_extend(in, host);

@@ -12,6 +12,13 @@ bool is_gpr(const Operand& o, uint8_t size) {
 bool fits_imm32(int64_t v) {
     return v >= INT32_MIN && v <= INT32_MAX;
 }
+// An immediate of an operation of `size` bytes that the host instruction of that size can
+// take: any below 64 bits (the decoder keeps them masked to their size, so a 32-bit one
+// with bit 31 set is above INT32_MAX); a 64-bit one is a sign-extended imm32 (SDM vol. 2
+// §2.2.1.5).
+bool fits_host_imm(int64_t v, uint8_t size) {
+    return size < 8 || fits_imm32(v);
+}
 
 // A memory operand the generated code can address: base and index registers (or RIP),
 // a 32-bit displacement.
@@ -131,6 +138,31 @@ Native rmw_form(const DecodedInsn& in, Alu& k) {
     }
 }
 
+// 16-bit forms: MOV m16, r16 and MOV m16, imm16; SHL/SHR/SAR r16 by an immediate count of
+// 1 to 15 (a larger one leaves CF undefined, SDM vol. 2B "SAL/SAR/SHL/SHR").
+Native word_form(const DecodedInsn& in) {
+    if (in.nops != 2 && in.nops != 1) return Native::None;
+    if (in.mnemonic == ZYDIS_MNEMONIC_MOV && in.nops == 2 && simple_mem(in.op[0], 2)) {
+        if (is_gpr(in.op[1], 2)) return Native::MovMR;
+        if (in.op[1].kind == OpKind::Imm) return Native::MovMI;
+        return Native::None;
+    }
+    if (!is_gpr(in.op[0], 2)) return Native::None;
+    if (in.nops == 2 && in.op[1].kind != OpKind::Imm) return Native::None;  // CL
+    const uint64_t count = in.nops == 1 ? 1 : static_cast<uint64_t>(in.op[1].value) & 0x1F;
+    if (count == 0 || count > 15) return Native::None;
+    switch (in.mnemonic) {
+        case ZYDIS_MNEMONIC_SHL:
+            return Native::Shl;
+        case ZYDIS_MNEMONIC_SHR:
+            return Native::Shr;
+        case ZYDIS_MNEMONIC_SAR:
+            return Native::Sar;
+        default:
+            return Native::None;
+    }
+}
+
 // The forms without a LOCK prefix other than rmw_form's.
 Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
     if (in.mnemonic == ZYDIS_MNEMONIC_NOP) return Native::Nop;
@@ -149,8 +181,10 @@ Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
                         is_gpr(in.op[0], in.opsize) && is_gpr(in.op[1], in.opsize);
         return ok ? Native::Cmovcc : Native::None;
     }
-    // MOV and the ALU group also in 8 bits; the rest in 32 and 64 only.
+    // MOV and the ALU group also in 8 bits, a MOV to memory and SHL/SHR/SAR of a register
+    // also in 16; the rest in 32 and 64 only.
     const uint8_t size = in.op[0].size;
+    if (in.opsize == 2) return word_form(in);
     const bool byte_ok = in.mnemonic == ZYDIS_MNEMONIC_MOV || in.mnemonic == ZYDIS_MNEMONIC_ADD ||
                          in.mnemonic == ZYDIS_MNEMONIC_SUB || in.mnemonic == ZYDIS_MNEMONIC_CMP ||
                          in.mnemonic == ZYDIS_MNEMONIC_AND || in.mnemonic == ZYDIS_MNEMONIC_OR ||
@@ -158,14 +192,15 @@ Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
     if (!(in.opsize == 4 || in.opsize == 8 || (byte_ok && in.opsize == 1 && size == 1)))
         return Native::None;
     const Operand& b = in.op[1];
-    if (in.mnemonic == ZYDIS_MNEMONIC_MOV && in.nops == 2 && simple_mem(in.op[0], in.opsize) &&
-        is_gpr(b, in.opsize))
-        return Native::MovMR;
     const bool ri = in.nops == 2 && b.kind == OpKind::Imm;
+    if (in.mnemonic == ZYDIS_MNEMONIC_MOV && in.nops == 2 && simple_mem(in.op[0], in.opsize)) {
+        if (is_gpr(b, in.opsize)) return Native::MovMR;
+        if (ri && fits_host_imm(b.value, in.opsize)) return Native::MovMI;
+    }
     if (in.op[0].kind == OpKind::Mem) {
         // ALU m, imm: CMP and TEST read, the others read and write.
-        if (!byte_ok || in.mnemonic == ZYDIS_MNEMONIC_MOV || !ri || !fits_imm32(b.value) ||
-            !simple_mem(in.op[0], in.opsize))
+        if (!byte_ok || in.mnemonic == ZYDIS_MNEMONIC_MOV || !ri ||
+            !fits_host_imm(b.value, in.opsize) || !simple_mem(in.op[0], in.opsize))
             return Native::None;
     } else if (!is_gpr(in.op[0], in.opsize)) {
         return Native::None;
@@ -197,7 +232,7 @@ Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
         case ZYDIS_MNEMONIC_IMUL:
             if (rr) return Native::ImulRR;
             if (in.nops == 3 && is_gpr(b, in.opsize) && in.op[2].kind == OpKind::Imm &&
-                fits_imm32(in.op[2].value))
+                fits_host_imm(in.op[2].value, in.opsize))
                 return Native::ImulRRI;
             return Native::None;
         case ZYDIS_MNEMONIC_MOV:
@@ -232,8 +267,7 @@ Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
         default:
             return Native::None;
     }
-    // A 64-bit ALU immediate is a sign-extended imm32 (SDM vol. 2 §2.2.1.5).
-    if (ri && !fits_imm32(b.value)) return Native::None;
+    if (ri && !fits_host_imm(b.value, in.opsize)) return Native::None;
     if (in.op[0].kind == OpKind::Mem) return Native::AluMI;
     if (in.nops == 2 && simple_mem(b, in.opsize)) return Native::AluRM;
     return rr ? Native::AluRR : ri ? Native::AluRI : Native::None;
@@ -339,6 +373,7 @@ bool is_memory_form(Native f) {
     switch (f) {
         case Native::MovRM:
         case Native::MovMR:
+        case Native::MovMI:
         case Native::AluRM:
         case Native::AluMI:
         case Native::ExtRM:

@@ -10,13 +10,14 @@
 namespace softkvm::cpu {
 
 // 8-, 32- and 64-bit MOV and ALU forms (register, immediate or memory source; CMP, TEST
-// and the ALU with a memory destination and an immediate), 32- and 64-bit INC/DEC,
-// shifts and rotates by an immediate count, two- and three-operand IMUL, LEA,
-// MOVZX/MOVSX/MOVSXD, SETcc, CMOVcc between registers, NOP; in 64-bit mode PUSH/POP of a
-// register, CALL rel32, RET, JMP through a register or memory, near JMP and Jcc. Memory
-// forms probe the software TLB inline and run their handler on a miss; a branch whose
-// target is not canonical runs its handler too (#GP). Nothing else can fault or stop the
-// block.
+// and the ALU with a memory destination and an immediate; MOV m, imm), 16-bit MOV to
+// memory (from a register or an immediate), 32- and 64-bit INC/DEC, shifts and rotates
+// by an immediate count (16-bit SHL/SHR/SAR by 1-15 too), two- and three-operand IMUL,
+// LEA, MOVZX/MOVSX/MOVSXD, SETcc, CMOVcc
+// between registers, NOP; in 64-bit mode PUSH/POP of a register, CALL rel32, RET, JMP through a
+// register or memory, near JMP and Jcc. Memory forms probe the software TLB inline and run their
+// handler on a miss; a branch whose target is not canonical runs its handler too (#GP). Nothing
+// else can fault or stop the block.
 enum class Native : uint8_t {
     None,
     MovRR,
@@ -37,6 +38,7 @@ enum class Native : uint8_t {
     Lea,
     MovRM,
     MovMR,
+    MovMI,  // MOV m, imm
     AluRM,
     AluMI,   // CMP/TEST m, imm (a load) and ADD/SUB/AND/OR/XOR m, imm (read-modify-write)
     Nop,     // NOP, NOP r/m (multi-byte): nothing but RIP
