@@ -138,6 +138,24 @@ Native rmw_form(const DecodedInsn& in, Alu& k) {
     }
 }
 
+// The native form of a shift or rotate by a constant count, None for another mnemonic.
+Native shift_form(uint16_t m) {
+    switch (m) {
+        case ZYDIS_MNEMONIC_SHL:
+            return Native::Shl;
+        case ZYDIS_MNEMONIC_SHR:
+            return Native::Shr;
+        case ZYDIS_MNEMONIC_SAR:
+            return Native::Sar;
+        case ZYDIS_MNEMONIC_ROL:
+            return Native::Rol;
+        case ZYDIS_MNEMONIC_ROR:
+            return Native::Ror;
+        default:
+            return Native::None;
+    }
+}
+
 // 16-bit forms: MOV m16, r16 and MOV m16, imm16; SHL/SHR/SAR r16 by an immediate count of
 // 1 to 15 (a larger one leaves CF undefined, SDM vol. 2B "SAL/SAR/SHL/SHR").
 Native word_form(const DecodedInsn& in) {
@@ -151,16 +169,8 @@ Native word_form(const DecodedInsn& in) {
     if (in.nops == 2 && in.op[1].kind != OpKind::Imm) return Native::None;  // CL
     const uint64_t count = in.nops == 1 ? 1 : static_cast<uint64_t>(in.op[1].value) & 0x1F;
     if (count == 0 || count > 15) return Native::None;
-    switch (in.mnemonic) {
-        case ZYDIS_MNEMONIC_SHL:
-            return Native::Shl;
-        case ZYDIS_MNEMONIC_SHR:
-            return Native::Shr;
-        case ZYDIS_MNEMONIC_SAR:
-            return Native::Sar;
-        default:
-            return Native::None;
-    }
+    const Native f = shift_form(in.mnemonic);
+    return f == Native::Rol || f == Native::Ror ? Native::None : f;
 }
 
 // The forms without a LOCK prefix other than rmw_form's.
@@ -217,18 +227,7 @@ Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
         case ZYDIS_MNEMONIC_ROL:
         case ZYDIS_MNEMONIC_ROR:
             if (in.nops != 1 && !ri) return Native::None;  // a count in CL: handler
-            switch (in.mnemonic) {
-                case ZYDIS_MNEMONIC_SHL:
-                    return Native::Shl;
-                case ZYDIS_MNEMONIC_SHR:
-                    return Native::Shr;
-                case ZYDIS_MNEMONIC_SAR:
-                    return Native::Sar;
-                case ZYDIS_MNEMONIC_ROL:
-                    return Native::Rol;
-                default:
-                    return Native::Ror;
-            }
+            return shift_form(in.mnemonic);
         case ZYDIS_MNEMONIC_IMUL:
             if (rr) return Native::ImulRR;
             if (in.nops == 3 && is_gpr(b, in.opsize) && in.op[2].kind == OpKind::Imm &&
