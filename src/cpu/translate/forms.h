@@ -13,11 +13,11 @@ namespace softkvm::cpu {
 // and the ALU with a memory destination and an immediate; MOV m, imm), 16-bit MOV to
 // memory (from a register or an immediate), 32- and 64-bit INC/DEC, shifts and rotates
 // by an immediate count (16-bit SHL/SHR/SAR by 1-15 too), two- and three-operand IMUL,
-// LEA, MOVZX/MOVSX/MOVSXD, SETcc, CMOVcc
-// between registers, NOP; in 64-bit mode PUSH/POP of a register, CALL rel32, RET, JMP through a
-// register or memory, near JMP and Jcc. Memory forms probe the software TLB inline and run their
-// handler on a miss; a branch whose target is not canonical runs its handler too (#GP). Nothing
-// else can fault or stop the block.
+// LEA, MOVZX/MOVSX/MOVSXD, SETcc, CMOVcc between registers, NOP; in 64-bit mode PUSH/POP
+// of a register, CALL rel32, RET, JMP through a register or memory, near JMP and Jcc.
+// Memory forms probe the software TLB inline and run their handler on a miss; a branch
+// whose target is not canonical runs its handler too (#GP). Nothing else can fault or stop
+// the block.
 enum class Native : uint8_t {
     None,
     MovRR,
