@@ -3,14 +3,39 @@
 // mid-block counting, RDPMC, and the PMI with FREEZE_LBRS_ON_PMI.
 #include "cpu/branch_hooks.h"
 
+#include <Zydis/Zydis.h>
+
 namespace softkvm::cpu {
 
 void Cpu::note_delivery(uint64_t from, uint64_t to, bool soft) {
     if (!(s_.debugctl & msr::DEBUGCTL_LBR)) return;
     // Interrupts and exceptions are recorded as far branches. INT n records here, with
-    // its own address as FROM; the block-end bookkeeping then skips it.
-    lbr_.record(from, to, BranchKind::Far, s_.cpl, false, icount_);
+    // its own address as FROM; the block-end bookkeeping then skips it. Its cycle count
+    // includes it and the instructions of its block before it, as a branch at a block's
+    // end counts itself (a fault's instruction did not retire, and a fault or an
+    // interrupt is delivered between blocks).
+    lbr_.record(from, to, BranchKind::Far, s_.cpl, false, retired_now() + (soft ? 1 : 0));
     if (soft) soft_delivered_ = true;
+}
+
+bool Cpu::jump_to_next_taken(const DecodedInsn& in) const {
+    // Jcc and JrCXZ change nothing they test; LOOPcc tested the count it left in rCX.
+    const uint64_t cx = read_gpr(RCX, in.addrsize);
+    const bool zf = s_.rflags & FLAG_ZF;
+    switch (in.mnemonic) {
+        case ZYDIS_MNEMONIC_JCXZ:
+        case ZYDIS_MNEMONIC_JECXZ:
+        case ZYDIS_MNEMONIC_JRCXZ:
+            return cx == 0;
+        case ZYDIS_MNEMONIC_LOOP:
+            return cx != 0;
+        case ZYDIS_MNEMONIC_LOOPE:
+            return cx != 0 && zf;
+        case ZYDIS_MNEMONIC_LOOPNE:
+            return cx != 0 && !zf;
+        default:
+            return cond(in.cond);
+    }
 }
 
 void Cpu::after_block_cold(const DecodedInsn* in, size_t done, uint64_t rip_before,
@@ -66,12 +91,14 @@ void Cpu::sync_lbr_freeze() {
     } else if (lbr_held_) {
         lbr_held_ = false;
         s_.debugctl |= msr::DEBUGCTL_LBR;
-        lbr_.started(icount_);
+        lbr_.started(retired_now());
     }
 }
 
 void Cpu::set_debugctl(uint64_t v) {
-    if ((v & ~debugctl()) & msr::DEBUGCTL_LBR) lbr_.started(icount_);
+    // Mid-block (WRMSR), the instructions the block retired before count too, as in
+    // clock(): elapsed cycles must not depend on where the engines start blocks.
+    if ((v & ~debugctl()) & msr::DEBUGCTL_LBR) lbr_.started(retired_now());
     lbr_held_ = false;
     s_.debugctl = v;
     sync_lbr_freeze();

@@ -36,7 +36,12 @@ namespace softkvm::cpu {
             const uint64_t next = from + last.len;
             // Only a Jcc can fall through. Taken or not is computed, never tested: the host
             // cannot predict the guest's outcomes any better than the guest's own predictor.
-            const unsigned taken = (kind != BranchKind::Jcc) | (s_.rip != next);
+            // A Jcc to the next instruction (rel 0) leaves RIP there either way; taken, it
+            // is a taken branch all the same, and the LBR stack records every taken branch
+            // (SDM vol. 3, "Last Branch Record Stack"): its condition decides.
+            unsigned taken = (kind != BranchKind::Jcc) | (s_.rip != next);
+            if (last.op[0].value == 0 && kind == BranchKind::Jcc) [[unlikely]]
+                taken = jump_to_next_taken(last);
             const uint64_t to = s_.rip + seg_base_[CS];
             mispredicted =
                 lbr_.predictor().resolve(kind, from + cs_base, taken, to, next + cs_base);

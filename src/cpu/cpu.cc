@@ -539,7 +539,8 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 const DecodedInsn& last = in[0];
                 const bool taken =
                     last.branch != BranchKind::None &&
-                    (last.branch != BranchKind::Jcc || s_.rip != rip_before + last.len);
+                    (last.branch != BranchKind::Jcc || s_.rip != rip_before + last.len ||
+                     (last.op[0].value == 0 && jump_to_next_taken(last)));
                 const bool step =
                     (step_flags & FLAG_TF) && (!(s_.debugctl & kDebugctlBtf) || taken);
                 db_bits = (step && !db_merged_ ? kDr6SingleStep : 0) | db_hits_;

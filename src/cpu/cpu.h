@@ -546,6 +546,13 @@ class Cpu {
     void sync_lbr_freeze();
     // An interrupt or exception was delivered: a far branch for the LBR unit.
     void note_delivery(uint64_t from_lin, uint64_t to_lin, bool soft);
+    // Instructions retired so far, those of the running block included (clock() without
+    // the halted ticks): the LBR unit's cycle count when a handler starts recording or
+    // records mid-block.
+    uint64_t retired_now() const { return icount_ + (block_done_ ? *block_done_ : 0); }
+    // A conditional branch to the next instruction (rel 0) that retired as the block's
+    // last: whether it was taken, from the state after it (RIP says nothing then).
+    bool jump_to_next_taken(const DecodedInsn& in) const;
     uint32_t code_breakpoints(uint64_t lin) const;
     void check_data_breakpoints(uint64_t lin, uint8_t size, bool write);
     // Delivers a trap-like #DB with DR6 status `bits` (DR6_BLD meaning "clear BLD").

@@ -226,6 +226,66 @@ TEST_F(LbrCpuTest, NotTakenJccIsNotRecordedButTakenOneIs) {
     EXPECT_EQ(cpu_.lbr().recent(0).to, kCode + 8);
 }
 
+TEST_F(LbrCpuTest, TakenBranchesToTheNextInstructionAreRecorded) {
+    // Conditional branches with rel 0 land on the next instruction taken or not; the
+    // taken ones are recorded. xor %eax,%eax (ZF=1); jz +0 (taken); jnz +0; xor %ecx,%ecx;
+    // jrcxz +0 (taken); loop +0 (RCX -1: taken); mov $1,%ecx; loop +0 (RCX 0: not
+    // taken); mov $2,%ecx; loope +0 (RCX 1, ZF=1: taken); loopne +0 (RCX 0: not taken);
+    // out %eax,$0x20.
+    const uint8_t code[] = {0x31, 0xc0, 0x74, 0x00, 0x75, 0x00, 0x31, 0xc9, 0xe3, 0x00,
+                            0xe2, 0x00, 0xb9, 0x01, 0x00, 0x00, 0x00, 0xe2, 0x00, 0xb9,
+                            0x02, 0x00, 0x00, 0x00, 0xe1, 0x00, 0xe0, 0x00, 0xe7, 0x20};
+    load(code);
+    cpu_.state().debugctl = DEBUGCTL_LBR;
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    ASSERT_EQ(cpu_.lbr().tos(), 4u);
+    const uint64_t taken[] = {0x18, 0xA, 0x8, 0x2};  // newest first
+    for (uint32_t k = 0; k < 4; ++k) {
+        EXPECT_EQ(cpu_.lbr().recent(k).from, kCode + taken[k]) << k;
+        EXPECT_EQ(cpu_.lbr().recent(k).to, kCode + taken[k] + 2) << k;
+    }
+}
+
+TEST_F(LbrCpuTest, BranchTrapFlagStepsOverATakenJumpToTheNextInstruction) {
+    // DEBUGCTL.BTF with TF: the single-step trap comes after the next taken branch, and
+    // jz +0 with ZF set is one (jnz +0 before it is not). xor %eax,%eax; jnz +0; jz +0;
+    // nop: the #DB's RIP is the NOP's.
+    const uint8_t code[] = {0x31, 0xc0, 0x75, 0x00, 0x74, 0x00, 0x90, 0x90};
+    load(code);
+    cpu_.set_debugctl(DEBUGCTL_BTF);
+    cpu_.state().rflags |= FLAG_TF;
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    EXPECT_EQ(vector_taken(), VEC_DB);
+    EXPECT_EQ(frame(0), kCode + 6);
+}
+
+TEST_F(LbrCpuTest, RecordingStartedMidBlockCountsTheBlocksInstructionsBefore) {
+    // nop x3; mov $0x1d9,%ecx; mov $1,%eax; xor %edx,%edx; wrmsr (DEBUGCTL.LBR: ends the
+    // block, the seventh instruction); nop; jmp +0; out %eax,$0x20. Recording starts after
+    // six instructions: the JMP's cycle count is WRMSR, NOP and itself.
+    const uint8_t code[] = {0x90, 0x90, 0x90, 0xb9, 0xd9, 0x01, 0x00, 0x00, 0xb8, 0x01, 0x00,
+                            0x00, 0x00, 0x31, 0xd2, 0x0f, 0x30, 0x90, 0xeb, 0x00, 0xe7, 0x20};
+    load(code);
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    ASSERT_EQ(cpu_.debugctl(), DEBUGCTL_LBR);
+    ASSERT_EQ(cpu_.lbr().tos(), 1u);
+    EXPECT_EQ(cpu_.lbr().recent(0).from, kCode + 0x12);
+    EXPECT_EQ(cpu_.lbr().recent(0).info, 3u);
+}
+
+TEST_F(LbrCpuTest, SoftwareInterruptCountsItsBlocksInstructions) {
+    // nop; nop; int $0x40 (a block of three): the stub's records come after a far branch
+    // whose cycle count is the three instructions since recording began.
+    const uint8_t code[] = {0x90, 0x90, 0xcd, 0x40};
+    load(code);
+    cpu_.state().debugctl = DEBUGCTL_LBR;
+    EXPECT_EQ(cpu_.run(0), StopReason::Owner);
+    ASSERT_EQ(cpu_.lbr().tos(), 1u);
+    EXPECT_EQ(cpu_.lbr().recent(0).from, kCode + 2);
+    EXPECT_EQ(cpu_.lbr().recent(0).to, kStubs + 0x40 * 0x10);
+    EXPECT_EQ(cpu_.lbr().recent(0).info, 3u);
+}
+
 // Four JMPs to the next instruction, then the exit; PMC0 overflows at the second JMP.
 constexpr uint8_t kFourJumps[] = {0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xeb, 0x00, 0xe7, 0x20};
 

@@ -260,6 +260,62 @@ TEST(LbrTrace, CodeAtAKernelAddress) {
     }
 }
 
+TEST(LbrTrace, TakenJumpsToTheNextInstruction) {
+    // 50 rounds of: xor %eax,%eax; jz +0 (taken); jnz +0; xor %ecx,%ecx; jrcxz +0 (taken);
+    // loop +0 (RCX -1: taken); dec %r8d; jnz (the loop); then UD2. A conditional branch
+    // to the next instruction leaves RIP there either way: taken, it is recorded.
+    const uint8_t code[] = {0x41, 0xb8, 0x32, 0x00, 0x00, 0x00, 0x31, 0xc0, 0x74,
+                            0x00, 0x75, 0x00, 0x31, 0xc9, 0xe3, 0x00, 0xe2, 0x00,
+                            0x41, 0xff, 0xc8, 0x75, 0xef, 0x0f, 0x0b};
+    for (uint64_t step : {0, 5, 7}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(code, 0);
+        const std::string what = "jump to next step " + std::to_string(step);
+        e.run_compare(step, what);
+        if (::testing::Test::HasFatalFailure()) return;
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD) << what;
+        const Lbr& l = e.xlate.cpu_.lbr();
+        // Newest first: the #UD, LOOP, JRCXZ, JZ, the loop's JNZ of the round before.
+        const uint64_t from[] = {0x17, 0x10, 0xE, 0x8, 0x15};
+        const uint64_t to[] = {BareMachine::kStubs + VEC_UD * 0x10 - BareMachine::kCode, 0x12, 0x10,
+                               0xA, 0x6};
+        for (uint32_t k = 0; k < 5; ++k) {
+            EXPECT_EQ(l.recent(k).from, BareMachine::kCode + from[k]) << what << " " << k;
+            EXPECT_EQ(l.recent(k).to, BareMachine::kCode + to[k]) << what << " " << k;
+        }
+        if (!step) {
+            EXPECT_GT(e.xlate.cpu_.translator()->stats().chained_blocks, 50u) << what;
+        }
+    }
+}
+
+TEST(LbrTrace, RecordingStartedMidBlockCountsItsInstructionsBefore) {
+    // 10 rounds of: WRMSR DEBUGCTL 0 (recording off); nop; nop; mov $1,%eax; WRMSR
+    // DEBUGCTL.LBR (the fourth instruction of its block: recording starts after three);
+    // nop; jmp +0; dec %r8d; jnz (the loop); then UD2. The JMP's cycle count is WRMSR,
+    // NOP and itself.
+    const uint8_t code[] = {0x41, 0xb8, 0x0a, 0x00, 0x00, 0x00, 0xb9, 0xd9, 0x01, 0x00, 0x00, 0x31,
+                            0xc0, 0x31, 0xd2, 0x0f, 0x30, 0x90, 0x90, 0xb8, 0x01, 0x00, 0x00, 0x00,
+                            0x0f, 0x30, 0x90, 0xeb, 0x00, 0x41, 0xff, 0xc8, 0x75, 0xe4, 0x0f, 0x0b};
+    for (uint64_t step : {0, 3, 7}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(code, 0);
+        const std::string what = "wrmsr step " + std::to_string(step);
+        e.run_compare(step, what);
+        if (::testing::Test::HasFatalFailure()) return;
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD) << what;
+        const Lbr& l = e.xlate.cpu_.lbr();
+        EXPECT_EQ(l.recent(0).from, BareMachine::kCode + 0x22) << what;  // UD2
+        EXPECT_EQ(l.recent(0).info, 2u) << what;                         // DEC, JNZ (not taken)
+        EXPECT_EQ(l.recent(1).from, BareMachine::kCode + 0x1B) << what;  // JMP +0
+        EXPECT_EQ(l.recent(1).info, 3u) << what;
+        EXPECT_EQ(l.recent(2).from, BareMachine::kCode + 0x20) << what;  // JNZ, round before
+        EXPECT_EQ(l.recent(2).info, 2u) << what;
+    }
+}
+
 // A random branchy program: ROUNDS rounds of cells that step EAX as a linear congruential
 // generator and then branch on it: a Jcc over one instruction (any condition), a CALL to
 // one of four functions that return early or late on a bit of EAX, an indirect JMP

@@ -69,6 +69,9 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
         default:  // far branches have no native form
             break;
     }
+    // A Jcc to the next instruction where the exit does not know the way: RIP cannot
+    // tell, the run loop asks its condition (Cpu::jump_to_next_taken).
+    if (kind == BranchKind::Jcc && way == JccWay::Unknown && last.op[0].value == 0) native = false;
     if (!native) {  // the run loop records it
         jmp(exit_, T_NEAR);
         return false;

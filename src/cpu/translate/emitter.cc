@@ -472,9 +472,9 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
         mov(qword[rbx + off_.rip], r10);
         mov(qword[r12], static_cast<uint32_t>(k + 1));
         if (self_loop_) emit_self_loop(*last);
-        // A Jcc to the next instruction counts as not taken (Cpu::after_block: the RIP
-        // after it is the next instruction's).
-        emit_chain_exit(*last, quiet, in.op[0].value ? JccWay::Taken : JccWay::NotTaken);
+        // (Taken also when the target is the next instruction: Cpu::after_block asks its
+        // condition, here the exit knows.)
+        emit_chain_exit(*last, quiet, JccWay::Taken);
     }
     L(not_taken);
     mov(qword[rbx + off_.rip], r10);
