@@ -16,10 +16,13 @@ struct Block {
     // Successor links: the last two blocks this one continued to, valid while `gen`
     // equals the CPU's block generation (bumped on any TLB flush or invalidation; a MOV to
     // CR3 sets the `gen` of links into code on non-global pages to 0 instead).
+    // `trace_rip` is `rip` where the block linked to was built at that RIP (host_rip),
+    // else ~0: translated code that records LBRs follows only those links (emit_lbr.cc).
     struct Link {
         uint64_t rip = ~0ull;
         Block* block = nullptr;
         uint64_t gen = 0;
+        uint64_t trace_rip = ~0ull;
     } links[2];
     // Its translation (cpu/translate/), valid while `host_epoch` equals the code cache's
     // epoch: a block dropped by the cache's invalidation takes its translation with it.
@@ -28,8 +31,8 @@ struct Block {
     // Where another translated block continues into this one (null: not translated, or
     // its translation is gone); entered with the code cache's frame already set up.
     void* host_chain = nullptr;
-    // The RIP it was translated at: its LBR recording's addresses are constants from it,
-    // so while recording it is only entered there (translate/emit_lbr.cc).
+    // The RIP it was built at: its translation's LBR recording has its addresses as
+    // constants from it, so while recording it is only entered there (translate/emit_lbr.cc).
     uint64_t host_rip = 0;
     uint32_t host_runs = 0;  // runs counted towards translation (Translator::code_for)
     // Bit i: an exit to the owner stopped this block before its instruction i (kMaxInsns

@@ -95,6 +95,7 @@ void Cpu::unsupported(const char* what) {
 Block* Cpu::build_block(uint64_t phys, uint64_t key) {
     auto b = std::make_unique<Block>();
     b->key = key;
+    b->host_rip = s_.rip;
     // Decoded into a buffer kept across blocks, then copied once: one allocation of the
     // block's size instead of a vector growing instruction by instruction.
     std::vector<DecodedInsn>& insns = decode_buf_;
@@ -449,7 +450,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 }
                 if (prev) {
                     Block::Link& slot = prev->links[prev->links[0].gen == block_gen_ ? 1 : 0];
-                    slot = {s_.rip, b, block_gen_};
+                    slot = {s_.rip, b, block_gen_, b->host_rip == s_.rip ? s_.rip : ~0ull};
                     if (!j.global) note_nonglobal_link(&slot.gen);
                 }
             }
@@ -494,6 +495,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         fn(this, &done, &rsp_before);
                         if (tracing_) trace_rip_ = chained_->host_rip;
                         if (chained_ != b) b = chained_, in = b->insns.data(), n = b->insns.size();
+                        block_insns_ = in;  // (a quiet block's chaining entry may leave it)
                         chained_ = nullptr;
                         if (abandoned_) {
                             abandoned_ = false;
@@ -575,6 +577,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
             if (tracing_ && chained_) trace_rip_ = chained_->host_rip;
+            if (chained_) block_insns_ = chained_->insns.data();
             chained_ = nullptr;
             end_block(done);
             // The faulting instruction did not retire: only those before it count. (Of
@@ -601,7 +604,10 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if ((stop_flags_ & kStopMmio) && finish_mmio()) return StopReason::Owner;
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
-            if (chained_) b = chained_, chained_ = nullptr;  // the translated block that stopped
+            if (chained_) {  // the translated block that stopped
+                b = chained_, chained_ = nullptr;
+                block_insns_ = b->insns.data();
+            }
             return abandon();
         }
     }

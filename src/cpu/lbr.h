@@ -34,33 +34,27 @@ class BranchPredictor {
   public:
     // Returns true if the branch at `from` (not taken: `taken` false) was mispredicted.
     bool resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target, uint64_t next);
-    // A counter's byte: the 2-bit counter in bits 1:0; bit 7 says whether the last branch
-    // that moved it was mispredicted (only the counter predicts).
-    static constexpr uint8_t kJccMispred = 0x80;
 
   private:
     static constexpr size_t kCounters = 4096, kTargets = 512, kReturns = 16;
     friend class Translator;  // translated code updates the predictor itself (emit_lbr.cc)
     static size_t slot(uint64_t from, size_t n) { return (from ^ (from >> 12)) & (n - 1); }
+    // A conditional branch's 2-bit saturating counter c (2 and 3 predict taken) as the
+    // byte with its c low bits set (0, 1, 3 or 7): not taken shifts it right (c - 1,
+    // down to 0), taken is a table (c + 1, up to 3). Translated code does the same with
+    // one shift, or one table load for both the counter and the mispredict flag.
     std::array<uint8_t, kCounters> counter_ = [] {
         std::array<uint8_t, kCounters> a{};
         a.fill(1);  // weakly not taken
         return a;
     }();
-    // The conditional branch's step: entry taken * 256 + a counter's byte is the byte after
-    // the branch. The counter moves one step towards the outcome, saturating, and bit 7
-    // says whether it predicted the other way: a table, not tests on the (unpredictable)
-    // outcome. A member, so translated code finds it at a fixed offset from the CPU.
-    std::array<uint8_t, 512> jcc_next_ = [] {
-        std::array<uint8_t, 512> t{};
-        for (unsigned taken = 0; taken < 2; ++taken) {
-            for (unsigned byte = 0; byte < 256; ++byte) {
-                const unsigned c = byte & 3;
-                const unsigned next = taken ? (c == 3 ? 3 : c + 1) : (c == 0 ? 0 : c - 1);
-                const bool miss = (c >= 2) != (taken != 0);
-                t[taken * 256 + byte] = static_cast<uint8_t>(next | (miss ? kJccMispred : 0));
-            }
-        }
+    // The taken step of counter byte b: the byte after it in bits 7:0, and in bits 15:8
+    // the LBR log's mispredict flag (1: b predicted not taken). A member, so translated
+    // code finds it at a fixed offset from the CPU.
+    std::array<uint16_t, 8> jcc_taken_ = [] {
+        std::array<uint16_t, 8> t{};
+        for (unsigned b = 0; b < 8; ++b)
+            t[b] = static_cast<uint16_t>(((2 * b + 1) & 7) | ((b & 2) ? 0 : 0x100));
         return t;
     }();
     std::array<uint64_t, kTargets> target_{};
@@ -98,8 +92,8 @@ class Lbr {
 
     // Translated blocks chain while recording is on, at CPL `cpl` for the whole chain
     // (translated code that records changes neither CPL nor CS). Each block of the chain
-    // began at the RIP it was translated at (Block::host_rip: the run loop checks the
-    // first, each block's successor lookup the next). trace_done() says whether the last
+    // began at the RIP it was built at (Block::host_rip: the run loop checks the first,
+    // each block's successor lookup the next). trace_done() says whether the last
     // block of the chain recorded its own end: it is set where a block that did gives
     // up chaining (its successor lookup failed, or the successor's chaining entry
     // refused), and nowhere else.
@@ -165,13 +159,14 @@ class Lbr {
     uint64_t info_mask_ = 0;  // LBR_INFO's bits (format 5), else 0
 
     // The log: the newest kLog records, record n in slot n % kLog of four arrays (linear
-    // FROM and TO, the cycle count, and flags with the mispredict flag in bit 7). It
+    // FROM and TO, the cycle count, and flags with the mispredict flag in bit 0). It
     // holds more than the deepest stack, so the record before the oldest one that still
     // counts is there too (its cycle count starts that one's LBR_INFO). Translated code
     // writes it too: with 256 slots the low byte of logged_ is the next slot's index
-    // (no masking), and the flags byte is as BranchPredictor's counters carry it.
+    // (no masking), and the flags byte is as the predictor's steps leave it (a SETNE, or
+    // the high byte of BranchPredictor::jcc_taken_).
     static constexpr uint64_t kLog = 256;
-    static constexpr uint8_t kLogMispred = BranchPredictor::kJccMispred;
+    static constexpr uint8_t kLogMispred = 1;
     static_assert(kLog > msr::kLbrMaxDepth && kLog == 256);
     // Written by translated code too (Translator's layout has the offsets).
     std::array<uint64_t, kLog> log_from_{}, log_to_{}, log_stamp_{};
@@ -219,8 +214,10 @@ inline bool BranchPredictor::resolve(BranchKind kind, uint64_t from, bool taken,
                                      uint64_t next) {
     if (kind == BranchKind::Jcc) {
         uint8_t& c = counter_[slot(from, kCounters)];
-        c = jcc_next_[(taken ? 256 : 0) + c];
-        return c & kJccMispred;
+        const unsigned old = c;
+        const unsigned step = jcc_taken_[old & 7];
+        c = static_cast<uint8_t>(taken ? step : old >> 1);
+        return ((old >> 1) & 1) != static_cast<unsigned>(taken);  // predicted taken: c >= 2
     }
     switch (kind) {
         case BranchKind::NearRelCall:

@@ -185,6 +185,25 @@ TEST(LbrUnit, RecordsReadTheSameWhetherOrNotTheStackWasLookedAt) {
     }
 }
 
+TEST(BranchPredictorTest, ConditionalBranchesUseTwoBitSaturatingCounters) {
+    // From weakly not taken: each outcome moves the counter one step, saturating at
+    // strongly taken and strongly not taken; 2 and 3 predict taken.
+    BranchPredictor p;
+    const struct {
+        bool taken, miss;
+    } steps[] = {{true, true},  {true, false},  {true, false},  {true, false}, {false, true},
+                 {false, true}, {false, false}, {false, false}, {true, true},  {true, true},
+                 {true, false}, {false, true},  {true, false}};
+    int k = 0;
+    for (const auto& s : steps) {
+        EXPECT_EQ(p.resolve(BranchKind::Jcc, 0x1000, s.taken, 0x2000, 0x1002), s.miss) << k;
+        ++k;
+    }
+    // Another branch has its own counter (weakly not taken).
+    EXPECT_TRUE(p.resolve(BranchKind::Jcc, 0x1004, true, 0x2000, 0x1006));
+    EXPECT_FALSE(p.resolve(BranchKind::Jcc, 0x1008, false, 0x2000, 0x100A));
+}
+
 using LbrCpuTest = Machine;
 
 // mov $1,%rax; add $2,%rax; nop; jmp +2; hlt; hlt; out %eax,$0x20: one block ending in a

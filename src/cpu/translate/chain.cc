@@ -58,10 +58,13 @@ void BlockEmitter::emit_chain_entry(const Block& b, bool quiet) {
     mov(qword[rbx + off_.chained], rax);
     Xbyak::Label skip;
     if (quiet) {
-        // Read only by the run loop's LBR/PMU bookkeeping and by handlers (RDMSR, WRMSR,
-        // RDPMC: pmu_catch_up), which this block has none of.
-        cmp(byte[rbx + off_.no_chain], kChainFree);
-        je(skip, T_NEAR);
+        // Read only by the PMU's bookkeeping in the run loop and in handlers (RDMSR,
+        // WRMSR, RDPMC: pmu_catch_up), which this block has none of, so not while the PMU
+        // is off (kChainFree, kChainTrace); the run loop takes the block's instructions
+        // from `chained` (Cpu::chained_).
+        static_assert(kChainFree < kChainTrace && kChainTrace < kChainNever);
+        cmp(byte[rbx + off_.no_chain], kChainTrace);
+        jbe(skip, T_NEAR);
     }
     mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
     mov(qword[rbx + off_.block_insns], rax);
@@ -128,15 +131,12 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced) {
     for (int k = 0; k < 2; ++k) {
         Xbyak::Label next;
         const int32_t at = k * off_.link_size;
-        cmp(rax, qword[rcx + at + off_.link_rip]);
+        // (Traced: a link whose block was built at its RIP, Block::Link::trace_rip.)
+        cmp(rax, qword[rcx + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
         jne(next);
         cmp(rdx, qword[rcx + at + off_.link_gen]);
         jne(next);
         mov(rcx, qword[rcx + at + off_.link_block]);
-        if (traced) {
-            cmp(rax, qword[rcx + off_.host_rip]);
-            jne(out, T_NEAR);
-        }
         mov(rax, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
         test(rax, rax);
         jz(out, T_NEAR);

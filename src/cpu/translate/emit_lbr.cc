@@ -4,9 +4,9 @@
 // all run natively records its own end as it chains on, as Cpu::after_block would. Its
 // branches are native in 64-bit mode only (CS base 0, linear = RIP), where the branch's
 // address and the next instruction's are constants of the translation, given the RIP the
-// block starts at: while recording, a block only runs at the RIP it was translated at
-// (Block::host_rip: the run loop checks it for the first block of a chain, each
-// successor lookup for the next). Its code runs the predictor step of
+// block starts at: while recording, a block only runs at the RIP it was built at
+// (Block::host_rip: the run loop checks it for the first block of a chain; a successor
+// link holds it as trace_rip, the jump cache's way checks it). Its code runs the predictor step of
 // BranchPredictor::resolve for the branch's class with those constants (a last Jcc's
 // direction is the exit's own: emit_branch gives each way its exit), and writes the
 // record to the LBR unit's log as Lbr::log() does. Only the guest's own outcome (an
@@ -89,9 +89,17 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
     mov(rax, qword[rbx + off_.rip]);
     if (kind == BranchKind::None) return true;  // ended without a branch (its size limit)
 
-    // The predictor step (BranchPredictor::resolve); DL: the log's flags (mispredict bit).
+    // The predictor step (BranchPredictor::resolve), leaving the log's flags byte (the
+    // mispredict flag, Lbr::kLogMispred) in `flags`, or none for a constant 0.
     Xbyak::Label done;
     const int32_t ras_top = off_.bp_ras_top;
+    const Xbyak::Reg8* flags = &dl;
+    auto push_return = [&] {  // ras_[ras_top_++ % kReturns] = next
+        mov(ecx, dword[rbx + ras_top]);
+        add(dword[rbx + ras_top], 1);
+        and_(ecx, 15);
+        store_imm(qword[rbx + rcx * 8 + off_.bp_ras], next);
+    };
     switch (kind) {
         case BranchKind::Jcc: {
             // The exit knows the way (emit_branch gives the taken one its own exit), or
@@ -103,55 +111,41 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
                 jne(taken, T_NEAR);
             }
             if (way != JccWay::Taken) {
-                // Not taken: the counter moves; nothing is recorded.
-                movzx(edx, byte[rbx + counter]);
-                movzx(edx, byte[rbx + rdx + off_.bp_jcc_next]);
-                mov(byte[rbx + counter], dl);
+                // Not taken: the counter steps down; nothing is recorded.
+                shr(byte[rbx + counter], 1);
                 if (way == JccWay::NotTaken) return true;
                 jmp(done, T_NEAR);
             }
             L(taken);
+            // DL: the counter after the step; DH: the mispredict flag.
             movzx(edx, byte[rbx + counter]);
-            movzx(edx, byte[rbx + rdx + off_.bp_jcc_next + 256]);
+            movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken]);
             mov(byte[rbx + counter], dl);
+            flags = &dh;
             break;
         }
         case BranchKind::NearRelCall:
-            mov(ecx, dword[rbx + ras_top]);
-            lea(edx, ptr[rcx + 1]);
-            mov(dword[rbx + ras_top], edx);
-            and_(ecx, 15);
-            store_imm(qword[rbx + rcx * 8 + off_.bp_ras], next);
-            xor_(edx, edx);
+            push_return();
+            flags = nullptr;
             break;
         case BranchKind::NearIndCall:
         case BranchKind::NearIndJmp: {
-            if (kind == BranchKind::NearIndCall) {
-                mov(ecx, dword[rbx + ras_top]);
-                lea(edx, ptr[rcx + 1]);
-                mov(dword[rbx + ras_top], edx);
-                and_(ecx, 15);
-                store_imm(qword[rbx + rcx * 8 + off_.bp_ras], next);
-            }
+            if (kind == BranchKind::NearIndCall) push_return();
             const int32_t target = off_.bp_target + static_cast<int32_t>(8 * slot(from, kTargets));
-            mov(rcx, qword[rbx + target]);
-            mov(qword[rbx + target], rax);
-            cmp(rcx, rax);
+            cmp(qword[rbx + target], rax);
             setne(dl);
-            shl(dl, 7);
+            mov(qword[rbx + target], rax);
             break;
         }
-        case BranchKind::NearRet:
+        case BranchKind::NearRet:  // ras_[--ras_top_ % kReturns] predicted it
+            sub(dword[rbx + ras_top], 1);
             mov(ecx, dword[rbx + ras_top]);
-            sub(ecx, 1);
-            mov(dword[rbx + ras_top], ecx);
             and_(ecx, 15);
             cmp(rax, qword[rbx + rcx * 8 + off_.bp_ras]);
             setne(dl);
-            shl(dl, 7);
             break;
         default:  // NearRelJmp: always predicted
-            xor_(edx, edx);
+            flags = nullptr;
             break;
     }
     // RSI: instructions retired after the block (the record's cycle count,
@@ -164,7 +158,10 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
     store_imm(qword[rbx + rcx * 8 + off_.lbr_log_from], from);
     mov(qword[rbx + rcx * 8 + off_.lbr_log_to], rax);
     mov(qword[rbx + rcx * 8 + off_.lbr_log_stamp], rsi);
-    mov(byte[rbx + rcx + off_.lbr_log_flags], dl);
+    if (flags)
+        mov(byte[rbx + rcx + off_.lbr_log_flags], *flags);
+    else
+        mov(byte[rbx + rcx + off_.lbr_log_flags], 0);
     movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
     add(qword[rbx + off_.lbr_logged], rcx);
     L(done);

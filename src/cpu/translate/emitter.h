@@ -32,8 +32,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // The next block is written at `at` (at most `size` bytes), with native forms or not.
     void start(uint8_t* at, size_t size, bool native);
 
-    // The RIP the block starts at as it is translated: its LBR recording (emit_lbr.cc)
-    // takes its branch's addresses from it, and checks it when the block runs.
+    // The RIP the block was built at (Block::host_rip): its LBR recording (emit_lbr.cc)
+    // takes its branch's addresses from it.
     void set_start_rip(uint64_t rip) { start_rip_ = rip; }
     // Room for the LBR recording of one chain exit (emit_lbr_record), in bytes.
     static constexpr size_t kLbrRecordCode = 512;
@@ -77,7 +77,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // jump cache, with the same keys and validity — and, if that block has a translation,
     // a jump to its chaining entry; otherwise back to the run loop. `traced` (LBR
     // recording, after emit_lbr_record, with the guest's RIP in RAX): the successor must
-    // also begin at the RIP it was translated at, and the way back is refused_.
+    // also begin at the RIP it was built at, and the way back is refused_.
     void emit_successor_lookup(const Block& b, bool traced);
 
     // A block that branches back to its own start and whose instructions are all native

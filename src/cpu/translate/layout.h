@@ -24,16 +24,16 @@ struct CpuLayout {
     int32_t pmu_synced, chained_blocks;
     // LBR recording by translated code (emit_lbr.cc): Lbr's chain state (trace_done_)
     // and filter (trace_keep_, trace_pop_ret_), its log (log_from_, log_to_, log_stamp_,
-    // log_flags_, logged_), its BranchPredictor's tables (counter_, jcc_next_, target_,
+    // log_flags_, logged_), its BranchPredictor's tables (counter_, jcc_taken_, target_,
     // ras_, ras_top_).
     int32_t lbr_trace_done, lbr_trace_keep, lbr_trace_pop_ret;
     int32_t lbr_log_from, lbr_log_to, lbr_log_stamp, lbr_log_flags, lbr_logged;
-    int32_t bp_counter, bp_jcc_next, bp_target, bp_ras, bp_ras_top;
+    int32_t bp_counter, bp_jcc_taken, bp_target, bp_ras, bp_ras_top;
     uint64_t jump_cache;  // address of the CPU's jump cache (fixed size: it never moves)
     uint64_t load_fn;     // Translator::load_for_code
     // Block: its successor links (Block::Link), its chaining entry and the RIP it was
     // translated at.
-    int32_t link_rip, link_gen, link_block, link_size, host_chain, host_rip;
+    int32_t link_rip, link_trace_rip, link_gen, link_block, link_size, host_chain, host_rip;
 };
 
 }  // namespace softkvm::cpu

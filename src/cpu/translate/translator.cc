@@ -102,18 +102,20 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.lbr_log_flags = offset_in(cpu, lbr.log_flags_[0]);
     l.lbr_logged = offset_in(cpu, lbr.logged_);
     l.bp_counter = offset_in(cpu, lbr.bp_.counter_[0]);
-    l.bp_jcc_next = offset_in(cpu, lbr.bp_.jcc_next_[0]);
+    l.bp_jcc_taken = offset_in(cpu, lbr.bp_.jcc_taken_[0]);
     l.bp_target = offset_in(cpu, lbr.bp_.target_[0]);
     l.bp_ras = offset_in(cpu, lbr.bp_.ras_[0]);
     l.bp_ras_top = offset_in(cpu, lbr.bp_.ras_top_);
     // The log's slot is the low byte of logged_ (little-endian x86 hosts).
     static_assert(Lbr::kLog == 256 && sizeof(lbr.logged_) == 8 && sizeof(lbr.log_flags_[0]) == 1);
+    static_assert(sizeof(lbr.bp_.jcc_taken_[0]) == 2 && sizeof(lbr.bp_.counter_[0]) == 1);
     static_assert(sizeof(lbr.bp_.ras_top_) == 4 && sizeof(lbr.trace_pop_ret_) == 1 &&
                   sizeof(lbr.trace_done_) == 1);
     l.jump_cache = reinterpret_cast<uint64_t>(cpu.jump_cache_.data());
     l.load_fn = reinterpret_cast<uint64_t>(&Translator::load_for_code);
     static const Block probe;
     l.link_rip = offset_in(probe, probe.links[0].rip);
+    l.link_trace_rip = offset_in(probe, probe.links[0].trace_rip);
     l.link_gen = offset_in(probe, probe.links[0].gen);
     l.link_block = offset_in(probe, probe.links[0].block);
     l.link_size = static_cast<int32_t>(sizeof(Block::Link));
@@ -210,7 +212,7 @@ Translator::BlockFn Translator::translate(Block& b) {
     try {
         static const bool lahf = host_has_lahf();
         emitter_->start(at, need, lahf && native_);
-        emitter_->set_start_rip(cpu_.s_.rip);  // code_for runs at the block's first instruction
+        emitter_->set_start_rip(b.host_rip);
         emitter_->emit(b);
         used = emitter_->getSize();
         chain = emitter_->chain_entry();
@@ -225,7 +227,6 @@ Translator::BlockFn Translator::translate(Block& b) {
     cache_->end_write(used);
     b.host_code = const_cast<uint8_t*>(cache_->exec_address(at));
     b.host_chain = const_cast<uint8_t*>(cache_->exec_address(chain));
-    b.host_rip = cpu_.s_.rip;
     b.host_epoch = cache_->epoch();
     ++translated_;
     if (map_) map_->record(b, b.host_code, used, cpu_.s_.rip, b.host_epoch);
