@@ -444,7 +444,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     b = find_block();
                     // Building it may have flushed the block cache, `prev` with it.
                     if (block_gen_ != gen) prev = nullptr;
-                    j = {lin, block_gen_, b, tag, global_code(lin, *b)};
+                    j = {lin, block_gen_, b, tag, b->host_rip == s_.rip, global_code(lin, *b)};
                     note_code_lin(lin);  // (the link below leads there too)
                     if (!j.global) note_nonglobal_link(&j.gen);
                 }
@@ -485,9 +485,14 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         // themselves (translate/emit_lbr.cc); the PMU counts in the run loop.
                         // Its LBR recording takes its addresses from the RIP it was
                         // translated at: elsewhere the run loop records its branch.
-                        no_chain_ = !hooks                                       ? kChainFree
-                                    : pmu_.active() || b->host_rip != rip_before ? kChainNever
-                                                                                 : kChainTrace;
+                        const uint8_t mode = !hooks ? kChainFree
+                                             : pmu_.active() || b->host_rip != rip_before
+                                                 ? kChainNever
+                                                 : kChainTrace;
+                        if (mode != no_chain_) {
+                            no_chain_ = mode;
+                            update_chain_bound();  // 0 for kChainNever
+                        }
                         if (no_chain_ == kChainTrace) {
                             tracing_ = true;
                             lbr_.trace_begin(s_.cpl);

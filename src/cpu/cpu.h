@@ -692,8 +692,11 @@ class Cpu {
     struct JumpEntry {
         uint64_t lin = ~0ull, gen = 0;
         Block* block = nullptr;
-        uint32_t tag = 0;     // mode | CPL << 4
-        uint32_t global = 0;  // global_code(): MOV to CR3 leaves it valid
+        uint32_t tag = 0;  // mode | CPL << 4
+        // 1 if `block` was built at this RIP (Block::host_rip): translated code that
+        // records LBRs continues only into those (emit_lbr.cc).
+        uint16_t trace = 0;
+        uint16_t global = 0;  // global_code(): MOV to CR3 leaves it valid
     };
     static constexpr size_t kJumpCacheSize = 4096;
     std::vector<JumpEntry> jump_cache_ = std::vector<JumpEntry>(kJumpCacheSize);
@@ -785,12 +788,13 @@ class Cpu {
     // The largest icount_ a block entered from another block's code may reach when it
     // ends (chain.cc): the run's instruction limit and the next timer deadline in one
     // number (clock() is icount_ + idle_ between blocks); 0 while an interrupt request
-    // waits, which no chained entry passes. update_chain_bound() recomputes it whenever
-    // one of them changes.
+    // waits or blocks must not chain (kChainNever), which no chained entry passes.
+    // update_chain_bound() recomputes it whenever one of them changes.
     uint64_t chain_bound_ = kNever;
     void update_chain_bound() {
         const uint64_t to_deadline = deadline_ > idle_ ? deadline_ - idle_ : 0;
-        chain_bound_ = irq_requested_ ? 0 : std::min(run_limit_, to_deadline);
+        chain_bound_ =
+            irq_requested_ || no_chain_ == kChainNever ? 0 : std::min(run_limit_, to_deadline);
     }
     Block* chained_ = nullptr;       // the block translated code runs now
     uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping

@@ -37,7 +37,7 @@ void Lbr::apply_log() const {
     const uint64_t logged = logged_, n = logged - synced_;
     // Of n new records only the newest `k` survive in a stack of depth_ entries; TOS moves
     // past the others as if they had been written and overwritten. (n > 0 implies a
-    // depth: keep_ is 0 without one.)
+    // depth: filter_ keeps nothing without one.)
     const uint64_t k = std::min<uint64_t>(n, depth_);
     tos_ = static_cast<uint32_t>((tos_ + (n - k)) % depth_);
     uint64_t prev = n > k ? log_stamp_[(logged - k - 1) % kLog] : last_record_;
@@ -61,7 +61,8 @@ void Lbr::pop() const {
 
 void Lbr::refresh_filter() {
     using namespace msr;
-    keep_ = pop_ = 0;
+    pop_ = 0;
+    filter_ = {};
     keep_bytes_ = {};
     if (!depth_) return;
     for (uint8_t cpl : {0, 3}) {
@@ -73,9 +74,10 @@ void Lbr::refresh_filter() {
             if (select_ & (LBR_SELECT_JCC << (k - 1))) continue;
             const uint16_t bit = static_cast<uint16_t>(1u << class_bit(kind, cpl));
             if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet)
-                pop_ |= bit;
+                pop_ |= bit, filter_[class_bit(kind, cpl)] = kFilterPop;
             else
-                keep_ |= bit, keep_bytes_[cpl != 0] |= 1ull << (8 * k);
+                keep_bytes_[cpl != 0] |= 1ull << (8 * k),
+                    filter_[class_bit(kind, cpl)] = kFilterKeep;
         }
     }
 }

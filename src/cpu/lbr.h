@@ -133,7 +133,7 @@ class Lbr {
     static unsigned class_bit(BranchKind kind, uint8_t cpl) {
         return (cpl ? 8u : 0u) + static_cast<unsigned>(kind);
     }
-    // Recomputes keep_, keep_bytes_ and pop_ from the depth and LBR_SELECT.
+    // Recomputes filter_, keep_bytes_ and pop_ from the depth and LBR_SELECT.
     void refresh_filter();
     // Applies the logged records to the stack (the architectural state).
     void sync() const {
@@ -148,10 +148,13 @@ class Lbr {
     uint32_t depth_ = 0;
     bool info_ = false;
     uint64_t select_ = 0;
-    // LBR_SELECT and the depth folded per (CPL, class), so record() tests one bit:
-    // keep_ the branches written to the stack, pop_ the returns call-stack mode pops.
-    uint16_t keep_ = 0, pop_ = 0;
-    // keep_ per CPL (0, not 0) as 8 bytes, byte k 1 when class k is kept, else 0:
+    // LBR_SELECT and the depth folded per (CPL != 0) * 8 + class (class_bit), so log()
+    // loads one byte: kFilterKeep for the branches written to the stack, kFilterPop for
+    // the returns call-stack mode pops; pop_ the latter as bits.
+    static constexpr uint8_t kFilterKeep = 1, kFilterPop = 2;
+    std::array<uint8_t, 16> filter_{};
+    uint16_t pop_ = 0;
+    // The kept classes per CPL (0, not 0) as 8 bytes, byte k 1 when class k is kept:
     // translated code adds byte `kind` of the chain's copy (trace_keep_) to logged_.
     std::array<uint64_t, 2> keep_bytes_{};
     // FROM of formats 3-5: the address bits and the mispredict flag; all bits before.
@@ -198,14 +201,15 @@ inline void Lbr::record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl
 
 inline void Lbr::log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
                      uint64_t now) {
-    const unsigned bit = class_bit(kind, cpl);
-    if ((pop_ >> bit) & 1) return pop();  // call-stack mode: a return pops its call
+    const unsigned f = filter_[class_bit(kind, cpl)];
+    if (f & kFilterPop) [[unlikely]]
+        return pop();  // call-stack mode: a return pops its call
     const size_t i = logged_ % kLog;
     log_from_[i] = from;
     log_to_[i] = to;
     log_stamp_[i] = now;
     log_flags_[i] = mispredicted ? kLogMispred : 0;
-    logged_ += (keep_ >> bit) & 1;
+    logged_ += f & kFilterKeep;
 }
 
 // Inline: the CPU calls it for every branch while DEBUGCTL.LBR is set or a counter counts

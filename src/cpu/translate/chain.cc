@@ -56,22 +56,17 @@ void BlockEmitter::emit_chain_entry(const Block& b, bool quiet) {
     }
     mov(rax, reinterpret_cast<uint64_t>(&b));
     mov(qword[rbx + off_.chained], rax);
-    Xbyak::Label skip;
-    if (quiet) {
-        // Read only by the PMU's bookkeeping in the run loop and in handlers (RDMSR,
-        // WRMSR, RDPMC: pmu_catch_up), which this block has none of, so not while the PMU
-        // is off (kChainFree, kChainTrace); the run loop takes the block's instructions
-        // from `chained` (Cpu::chained_).
-        static_assert(kChainFree < kChainTrace && kChainTrace < kChainNever);
-        cmp(byte[rbx + off_.no_chain], kChainTrace);
-        jbe(skip, T_NEAR);
+    if (!quiet) {
+        // The run loop's per-block PMU variables, for handlers (RDMSR, WRMSR, RDPMC:
+        // pmu_catch_up), which a quiet block has none of. (The PMU's own counting chains
+        // nothing: kChainNever. After a chain the run loop takes the block's
+        // instructions from `chained`, Cpu::chained_.)
+        mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
+        mov(qword[rbx + off_.block_insns], rax);
+        movzx(eax, byte[rbx + off_.cpl]);
+        mov(byte[rbx + off_.block_cpl], al);
+        mov(qword[rbx + off_.pmu_synced], 0);
     }
-    mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
-    mov(qword[rbx + off_.block_insns], rax);
-    movzx(eax, byte[rbx + off_.cpl]);
-    mov(byte[rbx + off_.block_cpl], al);
-    mov(qword[rbx + off_.pmu_synced], 0);
-    L(skip);
     add(qword[rbx + off_.chained_blocks], 1);
 }
 
@@ -89,11 +84,13 @@ void BlockEmitter::emit_self_loop(const Block& b) {
 }
 
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way) {
-    // The run loop's per-block bookkeeping (LBR, PMU) was on when it entered the chain.
+    // LBR recording (kChainTrace): a quiet block records its end, the others return to
+    // the run loop. (kChainNever takes the way of kChainFree: the successor's chaining
+    // entry refuses, and a block with handlers sees the PMU or DEBUGCTL.LBR on.)
     Xbyak::Label trace;
-    static_assert(kChainFree < kChainTrace && kChainTrace < kChainNever);
+    static_assert(kChainFree < kChainTrace && kChainNever < kChainTrace);
     cmp(byte[rbx + off_.no_chain], kChainTrace);
-    jae(quiet ? trace : exit_, T_NEAR);
+    je(quiet ? trace : exit_, T_NEAR);
     if (!quiet) {
         // A handler ran: what it may have changed, the run loop would see before the next
         // block. (Native forms change none of these; their handler paths, taken on a TLB
@@ -116,7 +113,6 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way) {
     if (quiet) {
         // kChainTrace: LBR recording (emit_lbr.cc), then on to the successor.
         L(trace);
-        ja(exit_, T_NEAR);  // kChainNever (the flags of the compare above)
         if (emit_lbr_record(b, way)) emit_successor_lookup(b, true);
     }
 }
@@ -159,15 +155,20 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced) {
     jne(out, T_NEAR);
     movzx(edi, byte[rbx + off_.cpl]);
     shl(edi, 4);
-    movzx(esi, byte[rbx + off_.mode]);
-    or_(edi, esi);
-    cmp(edi, dword[rcx + 24]);
+    if (traced) {
+        // The tag, then whether the block was built at this RIP (JumpEntry::trace). The
+        // mode is the block's: a quiet block does not change it.
+        or_(edi, static_cast<uint32_t>(b.key & 3));
+        cmp(edi, dword[rcx + 24]);
+        jne(out, T_NEAR);
+        cmp(word[rcx + 28], 1);
+    } else {
+        movzx(esi, byte[rbx + off_.mode]);
+        or_(edi, esi);
+        cmp(edi, dword[rcx + 24]);
+    }
     jne(out, T_NEAR);
     mov(rcx, qword[rcx + 16]);
-    if (traced) {
-        cmp(rax, qword[rcx + off_.host_rip]);
-        jne(out, T_NEAR);
-    }
     mov(rax, qword[rcx + off_.host_chain]);
     test(rax, rax);
     jz(out, T_NEAR);

@@ -7,11 +7,12 @@
 namespace softkvm::cpu {
 
 // How translated blocks may continue into their successors (Cpu::no_chain_, set by the run
-// loop for each block it enters): freely; not at all (the PMU counts per block); or, while
-// LBR recording is on, blocks whose instructions are all native record their end in the
-// LBR unit (emit_lbr.cc) and go on, the others return to the run loop.
-// (In this order: one compare with kChainTrace tells all three apart.)
-enum ChainMode : uint8_t { kChainFree = 0, kChainTrace = 1, kChainNever = 2 };
+// loop for each block it enters): freely; not at all (the PMU counts per block: the chain
+// bound is 0 then, so every chaining entry refuses); or, while LBR recording is on, blocks
+// whose instructions are all native record their end in the LBR unit (emit_lbr.cc) and go
+// on, the others return to the run loop. A block's exit tells kChainTrace from the other
+// two with one compare.
+enum ChainMode : uint8_t { kChainFree = 0, kChainNever = 1, kChainTrace = 2 };
 
 struct CpuLayout {
     // Instructions: registers, RIP, the interpreter step's variables, the software TLB.

@@ -131,7 +131,9 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     // ... and the jump cache's (the run loop's lookup, repeated in generated code).
     static_assert(sizeof(Cpu::JumpEntry) == 32 && Cpu::kJumpCacheSize == 4096);
     static_assert(offsetof(Cpu::JumpEntry, lin) == 0 && offsetof(Cpu::JumpEntry, gen) == 8 &&
-                  offsetof(Cpu::JumpEntry, block) == 16 && offsetof(Cpu::JumpEntry, tag) == 24);
+                  offsetof(Cpu::JumpEntry, block) == 16 && offsetof(Cpu::JumpEntry, tag) == 24 &&
+                  offsetof(Cpu::JumpEntry, trace) == 28 &&
+                  sizeof(Cpu::JumpEntry::trace) == 2);
     static_assert(sizeof(cpu.kick_) == 1 && sizeof(cpu.pmu_synced_) == 8 &&
                   sizeof(cpu.stop_flags_) == 4 && sizeof(cpu.s_.mode) == 1);
 }
