@@ -484,15 +484,10 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         // With LBR recording alone, chained blocks record their branches
                         // themselves (translate/emit_lbr.cc); the PMU counts in the run loop.
                         // Its LBR recording takes its addresses from the RIP it was
-                        // translated at: elsewhere the run loop records its branch.
-                        const uint8_t mode = !hooks ? kChainFree
-                                             : pmu_.active() || b->host_rip != rip_before
-                                                 ? kChainNever
-                                                 : kChainTrace;
-                        if (mode != no_chain_) {
-                            no_chain_ = mode;
-                            update_chain_bound();  // 0 for kChainNever
-                        }
+                        // built at: elsewhere the run loop records its branch.
+                        set_chain_mode(!hooks                                       ? kChainFree
+                                       : pmu_.active() || b->host_rip != rip_before ? kChainNever
+                                                                                    : kChainTrace);
                         if (no_chain_ == kChainTrace) {
                             tracing_ = true;
                             lbr_.trace_begin(s_.cpl);
@@ -609,10 +604,8 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if ((stop_flags_ & kStopMmio) && finish_mmio()) return StopReason::Owner;
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
-            if (chained_) {  // the translated block that stopped
-                b = chained_, chained_ = nullptr;
-                block_insns_ = b->insns.data();
-            }
+            if (chained_)  // the translated block that stopped
+                b = chained_, chained_ = nullptr, block_insns_ = b->insns.data();
             return abandon();
         }
     }

@@ -796,6 +796,11 @@ class Cpu {
         chain_bound_ =
             irq_requested_ || no_chain_ == kChainNever ? 0 : std::min(run_limit_, to_deadline);
     }
+    void set_chain_mode(uint8_t mode) {  // no_chain_ (ChainMode), and the bound with it
+        if (mode == no_chain_) return;
+        no_chain_ = mode;
+        update_chain_bound();  // 0 for kChainNever
+    }
     Block* chained_ = nullptr;       // the block translated code runs now
     uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping
     uint64_t trace_rip_ = 0;         // while tracing_: where the chain's last block began
