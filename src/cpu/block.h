@@ -31,6 +31,18 @@ struct Block {
     // Where another translated block continues into this one (null: not translated, or
     // its translation is gone); entered with the code cache's frame already set up.
     void* host_chain = nullptr;
+    // Its entry from a direct exit of a block whose every instruction is native and of its
+    // mode, while nothing is recorded per block (translate/chain.cc).
+    void* host_fast = nullptr;
+    // Its direct exits' successors (a last Jcc's taken way: 0; the block's end, unless it
+    // ends with an indirect or far branch: 1), as its translation last found them through
+    // the links: that successor's chaining entry, valid for this RIP while `gen` is the
+    // CPU's block generation (translate/chain.cc). Filled by the generated code.
+    struct DirectExit {
+        uint64_t rip = ~0ull;
+        uint64_t gen = 0;  // never a generation (they start at 1)
+        const void* to = nullptr;
+    } direct[2];
     // The RIP it was built at: its translation's LBR recording has its addresses as
     // constants from it, so while recording it is only entered there (translate/emit_lbr.cc).
     uint64_t host_rip = 0;
@@ -38,6 +50,12 @@ struct Block {
     // Bit i: an exit to the owner stopped this block before its instruction i (kMaxInsns
     // bits); see Cpu::continue_after_exit.
     uint64_t exits = 0;
+
+    // Its translation is gone (the code cache emptied, or another engine).
+    void drop_translation() {
+        host_code = host_chain = host_fast = nullptr;
+        for (DirectExit& e : direct) e = DirectExit{};
+    }
 };
 
 }  // namespace softkvm::cpu

@@ -44,8 +44,8 @@ bool Cpu::set_engine(Engine e, size_t cache_bytes) {
         if (!t->ok()) return false;
     }
     // Translations belong to the code cache that goes away here.
-    for (auto& [key, block] : blocks_) block->host_code = block->host_chain = nullptr;
-    for (auto& block : retired_blocks_) block->host_code = block->host_chain = nullptr;
+    for (auto& [key, block] : blocks_) block->drop_translation();
+    for (auto& block : retired_blocks_) block->drop_translation();
     xlate_ = std::move(t);
     return true;
 }
@@ -196,7 +196,7 @@ void Cpu::flush_block_cache() {
     smc_pages_.clear();
     cached_insns_ = 0;
     ++cache_flushes_;
-    ++block_gen_;
+    new_block_gen();
 }
 
 void Cpu::invalidate_code_page(uint64_t page) {
@@ -211,7 +211,7 @@ void Cpu::invalidate_code_page(uint64_t page) {
         blocks_.erase(bit);
     }
     page_blocks_.erase(it);
-    ++block_gen_;
+    new_block_gen();
     stop_flags_ |= kStopBlockGone;
     // Code that keeps rewriting its own page would otherwise pay for a whole block's
     // decoding per instruction: after a few invalidations the page gets blocks of one

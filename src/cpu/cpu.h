@@ -750,6 +750,16 @@ class Cpu {
     std::shared_ptr<std::vector<uint8_t>> code_pages_ = std::make_shared<std::vector<uint8_t>>();
     std::vector<std::unique_ptr<Block>> retired_blocks_;
     uint64_t block_gen_ = 1;
+    // The generation of the direct exits' slots (Block::DirectExit), which the generated
+    // code fills and no list names: it changes with every new block generation and with
+    // every MOV to CR3 that keeps global translations (flush_tlb_nonglobal), where links
+    // into non-global pages die one by one.
+    uint64_t direct_gen_ = 1;
+    // A new block generation: every link, jump-cache entry and slot made before is dead.
+    void new_block_gen() {
+        ++block_gen_;
+        ++direct_gen_;
+    }
     uint64_t cache_limit_ = kDefaultBlockCacheInsns;
     // Invalidations per code page (self-modifying code), bounded; see invalidate_code_page.
     std::unordered_map<uint64_t, uint32_t> smc_pages_;

@@ -31,7 +31,7 @@ void Cpu::flush_tlb() {
     tlb_2m_regions_.fill(0);
     tlb_1g_regions_ = 0;
     tlb_has_global_ = false;
-    ++block_gen_;  // chained block links were resolved through old translations
+    new_block_gen();  // chained block links were resolved through old translations
 }
 
 void Cpu::flush_tlb_nonglobal() {
@@ -44,9 +44,10 @@ void Cpu::flush_tlb_nonglobal() {
     resume_.block = nullptr;
     if (nonglobal_gen_ == block_gen_) {
         if (nonglobal_overflow_) {
-            ++block_gen_;
+            new_block_gen();
         } else {
             for (uint64_t* gen : nonglobal_links_) *gen = 0;  // no generation is 0
+            ++direct_gen_;  // (the slots are in no list)
         }
     }
     nonglobal_links_.clear();
@@ -122,7 +123,7 @@ void Cpu::invlpg(uint64_t lin) {
     const uint64_t region = (lin >> 21) % kLarge2MBits;
     if ((tlb_2m_regions_[region / 64] >> (region % 64)) & 1) code |= invlpg_large(lin, 21, kTlb2M);
     if ((tlb_1g_regions_ >> ((lin >> 30) % 64)) & 1) code |= invlpg_large(lin, 30, kTlb1G);
-    if (code) ++block_gen_;
+    if (code) new_block_gen();
     resume_.block = nullptr;  // a block that stopped part-way starts afresh
     LockType& e = lock_types_[(lin >> 12) & (kLockTypes - 1)];
     if (e.page == (lin >> 12)) e.page = ~0ull;  // its memory type is looked up again

@@ -522,6 +522,53 @@ TEST(TranslateTest, InterruptRequestedOrClockSkippedInsideChainedBlocks) {
     }
 }
 
+// A loop's direct CALL to linear 0x300000 (its block remembers the translated function as
+// that exit's successor: Block::exits), six times; after the fourth call, `change` makes
+// that address hold other code: a remapped page made visible by INVLPG or by a CR3 load,
+// or a store into the function. The last two calls must run the new code (EAX 2, not 1),
+// as in the interpreter: ESI = 4 * 1 + 2 * 2.
+void remembered_successor_follows(const std::vector<uint8_t>& change, const std::string& what) {
+    std::vector<uint8_t> code = {0xB9, 0x06, 0x00, 0x00, 0x00};  // mov $6,%ecx
+    const size_t top = code.size();
+    const uint32_t rel = static_cast<uint32_t>(0x300000 - (BareMachine::kCode + top + 5));
+    code.insert(code.end(), {0xE8, static_cast<uint8_t>(rel), static_cast<uint8_t>(rel >> 8),
+                             static_cast<uint8_t>(rel >> 16), static_cast<uint8_t>(rel >> 24)});
+    code.insert(code.end(), {0x01, 0xC6,        // add %eax,%esi
+                             0x83, 0xF9, 0x03,  // cmp $3,%ecx
+                             0x75, 0x00});      // jne next
+    const size_t jne = code.size();
+    code.insert(code.end(), change.begin(), change.end());
+    code[jne - 1] = static_cast<uint8_t>(code.size() - jne);
+    code.insert(code.end(), {0xFF, 0xC9, 0x75, 0x00});  // next: dec %ecx; jnz top
+    code.back() = static_cast<uint8_t>(top - code.size());
+    code.insert(code.end(), {0x89, 0xF0, 0xE7, 0x10, 0xF4});  // mov %esi,%eax; out; hlt
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    p.load(code);
+    p.load({0xB8, 0x01, 0x00, 0x00, 0x00, 0xC3}, 0x300000);  // mov $1,%eax; ret
+    p.load({0xB8, 0x02, 0x00, 0x00, 0x00, 0xC3}, 0x100000);  // mov $2,%eax; ret
+    p.run_compare({0}, what);
+    const auto& outs = p.translating().owner_.outs;
+    ASSERT_EQ(outs.size(), 1u) << what;
+    EXPECT_EQ(outs[0].value, 8u) << what;
+}
+
+TEST(TranslateTest, RememberedSuccessorIsDroppedWithItsCode) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    // Linear 2-4 MiB to physical 0-2 MiB (the PD entry of the second 2 MiB page), so
+    // linear 0x300000 reaches physical 0x100000.
+    const std::vector<uint8_t> remap = {0xB8, 0x83, 0x00, 0x00, 0x00,  // mov $0x83,%eax
+                                        0x48, 0x89, 0x04, 0x25, 0x08, 0x30, 0x00, 0x00};
+    std::vector<uint8_t> invlpg = remap;  // mov $0x300000,%ebx; invlpg (%rbx)
+    invlpg.insert(invlpg.end(), {0xBB, 0x00, 0x00, 0x30, 0x00, 0x0F, 0x01, 0x3B});
+    remembered_successor_follows(invlpg, "invlpg");
+    std::vector<uint8_t> cr3 = remap;  // mov %cr3,%rax; mov %rax,%cr3
+    cr3.insert(cr3.end(), {0x0F, 0x20, 0xD8, 0x0F, 0x22, 0xD8});
+    remembered_successor_follows(cr3, "cr3");
+    // movb $2,0x300001: the function's immediate
+    remembered_successor_follows({0xC6, 0x04, 0x25, 0x01, 0x00, 0x30, 0x00, 0x02}, "store");
+}
+
 // POPF sets TF inside a chained loop: single-stepping starts after the same instruction
 // in both engines (a block is not entered from another while TF is set).
 TEST(TranslateTest, TrapFlagSetInsideChainedBlocksStepsAsTheInterpreter) {

@@ -30,12 +30,22 @@ void BlockEmitter::emit_entry_checks(uint64_t n, bool watch_lock, Xbyak::Label& 
 }
 
 void BlockEmitter::emit_chain_entry(const Block& b, bool quiet) {
-    const uint64_t n = b.insns.size();
     // Not entered: back to the run loop as the previous block (refused_: while recording
     // LBRs, that block recorded its end).
     cmp(byte[rbx + off_.mode], static_cast<uint8_t>(b.key & 3));
     jne(refused_, T_NEAR);
-    emit_entry_checks(n, b.has_lock, refused_);
+    // The second entry (Block::host_fast), from a direct exit of a block whose every
+    // instruction is native and of this mode: without the mode check.
+    chain_fast_ = getCurr();
+    // The run loop's per-block PMU variables, for handlers (RDMSR, WRMSR, RDPMC:
+    // pmu_catch_up), which a quiet block has none of. (The PMU's own counting chains
+    // nothing: kChainNever. After a chain the run loop takes the block's instructions
+    // from `chained`, Cpu::chained_.)
+    emit_entry(b, !quiet);
+}
+
+void BlockEmitter::emit_entry(const Block& b, bool variables) {
+    emit_entry_checks(b.insns.size(), b.has_lock, refused_);
     bool rep = false;
     for (const DecodedInsn& in : b.insns) rep |= (in.prefixes & (PFX_REP | PFX_REPNE)) != 0;
     if (rep) {
@@ -56,18 +66,16 @@ void BlockEmitter::emit_chain_entry(const Block& b, bool quiet) {
     }
     mov(rax, reinterpret_cast<uint64_t>(&b));
     mov(qword[rbx + off_.chained], rax);
-    if (!quiet) {
-        // The run loop's per-block PMU variables, for handlers (RDMSR, WRMSR, RDPMC:
-        // pmu_catch_up), which a quiet block has none of. (The PMU's own counting chains
-        // nothing: kChainNever. After a chain the run loop takes the block's
-        // instructions from `chained`, Cpu::chained_.)
-        mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
-        mov(qword[rbx + off_.block_insns], rax);
-        movzx(eax, byte[rbx + off_.cpl]);
-        mov(byte[rbx + off_.block_cpl], al);
-        mov(qword[rbx + off_.pmu_synced], 0);
-    }
     add(qword[rbx + off_.chained_blocks], 1);
+    if (variables) emit_block_variables(b);
+}
+
+void BlockEmitter::emit_block_variables(const Block& b) {
+    mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
+    mov(qword[rbx + off_.block_insns], rax);
+    movzx(eax, byte[rbx + off_.cpl]);
+    mov(byte[rbx + off_.block_cpl], al);
+    mov(qword[rbx + off_.pmu_synced], 0);
 }
 
 void BlockEmitter::emit_self_loop(const Block& b) {
@@ -83,7 +91,7 @@ void BlockEmitter::emit_self_loop(const Block& b) {
     L(other);
 }
 
-void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way) {
+void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit) {
     // LBR recording (kChainTrace): a quiet block records its end, the others return to
     // the run loop. (kChainNever takes the way of kChainFree: the successor's chaining
     // entry refuses, and a block with handlers sees the PMU or DEBUGCTL.LBR on.)
@@ -109,34 +117,44 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way) {
         test(byte[rbx + off_.debugctl], static_cast<uint8_t>(msr::DEBUGCTL_LBR));
         jnz(exit_, T_NEAR);
     }
-    emit_successor_lookup(b, false);
+    emit_successor_lookup(b, false, exit);
     if (quiet) {
         // kChainTrace: LBR recording (emit_lbr.cc), then on to the successor.
         L(trace);
-        if (emit_lbr_record(b, way)) emit_successor_lookup(b, true);
+        if (emit_lbr_record(b, way)) emit_successor_lookup(b, true, -1);
     }
 }
 
-void BlockEmitter::emit_successor_lookup(const Block& b, bool traced) {
+void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) {
     // While recording LBRs (`traced`): every way out marks the end recorded (refused_),
     // and the successor must begin at the RIP of its translation.
     Xbyak::Label& out = traced ? refused_ : exit_;
     if (!traced) mov(rax, qword[rbx + off_.rip]);  // emit_lbr_record leaves it in RAX
     mov(rdx, qword[rbx + off_.block_gen]);
-    mov(rcx, reinterpret_cast<uint64_t>(&b));
+    mov(r9, reinterpret_cast<uint64_t>(&b));
+    const int32_t ex = exit * off_.exit_size;
+    if (exit >= 0) {
+        // A direct exit: the successor it led to last time, while still valid (R11: the
+        // slots' generation, Cpu::direct_gen_).
+        Xbyak::Label miss;
+        mov(r11, qword[rbx + off_.direct_gen]);
+        cmp(rax, qword[r9 + ex + off_.exit_rip]);
+        jne(miss);
+        cmp(r11, qword[r9 + ex + off_.exit_gen]);
+        jne(miss);
+        jmp(qword[r9 + ex + off_.exit_to]);
+        L(miss);
+    }
     for (int k = 0; k < 2; ++k) {
         Xbyak::Label next;
         const int32_t at = k * off_.link_size;
         // (Traced: a link whose block was built at its RIP, Block::Link::trace_rip.)
-        cmp(rax, qword[rcx + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
+        cmp(rax, qword[r9 + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
         jne(next);
-        cmp(rdx, qword[rcx + at + off_.link_gen]);
+        cmp(rdx, qword[r9 + at + off_.link_gen]);
         jne(next);
-        mov(rcx, qword[rcx + at + off_.link_block]);
-        mov(rax, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
-        test(rax, rax);
-        jz(out, T_NEAR);
-        jmp(rax);
+        mov(rcx, qword[r9 + at + off_.link_block]);
+        enter_successor(exit, out);
         L(next);
     }
     // Jump cache: entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
@@ -169,10 +187,30 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced) {
     }
     jne(out, T_NEAR);
     mov(rcx, qword[rcx + 16]);
-    mov(rax, qword[rcx + off_.host_chain]);
-    test(rax, rax);
+    // (The run loop would link the block it finds here: a direct exit remembers it.)
+    enter_successor(exit, out);
+}
+
+void BlockEmitter::enter_successor(int exit, Xbyak::Label& out) {
+    mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
+    test(r8, r8);
     jz(out, T_NEAR);
-    jmp(rax);
+    if (exit >= 0) {
+        // Remembered for this exit, without the search next time. From a block whose
+        // every instruction is native (the mode as at its entry) into one of the same
+        // mode: its entry without the mode check and the bookkeeping.
+        const int32_t ex = exit * off_.exit_size;
+        if (quiet_) {
+            movzx(esi, byte[rcx + off_.key]);
+            and_(esi, 3);
+            cmp(esi, static_cast<uint32_t>(mode_));
+            cmove(r8, qword[rcx + off_.host_fast]);
+        }
+        mov(qword[r9 + ex + off_.exit_rip], rax);
+        mov(qword[r9 + ex + off_.exit_gen], r11);
+        mov(qword[r9 + ex + off_.exit_to], r8);
+    }
+    jmp(r8);
 }
 
 }  // namespace softkvm::cpu

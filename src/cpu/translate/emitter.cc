@@ -18,7 +18,7 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     top_ = at;  // xbyak's CodeArray: the buffer and its size
     maxSize_ = size;
     native_ = native;
-    chain_entry_ = nullptr;
+    chain_entry_ = chain_fast_ = nullptr;
     pending_rip_ = 0;
     done_ = 0;
     rdx_gpr_ = rdx_known_ = kNoGpr;  // nothing carries over from the block before
@@ -164,6 +164,7 @@ void BlockEmitter::emit(const Block& b) {
     }
     bool quiet = native_;
     for (Native f : forms) quiet &= f != Native::None;
+    quiet_ = quiet;
     Xbyak::Label body;
     push(rbx);
     push(r12);
@@ -305,9 +306,13 @@ void BlockEmitter::emit(const Block& b) {
     flush_cache();
     sync(n);
     if (self_loop_ && forms[n - 1] == Native::Jmp) emit_self_loop(b);
-    // After a last Jcc, this exit is its way not taken (emit_branch has the other).
-    emit_chain_exit(b, quiet,
-                    b.insns.back().branch == BranchKind::Jcc ? JccWay::NotTaken : JccWay::Unknown);
+    // After a last Jcc, this exit is its way not taken (emit_branch has the other). The
+    // block's end is a direct exit unless it ends with an indirect or far branch.
+    const BranchKind last = b.insns.back().branch;
+    const bool direct = last == BranchKind::None || last == BranchKind::Jcc ||
+                        last == BranchKind::NearRelJmp || last == BranchKind::NearRelCall;
+    emit_chain_exit(b, quiet, last == BranchKind::Jcc ? JccWay::NotTaken : JccWay::Unknown,
+                    direct ? 1 : -1);
     jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
     for (const auto& path : cold_) path();
     cold_.clear();
@@ -474,7 +479,7 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
         if (self_loop_) emit_self_loop(*last);
         // (Taken also when the target is the next instruction: Cpu::after_block asks its
         // condition, here the exit knows.)
-        emit_chain_exit(*last, quiet, JccWay::Taken);
+        emit_chain_exit(*last, quiet, JccWay::Taken, 0);
     }
     L(not_taken);
     mov(qword[rbx + off_.rip], r10);

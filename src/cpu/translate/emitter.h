@@ -38,8 +38,11 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // Room for the LBR recording of one chain exit (emit_lbr_record), in bytes.
     static constexpr size_t kLbrRecordCode = 512;
 
-    // Where another block's code continues into this one (see emit_chain_entry).
+    // Where another block's code continues into this one (see emit_chain_entry), and
+    // where a direct exit of a block whose every instruction is native and of the same
+    // mode does while nothing is recorded per block (Block::host_fast).
     const uint8_t* chain_entry() const { return chain_entry_; }
+    const uint8_t* chain_fast() const { return chain_fast_; }
 
     void emit(const Block& b);
 
@@ -52,10 +55,15 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // interrupt request, no bus-lock detection if it holds locked instructions, and the
     // whole block within the instruction limit and before the next timer deadline.
     // Otherwise it returns to the run loop as the previous block, which ended normally.
-    // A `quiet` block (every instruction native: no handler that could read them) writes
-    // the run loop's per-block variables for the PMU and LBR bookkeeping only while that
-    // bookkeeping is on (ChainMode not kChainFree).
+    // A `quiet` block (every instruction native: no handler that could read them) never
+    // writes the run loop's per-block variables for the PMU bookkeeping (which chains
+    // nothing: kChainNever). Its second entry (chain_fast_) is this one after the mode
+    // check.
     void emit_chain_entry(const Block& b, bool quiet);
+    // The entry's checks and counting (and with `variables`, the run loop's per-block
+    // variables: emit_block_variables).
+    void emit_entry(const Block& b, bool variables);
+    void emit_block_variables(const Block& b);
     // The entry checks of a block of `n` instructions (a kick, an interrupt request and,
     // with `watch_lock`, bus-lock watching; the instruction limit and the deadline), to
     // `fail` when one stops it; then the block before is counted retired (RAX: icount).
@@ -70,15 +78,25 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // do: halt, NMI, #DB, single-step, breakpoints, trace, LBR or PMU, an MMIO replay.
     // `way`: at the exits of a block ending with Jcc, which way it went there (its LBR
     // recording then needs no test).
+    // `exit`: which of the block's direct exits this is (Block::direct: its successor
+    // found there is remembered), or -1 (an indirect or far branch's).
     enum class JccWay : uint8_t { Unknown, Taken, NotTaken };
-    void emit_chain_exit(const Block& b, bool quiet, JccWay way = JccWay::Unknown);
+    void emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit);
 
     // The block the run loop would pick next after `b` — its successor links, then its
     // jump cache, with the same keys and validity — and, if that block has a translation,
     // a jump to its chaining entry; otherwise back to the run loop. `traced` (LBR
     // recording, after emit_lbr_record, with the guest's RIP in RAX): the successor must
-    // also begin at the RIP it was built at, and the way back is refused_.
-    void emit_successor_lookup(const Block& b, bool traced);
+    // also begin at the RIP it was built at, and the way back is refused_. For a
+    // direct exit (`exit` >= 0, never `traced`), the successor remembered in
+    // Block::direct[exit] first (one compare of the RIP and one of the slots' generation,
+    // Cpu::direct_gen_, then a jump), and a successor found through the links or the jump
+    // cache is remembered there.
+    void emit_successor_lookup(const Block& b, bool traced, int exit);
+    // The end of a successful lookup (RAX: the RIP, R11: the slots' generation for a
+    // direct exit, R9: this block, RCX: the successor): the successor's chaining entry if it has a translation
+    // (remembered for direct exit `exit` >= 0), else `out`.
+    void enter_successor(int exit, Xbyak::Label& out);
 
     // A block that branches back to its own start and whose instructions are all native
     // register forms (no memory access, no handler: nothing in it can change the block's
@@ -299,6 +317,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     uint64_t start_rip_ = 0;  // set_start_rip()
     bool native_ = false;
     const uint8_t* chain_entry_ = nullptr;
+    const uint8_t* chain_fast_ = nullptr;
+    bool quiet_ = false;  // every instruction of the block native
     Mode mode_ = Mode::Long64;
     Xbyak::Label exit_;
     // Back to the run loop as exit_ does, after noting that the block recorded its LBR

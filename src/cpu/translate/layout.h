@@ -19,7 +19,7 @@ struct CpuLayout {
     int32_t rip, next_rip, rsp, stop, gpr, rflags, seg_base, last_seg, align_check, cpl, mode;
     int32_t tlb_read, tlb_write;
     // Chaining (docs/translator.md): what the run loop checks between blocks.
-    int32_t block_gen, icount, idle, deadline, run_limit, chain_bound, kick, halted;
+    int32_t block_gen, direct_gen, icount, idle, deadline, run_limit, chain_bound, kick, halted;
     int32_t nmi_pending, debug_active, resume_insn, pmu_active, no_chain, bus_lock_watch;
     int32_t pending_db, trace_left, debugctl, rep_room, chained, block_insns, block_cpl;
     int32_t pmu_synced, chained_blocks;
@@ -33,8 +33,9 @@ struct CpuLayout {
     uint64_t jump_cache;  // address of the CPU's jump cache (fixed size: it never moves)
     uint64_t load_fn;     // Translator::load_for_code
     // Block: its successor links (Block::Link), its chaining entry and the RIP it was
-    // translated at.
+    // translated at; its direct exits' successors (Block::DirectExit).
     int32_t link_rip, link_trace_rip, link_gen, link_block, link_size, host_chain, host_rip;
+    int32_t exit_rip, exit_gen, exit_to, exit_size, host_fast, key;
 };
 
 }  // namespace softkvm::cpu

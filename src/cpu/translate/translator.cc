@@ -70,6 +70,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.tlb_read = offset_in(cpu, cpu.tlb_read_[0]);
     l.tlb_write = offset_in(cpu, cpu.tlb_write_[0]);
     l.block_gen = offset_in(cpu, cpu.block_gen_);
+    l.direct_gen = offset_in(cpu, cpu.direct_gen_);
     l.icount = offset_in(cpu, cpu.icount_);
     l.idle = offset_in(cpu, cpu.idle_);
     l.deadline = offset_in(cpu, cpu.deadline_);
@@ -120,6 +121,12 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.link_block = offset_in(probe, probe.links[0].block);
     l.link_size = static_cast<int32_t>(sizeof(Block::Link));
     l.host_chain = offset_in(probe, probe.host_chain);
+    l.host_fast = offset_in(probe, probe.host_fast);
+    l.key = offset_in(probe, probe.key);
+    l.exit_rip = offset_in(probe, probe.direct[0].rip);
+    l.exit_gen = offset_in(probe, probe.direct[0].gen);
+    l.exit_to = offset_in(probe, probe.direct[0].to);
+    l.exit_size = static_cast<int32_t>(sizeof(Block::DirectExit));
     l.host_rip = offset_in(probe, probe.host_rip);
 #ifdef SOFTKVM_HAVE_TRANSLATOR
     emitter_ = std::make_unique<BlockEmitter>(layout_);
@@ -139,9 +146,9 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
 }
 
 void Translator::forget_chains() {
-    for (auto& [key, block] : cpu_.blocks_) block->host_chain = nullptr;
-    for (auto& block : cpu_.retired_blocks_) block->host_chain = nullptr;
-    ++cpu_.block_gen_;  // and no link or jump-cache entry found before leads there
+    for (auto& [key, block] : cpu_.blocks_) block->drop_translation();
+    for (auto& block : cpu_.retired_blocks_) block->drop_translation();
+    cpu_.new_block_gen();  // and no link or jump-cache entry found before leads there
 }
 
 Translator::~Translator() = default;
@@ -190,7 +197,7 @@ namespace {
 
 // Upper bounds of the generated code's size, in bytes: the longest form is a memory
 // access with its TLB probe, flags and the handler call of its slow path.
-constexpr size_t kFrameCode = 1024;  // entries, chaining checks, exits (two after a Jcc)
+constexpr size_t kFrameCode = 1536;  // two entries, chaining checks, exits (two after a Jcc)
 constexpr size_t kPerInsnCode = 512;
 
 // LAHF/SAHF in 64-bit mode (CPUID.80000001H:ECX[0]): native flag capture needs LAHF.
@@ -211,6 +218,7 @@ Translator::BlockFn Translator::translate(Block& b) {
     if (!at) return nullptr;
     size_t used = 0;
     const uint8_t* chain = nullptr;
+    const uint8_t* fast = nullptr;
     try {
         static const bool lahf = host_has_lahf();
         emitter_->start(at, need, lahf && native_);
@@ -218,17 +226,19 @@ Translator::BlockFn Translator::translate(Block& b) {
         emitter_->emit(b);
         used = emitter_->getSize();
         chain = emitter_->chain_entry();
+        fast = emitter_->chain_fast();
     } catch (const Xbyak::Error&) {
         used = 0;  // bounded above; nothing of it runs
     }
     if (used == 0) {
-        b.host_code = b.host_chain = nullptr;
+        b.host_code = b.host_chain = b.host_fast = nullptr;
         b.host_epoch = kUntranslatable;  // not tried again: the interpreter runs it
         return nullptr;
     }
     cache_->end_write(used);
     b.host_code = const_cast<uint8_t*>(cache_->exec_address(at));
     b.host_chain = const_cast<uint8_t*>(cache_->exec_address(chain));
+    b.host_fast = const_cast<uint8_t*>(cache_->exec_address(fast));
     b.host_epoch = cache_->epoch();
     ++translated_;
     if (map_) map_->record(b, b.host_code, used, cpu_.s_.rip, b.host_epoch);
