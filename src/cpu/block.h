@@ -35,9 +35,10 @@ struct Block {
     // mode, while nothing is recorded per block (translate/chain.cc).
     void* host_fast = nullptr;
     // Its direct exits' successors (a last Jcc's taken way: 0; the block's end, unless it
-    // ends with an indirect or far branch: 1), as its translation last found them through
-    // the links: that successor's chaining entry, valid for this RIP while `gen` is the
-    // CPU's block generation (translate/chain.cc). Filled by the generated code.
+    // ends with an indirect or far branch: 1), as its translation last found them
+    // (through the links or the jump cache): that successor's chaining entry, valid for
+    // this RIP while `gen` is the CPU's block generation (translate/chain.cc). Filled by
+    // the generated code.
     struct DirectExit {
         uint64_t rip = ~0ull;
         uint64_t gen = 0;  // never a generation (they start at 1)

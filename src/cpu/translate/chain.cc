@@ -145,6 +145,8 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
         jmp(qword[r9 + ex + off_.exit_to]);
         L(miss);
     }
+    // A direct exit's successor, found either way, is remembered by one piece of code.
+    Xbyak::Label found;
     for (int k = 0; k < 2; ++k) {
         Xbyak::Label next;
         const int32_t at = k * off_.link_size;
@@ -154,7 +156,10 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
         cmp(rdx, qword[r9 + at + off_.link_gen]);
         jne(next);
         mov(rcx, qword[r9 + at + off_.link_block]);
-        enter_successor(exit, out);
+        if (exit >= 0)
+            jmp(found, T_NEAR);
+        else
+            enter_successor(exit, out);
         L(next);
     }
     // Jump cache: entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
@@ -188,6 +193,7 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
     jne(out, T_NEAR);
     mov(rcx, qword[rcx + 16]);
     // (The run loop would link the block it finds here: a direct exit remembers it.)
+    L(found);
     enter_successor(exit, out);
 }
 
