@@ -46,8 +46,9 @@ void Cpu::flush_tlb_nonglobal() {
         if (nonglobal_overflow_) {
             new_block_gen();
         } else {
-            for (uint64_t* gen : nonglobal_links_) *gen = 0;  // no generation is 0
-            ++direct_gen_;  // (the slots are in no list)
+            // No generation is 0. The direct exits' slots are in no list: all go.
+            for (uint64_t* gen : nonglobal_links_) *gen = 0;
+            ++direct_gen_;
         }
     }
     nonglobal_links_.clear();

@@ -125,6 +125,39 @@ TEST(TlbTest, LinksIntoGlobalCodeSurviveMovToCr3AndGoWithInvlpg) {
     }
 }
 
+// A direct CALL into the non-global page at 0x400000, from code in a global 2 MiB page
+// (so that MOV to CR3 keeps some translations and links): eleven calls, and after the
+// ninth the PTE is pointed at frame B and CR3 reloaded. The same CALL then reaches the new
+// function: 9 * 1 + 2 * 2 = 13. (The translator's direct exit remembers its successor in
+// a slot that no list names; it must die with the links into non-global code.)
+//   mov $11,%ecx; 1: call 0x400000; add %eax,%esi; cmp $3,%ecx; jne 2f; mov %rdi,0x7000
+//   mov %cr3,%rdx; mov %rdx,%cr3; 2: dec %ecx; jnz 1b; mov %esi,%eax; out %eax,$0x10; hlt
+TEST(TlbTest, ADirectCallIntoNonGlobalCodeFollowsMovToCr3) {
+    const uint8_t code[] = {0xb9, 0x0b, 0x00, 0x00, 0x00, 0xe8, 0xf6, 0xff, 0x3e, 0x00,
+                            0x01, 0xc6, 0x83, 0xf9, 0x03, 0x75, 0x0e, 0x48, 0x89, 0x3c,
+                            0x25, 0x00, 0x70, 0x00, 0x00, 0x0f, 0x20, 0xda, 0x0f, 0x22,
+                            0xda, 0xff, 0xc9, 0x75, 0xe2, 0x89, 0xf0, 0xe7, 0x10, 0xf4};
+    const uint8_t one[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};  // mov $1,%eax; ret
+    const uint8_t two[] = {0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3};  // mov $2,%eax; ret
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        BareMachine m;
+        if (!m.cpu_.set_engine(e)) continue;
+        if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
+        m.load(code);
+        m.load(one, kFrameA);
+        m.load(two, kFrameB);
+        m.put64(0x3000, m.get64(0x3000) | PTE_G);  // the code's 2 MiB page
+        map_4k_page(m, kFrameA, false);
+        CpuState& s = m.cpu_.state();
+        s.cr4 |= CR4_PGE;
+        s.gpr[RDI] = kFrameB | PTE_P | PTE_RW;
+        m.cpu_.state_changed();
+        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner) << engine_name(e);
+        ASSERT_EQ(m.owner_.outs.size(), 1u) << engine_name(e);
+        EXPECT_EQ(m.owner_.outs[0].value, 13u) << engine_name(e);
+    }
+}
+
 TEST(TlbTest, InvlpgOfAnotherPartOfA2MiBCodePageDropsTheLinksIntoIt) {
     // As SystemTestEngines.InvlpgOfARemappedCodePageDropsTheLinksIntoIt, but the INVLPG
     // names the last 4 KiB of the 2 MiB page (0x3ff000), not the function's (0x300000):

@@ -94,8 +94,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // cache is remembered there.
     void emit_successor_lookup(const Block& b, bool traced, int exit);
     // The end of a successful lookup (RAX: the RIP, R11: the slots' generation for a
-    // direct exit, R9: this block, RCX: the successor): the successor's chaining entry if it has a translation
-    // (remembered for direct exit `exit` >= 0), else `out`.
+    // direct exit, R9: this block, RCX: the successor): the successor's chaining entry if
+    // it has a translation (remembered for direct exit `exit` >= 0), else `out`.
     void enter_successor(int exit, Xbyak::Label& out);
 
     // A block that branches back to its own start and whose instructions are all native
