@@ -582,6 +582,39 @@ class Cpu {
 
     CpuOwner& owner_;
     CpuState s_;
+    // What the run loop and translated code read and write at every block, right after
+    // s_: within the object's first 4 KiB and past s_, no field here has the offset
+    // modulo 4096 of a guest register, RIP or RFLAGS, so a store to one (a chained entry
+    // counts itself) never looks to the host CPU like a store to the guest register that
+    // the next block loads (4K aliasing: with chained_blocks_ at RFLAGS's offset modulo
+    // 4096, the first 10^9 instructions of a Linux boot ran a quarter slower).
+    uint64_t icount_ = 0;
+    std::atomic<bool> kick_{false};
+    std::unique_ptr<Translator> xlate_;  // set: the translating engine runs blocks
+    // Translated blocks continue into their successors inside the code cache
+    // (docs/translator.md, Chaining); the run loop tells them what it knows.
+    uint64_t run_limit_ = kNever;  // run()'s instruction limit
+    // The largest icount_ a block entered from another block's code may reach when it
+    // ends (chain.cc): the run's instruction limit and the next timer deadline in one
+    // number (clock() is icount_ + idle_ between blocks); 0 while an interrupt request
+    // waits or blocks must not chain (kChainNever), which no chained entry passes.
+    // update_chain_bound() recomputes it whenever one of them changes.
+    uint64_t chain_bound_ = kNever;
+    void update_chain_bound() {
+        const uint64_t to_deadline = deadline_ > idle_ ? deadline_ - idle_ : 0;
+        chain_bound_ =
+            irq_requested_ || no_chain_ == kChainNever ? 0 : std::min(run_limit_, to_deadline);
+    }
+    void set_chain_mode(uint8_t mode) {  // no_chain_ (ChainMode), and the bound with it
+        if (mode == no_chain_) return;
+        no_chain_ = mode;
+        update_chain_bound();  // 0 for kChainNever
+    }
+    Block* chained_ = nullptr;       // the block translated code runs now
+    uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping
+    uint64_t trace_rip_ = 0;         // while tracing_: where the chain's last block began
+    bool tracing_ = false;           // this block was entered with kChainTrace
+    uint64_t chained_blocks_ = 0;    // blocks entered from another block's translation
     const CpuModel* model_ = &default_cpu_model();
     uint64_t perf_caps_ = 0;
     Pmu pmu_;
@@ -598,8 +631,6 @@ class Cpu {
     // translated code keeps at *R12), not yet in icount_; null between blocks.
     const size_t* block_done_ = nullptr;
     std::vector<Ram> ram_;
-    uint64_t icount_ = 0;
-    std::atomic<bool> kick_{false};
     TraceFn trace_;
     uint64_t trace_left_ = 0;
     uint64_t idle_ = 0;           // virtual ticks spent halted
@@ -790,32 +821,6 @@ class Cpu {
     int delivering_ = 0;
     uint8_t first_vector_ = 0;
     bool shutdown_ = false;
-
-    std::unique_ptr<Translator> xlate_;  // set: the translating engine runs blocks
-    // Translated blocks continue into their successors inside the code cache
-    // (docs/translator.md, Chaining); the run loop tells them what it knows.
-    uint64_t run_limit_ = kNever;  // run()'s instruction limit
-    // The largest icount_ a block entered from another block's code may reach when it
-    // ends (chain.cc): the run's instruction limit and the next timer deadline in one
-    // number (clock() is icount_ + idle_ between blocks); 0 while an interrupt request
-    // waits or blocks must not chain (kChainNever), which no chained entry passes.
-    // update_chain_bound() recomputes it whenever one of them changes.
-    uint64_t chain_bound_ = kNever;
-    void update_chain_bound() {
-        const uint64_t to_deadline = deadline_ > idle_ ? deadline_ - idle_ : 0;
-        chain_bound_ =
-            irq_requested_ || no_chain_ == kChainNever ? 0 : std::min(run_limit_, to_deadline);
-    }
-    void set_chain_mode(uint8_t mode) {  // no_chain_ (ChainMode), and the bound with it
-        if (mode == no_chain_) return;
-        no_chain_ = mode;
-        update_chain_bound();  // 0 for kChainNever
-    }
-    Block* chained_ = nullptr;       // the block translated code runs now
-    uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping
-    uint64_t trace_rip_ = 0;         // while tracing_: where the chain's last block began
-    bool tracing_ = false;           // this block was entered with kChainTrace
-    uint64_t chained_blocks_ = 0;    // blocks entered from another block's translation
 
     friend class Decoder;
     friend class Translator;

@@ -25,12 +25,12 @@ struct Cpu::Kept {
 // the generation's value, only whether two are equal).
 Cpu::Cpu(CpuOwner& owner, Kept&& kept)
     : owner_(owner),
+      xlate_(std::move(kept.xlate)),
       jump_cache_(std::move(kept.jumps)),
       block_slots_(std::move(kept.slots)),
       decoder_(std::move(kept.decoder)),
       decode_buf_(std::move(kept.decode_buf)),
-      block_gen_(kept.block_gen + 1),
-      xlate_(std::move(kept.xlate)) {
+      block_gen_(kept.block_gen + 1) {
     if (xlate_) xlate_->reset();
     set_model(default_cpu_model());
     update_mode();

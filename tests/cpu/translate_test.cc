@@ -29,6 +29,25 @@ TEST(TranslateTest, EngineNamesParse) {
     EXPECT_STREQ(engine_name(Engine::Translate), "translate");
 }
 
+// The fields that chained entries store to (the instruction count, the running block,
+// the chained-block count) lie at offsets that, modulo 4096, are none of a guest general
+// register, RIP or RFLAGS, which the next block loads: the host's memory disambiguation
+// would take each such load for one of the store (4K aliasing) and delay it (Cpu's
+// layout keeps them right after the CPU state). The fields it reads at every block are
+// kept off those offsets too.
+TEST(TranslateTest, PerBlockFieldsDoNotAliasGuestRegistersModulo4096) {
+    BareMachine m;
+    if (!m.cpu_.set_engine(Engine::Translate)) GTEST_SKIP() << "no translator in this build";
+    const CpuLayout& l = m.cpu_.translator()->layout();
+    const int32_t first = l.gpr % 4096, last = (l.rflags + 8) % 4096;
+    ASSERT_LT(first, last);  // the registers, RIP and RFLAGS within one 4 KiB stretch
+    for (int32_t at :
+         {l.icount, l.chained, l.chained_blocks, l.chain_bound, l.kick, l.no_chain, l.run_limit}) {
+        const int32_t mod = at % 4096;
+        EXPECT_TRUE(mod < first || mod >= last) << "a per-block field at offset " << at;
+    }
+}
+
 // `native`: frequent forms as host instructions (the default), or every instruction
 // through its handler.
 void random_streams(bool native, bool narrow = false) {

@@ -77,6 +77,8 @@ class Translator {
         uint64_t chained_blocks = 0;  // blocks entered from another block's code
     };
     Stats stats() const;
+    // Where the generated code finds the CPU's fields (offsets from the Cpu object).
+    const CpuLayout& layout() const { return layout_; }
 
   private:
     // Block::host_epoch of a block whose translation failed (never a cache epoch).
