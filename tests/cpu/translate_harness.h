@@ -88,8 +88,8 @@ class Pair {
 
 // Random instruction streams over the forms a block holds most: moves, ALU with
 // registers, immediates and memory (8, 32 and 64 bits, memory destinations too),
-// INC/DEC/NEG/NOT, shifts, IMUL, LEA, MOVZX/MOVSX/MOVSXD, PUSH/POP, CALL/RET, JMP through
-// a register and memory, NOPs, SETcc/CMOVcc, PUSHF/POPF, forward Jcc/JMP, DIV (#DE on a
+// INC/DEC/NEG/NOT, shifts, IMUL, LEA, MOVZX/MOVSX/MOVSXD, PUSH/POP, CALL/RET, JMP and CALL
+// through a register and memory, NOPs, SETcc/CMOVcc, PUSHF/POPF, forward Jcc/JMP, DIV (#DE on a
 // zero divisor), loads from an unmapped page (#PF), UD2 (#UD), MMX (MOVQ to and from GPRs,
 // packed operations on registers and memory, shifts by immediates, EMMS), read-modify-writes
 // of memory with and without LOCK (ALU, INC/DEC, XCHG, XADD, CMPXCHG). RSP, R13, R14 and R15
@@ -415,24 +415,31 @@ class StreamGen {
                 c.push_back(static_cast<uint8_t>(0x58 + (r & 7)));
                 return;
             }
-            case 26: {  // lea next(%rip),%r, then push %r; ret / jmp *%r / jmp *8(%r15)
+            case 26: {  // lea next(%rip),%r, then push %r; ret / jmp *%r / jmp *8(%r15) /
+                        // call *%r / call *8(%r15) (the calls then pop the return address)
                 const uint8_t r = reg();
-                const uint8_t how = static_cast<uint8_t>(pick(3));
+                const uint8_t how = static_cast<uint8_t>(pick(5));
                 const uint8_t rex_b = r >= 8 ? 1 : 0;
-                const uint8_t tail = how == 0 ? 2 + rex_b : how == 1 ? 2 + rex_b : 8;
+                const uint8_t tail = how == 0 || how == 1 || how == 3 ? 2 + rex_b : 8;
                 c.insert(c.end(), {static_cast<uint8_t>(0x48 | (r >> 3 << 2)), 0x8D,
                                    static_cast<uint8_t>((r & 7) << 3 | 5), tail, 0, 0, 0});
                 if (how == 0) {
                     if (rex_b) c.push_back(0x41);
                     c.push_back(static_cast<uint8_t>(0x50 + (r & 7)));
                     c.push_back(0xC3);
-                } else if (how == 1) {
+                } else if (how == 1 || how == 3) {
                     if (rex_b) c.push_back(0x41);
-                    c.insert(c.end(), {0xFF, static_cast<uint8_t>(0xE0 | (r & 7))});
+                    c.insert(c.end(),
+                             {0xFF, static_cast<uint8_t>((how == 1 ? 0xE0 : 0xD0) | (r & 7))});
                 } else {
                     c.insert(c.end(), {static_cast<uint8_t>(0x49 | (r >> 3 << 2)), 0x89,
                                        static_cast<uint8_t>(0x40 | (r & 7) << 3 | 7), 0x08});
-                    c.insert(c.end(), {0x41, 0xFF, 0x67, 0x08});
+                    c.insert(c.end(),
+                             {0x41, 0xFF, static_cast<uint8_t>(how == 2 ? 0x67 : 0x57), 0x08});
+                }
+                if (how >= 3) {  // pop %r
+                    if (rex_b) c.push_back(0x41);
+                    c.push_back(static_cast<uint8_t>(0x58 + (r & 7)));
                 }
                 return;
             }

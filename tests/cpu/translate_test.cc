@@ -172,9 +172,11 @@ TEST(TranslateTest, NativeFormsAtOperandEdgesMatchTheInterpreter) {
                         s.rflags = f;
                         s.rip = BareMachine::kCode;
                     });
-                    p.run_compare({0}, "form " + std::to_string(form[0]) + "," +
-                                           std::to_string(form[1]) + " a=" + std::to_string(a) +
-                                           " c=" + std::to_string(c));
+                    // (CALL RSP: only the CALL; its target is the stack.)
+                    p.run_compare({form[1] == 0xD4 ? 1u : 0u}, "form " + std::to_string(form[0]) +
+                                                                   "," + std::to_string(form[1]) +
+                                                                   " a=" + std::to_string(a) +
+                                                                   " c=" + std::to_string(c));
                     if (::testing::Test::HasFailure()) return;
                 }
             }
@@ -586,6 +588,66 @@ TEST(TranslateTest, RememberedSuccessorIsDroppedWithItsCode) {
     remembered_successor_follows(cr3, "cr3");
     // movb $2,0x300001: the function's immediate
     remembered_successor_follows({0xC6, 0x04, 0x25, 0x01, 0x00, 0x30, 0x00, 0x02}, "store");
+}
+
+// CALL through a register and through memory (native in 64-bit mode): a canonical target,
+// a non-canonical one (#GP after nothing written: RIP and RSP the CALL's own), a pointer
+// on the last mapped page, across its end and past it (#PF), a stack whose push crosses
+// into the unmapped page or lies in it (#PF), CALL RSP (the old RSP is the target).
+TEST(TranslateTest, IndirectCallsAtTheirEdgesMatchTheInterpreter) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    const std::vector<std::vector<uint8_t>> forms = {
+        {0xFF, 0xD0},        // call *%rax
+        {0x41, 0xFF, 0xD0},  // call *%r8
+        {0xFF, 0xD4},        // call *%rsp
+        {0xFF, 0x11},        // call *(%rcx)
+        {0xFF, 0x51, 0x08},  // call *8(%rcx)
+    };
+    const uint64_t hlt_at = BareMachine::kCode + 0x40;
+    const uint64_t targets[] = {hlt_at, 1ull << 47, 0xFFFF800000000000ull};
+    const uint64_t pointers[] = {kScratch, kLastPage + 4088, kLastPage + 4092, kLastPage + 4096};
+    const uint64_t stacks[] = {BareMachine::kStack, kLastPage + 4096 + 4, kLastPage + 4096 + 8,
+                               kLastPage + 4096 + 16, 0x0000800000000008ull};
+    for (const auto& form : forms) {
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        std::vector<uint8_t> code(0x41, 0x90);  // the form, NOPs, HLT at hlt_at
+        std::copy(form.begin(), form.end(), code.begin());
+        code[0x40] = 0xF4;
+        p.load(code);
+        for (uint64_t t : targets) {
+            for (uint64_t ptr : pointers) {
+                for (uint64_t sp : stacks) {
+                    p.both([&](BareMachine& m) {
+                        CpuState& s = m.cpu_.state();
+                        s.gpr[RAX] = s.gpr[R8] = t;
+                        // The pointer at (%rcx) and 8(%rcx) (RCX 8 lower for the second).
+                        s.gpr[RCX] = form[1] == 0x51 ? ptr - 8 : ptr;
+                        if (ptr + 8 <= kLastPage + 4096) std::memcpy(m.ram_ + ptr, &t, 8);
+                        s.gpr[RSP] = sp;
+                        s.rip = BareMachine::kCode;
+                    });
+                    // (CALL RSP: only the CALL; its target is the stack.)
+                    p.run_compare({form[1] == 0xD4 ? 1u : 0u},
+                                  "form " + std::to_string(form[0]) + "," +
+                                      std::to_string(form[1]) + " target " + std::to_string(t) +
+                                      " pointer " + std::to_string(ptr) + " rsp " +
+                                      std::to_string(sp));
+                    if (::testing::Test::HasFailure()) return;
+                }
+            }
+        }
+        EXPECT_GE(p.translated(), 1u);
+    }
+    // The interpreter's #GP for a non-canonical target: on the CALL, RSP as before it.
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    p.load({0xFF, 0xD0, 0xF4});
+    p.both([](BareMachine& m) { m.cpu_.state().gpr[RAX] = 1ull << 47; });
+    p.run_compare({0}, "non-canonical");
+    EXPECT_EQ(p.translating().vector_taken(), VEC_GP);
+    EXPECT_EQ(p.translating().frame(1), BareMachine::kCode);   // RIP of the CALL
+    EXPECT_EQ(p.translating().frame(4), BareMachine::kStack);  // RSP before it
 }
 
 // POPF sets TF inside a chained loop: single-stepping starts after the same instruction

@@ -1,11 +1,29 @@
-// Native stack and indirect-branch forms in 64-bit mode: PUSH/POP r64, CALL rel32, RET,
-// JMP r64, JMP m64 (emitter.h). The stack is flat there (SS base 0, 64-bit RSP).
+// Native stack and indirect-branch forms in 64-bit mode: PUSH/POP r64, CALL rel32, r64
+// and m64, RET, JMP r64, JMP m64 (emitter.h). The stack is flat there (SS base 0, 64-bit RSP).
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include "cpu/translate/emitter.h"
 
 namespace softkvm::cpu {
 
 using namespace Xbyak::util;
+
+void BlockEmitter::next_rip_to_r11(const DecodedInsn& in) {
+    mov(r11, qword[rbx + off_.rip]);
+    add(r11, in.len);
+}
+
+void BlockEmitter::emit_call_push(Xbyak::Label& slow) {
+    // A non-canonical target or a TLB miss leaves it all to the handler, which pushes and
+    // then raises #GP, or raises the fault: nothing is written before both checks.
+    canonical_or(r10, slow);
+    mov(rax, gpr(RSP));
+    sub(rax, 8);
+    mov(byte[rbx + off_.last_seg], SS);
+    emit_probe(8, off_.tlb_write, slow);
+    mov(qword[rdx], r11);
+    mov(wgpr(RSP), rax);
+    mov(qword[rbx + off_.rip], r10);
+}
 
 void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx) {
     sync(idx);
@@ -33,18 +51,21 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             add(qword[rbx + off_.rip], in.len);
             break;
         case Native::Call:  // op_call: push the next RIP, then jump (#GP if not canonical)
-            mov(r10, qword[rbx + off_.rip]);
-            add(r10, in.len);
-            mov(r11, static_cast<uint64_t>(in.op[0].value));
-            add(r11, r10);
-            canonical_or(r11, slow);
-            mov(rax, gpr(RSP));
-            sub(rax, 8);
-            mov(byte[rbx + off_.last_seg], SS);
-            emit_probe(8, off_.tlb_write, slow);
-            mov(qword[rdx], r10);
-            mov(wgpr(RSP), rax);
-            mov(qword[rbx + off_.rip], r11);
+            next_rip_to_r11(in);
+            lea(r10, ptr[r11 + static_cast<int32_t>(in.op[0].value)]);
+            emit_call_push(slow);
+            break;
+        case Native::CallR:  // the target read first (CALL RSP: the old RSP)
+            mov(r10, gpr(in.op[0].reg));
+            next_rip_to_r11(in);
+            emit_call_push(slow);
+            break;
+        case Native::CallM:
+            emit_lin(in, in.op[0]);
+            emit_probe(8, off_.tlb_read, slow);
+            mov(r10, qword[rdx]);
+            next_rip_to_r11(in);
+            emit_call_push(slow);
             break;
         case Native::Ret:  // op_ret: pop the target, then jump
             mov(rax, gpr(RSP));

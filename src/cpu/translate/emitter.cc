@@ -60,6 +60,8 @@ void BlockEmitter::choose_cache(const Block& b, const std::vector<Native>& forms
             case Native::Push:
             case Native::Pop:
             case Native::Call:
+            case Native::CallR:
+            case Native::CallM:
             case Native::Ret:
                 uses[RSP] += 2;
                 break;
@@ -281,6 +283,8 @@ void BlockEmitter::emit(const Block& b) {
             case Native::Ret:
             case Native::JmpR:
             case Native::JmpM:
+            case Native::CallR:
+            case Native::CallM:
                 emit_stack_branch(in, forms[k], k);
                 continue;
             case Native::AluRR:

@@ -225,9 +225,14 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax = 0);
     // To `slow` if the address in `r` is not canonical (Cpu::jump's #GP). Clobbers R8.
     void canonical_or(const Xbyak::Reg64& r, Xbyak::Label& slow);
-    // PUSH/POP r64, CALL rel32, RET, JMP r64/m64 in 64-bit mode; the handler on a TLB miss
-    // or a non-canonical target.
+    // PUSH/POP r64, CALL rel32/r64/m64, RET, JMP r64/m64 in 64-bit mode; the handler on a
+    // TLB miss or a non-canonical target.
     void emit_stack_branch(const DecodedInsn& in, Native f, size_t idx);
+    // A near CALL (op_call) with its target in R10 and the next RIP in R11
+    // (next_rip_to_r11): the target's canonical check, the push, the jump; to `slow` (the
+    // handler) before anything is written.
+    void emit_call_push(Xbyak::Label& slow);
+    void next_rip_to_r11(const DecodedInsn& in);
 
     static Xbyak::Reg sized(const Xbyak::Reg64& r, uint8_t size);  // RDX -> DL, DX, EDX
     static const Xbyak::AddressFrame& frame(uint8_t size);         // byte ... qword

@@ -331,7 +331,8 @@ bool writes_all_flags(Native f, const DecodedInsn& in) {
 
 // In 64-bit mode with the 64-bit operand size: near JMP rel and Jcc rel (the target is
 // RIP-relative and only its canonical check can fault: then the handler runs and raises
-// #GP), CALL rel32, RET, JMP through a register or memory, PUSH and POP of a register.
+// #GP), CALL rel32, RET, JMP and CALL through a register or memory, PUSH and POP of a
+// register.
 Native native_branch(const DecodedInsn& in, Mode mode) {
     if (mode != Mode::Long64 || in.opsize != 8 || in.far || in.prefixes) return Native::None;
     const Operand& a = in.op[0];
@@ -343,8 +344,10 @@ Native native_branch(const DecodedInsn& in, Mode mode) {
         case ZYDIS_MNEMONIC_RET:
             return in.nops == 0 ? Native::Ret : Native::None;
         case ZYDIS_MNEMONIC_CALL:
-            return in.nops == 1 && a.kind == OpKind::Imm && fits_imm32(a.value) ? Native::Call
-                                                                                : Native::None;
+            if (in.nops != 1) return Native::None;
+            if (a.kind == OpKind::Imm) return fits_imm32(a.value) ? Native::Call : Native::None;
+            if (is_gpr(a, 8)) return Native::CallR;
+            return simple_mem(a, 8) ? Native::CallM : Native::None;
         case ZYDIS_MNEMONIC_JMP:
             if (in.nops != 1) return Native::None;
             if (is_gpr(a, 8)) return Native::JmpR;
@@ -381,6 +384,8 @@ bool is_memory_form(Native f) {
         case Native::Call:
         case Native::Ret:
         case Native::JmpM:
+        case Native::CallR:
+        case Native::CallM:
         case Native::AluMR:
         case Native::IncM:
         case Native::DecM:

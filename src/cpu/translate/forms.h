@@ -52,6 +52,8 @@ enum class Native : uint8_t {
     Ret,     // RET without an immediate (64-bit mode)
     JmpR,    // JMP r64 (64-bit mode)
     JmpM,    // JMP m64 (64-bit mode)
+    CallR,   // CALL r64 (64-bit mode)
+    CallM,   // CALL m64 (64-bit mode)
     // Read-modify-writes of memory, LOCK-prefixed or not (emit_atomic.cc); a locked one
     // uses the host's locked instruction on the host page when it is a TLB hit and does
     // not split a cache line (blocks holding one run in the interpreter while bus-lock
