@@ -650,6 +650,29 @@ TEST(TranslateTest, IndirectCallsAtTheirEdgesMatchTheInterpreter) {
     EXPECT_EQ(p.translating().frame(4), BareMachine::kStack);  // RSP before it
 }
 
+// POPF sets RFLAGS.AC at CPL 3 with CR0.AM in translated code, in a loop's second
+// iteration: the native load after it must see alignment checking on (#AC on the
+// misaligned load, SDM vol. 3 §6.15), though the page's entry is in the TLB and the
+// generated software-TLB probe took its tag bits when the run loop entered the chain
+// (before the POPF). Fails when those bits are not computed again after a handler.
+TEST(TranslateTest, AlignmentCheckTurnedOnByAHandlerReachesNativeLoads) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    Pair p;
+    ASSERT_TRUE(p.ok());
+    // mov $0x30000,%esi; xor %edi,%edi; 1: mov (%rsi),%eax; pushfq; or %edi,(%rsp);
+    // popfq; mov 1(%rsi),%eax; mov $0x40000,%edi; jmp 1b
+    p.load({0xBE, 0x00, 0x00, 0x03, 0x00, 0x31, 0xFF, 0x8B, 0x06, 0x9C, 0x09, 0x3C,
+            0x24, 0x9D, 0x8B, 0x46, 0x01, 0xBF, 0x00, 0x00, 0x04, 0x00, 0xEB, 0xEF});
+    p.both([](BareMachine& m) {
+        m.cpu_.state().cr0 |= CR0_AM;
+        m.enter_ring3();
+    });
+    p.run_compare({200}, "alignment check");
+    EXPECT_GE(p.translated(), 2u);
+    EXPECT_EQ(p.translating().vector_taken(), VEC_AC);
+    EXPECT_EQ(p.translating().frame(1), BareMachine::kCode + 14);  // the misaligned load
+}
+
 // POPF sets TF inside a chained loop: single-stepping starts after the same instruction
 // in both engines (a block is not entered from another while TF is set).
 TEST(TranslateTest, TrapFlagSetInsideChainedBlocksStepsAsTheInterpreter) {

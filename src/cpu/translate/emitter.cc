@@ -174,10 +174,11 @@ void BlockEmitter::emit(const Block& b) {
     push(r14);
     push(r15);
     push(rbp);
-    sub(rsp, 8);  // RSP 16-byte aligned at handler calls (code_cache.h: kFrameBytes)
+    sub(rsp, 24);  // RSP 16-byte aligned at handler calls (code_cache.h: kFrameBytes)
     mov(rbx, rdi);
     mov(r12, rsi);
     mov(qword[rsp], rdx);  // where the run loop keeps RSP before the instruction
+    emit_probe_bits();     // for this block and the ones it continues into
     jmp(body, T_NEAR);
     // The way out, placed before the code that leaves through it: every jump there is a
     // backward jump to a known address (xbyak keeps a table entry per forward jump).
@@ -185,7 +186,7 @@ void BlockEmitter::emit(const Block& b) {
     mov(byte[rbx + off_.lbr_trace_done], 1);
     L(exit_);
     exit_at_ = getSize();
-    add(rsp, 8);
+    add(rsp, 24);
     pop(rbp);
     pop(r15);
     pop(r14);
@@ -406,7 +407,21 @@ void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     r.u8(0);
     r.jne_to(exit_at_, getSize());  // jne exit_
     put(r);
-    reload_cache();  // whatever the handler wrote
+    emit_probe_bits();  // the handler may have changed CPL, CR0.AM or RFLAGS.AC
+    reload_cache();     // whatever the handler wrote
+}
+
+void BlockEmitter::emit_probe_bits() {
+    // kTlbValid | kTlbUser at CPL 3 (Cpu::tlb_tag, user_access) | kProbeNoEntry while
+    // alignment checking is on (Cpu::align_check_).
+    xor_(eax, eax);
+    cmp(byte[rbx + off_.cpl], 3);
+    sete(al);
+    movzx(ecx, byte[rbx + off_.align_check]);
+    lea(eax, ptr[rax + rcx * 2]);  // align_check << 1 | user
+    lea(eax, ptr[rax * 2 + 1]);    // align_check << 2 | user << 1 | valid
+    static_assert(kProbeNoEntry == 4);
+    mov(qword[rsp + kProbeBitsAt], rax);
 }
 
 void BlockEmitter::jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax) {
@@ -519,19 +534,17 @@ void BlockEmitter::emit_lin(const DecodedInsn& in, const Operand& m) {
 }
 
 void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
-    cmp(byte[rbx + off_.align_check], 0);
-    jne(slow, T_NEAR);
     mov(ecx, eax);
     and_(ecx, 0xFFF);
     // Tag: linear page | valid | user (CPL 3), of the access's last byte: an access that
     // crosses the page end has a tag no entry at its first page's index can hold (the
     // next page has the next index), so it misses as read_mem's page check sends it on.
+    // The low bits come from the frame (emit_probe_bits): with alignment checking on,
+    // bit 2 makes every access miss, and its handler checks it (read_mem does not look
+    // into the TLB then).
     lea(r9, ptr[rax + (size - 1)]);
     and_(r9, static_cast<uint32_t>(~0xFFFu));  // sign-extended: keeps bits 12-63
-    cmp(byte[rbx + off_.cpl], 3);
-    sete(r8b);
-    movzx(r8d, r8b);
-    lea(r9, ptr[r9 + r8 * 2 + 1]);
+    or_(r9, qword[rsp + kProbeBitsAt]);
     // Entry (lin >> 12) & 1023 of 24-byte entries.
     mov(r8, rax);
     shr(r8, 12);

@@ -218,6 +218,15 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // hit RDX = the host address (RCX = the page offset, R8 = the entry's index * 3, R9 =
     // the tag); otherwise to `slow`.
     void emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow);
+    // The low bits of emit_probe's tag into the frame ([RSP + kProbeBitsAt]): valid, user
+    // (CPL 3) and, while alignment checking is on, kProbeNoEntry, a bit no valid entry's
+    // tag has (an invalid one has bits 3-11 set, which a probe's never has). Computed when
+    // the run loop enters a block and after every handler call, the only places CPL,
+    // CR0.AM and RFLAGS.AC can change while blocks run (native forms change none; an
+    // interrupt or exception returns to the run loop). Clobbers RAX, RCX.
+    void emit_probe_bits();
+    static constexpr int32_t kProbeBitsAt = 8;
+    static constexpr uint64_t kProbeNoEntry = 4;
     // To `to` unless condition `cc` (Cpu::cond) holds on the guest's RFLAGS. Clobbers
     // RCX, R8.
     // `in_eax`: status flags EAX holds as RFLAGS has them (emit_alu, emit_incdec just

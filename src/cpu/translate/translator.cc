@@ -133,14 +133,13 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
 #endif
     // The generated TLB probe knows the entry layout and the tag bits.
     static_assert(sizeof(Cpu::TlbEntry) == 24 && Cpu::kTlbSize == 1024);
-    static_assert(Cpu::kTlbValid == 1 && Cpu::kTlbUser == 2);
+    static_assert(Cpu::kTlbValid == 1 && Cpu::kTlbUser == 2 && sizeof(cpu.align_check_) == 1);
     static_assert(offsetof(Cpu::TlbEntry, tag) == 0 && offsetof(Cpu::TlbEntry, host) == 8);
     // ... and the jump cache's (the run loop's lookup, repeated in generated code).
     static_assert(sizeof(Cpu::JumpEntry) == 32 && Cpu::kJumpCacheSize == 4096);
     static_assert(offsetof(Cpu::JumpEntry, lin) == 0 && offsetof(Cpu::JumpEntry, gen) == 8 &&
                   offsetof(Cpu::JumpEntry, block) == 16 && offsetof(Cpu::JumpEntry, tag) == 24 &&
-                  offsetof(Cpu::JumpEntry, trace) == 28 &&
-                  sizeof(Cpu::JumpEntry::trace) == 2);
+                  offsetof(Cpu::JumpEntry, trace) == 28 && sizeof(Cpu::JumpEntry::trace) == 2);
     static_assert(sizeof(cpu.kick_) == 1 && sizeof(cpu.pmu_synced_) == 8 &&
                   sizeof(cpu.stop_flags_) == 4 && sizeof(cpu.s_.mode) == 1);
 }
