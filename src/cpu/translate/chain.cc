@@ -130,7 +130,6 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
     // and the successor must begin at the RIP of its translation.
     Xbyak::Label& out = traced ? refused_ : exit_;
     if (!traced) mov(rax, qword[rbx + off_.rip]);  // emit_lbr_record leaves it in RAX
-    mov(rdx, qword[rbx + off_.block_gen]);
     mov(r9, reinterpret_cast<uint64_t>(&b));
     const int32_t ex = exit * off_.exit_size;
     if (exit >= 0) {
@@ -145,6 +144,7 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
         jmp(qword[r9 + ex + off_.exit_to]);
         L(miss);
     }
+    mov(rdx, qword[rbx + off_.block_gen]);  // the links' and the jump cache's generation
     // A direct exit's successor, found either way, is remembered by one piece of code.
     Xbyak::Label found;
     for (int k = 0; k < 2; ++k) {
