@@ -40,7 +40,34 @@ bool Cpu::jump_to_next_taken(const DecodedInsn& in) const {
 
 void Cpu::after_block_cold(const DecodedInsn* in, size_t done, uint64_t rip_before,
                            uint64_t cs_base, uint8_t cpl) {
-    after_block(in, done, rip_before, cs_base, cpl);
+    const DecodedInsn& last = in[done - 1];
+    const BranchKind kind = last.branch;
+    bool mispredicted = false;
+    if (kind != BranchKind::None) {
+        const bool lbr_on = s_.debugctl & msr::DEBUGCTL_LBR;
+        if (lbr_on && !pmu_.active()) {
+            record_branch(last, rip_before + cs_base + (last.block_off - in[0].block_off));
+        } else if (lbr_on || pmu_.counts_misses()) {
+            // As record_branch does, with the PMU's branch-misses event.
+            const uint64_t from = rip_before + (last.block_off - in[0].block_off);
+            const uint64_t next = from + last.len;
+            unsigned taken = (kind != BranchKind::Jcc) | (s_.rip != next);
+            if (last.op[0].value == 0 && kind == BranchKind::Jcc) taken = jump_to_next_taken(last);
+            const uint64_t to = s_.rip + seg_base_[CS];
+            mispredicted =
+                lbr_.predictor().resolve(kind, from + cs_base, taken, to, next + cs_base);
+            if (lbr_on) {
+                // Only taken branches are recorded, and INT n recorded itself when it was
+                // delivered (note_delivery): the others go in as None, which nothing keeps.
+                const unsigned keep = taken & !soft_delivered_;
+                const auto as = static_cast<BranchKind>(static_cast<unsigned>(kind) * keep);
+                lbr_.record(from + cs_base, to, as, s_.cpl, mispredicted, icount_);
+            }
+        }
+    }
+    soft_delivered_ = false;
+    if (pmu_.active()) pmu_after_block(done, cpl, kind != BranchKind::None, mispredicted);
+    pmu_synced_ = done;
 }
 
 void Cpu::pmu_after_block(size_t done, uint8_t cpl, bool branch, bool mispredicted) {

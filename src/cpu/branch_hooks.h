@@ -16,47 +16,52 @@ namespace softkvm::cpu {
                                                     uint64_t rip_before, uint64_t cs_base,
                                                     uint8_t cpl) {
     const DecodedInsn& last = in[done - 1];
-    const BranchKind kind = last.branch;
-    bool mispredicted = false;
-    bool traced = false;
-    if (tracing_) [[unlikely]] {
-        // Translated code ran blocks before this one and recorded them (kChainTrace): this
-        // block began at the RIP of its translation (trace_rip_), and it may have recorded
-        // its own end (its successor lookup failed or the successor's chaining entry sent
-        // it back here).
-        tracing_ = false;
-        traced = lbr_.trace_done();
-        rip_before = trace_rip_;
-    }
-    if (kind != BranchKind::None && !traced) {
-        const bool lbr_on = s_.debugctl & msr::DEBUGCTL_LBR;
-        if (lbr_on || pmu_.counts_misses()) {
-            // The branch's own RIP from the offsets the block builder stored.
-            const uint64_t from = rip_before + (last.block_off - in[0].block_off);
-            const uint64_t next = from + last.len;
-            // Only a Jcc can fall through. Taken or not is computed, never tested: the host
-            // cannot predict the guest's outcomes any better than the guest's own predictor.
-            // A Jcc to the next instruction (rel 0) leaves RIP there either way; taken, it
-            // is a taken branch all the same, and the LBR stack records every taken branch
-            // (SDM vol. 3, "Last Branch Record Stack"): its condition decides.
-            unsigned taken = (kind != BranchKind::Jcc) | (s_.rip != next);
-            if (last.op[0].value == 0 && kind == BranchKind::Jcc) [[unlikely]]
-                taken = jump_to_next_taken(last);
-            const uint64_t to = s_.rip + seg_base_[CS];
-            mispredicted =
-                lbr_.predictor().resolve(kind, from + cs_base, taken, to, next + cs_base);
-            if (lbr_on) {
-                // Only taken branches are recorded, and INT n recorded itself when it was
-                // delivered (note_delivery): the others go in as None, which nothing keeps.
-                const unsigned keep = taken & !soft_delivered_;
-                const auto as = static_cast<BranchKind>(static_cast<unsigned>(kind) * keep);
-                lbr_.record(from + cs_base, to, as, s_.cpl, mispredicted, icount_);
-            }
-        }
-    }
+    // The common case while the guest records: a branch, with the PMU off. The rest (and
+    // the PMU's counting) out of line.
+    if (last.branch != BranchKind::None && (s_.debugctl & msr::DEBUGCTL_LBR) && !pmu_.active())
+        [[likely]]
+        record_branch(last, rip_before + cs_base - in[0].block_off + last.block_off);
+    else
+        after_block_cold(in, done, rip_before, cs_base, cpl);
     soft_delivered_ = false;
-    if (pmu_.active()) pmu_after_block(done, cpl, kind != BranchKind::None, mispredicted);
-    pmu_synced_ = done;
+}
+
+// The block's last instruction, a branch at linear `from`, retired with DEBUGCTL.LBR set
+// and the PMU off: the predictor's step for its class and its record.
+[[gnu::always_inline]] inline void Cpu::record_branch(const DecodedInsn& last, uint64_t from) {
+    const uint64_t to = s_.rip + seg_base_[CS];
+    const uint64_t next = from + last.len;
+    BranchPredictor& bp = lbr_.predictor();
+    const BranchKind kind = last.branch;
+    if (kind == BranchKind::Jcc) [[likely]] {
+        // Only a Jcc can fall through. Taken or not is computed, never tested: the host
+        // cannot predict the guest's outcomes any better than the guest's own predictor.
+        // A Jcc to the next instruction (rel 0) leaves RIP there either way; taken, it is
+        // a taken branch all the same, and the LBR stack records every taken branch (SDM
+        // vol. 3, "Last Branch Record Stack"): its condition decides.
+        unsigned taken = to != next;
+        if (last.op[0].value == 0) [[unlikely]]
+            taken = jump_to_next_taken(last);
+        const unsigned miss = bp.jcc(from, taken);
+        return lbr_.record_unpopped(from, to, kind, taken, s_.cpl, miss, icount_);
+    }
+    switch (kind) {
+        case BranchKind::NearRelCall:
+            bp.call(next);
+            return lbr_.record_unpopped(from, to, kind, 1, s_.cpl, 0, icount_);
+        case BranchKind::NearIndCall:
+            bp.call(next);
+            [[fallthrough]];
+        case BranchKind::NearIndJmp:
+            return lbr_.record_unpopped(from, to, kind, 1, s_.cpl, bp.indirect(from, to), icount_);
+        case BranchKind::NearRet:
+            return lbr_.record(from, to, kind, s_.cpl, bp.ret(to), icount_);
+        case BranchKind::NearRelJmp:
+            return lbr_.record_unpopped(from, to, kind, 1, s_.cpl, 0, icount_);
+        default:
+            // A far branch; INT n recorded itself when it was delivered (note_delivery).
+            return lbr_.record_unpopped(from, to, kind, !soft_delivered_, s_.cpl, 0, icount_);
+    }
 }
 
 }  // namespace softkvm::cpu

@@ -328,7 +328,6 @@ StopReason Cpu::run(uint64_t insn_limit) {
     run_limit_ = limit;
     update_chain_bound();
     for (;;) {
-        tracing_ = false;  // the last block entered with kChainTrace may have had no after_block
         if (icount_ >= limit) return StopReason::InsnLimit;
         if (kick_.load(std::memory_order_relaxed)) {
             kick_.store(false, std::memory_order_relaxed);
@@ -358,11 +357,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
         size_t done = 0;
         uint64_t rsp_before = s_.gpr[RSP];
         const DecodedInsn* in = nullptr;
-        const uint64_t rip_before = s_.rip;
+        uint64_t rip_before = s_.rip;  // (after a chain of blocks: where the last one began)
         const uint64_t cs_base = seg_base_[CS];
         const uint8_t cpl_before = s_.cpl;
-        // Branch and PMU bookkeeping after the block: one test when both are off.
-        const bool hooks = (s_.debugctl & msr::DEBUGCTL_LBR) || pmu_.active();
+        // Branch and PMU bookkeeping after the block: one test when both are off. (While
+        // `tracing`, translated code records the branches: kChainTrace.)
+        bool hooks = (s_.debugctl & msr::DEBUGCTL_LBR) || pmu_.active(), tracing = false;
         // One instruction at a time while single-stepping, while RF suppresses a
         // breakpoint, or while any breakpoint is enabled.
         const uint64_t step_flags = s_.rflags & (FLAG_TF | FLAG_RF);
@@ -488,12 +488,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         set_chain_mode(!hooks                                       ? kChainFree
                                        : pmu_.active() || b->host_rip != rip_before ? kChainNever
                                                                                     : kChainTrace);
-                        if (no_chain_ == kChainTrace) {
-                            tracing_ = true;
-                            lbr_.trace_begin(s_.cpl);
-                        }
+                        tracing = no_chain_ == kChainTrace;
+                        if (tracing) lbr_.trace_begin(s_.cpl);
                         fn(this, &done, &rsp_before);
-                        if (tracing_) trace_rip_ = chained_->host_rip;
+                        // The chain's last block began at the RIP of its translation; it
+                        // may have recorded its own end (Lbr::trace_done).
+                        if (tracing) rip_before = chained_->host_rip, hooks = !lbr_.trace_done();
                         if (chained_ != b) b = chained_, in = b->insns.data(), n = b->insns.size();
                         block_insns_ = in;  // (a quiet block's chaining entry may leave it)
                         chained_ = nullptr;
@@ -576,7 +576,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             }
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
-            if (tracing_ && chained_) trace_rip_ = chained_->host_rip;
+            if (tracing && chained_) rip_before = chained_->host_rip;
             if (chained_) block_insns_ = chained_->insns.data();
             chained_ = nullptr;
             end_block(done);

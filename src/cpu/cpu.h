@@ -537,8 +537,10 @@ class Cpu {
     // cpu/branch_hooks.h; the PMU's part of it out of line.
     inline void after_block(const DecodedInsn* in, size_t done, uint64_t rip_before,
                             uint64_t cs_base, uint8_t cpl);
+    inline void record_branch(const DecodedInsn& last, uint64_t from_lin);
     void pmu_after_block(size_t done, uint8_t cpl, bool branch, bool mispredicted);
-    // The same out of line, for blocks a fault or an exit ended (keeps the run loop small).
+    // The same out of line, for blocks a fault or an exit ended, the PMU's counting and
+    // the end of a chain of translated blocks.
     void after_block_cold(const DecodedInsn* in, size_t done, uint64_t rip_before, uint64_t cs_base,
                           uint8_t cpl);
     void raise_pmi();
@@ -612,8 +614,6 @@ class Cpu {
     }
     Block* chained_ = nullptr;       // the block translated code runs now
     uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping
-    uint64_t trace_rip_ = 0;         // while tracing_: where the chain's last block began
-    bool tracing_ = false;           // this block was entered with kChainTrace
     uint64_t chained_blocks_ = 0;    // blocks entered from another block's translation
     const CpuModel* model_ = &default_cpu_model();
     uint64_t perf_caps_ = 0;

@@ -65,7 +65,7 @@ void Lbr::refresh_filter() {
     filter_ = {};
     keep_bytes_ = {};
     if (!depth_) return;
-    for (uint8_t cpl : {0, 3}) {
+    for (uint8_t cpl = 0; cpl < 4; ++cpl) {
         if (select_ & (cpl == 0 ? LBR_SELECT_CPL_EQ_0 : LBR_SELECT_CPL_NEQ_0)) continue;
         for (int k = static_cast<int>(BranchKind::Jcc); k <= static_cast<int>(BranchKind::Far);
              ++k) {
@@ -74,10 +74,10 @@ void Lbr::refresh_filter() {
             if (select_ & (LBR_SELECT_JCC << (k - 1))) continue;
             const uint16_t bit = static_cast<uint16_t>(1u << class_bit(kind, cpl));
             if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet)
-                pop_ |= bit, filter_[class_bit(kind, cpl)] = kFilterPop;
+                pop_ |= bit, filter_[filter_index(kind, cpl)] = kFilterPop;
             else
                 keep_bytes_[cpl != 0] |= 1ull << (8 * k),
-                    filter_[class_bit(kind, cpl)] = kFilterKeep;
+                    filter_[filter_index(kind, cpl)] = kFilterKeep;
         }
     }
 }

@@ -35,10 +35,33 @@ class BranchPredictor {
     // Returns true if the branch at `from` (not taken: `taken` false) was mispredicted.
     bool resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target, uint64_t next);
 
+    // The steps of resolve() per class, for callers that know the class (the run loop's
+    // recording path, branch_hooks.h). A conditional branch (`taken` 0 or 1): the
+    // mispredict flag, 0 or 1.
+    unsigned jcc(uint64_t from, unsigned taken) {
+        uint8_t& c = counter_[slot(from, kCounters)];
+        const unsigned step = jcc_step_[taken * 8 + c];  // (c is 0, 1, 3 or 7)
+        c = static_cast<uint8_t>(step);
+        return step >> 8;
+    }
+    // A call pushes its return address.
+    void call(uint64_t next) { ras_[ras_top_++ % kReturns] = next; }
+    // An indirect jump or call: mispredicted unless it went where it went last time.
+    bool indirect(uint64_t from, uint64_t target) {
+        uint64_t& t = target_[slot(from, kTargets)];
+        const bool miss = t != target;
+        t = target;
+        return miss;
+    }
+    // A return: mispredicted unless it went to the address the last call pushed.
+    bool ret(uint64_t target) { return ras_[--ras_top_ % kReturns] != target; }
+
   private:
     static constexpr size_t kCounters = 4096, kTargets = 512, kReturns = 16;
     friend class Translator;  // translated code updates the predictor itself (emit_lbr.cc)
-    static size_t slot(uint64_t from, size_t n) { return (from ^ (from >> 12)) & (n - 1); }
+    // A branch's entry in a table of n: its address's low bits, as a simple hardware
+    // predictor indexes its tables (emit_lbr.cc has a copy).
+    static size_t slot(uint64_t from, size_t n) { return from & (n - 1); }
     // A conditional branch's 2-bit saturating counter c (2 and 3 predict taken) as the
     // byte with its c low bits set (0, 1, 3 or 7): not taken shifts it right (c - 1,
     // down to 0), taken is a table (c + 1, up to 3). Translated code does the same with
@@ -48,13 +71,15 @@ class BranchPredictor {
         a.fill(1);  // weakly not taken
         return a;
     }();
-    // The taken step of counter byte b: the byte after it in bits 7:0, and in bits 15:8
-    // the LBR log's mispredict flag (1: b predicted not taken). A member, so translated
-    // code finds it at a fixed offset from the CPU.
-    std::array<uint16_t, 8> jcc_taken_ = [] {
-        std::array<uint16_t, 8> t{};
-        for (unsigned b = 0; b < 8; ++b)
-            t[b] = static_cast<uint16_t>(((2 * b + 1) & 7) | ((b & 2) ? 0 : 0x100));
+    // The step of counter byte b, not taken (entry b) and taken (entry 8 + b): the byte
+    // after it in bits 7:0, and in bits 15:8 the LBR log's mispredict flag (1: b predicted
+    // the other way). A member, so translated code finds it at a fixed offset from the CPU.
+    std::array<uint16_t, 16> jcc_step_ = [] {
+        std::array<uint16_t, 16> t{};
+        for (unsigned b = 0; b < 8; ++b) {
+            t[b] = static_cast<uint16_t>((b >> 1) | ((b & 2) ? 0x100 : 0));
+            t[8 + b] = static_cast<uint16_t>(((2 * b + 1) & 7) | ((b & 2) ? 0 : 0x100));
+        }
         return t;
     }();
     std::array<uint64_t, kTargets> target_{};
@@ -84,6 +109,11 @@ class Lbr {
     // `cpl`; `now` is the core cycle count (LBR_INFO's elapsed cycles).
     void record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
                 uint64_t now);
+    // The same for a branch of a class that call-stack mode never pops (not NearRet),
+    // recorded if `taken` (0 or 1) and its class is kept; `mispredicted` 0 or 1. The run
+    // loop's recording path (branch_hooks.h), which knows the class, calls it.
+    void record_unpopped(uint64_t from, uint64_t to, BranchKind kind, unsigned taken, uint8_t cpl,
+                         unsigned mispredicted, uint64_t now);
     // Recording starts (DEBUGCTL.LBR set): elapsed cycles count from here.
     void started(uint64_t now) {
         sync();
@@ -129,7 +159,11 @@ class Lbr {
     static constexpr uint64_t kFromAddr = (1ull << 61) - 1;
     bool from_has_flags() const { return format_ >= 3 && !info_; }
     static uint64_t decode_from(uint64_t v);
-    // Bit (cpl != 0) * 8 + kind of a class mask (BranchKind has 8 values, None included).
+    // Byte cpl * 8 + kind of filter_ (BranchKind has 8 values, None included).
+    static unsigned filter_index(BranchKind kind, uint8_t cpl) {
+        return cpl * 8u + static_cast<unsigned>(kind);
+    }
+    // Bit (cpl != 0) * 8 + kind of a class mask.
     static unsigned class_bit(BranchKind kind, uint8_t cpl) {
         return (cpl ? 8u : 0u) + static_cast<unsigned>(kind);
     }
@@ -148,11 +182,12 @@ class Lbr {
     uint32_t depth_ = 0;
     bool info_ = false;
     uint64_t select_ = 0;
-    // LBR_SELECT and the depth folded per (CPL != 0) * 8 + class (class_bit), so log()
+    // LBR_SELECT and the depth folded per CPL and class (filter_index), so recording
     // loads one byte: kFilterKeep for the branches written to the stack, kFilterPop for
-    // the returns call-stack mode pops; pop_ the latter as bits.
+    // the returns call-stack mode pops; pop_ the latter as bits (class_bit).
     static constexpr uint8_t kFilterKeep = 1, kFilterPop = 2;
-    std::array<uint8_t, 16> filter_{};
+    static_assert(kFilterKeep == 1);  // record_unpopped adds it
+    std::array<uint8_t, 32> filter_{};
     uint16_t pop_ = 0;
     // The kept classes per CPL (0, not 0) as 8 bytes, byte k 1 when class k is kept:
     // translated code adds byte `kind` of the chain's copy (trace_keep_) to logged_.
@@ -167,7 +202,7 @@ class Lbr {
     // counts is there too (its cycle count starts that one's LBR_INFO). Translated code
     // writes it too: with 256 slots the low byte of logged_ is the next slot's index
     // (no masking), and the flags byte is as the predictor's steps leave it (a SETNE, or
-    // the high byte of BranchPredictor::jcc_taken_).
+    // the high byte of BranchPredictor::jcc_step_).
     static constexpr uint64_t kLog = 256;
     static constexpr uint8_t kLogMispred = 1;
     static_assert(kLog > msr::kLbrMaxDepth && kLog == 256);
@@ -201,44 +236,39 @@ inline void Lbr::record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl
 
 inline void Lbr::log(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
                      uint64_t now) {
-    const unsigned f = filter_[class_bit(kind, cpl)];
-    if (f & kFilterPop) [[unlikely]]
+    if (filter_[filter_index(kind, cpl)] & kFilterPop) [[unlikely]]
         return pop();  // call-stack mode: a return pops its call
+    record_unpopped(from, to, kind, 1, cpl, mispredicted, now);
+}
+
+inline void Lbr::record_unpopped(uint64_t from, uint64_t to, BranchKind kind, unsigned taken,
+                                 uint8_t cpl, unsigned mispredicted, uint64_t now) {
+    const unsigned f = filter_[filter_index(kind, cpl)];
     const size_t i = logged_ % kLog;
     log_from_[i] = from;
     log_to_[i] = to;
     log_stamp_[i] = now;
-    log_flags_[i] = mispredicted ? kLogMispred : 0;
-    logged_ += f & kFilterKeep;
+    log_flags_[i] = static_cast<uint8_t>(mispredicted * kLogMispred);
+    logged_ += f & taken;  // (kFilterKeep is bit 0)
 }
 
 // Inline: the CPU calls it for every branch while DEBUGCTL.LBR is set or a counter counts
 // branch misses.
 inline bool BranchPredictor::resolve(BranchKind kind, uint64_t from, bool taken, uint64_t target,
                                      uint64_t next) {
-    if (kind == BranchKind::Jcc) {
-        uint8_t& c = counter_[slot(from, kCounters)];
-        const unsigned old = c;
-        const unsigned step = jcc_taken_[old & 7];
-        c = static_cast<uint8_t>(taken ? step : old >> 1);
-        return ((old >> 1) & 1) != static_cast<unsigned>(taken);  // predicted taken: c >= 2
-    }
     switch (kind) {
+        case BranchKind::Jcc:
+            return jcc(from, taken);
         case BranchKind::NearRelCall:
-            ras_[ras_top_++ % kReturns] = next;
+            call(next);
             return false;
         case BranchKind::NearIndCall:
-        case BranchKind::NearIndJmp: {
-            if (kind == BranchKind::NearIndCall) ras_[ras_top_++ % kReturns] = next;
-            uint64_t& t = target_[slot(from, kTargets)];
-            const bool miss = t != target;
-            t = target;
-            return miss;
-        }
-        case BranchKind::NearRet: {
-            const uint64_t predicted = ras_[--ras_top_ % kReturns];
-            return predicted != target;
-        }
+            call(next);
+            return indirect(from, target);
+        case BranchKind::NearIndJmp:
+            return indirect(from, target);
+        case BranchKind::NearRet:
+            return ret(target);
         default:
             return false;
     }

@@ -29,7 +29,7 @@ bool fits_imm32(uint64_t v) {
 // BranchPredictor::slot, for the tables' sizes.
 constexpr size_t kCounters = 4096, kTargets = 512;
 size_t slot(uint64_t from, size_t n) {
-    return (from ^ (from >> 12)) & (n - 1);
+    return from & (n - 1);
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ struct CpuLayout {
     int32_t pmu_synced, chained_blocks;
     // LBR recording by translated code (emit_lbr.cc): Lbr's chain state (trace_done_)
     // and filter (trace_keep_, trace_pop_ret_), its log (log_from_, log_to_, log_stamp_,
-    // log_flags_, logged_), its BranchPredictor's tables (counter_, jcc_taken_, target_,
+    // log_flags_, logged_), its BranchPredictor's tables (counter_, jcc_step_, target_,
     // ras_, ras_top_).
     int32_t lbr_trace_done, lbr_trace_keep, lbr_trace_pop_ret;
     int32_t lbr_log_from, lbr_log_to, lbr_log_stamp, lbr_log_flags, lbr_logged;
