@@ -9,6 +9,7 @@
 
 #include <random>
 
+#include "cpu/exec/x87.h"
 #include "machine.h"
 
 namespace softkvm::cpu::test {
@@ -415,6 +416,40 @@ TEST_F(FpTest, X87ExceptionsWaitForTheNextWaitingInstruction) {
     cpu_.state_changed();
     s.fsw = 0;
     EXPECT_EQ(emulate({0x9b}, b), -1);  // fwait: TS without MP
+}
+
+// FPREM and FPREM1 of a QNaN clear C1 and C2 and leave C0 and C3 as they were: the
+// guest's, whatever the host's last x87 operation left in the host's status word (the
+// silicon does so; found by fuzz_cpu, whose result for an input depended on the inputs
+// run before it in the same process). The host's codes are set natively first, the
+// opposite of the guest's: equal operands give C3 (FUCOMPP), 1 > 0 none; FXAM (done by
+// the model, not on the host) gives the guest C0 for a NaN.
+TEST_F(FpTest, X87RemainderOfANanKeepsTheGuestsC0AndC3) {
+    ASSERT_NE(page_, MAP_FAILED);
+    using x87::kC0;
+    using x87::kCc;
+    const CpuState::F80 qnan{0xC000000000000000ull, 0x7FFF}, one{0x8000000000000000ull, 0x3FFF};
+    // fldz; fldz (or fld1); fucompp
+    const std::vector<uint8_t> host_equal = {0xd9, 0xee, 0xd9, 0xee, 0xda, 0xe9};
+    const std::vector<uint8_t> host_greater = {0xd9, 0xee, 0xd9, 0xe8, 0xda, 0xe9};
+    for (const uint8_t rem : {0xf5, 0xf8}) {  // FPREM1, FPREM
+        for (const bool fxam : {false, true}) {
+            Block b{};
+            std::memcpy(b.a, &qnan.mant, 8), std::memcpy(b.a + 8, &qnan.se, 2);
+            std::memcpy(b.b, &one.mant, 8), std::memcpy(b.b + 8, &one.se, 2);
+            // fninit; fldt 16(rdi) (1.0); fldt (rdi) (QNaN); [fxam]; fprem(1); fnstsw ax
+            std::vector<uint8_t> code = {0xdb, 0xe3, 0xdb, 0x6f, 0x10, 0xdb, 0x2f};
+            if (fxam) code.insert(code.end(), {0xd9, 0xe5});
+            code.insert(code.end(), {0xd9, rem, 0xdf, 0xe0});
+            Block scratch{};
+            native(fxam ? host_greater : host_equal, scratch);
+            ASSERT_EQ(emulate(code, b), -1);
+            // C3 C2 C1 C0: none after FNINIT; C0 after FXAM of a positive QNaN.
+            EXPECT_EQ(cpu_.state().gpr[RAX] & kCc, fxam ? kC0 : 0u)
+                << (rem == 0xf5 ? "fprem1" : "fprem") << (fxam ? " after fxam" : "");
+            EXPECT_EQ(cpu_.state().fsw & kCc, fxam ? kC0 : 0u);
+        }
+    }
 }
 
 // PINSRW/PEXTRW, MOVNTI, MOVNTDQ (aligned) and MASKMOVDQU (byte-masked store at RDI).

@@ -76,6 +76,23 @@ struct HostResult {
     uint16_t sw = 0;
 };
 
+// The x87 environment a host operation starts from, as FLDENV loads it in the 32-bit
+// protected-mode layout (SDM vol. 1 §8.1.10, figure 8-9): control word `cw`, a status
+// word holding only the guest's condition codes (`sw` & C0-C3: no exception flag, TOP 0)
+// and every register empty (the host stack is empty between operations, as the x86-64
+// ABI has it). The instruction and data pointers are not used.
+struct HostEnv {
+    uint16_t fcw, pad0, fsw, pad1, ftw, pad2;
+    uint32_t fip, fcs_fop, fdp, fds;
+};
+static_assert(sizeof(HostEnv) == 28);
+inline constexpr uint16_t kFtwAllEmpty = 0xFFFF;  // tag 11 in every register (§8.1.7)
+inline HostEnv host_env(uint16_t cw, uint16_t sw) {
+    HostEnv e{};
+    e.fcw = cw, e.fsw = sw & kCc, e.ftw = kFtwAllEmpty;
+    return e;
+}
+
 // ---- Instruction-level helpers (x87.cc) ----
 // The checks every x87 instruction makes first (SDM vol. 1 §8.1.4, vol. 3 §2.5): CR0.EM or
 // CR0.TS: #NM; a waiting instruction with a pending unmasked exception: #MF (CR0.NE set;

@@ -8,25 +8,31 @@ namespace softkvm::cpu::x87 {
 namespace {
 
 // Host operation shapes. `a` is the guest's ST(0) operand, `b` the other one; the host
-// stack holds b below a, so ST(0) = a and ST(1) = b when `text` runs. The host control
-// word is the guest's with invalid, denormal and divide-by-zero masked: those are
-// pre-computation exceptions, handled by the model before anything is written; overflow
-// and underflow stay as the guest has them, so that an unmasked one gives the SDM's
-// exponent-adjusted result. The pending host exception is cleared (FNCLEX) before the
-// next waiting host instruction.
-#define SKVM_X87_PRE(cwv)                            \
-    HostResult h;                                    \
-    uint16_t saved;                                  \
-    const uint16_t hcw = static_cast<uint16_t>(cwv); \
+// stack holds b below a, so ST(0) = a and ST(1) = b when `text` runs. The host starts from
+// an environment of its own (FLDENV, see HostEnv): the guest's control word with invalid,
+// denormal and divide-by-zero masked (those are pre-computation exceptions, handled by
+// the model before anything is written; overflow and underflow stay as the guest has
+// them, so that an unmasked one gives the SDM's exponent-adjusted result), no exception
+// flag set, and the guest's condition codes. The pending host exception is cleared
+// (FNCLEX) before the next waiting host instruction.
+//
+// The condition codes are the guest's because an operation may leave some of them as
+// they were: FPREM and FPREM1 with a NaN or an invalid operand clear C1 and C2 and keep
+// C0 and C3, as the silicon shows (fp_test.cc); a host left with the codes of its last
+// operation, whatever guest or CPU ran it, would hand those to the guest instead.
+#define SKVM_X87_PRE(cwv)                                         \
+    HostResult h;                                                 \
+    uint16_t saved;                                               \
+    const HostEnv env = host_env(static_cast<uint16_t>(cwv), sw); \
     const Raw ra = raw(a);
-#define SKVM_X87_IN [a] "m"(ra), [cw] "m"(hcw)
+#define SKVM_X87_IN [a] "m"(ra), [env] "m"(env)
 #define SKVM_X87_OUT [r0] "=m"(h.r0), [r1] "=m"(h.r1), [sw] "=m"(h.sw), [sv] "=m"(saved)
-#define SKVM_X87_ENTER "fnstcw %[sv]\n\tfnclex\n\tfldcw %[cw]\n\tfnclex\n\t"
+#define SKVM_X87_ENTER "fnstcw %[sv]\n\tfnclex\n\tfldenv %[env]\n\t"
 #define SKVM_X87_LEAVE "\n\tfnstsw %[sw]\n\tfnclex\n\tfldcw %[sv]\n\t"
 
 // a OP b, leaving the result in ST(0) and b in ST(1).
 #define SKVM_X87_BIN2(name, text, cwx)                                                   \
-    HostResult name(const F80& a, const F80& b, uint16_t cw) {                           \
+    HostResult name(const F80& a, const F80& b, uint16_t cw, uint16_t sw) {              \
         SKVM_X87_PRE(cw | (cwx))                                                         \
         const Raw rb = raw(b);                                                           \
         __asm__ volatile(SKVM_X87_ENTER "fldt %[b]\n\tfldt %[a]\n\t" text SKVM_X87_LEAVE \
@@ -38,7 +44,7 @@ namespace {
     }
 // An operation that pops: one result.
 #define SKVM_X87_BIN1(name, text)                                                        \
-    HostResult name(const F80& a, const F80& b, uint16_t cw) {                           \
+    HostResult name(const F80& a, const F80& b, uint16_t cw, uint16_t sw) {              \
         SKVM_X87_PRE(cw | 7)                                                             \
         const Raw rb = raw(b);                                                           \
         __asm__ volatile(SKVM_X87_ENTER "fldt %[b]\n\tfldt %[a]\n\t" text SKVM_X87_LEAVE \
@@ -50,7 +56,7 @@ namespace {
     }
 // One operand, one result.
 #define SKVM_X87_UN1(name, text)                                                          \
-    HostResult name(const F80& a, uint16_t cw) {                                          \
+    HostResult name(const F80& a, uint16_t cw, uint16_t sw) {                             \
         SKVM_X87_PRE(cw | 7)                                                              \
         __asm__ volatile(SKVM_X87_ENTER "fldt %[a]\n\t" text SKVM_X87_LEAVE "fstpt %[r0]" \
                          : SKVM_X87_OUT:SKVM_X87_IN                                       \
@@ -59,7 +65,7 @@ namespace {
     }
 // One operand, two results (r0 the new ST(0), r1 the one below).
 #define SKVM_X87_UN2(name, text)                                            \
-    HostResult name(const F80& a, uint16_t cw) {                            \
+    HostResult name(const F80& a, uint16_t cw, uint16_t sw) {               \
         SKVM_X87_PRE(cw | 7)                                                \
         __asm__ volatile(SKVM_X87_ENTER "fldt %[a]\n\t" text SKVM_X87_LEAVE \
                                         "fstpt %[r0]\n\tfstpt %[r1]"        \
@@ -71,7 +77,7 @@ namespace {
 // ST(0) op a memory operand in its own format (m32/m64 real, m16/m32 integer), as the
 // silicon converts and flags it.
 #define SKVM_X87_MEM(name, text, cwx)                                                             \
-    HostResult name(const F80& a, uint64_t mv, uint16_t cw) {                                     \
+    HostResult name(const F80& a, uint64_t mv, uint16_t cw, uint16_t sw) {                        \
         SKVM_X87_PRE(cw | (cwx))                                                                  \
         __asm__ volatile(SKVM_X87_ENTER "fldt %[a]\n\t" text " %[m]" SKVM_X87_LEAVE "fstpt %[r0]" \
                          : SKVM_X87_OUT                                                           \
@@ -129,8 +135,8 @@ SKVM_X87_UN2(h_fsincos, "fsincos")
 SKVM_X87_UN2(h_fptan, "fptan")
 SKVM_X87_UN2(h_fxtract, "fxtract")
 
-using Bin = HostResult (*)(const F80&, const F80&, uint16_t);
-using Un = HostResult (*)(const F80&, uint16_t);
+using Bin = HostResult (*)(const F80&, const F80&, uint16_t, uint16_t);
+using Un = HostResult (*)(const F80&, uint16_t, uint16_t);
 
 // Takes a host operation's flags: false (nothing written, no pop) when an unmasked
 // pre-computation exception (IE, DE, ZE) ends the instruction (SDM vol. 1 §8.5).
@@ -145,7 +151,7 @@ bool take(CpuState& s, uint16_t sw) {
     return true;
 }
 
-using Mem = HostResult (*)(const F80&, uint64_t, uint16_t);
+using Mem = HostResult (*)(const F80&, uint64_t, uint16_t, uint16_t);
 // The host operation of a memory form: row add sub subr mul div divr com, column m32 real,
 // m64 real, m16 integer, m32 integer.
 constexpr Mem kMemOps[7][4] = {
@@ -191,7 +197,7 @@ void op_arith(Cpu& c, const DecodedInsn& i) {
     }
     HostResult h;
     if (src < 0) {
-        h = mem_op(static_cast<int>(K), Integer, o.size)(reg(s, 0), bits, s.fcw);
+        h = mem_op(static_cast<int>(K), Integer, o.size)(reg(s, 0), bits, s.fcw, s.fsw);
     } else {
         const bool rev = K == A::SubR || K == A::DivR;
         const F80& a = rev ? reg(s, src) : reg(s, d);
@@ -200,7 +206,7 @@ void op_arith(Cpu& c, const DecodedInsn& i) {
                        : (K == A::Sub || K == A::SubR) ? h_sub
                        : K == A::Mul                   ? h_mul
                                                        : h_div;
-        h = op(a, b, s.fcw);
+        h = op(a, b, s.fcw, s.fsw);
     }
     if (!take(s, h.sw)) return;
     reg(s, d) = val(h.r0);
@@ -231,8 +237,8 @@ void op_fcom(Cpu& c, const DecodedInsn& i) {
         if (!underflow(s)) return;
     } else {
         if (other >= 0) b = reg(s, other);
-        const HostResult h = mem ? mem_op(6, Integer, i.op[0].size)(reg(s, 0), bits, s.fcw)
-                                 : (Unordered ? h_fucom : h_fcom)(reg(s, 0), b, s.fcw);
+        const HostResult h = mem ? mem_op(6, Integer, i.op[0].size)(reg(s, 0), bits, s.fcw, s.fsw)
+                                 : (Unordered ? h_fucom : h_fcom)(reg(s, 0), b, s.fcw, s.fsw);
         const uint16_t f = h.sw & kFlags;
         // An unmasked IE or DE stops the pops; the silicon sets the codes all the same.
         stop = raise(s, f) & (kIE | kDE);
@@ -277,7 +283,7 @@ void op_unary(Cpu& c, const DecodedInsn& i) {
         reg(s, 0) = kIndefinite, s.ftw |= 1 << phys(s, 0);
         return;
     }
-    const HostResult h = Op(reg(s, 0), s.fcw);
+    const HostResult h = Op(reg(s, 0), s.fcw, s.fsw);
     if (!take(s, h.sw)) return;
     if (Trig) set_cc(s, kC2, h.sw);
     reg(s, 0) = val(h.r0);
@@ -302,7 +308,7 @@ void op_unary2(Cpu& c, const DecodedInsn& i) {
         set_cc(s, kC2 | kC1, kC2);  // out of range: operand unchanged
         return;
     }
-    const HostResult h = Op(v, s.fcw);
+    const HostResult h = Op(v, s.fcw, s.fsw);
     if (!take(s, h.sw)) return;
     if (Trig) set_cc(s, kC2, 0);
     reg(s, 0) = val(h.r1);
@@ -320,7 +326,7 @@ void op_st0_st1(Cpu& c, const DecodedInsn& i) {
         reg(s, 0) = kIndefinite, s.ftw |= 1 << phys(s, 0);
         return;
     }
-    const HostResult h = Op(reg(s, 0), reg(s, 1), s.fcw);
+    const HostResult h = Op(reg(s, 0), reg(s, 1), s.fcw, s.fsw);
     if (!take(s, h.sw)) return;
     if (Rem) set_cc(s, kC0 | kC1 | kC2 | kC3, h.sw);
     reg(s, 0) = val(h.r0);
@@ -337,7 +343,7 @@ void op_st1_pop(Cpu& c, const DecodedInsn& i) {
         pop(s);
         return;
     }
-    const HostResult h = Op(reg(s, 0), reg(s, 1), s.fcw);
+    const HostResult h = Op(reg(s, 0), reg(s, 1), s.fcw, s.fsw);
     if (!take(s, h.sw)) return;
     reg(s, 1) = val(h.r0);
     pop(s);
