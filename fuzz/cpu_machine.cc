@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cpu/exec/sse_util.h"
+#include "cpu/exec/x87.h"
 #include "cpu/msr_index.h"
 
 namespace softkvm::fuzz {
@@ -148,12 +150,29 @@ class CpuFuzzOwner : public CpuOwner {
     }
 };
 
+void set_host_fpu(HostFpu status) {
+    // FNSTENV (which then masks every x87 exception; FLDENV puts the control word back)
+    // and STMXCSR: the host's environment, whose status parts change (SDM vol. 1 §8.1.10,
+    // §10.2.3): the x87 status word keeps only TOP; the condition codes and the flags the
+    // control word masks are set for `Set` (an unmasked one would trap at the next
+    // waiting instruction), and every MXCSR flag (SSE raises only what an operation
+    // detects).
+    x87::HostEnv env;
+    uint32_t csr;
+    __asm__ volatile("fnstenv %[e]\n\tstmxcsr %[c]" : [e] "=m"(env), [c] "=m"(csr));
+    const bool set = status == HostFpu::Set;
+    env.fsw = static_cast<uint16_t>((env.fsw & x87::kTopMask) |
+                                    (set ? x87::kCc | (env.fcw & x87::kFlags) : 0));
+    csr = set ? csr | sse::kMxcsrFlags : csr & ~sse::kMxcsrFlags;
+    __asm__ volatile("fldenv %[e]\n\tldmxcsr %[c]" : : [e] "m"(env), [c] "m"(csr));
+}
+
 bool CpuFuzzMachine::available(Engine engine) {
     return engine == Engine::Interp || translator_available();
 }
 
-CpuFuzzMachine::CpuFuzzMachine(Engine engine)
-    : owner_(std::make_unique<CpuFuzzOwner>()), cpu_(std::make_unique<Cpu>(*owner_)) {
+CpuFuzzMachine::CpuFuzzMachine(Engine engine, HostFpu host)
+    : host_(host), owner_(std::make_unique<CpuFuzzOwner>()), cpu_(std::make_unique<Cpu>(*owner_)) {
     if (!cpu_->set_engine(engine)) {
         std::fprintf(stderr, "fuzz: the %s engine is not available\n", engine_name(engine));
         std::exit(1);
@@ -248,6 +267,7 @@ CpuFuzzResult CpuFuzzMachine::run(const uint8_t* data, size_t size) {
     for (uint64_t at : {kPml4, kPdpt, kPd, kPt}) dirty_ |= 1ull << (at / kPage);
     for (uint64_t at = kCode; at < kCode + code_len; at += kPage) dirty_ |= 1ull << (at / kPage);
 
+    set_host_fpu(host_);
     CpuFuzzOwner& owner = *owner_;
     owner.start(h);
     Cpu& cpu = *cpu_;

@@ -49,6 +49,18 @@ struct CpuFuzzResult {
 
 class CpuFuzzOwner;
 
+// The host's floating-point status an input starts from. A host x87 or SSE operation
+// leaves condition codes (x87 C0-C3) and sticky exception flags (x87 FSW and MXCSR bits
+// 0-5) behind; they belong to the thread, so every machine in the process shares them,
+// and a new machine made in the process starts from what the last input left. The CPU
+// must not let them through to a guest. run() sets them first: `Clear` none of them,
+// `Set` all of them (the x87 flags only where the host's control word masks them). The
+// target runs the interpreter's machine from `Set` and the translator's and new machines
+// from `Clear`, so a result that depends on them makes two machines disagree on the
+// input itself, whatever ran before it.
+enum class HostFpu { Clear, Set };
+void set_host_fpu(HostFpu status);
+
 class CpuFuzzMachine {
   public:
     static constexpr uint64_t kRam = 256 << 10;
@@ -62,12 +74,13 @@ class CpuFuzzMachine {
 
     // False when `engine` is not available in this build or on this host.
     static bool available(cpu::Engine engine);
-    explicit CpuFuzzMachine(cpu::Engine engine);
+    explicit CpuFuzzMachine(cpu::Engine engine, HostFpu host = HostFpu::Clear);
     ~CpuFuzzMachine();
     CpuFuzzMachine(const CpuFuzzMachine&) = delete;
     CpuFuzzMachine& operator=(const CpuFuzzMachine&) = delete;
 
-    // Runs one input (at least a header) from the machine's initial state. Aborts the
+    // Runs one input (at least a header) from the machine's initial state and the host
+    // floating-point status given to the constructor. Aborts the
     // process with a one-line message when the CPU breaks the oracle's rules: more
     // instructions retired than run() allowed, or a livelock.
     CpuFuzzResult run(const uint8_t* data, size_t size);
@@ -82,6 +95,7 @@ class CpuFuzzMachine {
     // Bit (page number) for each of the 64 RAM pages the last input may have changed: the
     // CPU's written_pages() and the pages run() set up (tables, code).
     uint64_t dirty_ = ~0ull;
+    HostFpu host_;
     std::unique_ptr<CpuFuzzOwner> owner_;
     std::unique_ptr<cpu::Cpu> cpu_;
     uint8_t* ram_;

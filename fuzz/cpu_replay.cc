@@ -1,16 +1,27 @@
 // fuzz_cpu_replay: runs fuzz_cpu inputs outside libFuzzer, with the same oracle, and
 // checks that the machines' reset is exact: every input gives the same digest (final
 // state, events, RAM) whether the inputs run in name order, in reverse or interleaved,
-// on machines reused across inputs. Also a driver for profiling the target (--repeat).
+// on machines reused across inputs, on new machines and (--alone) in a process that runs
+// nothing else. Also a driver for profiling the target (--repeat).
 //
-// Usage: fuzz_cpu_replay [--repeat N [--interp] [--fresh]] [--list] FILE|DIR...
+// Usage: fuzz_cpu_replay [--repeat N [--interp] [--fresh]] [--list] [--alone] FILE|DIR...
+//        fuzz_cpu_replay --digest FILE
 //   --list: one line per input (instructions, run() calls, last stop reason, digest).
+//   --alone: also runs each input in a process of its own (this program with --digest,
+//   which prints the input's digest), which must give the digest it gave after the
+//   inputs before it: nothing outside the machines (a static, the host's state) may
+//   carry an input's effects over to the next.
 //   --repeat N: runs the inputs N times and prints the CPU time per input; with --interp
 //   the interpreter only, with --fresh a machine made for each input (as the target was
 //   before its machines were reused), to measure what each part costs.
+// As in the target, the interpreter's machine runs from the host floating-point status
+// HostFpu::Set, the translator's and new machines from Clear (cpu_machine.h).
 // Exit status: 0 all orders agree; 1 an input's digest depends on what ran before it, or
-// the machines keep memory an input allocated; 2 bad usage or unreadable input. An oracle failure
-// aborts (as under libFuzzer).
+// the machines keep memory an input allocated; 2 bad usage or unreadable input. An oracle
+// failure aborts (as under libFuzzer).
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +43,7 @@ using softkvm::cpu::Engine;
 using softkvm::fuzz::CpuFuzzHeader;
 using softkvm::fuzz::CpuFuzzMachine;
 using softkvm::fuzz::CpuFuzzResult;
+using softkvm::fuzz::HostFpu;
 
 struct Input {
     std::string name;
@@ -69,7 +81,9 @@ uint64_t run_input(CpuFuzzMachine& interp, CpuFuzzMachine* xlate, const Input& i
     if (xlate) {
         const CpuFuzzResult b = xlate->run(in.bytes.data(), in.bytes.size());
         if (std::memcmp(&a, &b, sizeof a) != 0 || !CpuFuzzMachine::same_ram(interp, *xlate)) {
-            std::fprintf(stderr, "fuzz_cpu_replay: %s: interpreter and translator differ\n",
+            std::fprintf(stderr,
+                         "fuzz_cpu_replay: %s: interpreter (host FPU status set) and translator "
+                         "(clear) differ\n",
                          in.name.c_str());
             std::abort();
         }
@@ -82,6 +96,35 @@ uint64_t run_input(CpuFuzzMachine& interp, CpuFuzzMachine* xlate, const Input& i
             static_cast<unsigned long long>(a.icount), static_cast<unsigned long long>(a.runs),
             static_cast<unsigned long long>(a.stop), static_cast<unsigned long long>(digest));
     return digest;
+}
+
+// The digest of `in` in a process that runs nothing else (`self` --digest NAME), or
+// false when that process fails (an oracle failure aborts it).
+bool digest_alone(const char* self, const Input& in, uint64_t& digest) {
+    int fd[2];
+    if (pipe(fd) != 0) return false;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fd[0]);
+    posix_spawn_file_actions_addclose(&fa, fd[1]);
+    std::string digest_arg = "--digest", name = in.name;
+    char* argv[] = {const_cast<char*>(self), digest_arg.data(), name.data(), nullptr};
+    pid_t pid = -1;
+    const int err = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd[1]);
+    std::string out;
+    char buf[64];
+    for (ssize_t n; err == 0 && (n = read(fd[0], buf, sizeof buf)) > 0;) out.append(buf, n);
+    close(fd[0]);
+    int status = 0;
+    if (err != 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return false;
+    char* end = nullptr;
+    digest = std::strtoull(out.c_str(), &end, 16);
+    return end != out.c_str() && *end == '\n';
 }
 
 // C++ allocations not yet freed, counted by the replacement operator new and delete
@@ -118,7 +161,7 @@ size_t heap_in_use() {
 
 int main(int argc, char** argv) {
     long repeat = 0;
-    bool list = false, interp_only = false, fresh_each = false;
+    bool list = false, interp_only = false, fresh_each = false, alone = false, digest = false;
     std::vector<Input> inputs;
     for (int k = 1; k < argc; ++k) {
         const std::string arg = argv[k];
@@ -133,17 +176,27 @@ int main(int argc, char** argv) {
             interp_only = true;
         } else if (arg == "--fresh") {
             fresh_each = true;
+        } else if (arg == "--alone") {
+            alone = true;
+        } else if (arg == "--digest") {
+            digest = true;
         } else {
             load(arg, inputs);
         }
     }
     if (inputs.empty()) usage_error("no inputs (usage: fuzz_cpu_replay [--repeat N] FILE|DIR...)");
 
-    CpuFuzzMachine interp(Engine::Interp);
+    if (digest && inputs.size() != 1) usage_error("--digest takes one input");
+    CpuFuzzMachine interp(Engine::Interp, HostFpu::Set);
     std::unique_ptr<CpuFuzzMachine> xlate;
     if (!interp_only && CpuFuzzMachine::available(Engine::Translate))
         xlate = std::make_unique<CpuFuzzMachine>(Engine::Translate);
 
+    if (digest) {
+        std::printf("%016llx\n",
+                    static_cast<unsigned long long>(run_input(interp, xlate.get(), inputs[0])));
+        return 0;
+    }
     if (repeat) {  // profiling: the same work as the fuzz target, no order checks or digests
         const std::clock_t t0 = std::clock();
         for (long r = 0; r < repeat; ++r) {
@@ -152,7 +205,7 @@ int main(int argc, char** argv) {
                     run_input(interp, xlate.get(), in, false, true);
                     continue;
                 }
-                CpuFuzzMachine a(Engine::Interp);
+                CpuFuzzMachine a(Engine::Interp, HostFpu::Set);
                 std::unique_ptr<CpuFuzzMachine> b;
                 if (xlate) b = std::make_unique<CpuFuzzMachine>(Engine::Translate);
                 run_input(a, b.get(), in, false, true);
@@ -213,11 +266,30 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
+    // Each input in a process of its own.
+    for (size_t k = 0; alone && k < n; ++k) {
+        uint64_t d = 0;
+        if (!digest_alone(argv[0], inputs[k], d)) {
+            std::fprintf(stderr, "fuzz_cpu_replay: %s: its process of its own failed\n",
+                         inputs[k].name.c_str());
+            return 1;
+        }
+        if (d != first[k]) {
+            std::fprintf(stderr,
+                         "fuzz_cpu_replay: %s gives digest %016llx in a process of its own, "
+                         "%016llx after the inputs before it: something outside the machines "
+                         "carries over\n",
+                         inputs[k].name.c_str(), static_cast<unsigned long long>(d),
+                         static_cast<unsigned long long>(first[k]));
+            return 1;
+        }
+    }
     uint64_t all = 0;
     for (uint64_t d : first) all = all * 0x100000001B3ull ^ d;
     std::printf(
-        "fuzz_cpu_replay: %zu inputs, %s, same digests in 3 orders and on new machines (%016llx)\n",
-        n, xlate ? "interpreter == translator" : "interpreter only",
+        "fuzz_cpu_replay: %zu inputs, %s, same digests in 3 orders, on new machines%s "
+        "(%016llx)\n",
+        n, xlate ? "interpreter == translator" : "interpreter only", alone ? " and alone" : "",
         static_cast<unsigned long long>(all));
     return 0;
 }
