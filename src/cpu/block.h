@@ -37,12 +37,15 @@ struct Block {
     // Its direct exits' successors (a last Jcc's taken way: 0; the block's end, unless it
     // ends with an indirect or far branch: 1), as its translation last found them
     // (through the links or the jump cache): that successor's chaining entry, valid for
-    // this RIP while `gen` is the CPU's block generation (translate/chain.cc). Filled by
-    // the generated code.
+    // this RIP while `gen` is the CPU's direct-exit generation (Cpu::direct_gen_,
+    // translate/chain.cc). Filled by the generated code. `trace_rip` is `rip` where the
+    // successor was built at that RIP (its host_rip), else ~0: translated code that
+    // records LBRs takes only such a slot, as it follows only such links.
     struct DirectExit {
         uint64_t rip = ~0ull;
         uint64_t gen = 0;  // never a generation (they start at 1)
         const void* to = nullptr;
+        uint64_t trace_rip = ~0ull;
     } direct[2];
     // The RIP it was built at: its translation's LBR recording has its addresses as
     // constants from it, so while recording it is only entered there (translate/emit_lbr.cc).

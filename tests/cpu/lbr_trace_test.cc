@@ -4,8 +4,8 @@
 // block end, whenever the guest or the host looks: after every run() step of several sizes
 // (a step's end refuses a chaining entry), with RDMSR and WRMSR of the LBR MSRs between
 // chained blocks, in call-stack mode, at CPL 3, with the code at a second linear address
-// (its translations assume the first), at addresses beyond 32-bit immediates, in
-// compatibility mode, and with an exception at the end.
+// (its translations assume the first; also reached through a direct exit), at addresses
+// beyond 32-bit immediates, in compatibility mode, and with an exception at the end.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -203,6 +203,49 @@ TEST(LbrTrace, CodeRunAtAnotherLinearAddress) {
         EXPECT_EQ(e.xlate.vector_taken(), VEC_UD);
         // Recorded at the second address (the #UD's FROM is the alias's UD2).
         EXPECT_EQ(e.xlate.cpu_.lbr().recent(0).from, kAlias + BareMachine::kCode + kLoopUd2);
+    }
+}
+
+TEST(LbrTrace, DirectExitIntoABlockBuiltAtAnotherAddress) {
+    // A direct JMP (block B2) to S, whose block was built at S's alias 2 MiB higher: with
+    // recording off, B2's direct exit remembers S's translation (Block::direct); with
+    // recording on, that translation's records would name the alias, so the traced exit
+    // must not take it there (Block::DirectExit::trace_rip): the run loop runs S.
+    //   0: dec ecx; jz 12; jmp 7; nop; 7: inc edx; jmp r13 (= kCode); 12: ud2
+    constexpr uint8_t kCode[] = {0xff, 0xc9, 0x74, 0x08, 0xeb, 0x01, 0x90,
+                                 0xff, 0xc2, 0x41, 0xff, 0xe5, 0x0f, 0x0b};
+    constexpr uint64_t kAlias = 0x200000, kS = 7, kUd2 = 12;
+    for (uint64_t step : {0, 7}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(kCode, 0);
+        for (BareMachine* m : {&e.interp, &e.xlate}) {
+            m->put64(0x3008, 0x000000 | PTE_P | PTE_RW | PTE_PS);
+            CpuState& s = m->cpu_.state();
+            s.debugctl = 0;
+            s.gpr[RCX] = 400;
+            s.gpr[R13] = BareMachine::kCode;
+            s.rip = kAlias + BareMachine::kCode + kS;  // S's block is built there
+            m->cpu_.state_changed();
+            // 100 rounds unrecorded: B2's exit finds S's translation and remembers it.
+            ASSERT_EQ(m->cpu_.run(500), StopReason::InsnLimit);
+            s.debugctl = DEBUGCTL_LBR;
+        }
+        const std::string what = "alias direct exit step " + std::to_string(step);
+        for (int k = 1; k < 100000; ++k) {
+            const uint64_t limit = step ? 500 + step * k : 0;
+            const StopReason a = e.interp.cpu_.run(limit), b = e.xlate.cpu_.run(limit);
+            ASSERT_EQ(a, b) << what << " " << k;
+            ASSERT_EQ(e.interp.cpu_.instructions_retired(), e.xlate.cpu_.instructions_retired());
+            ASSERT_EQ(lbr_msrs(e.interp.cpu_), lbr_msrs(e.xlate.cpu_)) << what << " " << k;
+            if (a != StopReason::InsnLimit) break;
+        }
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD) << what;
+        // the last round's JMP R13 (before its JZ) was recorded at its own address, not the
+        // alias's.
+        EXPECT_EQ(e.xlate.cpu_.lbr().recent(0).from, BareMachine::kCode + kUd2) << what;
+        EXPECT_EQ(e.xlate.cpu_.lbr().recent(2).from, BareMachine::kCode + kS + 2) << what;
+        EXPECT_GT(e.xlate.cpu_.translator()->stats().chained_blocks, 100u) << what;
     }
 }
 

@@ -121,7 +121,7 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int e
     if (quiet) {
         // kChainTrace: LBR recording (emit_lbr.cc), then on to the successor.
         L(trace);
-        if (emit_lbr_record(b, way)) emit_successor_lookup(b, true, -1);
+        if (emit_lbr_record(b, way)) emit_successor_lookup(b, true, exit);
     }
 }
 
@@ -134,10 +134,11 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
     const int32_t ex = exit * off_.exit_size;
     if (exit >= 0) {
         // A direct exit: the successor it led to last time, while still valid (R11: the
-        // slots' generation, Cpu::direct_gen_).
+        // slots' generation, Cpu::direct_gen_). Traced: only one built at this RIP
+        // (Block::DirectExit::trace_rip).
         Xbyak::Label miss;
         mov(r11, qword[rbx + off_.direct_gen]);
-        cmp(rax, qword[r9 + ex + off_.exit_rip]);
+        cmp(rax, qword[r9 + ex + (traced ? off_.exit_trace_rip : off_.exit_rip)]);
         jne(miss);
         cmp(r11, qword[r9 + ex + off_.exit_gen]);
         jne(miss);
@@ -159,7 +160,7 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
         if (exit >= 0)
             jmp(found, T_NEAR);
         else
-            enter_successor(exit, out);
+            enter_successor(exit, traced, out);
         L(next);
     }
     // Jump cache: entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
@@ -194,10 +195,10 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
     mov(rcx, qword[rcx + 16]);
     // (The run loop would link the block it finds here: a direct exit remembers it.)
     L(found);
-    enter_successor(exit, out);
+    enter_successor(exit, traced, out);
 }
 
-void BlockEmitter::enter_successor(int exit, Xbyak::Label& out) {
+void BlockEmitter::enter_successor(int exit, bool traced, Xbyak::Label& out) {
     mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
     test(r8, r8);
     jz(out, T_NEAR);
@@ -215,6 +216,16 @@ void BlockEmitter::enter_successor(int exit, Xbyak::Label& out) {
         mov(qword[r9 + ex + off_.exit_rip], rax);
         mov(qword[r9 + ex + off_.exit_gen], r11);
         mov(qword[r9 + ex + off_.exit_to], r8);
+        // Whether it was built at this RIP, for the traced lookup: a traced lookup finds
+        // only such a successor; the other asks its host_rip.
+        if (traced) {
+            mov(qword[r9 + ex + off_.exit_trace_rip], rax);
+        } else {
+            mov(rdx, ~0ull);
+            cmp(rax, qword[rcx + off_.host_rip]);
+            cmove(rdx, rax);
+            mov(qword[r9 + ex + off_.exit_trace_rip], rdx);
+        }
     }
     jmp(r8);
 }

@@ -88,15 +88,16 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // a jump to its chaining entry; otherwise back to the run loop. `traced` (LBR
     // recording, after emit_lbr_record, with the guest's RIP in RAX): the successor must
     // also begin at the RIP it was built at, and the way back is refused_. For a
-    // direct exit (`exit` >= 0, never `traced`), the successor remembered in
-    // Block::direct[exit] first (one compare of the RIP and one of the slots' generation,
-    // Cpu::direct_gen_, then a jump), and a successor found through the links or the jump
-    // cache is remembered there.
+    // direct exit (`exit` >= 0), the successor remembered in Block::direct[exit] first
+    // (one compare of the RIP, or while `traced` of the slot's trace_rip, and one of the
+    // slots' generation, Cpu::direct_gen_, then a jump), and a successor found through
+    // the links or the jump cache is remembered there.
     void emit_successor_lookup(const Block& b, bool traced, int exit);
     // The end of a successful lookup (RAX: the RIP, R11: the slots' generation for a
     // direct exit, R9: this block, RCX: the successor): the successor's chaining entry if
-    // it has a translation (remembered for direct exit `exit` >= 0), else `out`.
-    void enter_successor(int exit, Xbyak::Label& out);
+    // it has a translation (remembered for direct exit `exit` >= 0, with whether it was
+    // built at this RIP: always so when `traced`), else `out`.
+    void enter_successor(int exit, bool traced, Xbyak::Label& out);
 
     // A block that branches back to its own start and whose instructions are all native
     // register forms (no memory access, no handler: nothing in it can change the block's

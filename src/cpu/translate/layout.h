@@ -35,7 +35,7 @@ struct CpuLayout {
     // Block: its successor links (Block::Link), its chaining entry and the RIP it was
     // translated at; its direct exits' successors (Block::DirectExit).
     int32_t link_rip, link_trace_rip, link_gen, link_block, link_size, host_chain, host_rip;
-    int32_t exit_rip, exit_gen, exit_to, exit_size, host_fast, key;
+    int32_t exit_rip, exit_trace_rip, exit_gen, exit_to, exit_size, host_fast, key;
 };
 
 }  // namespace softkvm::cpu

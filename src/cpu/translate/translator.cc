@@ -124,6 +124,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.host_fast = offset_in(probe, probe.host_fast);
     l.key = offset_in(probe, probe.key);
     l.exit_rip = offset_in(probe, probe.direct[0].rip);
+    l.exit_trace_rip = offset_in(probe, probe.direct[0].trace_rip);
     l.exit_gen = offset_in(probe, probe.direct[0].gen);
     l.exit_to = offset_in(probe, probe.direct[0].to);
     l.exit_size = static_cast<int32_t>(sizeof(Block::DirectExit));
