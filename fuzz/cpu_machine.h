@@ -69,8 +69,15 @@ class CpuFuzzMachine {
     static constexpr int kMaxRuns = 400;      // run() calls per input (MMIO exits need many)
     static constexpr int kLivelock = 200;     // consecutive run() calls without progress
     // Events delivered without an instruction retiring before run() returns Stalled,
-    // which ends the input (Cpu::set_stall_limit; the CPU's default is larger).
-    static constexpr uint64_t kStall = 500;
+    // which ends the input (Cpu::set_stall_limit; the CPU's default is larger). A handler
+    // that faults again, with its frames pushed to MMIO, returns from run() once per frame
+    // write (an exit for each, no instruction retired, RIP unchanged): such a loop must end
+    // as Stalled, which is what the VMM reports, before the livelock check takes it for
+    // run() calls that do nothing. A frame is at most 6 pushes (SS, RSP, RFLAGS, CS, RIP,
+    // error code), each split in two where it crosses a page.
+    static constexpr uint64_t kStall = 16;
+    static constexpr uint64_t kMaxFrameWrites = 12;
+    static_assert(kStall * kMaxFrameWrites < kLivelock);
 
     // False when `engine` is not available in this build or on this host.
     static bool available(cpu::Engine engine);
