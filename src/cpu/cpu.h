@@ -592,6 +592,9 @@ class Cpu {
     // 4096, the first 10^9 instructions of a Linux boot ran a quarter slower).
     uint64_t icount_ = 0;
     std::atomic<bool> kick_{false};
+    // ChainMode: the run loop's per-block bookkeeping. Right after kick_: a block's exit
+    // tests both with one 16-bit compare (chain.cc), nonzero when it must not go on freely.
+    uint8_t no_chain_ = kChainFree;
     std::unique_ptr<Translator> xlate_;  // set: the translating engine runs blocks
     // Translated blocks continue into their successors inside the code cache
     // (docs/translator.md, Chaining); the run loop tells them what it knows.
@@ -612,9 +615,10 @@ class Cpu {
         no_chain_ = mode;
         update_chain_bound();  // 0 for kChainNever
     }
-    Block* chained_ = nullptr;       // the block translated code runs now
-    uint8_t no_chain_ = kChainFree;  // ChainMode: the run loop's per-block bookkeeping
-    uint64_t chained_blocks_ = 0;    // blocks entered from another block's translation
+    // The block translated code runs now: set by the run loop, and by translated code
+    // where the run loop may look (a block's way out, a handler call; chain.cc).
+    Block* chained_ = nullptr;
+    uint64_t chained_blocks_ = 0;  // blocks entered from another block's translation
     const CpuModel* model_ = &default_cpu_model();
     uint64_t perf_caps_ = 0;
     Pmu pmu_;

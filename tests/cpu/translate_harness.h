@@ -79,6 +79,7 @@ class Pair {
     }
     uint64_t translated() const { return t_.cpu_.translator_stats().blocks_translated; }
     Cpu& translating_cpu() { return t_.cpu_; }
+    Cpu& interpreting_cpu() { return i_.cpu_; }
     BareMachine& translating() { return t_; }
 
   private:

@@ -46,6 +46,8 @@ TEST(TranslateTest, PerBlockFieldsDoNotAliasGuestRegistersModulo4096) {
         const int32_t mod = at % 4096;
         EXPECT_TRUE(mod < first || mod >= last) << "a per-block field at offset " << at;
     }
+    // A chaining exit tests the kick and the chain mode with one 16-bit compare.
+    EXPECT_EQ(l.no_chain, l.kick + 1);
 }
 
 // `native`: frequent forms as host instructions (the default), or every instruction

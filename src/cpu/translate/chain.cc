@@ -9,10 +9,13 @@ namespace softkvm::cpu {
 
 using namespace Xbyak::util;
 
-void BlockEmitter::emit_entry_checks(uint64_t n, bool watch_lock, Xbyak::Label& fail) {
-    // Set from outside the block: another thread's kick; bus-lock watching.
-    cmp(byte[rbx + off_.kick], 0);
-    jne(fail, T_NEAR);
+void BlockEmitter::emit_entry_checks(uint64_t n, bool kick, bool watch_lock, Xbyak::Label& fail) {
+    // Set from outside the block: another thread's kick (a chaining exit tested it
+    // already: emit_chain_exit); bus-lock watching.
+    if (kick) {
+        cmp(byte[rbx + off_.kick], 0);
+        jne(fail, T_NEAR);
+    }
     if (watch_lock) {
         cmp(byte[rbx + off_.bus_lock_watch], 0);
         jne(fail, T_NEAR);
@@ -30,22 +33,18 @@ void BlockEmitter::emit_entry_checks(uint64_t n, bool watch_lock, Xbyak::Label& 
 }
 
 void BlockEmitter::emit_chain_entry(const Block& b, bool quiet) {
-    // Not entered: back to the run loop as the previous block (refused_: while recording
-    // LBRs, that block recorded its end).
+    // Not entered: back to the run loop as the previous block (entry_refused_: R9 holds
+    // it; while recording LBRs, that block recorded its end).
     cmp(byte[rbx + off_.mode], static_cast<uint8_t>(b.key & 3));
-    jne(refused_, T_NEAR);
+    jne(entry_refused_, T_NEAR);
     // The second entry (Block::host_fast), from a direct exit of a block whose every
     // instruction is native and of this mode: without the mode check.
     chain_fast_ = getCurr();
-    // The run loop's per-block PMU variables, for handlers (RDMSR, WRMSR, RDPMC:
-    // pmu_catch_up), which a quiet block has none of. (The PMU's own counting chains
-    // nothing: kChainNever. After a chain the run loop takes the block's instructions
-    // from `chained`, Cpu::chained_.)
     emit_entry(b, !quiet);
 }
 
 void BlockEmitter::emit_entry(const Block& b, bool variables) {
-    emit_entry_checks(b.insns.size(), b.has_lock, refused_);
+    emit_entry_checks(b.insns.size(), false, b.has_lock, entry_refused_);
     bool rep = false;
     for (const DecodedInsn& in : b.insns) rep |= (in.prefixes & (PFX_REP | PFX_REPNE)) != 0;
     if (rep) {
@@ -64,13 +63,17 @@ void BlockEmitter::emit_entry(const Block& b, bool variables) {
         L(no_deadline);
         mov(qword[rbx + off_.rep_room], rsi);
     }
+    add(qword[rbx + off_.chained_blocks], 1);
+    if (!variables) return;
+    // A block with handlers: the running block (Cpu::chained_) for a fault or an
+    // abandoned instruction in one of them, and the run loop's per-block PMU variables
+    // for the handlers that read them (RDMSR, WRMSR, RDPMC: pmu_catch_up). A quiet block
+    // (every instruction native) notes itself only on its ways out and before the
+    // handler's path of a native instruction (exit_, defer_handler), and has no PMU
+    // variables to set (the PMU's own counting chains nothing: kChainNever; after a
+    // chain the run loop takes the block's instructions from Cpu::chained_).
     mov(rax, reinterpret_cast<uint64_t>(&b));
     mov(qword[rbx + off_.chained], rax);
-    add(qword[rbx + off_.chained_blocks], 1);
-    if (variables) emit_block_variables(b);
-}
-
-void BlockEmitter::emit_block_variables(const Block& b) {
     mov(rax, reinterpret_cast<uint64_t>(b.insns.data()));
     mov(qword[rbx + off_.block_insns], rax);
     movzx(eax, byte[rbx + off_.cpl]);
@@ -83,22 +86,23 @@ void BlockEmitter::emit_self_loop(const Block& b) {
     const uint64_t n = b.insns.size();
     cmp(byte[rbx + off_.no_chain], kChainFree);
     jne(other, T_NEAR);
-    // emit_chain_entry's checks and counting (its register forms hold no LOCK); the mode,
-    // CPL and the run loop's block variables are this block's already.
-    emit_entry_checks(n, false, exit_);
+    // emit_chain_entry's checks and counting, and the kick (its register forms hold no
+    // LOCK); the mode, CPL and the run loop's block variables are this block's already.
+    emit_entry_checks(n, true, false, exit_);
     add(qword[rbx + off_.chained_blocks], 1);
     jmp(loop_top_, T_NEAR);
     L(other);
 }
 
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit) {
-    // LBR recording (kChainTrace): a quiet block records its end, the others return to
-    // the run loop. (kChainNever takes the way of kChainFree: the successor's chaining
-    // entry refuses, and a block with handlers sees the PMU or DEBUGCTL.LBR on.)
-    Xbyak::Label trace;
-    static_assert(kChainFree < kChainTrace && kChainNever < kChainTrace);
-    cmp(byte[rbx + off_.no_chain], kChainTrace);
-    je(quiet ? trace : exit_, T_NEAR);
+    // A kick (set by another thread) or the run loop's per-block bookkeeping: kick_ and
+    // no_chain_ are adjacent bytes, one 16-bit compare tests both. With LBR recording
+    // (kChainTrace) and no kick, a quiet block records its end and goes on; otherwise
+    // back to the run loop (which returns on the kick, or does the bookkeeping).
+    Xbyak::Label held;
+    static_assert(kChainFree == 0);
+    cmp(word[rbx + off_.kick], 0);
+    jne(quiet ? held : exit_, T_NEAR);
     if (!quiet) {
         // A handler ran: what it may have changed, the run loop would see before the next
         // block. (Native forms change none of these; their handler paths, taken on a TLB
@@ -119,10 +123,44 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int e
     }
     emit_successor_lookup(b, false, exit);
     if (quiet) {
-        // kChainTrace: LBR recording (emit_lbr.cc), then on to the successor.
-        L(trace);
+        // kChainTrace without a kick: LBR recording (emit_lbr.cc), then on to the
+        // successor.
+        L(held);
+        cmp(word[rbx + off_.kick], static_cast<uint32_t>(kChainTrace) << 8);
+        jne(exit_, T_NEAR);
         if (emit_lbr_record(b, way)) emit_successor_lookup(b, true, exit);
     }
+}
+
+void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t count,
+                                    Xbyak::Label* check) {
+    // The usual way: chaining free (no kick, no per-block bookkeeping: one compare of
+    // kick_ and no_chain_), the remembered successor's RIP (which was canonical when it
+    // was remembered) and the slots' generation; then RIP and the count stored and a jump
+    // to it. (A quiet block: nothing for emit_chain_exit's checks after a handler.)
+    Xbyak::Label& other = block_label();
+    const int32_t ex = exit * off_.exit_size;
+    cmp(word[rbx + off_.kick], 0);
+    jne(other, T_NEAR);
+    mov(r9, reinterpret_cast<uint64_t>(&b));
+    cmp(r10, qword[r9 + ex + off_.exit_rip]);
+    jne(other, T_NEAR);
+    mov(r11, qword[rbx + off_.direct_gen]);
+    cmp(r11, qword[r9 + ex + off_.exit_gen]);
+    jne(other, T_NEAR);
+    mov(qword[rbx + off_.rip], r10);
+    mov(qword[r12], static_cast<uint32_t>(count));
+    jmp(qword[r9 + ex + off_.exit_to]);
+    // Otherwise (out of line): the target's canonical check, RIP and the count stored,
+    // and the whole chain exit.
+    cold_.push_back([this, &b, way, exit, count, check, &other] {
+        L(other);
+        if (check) canonical_or(r10, *check);
+        mov(qword[rbx + off_.rip], r10);
+        mov(qword[r12], static_cast<uint32_t>(count));
+        emit_chain_exit(b, true, way, exit);
+        jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
+    });
 }
 
 void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) {

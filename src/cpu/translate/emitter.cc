@@ -15,6 +15,8 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     reset();  // no code, no labels (and exit_ forgotten, even after an abandoned block)
     exit_.clear();
     refused_.clear();
+    entry_refused_.clear();
+    ret_.clear();
     top_ = at;  // xbyak's CodeArray: the buffer and its size
     maxSize_ = size;
     native_ = native;
@@ -159,6 +161,7 @@ void BlockEmitter::emit(const Block& b) {
     std::vector<Native> forms(n);
     std::vector<Alu> alus(n, Alu::Add);
     mode_ = static_cast<Mode>(b.key & 3);
+    block_ = &b;
     for (size_t k = 0; k < n; ++k) {
         if (!native_) break;
         forms[k] = native_form(b.insns[k], alus[k]);
@@ -180,12 +183,19 @@ void BlockEmitter::emit(const Block& b) {
     mov(qword[rsp], rdx);  // where the run loop keeps RSP before the instruction
     emit_probe_bits();     // for this block and the ones it continues into
     jmp(body, T_NEAR);
-    // The way out, placed before the code that leaves through it: every jump there is a
-    // backward jump to a known address (xbyak keeps a table entry per forward jump).
+    // The ways out, placed before the code that leaves through them: every jump there is
+    // a backward jump to a known address (xbyak keeps a table entry per forward jump).
+    L(entry_refused_);
+    mov(qword[rbx + off_.chained], r9);  // the previous block is the last one run
+    mov(byte[rbx + off_.lbr_trace_done], 1);
+    jmp(ret_);
     L(refused_);
     mov(byte[rbx + off_.lbr_trace_done], 1);
     L(exit_);
     exit_at_ = getSize();
+    mov(rax, reinterpret_cast<uint64_t>(&b));  // this block is the last one run
+    mov(qword[rbx + off_.chained], rax);
+    L(ret_);
     add(rsp, 24);
     pop(rbp);
     pop(r15);
@@ -332,6 +342,12 @@ void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& 
     cold_.push_back(
         [this, &in, k, &slow, &done, load, flags_to_eax, lazy, pending, done_before, dirty] {
             L(slow);
+            if (quiet_) {
+                // The running block, should the handler fault or abandon the instruction
+                // (a quiet block's chaining entry does not note it).
+                mov(r11, reinterpret_cast<uint64_t>(block_));
+                mov(qword[rbx + off_.chained], r11);
+            }
             pending_rip_ = pending;
             done_ = done_before;
             dirty_ = dirty;  // the registers written before this instruction
@@ -489,20 +505,34 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
     add(r10, static_cast<uint32_t>(pending + in.len));  // next RIP
     if (f == Native::Jcc) jump_unless(in.cond, not_taken, flags_in_eax);
     add(r10, static_cast<uint32_t>(in.op[0].value));  // rel8/rel32, sign-extended
-    canonical_or(r10, slow);
-    if (f == Native::Jcc && last) {
+    // The last branch of a quiet block (not looping onto itself) jumps to the successor
+    // remembered for each way first (emit_direct_exit): the taken way's canonical check
+    // only when it is not that one (which was canonical when it was remembered).
+    const bool direct = last && quiet && !self_loop_;
+    if (direct) {
+        // (Taken also when the target is the next instruction: Cpu::after_block asks its
+        // condition, here the exit knows.)
+        if (f == Native::Jcc)
+            emit_direct_exit(*last, JccWay::Taken, 0, k + 1, &slow);
+        else
+            emit_direct_exit(*last, JccWay::Unknown, 1, k + 1, &slow);
+    } else {
+        canonical_or(r10, slow);
+    }
+    if (f == Native::Jcc && last && !direct) {
         // Taken: its own chain exit, so that the host's predictors see each way's
         // successor lookup and jump apart (the not-taken way falls through to the block's).
         mov(qword[rbx + off_.rip], r10);
         mov(qword[r12], static_cast<uint32_t>(k + 1));
         if (self_loop_) emit_self_loop(*last);
-        // (Taken also when the target is the next instruction: Cpu::after_block asks its
-        // condition, here the exit knows.)
         emit_chain_exit(*last, quiet, JccWay::Taken, 0);
     }
     L(not_taken);
-    mov(qword[rbx + off_.rip], r10);
-    mov(qword[r12], static_cast<uint32_t>(k + 1));
+    if (direct && f == Native::Jcc) emit_direct_exit(*last, JccWay::NotTaken, 1, k + 1, nullptr);
+    if (!direct) {
+        mov(qword[rbx + off_.rip], r10);
+        mov(qword[r12], static_cast<uint32_t>(k + 1));
+    }
     L(done);
     pending_rip_ = 0;
     done_ = k + 1;

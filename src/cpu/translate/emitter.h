@@ -49,25 +49,25 @@ class BlockEmitter : public Xbyak::CodeGenerator {
   private:
     // Entry from another translated block (same frame: RBX, R12, R13 as set up by the
     // first block the run loop entered; *R12 holds the previous block's instruction
-    // count, not yet in icount_). The previous block's exit checked what its own
-    // instructions could have changed (emit_chain_exit); here what only this block
-    // decides or what comes from outside: the mode it was decoded for, no kick or
-    // interrupt request, no bus-lock detection if it holds locked instructions, and the
-    // whole block within the instruction limit and before the next timer deadline.
-    // Otherwise it returns to the run loop as the previous block, which ended normally.
-    // A `quiet` block (every instruction native: no handler that could read them) never
-    // writes the run loop's per-block variables for the PMU bookkeeping (which chains
-    // nothing: kChainNever). Its second entry (chain_fast_) is this one after the mode
-    // check.
+    // count, not yet in icount_; R9 the previous block). The previous block's exit
+    // checked what its own instructions could have changed and the kick
+    // (emit_chain_exit); here what only this block decides: the mode it was decoded for,
+    // no interrupt request, no bus-lock detection if it holds locked instructions, and
+    // the whole block within the instruction limit and before the next timer deadline.
+    // Otherwise it returns to the run loop as the previous block, which ended normally
+    // (entry_refused_). A `quiet` block (every instruction native: no handler that could
+    // read them) neither notes itself as the running block here nor writes the run
+    // loop's per-block variables for the PMU bookkeeping (which chains nothing:
+    // kChainNever). Its second entry (chain_fast_) is this one after the mode check.
     void emit_chain_entry(const Block& b, bool quiet);
-    // The entry's checks and counting (and with `variables`, the run loop's per-block
-    // variables: emit_block_variables).
+    // The entry's checks and counting (and with `variables`, the running block and the
+    // run loop's per-block variables).
     void emit_entry(const Block& b, bool variables);
-    void emit_block_variables(const Block& b);
-    // The entry checks of a block of `n` instructions (a kick, an interrupt request and,
-    // with `watch_lock`, bus-lock watching; the instruction limit and the deadline), to
-    // `fail` when one stops it; then the block before is counted retired (RAX: icount).
-    void emit_entry_checks(uint64_t n, bool watch_lock, Xbyak::Label& fail);
+    // The entry checks of a block of `n` instructions (with `kick`, another thread's
+    // kick; an interrupt request and, with `watch_lock`, bus-lock watching; the
+    // instruction limit and the deadline), to `fail` when one stops it; then the block
+    // before is counted retired (RAX: icount).
+    void emit_entry_checks(uint64_t n, bool kick, bool watch_lock, Xbyak::Label& fail);
 
     // After the block's last instruction: the block the run loop would pick next — its
     // successor links, then its jump cache, with the same keys and validity — and, if that
@@ -82,6 +82,12 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // found there is remembered), or -1 (an indirect or far branch's).
     enum class JccWay : uint8_t { Unknown, Taken, NotTaken };
     void emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit);
+    // A direct exit of a quiet block `b` (the last Jcc's ways, a last JMP) to the RIP in
+    // R10, not yet stored: with chaining free and the successor remembered for `exit`
+    // (Block::direct) still valid, RIP and the done count (`count`) are stored and it
+    // jumps there; otherwise, out of line, `check` (if not null: the handler's path for
+    // a non-canonical target) and the whole emit_chain_exit.
+    void emit_direct_exit(const Block& b, JccWay way, int exit, size_t count, Xbyak::Label* check);
 
     // The block the run loop would pick next after `b` — its successor links, then its
     // jump cache, with the same keys and validity — and, if that block has a translation,
@@ -335,11 +341,15 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     const uint8_t* chain_fast_ = nullptr;
     bool quiet_ = false;  // every instruction of the block native
     Mode mode_ = Mode::Long64;
+    // Back to the run loop, the block noted as the running one (Cpu::chained_).
     Xbyak::Label exit_;
     // Back to the run loop as exit_ does, after noting that the block recorded its LBR
-    // branch (Lbr::trace_done): where a recording block's successor lookup fails, and
-    // where a chaining entry refuses (only recording blocks chain to one while recording).
+    // branch (Lbr::trace_done): where a recording block's successor lookup fails.
     Xbyak::Label refused_;
+    // The same where a chaining entry refuses (only recording blocks chain to one while
+    // recording), as the previous block (R9); ret_: the frame's epilogue.
+    Xbyak::Label entry_refused_, ret_;
+    const Block* block_ = nullptr;             // the block being emitted
     std::deque<Xbyak::Label> labels_;          // block_label()
     std::vector<std::function<void()>> cold_;  // out-of-line paths, emitted after the block
     // Between two register forms: the guest register whose whole value RDX holds after
