@@ -539,20 +539,44 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
 }
 
 void BlockEmitter::emit_ea(const DecodedInsn& in, const Operand& o) {
-    if (o.reg == kRegRip) {
+    // The displacement as the interpreter adds it: sign-extended from 32 bits (RIP-relative:
+    // plus the next instruction's offset from the RIP in memory).
+    int64_t disp = static_cast<int32_t>(o.value);
+    if (o.reg == kRegRip) disp += static_cast<int64_t>(pending_rip_ + in.len);
+    if (disp != static_cast<int32_t>(disp)) {
+        // (Only a RIP-relative displacement near 2^31 gets here.)
         mov(rax, qword[rbx + off_.rip]);
         add(rax, static_cast<uint32_t>(pending_rip_ + in.len));
-    } else if (o.reg != kNoReg) {
-        mov(rax, gpr(o.reg));
+        if (o.index != kNoReg) {
+            mov(rcx, gpr(o.index));
+            if (o.scale_shift) shl(rcx, o.scale_shift);
+            add(rax, rcx);
+        }
+        add(rax, static_cast<uint32_t>(o.value));  // sign-extended imm32
     } else {
-        xor_(eax, eax);
+        // One LEA of the base and the index where they are (a cached register, else
+        // loaded into RAX and RCX) with the displacement.
+        const bool base = o.reg != kNoReg;
+        Xbyak::RegExp ea;
+        if (o.reg == kRegRip) {
+            mov(rax, qword[rbx + off_.rip]);
+            ea = Xbyak::RegExp(rax);
+        } else if (base) {
+            if (!is_cached(o.reg)) mov(rax, mem_gpr(o.reg, 8));
+            ea = Xbyak::RegExp(is_cached(o.reg) ? host_of(o.reg) : rax);
+        }
+        if (o.index != kNoReg) {
+            if (!is_cached(o.index)) mov(rcx, mem_gpr(o.index, 8));
+            const Xbyak::Reg64 idx = is_cached(o.index) ? host_of(o.index) : rcx;
+            const Xbyak::RegExp scaled = idx * (1 << o.scale_shift);
+            ea = base ? ea + scaled : scaled;
+        } else if (!base) {
+            mov(rax, static_cast<uint64_t>(disp));  // an absolute address
+            if (o.addrsize == 4) mov(eax, eax);
+            return;
+        }
+        lea(rax, ptr[ea + static_cast<int32_t>(disp)]);
     }
-    if (o.index != kNoReg) {
-        mov(rcx, gpr(o.index));
-        if (o.scale_shift) shl(rcx, o.scale_shift);
-        add(rax, rcx);
-    }
-    if (o.value) add(rax, static_cast<uint32_t>(o.value));  // sign-extended imm32
     if (o.addrsize == 4) mov(eax, eax);
 }
 
