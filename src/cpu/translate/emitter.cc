@@ -28,6 +28,7 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     for (int8_t& slot : slot_of_) slot = -1;
     for (uint8_t& g : cached_) g = kNoGpr;
     dirty_ = 0;
+    direct_end_ = false;
     flags_cached_ = false;
 }
 
@@ -320,6 +321,15 @@ void BlockEmitter::emit(const Block& b) {
     }
     flush_cache();
     sync(n);
+    if (direct_end_) {
+        // The last branch's ways end in their own exits (emit_direct_exit): only its
+        // handler's path comes here, back to the run loop.
+        jmp(exit_, T_NEAR);
+        for (const auto& path : cold_) path();
+        cold_.clear();
+        labels_.clear();
+        return;
+    }
     if (self_loop_ && forms[n - 1] == Native::Jmp) emit_self_loop(b);
     // After a last Jcc, this exit is its way not taken (emit_branch has the other). The
     // block's end is a direct exit unless it ends with an indirect or far branch.
@@ -509,6 +519,7 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
     // remembered for each way first (emit_direct_exit): the taken way's canonical check
     // only when it is not that one (which was canonical when it was remembered).
     const bool direct = last && quiet && !self_loop_;
+    direct_end_ = direct;
     if (direct) {
         // (Taken also when the target is the next instruction: Cpu::after_block asks its
         // condition, here the exit knows.)

@@ -350,6 +350,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // recording), as the previous block (R9); ret_: the frame's epilogue.
     Xbyak::Label entry_refused_, ret_;
     const Block* block_ = nullptr;             // the block being emitted
+    bool direct_end_ = false;                  // its last branch's ways end in emit_direct_exit
     std::deque<Xbyak::Label> labels_;          // block_label()
     std::vector<std::function<void()>> cold_;  // out-of-line paths, emitted after the block
     // Between two register forms: the guest register whose whole value RDX holds after
