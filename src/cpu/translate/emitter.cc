@@ -95,10 +95,33 @@ void BlockEmitter::flush_cache() {
     dirty_ = 0;
 }
 
-void BlockEmitter::reload_cache() {
+uint32_t BlockEmitter::written_first(const Block& b, const std::vector<Native>& forms) {
+    // The block's leading register moves, LEAs and extensions (no memory access, no
+    // handler's path): a destination of 32 or 64 bits that none of them read before is
+    // written whole (a 32-bit write zero-extends) before anything can read it.
+    uint32_t read = 0, whole = 0;
+    for (size_t k = 0; k < forms.size(); ++k) {
+        const Native f = forms[k];
+        if (f != Native::MovRR && f != Native::MovRI && f != Native::Lea && f != Native::ExtRR)
+            break;
+        const DecodedInsn& in = b.insns[k];
+        for (size_t j = 1; j < in.nops && j < 3; ++j) {
+            const Operand& o = in.op[j];
+            if ((o.kind == OpKind::Gpr || o.kind == OpKind::Mem) && o.reg < 16) read |= 1u << o.reg;
+            if (o.kind == OpKind::Mem && o.index < 16) read |= 1u << o.index;
+        }
+        const Operand& d = in.op[0];
+        if (d.kind != OpKind::Gpr || d.reg >= 16) break;
+        if (!d.hi8 && d.size >= 4 && !(read >> d.reg & 1)) whole |= 1u << d.reg;
+        read |= 1u << d.reg;
+    }
+    return whole;
+}
+
+void BlockEmitter::reload_cache(uint32_t skip) {
     for (int slot = 0; slot < kCacheRegs; ++slot) {
         const uint8_t g = cached_[slot];
-        if (g != kNoGpr) mov(cache_reg(slot), mem_gpr(g, 8));
+        if (g != kNoGpr && !(skip >> g & 1)) mov(cache_reg(slot), mem_gpr(g, 8));
     }
     if (flags_cached_) mov(r13, qword[rbx + off_.rflags]);
     dirty_ = 0;
@@ -210,7 +233,8 @@ void BlockEmitter::emit(const Block& b) {
     emit_chain_entry(b, quiet);
     L(body);
     choose_cache(b, forms);
-    reload_cache();
+    // Not the registers the block writes whole before it reads them.
+    reload_cache(written_first(b, forms));
     loop_top_.clear();
     L(loop_top_);
     // A loop onto itself (emit_self_loop): the last instruction a direct branch back to

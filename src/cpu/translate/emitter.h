@@ -149,7 +149,11 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     static constexpr int kCacheRegs = 5;
     void choose_cache(const Block& b, const std::vector<Native>& forms);
     void flush_cache();
-    void reload_cache();
+    // (At the block's start, not the guest registers in `skip`: bit g, see written_first.)
+    void reload_cache(uint32_t skip = 0);
+    // The guest registers (bit g) that the block's first instructions write whole (32 or
+    // 64 bits) before anything reads them: their load at the block's start is dead.
+    static uint32_t written_first(const Block& b, const std::vector<Native>& forms);
     bool is_cached(uint8_t g) const { return g < 16 && slot_of_[g] >= 0; }
     // The host register of cached guest register `g`, which a native instruction writes
     // in place (host 8-, 16- and 32-bit writes behave as the guest's: the rest kept, or
