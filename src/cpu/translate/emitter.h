@@ -1,8 +1,9 @@
 // The code generator of the translating engine (docs/translator.md): one BlockEmitter
 // writes one decoded block's host code into a slice of the code cache. Its parts:
-// emitter.cc (the block frame, handler calls, branches, memory operands), emit_forms.cc
-// (the native register forms of forms.h), emit_stack.cc (stack and indirect branches) and
-// chain.cc (chaining between blocks).
+// emitter.cc (the block frame, handler calls, branches, memory operands), emit_cache.cc
+// (guest registers in host registers), emit_forms.cc (the native register forms of
+// forms.h), emit_stack.cc (stack and indirect branches) and chain.cc (chaining between
+// blocks).
 #pragma once
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include <xbyak/xbyak.h>
