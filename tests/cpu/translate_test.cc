@@ -146,6 +146,16 @@ TEST(TranslateTest, NativeFormsAtOperandEdgesMatchTheInterpreter) {
         {0x48, 0x83, 0xC0, 0x01},              // add $1,%rax
         {0x3D, 0xFF, 0xFF, 0xFF, 0x7F},        // cmp $0x7fffffff,%eax
         {0x48, 0x89, 0xC8},                    // mov %rcx,%rax
+        {0x48, 0x11, 0xC8},                    // adc %rcx,%rax
+        {0x11, 0xC8},                          // adc %ecx,%eax
+        {0x48, 0x19, 0xC8},                    // sbb %rcx,%rax
+        {0x19, 0xC8},                          // sbb %ecx,%eax
+        {0x48, 0x83, 0xD0, 0x01},              // adc $1,%rax
+        {0x83, 0xD8, 0xFF},                    // sbb $-1,%eax
+        {0x48, 0xF7, 0xD8},                    // neg %rax
+        {0xF7, 0xD8},                          // neg %eax
+        {0x48, 0xF7, 0xD0},                    // not %rax
+        {0xF7, 0xD0},                          // not %eax
         // A 64-bit result, then a 32-bit use of the same register (the translator keeps
         // it in a host register between the two).
         {0x48, 0x01, 0xC8, 0x89, 0xC1},        // add %rcx,%rax; mov %eax,%ecx
@@ -154,6 +164,10 @@ TEST(TranslateTest, NativeFormsAtOperandEdgesMatchTheInterpreter) {
         {0x48, 0x31, 0xC8, 0x83, 0xF8, 0x05},  // xor %rcx,%rax; cmp $5,%eax
         {0x48, 0xFF, 0xC0, 0x0F, 0xAF, 0xC1},  // inc %rax; imul %ecx,%eax
         {0x48, 0x01, 0xC8, 0x88, 0xC1},        // add %rcx,%rax; mov %al,%cl
+        // CF from a native instruction into ADC/SBB of the same block (its flags are live).
+        {0x48, 0x01, 0xC8, 0x48, 0x11, 0xC8},        // add %rcx,%rax; adc %rcx,%rax
+        {0x48, 0xF7, 0xD8, 0x19, 0xC0},              // neg %rax; sbb %eax,%eax
+        {0x39, 0xC8, 0xF7, 0xD0, 0x48, 0x19, 0xC1},  // cmp %ecx,%eax; not %eax; sbb %rax,%rcx
     };
     static const uint64_t edges[] = {0,          1,          0x7F,        0x80,
                                      0x7FFFFFFF, 0x80000000, 0xFFFFFFFF,  ~0ull >> 1,

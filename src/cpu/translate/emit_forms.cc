@@ -1,5 +1,5 @@
-// Native register forms: MOV, MOVZX/MOVSX, SETcc, CMOVcc, ALU, INC/DEC, shifts, IMUL
-// (emitter.h).
+// Native register forms: MOV, MOVZX/MOVSX, SETcc, CMOVcc, ALU (ADC and SBB too), INC/DEC,
+// NOT/NEG, shifts, IMUL (emitter.h).
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include "cpu/translate/emitter.h"
 
@@ -319,10 +319,47 @@ void BlockEmitter::merge_host_flags(uint64_t take, uint64_t replace) {
     merged_ = take;
 }
 
+void BlockEmitter::carry_in() {
+    // The guest's CF into the host's (bit 0 of RFLAGS): BT leaves every other status flag
+    // the host instruction after it writes.
+    if (flags_cached_)
+        bt(r13d, 0);
+    else
+        bt(dword[rbx + off_.rflags], 0);
+}
+
+void BlockEmitter::emit_not_neg(const DecodedInsn& in, bool neg, bool flags_live) {
+    // NOT changes no flag; NEG sets them as SUB 0, r (op_neg): CF = r != 0.
+    const bool q = in.opsize == 8;
+    const uint8_t g = in.op[0].reg;
+    const bool cached = is_cached(g);
+    const Xbyak::Reg64 r = cached ? host_of(g) : rdx;
+    if (!cached) load(rdx, g, q);
+    const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : r.cvt32();
+    if (neg)
+        this->neg(d);
+    else
+        this->not_(d);
+    if (neg && flags_live) capture_flags(true);
+    if (cached) {
+        written(g);
+    } else {
+        mov(wgpr(g), rdx);
+        rdx_gpr_ = g;
+    }
+    if (neg && flags_live) merge_host_flags(FLAGS_ARITH, FLAGS_ARITH);
+}
+
 void BlockEmitter::alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Operand& s) {
     switch (k) {
         case Alu::Add:
             return add(d, s);
+        case Alu::Adc:
+            carry_in();
+            return adc(d, s);
+        case Alu::Sbb:
+            carry_in();
+            return sbb(d, s);
         case Alu::Sub:
             return sub(d, s);
         case Alu::Cmp:
@@ -342,6 +379,12 @@ void BlockEmitter::alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v) {
     switch (k) {
         case Alu::Add:
             return add(d, v);
+        case Alu::Adc:
+            carry_in();
+            return adc(d, v);
+        case Alu::Sbb:
+            carry_in();
+            return sbb(d, v);
         case Alu::Sub:
             return sub(d, v);
         case Alu::Cmp:

@@ -227,6 +227,11 @@ void BlockEmitter::emit(const Block& b) {
             case Native::ImulRRI:
                 emit_imul(in, forms[k], live);
                 break;
+            case Native::Not:
+            case Native::Neg:
+                emit_not_neg(in, forms[k] == Native::Neg, live);
+                eax_flags_ = merged_;
+                break;
             default:
                 emit_shift(in, forms[k], live);
                 break;

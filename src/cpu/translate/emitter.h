@@ -314,8 +314,13 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // Captured flags `take` into RFLAGS, whose `replace` bits are cleared first.
     void merge_host_flags(uint64_t take, uint64_t replace);
 
+    // The host instruction of ALU kind `k` (ADC and SBB after carry_in).
     void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Operand& s);
     void alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v);
+    // The guest's CF into the host's CF (for ADC and SBB, just before them).
+    void carry_in();
+    // NOT and NEG of a 32- or 64-bit register (op_not, op_neg): NEG's flags as SUB 0, r.
+    void emit_not_neg(const DecodedInsn& in, bool neg, bool flags_live);
 
     // Fixed instruction sequences (the handler call, sync) encoded here, not through
     // xbyak's general encoder and label tables, which took most of a block's translation

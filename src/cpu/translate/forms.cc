@@ -263,6 +263,16 @@ Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
         case ZYDIS_MNEMONIC_TEST:
             k = Alu::Test;
             break;
+        case ZYDIS_MNEMONIC_ADC:  // register destination only (byte_ok excludes memory)
+            k = Alu::Adc;
+            break;
+        case ZYDIS_MNEMONIC_SBB:
+            k = Alu::Sbb;
+            break;
+        case ZYDIS_MNEMONIC_NOT:
+            return in.nops == 1 ? Native::Not : Native::None;
+        case ZYDIS_MNEMONIC_NEG:
+            return in.nops == 1 ? Native::Neg : Native::None;
         default:
             return Native::None;
     }
@@ -316,6 +326,9 @@ bool writes_all_flags(Native f, const DecodedInsn& in) {
         case Native::AluRR:
         case Native::AluRI:
         case Native::AluRM:
+            // ADC and SBB read CF: the flags before them are live.
+            return in.mnemonic != ZYDIS_MNEMONIC_ADC && in.mnemonic != ZYDIS_MNEMONIC_SBB;
+        case Native::Neg:
         case Native::AluMI:
         case Native::ImulRR:
         case Native::ImulRRI:
@@ -420,6 +433,7 @@ bool is_flagless_register_form(Native f) {
         case Native::Lea:
         case Native::Nop:
         case Native::ExtRR:
+        case Native::Not:
             return true;
         default:
             return false;

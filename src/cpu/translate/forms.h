@@ -10,7 +10,8 @@
 namespace softkvm::cpu {
 
 // 8-, 32- and 64-bit MOV and ALU forms (register, immediate or memory source; CMP, TEST
-// and the ALU with a memory destination and an immediate; MOV m, imm), 16-bit MOV to
+// and the ALU with a memory destination and an immediate; MOV m, imm; ADC and SBB with a
+// 32- or 64-bit register destination), 32- and 64-bit NOT and NEG of a register, 16-bit MOV to
 // memory (from a register or an immediate), 32- and 64-bit INC/DEC, shifts and rotates
 // by an immediate count (16-bit SHL/SHR/SAR by 1-15 too), two- and three-operand IMUL,
 // LEA, MOVZX/MOVSX/MOVSXD, SETcc, CMOVcc between registers, NOP; in 64-bit mode PUSH/POP
@@ -64,6 +65,8 @@ enum class Native : uint8_t {
     XchgM,     // XCHG m, r (implicitly locked)
     XaddM,     // XADD m, r
     CmpxchgM,  // CMPXCHG m, r
+    Not,       // NOT r (32, 64 bits)
+    Neg,       // NEG r (32, 64 bits)
 };
 
 // The native form of `in` (None: call the handler); for the ALU forms, its kind in `k`.
