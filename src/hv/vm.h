@@ -126,7 +126,7 @@ class Vcpu final : public cpu::CpuOwner {
     uint64_t instructions_retired() const { return cpu_.instructions_retired(); }
     cpu::Cpu::CacheStats cache_stats() const { return cpu_.cache_stats(); }
     // The software CPU's engine (docs/translator.md); false if not available here.
-    // The translating engine translates a block on its fourth run (cold code stays
+    // The translating engine translates a block on its eighth run (cold code stays
     // interpreted: docs/translator.md).
     bool set_engine(cpu::Engine e) {
         if (!cpu_.set_engine(e)) return false;

@@ -716,11 +716,13 @@ TEST(TranslateTest, TrapFlagSetInsideChainedBlocksStepsAsTheInterpreter) {
     EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 50u);
 }
 
-// With the VMs' threshold a block runs in the interpreter until it starts for the fourth
-// time; both engines still agree, before and after.
+// With the VMs' threshold a block runs in the interpreter until it starts for the
+// kHotRuns-th time; both engines still agree, before and after.
 TEST(TranslateTest, BlocksAreTranslatedOnlyOnceHot) {
     if (!translator_available()) GTEST_SKIP() << "built without the translator";
-    for (uint8_t rounds : {3, 4, 5, 10}) {
+    constexpr int hot = Translator::kHotRuns;
+    for (int r : {3, hot, hot + 1, hot + 6}) {
+        const uint8_t rounds = static_cast<uint8_t>(r);
         Pair p;
         ASSERT_TRUE(p.ok());
         p.translating_cpu().translator()->set_translate_after(Translator::kHotRuns);
@@ -734,8 +736,8 @@ TEST(TranslateTest, BlocksAreTranslatedOnlyOnceHot) {
         p.load(code);
         p.run_compare({0}, "rounds " + std::to_string(rounds));
         // The first block runs MOV to JNZ once; the loop's block from `top` runs
-        // rounds - 1 times: translated from its fourth run on.
-        EXPECT_EQ(p.translated(), rounds - 1 >= 4 ? 1u : 0u) << int{rounds};
+        // rounds - 1 times: translated from its kHotRuns-th run on.
+        EXPECT_EQ(p.translated(), r - 1 >= hot ? 1u : 0u) << r;
     }
 }
 }  // namespace

@@ -52,8 +52,11 @@ class Translator {
     // Blocks are translated when they start their `runs`-th time (the interpreter runs
     // them before: code that runs once costs no translation). 1, the default: at the
     // first run (what differential tests and the fuzz target compare); VMs take kHotRuns.
+    // kHotRuns: the Linux boot's CPU time was lowest at 8 among 4, 8, 16 and 32 (fewer
+    // translations and code-cache flushes than at 4; at 16 and 32 the interpreter's
+    // extra runs cost more than the translations they save: docs/translator.md).
     static constexpr uint32_t kDefaultTranslateAfter = 1;
-    static constexpr uint32_t kHotRuns = 4;
+    static constexpr uint32_t kHotRuns = 8;
     void set_translate_after(uint32_t runs) { translate_after_ = runs; }
     // The block's code, translating it first if needed; null when it cannot be translated
     // or is not yet hot.
