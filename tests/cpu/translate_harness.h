@@ -231,12 +231,13 @@ class StreamGen {
             case 7:  // inc, dec (group 5) / not, neg (group 3)
                 if (pick(2)) return rr(c, w, {0xFF}, static_cast<uint8_t>(pick(2)), reg());
                 return rr(c, w, {0xF7}, static_cast<uint8_t>(2 + pick(2)), reg());
-            case 8: {  // shl/shr/sar/rol/ror r, imm8 (counts that mask to 0 among them),
+            case 8: {  // shl/shr/sar/rol/ror r, imm8 or CL (counts that mask to 0 among them),
                        // a quarter of them on 16 bits
                 const uint8_t kind = static_cast<uint8_t>(std::array{0, 1, 4, 5, 7}[pick(5)]);
                 const bool word = pick(4) == 0;
                 if (word) c.push_back(0x66);
                 if (pick(6) == 0) return rr(c, w && !word, {0xD1}, kind, reg());  // count 1
+                if (pick(5) == 0) return rr(c, w && !word, {0xD3}, kind, reg());  // count CL
                 rr(c, w && !word, {0xC1}, kind, reg());
                 c.push_back(static_cast<uint8_t>(
                     pick(3) ? pick(70) : std::array{0, 1, 31, 32, 63, 64}[pick(6)]));

@@ -134,6 +134,11 @@ TEST(TranslateTest, NativeFormsAtOperandEdgesMatchTheInterpreter) {
         {0x66, 0xC1, 0xE8, 0x0F},              // shr $15,%ax
         {0x66, 0xC1, 0xF8, 0x0F},              // sar $15,%ax
         {0x66, 0xC1, 0xE0, 0x10},              // shl $16,%ax (the handler: CF undefined)
+        {0x48, 0xD3, 0xE0},                    // shl %cl,%rax (counts 0, 1, 31, 63)
+        {0xD3, 0xE8},                          // shr %cl,%eax
+        {0x48, 0xD3, 0xF8},                    // sar %cl,%rax
+        {0xD3, 0xE1},                          // shl %cl,%ecx
+        {0x39, 0xC8, 0xD3, 0xE0},              // cmp; shl %cl (count 0: CMP's flags)
         {0x48, 0x0F, 0xAF, 0xC1},              // imul %rcx,%rax
         {0x0F, 0xAF, 0xC1},                    // imul %ecx,%eax
         {0x48, 0x6B, 0xC1, 0xF9},              // imul $-7,%rcx,%rax

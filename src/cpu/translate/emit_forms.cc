@@ -105,7 +105,9 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
     // 16 bits (SHL/SHR/SAR by 1-15, forms.cc): the register's other bits stay.
     const bool w = in.opsize == 2;
     const uint8_t bits = q ? 64 : w ? 16 : 32;
-    const int64_t raw = in.nops == 1 ? 1 : in.op[1].value;
+    // SHL/SHR/SAR r32/r64, CL: the count is known only when it runs.
+    const bool by_cl = in.nops == 2 && in.op[1].kind == OpKind::Gpr;
+    const int64_t raw = in.nops == 1 ? 1 : by_cl ? 1 : in.op[1].value;
     const uint8_t n = static_cast<uint8_t>(raw & (q ? 0x3F : 0x1F));
     const uint8_t g = in.op[0].reg;
     const bool cached = is_cached(g);
@@ -115,14 +117,22 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
         load(rdx, g, q || w);
         rdx_gpr_ = g;  // written back below (or unchanged)
     }
-    if (n == 0) {  // no flags; a 32-bit register is still written (zero_count)
+    // A masked count of 0 (op_shift's zero_count): no flag changes, and a 32-bit
+    // register is still written (zero-extended).
+    auto zero_count = [&] {
         if (!q && cached) {
             mov(r.cvt32(), r.cvt32());
             written(g);
         } else if (!q) {
             mov(wgpr(g), rdx);
         }
-        return;
+    };
+    if (n == 0) return zero_count();
+    Xbyak::Label zero, done;
+    if (by_cl) {
+        movzx(ecx, gpr_at(RCX, 1));
+        and_(ecx, q ? 0x3F : 0x1F);
+        jz(zero, T_NEAR);
     }
     const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : sized(r, w ? 2 : 4);
     if (f == Native::Shr && flags_live) {  // OF = the source's MSB
@@ -135,13 +145,13 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
     }
     switch (f) {
         case Native::Shl:
-            shl(d, n);
+            by_cl ? shl(d, cl) : shl(d, n);
             break;
         case Native::Shr:
-            shr(d, n);
+            by_cl ? shr(d, cl) : shr(d, n);
             break;
         case Native::Sar:
-            sar(d, n);
+            by_cl ? sar(d, cl) : sar(d, n);
             break;
         case Native::Rol:
             rol(d, n);
@@ -155,7 +165,16 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
         written(g);
     else
         mov(wgpr(g), rdx);
-    if (!flags_live) return;
+    if (flags_live) shift_flags(f, r, bits);
+    if (by_cl) {
+        jmp(done, T_NEAR);
+        L(zero);
+        zero_count();
+        L(done);
+    }
+}
+
+void BlockEmitter::shift_flags(Native f, const Xbyak::Reg64& r, uint8_t bits) {
     if (f == Native::Rol || f == Native::Ror) {
         // CF and OF from the result: ROL CF = bit 0, OF = MSB ^ CF; ROR CF = MSB,
         // OF = MSB ^ the bit below it.

@@ -287,7 +287,12 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // Shifts and rotates by an immediate (op_shift, op_rotate) with the count masked as
     // the interpreter masks it. Result, CF, SF, ZF, PF come from the host; AF is 0 and OF
     // follows shift.cc's formulas for every count (the SDM defines it for 1 only).
+    // SHL/SHR/SAR of a 32- or 64-bit register by CL too: a masked count of 0 skips the
+    // flags at run time.
     void emit_shift(const DecodedInsn& in, Native f, bool flags_live);
+    // The flags of shift or rotate `f` of the `bits`-bit result in `r` (AH: LAHF after
+    // it; R8: a SHR's source), into RFLAGS.
+    void shift_flags(Native f, const Xbyak::Reg64& r, uint8_t bits);
 
     // IMUL r, r/m and IMUL r, r/m, imm (op_imul, set_mul_flags): CF = OF = the host's
     // overflow; SF, ZF, PF from the truncated result; AF 0.

@@ -226,7 +226,11 @@ Native native_form_unlocked(const DecodedInsn& in, Alu& k) {
         case ZYDIS_MNEMONIC_SAR:
         case ZYDIS_MNEMONIC_ROL:
         case ZYDIS_MNEMONIC_ROR:
-            if (in.nops != 1 && !ri) return Native::None;  // a count in CL: handler
+            // A count in CL: SHL/SHR/SAR only (the handler rotates).
+            if (in.nops != 1 && !ri &&
+                !(is_gpr(b, 1) && b.reg == RCX && in.mnemonic != ZYDIS_MNEMONIC_ROL &&
+                  in.mnemonic != ZYDIS_MNEMONIC_ROR))
+                return Native::None;
             return shift_form(in.mnemonic);
         case ZYDIS_MNEMONIC_IMUL:
             if (rr) return Native::ImulRR;
@@ -335,8 +339,9 @@ bool writes_all_flags(Native f, const DecodedInsn& in) {
             return true;
         case Native::Shl:
         case Native::Shr:
-        case Native::Sar:
-            return in.nops == 1 || (in.op[1].value & (in.opsize == 8 ? 0x3F : 0x1F)) != 0;
+        case Native::Sar:  // (by CL: maybe a count of 0, which keeps them)
+            return in.nops == 1 || (in.op[1].kind == OpKind::Imm &&
+                                    (in.op[1].value & (in.opsize == 8 ? 0x3F : 0x1F)) != 0);
         default:
             return false;
     }

@@ -13,7 +13,8 @@ namespace softkvm::cpu {
 // and the ALU with a memory destination and an immediate; MOV m, imm; ADC and SBB with a
 // 32- or 64-bit register destination), 32- and 64-bit NOT and NEG of a register, 16-bit MOV to
 // memory (from a register or an immediate), 32- and 64-bit INC/DEC, shifts and rotates
-// by an immediate count (16-bit SHL/SHR/SAR by 1-15 too), two- and three-operand IMUL,
+// by an immediate count (16-bit SHL/SHR/SAR by 1-15 too), 32- and 64-bit SHL/SHR/SAR by
+// CL, two- and three-operand IMUL,
 // LEA, MOVZX/MOVSX/MOVSXD, SETcc, CMOVcc between registers, NOP; in 64-bit mode PUSH/POP
 // of a register, CALL rel32, RET, JMP through a register or memory, near JMP and Jcc.
 // Memory forms probe the software TLB inline and run their handler on a miss; a branch
