@@ -357,7 +357,7 @@ class Cpu {
         if (align_check_ && (lin & (size - 1))) fault(VEC_AC, 0);
         const TlbEntry& t = tlb_read_[(lin >> 12) & (kTlbSize - 1)];
         if (t.tag == tlb_tag(lin, user_access()) && (lin & 0xFFF) + size <= 0x1000) {
-            return load_le(t.host + (lin & 0xFFF), size);
+            return load_le(t.at(lin), size);
         }
         return read_slow(lin, size, acc, user_access());
     }
@@ -365,7 +365,7 @@ class Cpu {
         if (align_check_ && (lin & (size - 1))) fault(VEC_AC, 0);
         const TlbEntry& t = tlb_write_[(lin >> 12) & (kTlbSize - 1)];
         if (t.tag == tlb_tag(lin, user_access()) && (lin & 0xFFF) + size <= 0x1000) {
-            store_le(t.host + (lin & 0xFFF), size, v);
+            store_le(t.at(lin), size, v);
             return;
         }
         write_slow(lin, size, v, user_access());
@@ -453,7 +453,11 @@ class Cpu {
 
     struct TlbEntry {
         uint64_t tag = ~0ull;  // linear page | kTlbValid | kTlbUser
-        uint8_t* host = nullptr;
+        // The host address of the page less its linear address (QEMU's "addend"): the
+        // host address of a linear address on the page is the sum, one addition (also
+        // in generated code's TLB probe).
+        uint64_t addend = 0;
+        uint8_t* at(uint64_t lin) const { return reinterpret_cast<uint8_t*>(addend + lin); }
         // Guest-physical page | kTlbGlobal | the large page it is a 4 KiB part of
         // (kTlb2M, kTlb1G; none for a 4 KiB page).
         uint64_t phys_bits = 0;

@@ -77,7 +77,7 @@ bool Cpu::global_code(uint64_t lin, const Block& b) const {
 
 void Cpu::fill_tlb(TlbEntry& t, uint64_t lin, bool user, uint8_t* host, uint64_t phys) {
     t.tag = tlb_tag(lin, user);
-    t.host = host;
+    t.addend = reinterpret_cast<uint64_t>(host) - (lin & ~0xFFFull);
     t.phys_bits = (phys & ~0xFFFull) | walk_bits_;
     if (walk_bits_ & kTlbGlobal) tlb_has_global_ = true;
     if (walk_bits_ & kTlb2M) {
@@ -365,10 +365,9 @@ uint8_t* Cpu::tlb_host(uint64_t lin, Access acc) const {
     // sanitizers otherwise reports a false maybe-uninitialized `lin`).
     const size_t slot = (lin >> 12) & (kTlbSize - 1);
     const uint64_t tag = tlb_tag(lin, user_access());
-    const uint64_t off = lin & 0xFFF;
     if (align_check_) return nullptr;
     const TlbEntry* table = acc == Access::Write ? tlb_write_ : tlb_read_;
-    return table[slot].tag == tag ? table[slot].host + off : nullptr;
+    return table[slot].tag == tag ? table[slot].at(lin) : nullptr;
 }
 
 uint64_t Cpu::read_sys(uint64_t lin, uint8_t size) {

@@ -36,11 +36,12 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
         cmp(r9, qword[rbx + r8 * 8 + off_.tlb_write]);
         jne(slow, T_NEAR);
         mov(r11, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
-        add(r11, rcx);
+        add(r11, rax);
         cmp(r11, rdx);
         jne(slow, T_NEAR);
     }
     if (locked && size > 1) {
+        mov(ecx, eax);  // (the host page is page-aligned: the same line offset)
         and_(ecx, kLineSize - 1);
         cmp(ecx, kLineSize - size);
         ja(slow, T_NEAR);

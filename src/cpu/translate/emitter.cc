@@ -518,8 +518,6 @@ void BlockEmitter::emit_lin(const DecodedInsn& in, const Operand& m) {
 }
 
 void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
-    mov(ecx, eax);
-    and_(ecx, 0xFFF);
     // Tag: linear page | valid | user (CPL 3), of the access's last byte: an access that
     // crosses the page end has a tag no entry at its first page's index can hold (the
     // next page has the next index), so it misses as read_mem's page check sends it on.
@@ -536,8 +534,8 @@ void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
     lea(r8, ptr[r8 + r8 * 2]);
     cmp(r9, qword[rbx + r8 * 8 + table]);
     jne(slow, T_NEAR);
-    mov(rdx, qword[rbx + r8 * 8 + table + 8]);  // host page
-    add(rdx, rcx);
+    mov(rdx, qword[rbx + r8 * 8 + table + 8]);  // host page - linear page
+    add(rdx, rax);
 }
 
 void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
@@ -558,7 +556,7 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
         cmp(r9, qword[rbx + r8 * 8 + off_.tlb_write]);
         jne(slow, T_NEAR);
         mov(r11, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
-        add(r11, rcx);
+        add(r11, rax);
     }
     const Xbyak::Address host = frame(m.size)[rdx];
     switch (f) {
