@@ -45,8 +45,8 @@ void Cpu::after_block_cold(const DecodedInsn* in, size_t done, uint64_t rip_befo
     bool mispredicted = false;
     if (kind != BranchKind::None) {
         const bool lbr_on = s_.debugctl & msr::DEBUGCTL_LBR;
-        if (lbr_on && !pmu_.active()) {
-            record_branch(last, rip_before + cs_base + (last.block_off - in[0].block_off));
+        if (lbr_on && !pmu_.active() && last.record != BranchKind::None) {
+            record_branch(last, rip_before + cs_base + (last.block_off - in[0].block_off), cs_base);
         } else if (lbr_on || pmu_.counts_misses()) {
             // As record_branch does, with the PMU's branch-misses event.
             const uint64_t from = rip_before + (last.block_off - in[0].block_off);

@@ -16,32 +16,32 @@ namespace softkvm::cpu {
                                                     uint64_t rip_before, uint64_t cs_base,
                                                     uint8_t cpl) {
     const DecodedInsn& last = in[done - 1];
-    // The common case while the guest records: a branch, with the PMU off. The rest (and
-    // the PMU's counting) out of line.
-    if (last.branch != BranchKind::None && (s_.debugctl & msr::DEBUGCTL_LBR) && !pmu_.active())
-        [[likely]]
-        record_branch(last, rip_before + cs_base - in[0].block_off + last.block_off);
+    // The common case while the guest records: a branch (DecodedInsn::record), with the
+    // PMU off. The rest (and the PMU's counting) out of line. The run loop calls this
+    // when DEBUGCTL.LBR or the PMU was on as the block began; neither changes before the
+    // last instruction of a block that a branch ends (WRMSR ends its block; a PMI, an
+    // event or the hv layer comes between blocks), so with the PMU off, LBR is on.
+    if (last.record != BranchKind::None && !pmu_.active()) [[likely]]
+        record_branch(last, rip_before + cs_base - in[0].block_off + last.block_off, cs_base);
     else
         after_block_cold(in, done, rip_before, cs_base, cpl);
-    soft_delivered_ = false;
 }
 
-// The block's last instruction, a branch at linear `from`, retired with DEBUGCTL.LBR set
-// and the PMU off: the predictor's step for its class and its record.
-[[gnu::always_inline]] inline void Cpu::record_branch(const DecodedInsn& last, uint64_t from) {
-    const uint64_t to = s_.rip + seg_base_[CS];
+// The block's last instruction, a branch at linear `from` (DecodedInsn::record not None),
+// retired with DEBUGCTL.LBR set and the PMU off: the predictor's step for its class and
+// its record. `cs_base`: the CS base the block ran with, which only a far branch changes.
+[[gnu::always_inline]] inline void Cpu::record_branch(const DecodedInsn& last, uint64_t from,
+                                                      uint64_t cs_base) {
+    const uint64_t to = s_.rip + cs_base;
     const uint64_t next = from + last.len;
     BranchPredictor& bp = lbr_.predictor();
-    const BranchKind kind = last.branch;
+    const BranchKind kind = last.record;
     if (kind == BranchKind::Jcc) [[likely]] {
-        // Only a Jcc can fall through. Taken or not is computed, never tested: the host
-        // cannot predict the guest's outcomes any better than the guest's own predictor.
-        // A Jcc to the next instruction (rel 0) leaves RIP there either way; taken, it is
-        // a taken branch all the same, and the LBR stack records every taken branch (SDM
-        // vol. 3, "Last Branch Record Stack"): its condition decides.
-        unsigned taken = to != next;
-        if (last.op[0].value == 0) [[unlikely]]
-            taken = jump_to_next_taken(last);
+        // Only a Jcc can fall through, and RIP tells which way it went (record is None
+        // for one to the next instruction). Taken or not is computed, never tested: the
+        // host cannot predict the guest's outcomes any better than the guest's own
+        // predictor.
+        const unsigned taken = to != next;
         const unsigned miss = bp.jcc(from, taken);
         return lbr_.record_unpopped(from, to, kind, taken, s_.cpl, miss, icount_);
     }
@@ -58,9 +58,14 @@ namespace softkvm::cpu {
             return lbr_.record(from, to, kind, s_.cpl, bp.ret(to), icount_);
         case BranchKind::NearRelJmp:
             return lbr_.record_unpopped(from, to, kind, 1, s_.cpl, 0, icount_);
-        default:
-            // A far branch; INT n recorded itself when it was delivered (note_delivery).
-            return lbr_.record_unpopped(from, to, kind, !soft_delivered_, s_.cpl, 0, icount_);
+        default: {
+            // A far branch, to the new CS base; INT n recorded itself when it was
+            // delivered (note_delivery), which only a far branch's record asks.
+            const unsigned keep = !soft_delivered_;
+            soft_delivered_ = false;
+            return lbr_.record_unpopped(from, s_.rip + seg_base_[CS], kind, keep, s_.cpl, 0,
+                                        icount_);
+        }
     }
 }
 

@@ -373,6 +373,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             end_block(done);
             if (hooks && done)
                 after_block_cold(block_insns_, done, rip_before, cs_base, cpl_before);
+            soft_delivered_ = false;  // (an INT n delivered again records itself again)
             // The instruction is abandoned: RSP as before, its MMIO writes unsent. For a
             // read the owner must answer, it runs again first thing in the next run(),
             // replaying the MMIO reads it completed.
@@ -584,6 +585,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             // the block translated code was running, which block_insns_ points to.)
             if (hooks && done)
                 after_block_cold(block_insns_, done, rip_before, cs_base, cpl_before);
+            soft_delivered_ = false;
             prev = nullptr;
             // A faulting instruction has no effect on RSP or on devices; the reads it
             // made are not replayed. It has not retired: no bus lock is reported for it.

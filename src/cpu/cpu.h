@@ -541,7 +541,7 @@ class Cpu {
     // cpu/branch_hooks.h; the PMU's part of it out of line.
     inline void after_block(const DecodedInsn* in, size_t done, uint64_t rip_before,
                             uint64_t cs_base, uint8_t cpl);
-    inline void record_branch(const DecodedInsn& last, uint64_t from_lin);
+    inline void record_branch(const DecodedInsn& last, uint64_t from_lin, uint64_t cs_base);
     void pmu_after_block(size_t done, uint8_t cpl, bool branch, bool mispredicted);
     // The same out of line, for blocks a fault or an exit ended, the PMU's counting and
     // the end of a chain of translated blocks.

@@ -65,6 +65,10 @@ struct DecodedInsn {
     // address for the LBR unit and the predictor without summing the lengths before it.
     uint16_t block_off = 0;
     Operand op[3];
+    // The run loop's LBR recording path (branch_hooks.h): `branch`, except None for a
+    // conditional branch to the next instruction (Jcc, JrCXZ or LOOPcc with displacement
+    // 0), whose outcome RIP cannot tell: the general path asks its condition.
+    BranchKind record = BranchKind::None;
 };
 
 }  // namespace softkvm::cpu

@@ -244,6 +244,8 @@ bool Decoder::decode(Mode mode, const uint8_t* bytes, size_t avail, DecodedInsn&
         if (Handler fast = fast_handler(out.mnemonic, out)) out.fn = fast;
     out.branch = branch_kind(zi, out.op[0]);
     if (out.branch != BranchKind::None) out.ends_block = true;
+    out.record =
+        out.branch == BranchKind::Jcc && out.op[0].value == 0 ? BranchKind::None : out.branch;
     // Bus-lock candidates (spec §3): LOCK-prefixed RMW, and XCHG with a memory operand.
     out.lockable_mem = has_mem && ((out.prefixes & PFX_LOCK) || zi.mnemonic == ZYDIS_MNEMONIC_XCHG);
     return true;

@@ -40,10 +40,10 @@ void Lbr::apply_log() const {
     // depth: filter_ keeps nothing without one.)
     const uint64_t k = std::min<uint64_t>(n, depth_);
     tos_ = static_cast<uint32_t>((tos_ + (n - k)) % depth_);
-    uint64_t prev = n > k ? log_stamp_[(logged - k - 1) % kLog] : last_record_;
+    uint64_t prev = n > k ? log_stamp((logged - k - 1) % kLog) : last_record_;
     for (uint64_t r = logged - k; r != logged; ++r) {
         const size_t i = r % kLog;
-        const uint64_t now = log_stamp_[i];
+        const uint64_t now = log_stamp(i);
         const uint64_t mispred = (log_flags_[i] & kLogMispred) ? LBR_MISPRED : 0;
         tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
         e_[tos_] = {(log_from_[i] & from_mask_) | (mispred & from_mispred_), log_to_[i],

@@ -40,9 +40,9 @@ class BranchPredictor {
     // mispredict flag, 0 or 1.
     unsigned jcc(uint64_t from, unsigned taken) {
         uint8_t& c = counter_[slot(from, kCounters)];
-        const unsigned step = jcc_step_[taken * 8 + c];  // (c is 0, 1, 3 or 7)
-        c = static_cast<uint8_t>(step);
-        return step >> 8;
+        const size_t step = size_t{taken} * 8 + c;  // (c is 0, 1, 3 or 7)
+        c = jcc_next_[step];
+        return jcc_miss_[step];
     }
     // A call pushes its return address.
     void call(uint64_t next) { ras_[ras_top_++ % kReturns] = next; }
@@ -73,13 +73,35 @@ class BranchPredictor {
     }();
     // The step of counter byte b, not taken (entry b) and taken (entry 8 + b): the byte
     // after it in bits 7:0, and in bits 15:8 the LBR log's mispredict flag (1: b predicted
-    // the other way). A member, so translated code finds it at a fixed offset from the CPU.
-    std::array<uint16_t, 16> jcc_step_ = [] {
-        std::array<uint16_t, 16> t{};
-        for (unsigned b = 0; b < 8; ++b) {
-            t[b] = static_cast<uint16_t>((b >> 1) | ((b & 2) ? 0x100 : 0));
-            t[8 + b] = static_cast<uint16_t>(((2 * b + 1) & 7) | ((b & 2) ? 0 : 0x100));
-        }
+    // the other way). Members, so translated code finds them at a fixed offset from the
+    // CPU.
+    static constexpr uint16_t jcc_step(unsigned i) {
+        const unsigned b = i & 7;
+        return static_cast<uint16_t>(i < 8 ? (b >> 1) | ((b & 2) ? 0x100 : 0)
+                                           : ((2 * b + 1) & 7) | ((b & 2) ? 0 : 0x100));
+    }
+    // Translated code's taken step at the end of a block of n instructions, entry
+    // [n][b]: the counter after it in bits 7:0, and in bits 15:8 the LBR log's flags byte
+    // (the mispredict flag, and n in bits 7:1: Lbr::kLogInsnShift). n is at most
+    // kBlockInsns (Block::kMaxInsns; translator.cc checks).
+    static constexpr size_t kBlockInsns = 64;
+    std::array<std::array<uint16_t, 8>, kBlockInsns + 1> jcc_taken_ = [] {
+        std::array<std::array<uint16_t, 8>, kBlockInsns + 1> t{};
+        for (unsigned n = 0; n <= kBlockInsns; ++n)
+            for (unsigned b = 0; b < 8; ++b)
+                t[n][b] = static_cast<uint16_t>(jcc_step(8 + b) | (n << 9));
+        return t;
+    }();
+    // The same as two tables of bytes, for the run loop: the counter after step b, and
+    // its mispredict flag.
+    std::array<uint8_t, 16> jcc_next_ = [] {
+        std::array<uint8_t, 16> t{};
+        for (unsigned b = 0; b < 16; ++b) t[b] = static_cast<uint8_t>(jcc_step(b));
+        return t;
+    }();
+    std::array<uint8_t, 16> jcc_miss_ = [] {
+        std::array<uint8_t, 16> t{};
+        for (unsigned b = 0; b < 16; ++b) t[b] = static_cast<uint8_t>(jcc_step(b) >> 8);
         return t;
     }();
     std::array<uint64_t, kTargets> target_{};
@@ -89,6 +111,9 @@ class BranchPredictor {
 
 class Lbr {
   public:
+    // Bits 7:1 of a log record's flags byte: instructions its stamp leaves out
+    // (translated code stores the count before the block, and the block's size there).
+    static constexpr unsigned kLogInsnShift = 1;
     struct Entry {
         uint64_t from = 0, to = 0, info = 0;
     };
@@ -159,9 +184,10 @@ class Lbr {
     static constexpr uint64_t kFromAddr = (1ull << 61) - 1;
     bool from_has_flags() const { return format_ >= 3 && !info_; }
     static uint64_t decode_from(uint64_t v);
-    // Byte cpl * 8 + kind of filter_ (BranchKind has 8 values, None included).
-    static unsigned filter_index(BranchKind kind, uint8_t cpl) {
-        return cpl * 8u + static_cast<unsigned>(kind);
+    // Byte kind * 4 + cpl of filter_ (BranchKind has 8 values, None included): with the
+    // class a constant, one load indexed by the CPL.
+    static size_t filter_index(BranchKind kind, uint8_t cpl) {
+        return static_cast<size_t>(kind) * 4 + cpl;
     }
     // Bit (cpl != 0) * 8 + kind of a class mask.
     static unsigned class_bit(BranchKind kind, uint8_t cpl) {
@@ -205,6 +231,7 @@ class Lbr {
     // the high byte of BranchPredictor::jcc_step_).
     static constexpr uint64_t kLog = 256;
     static constexpr uint8_t kLogMispred = 1;
+    uint64_t log_stamp(size_t i) const { return log_stamp_[i] + (log_flags_[i] >> kLogInsnShift); }
     static_assert(kLog > msr::kLbrMaxDepth && kLog == 256);
     // Written by translated code too (Translator's layout has the offsets).
     std::array<uint64_t, kLog> log_from_{}, log_to_{}, log_stamp_{};

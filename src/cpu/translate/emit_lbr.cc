@@ -89,17 +89,22 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
     mov(rax, qword[rbx + off_.rip]);
     if (kind == BranchKind::None) return true;  // ended without a branch (its size limit)
 
-    // The predictor step (BranchPredictor::resolve), leaving the log's flags byte (the
-    // mispredict flag, Lbr::kLogMispred) in `flags`, or none for a constant 0.
+    // The predictor step (BranchPredictor::resolve) and the log's flags byte (Lbr::log;
+    // the mispredict flag, Lbr::kLogMispred). Where the step leaves no run-time flag, the
+    // flags byte also holds the block's size (Lbr::kLogInsnShift) and the stamp is the
+    // instruction count before the block. EDI: the log's next slot (256 slots: the low
+    // byte of the record count).
     Xbyak::Label done;
     const int32_t ras_top = off_.bp_ras_top;
-    const Xbyak::Reg8* flags = &dl;
+    const uint8_t sized = static_cast<uint8_t>(n << Lbr::kLogInsnShift);
+    enum class Flags { Dh, Sized, Stored } flags = Flags::Sized;
     auto push_return = [&] {  // ras_[ras_top_++ % kReturns] = next
         mov(ecx, dword[rbx + ras_top]);
         add(dword[rbx + ras_top], 1);
         and_(ecx, 15);
         store_imm(qword[rbx + rcx * 8 + off_.bp_ras], next);
     };
+    const Xbyak::Address log_flags = byte[rbx + rdi + off_.lbr_log_flags];
     switch (kind) {
         case BranchKind::Jcc: {
             // The exit knows the way (emit_branch gives the taken one its own exit), or
@@ -117,51 +122,56 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
                 jmp(done, T_NEAR);
             }
             L(taken);
-            // DL: the counter after the step; DH: the mispredict flag.
+            // DL: the counter after the step; DH: the flags byte, this block's size in it
+            // (BranchPredictor::jcc_taken_[n]).
             movzx(edx, byte[rbx + counter]);
-            movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken]);
+            movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken + static_cast<int32_t>(16 * n)]);
             mov(byte[rbx + counter], dl);
-            flags = &dh;
+            flags = Flags::Dh;
+            movzx(edi, byte[rbx + off_.lbr_logged]);
             break;
         }
         case BranchKind::NearRelCall:
             push_return();
-            flags = nullptr;
+            movzx(edi, byte[rbx + off_.lbr_logged]);
             break;
         case BranchKind::NearIndCall:
         case BranchKind::NearIndJmp: {
             if (kind == BranchKind::NearIndCall) push_return();
             const int32_t target = off_.bp_target + static_cast<int32_t>(8 * slot(from, kTargets));
+            movzx(edi, byte[rbx + off_.lbr_logged]);
             cmp(qword[rbx + target], rax);
-            setne(dl);
+            setne(log_flags);
             mov(qword[rbx + target], rax);
+            flags = Flags::Stored;
             break;
         }
         case BranchKind::NearRet:  // ras_[--ras_top_ % kReturns] predicted it
             sub(dword[rbx + ras_top], 1);
             mov(ecx, dword[rbx + ras_top]);
             and_(ecx, 15);
+            movzx(edi, byte[rbx + off_.lbr_logged]);
             cmp(rax, qword[rbx + rcx * 8 + off_.bp_ras]);
-            setne(dl);
+            setne(log_flags);
+            flags = Flags::Stored;
             break;
         default:  // NearRelJmp: always predicted
-            flags = nullptr;
+            movzx(edi, byte[rbx + off_.lbr_logged]);
             break;
     }
-    // RSI: instructions retired after the block (the record's cycle count,
-    // Cpu::after_block's icount_).
+    // RSI: the record's cycle count (Cpu::after_block's icount_: instructions retired
+    // after the block), or the count before it where the flags byte holds the size.
     mov(rsi, qword[rbx + off_.icount]);
-    add(rsi, static_cast<uint32_t>(n));
-    // Lbr::log: the next slot is written, and counted if the filter keeps the class at
-    // the chain's CPL. (256 slots: the low byte of the record count is the slot.)
-    movzx(ecx, byte[rbx + off_.lbr_logged]);
-    store_imm(qword[rbx + rcx * 8 + off_.lbr_log_from], from);
-    mov(qword[rbx + rcx * 8 + off_.lbr_log_to], rax);
-    mov(qword[rbx + rcx * 8 + off_.lbr_log_stamp], rsi);
-    if (flags)
-        mov(byte[rbx + rcx + off_.lbr_log_flags], *flags);
-    else
-        mov(byte[rbx + rcx + off_.lbr_log_flags], 0);
+    if (flags == Flags::Stored) add(rsi, static_cast<uint32_t>(n));
+    // Lbr::log: the slot is written, and counted if the filter keeps the class at the
+    // chain's CPL.
+    store_imm(qword[rbx + rdi * 8 + off_.lbr_log_from], from);
+    mov(qword[rbx + rdi * 8 + off_.lbr_log_to], rax);
+    mov(qword[rbx + rdi * 8 + off_.lbr_log_stamp], rsi);
+    if (flags == Flags::Dh)
+        mov(log_flags, dh);
+    else if (flags == Flags::Sized)
+        mov(log_flags, sized);
     movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
     add(qword[rbx + off_.lbr_logged], rcx);
     L(done);

@@ -103,13 +103,16 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.lbr_log_flags = offset_in(cpu, lbr.log_flags_[0]);
     l.lbr_logged = offset_in(cpu, lbr.logged_);
     l.bp_counter = offset_in(cpu, lbr.bp_.counter_[0]);
-    l.bp_jcc_taken = offset_in(cpu, lbr.bp_.jcc_step_[8]);  // the taken steps
+    l.bp_jcc_taken = offset_in(cpu, lbr.bp_.jcc_taken_[0][0]);  // the taken steps per size
+    static_assert(BranchPredictor::kBlockInsns == Block::kMaxInsns &&
+                  (Block::kMaxInsns << Lbr::kLogInsnShift) <= 0xFF);
     l.bp_target = offset_in(cpu, lbr.bp_.target_[0]);
     l.bp_ras = offset_in(cpu, lbr.bp_.ras_[0]);
     l.bp_ras_top = offset_in(cpu, lbr.bp_.ras_top_);
     // The log's slot is the low byte of logged_ (little-endian x86 hosts).
     static_assert(Lbr::kLog == 256 && sizeof(lbr.logged_) == 8 && sizeof(lbr.log_flags_[0]) == 1);
-    static_assert(sizeof(lbr.bp_.jcc_step_[0]) == 2 && sizeof(lbr.bp_.counter_[0]) == 1);
+    static_assert(sizeof(lbr.bp_.jcc_taken_[0][0]) == 2 && sizeof(lbr.bp_.jcc_taken_[0]) == 16 &&
+                  sizeof(lbr.bp_.counter_[0]) == 1);
     static_assert(sizeof(lbr.bp_.ras_top_) == 4 && sizeof(lbr.trace_pop_ret_) == 1 &&
                   sizeof(lbr.trace_done_) == 1);
     l.jump_cache = reinterpret_cast<uint64_t>(cpu.jump_cache_.data());
