@@ -14,8 +14,9 @@ struct Block {
     std::vector<DecodedInsn> insns;
     bool has_lock = false;  // some instruction is a locked read-modify-write of memory
     // Successor links: the last two blocks this one continued to, valid while `gen`
-    // equals the CPU's block generation (bumped on any TLB flush or invalidation; a MOV to
-    // CR3 sets the `gen` of links into code on non-global pages to 0 instead).
+    // equals the CPU's link generation (Cpu::link_gen_: the block generation, bumped on
+    // any TLB flush or invalidation, and whether CPL is 3; a MOV to CR3 sets the `gen` of
+    // links into code on non-global pages to 0 instead).
     // `trace_rip` is `rip` where the block linked to was built at that RIP (host_rip),
     // else ~0: translated code that records LBRs follows only those links (emit_lbr.cc).
     struct Link {

@@ -60,6 +60,7 @@ void Cpu::update_mode() {
     for (int k = 0; k < SEG_COUNT; ++k)
         seg_base_[k] = (s_.mode == Mode::Long64 && k != FS && k != GS) ? 0 : s_.seg[k].base;
     flags_changed();
+    set_link_privilege();  // (every change of CPL ends here)
 }
 
 void Cpu::flags_changed() {
@@ -426,7 +427,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             // Follow a cached link from the previous block when it is still valid.
             if (!b && prev) {
                 for (const Block::Link& l : prev->links) {
-                    if (l.rip == s_.rip && l.gen == block_gen_) {
+                    if (l.rip == s_.rip && l.gen == link_gen_) {
                         b = l.block;
                         break;
                     }
@@ -438,20 +439,20 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 const uint64_t lin = s_.rip + seg_base_[CS];
                 JumpEntry& j = jump_cache_[(lin ^ (lin >> 10)) & (kJumpCacheSize - 1)];
                 const uint32_t tag = static_cast<uint32_t>(s_.mode) | (s_.cpl << 4);
-                if (j.lin == lin && j.gen == block_gen_ && j.tag == tag) {
+                if (j.lin == lin && j.gen == link_gen_ && j.tag == tag) {
                     b = j.block;
                 } else {
                     const uint64_t gen = block_gen_;
                     b = find_block();
                     // Building it may have flushed the block cache, `prev` with it.
                     if (block_gen_ != gen) prev = nullptr;
-                    j = {lin, block_gen_, b, tag, b->host_rip == s_.rip, global_code(lin, *b)};
+                    j = {lin, link_gen_, b, tag, b->host_rip == s_.rip, global_code(lin, *b)};
                     note_code_lin(lin);  // (the link below leads there too)
                     if (!j.global) note_nonglobal_link(&j.gen);
                 }
                 if (prev) {
-                    Block::Link& slot = prev->links[prev->links[0].gen == block_gen_ ? 1 : 0];
-                    slot = {s_.rip, b, block_gen_, b->host_rip == s_.rip ? s_.rip : ~0ull};
+                    Block::Link& slot = prev->links[prev->links[0].gen == link_gen_ ? 1 : 0];
+                    slot = {s_.rip, b, link_gen_, b->host_rip == s_.rip ? s_.rip : ~0ull};
                     if (!j.global) note_nonglobal_link(&slot.gen);
                 }
             }

@@ -623,6 +623,35 @@ class Cpu {
     // where the run loop may look (a block's way out, a handler call; chain.cc).
     Block* chained_ = nullptr;
     uint64_t chained_blocks_ = 0;  // blocks entered from another block's translation
+    // The block generation (bumped by every TLB flush or code invalidation). It and the
+    // two generations below are read at every translated block's exit: here, clear of
+    // the guest registers' offsets modulo 4096.
+    uint64_t block_gen_ = 1;
+    // What links (Block::Link) and jump-cache entries are made with and followed while it
+    // is equal: block_gen_, with kUserGen set at CPL 3. Links are keyed by RIP, and one
+    // block may run at either privilege (code on a user page at CPL 0): a link it made at
+    // CPL 0 into a page only the supervisor may fetch from must not carry CPL 3 there
+    // without the fetch's #PF (SDM vol. 3A §4.6.1), nor one made at CPL 3 carry CPL 0 into
+    // a user page under SMEP. So a link made at one privilege is not followed at the
+    // other, where find_block checks the fetch again; set by update_mode().
+    static constexpr uint64_t kUserGen = 1ull << 63;
+    uint64_t link_gen_ = 1;
+    // The generation of the direct exits' slots (Block::DirectExit), which the generated
+    // code fills and no list names: it changes with every new block generation and with
+    // every MOV to CR3 that keeps global translations (flush_tlb_nonglobal), where links
+    // into non-global pages die one by one. It carries kUserGen as link_gen_ does.
+    uint64_t direct_gen_ = 1;
+    // A new block generation: every link, jump-cache entry and slot made before is dead.
+    void new_block_gen() {
+        ++block_gen_;
+        ++direct_gen_;
+        link_gen_ = block_gen_ | (link_gen_ & kUserGen);
+    }
+    void set_link_privilege() {
+        const uint64_t user = s_.cpl == 3 ? kUserGen : 0;
+        link_gen_ = block_gen_ | user;
+        direct_gen_ = (direct_gen_ & ~kUserGen) | user;
+    }
     const CpuModel* model_ = &default_cpu_model();
     uint64_t perf_caps_ = 0;
     Pmu pmu_;
@@ -788,17 +817,6 @@ class Cpu {
     // by the VM's CPUs (share_code_pages()) so that a store by any of them is seen.
     std::shared_ptr<std::vector<uint8_t>> code_pages_ = std::make_shared<std::vector<uint8_t>>();
     std::vector<std::unique_ptr<Block>> retired_blocks_;
-    uint64_t block_gen_ = 1;
-    // The generation of the direct exits' slots (Block::DirectExit), which the generated
-    // code fills and no list names: it changes with every new block generation and with
-    // every MOV to CR3 that keeps global translations (flush_tlb_nonglobal), where links
-    // into non-global pages die one by one.
-    uint64_t direct_gen_ = 1;
-    // A new block generation: every link, jump-cache entry and slot made before is dead.
-    void new_block_gen() {
-        ++block_gen_;
-        ++direct_gen_;
-    }
     uint64_t cache_limit_ = kDefaultBlockCacheInsns;
     // Invalidations per code page (self-modifying code), bounded; see invalidate_code_page.
     std::unordered_map<uint64_t, uint32_t> smc_pages_;

@@ -26,11 +26,11 @@ struct Cpu::Kept {
 Cpu::Cpu(CpuOwner& owner, Kept&& kept)
     : owner_(owner),
       xlate_(std::move(kept.xlate)),
+      block_gen_(kept.block_gen + 1),
       jump_cache_(std::move(kept.jumps)),
       block_slots_(std::move(kept.slots)),
       decoder_(std::move(kept.decoder)),
-      decode_buf_(std::move(kept.decode_buf)),
-      block_gen_(kept.block_gen + 1) {
+      decode_buf_(std::move(kept.decode_buf)) {
     if (xlate_) xlate_->reset();
     set_model(default_cpu_model());
     update_mode();

@@ -173,5 +173,44 @@ TEST(TlbTest, InvlpgOfAnotherPartOfA2MiBCodePageDropsTheLinksIntoIt) {
     expect_calls_reach_remapped_page(code);
 }
 
+// Links and direct-exit slots are keyed by RIP, not by privilege: a block on a user page
+// that jumped into a supervisor page at CPL 0 must not take that link at CPL 3, where the
+// fetch from the supervisor page faults (SDM vol. 3A §4.6.1). Linear 0x400000 (U=1) holds
+// `jmp 0x401000`; 0x401000 (U=0) holds `ret`. The kernel calls 0x400000 three times
+// (the link and the slot are made), then SYSRETs to it at CPL 3: #PF at 0x401000, error
+// code P|U/S|I/D.
+//   mov $3,%ecx; 1: call 0x400000; dec %ecx; jnz 1b; mov $0x400000,%ecx; mov $2,%r11d
+//   sysretq
+TEST(TlbTest, ALinkMadeAtCpl0IntoASupervisorPageFaultsAtCpl3) {
+    const uint8_t code[] = {0xb9, 0x03, 0x00, 0x00, 0x00, 0xe8, 0xf6, 0xff, 0x3e, 0x00,
+                            0xff, 0xc9, 0x75, 0xf7, 0xb9, 0x00, 0x00, 0x40, 0x00, 0x41,
+                            0xbb, 0x02, 0x00, 0x00, 0x00, 0x48, 0x0f, 0x07};
+    const uint8_t jump[] = {0xe9, 0xfb, 0x0f, 0x00, 0x00};  // jmp 0x401000
+    const uint8_t ret[] = {0xc3};
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        BareMachine m;
+        if (!m.cpu_.set_engine(e)) continue;
+        if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
+        m.load(code);
+        m.load(jump, kFrameA);
+        m.load(ret, kFrameB);
+        for (uint64_t t : {0x1000, 0x2000}) m.put64(t, m.get64(t) | PTE_US);
+        m.put64(0x3010, kPt | PTE_P | PTE_RW | PTE_US);
+        m.put64(kPt, kFrameA | PTE_P | PTE_RW | PTE_US);
+        m.put64(kPt + 8, kFrameB | PTE_P | PTE_RW);
+        m.put64(0x6004, 0x70000);  // the TSS's RSP0, for the #PF taken at CPL 3
+        CpuState& s = m.cpu_.state();
+        s.efer |= msr::EFER_SCE;
+        s.star = 0x10ull << 48;  // SYSRET: CS 0x23, SS 0x1b
+        s.tr.base = 0x6000;
+        m.cpu_.state_changed();
+        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner) << engine_name(e);
+        EXPECT_EQ(m.vector_taken(), VEC_PF) << engine_name(e);
+        EXPECT_EQ(m.cpu_.state().cr2, 0x401000u) << engine_name(e);
+        EXPECT_EQ(m.frame(0), 0x15u) << engine_name(e);  // P, U/S, I/D
+        EXPECT_EQ(m.frame(1), 0x401000u) << engine_name(e);
+    }
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

@@ -41,8 +41,8 @@ TEST(TranslateTest, PerBlockFieldsDoNotAliasGuestRegistersModulo4096) {
     const CpuLayout& l = m.cpu_.translator()->layout();
     const int32_t first = l.gpr % 4096, last = (l.rflags + 8) % 4096;
     ASSERT_LT(first, last);  // the registers, RIP and RFLAGS within one 4 KiB stretch
-    for (int32_t at :
-         {l.icount, l.chained, l.chained_blocks, l.chain_bound, l.kick, l.no_chain, l.run_limit}) {
+    for (int32_t at : {l.icount, l.chained, l.chained_blocks, l.chain_bound, l.kick, l.no_chain,
+                       l.run_limit, l.links_gen, l.direct_gen}) {
         const int32_t mod = at % 4096;
         EXPECT_TRUE(mod < first || mod >= last) << "a per-block field at offset " << at;
     }

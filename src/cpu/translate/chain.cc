@@ -183,7 +183,7 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
         jmp(qword[r9 + ex + off_.exit_to]);
         L(miss);
     }
-    mov(rdx, qword[rbx + off_.block_gen]);  // the links' and the jump cache's generation
+    mov(rdx, qword[rbx + off_.links_gen]);  // the links' and the jump cache's generation
     // A direct exit's successor, found either way, is remembered by one piece of code.
     Xbyak::Label found;
     for (int k = 0; k < 2; ++k) {

@@ -19,7 +19,8 @@ struct CpuLayout {
     int32_t rip, next_rip, rsp, stop, gpr, rflags, seg_base, last_seg, align_check, cpl, mode;
     int32_t tlb_read, tlb_write;
     // Chaining (docs/translator.md): what the run loop checks between blocks.
-    int32_t block_gen, direct_gen, icount, idle, deadline, run_limit, chain_bound, kick, halted;
+    // (links_gen: Cpu::link_gen_, the links' and the jump cache's generation.)
+    int32_t links_gen, direct_gen, icount, idle, deadline, run_limit, chain_bound, kick, halted;
     int32_t nmi_pending, debug_active, resume_insn, pmu_active, no_chain, bus_lock_watch;
     int32_t pending_db, trace_left, debugctl, rep_room, chained, block_insns, block_cpl;
     int32_t pmu_synced, chained_blocks;

@@ -69,7 +69,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.mode = offset_in(cpu, cpu.s_.mode);
     l.tlb_read = offset_in(cpu, cpu.tlb_read_[0]);
     l.tlb_write = offset_in(cpu, cpu.tlb_write_[0]);
-    l.block_gen = offset_in(cpu, cpu.block_gen_);
+    l.links_gen = offset_in(cpu, cpu.link_gen_);
     l.direct_gen = offset_in(cpu, cpu.direct_gen_);
     l.icount = offset_in(cpu, cpu.icount_);
     l.idle = offset_in(cpu, cpu.idle_);
