@@ -466,6 +466,8 @@ class Cpu {
     static constexpr size_t kTlbSize = 1024;
     static constexpr uint64_t kTlbValid = 1, kTlbUser = 2;
     static constexpr uint64_t kTlbGlobal = 1, kTlb2M = 2, kTlb1G = 4;
+    // walk_bits_ only: the translation must not be cached (fill_tlb).
+    static constexpr uint64_t kTlbNoFill = 8;
 
     struct Ram {
         uint64_t gpa, size;

@@ -76,6 +76,11 @@ bool Cpu::global_code(uint64_t lin, const Block& b) const {
 }
 
 void Cpu::fill_tlb(TlbEntry& t, uint64_t lin, bool user, uint8_t* host, uint64_t phys) {
+    // A supervisor access to a user page that SMAP let through because RFLAGS.AC is set
+    // is not cached: AC changes (CLAC, POPF, IRET, SYSCALL's mask) without a TLB flush,
+    // and the TLB's tag does not hold it. Such accesses (copies to and from user memory
+    // between STAC and CLAC) walk the page tables each time.
+    if (walk_bits_ & kTlbNoFill) return;
     t.tag = tlb_tag(lin, user);
     t.addend = reinterpret_cast<uint64_t>(host) - (lin & ~0xFFFull);
     t.phys_bits = (phys & ~0xFFFull) | walk_bits_;
@@ -203,7 +208,10 @@ uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
     if (exec && !allow_exec) return pf(err | PFERR_P);
     if (!user && allow_user) {
         if (exec && (s_.cr4 & CR4_SMEP)) return pf(err | PFERR_P);
-        if (!exec && (s_.cr4 & CR4_SMAP) && !(s_.rflags & FLAG_AC)) return pf(err | PFERR_P);
+        if (!exec && (s_.cr4 & CR4_SMAP)) {
+            if (!(s_.rflags & FLAG_AC)) return pf(err | PFERR_P);
+            bits |= kTlbNoFill;  // allowed by AC alone: CLAC must not find it cached
+        }
     }
     // Accessed bits on every level, dirty on the leaf for writes.
     for (int k = 0; k < levels; ++k) {

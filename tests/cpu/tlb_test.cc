@@ -212,5 +212,31 @@ TEST(TlbTest, ALinkMadeAtCpl0IntoASupervisorPageFaultsAtCpl3) {
     }
 }
 
+// A supervisor read of a user page under CR4.SMAP is allowed only while RFLAGS.AC is set
+// (SDM vol. 3A §4.6.1): a translation made under STAC must not let a read after CLAC
+// through. Linear 0x400000 is a user page.
+//   mov $3,%ecx; 1: stac; mov 0x400000,%eax; clac; dec %ecx; jnz 1b; mov 0x400000,%ebx; hlt
+TEST(TlbTest, ASupervisorReadOfAUserPageAfterClacFaultsUnderSmap) {
+    const uint8_t code[] = {0xb9, 0x03, 0x00, 0x00, 0x00, 0x0f, 0x01, 0xcb, 0x8b, 0x04,
+                            0x25, 0x00, 0x00, 0x40, 0x00, 0x0f, 0x01, 0xca, 0xff, 0xc9,
+                            0x75, 0xef, 0x8b, 0x1c, 0x25, 0x00, 0x00, 0x40, 0x00, 0xf4};
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        BareMachine m;
+        if (!m.cpu_.set_engine(e)) continue;
+        if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
+        m.load(code);
+        for (uint64_t t : {0x1000, 0x2000}) m.put64(t, m.get64(t) | PTE_US);
+        m.put64(0x3010, kPt | PTE_P | PTE_RW | PTE_US);
+        m.put64(kPt, kFrameA | PTE_P | PTE_RW | PTE_US);
+        m.cpu_.state().cr4 |= CR4_SMAP;
+        m.cpu_.state_changed();
+        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner) << engine_name(e);
+        EXPECT_EQ(m.vector_taken(), VEC_PF) << engine_name(e);
+        EXPECT_EQ(m.cpu_.state().cr2, 0x400000u) << engine_name(e);
+        EXPECT_EQ(m.frame(0), 0x1u) << engine_name(e);  // P: a supervisor read
+        EXPECT_EQ(m.frame(1), 0x10016u) << engine_name(e);
+    }
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
