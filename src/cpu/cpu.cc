@@ -60,7 +60,7 @@ void Cpu::update_mode() {
     for (int k = 0; k < SEG_COUNT; ++k)
         seg_base_[k] = (s_.mode == Mode::Long64 && k != FS && k != GS) ? 0 : s_.seg[k].base;
     flags_changed();
-    set_link_privilege();  // (every change of CPL ends here)
+    update_link_key();  // (every change of CPL, mode or CS base ends here)
 }
 
 void Cpu::flags_changed() {

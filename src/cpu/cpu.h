@@ -630,29 +630,38 @@ class Cpu {
     // the guest registers' offsets modulo 4096.
     uint64_t block_gen_ = 1;
     // What links (Block::Link) and jump-cache entries are made with and followed while it
-    // is equal: block_gen_, with kUserGen set at CPL 3. Links are keyed by RIP, and one
-    // block may run at either privilege (code on a user page at CPL 0): a link it made at
-    // CPL 0 into a page only the supervisor may fetch from must not carry CPL 3 there
-    // without the fetch's #PF (SDM vol. 3A §4.6.1), nor one made at CPL 3 carry CPL 0 into
-    // a user page under SMEP. So a link made at one privilege is not followed at the
-    // other, where find_block checks the fetch again; set by update_mode().
-    static constexpr uint64_t kUserGen = 1ull << 63;
+    // is equal: block_gen_ with the link key, what a link's RIP alone does not say: whether
+    // CPL is 3 (bit 63) and the mode (bits 61-62). One block may run at either privilege
+    // (code on a user page at CPL 0), and one far JMP may reach one offset in a 64-bit and
+    // in a 32-bit code segment: a link made at CPL 0 into a page only the supervisor may
+    // fetch from must not carry CPL 3 there without the fetch's #PF (SDM vol. 3A §4.6.1),
+    // nor one made at CPL 3 carry CPL 0 into a user page under SMEP, nor one made in one
+    // mode run the other's decoding. A link made under another key is not followed:
+    // find_block looks the successor up and checks its fetch. A new CS base (links are by
+    // RIP, not by linear address) makes a new block generation. Set by update_mode().
+    static constexpr uint64_t kLinkKeyBits = 7ull << 61;
     uint64_t link_gen_ = 1;
+    uint64_t link_cs_base_ = 0;
     // The generation of the direct exits' slots (Block::DirectExit), which the generated
     // code fills and no list names: it changes with every new block generation and with
     // every MOV to CR3 that keeps global translations (flush_tlb_nonglobal), where links
-    // into non-global pages die one by one. It carries kUserGen as link_gen_ does.
+    // into non-global pages die one by one. It carries the link key as link_gen_ does.
     uint64_t direct_gen_ = 1;
     // A new block generation: every link, jump-cache entry and slot made before is dead.
     void new_block_gen() {
         ++block_gen_;
         ++direct_gen_;
-        link_gen_ = block_gen_ | (link_gen_ & kUserGen);
+        link_gen_ = block_gen_ | (link_gen_ & kLinkKeyBits);
     }
-    void set_link_privilege() {
-        const uint64_t user = s_.cpl == 3 ? kUserGen : 0;
-        link_gen_ = block_gen_ | user;
-        direct_gen_ = (direct_gen_ & ~kUserGen) | user;
+    void update_link_key() {
+        if (seg_base_[CS] != link_cs_base_) {
+            link_cs_base_ = seg_base_[CS];
+            ++block_gen_;
+            ++direct_gen_;
+        }
+        const uint64_t key = (s_.cpl == 3 ? 1ull << 63 : 0) | static_cast<uint64_t>(s_.mode) << 61;
+        link_gen_ = block_gen_ | key;
+        direct_gen_ = (direct_gen_ & ~kLinkKeyBits) | key;
     }
     const CpuModel* model_ = &default_cpu_model();
     uint64_t perf_caps_ = 0;
