@@ -238,44 +238,18 @@ TEST(TlbTest, ASupervisorReadOfAUserPageAfterClacFaultsUnderSmap) {
     }
 }
 
-// A link is keyed by RIP: the same far JMP reaching the same offset in a 64-bit and in a
-// 32-bit code segment must run the code decoded for the mode it lands in. 0x30000 holds
-// 48 ff c0 ff 29: `inc %rax; ljmp *(%rcx)` in 64-bit mode, `dec %eax; inc %eax;
-// ljmp *(%ecx)` in compatibility mode. The loop far-jumps there four times, with CS 0x08
-// (64-bit) and 0x18 (32-bit) in turn: RAX counts the 64-bit visits, 2.
-//   mov $4,%r8d; 1: ljmp *(%rbx); 2: xorw $0x10,4(%rbx); dec %r8d; jnz 1b
+// A link is keyed by RIP: one far JMP that reaches one offset in two code segments must
+// run the code decoded for the segment it lands in. The loop far-jumps to offset 0x30000
+// four times, with the selector at 4(%rbx) (first `first`) XORed with `toggle` after
+// each; 0x30000 holds 48 ff c0 ff 29 (`inc %rax; ljmp *(%rcx)` in 64-bit mode,
+// `dec %eax; inc %eax; ljmp *(%ecx)` in compatibility mode), 0x31000 holds 40 ff 29
+// (`inc %eax; ljmp *(%ecx)` there). GDT: 0x18 32-bit code at base 0, 0x20 at base 0x1000.
+// The count in RAX goes out on port 0x10.
+//   mov $4,%r8d; 1: ljmp *(%rbx); 2: xorw $toggle,4(%rbx); dec %r8d; jnz 1b
 //   out %eax,$0x10; hlt
-TEST(TlbTest, AFarJumpToTheSameOffsetInAnotherModeRunsThatModesCode) {
-    const uint8_t code[] = {0x41, 0xb8, 0x04, 0x00, 0x00, 0x00, 0xff, 0x2b, 0x66, 0x81, 0x73,
-                            0x04, 0x10, 0x00, 0x41, 0xff, 0xc8, 0x75, 0xf3, 0xe7, 0x10, 0xf4};
-    const uint8_t there[] = {0x48, 0xff, 0xc0, 0xff, 0x29};
-    for (Engine e : {Engine::Interp, Engine::Translate}) {
-        BareMachine m;
-        if (!m.cpu_.set_engine(e)) continue;
-        if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
-        m.load(code);
-        m.load(there, 0x30000);
-        m.put64(0x518, 0x00CF9A000000FFFFull);  // 0x18: 32-bit code
-        m.put64(0x8000, 0x30000 | 0x08ull << 32);
-        m.put64(0x8010, 0x10008 | 0x08ull << 32);
-        CpuState& s = m.cpu_.state();
-        s.gdtr.limit = 0x1f;
-        s.gpr[RBX] = 0x8000, s.gpr[RCX] = 0x8010;
-        m.cpu_.state_changed();
-        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner) << engine_name(e);
-        ASSERT_EQ(m.owner_.outs.size(), 1u) << engine_name(e);
-        EXPECT_EQ(m.owner_.outs[0].value, 2u) << engine_name(e);
-    }
-}
-
-// The same with two 32-bit code segments whose bases differ (0 and 0x1000): the offset
-// 0x30000 is linear 0x30000 in one (`dec %eax; inc %eax; ljmp *(%ecx)`) and 0x31000 in
-// the other (`inc %eax; ljmp *(%ecx)`). EAX counts the visits to 0x31000, 2.
-//   mov $4,%r8d; 1: ljmp *(%rbx); 2: xorw $0x38,4(%rbx); dec %r8d; jnz 1b
-//   out %eax,$0x10; hlt
-TEST(TlbTest, AFarJumpToTheSameOffsetInASegmentWithAnotherBaseRunsThatCode) {
-    const uint8_t code[] = {0x41, 0xb8, 0x04, 0x00, 0x00, 0x00, 0xff, 0x2b, 0x66, 0x81, 0x73,
-                            0x04, 0x38, 0x00, 0x41, 0xff, 0xc8, 0x75, 0xf3, 0xe7, 0x10, 0xf4};
+void expect_far_jump_visits(uint8_t first, uint8_t toggle, uint32_t visits) {
+    const uint8_t code[] = {0x41, 0xb8,   0x04, 0x00, 0x00, 0x00, 0xff, 0x2b, 0x66, 0x81, 0x73,
+                            0x04, toggle, 0x00, 0x41, 0xff, 0xc8, 0x75, 0xf3, 0xe7, 0x10, 0xf4};
     const uint8_t there[] = {0x48, 0xff, 0xc0, 0xff, 0x29};
     const uint8_t other[] = {0x40, 0xff, 0x29};
     for (Engine e : {Engine::Interp, Engine::Translate}) {
@@ -285,9 +259,9 @@ TEST(TlbTest, AFarJumpToTheSameOffsetInASegmentWithAnotherBaseRunsThatCode) {
         m.load(code);
         m.load(there, 0x30000);
         m.load(other, 0x31000);
-        m.put64(0x518, 0x00CF9A000000FFFFull);  // 0x18: 32-bit code, base 0
-        m.put64(0x520, 0x00CF9A001000FFFFull);  // 0x20: 32-bit code, base 0x1000
-        m.put64(0x8000, 0x30000 | 0x18ull << 32);
+        m.put64(0x518, 0x00CF9A000000FFFFull);
+        m.put64(0x520, 0x00CF9A001000FFFFull);
+        m.put64(0x8000, 0x30000 | uint64_t{first} << 32);
         m.put64(0x8010, 0x10008 | 0x08ull << 32);
         CpuState& s = m.cpu_.state();
         s.gdtr.limit = 0x27;
@@ -295,8 +269,19 @@ TEST(TlbTest, AFarJumpToTheSameOffsetInASegmentWithAnotherBaseRunsThatCode) {
         m.cpu_.state_changed();
         EXPECT_EQ(m.cpu_.run(0), StopReason::Owner) << engine_name(e);
         ASSERT_EQ(m.owner_.outs.size(), 1u) << engine_name(e);
-        EXPECT_EQ(m.owner_.outs[0].value, 2u) << engine_name(e);
+        EXPECT_EQ(m.owner_.outs[0].value, visits) << engine_name(e);
     }
+}
+
+// CS 0x08 (64-bit) and 0x18 (32-bit) in turn: two 64-bit visits.
+TEST(TlbTest, AFarJumpToTheSameOffsetInAnotherModeRunsThatModesCode) {
+    expect_far_jump_visits(0x08, 0x10, 2);
+}
+
+// CS 0x18 (base 0: linear 0x30000) and 0x20 (base 0x1000: linear 0x31000) in turn: two
+// visits to 0x31000.
+TEST(TlbTest, AFarJumpToTheSameOffsetInASegmentWithAnotherBaseRunsThatCode) {
+    expect_far_jump_visits(0x18, 0x38, 2);
 }
 
 }  // namespace

@@ -78,26 +78,39 @@ void BlockEmitter::emit_cmovcc(const DecodedInsn& in) {
     rdx_gpr_ = in.op[0].reg;
 }
 
-void BlockEmitter::emit_incdec(const DecodedInsn& in, bool up, bool flags_live) {
+void BlockEmitter::emit_unary(const DecodedInsn& in, Native f, bool flags_live) {
+    // INC and DEC keep CF; NOT changes no flag; NEG sets them as SUB 0, r (op_neg): CF is
+    // r != 0.
     const bool q = in.opsize == 8;
     const uint8_t g = in.op[0].reg;
     const bool cached = is_cached(g);
     const Xbyak::Reg64 r = cached ? host_of(g) : rdx;
     if (!cached) load(rdx, g, q);
     const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : r.cvt32();
-    if (up)
-        inc(d);
-    else
-        dec(d);
-    if (flags_live) capture_flags(true);
+    switch (f) {
+        case Native::Inc:
+            inc(d);
+            break;
+        case Native::Dec:
+            dec(d);
+            break;
+        case Native::Neg:
+            neg(d);
+            break;
+        default:
+            not_(d);
+    }
+    const bool flags = flags_live && f != Native::Not;
+    if (flags) capture_flags(true);
     if (cached) {
         written(g);
     } else {
         mov(wgpr(g), rdx);
         rdx_gpr_ = g;
     }
-    if (!flags_live) return;
-    merge_host_flags(FLAGS_ARITH & ~FLAG_CF, FLAGS_ARITH & ~FLAG_CF);  // CF stays
+    if (!flags) return;
+    const uint64_t changed = f == Native::Neg ? FLAGS_ARITH : FLAGS_ARITH & ~FLAG_CF;
+    merge_host_flags(changed, changed);
 }
 
 void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) {
@@ -345,28 +358,6 @@ void BlockEmitter::carry_in() {
         bt(r13d, 0);
     else
         bt(dword[rbx + off_.rflags], 0);
-}
-
-void BlockEmitter::emit_not_neg(const DecodedInsn& in, bool neg, bool flags_live) {
-    // NOT changes no flag; NEG sets them as SUB 0, r (op_neg): CF = r != 0.
-    const bool q = in.opsize == 8;
-    const uint8_t g = in.op[0].reg;
-    const bool cached = is_cached(g);
-    const Xbyak::Reg64 r = cached ? host_of(g) : rdx;
-    if (!cached) load(rdx, g, q);
-    const Xbyak::Reg d = q ? static_cast<const Xbyak::Reg&>(r) : r.cvt32();
-    if (neg)
-        this->neg(d);
-    else
-        this->not_(d);
-    if (neg && flags_live) capture_flags(true);
-    if (cached) {
-        written(g);
-    } else {
-        mov(wgpr(g), rdx);
-        rdx_gpr_ = g;
-    }
-    if (neg && flags_live) merge_host_flags(FLAGS_ARITH, FLAGS_ARITH);
 }
 
 void BlockEmitter::alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Operand& s) {

@@ -220,17 +220,14 @@ void BlockEmitter::emit(const Block& b) {
                 break;
             case Native::Inc:
             case Native::Dec:
-                emit_incdec(in, forms[k] == Native::Inc, live);
+            case Native::Not:
+            case Native::Neg:
+                emit_unary(in, forms[k], live);
                 eax_flags_ = merged_;
                 break;
             case Native::ImulRR:
             case Native::ImulRRI:
                 emit_imul(in, forms[k], live);
-                break;
-            case Native::Not:
-            case Native::Neg:
-                emit_not_neg(in, forms[k] == Native::Neg, live);
-                eax_flags_ = merged_;
                 break;
             default:
                 emit_shift(in, forms[k], live);

@@ -241,7 +241,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     static constexpr uint64_t kProbeNoEntry = 4;
     // To `to` unless condition `cc` (Cpu::cond) holds on the guest's RFLAGS. Clobbers
     // RCX, R8.
-    // `in_eax`: status flags EAX holds as RFLAGS has them (emit_alu, emit_incdec just
+    // `in_eax`: status flags EAX holds as RFLAGS has them (emit_alu, emit_unary just
     // before), tested there instead.
     void jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax = 0);
     // To `slow` if the address in `r` is not canonical (Cpu::jump's #GP). Clobbers R8.
@@ -282,7 +282,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void load_rdx(uint8_t g, uint8_t size);
 
     // INC/DEC (op_incdec): the host's OF SF ZF AF PF equal the interpreter's; CF is kept.
-    void emit_incdec(const DecodedInsn& in, bool up, bool flags_live);
+    // NOT and NEG of a 32- or 64-bit register (op_not, op_neg): NEG's flags as SUB 0, r.
+    void emit_unary(const DecodedInsn& in, Native f, bool flags_live);
 
     // Shifts and rotates by an immediate (op_shift, op_rotate) with the count masked as
     // the interpreter masks it. Result, CF, SF, ZF, PF come from the host; AF is 0 and OF
@@ -324,9 +325,6 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void alu_imm(Alu k, const Xbyak::Reg& d, uint32_t v);
     // The guest's CF into the host's CF (for ADC and SBB, just before them).
     void carry_in();
-    // NOT and NEG of a 32- or 64-bit register (op_not, op_neg): NEG's flags as SUB 0, r.
-    void emit_not_neg(const DecodedInsn& in, bool neg, bool flags_live);
-
     // Fixed instruction sequences (the handler call, sync) encoded here, not through
     // xbyak's general encoder and label tables, which took most of a block's translation
     // time: collected in a Raw, copied into the block at once by put().
