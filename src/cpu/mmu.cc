@@ -178,6 +178,9 @@ uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
     for (int level = 3; level >= 0; --level) {
         uint64_t idx = (lin >> (12 + 9 * level)) & 0x1FF;
         uint64_t ea = table + idx * 8;
+        // A paging structure outside RAM: a not-present fault, as KVM's walker injects
+        // when a table's frame is in no memory slot, instead of walking through MMIO.
+        if (!host_page(ea & ~0xFFFull)) return pf(err);
         uint64_t e = phys_read(ea, 8);
         entry_addrs[levels] = ea;
         entries[levels] = e;

@@ -284,5 +284,25 @@ TEST(TlbTest, AFarJumpToTheSameOffsetInASegmentWithAnotherBaseRunsThatCode) {
     expect_far_jump_visits(0x18, 0x38, 2);
 }
 
+// A paging structure outside RAM: the walk does not read it through MMIO but faults as
+// not present, as KVM's walker does for a table in no memory slot. PD entry 2 (linear
+// 0x400000) names a page table at 0x10000000, above the 4 MiB of RAM.
+//   mov 0x400000,%eax; hlt
+TEST(TlbTest, APageTableOutsideRamFaultsAsNotPresent) {
+    const uint8_t code[] = {0x8b, 0x04, 0x25, 0x00, 0x00, 0x40, 0x00, 0xf4};
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        BareMachine m;
+        if (!m.cpu_.set_engine(e)) continue;
+        m.load(code);
+        m.put64(0x3010, 0x10000000 | PTE_P | PTE_RW);
+        m.cpu_.state_changed();
+        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner) << engine_name(e);
+        EXPECT_EQ(m.vector_taken(), VEC_PF) << engine_name(e);
+        EXPECT_EQ(m.cpu_.state().cr2, 0x400000u) << engine_name(e);
+        EXPECT_EQ(m.frame(0), 0x0u) << engine_name(e);  // not present, a supervisor read
+        EXPECT_EQ(m.frame(1), BareMachine::kCode) << engine_name(e);
+    }
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test
