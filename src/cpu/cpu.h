@@ -656,8 +656,7 @@ class Cpu {
     void update_link_key() {
         if (seg_base_[CS] != link_cs_base_) {
             link_cs_base_ = seg_base_[CS];
-            ++block_gen_;
-            ++direct_gen_;
+            new_block_gen();
         }
         const uint64_t key = (s_.cpl == 3 ? 1ull << 63 : 0) | static_cast<uint64_t>(s_.mode) << 61;
         link_gen_ = block_gen_ | key;

@@ -180,8 +180,9 @@ uint64_t Cpu::walk(uint64_t lin, Access acc, bool user) {
         uint64_t ea = table + idx * 8;
         // A paging structure outside RAM: a not-present fault, as KVM's walker injects
         // when a table's frame is in no memory slot, instead of walking through MMIO.
-        if (!host_page(ea & ~0xFFFull)) return pf(err);
-        uint64_t e = phys_read(ea, 8);
+        const uint8_t* h = host_page(ea);
+        if (!h || host_page(ea + 7) != h + 7) return pf(err);
+        uint64_t e = load_le(h, 8);
         entry_addrs[levels] = ea;
         entries[levels] = e;
         ++levels;
