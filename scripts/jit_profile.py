@@ -5,9 +5,14 @@ perf cannot name the code in softkvm's code cache (a memfd mapping with no symbo
 the translator writes a map when SOFTKVM_JIT_MAP=FILE is set (src/cpu/translate/jit_map.h:
 one line per translated block). This script joins that map with `perf script` output:
 
-  SOFTKVM_JIT_MAP=/tmp/jit.map perf record -o /tmp/perf.data softkvm run ...
-  perf script -i /tmp/perf.data -F ip,sym > /tmp/samples.txt
+  SOFTKVM_JIT_MAP=/tmp/jit.map perf record -k CLOCK_MONOTONIC -o /tmp/perf.data softkvm run ...
+  perf script -i /tmp/perf.data -F time,ip,sym > /tmp/samples.txt
   scripts/jit_profile.py /tmp/jit.map /tmp/samples.txt [--symbols kallsyms-or-System.map]
+
+A code-cache flush reuses host addresses. The map marks when each epoch began (`# epoch
+E at NS`, CLOCK_MONOTONIC), so samples with a time (perf's -k CLOCK_MONOTONIC and
+`-F time,ip,sym`) go to the translation that held their address at that time; samples
+without one (`-F ip,sym`) go to the latest translation at their address.
 
 It prints where the samples fell (generated code or softkvm's own functions), the guest
 blocks with the most samples (their instructions, `*` for those run as host code), and
@@ -24,13 +29,19 @@ import sys
 
 
 def load_map(path):
-    """Host start -> (size, epoch, phys, rip, mode, [mnemonic...]); the latest
-    translation wins where a cache flush reused a host address."""
-    blocks = {}
-    epochs = set()
+    """The translations in the order they were made, each (host, size, epoch, phys, rip,
+    mode, [mnemonic...]), and the epoch marks: (index of the next translation, CLOCK_MONOTONIC
+    nanoseconds)."""
+    lines = []
+    marks = []
     with open(path) as f:
         for n, line in enumerate(f, 1):
             parts = line.split()
+            if parts[:2] == ["#", "epoch"]:
+                if len(parts) != 5 or parts[3] != "at" or not parts[4].isdigit():
+                    sys.exit(f"jit_profile: {path}:{n}: not a code-map line")
+                marks.append((len(lines), int(parts[4])))
+                continue
             if len(parts) < 6:
                 sys.exit(f"jit_profile: {path}:{n}: not a code-map line")
             try:
@@ -39,9 +50,40 @@ def load_map(path):
                                                       int(parts[4], 16), int(parts[5]))
             except ValueError:
                 sys.exit(f"jit_profile: {path}:{n}: not a code-map line")
-            epochs.add(epoch)
-            blocks[host] = (size, epoch, phys, rip, mode, parts[6:])
-    return blocks, epochs
+            lines.append((host, size, epoch, phys, rip, mode, parts[6:]))
+    return lines, marks
+
+
+def next_mark_index(marks, when, end):
+    """How many translations were made before time `when`, as far as the epoch marks
+    tell: those before the first mark after it."""
+    i = bisect.bisect_right([m[1] for m in marks], when)
+    return marks[i][0] if i < len(marks) else end
+
+
+class LiveCode:
+    """The translations whose code is in the cache, by host address: a later one replaces
+    every earlier one whose host range it overlaps (that code was flushed)."""
+
+    def __init__(self):
+        self.starts = []  # sorted host starts
+        self.at = {}      # host start -> (end, translation index)
+
+    def add(self, host, size, index):
+        i = bisect.bisect_left(self.starts, host)
+        if i > 0 and self.at[self.starts[i - 1]][0] > host:
+            i -= 1
+        while i < len(self.starts) and self.starts[i] < host + size:
+            del self.at[self.starts[i]]
+            del self.starts[i]
+        self.starts.insert(i, host)
+        self.at[host] = (host + size, index)
+
+    def find(self, ip):
+        i = bisect.bisect_right(self.starts, ip) - 1
+        if i >= 0 and ip < self.at[self.starts[i]][0]:
+            return self.at[self.starts[i]][1]
+        return None
 
 
 def load_symbols(path):
@@ -56,6 +98,14 @@ def load_symbols(path):
     return syms
 
 
+def flush_note(epochs, timed):
+    if epochs <= 1:
+        return ""
+    if timed:
+        return "; samples attributed by time across the flushes"
+    return "; a flush reused host addresses: samples go to the latest translation"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("map", help="the file SOFTKVM_JIT_MAP named")
@@ -65,8 +115,8 @@ def main():
     ap.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     a = ap.parse_args()
 
-    blocks, epochs = load_map(a.map)
-    starts = sorted(blocks)
+    blocks, marks = load_map(a.map)
+    epochs = {b[2] for b in blocks}
     syms = load_symbols(a.symbols) if a.symbols else []
     sym_addrs = [s[0] for s in syms]
 
@@ -74,38 +124,66 @@ def main():
         i = bisect.bisect_right(sym_addrs, rip) - 1
         return f"{syms[i][1]}+{rip - syms[i][0]:#x}" if i >= 0 else None
 
-    total = 0
-    per_block = collections.Counter()
-    host_side = collections.Counter()
+    # Samples: (time in ns or None, ip, host symbol). `perf script -F time,ip,sym` starts a
+    # line with "SECONDS.MICROS:".
+    samples = []
     src = sys.stdin if a.samples == "-" else open(a.samples)
     for line in src:
         p = line.split(None, 1)
         if not p:
             continue
+        when = None
+        if p[0].endswith(":"):
+            try:
+                when = round(float(p[0][:-1]) * 1e9)
+            except ValueError:
+                continue
+            p = p[1].split(None, 1) if len(p) > 1 else []
+            if not p:
+                continue
         try:
             ip = int(p[0], 16)
         except ValueError:
             continue
-        total += 1
-        i = bisect.bisect_right(starts, ip) - 1
-        if i >= 0 and ip < starts[i] + blocks[starts[i]][0]:
-            per_block[starts[i]] += 1
+        samples.append((when, ip, (p[1].strip() if len(p) > 1 else "[unknown]")[:100]))
+    timed = bool(samples) and all(s[0] is not None for s in samples)
+
+    # Each sample against the code that was in the cache when it was taken: the
+    # translations made before the first epoch mark after its time (all of them without
+    # times), the latest holding its address.
+    total = len(samples)
+    per_block = collections.Counter()
+    host_side = collections.Counter()
+    live = LiveCode()
+    made = 0
+    order = sorted(range(total), key=lambda k: samples[k][0]) if timed else range(total)
+    for k in order:
+        when, ip, sym = samples[k]
+        limit = len(blocks)
+        if timed:
+            limit = next_mark_index(marks, when, len(blocks))
+        while made < limit:
+            live.add(blocks[made][0], blocks[made][1], made)
+            made += 1
+        found = live.find(ip)
+        if found is not None:
+            per_block[found] += 1
         else:
-            host_side[(p[1].strip() if len(p) > 1 else "[unknown]")[:100]] += 1
+            host_side[sym] += 1
     if total == 0:
         sys.exit("jit_profile: no samples in the perf script output")
 
     weighted = collections.Counter()
-    for host, n in per_block.items():
-        mnems = blocks[host][5]
+    for index, n in per_block.items():
+        mnems = blocks[index][6]
         for m in mnems:
             kind = "translated" if m.endswith("*") else "handler"
             weighted[(m.rstrip("*"), kind)] += n / len(mnems)
 
     in_code = sum(per_block.values())
     top_blocks = []
-    for host, n in per_block.most_common(a.top):
-        size, epoch, phys, rip, mode, mnems = blocks[host]
+    for index, n in per_block.most_common(a.top):
+        host, size, epoch, phys, rip, mode, mnems = blocks[index]
         top_blocks.append({"share": n / total, "phys": phys, "rip": rip,
                            "symbol": guest_symbol(rip) if syms else None,
                            "insns": mnems})
@@ -127,7 +205,7 @@ def main():
     print(f"{total} samples: {100 * in_code / total:.1f}% in generated code, "
           f"{100 - 100 * in_code / total:.1f}% in softkvm and the host "
           f"({len(blocks)} translations, {len(epochs)} code-cache epoch(s)"
-          f"{'; a flush reused host addresses: samples go to the latest translation' if len(epochs) > 1 else ''})")
+          f"{flush_note(len(epochs), timed)})")
     print("\nsoftkvm and host functions:")
     for h in result["host_functions"]:
         print(f"  {100 * h['share']:5.1f}%  {h['symbol']}")

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 namespace softkvm::cpu {
 
@@ -27,12 +28,17 @@ class JitMap {
     JitMap& operator=(const JitMap&) = delete;
 
     // One translation: `size` bytes of host code at `host` for block `b`, entered with the
-    // guest at `rip`, in code-cache epoch `epoch` (a flush reuses host addresses).
-    void record(const Block& b, const void* host, size_t size, uint64_t rip, uint64_t epoch);
+    // guest at `rip`, in epoch `epoch` of code cache `cache` (a flush reuses host
+    // addresses). The first translation of each epoch of a cache is preceded by a line
+    // `# epoch E at NS` (CLOCK_MONOTONIC nanoseconds), so that a profiler can tell a
+    // sample taken before a flush from one taken after it (scripts/jit_profile.py).
+    void record(const Block& b, const void* host, size_t size, uint64_t rip, uint64_t epoch,
+                const void* cache);
 
   private:
     std::mutex lock_;  // vCPU threads translate concurrently
     std::FILE* out_;
+    std::unordered_map<const void*, uint64_t> epochs_;  // each cache's last epoch recorded
 };
 
 }  // namespace softkvm::cpu

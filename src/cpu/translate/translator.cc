@@ -244,7 +244,7 @@ Translator::BlockFn Translator::translate(Block& b) {
     b.host_fast = const_cast<uint8_t*>(cache_->exec_address(fast));
     b.host_epoch = cache_->epoch();
     ++translated_;
-    if (map_) map_->record(b, b.host_code, used, cpu_.s_.rip, b.host_epoch);
+    if (map_) map_->record(b, b.host_code, used, cpu_.s_.rip, b.host_epoch, cache_.get());
     return reinterpret_cast<BlockFn>(b.host_code);
 }
 
