@@ -103,5 +103,38 @@ TEST(TranslateEaTest, LeadingWholeWritesAsTheInterpreterHasThem) {
     }
 }
 
+// A non-canonical address raises #SS in an SS-relative reference and #GP otherwise (SDM
+// vol. 3A §6.15). The translated MOV load notes its segment only on its slow path, where
+// the fault happens; the instruction before it in the block noted another segment: a
+// stack access (PUSH: SS) before a DS load, a DS load that hits the TLB before an
+// RBP-based (SS) load.
+TEST(TranslateEaTest, NonCanonicalLoadFaultsByItsOwnSegment) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    const uint64_t kNonCanonical = 0x800000000000ull;
+    struct Case {
+        std::vector<uint8_t> code;
+        int vector;
+    };
+    const Case cases[] = {
+        // push %rax; mov (%rsi),%eax; hlt
+        {{0x50, 0x8B, 0x06, 0xF4}, VEC_GP},
+        // mov (%r15),%ecx; mov 0x0(%rbp),%eax; hlt
+        {{0x41, 0x8B, 0x0F, 0x8B, 0x45, 0x00, 0xF4}, VEC_SS},
+    };
+    for (const Case& c : cases) {
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        p.load(c.code);
+        p.both([&](BareMachine& m) {
+            CpuState& s = m.cpu_.state();
+            s.gpr[RSI] = s.gpr[RBP] = kNonCanonical;
+            s.gpr[R15] = kScratch;
+        });
+        p.run_compare({0}, "vector " + std::to_string(c.vector));
+        p.both([&](BareMachine& m) { EXPECT_EQ(m.vector_taken(), c.vector); });
+        EXPECT_GE(p.translated(), 1u);
+    }
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

@@ -511,7 +511,6 @@ void BlockEmitter::emit_lin(const DecodedInsn& in, const Operand& m) {
     emit_ea(in, m);
     const bool flat = mode_ == Mode::Long64 && m.seg != FS && m.seg != GS;
     if (!flat) add(rax, qword[rbx + off_.seg_base + 8 * m.seg]);
-    mov(byte[rbx + off_.last_seg], m.seg);
 }
 
 void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
@@ -601,7 +600,8 @@ void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Labe
     Xbyak::Label handler;
     mov(rcx, qword[rbx + off_.rsp]);
     mov(r8, qword[rsp]);
-    mov(qword[r8], rcx);  // RSP before the instruction, for a fault
+    mov(qword[r8], rcx);                           // RSP before the instruction, for a fault
+    mov(byte[rbx + off_.last_seg], in.op[1].seg);  // for a fault, as Cpu::linear notes it
     mov(rdi, rbx);
     mov(rsi, rax);  // the linear address (emit_lin, kept by emit_probe)
     mov(edx, in.op[1].size);

@@ -222,7 +222,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
                         uint64_t pending, size_t done_before);
 
     // The linear address of memory operand `m` into RAX (its segment's base added where
-    // it has one), the segment noted for a fault as Cpu::linear notes it.
+    // it has one). Unlike Cpu::linear it does not note the segment (Cpu::last_seg_): only
+    // a fault reads it (#SS or #GP for a non-canonical address), and a fault can happen
+    // only on the slow path, where the handler notes it itself and emit_load_slow before
+    // its call.
     void emit_lin(const DecodedInsn& in, const Operand& m);
     // The software-TLB probe of Cpu::read_mem/write_mem for `size` bytes at the linear
     // address in RAX, in the table at offset `table` (read or write entries): no
