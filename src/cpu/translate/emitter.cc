@@ -560,12 +560,21 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
             if (size == 1) {
                 mov(al, host);
                 mov(wgpr_at(in.op[0].reg, 1), al);
+            } else if (is_cached(in.op[0].reg)) {
+                // Straight into the host register (16 bits: the rest kept; 32 bits:
+                // zero-extended, as the guest's load does).
+                mov(sized(host_of(in.op[0].reg), size), host);
+                written(in.op[0].reg);
             } else {
                 mov(sized(rax, size), host);  // a 32-bit load zero-extends
                 mov(wgpr(in.op[0].reg), rax);
             }
             break;
         case Native::MovMR:
+            if (size != 1 && is_cached(in.op[1].reg)) {
+                mov(host, sized(host_of(in.op[1].reg), size));  // from the host register
+                break;
+            }
             mov(sized(rax, size), gpr_at(in.op[1].reg, size));
             mov(host, sized(rax, size));
             break;
