@@ -1,5 +1,8 @@
 // Native stack and indirect-branch forms in 64-bit mode: PUSH/POP r64, CALL rel32, r64
 // and m64, RET, JMP r64, JMP m64 (emitter.h). The stack is flat there (SS base 0, 64-bit RSP).
+// Their fast paths do not note SS as the segment of the access (Cpu::last_seg_): only a
+// fault reads it, and every fault is on the handler's path, whose Cpu::push and Cpu::pop
+// note it.
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include "cpu/translate/emitter.h"
 
@@ -18,7 +21,6 @@ void BlockEmitter::emit_call_push(Xbyak::Label& slow) {
     canonical_or(r10, slow);
     mov(rax, gpr(RSP));
     sub(rax, 8);
-    mov(byte[rbx + off_.last_seg], SS);
     emit_probe(8, off_.tlb_write, slow);
     mov(qword[rdx], r11);
     mov(wgpr(RSP), rax);
@@ -34,7 +36,6 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
         case Native::Push:  // Cpu::push: the value read first (PUSH RSP: the old RSP)
             mov(rax, gpr(RSP));
             sub(rax, 8);
-            mov(byte[rbx + off_.last_seg], SS);
             emit_probe(8, off_.tlb_write, slow);
             mov(rcx, gpr(in.op[0].reg));
             mov(qword[rdx], rcx);
@@ -43,7 +44,6 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             break;
         case Native::Pop:  // Cpu::pop, then the register (never RSP here)
             mov(rax, gpr(RSP));
-            mov(byte[rbx + off_.last_seg], SS);
             emit_probe(8, off_.tlb_read, slow);
             mov(rcx, qword[rdx]);
             add(wgpr(RSP), 8);
@@ -69,7 +69,6 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             break;
         case Native::Ret:  // op_ret: pop the target, then jump
             mov(rax, gpr(RSP));
-            mov(byte[rbx + off_.last_seg], SS);
             emit_probe(8, off_.tlb_read, slow);
             mov(r10, qword[rdx]);
             canonical_or(r10, slow);
