@@ -791,6 +791,13 @@ class Cpu {
     void note_nonglobal_link(uint64_t* gen);
     // Some TLB entry was filled with a global translation since the last flush_tlb().
     bool tlb_has_global_ = false;
+    // The TLB entries filled with a non-global translation since the last flush (in the
+    // order filled, an entry once per fill): flush_tlb_nonglobal invalidates these
+    // instead of looking at every entry, unless more were filled than the list holds
+    // (nonglobal_fill_count_ past kMaxNonGlobalFills).
+    static constexpr size_t kMaxNonGlobalFills = 256;
+    std::array<TlbEntry*, kMaxNonGlobalFills> nonglobal_fills_{};
+    size_t nonglobal_fill_count_ = 0;
     // Linear pages that a link or jump-cache entry of the current block generation leads
     // into (one bit per page number mod kCodeLinBits; valid while code_lin_gen_ equals
     // block_gen_): INVLPG of any other page leaves every link and entry valid.

@@ -31,14 +31,23 @@ void Cpu::flush_tlb() {
     tlb_2m_regions_.fill(0);
     tlb_1g_regions_ = 0;
     tlb_has_global_ = false;
+    nonglobal_fill_count_ = 0;
     new_block_gen();  // chained block links were resolved through old translations
 }
 
 void Cpu::flush_tlb_nonglobal() {
     if (!tlb_has_global_) return flush_tlb();  // (no link leads into a global page either)
-    for (TlbEntry* table : {tlb_read_, tlb_write_, tlb_exec_})
-        for (size_t i = 0; i < kTlbSize; ++i)
-            if (!(table[i].phys_bits & kTlbGlobal)) table[i].tag = ~0ull;
+    if (nonglobal_fill_count_ <= kMaxNonGlobalFills) {
+        // Every valid non-global entry was filled since the last flush: it is in the list
+        // (an entry listed and since refilled with a global translation stays).
+        for (size_t k = 0; k < nonglobal_fill_count_; ++k)
+            if (!(nonglobal_fills_[k]->phys_bits & kTlbGlobal)) nonglobal_fills_[k]->tag = ~0ull;
+    } else {
+        for (TlbEntry* table : {tlb_read_, tlb_write_, tlb_exec_})
+            for (size_t i = 0; i < kTlbSize; ++i)
+                if (!(table[i].phys_bits & kTlbGlobal)) table[i].tag = ~0ull;
+    }
+    nonglobal_fill_count_ = 0;
     // (write_tlb_pages_ and the large-page regions stay: they may name more than is left.)
     for (LockType& e : lock_types_) e.page = ~0ull;  // memory types are looked up again
     resume_.block = nullptr;
@@ -84,7 +93,13 @@ void Cpu::fill_tlb(TlbEntry& t, uint64_t lin, bool user, uint8_t* host, uint64_t
     t.tag = tlb_tag(lin, user);
     t.addend = reinterpret_cast<uint64_t>(host) - (lin & ~0xFFFull);
     t.phys_bits = (phys & ~0xFFFull) | walk_bits_;
-    if (walk_bits_ & kTlbGlobal) tlb_has_global_ = true;
+    if (walk_bits_ & kTlbGlobal) {
+        tlb_has_global_ = true;
+    } else if (nonglobal_fill_count_ <= kMaxNonGlobalFills) {
+        if (nonglobal_fill_count_ < kMaxNonGlobalFills)
+            nonglobal_fills_[nonglobal_fill_count_] = &t;
+        ++nonglobal_fill_count_;  // one past the list: it overflowed
+    }
     if (walk_bits_ & kTlb2M) {
         const uint64_t region = (lin >> 21) % kLarge2MBits;
         tlb_2m_regions_[region / 64] |= uint64_t{1} << (region % 64);

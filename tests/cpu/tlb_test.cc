@@ -68,6 +68,59 @@ TEST(TlbTest, NonGlobalTranslationGoesWithMovToCr3) {
     run_data_case({false, true, false, false, 0xBBBB});
 }
 
+// With a global translation in the TLB, MOV to CR3 drops exactly the non-global ones:
+// those filled since the last flush, which the CPU lists (up to
+// Cpu::kMaxNonGlobalFills), or all of them found by looking at every entry once more were
+// filled. Reads linear 0x401000 (global, frame C) and 0x400000 (frame A), then R8 more
+// non-global pages from 0x402000 on, points both PTEs elsewhere (frames B and D) and
+// reloads CR3: 0x400000 now reads frame B, 0x401000 still frame C.
+//   mov 0x401000,%ecx; mov 0x400000,%eax; mov $0x402000,%rdi
+//   1: test %r8,%r8; jz 2f; mov (%rdi),%edx; add $0x1000,%rdi; dec %r8; jmp 1b
+//   2: mov %rsi,0x7000; mov %r9,0x7008; mov %cr3,%rdx; mov %rdx,%cr3
+//   mov 0x400000,%eax; out %eax,$0x10; mov 0x401000,%eax; out %eax,$0x10; hlt
+void run_nonglobal_fills(uint64_t more) {
+    const uint8_t code[] = {0x8b, 0x0c, 0x25, 0x00, 0x10, 0x40, 0x00, 0x8b, 0x04, 0x25, 0x00, 0x00,
+                            0x40, 0x00, 0x48, 0xc7, 0xc7, 0x00, 0x20, 0x40, 0x00, 0x4d, 0x85, 0xc0,
+                            0x74, 0x0e, 0x8b, 0x17, 0x48, 0x81, 0xc7, 0x00, 0x10, 0x00, 0x00, 0x49,
+                            0xff, 0xc8, 0xeb, 0xed, 0x48, 0x89, 0x34, 0x25, 0x00, 0x70, 0x00, 0x00,
+                            0x4c, 0x89, 0x0c, 0x25, 0x08, 0x70, 0x00, 0x00, 0x0f, 0x20, 0xda, 0x0f,
+                            0x22, 0xda, 0x8b, 0x04, 0x25, 0x00, 0x00, 0x40, 0x00, 0xe7, 0x10, 0x8b,
+                            0x04, 0x25, 0x00, 0x10, 0x40, 0x00, 0xe7, 0x10, 0xf4};
+    constexpr uint64_t kFrameC = 0x102000, kFrameD = 0x103000, kMore = 0x104000;
+    for (Engine e : {Engine::Interp, Engine::Translate}) {
+        BareMachine m;
+        if (!m.cpu_.set_engine(e)) continue;
+        if (m.cpu_.translator()) m.cpu_.translator()->set_translate_after(1);
+        m.load(code);
+        map_4k_page(m, kFrameA, false);
+        m.put64(kPt + 8, kFrameC | PTE_P | PTE_RW | PTE_G);
+        for (uint64_t k = 0; k < more; ++k) m.put64(kPt + 16 + 8 * k, kMore | PTE_P | PTE_RW);
+        m.put64(kFrameA, 0xAAAA);
+        m.put64(kFrameB, 0xBBBB);
+        m.put64(kFrameC, 0xCCCC);
+        m.put64(kFrameD, 0xDDDD);
+        CpuState& s = m.cpu_.state();
+        s.cr4 |= CR4_PGE;
+        s.gpr[RSI] = kFrameB | PTE_P | PTE_RW;
+        s.gpr[R9] = kFrameD | PTE_P | PTE_RW | PTE_G;
+        s.gpr[R8] = more;
+        m.cpu_.state_changed();
+        EXPECT_EQ(m.cpu_.run(0), StopReason::Owner);
+        ASSERT_EQ(m.owner_.outs.size(), 2u) << engine_name(e);
+        EXPECT_EQ(m.owner_.outs[0].value, 0xBBBBu) << engine_name(e) << " after " << more;
+        EXPECT_EQ(m.owner_.outs[1].value, 0xCCCCu) << engine_name(e) << " after " << more;
+    }
+}
+
+TEST(TlbTest, MovToCr3DropsTheListedNonGlobalTranslations) {
+    run_nonglobal_fills(0);
+    run_nonglobal_fills(100);
+}
+
+TEST(TlbTest, MovToCr3DropsEveryNonGlobalTranslationPastTheList) {
+    run_nonglobal_fills(400);  // more than Cpu::kMaxNonGlobalFills (PT entries 2-401)
+}
+
 TEST(TlbTest, GlobalFlagIsIgnoredWithoutCr4Pge) {
     run_data_case({true, false, false, false, 0xBBBB});
 }
