@@ -59,7 +59,8 @@ class EmuVcpu final : public Vcpu {
                 {"pmis", l.pmis},
                 {"translated_blocks", t.blocks_translated},
                 {"code_cache_flushes", t.cache_flushes},
-                {"chained_blocks", t.chained_blocks}};
+                {"chained_blocks", t.chained_blocks},
+                {"translated_code_bytes", t.code_bytes}};
     }
     Status set_cpu_model(const std::string& name, int lbr_fmt) override {
         const cpu::CpuModel* m =

@@ -90,5 +90,47 @@ TEST(TranslateChainTest, KickFromADeviceStopsAfterTheSameBlock) {
     }
 }
 
+// Every chain exit calls the successor search written once at the code cache's front
+// (chain.cc: emit_lookup_stub), which flushes keep. A loop over 100 blocks of `add
+// $1,%eax; jmp next` (ten times), then 600 other such blocks (once), the whole three
+// times, in a cache that holds about 350 of them: the loop's blocks are translated again
+// after each flush and chain from their second round on, through the search (emptied
+// with the rest, it would crash them). The results stay the interpreter's, and a block's
+// code stays small: its exit holds the remembered successor's check and a call, not the
+// search (inline, it made blocks like these about 1,170 bytes; now about 720).
+TEST(TranslateChainTest, ExitsCallTheSearchKeptThroughFlushes) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    Pair p(256 * 1024);
+    ASSERT_TRUE(p.ok());
+    std::vector<uint8_t> code = {0xBA, 0x03, 0x00, 0x00, 0x00};  // mov $3,%edx
+    const size_t outer = code.size();
+    code.insert(code.end(), {0xB9, 0x0A, 0x00, 0x00, 0x00});  // mov $10,%ecx
+    const size_t inner = code.size();
+    auto blocks = [&](int n) {
+        for (int k = 0; k < n; ++k) code.insert(code.end(), {0x83, 0xC0, 0x01, 0xEB, 0x00});
+    };
+    auto jnz_to = [&](size_t to) {  // jnz to (rel32)
+        code.insert(code.end(), {0x0F, 0x85});
+        const int32_t rel = static_cast<int32_t>(to) - static_cast<int32_t>(code.size() + 4);
+        for (int k = 0; k < 4; ++k) code.push_back(static_cast<uint8_t>(rel >> (8 * k)));
+    };
+    blocks(100);
+    code.insert(code.end(), {0xFF, 0xC9});  // dec %ecx
+    jnz_to(inner);
+    blocks(600);
+    code.insert(code.end(), {0xFF, 0xCA});  // dec %edx
+    jnz_to(outer);
+    code.push_back(0xF4);
+    p.load(code);
+    p.both([](BareMachine& m) { m.cpu_.state().gpr[RAX] = 0; });
+    p.run_compare({1'000'000}, "the loop and the other blocks, three times");
+    EXPECT_EQ(p.translating_cpu().state().gpr[RAX], (100u * 10 + 600) * 3);
+    const Translator::Stats st = p.translating_cpu().translator_stats();
+    EXPECT_GE(st.cache_flushes, 3u);
+    EXPECT_GT(st.chained_blocks, 100u * 8 * 3);
+    ASSERT_GT(st.blocks_translated, 700u * 3);
+    EXPECT_LT(st.code_bytes / st.blocks_translated, 900u);
+}
+
 }  // namespace
 }  // namespace softkvm::cpu::test

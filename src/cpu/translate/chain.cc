@@ -94,7 +94,7 @@ void BlockEmitter::emit_self_loop(const Block& b) {
     L(other);
 }
 
-void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit) {
+void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit, bool slot) {
     // A kick (set by another thread) or the run loop's per-block bookkeeping: kick_ and
     // no_chain_ are adjacent bytes, one 16-bit compare tests both. With LBR recording
     // (kChainTrace) and no kick, a quiet block records its end and goes on; otherwise
@@ -121,14 +121,14 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int e
         test(byte[rbx + off_.debugctl], static_cast<uint8_t>(msr::DEBUGCTL_LBR));
         jnz(exit_, T_NEAR);
     }
-    emit_successor_lookup(b, false, exit);
+    emit_successor_lookup(b, false, exit, slot);
     if (quiet) {
         // kChainTrace without a kick: LBR recording (emit_lbr.cc), then on to the
         // successor.
         L(held);
         cmp(word[rbx + off_.kick], static_cast<uint32_t>(kChainTrace) << 8);
         jne(exit_, T_NEAR);
-        if (emit_lbr_record(b, way)) emit_successor_lookup(b, true, exit);
+        if (emit_lbr_record(b, way)) emit_successor_lookup(b, true, exit, true);
     }
 }
 
@@ -158,22 +158,21 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
         if (check) canonical_or(r10, *check);
         mov(qword[rbx + off_.rip], r10);
         mov(qword[r12], static_cast<uint32_t>(count));
-        emit_chain_exit(b, true, way, exit);
+        // (Chaining was free and the slot missed unless a kick or LBR recording brought it
+        // here: the untraced lookup goes straight to the search.)
+        emit_chain_exit(b, true, way, exit, false);
         jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
     });
 }
 
-void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) {
-    // While recording LBRs (`traced`): every way out marks the end recorded (refused_),
-    // and the successor must begin at the RIP of its translation.
-    Xbyak::Label& out = traced ? refused_ : exit_;
-    if (!traced) mov(rax, qword[rbx + off_.rip]);  // emit_lbr_record leaves it in RAX
+void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit, bool slot) {
     mov(r9, reinterpret_cast<uint64_t>(&b));
-    const int32_t ex = exit * off_.exit_size;
-    if (exit >= 0) {
+    if (exit >= 0 && slot) {
         // A direct exit: the successor it led to last time, while still valid (R11: the
         // slots' generation, Cpu::direct_gen_). Traced: only one built at this RIP
-        // (Block::DirectExit::trace_rip).
+        // (Block::DirectExit::trace_rip; emit_lbr_record leaves the RIP in RAX).
+        if (!traced) mov(rax, qword[rbx + off_.rip]);
+        const int32_t ex = exit * off_.exit_size;
         Xbyak::Label miss;
         mov(r11, qword[rbx + off_.direct_gen]);
         cmp(rax, qword[r9 + ex + (traced ? off_.exit_trace_rip : off_.exit_rip)]);
@@ -183,9 +182,38 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
         jmp(qword[r9 + ex + off_.exit_to]);
         L(miss);
     }
+    // The search, shared by every block (emit_lookup_stub): it returns the successor's
+    // entry in R8 or leaves for the run loop itself. The jump stays here, one per exit.
+    call(stubs_[exit + 1][traced][quiet_ && exit >= 0]);
+    jmp(r8);
+}
+
+size_t BlockEmitter::emit_lookup_stubs(uint8_t* at, size_t size) {
+    start(at, size, true);
+    for (int exit = -1; exit < 2; ++exit) {
+        for (int traced = 0; traced < 2; ++traced) {
+            for (int quiet = 0; quiet < 2; ++quiet) {
+                if (exit < 0 && quiet) {  // the same search: nothing remembered
+                    stubs_[0][traced][1] = stubs_[0][traced][0];
+                    continue;
+                }
+                align(16);
+                stubs_[exit + 1][traced][quiet] = getCurr();
+                emit_lookup_stub(exit, traced != 0, quiet != 0);
+            }
+        }
+    }
+    return getSize();
+}
+
+void BlockEmitter::emit_lookup_stub(int exit, bool traced, bool quiet) {
+    // Called with R9 = the block whose exit this is; RAX gets the guest's RIP (the key),
+    // R11 the slots' generation for a direct exit. Nothing here throws or calls: the
+    // return address below the block's frame is never seen by an unwinder.
+    Xbyak::Label miss, found;
+    mov(rax, qword[rbx + off_.rip]);
+    if (exit >= 0) mov(r11, qword[rbx + off_.direct_gen]);
     mov(rdx, qword[rbx + off_.links_gen]);  // the links' and the jump cache's generation
-    // A direct exit's successor, found either way, is remembered by one piece of code.
-    Xbyak::Label found;
     for (int k = 0; k < 2; ++k) {
         Xbyak::Label next;
         const int32_t at = k * off_.link_size;
@@ -195,10 +223,7 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
         cmp(rdx, qword[r9 + at + off_.link_gen]);
         jne(next);
         mov(rcx, qword[r9 + at + off_.link_block]);
-        if (exit >= 0)
-            jmp(found, T_NEAR);
-        else
-            enter_successor(exit, traced, out);
+        jmp(found, T_NEAR);
         L(next);
     }
     // Jump cache: entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
@@ -212,44 +237,43 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit) 
     mov(rcx, off_.jump_cache);
     add(rcx, rdi);
     cmp(rsi, qword[rcx]);
-    jne(out, T_NEAR);
+    jne(miss, T_NEAR);
     cmp(rdx, qword[rcx + 8]);
-    jne(out, T_NEAR);
+    jne(miss, T_NEAR);
     movzx(edi, byte[rbx + off_.cpl]);
     shl(edi, 4);
     if (traced) {
         // The tag, then whether the block was built at this RIP (JumpEntry::trace). The
-        // mode is the block's: a quiet block does not change it.
-        or_(edi, static_cast<uint32_t>(b.key & 3));
+        // mode is the block's (Block::key & 3): a quiet block does not change it.
+        movzx(esi, byte[r9 + off_.key]);
+        and_(esi, 3);
+        or_(edi, esi);
         cmp(edi, dword[rcx + 24]);
-        jne(out, T_NEAR);
+        jne(miss, T_NEAR);
         cmp(word[rcx + 28], 1);
     } else {
         movzx(esi, byte[rbx + off_.mode]);
         or_(edi, esi);
         cmp(edi, dword[rcx + 24]);
     }
-    jne(out, T_NEAR);
+    jne(miss, T_NEAR);
     mov(rcx, qword[rcx + 16]);
     // (The run loop would link the block it finds here: a direct exit remembers it.)
     L(found);
-    enter_successor(exit, traced, out);
-}
-
-void BlockEmitter::enter_successor(int exit, bool traced, Xbyak::Label& out) {
     mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
     test(r8, r8);
-    jz(out, T_NEAR);
+    jz(miss, T_NEAR);
     if (exit >= 0) {
         // Remembered for this exit, without the search next time. From a block whose
         // every instruction is native (the mode as at its entry) into one of the same
         // mode: its entry without the mode check and the bookkeeping.
         const int32_t ex = exit * off_.exit_size;
-        if (quiet_) {
+        if (quiet) {
             movzx(esi, byte[rcx + off_.key]);
-            and_(esi, 3);
-            cmp(esi, static_cast<uint32_t>(mode_));
-            cmove(r8, qword[rcx + off_.host_fast]);
+            movzx(edi, byte[r9 + off_.key]);
+            xor_(esi, edi);
+            test(esi, 3);
+            cmovz(r8, qword[rcx + off_.host_fast]);
         }
         mov(qword[r9 + ex + off_.exit_rip], rax);
         mov(qword[r9 + ex + off_.exit_gen], r11);
@@ -265,7 +289,15 @@ void BlockEmitter::enter_successor(int exit, bool traced, Xbyak::Label& out) {
             mov(qword[r9 + ex + off_.exit_trace_rip], rdx);
         }
     }
-    jmp(r8);
+    ret();
+    // Not found: back to the run loop from the block's frame, as its exit_ (while
+    // recording, refused_) would: the return address dropped, the block (R9) noted as
+    // the last one run.
+    L(miss);
+    add(rsp, 8);
+    if (traced) mov(byte[rbx + off_.lbr_trace_done], 1);
+    mov(qword[rbx + off_.chained], r9);
+    emit_epilogue();
 }
 
 }  // namespace softkvm::cpu

@@ -101,12 +101,13 @@ CodeCache::~CodeCache() {
 }
 
 uint8_t* CodeCache::begin_write(size_t bytes) {
-    if (bytes > size_) return nullptr;
+    if (bytes > size_ - front_) return nullptr;
     if (size_ - cursor_ < bytes) {
         // Full: every translation goes at once. The file's pages are given back to the
         // host so a flushed cache costs no memory until it fills again.
-        fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_));
-        cursor_ = 0;
+        fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(front_),
+                  static_cast<off_t>(size_ - front_));
+        cursor_ = front_;
         unmapped_to_ = 0;
         ++epoch_;
     }

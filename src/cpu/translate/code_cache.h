@@ -38,9 +38,13 @@ class CodeCache {
     // Bumped on every flush: translations made under an older epoch are gone.
     uint64_t epoch() const { return epoch_; }
     uint64_t flushes() const { return epoch_ - first_epoch_; }
-    // Empty again, as if new (flushes() back to 0), keeping the mapping and its pages.
+    // The code written so far (shared code every block calls) stays through flushes and
+    // clear(): later code is written after it.
+    void keep_front() { front_ = cursor_; }
+    // Empty again, as if new (flushes() back to 0), keeping the mapping and its pages
+    // (and the front kept by keep_front).
     void clear() {
-        cursor_ = 0;
+        cursor_ = front_;
         unmapped_to_ = 0;
         first_epoch_ = ++epoch_;
     }
@@ -53,6 +57,7 @@ class CodeCache {
     uint8_t* exec_ = nullptr;   // read-execute view
     size_t size_ = 0;
     size_t cursor_ = 0;
+    size_t front_ = 0;  // keep_front()
     // The read-write view's pages below this offset are not mapped there any more (the
     // code stays in the file and in the read-execute view): the host counts each view's
     // resident pages in the process's RSS, so written code would count twice.

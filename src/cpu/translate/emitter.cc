@@ -110,14 +110,7 @@ void BlockEmitter::emit(const Block& b) {
     mov(rax, reinterpret_cast<uint64_t>(&b));  // this block is the last one run
     mov(qword[rbx + off_.chained], rax);
     L(ret_);
-    add(rsp, 24);
-    pop(rbp);
-    pop(r15);
-    pop(r14);
-    pop(r13);
-    pop(r12);
-    pop(rbx);
-    ret();
+    emit_epilogue();
     align(16);
     chain_entry_ = getCurr();
     emit_chain_entry(b, quiet);
@@ -258,6 +251,17 @@ void BlockEmitter::emit(const Block& b) {
     for (const auto& path : cold_) path();
     cold_.clear();
     labels_.clear();
+}
+
+void BlockEmitter::emit_epilogue() {
+    add(rsp, 24);
+    pop(rbp);
+    pop(r15);
+    pop(r14);
+    pop(r13);
+    pop(r12);
+    pop(rbx);
+    ret();
 }
 
 void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow,

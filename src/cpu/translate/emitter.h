@@ -47,6 +47,13 @@ class BlockEmitter : public Xbyak::CodeGenerator {
 
     void emit(const Block& b);
 
+    // The successor search every chain exit calls (emit_lookup_stub), one per kind of
+    // exit, written once at `at` (at most `size` bytes, the code cache's front, which
+    // its flushes keep) before any block: returns the bytes used. A block's calls to
+    // them are relative, so the stubs and the blocks share one view of the cache.
+    size_t emit_lookup_stubs(uint8_t* at, size_t size);
+    static constexpr size_t kLookupStubCode = 4096;
+
   private:
     // Entry from another translated block (same frame: RBX, R12, R13 as set up by the
     // first block the run loop entered; *R12 holds the previous block's instruction
@@ -82,7 +89,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // `exit`: which of the block's direct exits this is (Block::direct: its successor
     // found there is remembered), or -1 (an indirect or far branch's).
     enum class JccWay : uint8_t { Unknown, Taken, NotTaken };
-    void emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit);
+    // `slot`: false where the caller found the direct exit's slot (Block::direct) stale
+    // already (emit_direct_exit): the untraced lookup then starts with the search.
+    void emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit, bool slot = true);
     // A direct exit of a quiet block `b` (the last Jcc's ways, a last JMP) to the RIP in
     // R10, not yet stored: with chaining free and the successor remembered for `exit`
     // (Block::direct) still valid, RIP and the done count (`count`) are stored and it
@@ -95,16 +104,24 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // a jump to its chaining entry; otherwise back to the run loop. `traced` (LBR
     // recording, after emit_lbr_record, with the guest's RIP in RAX): the successor must
     // also begin at the RIP it was built at, and the way back is refused_. For a
-    // direct exit (`exit` >= 0), the successor remembered in Block::direct[exit] first
-    // (one compare of the RIP, or while `traced` of the slot's trace_rip, and one of the
-    // slots' generation, Cpu::direct_gen_, then a jump), and a successor found through
-    // the links or the jump cache is remembered there.
-    void emit_successor_lookup(const Block& b, bool traced, int exit);
-    // The end of a successful lookup (RAX: the RIP, R11: the slots' generation for a
-    // direct exit, R9: this block, RCX: the successor): the successor's chaining entry if
-    // it has a translation (remembered for direct exit `exit` >= 0, with whether it was
-    // built at this RIP: always so when `traced`), else `out`.
-    void enter_successor(int exit, bool traced, Xbyak::Label& out);
+    // direct exit (`exit` >= 0) with `slot`, the successor remembered in
+    // Block::direct[exit] first, inline (one compare of the RIP, or while `traced` of the
+    // slot's trace_rip, and one of the slots' generation, Cpu::direct_gen_, then a
+    // jump); the rest is a call of the shared search (stubs_) and a jump to the entry it
+    // returns, one jump per exit for the host's branch prediction.
+    void emit_successor_lookup(const Block& b, bool traced, int exit, bool slot);
+    // The shared search of emit_successor_lookup for exits of kind (`exit`: -1, 0, 1;
+    // `traced`; `quiet`: a direct exit of a quiet block, whose remembered successor of
+    // the same mode is its fast entry, Block::host_fast), called with R9 = the block:
+    // the links, then the jump cache; a successor found with a translation is
+    // remembered for a direct exit (with whether it was built at this RIP: always so
+    // when `traced`) and its chaining entry returned in R8. Otherwise it drops its
+    // return address and leaves the block's frame for the run loop as exit_ (`traced`:
+    // refused_) does.
+    void emit_lookup_stub(int exit, bool traced, bool quiet);
+    const uint8_t* stubs_[3][2][2] = {};  // [exit + 1][traced][quiet], in the write view
+    // The frame's end: back to the run loop (code_cache.h: kFrameBytes).
+    void emit_epilogue();
 
     // A block that branches back to its own start and whose instructions are all native
     // register forms (no memory access, no handler: nothing in it can change the block's

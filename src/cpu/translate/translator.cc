@@ -134,6 +134,15 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.host_rip = offset_in(probe, probe.host_rip);
 #ifdef SOFTKVM_HAVE_TRANSLATOR
     emitter_ = std::make_unique<BlockEmitter>(layout_);
+    // The successor search every chain exit calls, at the cache's front for good.
+    if (uint8_t* at = cache_->ok() ? cache_->begin_write(BlockEmitter::kLookupStubCode) : nullptr) {
+        try {
+            cache_->end_write(emitter_->emit_lookup_stubs(at, BlockEmitter::kLookupStubCode));
+            cache_->keep_front();
+            stubs_ = true;
+        } catch (const Xbyak::Error&) {
+        }
+    }
 #endif
     // The generated TLB probe knows the entry layout and the tag bits.
     static_assert(sizeof(Cpu::TlbEntry) == 24 && Cpu::kTlbSize == 1024);
@@ -173,17 +182,18 @@ Translator::LoadResult Translator::load_for_code(Cpu* c, uint64_t lin, uint64_t 
 }
 
 bool Translator::ok() const {
-    return translator_available() && cache_->ok();
+    return translator_available() && cache_->ok() && stubs_;
 }
 
 void Translator::reset() {
     cache_->clear();
     translated_ = 0;
+    code_bytes_ = 0;
     native_ = true;
 }
 
 Translator::Stats Translator::stats() const {
-    return {translated_, cache_->flushes(), cache_->used(), cpu_.chained_blocks_};
+    return {translated_, cache_->flushes(), cache_->used(), cpu_.chained_blocks_, code_bytes_};
 }
 
 Translator::BlockFn Translator::code_for(Block& b) {
@@ -244,6 +254,7 @@ Translator::BlockFn Translator::translate(Block& b) {
     b.host_fast = const_cast<uint8_t*>(cache_->exec_address(fast));
     b.host_epoch = cache_->epoch();
     ++translated_;
+    code_bytes_ += used;
     if (map_) map_->record(b, b.host_code, used, cpu_.s_.rip, b.host_epoch, cache_.get());
     return reinterpret_cast<BlockFn>(b.host_code);
 }

@@ -78,6 +78,7 @@ class Translator {
         uint64_t cache_flushes = 0;
         uint64_t cache_bytes_used = 0;
         uint64_t chained_blocks = 0;  // blocks entered from another block's code
+        uint64_t code_bytes = 0;      // host code written for blocks, over every flush
     };
     Stats stats() const;
     // Where the generated code finds the CPU's fields (offsets from the Cpu object).
@@ -94,7 +95,10 @@ class Translator {
     std::unique_ptr<BlockEmitter> emitter_;  // reused for every block
     std::shared_ptr<JitMap> map_;            // SOFTKVM_JIT_MAP (jit_map.h), else null
     uint64_t translated_ = 0;
-    CpuLayout layout_{};  // where generated code finds the fields it touches
+    uint64_t code_bytes_ = 0;  // Stats::code_bytes
+    CpuLayout layout_{};       // where generated code finds the fields it touches
+    bool stubs_ =
+        false;  // the shared lookup code is in the cache (BlockEmitter::emit_lookup_stubs)
     bool native_ = true;  // frequent forms as host instructions (else: handler calls only)
     uint32_t translate_after_ = kDefaultTranslateAfter;
 };
