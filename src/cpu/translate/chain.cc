@@ -182,23 +182,50 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit, 
         jmp(qword[r9 + ex + off_.exit_to]);
         L(miss);
     }
+    if (exit < 0) {
+        // An indirect exit (RET, JMP or CALL through a register or memory): nothing to
+        // remember, the search is its usual way (a RET mostly returns to one of its last
+        // two places, a dispatch through a table finds its target in the jump cache).
+        // Inline, each way in with its own jump, without the call and return. (Traced:
+        // RAX holds the RIP; the way out marks the end recorded, refused_.)
+        Xbyak::Label& out = traced ? refused_ : exit_;
+        if (!traced) mov(rax, qword[rbx + off_.rip]);
+        mov(rdx, qword[rbx + off_.links_gen]);
+        for (int k = 0; k < 2; ++k) {
+            Xbyak::Label next;
+            const int32_t at = k * off_.link_size;
+            cmp(rax, qword[r9 + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
+            jne(next);
+            cmp(rdx, qword[r9 + at + off_.link_gen]);
+            jne(next);
+            mov(rcx, qword[r9 + at + off_.link_block]);
+            mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
+            test(r8, r8);
+            jz(out, T_NEAR);
+            jmp(r8);
+            L(next);
+        }
+        jump_cache_probe(traced, out);
+        mov(r8, qword[rcx + off_.host_chain]);
+        test(r8, r8);
+        jz(out, T_NEAR);
+        jmp(r8);
+        return;
+    }
     // The search, shared by every block (emit_lookup_stub): it returns the successor's
     // entry in R8 or leaves for the run loop itself. The jump stays here, one per exit.
-    call(stubs_[exit + 1][traced][quiet_ && exit >= 0]);
+    // (RAX holds the RIP and R11 the slots' generation after the slot's check.)
+    call(slot ? loaded_[exit][traced][quiet_] : stubs_[exit][traced][quiet_]);
     jmp(r8);
 }
 
 size_t BlockEmitter::emit_lookup_stubs(uint8_t* at, size_t size) {
     start(at, size, true);
-    for (int exit = -1; exit < 2; ++exit) {
+    for (int exit = 0; exit < 2; ++exit) {
         for (int traced = 0; traced < 2; ++traced) {
             for (int quiet = 0; quiet < 2; ++quiet) {
-                if (exit < 0 && quiet) {  // the same search: nothing remembered
-                    stubs_[0][traced][1] = stubs_[0][traced][0];
-                    continue;
-                }
                 align(16);
-                stubs_[exit + 1][traced][quiet] = getCurr();
+                stubs_[exit][traced][quiet] = getCurr();
                 emit_lookup_stub(exit, traced != 0, quiet != 0);
             }
         }
@@ -206,27 +233,8 @@ size_t BlockEmitter::emit_lookup_stubs(uint8_t* at, size_t size) {
     return getSize();
 }
 
-void BlockEmitter::emit_lookup_stub(int exit, bool traced, bool quiet) {
-    // Called with R9 = the block whose exit this is; RAX gets the guest's RIP (the key),
-    // R11 the slots' generation for a direct exit. Nothing here throws or calls: the
-    // return address below the block's frame is never seen by an unwinder.
-    Xbyak::Label miss, found;
-    mov(rax, qword[rbx + off_.rip]);
-    if (exit >= 0) mov(r11, qword[rbx + off_.direct_gen]);
-    mov(rdx, qword[rbx + off_.links_gen]);  // the links' and the jump cache's generation
-    for (int k = 0; k < 2; ++k) {
-        Xbyak::Label next;
-        const int32_t at = k * off_.link_size;
-        // (Traced: a link whose block was built at its RIP, Block::Link::trace_rip.)
-        cmp(rax, qword[r9 + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
-        jne(next);
-        cmp(rdx, qword[r9 + at + off_.link_gen]);
-        jne(next);
-        mov(rcx, qword[r9 + at + off_.link_block]);
-        jmp(found, T_NEAR);
-        L(next);
-    }
-    // Jump cache: entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
+void BlockEmitter::jump_cache_probe(bool traced, Xbyak::Label& miss) {
+    // Entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
     mov(rsi, rax);
     add(rsi, qword[rbx + off_.seg_base + 8 * CS]);
     mov(rdi, rsi);
@@ -258,12 +266,19 @@ void BlockEmitter::emit_lookup_stub(int exit, bool traced, bool quiet) {
     }
     jne(miss, T_NEAR);
     mov(rcx, qword[rcx + 16]);
-    // (The run loop would link the block it finds here: a direct exit remembers it.)
-    L(found);
-    mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
-    test(r8, r8);
-    jz(miss, T_NEAR);
-    if (exit >= 0) {
+}
+
+void BlockEmitter::emit_lookup_stub(int exit, bool traced, bool quiet) {
+    // Called with R9 = the block whose exit this is; RAX gets the guest's RIP (the key),
+    // R11 the slots' generation (at loaded_, they are there already). Nothing
+    // here throws or calls: the return address below the block's frame is never seen by an
+    // unwinder.
+    Xbyak::Label miss;
+    // The end of a successful search (RCX: the successor).
+    auto enter = [&] {
+        mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
+        test(r8, r8);
+        jz(miss, T_NEAR);
         // Remembered for this exit, without the search next time. From a block whose
         // every instruction is native (the mode as at its entry) into one of the same
         // mode: its entry without the mode check and the bookkeeping.
@@ -288,8 +303,28 @@ void BlockEmitter::emit_lookup_stub(int exit, bool traced, bool quiet) {
             cmove(rdx, rax);
             mov(qword[r9 + ex + off_.exit_trace_rip], rdx);
         }
+        ret();
+    };
+    mov(rax, qword[rbx + off_.rip]);
+    mov(r11, qword[rbx + off_.direct_gen]);
+    // The second entry, for a caller that has them in RAX and R11 already.
+    loaded_[exit][traced][quiet] = getCurr();
+    mov(rdx, qword[rbx + off_.links_gen]);  // the links' and the jump cache's generation
+    for (int k = 0; k < 2; ++k) {
+        Xbyak::Label next;
+        const int32_t at = k * off_.link_size;
+        // (Traced: a link whose block was built at its RIP, Block::Link::trace_rip.)
+        cmp(rax, qword[r9 + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
+        jne(next);
+        cmp(rdx, qword[r9 + at + off_.link_gen]);
+        jne(next);
+        mov(rcx, qword[r9 + at + off_.link_block]);
+        enter();  // (a copy per way in: no jump between)
+        L(next);
     }
-    ret();
+    jump_cache_probe(traced, miss);
+    // (The run loop would link the block it finds here: a direct exit remembers it.)
+    enter();
     // Not found: back to the run loop from the block's frame, as its exit_ (while
     // recording, refused_) would: the return address dropped, the block (R9) noted as
     // the last one run.

@@ -47,12 +47,12 @@ class BlockEmitter : public Xbyak::CodeGenerator {
 
     void emit(const Block& b);
 
-    // The successor search every chain exit calls (emit_lookup_stub), one per kind of
+    // The successor search a direct exit calls (emit_lookup_stub), one per kind of
     // exit, written once at `at` (at most `size` bytes, the code cache's front, which
     // its flushes keep) before any block: returns the bytes used. A block's calls to
     // them are relative, so the stubs and the blocks share one view of the cache.
     size_t emit_lookup_stubs(uint8_t* at, size_t size);
-    static constexpr size_t kLookupStubCode = 4096;
+    static constexpr size_t kLookupStubCode = 8192;
 
   private:
     // Entry from another translated block (same frame: RBX, R12, R13 as set up by the
@@ -103,23 +103,26 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // jump cache, with the same keys and validity — and, if that block has a translation,
     // a jump to its chaining entry; otherwise back to the run loop. `traced` (LBR
     // recording, after emit_lbr_record, with the guest's RIP in RAX): the successor must
-    // also begin at the RIP it was built at, and the way back is refused_. For a
-    // direct exit (`exit` >= 0) with `slot`, the successor remembered in
-    // Block::direct[exit] first, inline (one compare of the RIP, or while `traced` of the
-    // slot's trace_rip, and one of the slots' generation, Cpu::direct_gen_, then a
-    // jump); the rest is a call of the shared search (stubs_) and a jump to the entry it
-    // returns, one jump per exit for the host's branch prediction.
+    // also begin at the RIP it was built at, and the way back is refused_. An indirect
+    // exit (`exit` -1) searches inline. A direct exit (`exit` 0 or 1) with `slot` first
+    // tests the successor remembered in Block::direct[exit], inline (one compare of the
+    // RIP, or while `traced` of the slot's trace_rip, and one of the slots' generation,
+    // Cpu::direct_gen_, then a jump); then it calls the shared search (stubs_) and jumps
+    // to the entry returned, one jump per exit for the host's branch prediction.
     void emit_successor_lookup(const Block& b, bool traced, int exit, bool slot);
-    // The shared search of emit_successor_lookup for exits of kind (`exit`: -1, 0, 1;
-    // `traced`; `quiet`: a direct exit of a quiet block, whose remembered successor of
-    // the same mode is its fast entry, Block::host_fast), called with R9 = the block:
-    // the links, then the jump cache; a successor found with a translation is
-    // remembered for a direct exit (with whether it was built at this RIP: always so
-    // when `traced`) and its chaining entry returned in R8. Otherwise it drops its
-    // return address and leaves the block's frame for the run loop as exit_ (`traced`:
-    // refused_) does.
+    // The shared search of a direct exit `exit` (0 or 1), `traced` or not, of a `quiet`
+    // block or not (whose remembered successor of the same mode is its fast entry,
+    // Block::host_fast), called with R9 = the block: the links, then the jump cache; a
+    // successor found with a translation is remembered for the exit (with whether it was
+    // built at this RIP: always so when `traced`) and its chaining entry returned in R8.
+    // Otherwise it drops its return address and leaves the block's frame for the run
+    // loop as exit_ (`traced`: refused_) does.
     void emit_lookup_stub(int exit, bool traced, bool quiet);
-    const uint8_t* stubs_[3][2][2] = {};  // [exit + 1][traced][quiet], in the write view
+    const uint8_t* stubs_[2][2][2] = {};   // [exit][traced][quiet], in the write view
+    const uint8_t* loaded_[2][2][2] = {};  // their second entries, after RAX's and R11's loads
+    // The jump cache's entry for the RIP in RAX (RDX: the links' generation) into RCX
+    // (`traced`: built at that RIP, in the mode of the block in R9), else to `miss`.
+    void jump_cache_probe(bool traced, Xbyak::Label& miss);
     // The frame's end: back to the run loop (code_cache.h: kFrameBytes).
     void emit_epilogue();
 
