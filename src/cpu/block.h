@@ -10,7 +10,11 @@ namespace softkvm::cpu {
 
 struct Block {
     static constexpr size_t kMaxInsns = 64;
-    uint64_t key = 0;  // (physical start << 2) | mode
+    // (physical start << 3) | recording << 2 | mode: recording (Cpu::kLinkRecording) when
+    // it was built while the translating engine records LBRs in chained blocks; its
+    // translation's exits then carry only that way on (translate/chain.cc).
+    static constexpr uint64_t kRecordingKey = 4;
+    uint64_t key = 0;
     std::vector<DecodedInsn> insns;
     bool has_lock = false;  // some instruction is a locked read-modify-write of memory
     // Successor links: the last two blocks this one continued to, valid while `gen`

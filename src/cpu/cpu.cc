@@ -228,6 +228,14 @@ bool Cpu::continue_after_exit(Block& b, size_t at) {
     return again && xlate_ && b.host_code;
 }
 
+void Cpu::update_recording_key() {
+    const uint64_t rec =
+        xlate_ && (s_.debugctl & msr::DEBUGCTL_LBR) && !pmu_.active() ? kLinkRecording : 0;
+    if ((link_gen_ & kLinkRecording) == rec) return;
+    link_gen_ ^= kLinkRecording;
+    direct_gen_ ^= kLinkRecording;
+}
+
 Block* Cpu::find_block() {
     uint64_t lin = s_.rip + seg_base_[CS];
     const bool user = user_access();
@@ -240,7 +248,8 @@ Block* Cpu::find_block() {
         if (uint8_t* h = host_page(phys & ~0xFFFull))
             fill_tlb(tlb_exec_[(lin >> 12) & (kTlbSize - 1)], lin, user, h, phys);
     }
-    uint64_t key = (phys << 2) | static_cast<uint64_t>(s_.mode);
+    uint64_t key = (phys << 3) | ((link_gen_ & kLinkRecording) ? Block::kRecordingKey : 0) |
+                   static_cast<uint64_t>(s_.mode);
     BlockSlot& slot = block_slots_[block_slot(key)];
     if (slot.key == key) return slot.block;
     auto it = blocks_.find(key);
@@ -417,6 +426,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 }
             }
             db_hits_ = 0;
+            update_recording_key();
             // Go on inside the block that stopped part-way (an MMIO or I/O exit, the
             // instruction budget) instead of decoding a new block from the middle of it.
             if (resume_.block && resume_.gen == block_gen_ && resume_.rip == s_.rip) {

@@ -639,7 +639,13 @@ class Cpu {
     // mode run the other's decoding. A link made under another key is not followed:
     // find_block looks the successor up and checks its fetch. A new CS base (links are by
     // RIP, not by linear address) makes a new block generation. Set by update_mode().
-    static constexpr uint64_t kLinkKeyBits = 7ull << 61;
+    // Bit 60, the recording bit: whether the translating engine records LBRs in its
+    // chained blocks (DEBUGCTL.LBR set, the PMU idle: the run loop's kChainTrace). Blocks
+    // are decoded and translated for one recording state (Block::key), their exits carry
+    // only that state's way on (translate/chain.cc); a link or slot made under the other
+    // state is not followed. Set by update_recording_key() before every block lookup.
+    static constexpr uint64_t kLinkRecording = 1ull << 60;
+    static constexpr uint64_t kLinkKeyBits = 15ull << 60;
     uint64_t link_gen_ = 1;
     uint64_t link_cs_base_ = 0;
     // The generation of the direct exits' slots (Block::DirectExit), which the generated
@@ -658,10 +664,16 @@ class Cpu {
             link_cs_base_ = seg_base_[CS];
             new_block_gen();
         }
-        const uint64_t key = (s_.cpl == 3 ? 1ull << 63 : 0) | static_cast<uint64_t>(s_.mode) << 61;
+        const uint64_t key = (s_.cpl == 3 ? 1ull << 63 : 0) | static_cast<uint64_t>(s_.mode) << 61 |
+                             (link_gen_ & kLinkRecording);
         link_gen_ = block_gen_ | key;
         direct_gen_ = (direct_gen_ & ~kLinkKeyBits) | key;
     }
+    // The recording bit of the link key from the state the run loop's chain mode follows
+    // (cpu.cc: kChainTrace). Every change of it (WRMSR to DEBUGCTL or the PMU's MSRs,
+    // LBR freeze on a PMI) ends the chain before the next block: a block with a handler
+    // tests DEBUGCTL.LBR and the PMU at its exits, the PMI is delivered by the run loop.
+    void update_recording_key();
     const CpuModel* model_ = &default_cpu_model();
     uint64_t perf_caps_ = 0;
     Pmu pmu_;
@@ -822,7 +834,7 @@ class Cpu {
     static constexpr size_t kBlockSlots = 16384;
     std::vector<BlockSlot> block_slots_ = std::vector<BlockSlot>(kBlockSlots);
     static size_t block_slot(uint64_t key) {
-        const uint64_t phys = key >> 2;
+        const uint64_t phys = key >> 3;
         return (phys ^ (phys >> 12) ^ key) & (kBlockSlots - 1);
     }
 

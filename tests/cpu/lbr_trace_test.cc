@@ -5,10 +5,12 @@
 // (a step's end refuses a chaining entry), with RDMSR and WRMSR of the LBR MSRs between
 // chained blocks, in call-stack mode, at CPL 3, with the code at a second linear address
 // (its translations assume the first; also reached through a direct exit), at addresses
-// beyond 32-bit immediates, in compatibility mode, and with an exception at the end.
+// beyond 32-bit immediates, in compatibility mode, with an exception at the end, and with
+// recording switched on and off by the guest and by the host over translated chains.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -144,6 +146,54 @@ TEST(LbrTrace, LbrMsrAccessesBetweenChainedBlocks) {
         // The guest's sum of what RDMSR of TOS returned is the same in both engines (the
         // registers were compared) and the TOS did move between reads.
         EXPECT_NE(e.xlate.cpu_.state().gpr[R12], 0u);
+    }
+}
+
+// kMsrLoop writing DEBUGCTL instead of LBR_SELECT (ECX 0x1D9, the value R8D & 1 not
+// shifted): the guest turns recording on in odd rounds and off in even ones, between
+// blocks that chain. Translated blocks are built for one recording state (the recording
+// bit of Block::key and of the link key): each switch must end the chain and lead to the
+// other state's translations, which record (or not) as the interpreter does.
+std::vector<uint8_t> debugctl_loop() {
+    std::vector<uint8_t> code(std::begin(kMsrLoop), std::end(kMsrLoop));
+    EXPECT_EQ(code[79], 0x02);  // SHL EAX, 2
+    EXPECT_EQ(code[83], 0xc8);  // MOV ECX, 0x1C8
+    code[79] = 0x00;
+    code[83] = 0xd9;
+    return code;
+}
+
+TEST(LbrTrace, RecordingSwitchedByTheGuestBetweenChainedBlocks) {
+    for (uint64_t step : {0, 1000, 37}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(debugctl_loop(), 0);
+        check(kMsrLoopUd2, 0, step, e, "debugctl loop step " + std::to_string(step));
+        EXPECT_NE(e.xlate.cpu_.state().gpr[R12], 0u);
+    }
+}
+
+TEST(LbrTrace, RecordingSwitchedBetweenRunsOverTranslatedChains) {
+    // The host switches DEBUGCTL.LBR between run() steps: blocks translated while not
+    // recording then run while recording, and the reverse, the same RIPs in both states.
+    for (uint64_t step : {uint64_t{500}, uint64_t{1777}}) {
+        Engines e;
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(kLoop, 0);
+        for (int k = 1; k < 100000; ++k) {
+            const uint64_t lbr = (k / 2) % 2 ? DEBUGCTL_LBR : 0;  // off, off, on, on, ...
+            e.interp.cpu_.state().debugctl = e.xlate.cpu_.state().debugctl = lbr;
+            const StopReason a = e.interp.cpu_.run(step * k), b = e.xlate.cpu_.run(step * k);
+            ASSERT_EQ(a, b) << "step " << k;
+            ASSERT_EQ(e.interp.cpu_.instructions_retired(), e.xlate.cpu_.instructions_retired());
+            for (int r = 0; r < 16; ++r)
+                ASSERT_EQ(e.interp.cpu_.state().gpr[r], e.xlate.cpu_.state().gpr[r]) << k;
+            ASSERT_EQ(lbr_msrs(e.interp.cpu_), lbr_msrs(e.xlate.cpu_)) << "step " << k;
+            if (a != StopReason::InsnLimit) break;
+        }
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD);
+        EXPECT_NE(e.xlate.cpu_.lbr().tos() + e.xlate.cpu_.lbr().recent(0).to, 0u);
+        EXPECT_GT(e.xlate.cpu_.translator()->stats().chained_blocks, 1000u);
     }
 }
 

@@ -96,17 +96,25 @@ void BlockEmitter::emit_self_loop(const Block& b) {
 
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit, bool slot) {
     // A kick (set by another thread) or the run loop's per-block bookkeeping: kick_ and
-    // no_chain_ are adjacent bytes, one 16-bit compare tests both. With LBR recording
-    // (kChainTrace) and no kick, a quiet block records its end and goes on; otherwise
-    // back to the run loop (which returns on the kick, or does the bookkeeping).
-    Xbyak::Label held;
+    // no_chain_ are adjacent bytes, one 16-bit compare tests both. A quiet block built for
+    // LBR recording (Block::kRecordingKey) goes on only with kChainTrace and no kick,
+    // recording its end; any other goes on only with neither. Otherwise back to the run
+    // loop (which returns on the kick, or does the bookkeeping and records the block's
+    // end where the block did not).
     static_assert(kChainFree == 0);
+    if (quiet && recording_) {
+        cmp(word[rbx + off_.kick], static_cast<uint32_t>(kChainTrace) << 8);
+        jne(exit_, T_NEAR);
+        if (emit_lbr_record(b, way, false)) emit_successor_lookup(b, true, exit, true);
+        return;
+    }
     cmp(word[rbx + off_.kick], 0);
-    jne(quiet ? held : exit_, T_NEAR);
+    jne(exit_, T_NEAR);
     if (!quiet) {
         // A handler ran: what it may have changed, the run loop would see before the next
         // block. (Native forms change none of these; their handler paths, taken on a TLB
-        // miss, only access memory: MMIO there stops the block.)
+        // miss, only access memory: MMIO there stops the block.) Among them what the
+        // recording bit of the link key follows (Cpu::update_recording_key).
         movzx(eax, byte[rbx + off_.halted]);
         for (int32_t flag :
              {off_.nmi_pending, off_.debug_active, off_.resume_insn, off_.pmu_active})
@@ -122,24 +130,35 @@ void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int e
         jnz(exit_, T_NEAR);
     }
     emit_successor_lookup(b, false, exit, slot);
-    if (quiet) {
-        // kChainTrace without a kick: LBR recording (emit_lbr.cc), then on to the
-        // successor.
-        L(held);
-        cmp(word[rbx + off_.kick], static_cast<uint32_t>(kChainTrace) << 8);
-        jne(exit_, T_NEAR);
-        if (emit_lbr_record(b, way)) emit_successor_lookup(b, true, exit, true);
-    }
 }
 
 void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t count,
                                     Xbyak::Label* check) {
+    Xbyak::Label& other = block_label();
+    const int32_t ex = exit * off_.exit_size;
+    if (recording_) {
+        // Built for LBR recording: with kChainTrace and no kick, the target's canonical
+        // check, RIP and the count stored, the record (the RIP still in R10) and the
+        // traced lookup, inline; otherwise (out of line) back to the run loop.
+        cmp(word[rbx + off_.kick], static_cast<uint32_t>(kChainTrace) << 8);
+        jne(other, T_NEAR);
+        if (check) canonical_or(r10, *check);
+        mov(qword[rbx + off_.rip], r10);
+        mov(qword[r12], static_cast<uint32_t>(count));
+        if (emit_lbr_record(b, way, true)) emit_successor_lookup(b, true, exit, true);
+        cold_.push_back([this, count, check, &other] {
+            L(other);
+            if (check) canonical_or(r10, *check);
+            mov(qword[rbx + off_.rip], r10);
+            mov(qword[r12], static_cast<uint32_t>(count));
+            jmp(exit_, T_NEAR);
+        });
+        return;
+    }
     // The usual way: chaining free (no kick, no per-block bookkeeping: one compare of
     // kick_ and no_chain_), the remembered successor's RIP (which was canonical when it
     // was remembered) and the slots' generation; then RIP and the count stored and a jump
     // to it. (A quiet block: nothing for emit_chain_exit's checks after a handler.)
-    Xbyak::Label& other = block_label();
-    const int32_t ex = exit * off_.exit_size;
     cmp(word[rbx + off_.kick], 0);
     jne(other, T_NEAR);
     mov(r9, reinterpret_cast<uint64_t>(&b));
@@ -158,8 +177,8 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
         if (check) canonical_or(r10, *check);
         mov(qword[rbx + off_.rip], r10);
         mov(qword[r12], static_cast<uint32_t>(count));
-        // (Chaining was free and the slot missed unless a kick or LBR recording brought it
-        // here: the untraced lookup goes straight to the search.)
+        // (Chaining was free and the slot missed unless a kick or the run loop's
+        // bookkeeping brought it here: the lookup goes straight to the search.)
         emit_chain_exit(b, true, way, exit, false);
         jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
     });

@@ -52,7 +52,7 @@ void BlockEmitter::store_imm(const Xbyak::Address& a, uint64_t v) {
     }
 }
 
-bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
+bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) {
     const size_t n = b.insns.size();
     const DecodedInsn& last = b.insns.back();
     const BranchKind kind = last.branch;
@@ -86,7 +86,10 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way) {
         jne(exit_, T_NEAR);
     }
     // RAX: where the block went (the record's TO; the successor lookup's key).
-    mov(rax, qword[rbx + off_.rip]);
+    if (rip_in_r10)
+        mov(rax, r10);
+    else
+        mov(rax, qword[rbx + off_.rip]);
     if (kind == BranchKind::None) return true;  // ended without a branch (its size limit)
 
     // The predictor step (BranchPredictor::resolve) and the log's flags byte (Lbr::log;

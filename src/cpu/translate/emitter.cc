@@ -75,6 +75,7 @@ void BlockEmitter::emit(const Block& b) {
     std::vector<Native> forms(n);
     std::vector<Alu> alus(n, Alu::Add);
     mode_ = static_cast<Mode>(b.key & 3);
+    recording_ = (b.key & Block::kRecordingKey) != 0;
     block_ = &b;
     for (size_t k = 0; k < n; ++k) {
         if (!native_) break;

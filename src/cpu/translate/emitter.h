@@ -81,7 +81,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // successor links, then its jump cache, with the same keys and validity — and, if that
     // block has a translation, its chaining entry. Otherwise back to the run loop. Not
     // when the run loop's per-block bookkeeping (LBR, PMU) is on (with LBR recording
-    // only, a `quiet` block records its end, emit_lbr_record, and goes on), nor, unless the
+    // only, a `quiet` block built for it, recording_, records its end, emit_lbr_record,
+    // and goes on; built for the other state, it goes on only without it), nor, unless the
     // block is `quiet` (every instruction native), when a handler left the run loop something to
     // do: halt, NMI, #DB, single-step, breakpoints, trace, LBR or PMU, an MMIO replay.
     // `way`: at the exits of a block ending with Jcc, which way it went there (its LBR
@@ -96,7 +97,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // R10, not yet stored: with chaining free and the successor remembered for `exit`
     // (Block::direct) still valid, RIP and the done count (`count`) are stored and it
     // jumps there; otherwise, out of line, `check` (if not null: the handler's path for
-    // a non-canonical target) and the whole emit_chain_exit.
+    // a non-canonical target) and the whole emit_chain_exit. Built for LBR recording
+    // (recording_): with kChainTrace, `check`, the stores, the record and the traced
+    // lookup inline; otherwise, out of line, `check`, the stores and back to the run loop.
     void emit_direct_exit(const Block& b, JccWay way, int exit, size_t count, Xbyak::Label* check);
 
     // The block the run loop would pick next after `b` — its successor links, then its
@@ -144,8 +147,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // run loop make sure that the block began there). A return that call-stack mode pops
     // and a branch without a native form (every branch outside 64-bit mode) return to the
     // run loop, which records them: then it returns false (nothing follows), else it
-    // leaves the guest's RIP in RAX and returns true. (emit_lbr.cc)
-    bool emit_lbr_record(const Block& b, JccWay way);
+    // leaves the guest's RIP in RAX and returns true. `rip_in_r10`: the guest's RIP is
+    // in R10 (as stored), not read back. (emit_lbr.cc)
+    bool emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10);
     // Compares `r` with `v`, through R8 when `v` does not fit a sign-extended imm32.
     void cmp_imm(const Xbyak::Reg64& r, uint64_t v);
     // Stores the 64-bit `v` at `a`, through R8 when it does not fit a sign-extended imm32.
@@ -377,6 +381,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     const uint8_t* chain_fast_ = nullptr;
     bool quiet_ = false;  // every instruction of the block native
     Mode mode_ = Mode::Long64;
+    // Built for LBR recording in chained blocks (Block::kRecordingKey): a quiet block's
+    // exits carry only the recording way on, any other block's only the other.
+    bool recording_ = false;
     // Back to the run loop, the block noted as the running one (Cpu::chained_).
     Xbyak::Label exit_;
     // Back to the run loop as exit_ does, after noting that the block recorded its LBR

@@ -48,7 +48,7 @@ void JitMap::record(const Block& b, const void* host, size_t size, uint64_t rip,
     std::fprintf(out_, "%llx %zx %llu %llx %llx %u",
                  static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(host)), size,
                  static_cast<unsigned long long>(epoch),
-                 static_cast<unsigned long long>(b.key >> 2), static_cast<unsigned long long>(rip),
+                 static_cast<unsigned long long>(b.key >> 3), static_cast<unsigned long long>(rip),
                  static_cast<unsigned>(mode));
     for (const DecodedInsn& in : b.insns) {
         Alu kind{};
