@@ -2,7 +2,8 @@
  * the host's speed: the 8254 PIT (control words, counter latch, read-back status, mode 0
  * terminal count on channel 2 seen through port 0x61 as Linux's TSC calibration polls
  * it, mode 2 reload), the refresh toggle of port 0x61, the CMOS RTC's format registers
- * and a BCD date, and the i8042's self test (Intel 82C54, MC146818A and IBM PS/2 data). */
+ * and a BCD date, the i8042's self test, and channel 0 in mode 2 waking HLT through IRQ 0
+ * on the IOAPIC's pin 2 (Intel 82C54, MC146818A and IBM PS/2 data; 82093AA). */
 #include "sdk.h"
 
 #define PIT_CH2 0x42
@@ -17,6 +18,50 @@ static uint16_t latch_ch2(void) {
     outb(PIT_CMD, 0x80); /* counter latch, channel 2 */
     uint8_t lo = inb(PIT_CH2);
     return (uint16_t)(lo | inb(PIT_CH2) << 8);
+}
+
+#define IOAPIC 0xFEC00000ull
+#define IOREGSEL (*(volatile uint32_t *)(IOAPIC + 0x00))
+#define IOWIN (*(volatile uint32_t *)(IOAPIC + 0x10))
+#define LAPIC(off) (*(volatile uint32_t *)(0xFEE00000ull + (off)))
+#define V_TICK 0x60
+
+static volatile int ticks;
+
+static void on_tick(struct sdk_frame *f) {
+    (void)f;
+    ++ticks;
+    LAPIC(0xB0) = 0; /* EOI */
+}
+
+/* IOAPIC pin 2 (ISA IRQ 0, the MADT's override): `low` (vector, mask), to APIC 0. */
+static void pin2(uint32_t low) {
+    IOREGSEL = 0x14;
+    IOWIN = 1u << 16;
+    IOREGSEL = 0x15;
+    IOWIN = 0;
+    IOREGSEL = 0x14;
+    IOWIN = low;
+}
+
+/* Channel 0 counts on its own: in mode 2 its OUT drops for one clock every period, and
+ * each rise is IRQ 0, which wakes a halted CPU (under softkvm in virtual time). */
+static void check_irq0_wakes_hlt(void) {
+    outb(0x21, 0xFF); /* both 8259s masked: IRQ 0 reaches only the IOAPIC */
+    outb(0xA1, 0xFF);
+    LAPIC(0xF0) = 0x1FF;     /* SVR: APIC on */
+    LAPIC(0x350) = 1u << 16; /* LINT0 masked: no ExtINT */
+    sdk_on_vector(V_TICK, on_tick, 0);
+    pin2(V_TICK);
+    outb(PIT_CMD, 0x34); /* channel 0, LSB/MSB, mode 2 */
+    outb(0x40, 1193 & 0xFF);
+    outb(0x40, 1193 >> 8); /* 1 ms */
+    int wakes = 0;
+    for (; wakes < 5; ++wakes) __asm__ volatile("sti; hlt; cli" ::: "memory");
+    report(ticks >= wakes, "PIT channel 0 in mode 2 wakes HLT through IRQ 0, five times");
+    outb(PIT_CMD, 0x30); /* mode 0: OUT low; the first byte of a count stops it */
+    outb(0x40, 0);
+    pin2(1u << 16 | V_TICK);
 }
 
 static int bcd_ok(uint8_t v, int max) {
@@ -100,5 +145,6 @@ int main(void) {
     spins = 0;
     while (!(inb(0x64) & 0x01) && spins < 1000000) ++spins;
     report(inb(0x60) == 0x55, "i8042 self test answers 0x55");
+    check_irq0_wakes_hlt();
     report_summary();
 }

@@ -36,6 +36,10 @@ class EmuVcpu final : public Vcpu {
         v_->skip_time(ns);
         return {};
     }
+    Status set_clock_deadline(uint64_t ns) override {
+        v_->set_clock_deadline(ns);
+        return {};
+    }
     Status set_trace(TraceFn fn, uint64_t count) override {
         v_->set_trace(std::move(fn), count);
         return {};

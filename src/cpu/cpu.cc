@@ -310,8 +310,11 @@ bool Cpu::boundary_events(StopReason& stop) {
         }
     }
     if (halted_) {
-        if (deadline_ == kNever) {
-            stop = StopReason::Halted;
+        // With IF clear no timer can wake the CPU (only an NMI, INIT or SMI): the halt is
+        // final for the owner's devices too, as KVM's HLT with IF clear.
+        if (deadline_ == kNever || !(s_.rflags & FLAG_IF)) {
+            // (A kick now, e.g. by the deadline's owner, ends the run as a kick.)
+            stop = take_kick() ? StopReason::Kicked : StopReason::Halted;
             return true;
         }
         idle_ += deadline_ - clock();  // virtual time skips to the next timer event
@@ -356,7 +359,8 @@ StopReason Cpu::run(uint64_t insn_limit) {
         if (!resume_insn_ && (halted_ || irq_requested_ || nmi_pending_ || clock() >= deadline_)) {
             StopReason stop;
             if (boundary_events(stop)) return stop;
-            if (halted_) continue;
+            // (A deadline's owner may have kicked: the run ends at this boundary.)
+            if (halted_ || kick_.load(std::memory_order_relaxed)) continue;
             prev = nullptr;
         }
         // Event delivery may have written an exception frame to MMIO.

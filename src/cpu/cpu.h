@@ -201,6 +201,8 @@ class Cpu {
     void set_trace(TraceFn fn, uint64_t count);
     // Makes run() return Kicked at the next block boundary. Async-signal-safe.
     void kick() { kick_.store(true, std::memory_order_relaxed); }
+    // Withdraws a kick that run() has not seen yet; returns whether there was one.
+    bool take_kick() { return kick_.exchange(false, std::memory_order_relaxed); }
     // Bus-lock detector (docs/architecture.md): report every bus lock to CpuOwner::bus_lock(). The
     // detector runs only while this is on or DEBUGCTL.BUS_LOCK_DETECT is set.
     void set_bus_lock_reports(bool on);

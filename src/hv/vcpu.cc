@@ -133,6 +133,7 @@ void Vcpu::run() {
     }
     run_.exit_reason = abi::KVM_EXIT_UNKNOWN;
     run_.bus_lock = {};
+    device_fired_ = false;
     cpu_.set_bus_lock_reports(vm_.bus_lock_exits());
     // The CPU runs in virtual-time scheduling slices; at each slice's end the hv layer
     // may release an unused guest LBR event (vpmu.cc).
@@ -146,6 +147,9 @@ void Vcpu::run() {
         slice_end_ += kSliceInsns;
         lbr_slice_end();
     }
+    // The device deadline's kick, where the run ended otherwise first, must not end the
+    // next run.
+    if (device_fired_ && stop != cpu::StopReason::Kicked) cpu_.take_kick();
     switch (stop) {
         case cpu::StopReason::Owner:
             break;  // the callback filled the record
@@ -352,8 +356,13 @@ void Vcpu::sync_apic() {
     // The EOI of a level-triggered vector goes to the IOAPIC, which may fire again.
     if (const int v = lapic_.take_level_eoi(); v >= 0) vm_.level_eoi(static_cast<uint8_t>(v));
     for (const Lapic::Ipi& ipi : lapic_.take_outbox()) vm_.deliver_ipi(ipi, this);
-    cpu_.set_deadline(lapic_.next_deadline());
+    cpu_.set_deadline(std::min(lapic_.next_deadline(), device_deadline_));
     if (lapic_.deliverable() >= 0) cpu_.request_interrupt_check();
+}
+
+void Vcpu::set_clock_deadline(uint64_t at) {
+    device_deadline_ = at;
+    cpu_.set_deadline(std::min(lapic_.next_deadline(), device_deadline_));
 }
 
 void Vcpu::cr8_written(uint64_t value) {
@@ -369,6 +378,11 @@ void Vcpu::cr8_read(uint64_t& value) {
 
 void Vcpu::deadline() {
     lapic_.advance(cpu_.clock());
+    if (cpu_.clock() >= device_deadline_) {  // the run ends for userspace's device
+        device_deadline_ = cpu::Cpu::kNever;
+        device_fired_ = true;
+        cpu_.kick();
+    }
     sync_apic();
 }
 

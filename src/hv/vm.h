@@ -176,6 +176,10 @@ class Vcpu final : public cpu::CpuOwner {
     void set_instruction_limit(uint64_t limit) { insn_limit_ = limit; }
     // Makes a run() in progress return KVM_EXIT_INTR soon (as a signal does to KVM_RUN).
     void kick() { cpu_.kick(); }
+    // A userspace device's timer event (accel::Vcpu::set_clock_deadline): run() returns
+    // KVM_EXIT_INTR once clock() reaches `at` (cpu::Cpu::kNever: none); a halt before
+    // then waits for it, as for the local APIC's timer.
+    void set_clock_deadline(uint64_t at);
     void set_trace(cpu::Cpu::TraceFn fn, uint64_t count) { cpu_.set_trace(std::move(fn), count); }
     std::string dump_state() const { return cpu_.dump_state(); }
     uint32_t id() const { return id_; }
@@ -234,6 +238,8 @@ class Vcpu final : public cpu::CpuOwner {
     abi::RunState run_;
     Pending pending_ = Pending::None;
     uint64_t insn_limit_ = 0;
+    uint64_t device_deadline_ = cpu::Cpu::kNever;  // set_clock_deadline()
+    bool device_fired_ = false;                    // it passed during this run()
     bool pdcm_ = true;
     LbrEvent lbr_event_ = LbrEvent::None;
     bool lbr_used_in_slice_ = false;  // an intercepted LBR access during this slice

@@ -343,6 +343,7 @@ RunReport Machine::run_smp() {
         for (accel::Vcpu* v : all) {
             const uint64_t before = v->instructions_retired();
             (void)v->set_instruction_limit(before + kQuantum);
+            if (v == vcpu_.get()) arm_pit();
             if (auto st = v->run(); !st) {
                 rep.end = End::Failure;
                 rep.detail = st.error().message;
@@ -364,6 +365,10 @@ RunReport Machine::run_smp() {
                 break;
             }
             if (v->instructions_retired() != before) progress = true;
+            if (v == vcpu_.get() && pit_deadline_passed()) {
+                progress = true;  // virtual time moved on to the PIT's event
+                continue;
+            }
             // A spent quantum, or a vCPU that waits (HLT, or for its start-up IPI).
             if (rs.exit_reason == abi::KVM_EXIT_INTR || rs.exit_reason == abi::KVM_EXIT_HLT)
                 continue;
@@ -419,6 +424,7 @@ RunReport Machine::run() {
     if (sample_period_) arm_sampler();
     const auto t0 = std::chrono::steady_clock::now();
     for (;;) {
+        arm_pit();
         if (auto st = vcpu_->run(); !st) {
             rep.end = End::Failure;
             rep.detail = st.error().message;
@@ -445,6 +451,7 @@ RunReport Machine::run() {
             }
         }
         if (input_ && serial_input_step()) continue;
+        if (pit_deadline_passed()) continue;
         Dispatch d = dispatch_exit(vcpu_->run_state(), platform_);
         if (d.stop) {
             rep.end = d.end;
@@ -497,6 +504,27 @@ bool Machine::serial_input_step() {
         return true;
     }
     return false;
+}
+
+void Machine::arm_pit() {
+    if (!platform_.pit || !pit_timer_) return;
+    platform_.pit->update();
+    const uint64_t next = platform_.pit->next_irq0_change();
+    if (next == pit_deadline_) return;
+    if (!vcpu_->set_clock_deadline(next)) {
+        pit_timer_ = false;  // kvm
+        return;
+    }
+    pit_deadline_ = next;
+}
+
+bool Machine::pit_deadline_passed() {
+    if (pit_deadline_ == Pit::kNever || vcpu_->run_state().exit_reason != abi::KVM_EXIT_INTR)
+        return false;
+    auto now = vcpu_->virtual_clock_ns();
+    if (!now || now.value() < pit_deadline_) return false;
+    pit_deadline_ = Pit::kNever;  // (the vCPU forgot it as it passed)
+    return true;
 }
 
 Status Machine::after_run(accel::Vcpu& v) {

@@ -274,5 +274,52 @@ TEST_F(HvTest, StoreCrossingIntoMmioExitsForEachPart) {
     EXPECT_EQ(v->instructions_retired(), 3u);
 }
 
+
+// A userspace device's timer (accel::Vcpu::set_clock_deadline, the VMM's PIT): the run
+// ends with KVM_EXIT_INTR when the virtual clock reaches it, and only that run.
+TEST_F(HvTest, ClockDeadlineEndsTheRunThatReachesIt) {
+    const uint8_t code[] = {0xeb, 0xfe};  // jmp .
+    load(code);
+    auto v = vcpu32();
+    v->set_clock_deadline(5000);
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_INTR);
+    EXPECT_GE(v->clock(), 5000u);
+    EXPECT_LE(v->clock(), 5001u);
+    const uint64_t at = v->instructions_retired();
+    v->set_instruction_limit(at + 100);  // the deadline passed: no kick left over
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_INTR);
+    EXPECT_EQ(v->instructions_retired(), at + 100);
+}
+
+// A halt with interrupts on waits for the device's deadline (virtual time skips to it);
+// without a deadline it is final.
+TEST_F(HvTest, HaltWithInterruptsOnSkipsToTheClockDeadline) {
+    const uint8_t code[] = {0xfb, 0xf4, 0xf4};  // sti; hlt; hlt
+    load(code);
+    auto v = vcpu32();
+    v->set_clock_deadline(1'000'000);
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_INTR);
+    EXPECT_EQ(v->clock(), 1'000'000u);
+    EXPECT_EQ(v->instructions_retired(), 2u);
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_HLT);
+    EXPECT_EQ(v->clock(), 1'000'000u);
+}
+
+// With interrupts off no timer can wake a halt: it ends the run at once, as KVM's HLT
+// with IF clear (the kvm accelerator reports that as KVM_EXIT_HLT too).
+TEST_F(HvTest, HaltWithInterruptsOffIgnoresTheClockDeadline) {
+    const uint8_t code[] = {0xfa, 0xf4};  // cli; hlt
+    load(code);
+    auto v = vcpu32();
+    v->set_clock_deadline(1'000'000);
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_HLT);
+    EXPECT_LT(v->clock(), 1'000'000u);
+}
+
 }  // namespace
 }  // namespace softkvm::hv
