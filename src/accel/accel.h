@@ -57,13 +57,10 @@ class Vcpu {
     // that long. kvm: time is the host's; virtual_clock_ns() returns an error.
     virtual Result<uint64_t> virtual_clock_ns() = 0;
     virtual Status advance_clock(uint64_t ns) = 0;
-    // emu: a device timer (the VMM's PIT): run() returns KVM_EXIT_INTR once the virtual
-    // clock reaches `ns` (UINT64_MAX: none), and a vCPU halted before then skips ahead to
-    // it instead of ending with KVM_EXIT_HLT. kvm: unsupported (ENOTSUP; time is the host's).
-    virtual Status set_clock_deadline(uint64_t ns) {
-        (void)ns;
-        return make_error("clock deadlines are virtual time: --accel emu only", ENOTSUP);
-    }
+    // A device timer (the VMM's PIT): run() returns KVM_EXIT_INTR once the clock reaches
+    // `ns` (UINT64_MAX: none): emu's virtual clock, where a vCPU halted with interrupts on
+    // skips ahead to it; kvm's CLOCK_MONOTONIC (std::chrono::steady_clock), a host timer.
+    virtual Status set_clock_deadline(uint64_t ns) = 0;
 
     // Asks a run() in progress to return soon with KVM_EXIT_INTR. Async-signal-safe:
     // the VMM calls it from its SIGINT/SIGTERM handler, and from any thread.

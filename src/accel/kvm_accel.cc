@@ -105,32 +105,48 @@ int kick_signal() {
     return signo;
 }
 
-// While a vCPU with the in-kernel LAPIC runs, a timer sends the kick signal to its own
-// thread four times a second (see KvmVcpu::run).
-class Watchdog {
+// A CLOCK_MONOTONIC timer that sends the kick signal to the thread that made it, for
+// the life of a KvmVcpu::run: the watchdog (every 250 ms while a vCPU with the
+// in-kernel LAPIC runs) and the VMM's device deadline (once, at an absolute time).
+class KickTimer {
   public:
-    explicit Watchdog(bool on) {
-        if (!on) return;
+    KickTimer() = default;
+    ~KickTimer() {
+        if (armed_) timer_delete(timer_);
+    }
+    KickTimer(const KickTimer&) = delete;
+    KickTimer& operator=(const KickTimer&) = delete;
+    void every(long ns) {
+        itimerspec t = {};
+        t.it_interval.tv_nsec = t.it_value.tv_nsec = ns;
+        arm(t, 0);
+    }
+    void at(uint64_t monotonic_ns) {
+        itimerspec t = {};
+        t.it_value.tv_sec = static_cast<time_t>(monotonic_ns / 1'000'000'000u);
+        t.it_value.tv_nsec = static_cast<long>(monotonic_ns % 1'000'000'000u);
+        arm(t, TIMER_ABSTIME);
+    }
+
+  private:
+    void arm(const itimerspec& t, int flags) {
         sigevent ev = {};
         ev.sigev_notify = SIGEV_THREAD_ID;
         ev.sigev_signo = kick_signal();
         ev._sigev_un._tid = gettid();  // sigev_notify_thread_id (glibc 2.36 lacks the name)
         if (timer_create(CLOCK_MONOTONIC, &ev, &timer_) != 0) return;
         armed_ = true;
-        itimerspec t = {};
-        t.it_interval.tv_nsec = t.it_value.tv_nsec = 250'000'000;
-        timer_settime(timer_, 0, &t, nullptr);
+        timer_settime(timer_, flags, &t, nullptr);
     }
-    ~Watchdog() {
-        if (armed_) timer_delete(timer_);
-    }
-    Watchdog(const Watchdog&) = delete;
-    Watchdog& operator=(const Watchdog&) = delete;
-
-  private:
     timer_t timer_ = {};
     bool armed_ = false;
 };
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // IA32_PERF_CAPABILITIES as the host's KVM offers it (KVM_GET_MSR_FEATURE_INDEX_LIST, then
 // KVM_GET_MSRS on /dev/kvm), or nothing where KVM does not list it (AMD hosts, spec §2.3).
@@ -201,13 +217,22 @@ class KvmVcpu final : public Vcpu {
         // notice a vCPU that halted with IF clear, or waits for a start-up IPI, which
         // only another vCPU could end (emu reports it as KVM_EXIT_HLT, so the VMM sees
         // the same ending on both accelerators).
-        Watchdog watchdog(irqchip_);
+        KickTimer watchdog, device;
+        if (irqchip_) watchdog.every(250'000'000);
+        if (deadline_ns_ != kNoDeadline) {
+            if (monotonic_ns() >= deadline_ns_) {
+                state_.exit_reason = mirror::exit_intr;
+                return {};
+            }
+            device.at(deadline_ns_);
+        }
         for (;;) {
             if (ioctl(fd_.get(), KVM_RUN, 0) == 0) break;
             // EAGAIN: an AP that waited for INIT/SIPI was woken; KVM_RUN again runs it.
             if (errno == EAGAIN) continue;
             if (errno != EINTR) return sys_error("KVM_RUN");
-            if (kicked_.exchange(false) || state_.immediate_exit) {
+            if (kicked_.exchange(false) || state_.immediate_exit ||
+                (deadline_ns_ != kNoDeadline && monotonic_ns() >= deadline_ns_)) {
                 state_.exit_reason = mirror::exit_intr;
                 return {};
             }
@@ -327,6 +352,10 @@ class KvmVcpu final : public Vcpu {
     Status advance_clock(uint64_t) override {
         return make_error("kvm: guest time is the host's (no virtual clock)", ENOSYS);
     }
+    Status set_clock_deadline(uint64_t ns) override {
+        deadline_ns_ = ns;
+        return {};
+    }
     // The kvm back end keeps the host's CPU. --lbr-fmt becomes the guest's
     // IA32_PERF_CAPABILITIES, a host-initiated KVM_SET_MSRS (spec §2.2, §2.3): the host's
     // value (its KVM's feature MSR) with LBR_FMT replaced; KVM itself refuses a format
@@ -393,6 +422,8 @@ class KvmVcpu final : public Vcpu {
     kvm_run* run_;
     size_t size_;
     bool irqchip_ = false;
+    static constexpr uint64_t kNoDeadline = ~0ull;
+    uint64_t deadline_ns_ = kNoDeadline;  // set_clock_deadline (CLOCK_MONOTONIC)
     std::atomic<bool> kicked_{false};
     std::atomic<bool> in_run_{false};  // a thread is inside run(): thread_ names it
     std::atomic<pthread_t> thread_{};

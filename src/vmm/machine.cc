@@ -186,26 +186,22 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     // The ACPI tables go in first: an image over the BIOS area wins, as over the boot data.
     const acpi::Tables tables = acpi::build({cfg.cpus, true});
     m->mem_.write(tables.base, tables.bytes.data(), tables.bytes.size());
-    // The PM timer counts the BSP's virtual clock on emu, the host's monotonic clock on kvm.
-    const auto start = std::chrono::steady_clock::now();
+    // The devices' clock (PM timer, PIT, RTC): the BSP's virtual clock on emu, the host's
+    // monotonic clock since now on kvm.
     Machine* self = m.get();
-    m->platform_.acpi_pm = std::make_shared<AcpiPm>([self, start]() -> uint64_t {
+    const auto start = std::chrono::steady_clock::now();
+    m->host_clock_base_ = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count());
+    m->device_clock_ = [self, start]() -> uint64_t {
         if (self->vcpu_)
             if (auto ns = self->vcpu_->virtual_clock_ns(); ns) return ns.value();
         return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                          std::chrono::steady_clock::now() - start)
                                          .count());
-    });
+    };
+    m->platform_.acpi_pm = std::make_shared<AcpiPm>(m->device_clock_);
     (void)m->platform_.pio.add(AcpiPm::kPort, AcpiPm::kPorts, m->platform_.acpi_pm);
-    if (auto st = m->platform_.add_pc_devices([self, start]() -> uint64_t {
-            if (self->vcpu_)
-                if (auto ns = self->vcpu_->virtual_clock_ns(); ns) return ns.value();
-            return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                             std::chrono::steady_clock::now() - start)
-                                             .count());
-        });
-        !st)
-        return st.error();
+    if (auto st = m->platform_.add_pc_devices(m->device_clock_); !st) return st.error();
     std::optional<LinuxImage> linux_image;
     if (linux) {
         auto li = load_linux_kernel(cfg, image_path, file.value(), tables.base, m->mem_);
@@ -507,24 +503,20 @@ bool Machine::serial_input_step() {
 }
 
 void Machine::arm_pit() {
-    if (!platform_.pit || !pit_timer_) return;
+    if (!platform_.pit) return;
     platform_.pit->update();
     const uint64_t next = platform_.pit->next_irq0_change();
     if (next == pit_deadline_) return;
-    if (!vcpu_->set_clock_deadline(next)) {
-        pit_timer_ = false;  // kvm
-        return;
-    }
+    // kvm's deadlines are CLOCK_MONOTONIC (steady_clock) times.
+    const bool host_time = next != Pit::kNever && !vcpu_->virtual_clock_ns();
+    (void)vcpu_->set_clock_deadline(host_time ? host_clock_base_ + next : next);
     pit_deadline_ = next;
 }
 
 bool Machine::pit_deadline_passed() {
-    if (pit_deadline_ == Pit::kNever || vcpu_->run_state().exit_reason != abi::KVM_EXIT_INTR)
-        return false;
-    auto now = vcpu_->virtual_clock_ns();
-    if (!now || now.value() < pit_deadline_) return false;
-    pit_deadline_ = Pit::kNever;  // (the vCPU forgot it as it passed)
-    return true;
+    // (Once it passed, arm_pit gives the next one: OUT's next change is later.)
+    return pit_deadline_ != Pit::kNever && vcpu_->run_state().exit_reason == abi::KVM_EXIT_INTR &&
+           device_clock_() >= pit_deadline_;
 }
 
 Status Machine::after_run(accel::Vcpu& v) {

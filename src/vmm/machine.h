@@ -194,16 +194,16 @@ class Machine {
     std::unique_ptr<BusLockPolicy> bus_lock_;
     std::shared_ptr<SerialInput> input_;
     bool serial_input_step();
-    // PIT channel 0's OUT drives IRQ 0 at the virtual time it changes (emu): before each
-    // run of the bootstrap processor, IRQ 0 follows OUT and the run is given OUT's next
-    // change as its clock deadline (accel::Vcpu::set_clock_deadline). kvm (host time):
-    // OUT is brought up to date whenever the guest accesses the PIT.
+    // PIT channel 0's OUT drives IRQ 0 when it changes: before each run of the bootstrap
+    // processor, IRQ 0 follows OUT and the run is given OUT's next change as its clock
+    // deadline (accel::Vcpu::set_clock_deadline: virtual time on emu, host time on kvm).
     void arm_pit();
     // Whether the run of the bootstrap processor that just ended was ended by that
     // deadline (then it is no stop: the loop runs on).
     bool pit_deadline_passed();
-    uint64_t pit_deadline_ = Pit::kNever;  // the deadline given to the vCPU
-    bool pit_timer_ = true;                // the accelerator takes clock deadlines
+    uint64_t pit_deadline_ = Pit::kNever;     // the deadline given to the vCPU
+    std::function<uint64_t()> device_clock_;  // nanoseconds (see Machine::create)
+    uint64_t host_clock_base_ = 0;            // steady_clock at device_clock_'s 0 (kvm)
     SymbolTable symbols_;
     LoadedImage image_;
     volatile sig_atomic_t stop_signal_ = 0;

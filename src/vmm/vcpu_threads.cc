@@ -39,6 +39,10 @@ RunReport Machine::run_threads() {
     auto vcpu_loop = [&](size_t index) {
         accel::Vcpu& v = *all[index];
         for (;;) {
+            if (index == 0) {
+                std::lock_guard<std::mutex> lock(mu);
+                arm_pit();  // the bootstrap processor's thread keeps the PIT's IRQ 0
+            }
             const Status st = v.run();
             std::lock_guard<std::mutex> lock(mu);
             if (done) return;
@@ -50,6 +54,7 @@ RunReport Machine::run_threads() {
             abi::RunState& rs = v.run_state();
             rs.immediate_exit = 0;
             if (auto bl = after_run(v); !bl) return finish(End::Failure, bl.error().message, &v);
+            if (index == 0 && pit_deadline_passed()) continue;
             if (rs.exit_reason == abi::KVM_EXIT_INTR) continue;  // a kick that was no stop
             if (rs.exit_reason == abi::KVM_EXIT_HLT) {
                 parked[index] = true;

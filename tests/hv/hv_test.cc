@@ -274,7 +274,6 @@ TEST_F(HvTest, StoreCrossingIntoMmioExitsForEachPart) {
     EXPECT_EQ(v->instructions_retired(), 3u);
 }
 
-
 // A userspace device's timer (accel::Vcpu::set_clock_deadline, the VMM's PIT): the run
 // ends with KVM_EXIT_INTR when the virtual clock reaches it, and only that run.
 TEST_F(HvTest, ClockDeadlineEndsTheRunThatReachesIt) {

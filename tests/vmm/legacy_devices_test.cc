@@ -93,6 +93,29 @@ TEST_F(PitFixture, Mode2RateGeneratorPulsesLowOncePerPeriod) {
     EXPECT_EQ(pit->next_irq0_change(), pit_ns(299));
 }
 
+// An update that comes after OUT's one-tick low phase (host time, kvm) still gives IRQ 0
+// its edge; an update within the same period gives none.
+TEST_F(PitFixture, Mode2LowPhaseBetweenUpdatesStillMakesAnEdge) {
+    out(bus, 0x43, 0x34);  // channel 0, LSB then MSB, mode 2
+    out(bus, 0x40, 100);
+    out(bus, 0x40, 0);
+    pit->update();
+    irq.clear();
+    now = pit_ns(50);
+    pit->update();
+    EXPECT_TRUE(irq.empty());
+    now = pit_ns(150);  // past the low tick at 99
+    pit->update();
+    EXPECT_EQ(irq, (std::vector<bool>{false, true}));
+    irq.clear();
+    now = pit_ns(198);  // the next low tick (199) has not come
+    pit->update();
+    EXPECT_TRUE(irq.empty());
+    now = pit_ns(199);  // in it: the line falls
+    pit->update();
+    EXPECT_EQ(irq, (std::vector<bool>{false}));
+}
+
 TEST_F(PitFixture, Mode3SquareWaveHalves) {
     out(bus, 0x43, 0x36);  // channel 0, LSB/MSB, mode 3
     out(bus, 0x40, 10);

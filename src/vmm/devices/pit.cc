@@ -79,8 +79,34 @@ uint16_t Pit::count(int ch) const {
     return count_at(ch_[ch], ticks());
 }
 
+// How many times OUT has fallen since the count began, `d` ticks ago (modes 2-5).
+uint64_t Pit::falls(const Channel& c, uint64_t d) const {
+    const uint64_t n = c.reload;
+    switch (c.mode) {
+        case 2:  // low at N-1 (mod N)
+            return (d + 1) / n;
+        case 3:  // low from (N+1)/2 (mod N)
+            return (d + n - (n + 1) / 2) / n;
+        case 4:
+        case 5:  // the strobe at N
+            return d >= n ? 1 : 0;
+        default:
+            return 0;
+    }
+}
+
 void Pit::update() {
-    const bool level = out(0);
+    const Channel& c = ch_[0];
+    const uint64_t now = ticks();
+    const bool level = out_at(c, now);
+    // Host time (kvm) may pass over a short low phase of OUT between two updates (mode
+    // 2's is one tick): its rising edge still reaches IRQ 0, as the line falls and rises.
+    if (level && irq_level_ && c.counting && c.gate && irq0_ &&
+        falls(c, elapsed(c, now)) != falls(c, elapsed(c, last_update_))) {
+        irq0_(false);
+        irq0_(true);
+    }
+    last_update_ = now;
     if (level != irq_level_) {
         irq_level_ = level;
         if (irq0_) irq0_(level);

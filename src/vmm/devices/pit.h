@@ -71,6 +71,7 @@ class Pit final : public Device {
     };
 
     uint64_t ticks() const;
+    uint64_t falls(const Channel& c, uint64_t d) const;
     uint64_t elapsed(const Channel& c, uint64_t now) const;
     uint16_t count_at(const Channel& c, uint64_t now) const;
     bool out_at(const Channel& c, uint64_t now) const;
@@ -83,6 +84,7 @@ class Pit final : public Device {
     std::array<Channel, 3> ch_{};
     bool speaker_ = false;
     bool irq_level_ = false;
+    uint64_t last_update_ = 0;  // PIT tick of the last update()
 };
 
 }  // namespace softkvm::vmm
