@@ -285,8 +285,7 @@ static void on_pit(struct sdk_frame *f) {
     LAPIC(APIC_EOI) = 0;
 }
 
-/* Channel 0's read-back status (bit 7: OUT). Reading it also brings softkvm's PIT up to
- * date, which drives IRQ 0 when the PIT is accessed. */
+/* Channel 0's read-back status (bit 7: OUT). */
 static uint8_t pit0_status(void) {
     outb(0x43, 0xE2); /* read-back: status only, counter 0 */
     return inb(0x40);
