@@ -353,6 +353,49 @@ TEST(LbrTrace, CodeAtAKernelAddress) {
     }
 }
 
+TEST(LbrTrace, DirectBranchToANonCanonicalAddress) {
+    // Code at the top of the lower canonical half (0x7FFF'FFE0'0000 + kCode, a 2 MiB page
+    // there maps the first): 50 rounds of dec %r8d; a branch whose target lies past
+    // 0x7FFF'FFFF'FFFF when taken; jmp (the loop). The last round takes it: #GP at the
+    // branch, not recorded (the #GP is, as a far branch from it). While recording, a
+    // chained block's direct exit knows its target when translated (emit_direct_exit):
+    // a non-canonical one must still take the handler's way. Two forms: JZ rel32 taken
+    // in the last round (the block's taken way); JNZ over a JMP rel32 (a block of its own,
+    // translated when it first runs).
+    constexpr uint64_t kTop = 0x7FFFFFE00000;
+    const std::vector<uint8_t> jz = {0x41, 0xb8, 0x32, 0x00, 0x00, 0x00, 0x41, 0xff, 0xc8,
+                                     0x0f, 0x84, 0xf0, 0xff, 0xff, 0x7f, 0xeb, 0xf5};
+    const std::vector<uint8_t> jmp = {0x41, 0xb8, 0x32, 0x00, 0x00, 0x00, 0x41, 0xff, 0xc8,
+                                      0x75, 0x05, 0xe9, 0xf0, 0xff, 0xff, 0x7f, 0xeb, 0xf4};
+    for (const auto& [code, branch] : {std::pair{jz, uint64_t{9}}, std::pair{jmp, uint64_t{11}}}) {
+        for (uint64_t step : {0, 7}) {
+            Engines e;
+            if (!e.ok) GTEST_SKIP() << "built without the translator";
+            e.start(code, 0);
+            for (BareMachine* m : {&e.interp, &e.xlate}) {
+                m->put64(0x1000 + 8 * (kTop >> 39), 0x8000 | PTE_P | PTE_RW);    // PML4
+                m->put64(0x8000 + 8 * 511, 0x9000 | PTE_P | PTE_RW);             // PDPT
+                m->put64(0x9000 + 8 * 511, 0x000000 | PTE_P | PTE_RW | PTE_PS);  // PD
+                m->cpu_.state().rip = kTop + BareMachine::kCode;
+                m->cpu_.state_changed();
+            }
+            const std::string what = "non-canonical branch at " + std::to_string(branch) +
+                                     " step " + std::to_string(step);
+            e.run_compare(step, what);
+            if (::testing::Test::HasFatalFailure()) return;
+            EXPECT_EQ(e.xlate.vector_taken(), VEC_GP) << what;
+            EXPECT_EQ(e.xlate.frame(1), kTop + BareMachine::kCode + branch) << what;  // RIP
+            const Lbr& l = e.xlate.cpu_.lbr();
+            EXPECT_EQ(l.recent(0).from, kTop + BareMachine::kCode + branch) << what;
+            EXPECT_EQ(l.recent(0).to, BareMachine::kStubs + VEC_GP * 0x10) << what;
+            EXPECT_EQ(l.recent(1).to, kTop + BareMachine::kCode + 6) << what;  // the loop's JMP
+            if (!step) {
+                EXPECT_GT(e.xlate.cpu_.translator()->stats().chained_blocks, 50u) << what;
+            }
+        }
+    }
+}
+
 TEST(LbrTrace, TakenJumpsToTheNextInstruction) {
     // 50 rounds of: xor %eax,%eax; jz +0 (taken); jnz +0; xor %ecx,%ecx; jrcxz +0 (taken);
     // loop +0 (RCX -1: taken); dec %r8d; jnz (the loop); then UD2. A conditional branch

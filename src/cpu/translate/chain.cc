@@ -9,6 +9,15 @@ namespace softkvm::cpu {
 
 using namespace Xbyak::util;
 
+namespace {
+
+// What canonical_or tests at run time (bits 63:47 equal: 48-bit linear addresses).
+bool canonical48(uint64_t v) {
+    return static_cast<uint64_t>(static_cast<int64_t>(v << 16) >> 16) == v;
+}
+
+}  // namespace
+
 void BlockEmitter::emit_entry_checks(uint64_t n, bool kick, bool watch_lock, Xbyak::Label& fail) {
     // Set from outside the block: another thread's kick (a chaining exit tested it
     // already: emit_chain_exit); bus-lock watching.
@@ -137,15 +146,40 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
     Xbyak::Label& other = block_label();
     const int32_t ex = exit * off_.exit_size;
     if (recording_) {
-        // Built for LBR recording: with kChainTrace and no kick, the target's canonical
-        // check, RIP and the count stored, the record (the RIP still in R10) and the
-        // traced lookup, inline; otherwise (out of line) back to the run loop.
+        // Built for LBR recording: with kChainTrace and no kick, RIP and the count stored,
+        // the record (the RIP still in R10) and the traced lookup, inline; otherwise (out
+        // of line) the target's canonical check and back to the run loop. With kChainTrace
+        // the block runs at the RIP it was built at (emit_lbr.cc), so the target is a
+        // constant of the translation and so is its canonical check: a non-canonical one
+        // (#GP) takes the way out of line. The slot's compare takes the RIP from R10 (a
+        // miss: the search from the stored RIP).
+        const DecodedInsn& last = b.insns.back();
+        const uint64_t next = start_rip_ + (last.block_off - b.insns[0].block_off) + last.len;
+        const uint64_t target =
+            way == JccWay::NotTaken
+                ? next
+                : next + static_cast<uint64_t>(static_cast<int64_t>(
+                             static_cast<int32_t>(static_cast<uint32_t>(last.op[0].value))));
         cmp(word[rbx + off_.kick], static_cast<uint32_t>(kChainTrace) << 8);
         jne(other, T_NEAR);
-        if (check) canonical_or(r10, *check);
-        mov(qword[rbx + off_.rip], r10);
-        mov(qword[r12], static_cast<uint32_t>(count));
-        if (emit_lbr_record(b, way, true)) emit_successor_lookup(b, true, exit, true);
+        if (check && !canonical48(target)) {
+            jmp(other, T_NEAR);
+        } else {
+            mov(qword[rbx + off_.rip], r10);
+            mov(qword[r12], static_cast<uint32_t>(count));
+            if (emit_lbr_record(b, way, true)) {
+                Xbyak::Label miss;
+                mov(r9, reinterpret_cast<uint64_t>(&b));
+                mov(r11, qword[rbx + off_.direct_gen]);
+                cmp(r10, qword[r9 + ex + off_.exit_trace_rip]);
+                jne(miss);
+                cmp(r11, qword[r9 + ex + off_.exit_gen]);
+                jne(miss);
+                jmp(qword[r9 + ex + off_.exit_to]);
+                L(miss);
+                emit_successor_lookup(b, true, exit, false);
+            }
+        }
         cold_.push_back([this, count, check, &other] {
             L(other);
             if (check) canonical_or(r10, *check);

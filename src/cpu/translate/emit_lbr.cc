@@ -85,11 +85,10 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) 
         cmp(byte[rbx + off_.lbr_trace_pop_ret], 0);
         jne(exit_, T_NEAR);
     }
-    // RAX: where the block went (the record's TO; the successor lookup's key).
-    if (rip_in_r10)
-        mov(rax, r10);
-    else
-        mov(rax, qword[rbx + off_.rip]);
+    // RAX (R10 where the caller has it there): where the block went (the record's TO;
+    // the successor lookup's key).
+    const Xbyak::Reg64& to = rip_in_r10 ? r10 : rax;
+    if (!rip_in_r10) mov(rax, qword[rbx + off_.rip]);
     if (kind == BranchKind::None) return true;  // ended without a branch (its size limit)
 
     // The predictor step (BranchPredictor::resolve) and the log's flags byte (Lbr::log;
@@ -115,7 +114,7 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) 
             const int32_t counter = off_.bp_counter + static_cast<int32_t>(slot(from, kCounters));
             Xbyak::Label taken;
             if (way == JccWay::Unknown) {
-                cmp_imm(rax, next);
+                cmp_imm(to, next);
                 jne(taken, T_NEAR);
             }
             if (way != JccWay::Taken) {
@@ -143,9 +142,9 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) 
             if (kind == BranchKind::NearIndCall) push_return();
             const int32_t target = off_.bp_target + static_cast<int32_t>(8 * slot(from, kTargets));
             movzx(edi, byte[rbx + off_.lbr_logged]);
-            cmp(qword[rbx + target], rax);
+            cmp(qword[rbx + target], to);
             setne(log_flags);
-            mov(qword[rbx + target], rax);
+            mov(qword[rbx + target], to);
             flags = Flags::Stored;
             break;
         }
@@ -154,7 +153,7 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) 
             mov(ecx, dword[rbx + ras_top]);
             and_(ecx, 15);
             movzx(edi, byte[rbx + off_.lbr_logged]);
-            cmp(rax, qword[rbx + rcx * 8 + off_.bp_ras]);
+            cmp(to, qword[rbx + rcx * 8 + off_.bp_ras]);
             setne(log_flags);
             flags = Flags::Stored;
             break;
@@ -169,7 +168,7 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) 
     // Lbr::log: the slot is written, and counted if the filter keeps the class at the
     // chain's CPL.
     store_imm(qword[rbx + rdi * 8 + off_.lbr_log_from], from);
-    mov(qword[rbx + rdi * 8 + off_.lbr_log_to], rax);
+    mov(qword[rbx + rdi * 8 + off_.lbr_log_to], to);
     mov(qword[rbx + rdi * 8 + off_.lbr_log_stamp], rsi);
     if (flags == Flags::Dh)
         mov(log_flags, dh);

@@ -98,8 +98,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // (Block::direct) still valid, RIP and the done count (`count`) are stored and it
     // jumps there; otherwise, out of line, `check` (if not null: the handler's path for
     // a non-canonical target) and the whole emit_chain_exit. Built for LBR recording
-    // (recording_): with kChainTrace, `check`, the stores, the record and the traced
-    // lookup inline; otherwise, out of line, `check`, the stores and back to the run loop.
+    // (recording_): with kChainTrace (the block runs at start_rip_, so the target is a
+    // constant: `check` is decided when translating), the stores, the record and the
+    // traced lookup inline; otherwise, out of line, `check`, the stores and back to the
+    // run loop.
     void emit_direct_exit(const Block& b, JccWay way, int exit, size_t count, Xbyak::Label* check);
 
     // The block the run loop would pick next after `b` — its successor links, then its
@@ -148,7 +150,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // and a branch without a native form (every branch outside 64-bit mode) return to the
     // run loop, which records them: then it returns false (nothing follows), else it
     // leaves the guest's RIP in RAX and returns true. `rip_in_r10`: the guest's RIP is
-    // in R10 (as stored), not read back. (emit_lbr.cc)
+    // in R10 (as stored), not read back, and stays there (RAX is not set). (emit_lbr.cc)
     bool emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10);
     // Compares `r` with `v`, through R8 when `v` does not fit a sign-extended imm32.
     void cmp_imm(const Xbyak::Reg64& r, uint64_t v);
