@@ -503,8 +503,9 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         // built at: elsewhere the run loop records its branch.
                         set_chain_mode(!hooks                                       ? kChainFree
                                        : pmu_.active() || b->host_rip != rip_before ? kChainNever
-                                                                                    : kChainTrace);
-                        tracing = no_chain_ == kChainTrace;
+                                       : lbr_.trace_keeps_all(s_.cpl) ? kChainTraceKept
+                                                                      : kChainTrace);
+                        tracing = no_chain_ >= kChainTrace;
                         if (tracing) lbr_.trace_begin(s_.cpl);
                         fn(this, &done, &rsp_before);
                         // The chain's last block began at the RIP of its translation; it

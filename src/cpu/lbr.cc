@@ -64,6 +64,7 @@ void Lbr::refresh_filter() {
     pop_ = 0;
     filter_ = {};
     keep_bytes_ = {};
+    keeps_all_ = {};
     if (!depth_) return;
     for (uint8_t cpl = 0; cpl < 4; ++cpl) {
         if (select_ & (cpl == 0 ? LBR_SELECT_CPL_EQ_0 : LBR_SELECT_CPL_NEQ_0)) continue;
@@ -79,6 +80,15 @@ void Lbr::refresh_filter() {
                 keep_bytes_[cpl != 0] |= 1ull << (8 * k),
                     filter_[filter_index(kind, cpl)] = kFilterKeep;
         }
+    }
+    // The near classes (Jcc ... NearRelJmp), kept or (a return in call-stack mode) popped.
+    constexpr uint64_t kNear = 0x0001010101010100ull;
+    static_assert(static_cast<int>(BranchKind::Jcc) == 1 &&
+                  static_cast<int>(BranchKind::NearRelJmp) == 6);
+    for (int c = 0; c < 2; ++c) {
+        const bool pops = (pop_ >> class_bit(BranchKind::NearRet, static_cast<uint8_t>(c))) & 1;
+        const uint64_t ret = pops ? 1ull << (8 * static_cast<int>(BranchKind::NearRet)) : 0;
+        keeps_all_[c] = ((keep_bytes_[c] | ret) & kNear) == kNear;
     }
 }
 

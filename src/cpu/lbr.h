@@ -161,6 +161,10 @@ class Lbr {
     // that order records before a change of the recording state may still call it.)
     void drain_trace() const {}
     bool trace_done() const { return trace_done_; }
+    // Whether the filter keeps, at `cpl`, every class translated code records (all the
+    // near ones; a return that call-stack mode pops goes to the run loop): then each of
+    // its records counts one (ChainMode kChainTraceKept).
+    bool trace_keeps_all(uint8_t cpl) const { return keeps_all_[cpl != 0]; }
 
     // The predictor of the branch-misses event and the mispredict bits.
     BranchPredictor& predictor() { return bp_; }
@@ -218,6 +222,7 @@ class Lbr {
     // The kept classes per CPL (0, not 0) as 8 bytes, byte k 1 when class k is kept:
     // translated code adds byte `kind` of the chain's copy (trace_keep_) to logged_.
     std::array<uint64_t, 2> keep_bytes_{};
+    std::array<bool, 2> keeps_all_{};  // trace_keeps_all() per CPL (0, not 0)
     // FROM of formats 3-5: the address bits and the mispredict flag; all bits before.
     uint64_t from_mask_ = ~0ull, from_mispred_ = 0;
     uint64_t info_mask_ = 0;  // LBR_INFO's bits (format 5), else 0

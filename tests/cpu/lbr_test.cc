@@ -87,6 +87,34 @@ TEST(LbrUnit, FilteredReturnsNeitherPopNorRecordInCallStackMode) {
     EXPECT_EQ(by_cpl.tos(), 0u);
 }
 
+TEST(LbrUnit, TraceKeepsAllOnlyWhereEveryNearClassIsKeptOrPopped) {
+    // Translated code counts each record as one (kChainTraceKept) only where the filter
+    // keeps every near class at the chain's CPL; a FAR_BRANCH filter does not matter (far
+    // branches return to the run loop), nor call-stack mode (its returns do too).
+    struct Case {
+        uint64_t select;
+        bool cpl0, cpl3;
+    };
+    const Case cases[] = {
+        {0, true, true},
+        {LBR_SELECT_CPL_EQ_0, false, true},
+        {LBR_SELECT_CPL_NEQ_0, true, false},
+        {LBR_SELECT_JCC << 6, true, true},  // FAR_BRANCH (bit 8) dropped
+        {LBR_SELECT_CALLSTACK, true, true},
+        {LBR_SELECT_CALLSTACK | (LBR_SELECT_JCC << 3), false, false},  // returns dropped
+    };
+    for (const Case& c : cases) {
+        const Lbr l = make_lbr("skylake", c.select);
+        EXPECT_EQ(l.trace_keeps_all(0), c.cpl0) << "select " << std::hex << c.select;
+        EXPECT_EQ(l.trace_keeps_all(3), c.cpl3) << "select " << std::hex << c.select;
+    }
+    for (int k = 0; k < 6; ++k) {  // each near class dropped alone
+        const Lbr l = make_lbr("skylake", LBR_SELECT_JCC << k);
+        EXPECT_FALSE(l.trace_keeps_all(0)) << "class bit " << k + 2;
+        EXPECT_FALSE(l.trace_keeps_all(3)) << "class bit " << k + 2;
+    }
+}
+
 TEST(LbrUnit, TosWrapsAndInfoCountsCyclesSinceTheLastRecord) {
     Lbr l = make_lbr("skylake", 0);
     l.started(100);

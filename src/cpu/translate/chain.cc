@@ -106,15 +106,15 @@ void BlockEmitter::emit_self_loop(const Block& b) {
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit, bool slot) {
     // A kick (set by another thread) or the run loop's per-block bookkeeping: kick_ and
     // no_chain_ are adjacent bytes, one 16-bit compare tests both. A quiet block built for
-    // LBR recording (Block::kRecordingKey) goes on only with kChainTrace and no kick,
-    // recording its end; any other goes on only with neither. Otherwise back to the run
-    // loop (which returns on the kick, or does the bookkeeping and records the block's
-    // end where the block did not).
+    // LBR recording (Block::kRecordingKey) goes on only with kChainTrace or kChainTraceKept
+    // and no kick, recording its end (emit_recording_ways); any other goes on only with
+    // neither. Otherwise back to the run loop (which returns on the kick, or does the
+    // bookkeeping and records the block's end where the block did not).
     static_assert(kChainFree == 0);
     if (quiet && recording_) {
-        cmp(word[rbx + off_.kick], static_cast<uint32_t>(kChainTrace) << 8);
-        jne(exit_, T_NEAR);
-        if (emit_lbr_record(b, way, false)) emit_successor_lookup(b, true, exit, true);
+        emit_recording_ways(b, way, exit_, [&](bool kept) {
+            if (emit_lbr_record(b, way, false, kept)) emit_successor_lookup(b, true, exit, true);
+        });
         return;
     }
     cmp(word[rbx + off_.kick], 0);
@@ -146,7 +146,7 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
     Xbyak::Label& other = block_label();
     const int32_t ex = exit * off_.exit_size;
     if (recording_) {
-        // Built for LBR recording: with kChainTrace and no kick, RIP and the count stored,
+        // Built for LBR recording: with kChainTrace(Kept) and no kick, RIP and the count stored,
         // the record (the RIP still in R10) and the traced lookup, inline; otherwise (out
         // of line) the target's canonical check and back to the run loop. With kChainTrace
         // the block runs at the RIP it was built at (emit_lbr.cc), so the target is a
@@ -160,14 +160,13 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
                 ? next
                 : next + static_cast<uint64_t>(static_cast<int64_t>(
                              static_cast<int32_t>(static_cast<uint32_t>(last.op[0].value))));
-        cmp(word[rbx + off_.kick], static_cast<uint32_t>(kChainTrace) << 8);
-        jne(other, T_NEAR);
         if (check && !canonical48(target)) {
             jmp(other, T_NEAR);
         } else {
-            mov(qword[rbx + off_.rip], r10);
-            mov(qword[r12], static_cast<uint32_t>(count));
-            if (emit_lbr_record(b, way, true)) {
+            emit_recording_ways(b, way, other, [&](bool kept) {
+                mov(qword[rbx + off_.rip], r10);
+                mov(qword[r12], static_cast<uint32_t>(count));
+                if (!emit_lbr_record(b, way, true, kept)) return;
                 Xbyak::Label miss;
                 mov(r9, reinterpret_cast<uint64_t>(&b));
                 mov(r11, qword[rbx + off_.direct_gen]);
@@ -178,7 +177,7 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
                 jmp(qword[r9 + ex + off_.exit_to]);
                 L(miss);
                 emit_successor_lookup(b, true, exit, false);
-            }
+            });
         }
         cold_.push_back([this, count, check, &other] {
             L(other);

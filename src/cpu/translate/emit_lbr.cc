@@ -1,7 +1,7 @@
 // LBR recording in translated code (emitter.h: emit_lbr_record; docs/lbr.md).
 //
-// While the guest records branches (ChainMode kChainTrace), a block whose instructions
-// all run natively records its own end as it chains on, as Cpu::after_block would. Its
+// While the guest records branches (ChainMode kChainTrace, kChainTraceKept), a block whose
+// instructions all run natively records its own end as it chains on, as Cpu::after_block would. Its
 // branches are native in 64-bit mode only (CS base 0, linear = RIP), where the branch's
 // address and the next instruction's are constants of the translation, given the RIP the
 // block starts at: while recording, a block only runs at the RIP it was built at
@@ -52,8 +52,7 @@ void BlockEmitter::store_imm(const Xbyak::Address& a, uint64_t v) {
     }
 }
 
-bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) {
-    const size_t n = b.insns.size();
+bool BlockEmitter::lbr_native(const Block& b, JccWay way) const {
     const DecodedInsn& last = b.insns.back();
     const BranchKind kind = last.branch;
     bool native = kind == BranchKind::None;
@@ -72,7 +71,43 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) 
     // A Jcc to the next instruction where the exit does not know the way: RIP cannot
     // tell, the run loop asks its condition (Cpu::jump_to_next_taken).
     if (kind == BranchKind::Jcc && way == JccWay::Unknown && last.op[0].value == 0) native = false;
-    if (!native) {  // the run loop records it
+    return native;
+}
+
+void BlockEmitter::emit_recording_ways(const Block& b, JccWay way, Xbyak::Label& out,
+                                       const std::function<void(bool kept)>& body) {
+    // kick_ and no_chain_ in one 16-bit compare (as emit_chain_exit's).
+    const auto mode = [](ChainMode m) { return static_cast<uint32_t>(m) << 8; };
+    const BranchKind kind = b.insns.back().branch;
+    const bool counts = lbr_native(b, way) && kind != BranchKind::None &&
+                        !(kind == BranchKind::Jcc && way == JccWay::NotTaken);
+    if (!counts) {
+        // Nothing counted (a Jcc not taken, a block without a branch, a branch the run
+        // loop records): one way for both modes.
+        Xbyak::Label go;
+        cmp(word[rbx + off_.kick], mode(kChainTraceKept));
+        je(go, T_NEAR);
+        cmp(word[rbx + off_.kick], mode(kChainTrace));
+        jne(out, T_NEAR);
+        L(go);
+        body(true);
+        return;
+    }
+    Xbyak::Label filtered;
+    cmp(word[rbx + off_.kick], mode(kChainTraceKept));
+    jne(filtered, T_NEAR);
+    body(true);
+    L(filtered);
+    cmp(word[rbx + off_.kick], mode(kChainTrace));
+    jne(out, T_NEAR);
+    body(false);
+}
+
+bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, bool kept) {
+    const size_t n = b.insns.size();
+    const DecodedInsn& last = b.insns.back();
+    const BranchKind kind = last.branch;
+    if (!lbr_native(b, way)) {  // the run loop records it
         jmp(exit_, T_NEAR);
         return false;
     }
@@ -174,8 +209,12 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) 
         mov(log_flags, dh);
     else if (flags == Flags::Sized)
         mov(log_flags, sized);
-    movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
-    add(qword[rbx + off_.lbr_logged], rcx);
+    if (kept) {
+        add(qword[rbx + off_.lbr_logged], 1);
+    } else {
+        movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
+        add(qword[rbx + off_.lbr_logged], rcx);
+    }
     L(done);
     return true;
 }

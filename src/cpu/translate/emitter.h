@@ -98,7 +98,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // (Block::direct) still valid, RIP and the done count (`count`) are stored and it
     // jumps there; otherwise, out of line, `check` (if not null: the handler's path for
     // a non-canonical target) and the whole emit_chain_exit. Built for LBR recording
-    // (recording_): with kChainTrace (the block runs at start_rip_, so the target is a
+    // (recording_): with kChainTrace(Kept) (the block runs at start_rip_, so the target is a
     // constant: `check` is decided when translating), the stores, the record and the
     // traced lookup inline; otherwise, out of line, `check`, the stores and back to the
     // run loop.
@@ -142,7 +142,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     bool self_loop_ = false;
     Xbyak::Label loop_top_;
 
-    // LBR recording of a `quiet` block's end while it chains (ChainMode kChainTrace),
+    // LBR recording of a `quiet` block's end while it chains (kChainTrace(Kept)),
     // before its successor is looked up: the branch it ended with, as Cpu::after_block
     // would record it: the block's own code runs the branch predictor and writes the LBR
     // unit's log, with its addresses taken from start_rip_ (the successor lookup and the
@@ -151,7 +151,17 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // run loop, which records them: then it returns false (nothing follows), else it
     // leaves the guest's RIP in RAX and returns true. `rip_in_r10`: the guest's RIP is
     // in R10 (as stored), not read back, and stays there (RAX is not set). (emit_lbr.cc)
-    bool emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10);
+    // `kept`: the chain mode is kChainTraceKept (the filter keeps every class recorded
+    // here at the chain's CPL), so a record counts one without the filter's keep byte.
+    bool emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, bool kept);
+    // Whether the branch `b` ends with is recorded by its own code at that exit (else the
+    // run loop records it).
+    bool lbr_native(const Block& b, JccWay way) const;
+    // A recording exit's ways on, by the chain mode: `body(true)` with kChainTraceKept,
+    // `body(false)` with kChainTrace (one body for both where the exit counts no record),
+    // and `out` with any other mode or a kick.
+    void emit_recording_ways(const Block& b, JccWay way, Xbyak::Label& out,
+                             const std::function<void(bool kept)>& body);
     // Compares `r` with `v`, through R8 when `v` does not fit a sign-extended imm32.
     void cmp_imm(const Xbyak::Reg64& r, uint64_t v);
     // Stores the 64-bit `v` at `a`, through R8 when it does not fit a sign-extended imm32.

@@ -10,9 +10,11 @@ namespace softkvm::cpu {
 // loop for each block it enters): freely; not at all (the PMU counts per block: the chain
 // bound is 0 then, so every chaining entry refuses); or, while LBR recording is on, blocks
 // whose instructions are all native record their end in the LBR unit (emit_lbr.cc) and go
-// on, the others return to the run loop. A block's exit tells kChainTrace from the other
-// two with one compare.
-enum ChainMode : uint8_t { kChainFree = 0, kChainNever = 1, kChainTrace = 2 };
+// on, the others return to the run loop: kChainTraceKept where LBR_SELECT keeps every
+// class they record at the chain's CPL (a record then counts one), kChainTrace where it
+// may drop some (a record counts the filter's keep byte). A block's exit tells its modes
+// from the others with one compare each.
+enum ChainMode : uint8_t { kChainFree = 0, kChainNever = 1, kChainTrace = 2, kChainTraceKept = 3 };
 
 struct CpuLayout {
     // Instructions: registers, RIP, the interpreter step's variables, the software TLB.
