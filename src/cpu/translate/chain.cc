@@ -217,6 +217,29 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
     });
 }
 
+template <class OnHit>
+void BlockEmitter::link_probe(bool traced, const OnHit& on_hit) {
+    mov(rdx, qword[rbx + off_.links_gen]);  // the links' and the jump cache's generation
+    for (int k = 0; k < 2; ++k) {
+        Xbyak::Label next;
+        const int32_t at = k * off_.link_size;
+        // (Traced: a link whose block was built at its RIP, Block::Link::trace_rip.)
+        cmp(rax, qword[r9 + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
+        jne(next);
+        cmp(rdx, qword[r9 + at + off_.link_gen]);
+        jne(next);
+        mov(rcx, qword[r9 + at + off_.link_block]);
+        on_hit();
+        L(next);
+    }
+}
+
+void BlockEmitter::host_chain_or(Xbyak::Label& out) {
+    mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
+    test(r8, r8);
+    jz(out, T_NEAR);
+}
+
 void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit, bool slot) {
     mov(r9, reinterpret_cast<uint64_t>(&b));
     if (exit >= 0 && slot) {
@@ -241,27 +264,15 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit, 
         // Inline, each way in with its own jump, without the call and return. (Traced:
         // RAX holds the RIP; the way out marks the end recorded, refused_.)
         Xbyak::Label& out = traced ? refused_ : exit_;
-        if (!traced) mov(rax, qword[rbx + off_.rip]);
-        mov(rdx, qword[rbx + off_.links_gen]);
-        for (int k = 0; k < 2; ++k) {
-            Xbyak::Label next;
-            const int32_t at = k * off_.link_size;
-            cmp(rax, qword[r9 + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
-            jne(next);
-            cmp(rdx, qword[r9 + at + off_.link_gen]);
-            jne(next);
-            mov(rcx, qword[r9 + at + off_.link_block]);
-            mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
-            test(r8, r8);
-            jz(out, T_NEAR);
+        // Into the successor found (RCX), or back to the run loop.
+        auto enter = [&] {
+            host_chain_or(out);
             jmp(r8);
-            L(next);
-        }
+        };
+        if (!traced) mov(rax, qword[rbx + off_.rip]);
+        link_probe(traced, enter);
         jump_cache_probe(traced, out);
-        mov(r8, qword[rcx + off_.host_chain]);
-        test(r8, r8);
-        jz(out, T_NEAR);
-        jmp(r8);
+        enter();
         return;
     }
     // The search, shared by every block (emit_lookup_stub): it returns the successor's
@@ -328,9 +339,7 @@ void BlockEmitter::emit_lookup_stub(int exit, bool traced, bool quiet) {
     Xbyak::Label miss;
     // The end of a successful search (RCX: the successor).
     auto enter = [&] {
-        mov(r8, qword[rcx + off_.host_chain]);  // its chaining entry, if translated
-        test(r8, r8);
-        jz(miss, T_NEAR);
+        host_chain_or(miss);
         // Remembered for this exit, without the search next time. From a block whose
         // every instruction is native (the mode as at its entry) into one of the same
         // mode: its entry without the mode check and the bookkeeping.
@@ -361,19 +370,7 @@ void BlockEmitter::emit_lookup_stub(int exit, bool traced, bool quiet) {
     mov(r11, qword[rbx + off_.direct_gen]);
     // The second entry, for a caller that has them in RAX and R11 already.
     loaded_[exit][traced][quiet] = getCurr();
-    mov(rdx, qword[rbx + off_.links_gen]);  // the links' and the jump cache's generation
-    for (int k = 0; k < 2; ++k) {
-        Xbyak::Label next;
-        const int32_t at = k * off_.link_size;
-        // (Traced: a link whose block was built at its RIP, Block::Link::trace_rip.)
-        cmp(rax, qword[r9 + at + (traced ? off_.link_trace_rip : off_.link_rip)]);
-        jne(next);
-        cmp(rdx, qword[r9 + at + off_.link_gen]);
-        jne(next);
-        mov(rcx, qword[r9 + at + off_.link_block]);
-        enter();  // (a copy per way in: no jump between)
-        L(next);
-    }
+    link_probe(traced, enter);  // (a copy of `enter` per way in: no jump between)
     jump_cache_probe(traced, miss);
     // (The run loop would link the block it finds here: a direct exit remembers it.)
     enter();

@@ -125,6 +125,16 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void emit_lookup_stub(int exit, bool traced, bool quiet);
     const uint8_t* stubs_[2][2][2] = {};   // [exit][traced][quiet], in the write view
     const uint8_t* loaded_[2][2][2] = {};  // their second entries, after RAX's and R11's loads
+    // The successor links of the block in R9 for the RIP in RAX (`traced`: only a link
+    // whose block was built at that RIP): RDX gets the links' generation; a valid link's
+    // block into RCX, then `on_hit`'s code (which must leave: it ends in a jump or a
+    // return), one copy per link; after both, the code falls through (no link).
+    // (Defined in chain.cc, its only user.)
+    template <class OnHit>
+    void link_probe(bool traced, const OnHit& on_hit);
+    // The chaining entry of the successor in RCX into R8, or to `out` when it has no
+    // translation.
+    void host_chain_or(Xbyak::Label& out);
     // The jump cache's entry for the RIP in RAX (RDX: the links' generation) into RCX
     // (`traced`: built at that RIP, in the mode of the block in R9), else to `miss`.
     void jump_cache_probe(bool traced, Xbyak::Label& miss);
