@@ -514,6 +514,52 @@ TEST(TranslateTest, SelfLoopStopsAtEveryInstructionLimitAndDeadline) {
     EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 490u);
 }
 
+// A block with loads, a store and a read-modify-write that branches back to its own start
+// loops in its own code too (emit_tight_loop): limits and deadlines stop it at the same
+// instruction as the interpreter. With its store into its own code page instead, every
+// store ends the block (the page's blocks are dropped), as in the interpreter.
+TEST(TranslateTest, SelfLoopWithMemoryAccessesStopsAtEveryLimitAndStoreIntoCode) {
+    if (!translator_available()) GTEST_SKIP() << "built without the translator";
+    for (const uint8_t store_page : {uint8_t{0x10}, uint8_t{0x01}}) {  // scratch, code
+        const std::vector<uint8_t> code = {
+            0xB9, 0x2C, 0x01, 0x00, 0x00,                    //       mov $300,%ecx
+            0x0F, 0xB6, 0x81, 0x00, 0x00,       0x10, 0x00,  // top:  movzbl 0x100000(%rcx),%eax
+            0x01, 0xC2,                                      //       add %eax,%edx
+            0x88, 0x91, 0x00, 0x08, store_page, 0x00,        //       mov %dl,0x..0800(%rcx)
+            0x83, 0x81, 0x00, 0x0C, 0x10,       0x00, 0x03,  //       addl $3,0x100c00(%rcx)
+            0xFF, 0xC9,                                      //       dec %ecx
+            0x75, 0xE6,                                      //       jnz top
+            0xF4,                                            //       hlt
+        };
+        const std::string what = store_page == 0x10 ? "memory loop" : "code-storing loop";
+        for (uint64_t seed = 1; seed <= 6; ++seed) {
+            Pair p;
+            ASSERT_TRUE(p.ok());
+            p.load(code);
+            p.both([&](BareMachine& m) {
+                for (int k = 0; k < 1024; ++k) m.ram_[kScratch + k] = static_cast<uint8_t>(k * 7);
+            });
+            std::mt19937_64 rng(seed);
+            std::vector<uint64_t> limits;
+            uint64_t at = 0;
+            for (int k = 0; k < 40; ++k) limits.push_back(at += 1 + rng() % (seed * 9));
+            limits.push_back(0);
+            p.run_compare(limits, what + " seed " + std::to_string(seed));
+            if (::testing::Test::HasFailure()) return;
+            EXPECT_EQ(p.translating_cpu().instructions_retired(), 1u + 300 * 6 + 1) << what;
+        }
+        for (uint64_t deadline = 1; deadline < 1000; deadline += 53)
+            if (!interrupts_at_deadline(code, deadline, what + " deadline")) return;
+        Pair p;
+        ASSERT_TRUE(p.ok());
+        p.load(code);
+        p.run_compare({0}, what);
+        if (store_page == 0x10) {
+            EXPECT_GT(p.translating_cpu().translator_stats().chained_blocks, 290u);
+        }
+    }
+}
+
 // A loop of two blocks whose first writes to a port each time round.
 const std::vector<uint8_t> kOutLoop = {
     0xB9, 0xC8, 0x00, 0x00, 0x00,  //       mov $200,%ecx

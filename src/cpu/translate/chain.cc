@@ -103,6 +103,30 @@ void BlockEmitter::emit_self_loop(const Block& b) {
     L(other);
 }
 
+void BlockEmitter::emit_tight_loop(const Block& b, Xbyak::Label& fail) {
+    const uint64_t n = b.insns.size();
+    // No kick, chaining free (kick_ and no_chain_ in one compare, as a chain exit tests
+    // them), no bus-lock watching if the block holds a locked instruction; then the
+    // entry's bound (emit_entry_checks) for the block run once more: icount + this run +
+    // the next <= the bound.
+    cmp(word[rbx + off_.kick], 0);
+    jne(fail, T_NEAR);
+    if (b.has_lock) {
+        cmp(byte[rbx + off_.bus_lock_watch], 0);
+        jne(fail, T_NEAR);
+    }
+    mov(rax, qword[rbx + off_.icount]);
+    lea(rcx, ptr[rax + 2 * n]);
+    cmp(rcx, qword[rbx + off_.chain_bound]);
+    ja(fail, T_NEAR);
+    // This run retired, the next one begins (RIP and the done count in memory are the
+    // block's start and 0 already).
+    lea(rax, ptr[rax + n]);
+    mov(qword[rbx + off_.icount], rax);
+    add(qword[rbx + off_.chained_blocks], 1);
+    jmp(loop_top_, T_NEAR);
+}
+
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit, bool slot) {
     // A kick (set by another thread) or the run loop's per-block bookkeeping: kick_ and
     // no_chain_ are adjacent bytes, one 16-bit compare tests both. A quiet block built for

@@ -123,7 +123,7 @@ void BlockEmitter::emit(const Block& b) {
     L(loop_top_);
     // A loop onto itself (emit_self_loop): the last instruction a direct branch back to
     // the block's start, every instruction a native register form.
-    self_loop_ = false;
+    self_loop_ = loops_to_start_ = tight_loop_ = false;
     if (quiet && n && (forms[n - 1] == Native::Jcc || forms[n - 1] == Native::Jmp)) {
         int64_t bytes = 0;
         bool regs_only = true;
@@ -131,7 +131,9 @@ void BlockEmitter::emit(const Block& b) {
             bytes += b.insns[k].len;
             regs_only &= !is_memory_form(forms[k]);
         }
-        self_loop_ = regs_only && b.insns[n - 1].op[0].value == -bytes;
+        loops_to_start_ = b.insns[n - 1].op[0].value == -bytes;
+        loop_bytes_ = static_cast<uint64_t>(bytes);
+        self_loop_ = regs_only && loops_to_start_;
     }
     for (size_t k = 0; k < n; ++k) {
         const DecodedInsn& in = b.insns[k];
@@ -240,7 +242,7 @@ void BlockEmitter::emit(const Block& b) {
         labels_.clear();
         return;
     }
-    if (self_loop_ && forms[n - 1] == Native::Jmp) emit_self_loop(b);
+    if (self_loop_ && !tight_loop_ && forms[n - 1] == Native::Jmp) emit_self_loop(b);
     // After a last Jcc, this exit is its way not taken (emit_branch has the other). The
     // block's end is a direct exit unless it ends with an indirect or far branch.
     const BranchKind last = b.insns.back().branch;
@@ -431,8 +433,52 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
     Xbyak::Label& slow = block_label();
     Xbyak::Label& done = block_label();
     defer_handler(in, k, slow, done);
-    mov(r10, qword[rbx + off_.rip]);
     const uint64_t pending = pending_rip_;
+    // The last branch of a block looping onto itself with RIP in memory still at the
+    // block's start and no instruction counted yet (nothing synced them on the way):
+    // the loop's way taken is emit_tight_loop's, inline; the rest as below.
+    tight_loop_ = last && loops_to_start_ && pending + in.len == loop_bytes_ && done_ == 0;
+    if (tight_loop_) {
+        if (f == Native::Jcc) {
+            Xbyak::Label& exit_taken = block_label();
+            Xbyak::Label& way_not_taken = block_label();
+            jump_unless(in.cond, way_not_taken, flags_in_eax);
+            emit_tight_loop(*last, exit_taken);
+            // The way taken when the loop cannot go on (out of line): the usual exit.
+            cold_.push_back([this, &in, k, last, quiet, pending, &slow, &exit_taken] {
+                L(exit_taken);
+                mov(r10, qword[rbx + off_.rip]);
+                add(r10, static_cast<uint32_t>(pending + in.len + in.op[0].value));
+                canonical_or(r10, slow);
+                mov(qword[rbx + off_.rip], r10);
+                mov(qword[r12], static_cast<uint32_t>(k + 1));
+                emit_chain_exit(*last, quiet, JccWay::Taken, 0);
+                jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
+            });
+            // Not taken: the block's direct exit (as below).
+            L(way_not_taken);
+            mov(r10, qword[rbx + off_.rip]);
+            add(r10, static_cast<uint32_t>(pending + in.len));
+            direct_end_ = true;
+            emit_direct_exit(*last, JccWay::NotTaken, 1, k + 1, nullptr);
+        } else {
+            Xbyak::Label& again_failed = block_label();
+            emit_tight_loop(*last, again_failed);
+            L(again_failed);
+            mov(r10, qword[rbx + off_.rip]);
+            add(r10, static_cast<uint32_t>(pending + in.len));
+            add(r10, static_cast<uint32_t>(in.op[0].value));
+            canonical_or(r10, slow);
+            // The block's end (emit_chain_exit) with RIP and the done count stored.
+            mov(qword[rbx + off_.rip], r10);
+            mov(qword[r12], static_cast<uint32_t>(k + 1));
+        }
+        L(done);
+        pending_rip_ = 0;
+        done_ = k + 1;
+        return;
+    }
+    mov(r10, qword[rbx + off_.rip]);
     add(r10, static_cast<uint32_t>(pending + in.len));  // next RIP
     if (f == Native::Jcc) jump_unless(in.cond, not_taken, flags_in_eax);
     add(r10, static_cast<uint32_t>(in.op[0].value));  // rel8/rel32, sign-extended
@@ -507,7 +553,9 @@ void BlockEmitter::emit_ea(const DecodedInsn& in, const Operand& o) {
             if (o.addrsize == 4) mov(eax, eax);
             return;
         }
-        lea(rax, ptr[ea + static_cast<int32_t>(disp)]);
+        // (A base loaded into RAX alone is the address already.)
+        if (o.index != kNoReg || disp != 0 || (base && is_cached(o.reg)))
+            lea(rax, ptr[ea + static_cast<int32_t>(disp)]);
     }
     if (o.addrsize == 4) mov(eax, eax);
 }

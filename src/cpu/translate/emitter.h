@@ -151,6 +151,20 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void emit_self_loop(const Block& b);
     bool self_loop_ = false;
     Xbyak::Label loop_top_;
+    // A block whose last instruction is a direct branch back to its start, every
+    // instruction native (memory forms too: their handlers' paths end the block on any
+    // stop condition, such as a store into a code page, and change nothing else that the
+    // run loop would look at between two blocks), is looped tightly when RIP and the done
+    // count in memory are still the block's start and 0 at that branch (no instruction
+    // synced them: emit_branch knows it as it emits): the way taken, with no kick,
+    // chaining free, no bus-lock watching for a locked instruction and the block's next
+    // run within the bound of emit_entry_checks, counts the run retired and goes on at
+    // loop_top_, its registers still in their host registers, storing only the
+    // instruction count and chained_blocks. Otherwise to `fail`.
+    void emit_tight_loop(const Block& b, Xbyak::Label& fail);
+    bool loops_to_start_ = false;  // the block's last branch targets its start
+    bool tight_loop_ = false;      // and emit_branch emitted emit_tight_loop for it
+    uint64_t loop_bytes_ = 0;      // the block's length in bytes
 
     // LBR recording of a `quiet` block's end while it chains (kChainTrace(Kept)),
     // before its successor is looked up: the branch it ended with, as Cpu::after_block
