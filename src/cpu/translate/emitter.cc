@@ -135,6 +135,14 @@ void BlockEmitter::emit(const Block& b) {
         loop_bytes_ = static_cast<uint64_t>(bytes);
         self_loop_ = regs_only && loops_to_start_;
     }
+    if (loops_to_start_) {
+        // The tight loop (emit_branch) goes round without writing its cached registers
+        // back: from its top on, each of them may hold a value written in the run before,
+        // so every way out and every handler's path writes all of them back.
+        for (uint8_t g : cached_)
+            if (g != kNoGpr) dirty_ |= 1u << g;
+        if (flags_cached_) dirty_ |= kFlagsBit;
+    }
     for (size_t k = 0; k < n; ++k) {
         const DecodedInsn& in = b.insns[k];
         // What the previous instruction left in RDX and EAX (emitter.h), for this one.
@@ -148,7 +156,9 @@ void BlockEmitter::emit(const Block& b) {
             continue;
         }
         if (forms[k] == Native::Jcc || forms[k] == Native::Jmp) {
-            flush_cache();  // it may leave the block
+            const bool tight =
+                k + 1 == n && loops_to_start_ && pending_rip_ + in.len == loop_bytes_ && done_ == 0;
+            if (!tight) flush_cache();  // it may leave the block
             // A block ending with Jcc gets one chain exit per way (emit_branch).
             emit_branch(in, forms[k], k, k + 1 == n ? &b : nullptr, quiet, flags_in_eax);
             continue;
@@ -445,8 +455,11 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
             jump_unless(in.cond, way_not_taken, flags_in_eax);
             emit_tight_loop(*last, exit_taken);
             // The way taken when the loop cannot go on (out of line): the usual exit.
-            cold_.push_back([this, &in, k, last, quiet, pending, &slow, &exit_taken] {
+            const uint32_t dirty = dirty_;
+            cold_.push_back([this, &in, k, last, quiet, pending, &slow, &exit_taken, dirty] {
                 L(exit_taken);
+                dirty_ = dirty;
+                flush_cache();
                 mov(r10, qword[rbx + off_.rip]);
                 add(r10, static_cast<uint32_t>(pending + in.len + in.op[0].value));
                 canonical_or(r10, slow);
@@ -457,6 +470,7 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
             });
             // Not taken: the block's direct exit (as below).
             L(way_not_taken);
+            flush_cache();
             mov(r10, qword[rbx + off_.rip]);
             add(r10, static_cast<uint32_t>(pending + in.len));
             direct_end_ = true;
@@ -465,6 +479,7 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
             Xbyak::Label& again_failed = block_label();
             emit_tight_loop(*last, again_failed);
             L(again_failed);
+            flush_cache();
             mov(r10, qword[rbx + off_.rip]);
             add(r10, static_cast<uint32_t>(pending + in.len));
             add(r10, static_cast<uint32_t>(in.op[0].value));
