@@ -267,9 +267,10 @@ Block* Cpu::find_block() {
 // Events at an instruction boundary: a due deadline, a halted CPU, a pending interrupt.
 // Returns true when run() must return `stop`.
 bool Cpu::boundary_events(StopReason& stop) {
+    bool owner_stop = false;
     if (clock() >= deadline_) {
         deadline_ = kNever;
-        owner_.deadline();  // may set a new deadline and request an interrupt
+        owner_stop = owner_.deadline();  // may set a new deadline and request an interrupt
         update_chain_bound();
     }
     if (nmi_pending_ && !nmi_blocked_) {
@@ -309,11 +310,15 @@ bool Cpu::boundary_events(StopReason& stop) {
             }
         }
     }
+    if (owner_stop) {  // (a halted CPU stays halted: no time skips past the owner's event)
+        stop = StopReason::Deadline;
+        return true;
+    }
     if (halted_) {
         // With IF clear no timer can wake the CPU (only an NMI, INIT or SMI): the halt is
         // final for the owner's devices too, as KVM's HLT with IF clear.
         if (deadline_ == kNever || !(s_.rflags & FLAG_IF)) {
-            // (A kick now, e.g. by the deadline's owner, ends the run as a kick.)
+            // (A kick now, e.g. by a signal, ends the run as a kick.)
             stop = take_kick() ? StopReason::Kicked : StopReason::Halted;
             return true;
         }
@@ -359,7 +364,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
         if (!resume_insn_ && (halted_ || irq_requested_ || nmi_pending_ || clock() >= deadline_)) {
             StopReason stop;
             if (boundary_events(stop)) return stop;
-            // (A deadline's owner may have kicked: the run ends at this boundary.)
+            // (A kick during the events ends the run at this boundary.)
             if (halted_ || kick_.load(std::memory_order_relaxed)) continue;
             prev = nullptr;
         }

@@ -104,6 +104,7 @@ enum class StopReason : uint8_t {
     Halted,     // HLT with nothing that can wake the CPU (no interrupt, no deadline)
     Kicked,     // kick() asked run() to return (from a signal handler or another thread)
     Stalled,    // stall_limit() events delivered in a row without an instruction retiring
+    Deadline,   // CpuOwner::deadline() asked run() to return
 };
 
 enum class Access : uint8_t { Read, Write, Exec };

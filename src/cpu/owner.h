@@ -61,8 +61,11 @@ class CpuOwner {
         (void)insn;
         return false;
     }
-    // Virtual time reached the deadline set with Cpu::set_deadline().
-    virtual void deadline() {}
+    // Virtual time reached the deadline set with Cpu::set_deadline(). Returning true ends
+    // the run at this instruction boundary with StopReason::Deadline, after the boundary's
+    // NMI and interrupt deliveries and before a halted CPU skips time to its next deadline
+    // (the owner has work outside the CPU: a device whose output changes then).
+    virtual bool deadline() { return false; }
     // The CPU can take an external interrupt now: return its vector (and consider it
     // delivered), or -1 if none is pending after all.
     virtual int acknowledge_interrupt() { return -1; }

@@ -133,7 +133,6 @@ void Vcpu::run() {
     }
     run_.exit_reason = abi::KVM_EXIT_UNKNOWN;
     run_.bus_lock = {};
-    device_fired_ = false;
     cpu_.set_bus_lock_reports(vm_.bus_lock_exits());
     // The CPU runs in virtual-time scheduling slices; at each slice's end the hv layer
     // may release an unused guest LBR event (vpmu.cc).
@@ -147,9 +146,6 @@ void Vcpu::run() {
         slice_end_ += kSliceInsns;
         lbr_slice_end();
     }
-    // The device deadline's kick, where the run ended otherwise first, must not end the
-    // next run.
-    if (device_fired_ && stop != cpu::StopReason::Kicked) cpu_.take_kick();
     switch (stop) {
         case cpu::StopReason::Owner:
             break;  // the callback filled the record
@@ -160,6 +156,7 @@ void Vcpu::run() {
             run_.exit_reason = abi::KVM_EXIT_HLT;
             break;
         case cpu::StopReason::Kicked:
+        case cpu::StopReason::Deadline:  // a userspace device's clock deadline
             run_.exit_reason = abi::KVM_EXIT_INTR;
             break;
         case cpu::StopReason::Shutdown:
@@ -356,12 +353,16 @@ void Vcpu::sync_apic() {
     // The EOI of a level-triggered vector goes to the IOAPIC, which may fire again.
     if (const int v = lapic_.take_level_eoi(); v >= 0) vm_.level_eoi(static_cast<uint8_t>(v));
     for (const Lapic::Ipi& ipi : lapic_.take_outbox()) vm_.deliver_ipi(ipi, this);
-    cpu_.set_deadline(std::min(lapic_.next_deadline(), device_deadline_));
+    rearm_deadline();
     if (lapic_.deliverable() >= 0) cpu_.request_interrupt_check();
 }
 
 void Vcpu::set_clock_deadline(uint64_t at) {
     device_deadline_ = at;
+    rearm_deadline();
+}
+
+void Vcpu::rearm_deadline() {
     cpu_.set_deadline(std::min(lapic_.next_deadline(), device_deadline_));
 }
 
@@ -376,14 +377,12 @@ void Vcpu::cr8_read(uint64_t& value) {
     value = tpr >> 4;
 }
 
-void Vcpu::deadline() {
+bool Vcpu::deadline() {
     lapic_.advance(cpu_.clock());
-    if (cpu_.clock() >= device_deadline_) {  // the run ends for userspace's device
-        device_deadline_ = cpu::Cpu::kNever;
-        device_fired_ = true;
-        cpu_.kick();
-    }
+    const bool device = cpu_.clock() >= device_deadline_;  // the run ends for userspace's
+    if (device) device_deadline_ = cpu::Cpu::kNever;
     sync_apic();
+    return device;
 }
 
 // LINT0 as the 8259's virtual wire (KVM's kvm_apic_accept_pic_intr): on the boot vCPU,

@@ -193,7 +193,7 @@ class Vcpu final : public cpu::CpuOwner {
     cpu::MsrResult wrmsr(uint32_t index, uint64_t value) override;
     void cpuid(uint32_t leaf, uint32_t subleaf, cpu::CpuidRegs& regs) override;
     cpu::Action hlt() override;
-    void deadline() override;
+    bool deadline() override;
     void code_page_marked(uint64_t page) override;
     void code_page_written(uint64_t page) override;
     void cr8_written(uint64_t value) override;
@@ -219,6 +219,8 @@ class Vcpu final : public cpu::CpuOwner {
     cpu::MsrResult apic_wrmsr(uint32_t index, uint64_t value);
     // Tells the CPU the APIC's next timer deadline and whether an interrupt waits.
     void sync_apic();
+    // The CPU's deadline: the local APIC timer's or the userspace device's, the earlier.
+    void rearm_deadline();
     // Guest LBR life cycle (vpmu.cc).
     cpu::MsrResult pmu_rdmsr(uint32_t index, uint64_t& value);
     cpu::MsrResult pmu_wrmsr(uint32_t index, uint64_t value);
@@ -239,7 +241,6 @@ class Vcpu final : public cpu::CpuOwner {
     Pending pending_ = Pending::None;
     uint64_t insn_limit_ = 0;
     uint64_t device_deadline_ = cpu::Cpu::kNever;  // set_clock_deadline()
-    bool device_fired_ = false;                    // it passed during this run()
     bool pdcm_ = true;
     LbrEvent lbr_event_ = LbrEvent::None;
     bool lbr_used_in_slice_ = false;  // an intercepted LBR access during this slice

@@ -193,8 +193,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     m->host_clock_base_ = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch()).count());
     m->device_clock_ = [self, start]() -> uint64_t {
-        if (self->vcpu_)
-            if (auto ns = self->vcpu_->virtual_clock_ns(); ns) return ns.value();
+        if (self->virtual_time_) return self->vcpu_->virtual_clock_ns().value();
         return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                          std::chrono::steady_clock::now() - start)
                                          .count());
@@ -264,6 +263,7 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg,
     auto vcpu = m->vm_->create_vcpu(0);
     if (!vcpu) return make_error(vcpu.error().message, ENODEV);
     m->vcpu_ = std::move(vcpu).value();
+    m->virtual_time_ = static_cast<bool>(m->vcpu_->virtual_clock_ns());
     m->max_insns_ = cfg.max_insns;
     for (uint32_t id = 1; id < cfg.cpus; ++id) {
         auto ap = m->vm_->create_vcpu(id);
@@ -508,7 +508,7 @@ void Machine::arm_pit() {
     const uint64_t next = platform_.pit->next_irq0_change();
     if (next == pit_deadline_) return;
     // kvm's deadlines are CLOCK_MONOTONIC (steady_clock) times.
-    const bool host_time = next != Pit::kNever && !vcpu_->virtual_clock_ns();
+    const bool host_time = next != Pit::kNever && !virtual_time_;
     (void)vcpu_->set_clock_deadline(host_time ? host_clock_base_ + next : next);
     pit_deadline_ = next;
 }

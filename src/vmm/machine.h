@@ -204,6 +204,7 @@ class Machine {
     uint64_t pit_deadline_ = Pit::kNever;     // the deadline given to the vCPU
     std::function<uint64_t()> device_clock_;  // nanoseconds (see Machine::create)
     uint64_t host_clock_base_ = 0;            // steady_clock at device_clock_'s 0 (kvm)
+    bool virtual_time_ = false;               // the devices' clock is the BSP's virtual clock (emu)
     SymbolTable symbols_;
     LoadedImage image_;
     volatile sig_atomic_t stop_signal_ = 0;

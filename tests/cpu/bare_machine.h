@@ -62,9 +62,10 @@ class RecordingOwner : public CpuOwner {
         ++hlts;
         return hlt_waits ? Action::Done : Action::Exit;
     }
-    void deadline() override {
+    bool deadline() override {
         ++deadlines;
         if (cpu) cpu->request_interrupt_check();
+        return false;
     }
     int acknowledge_interrupt() override {
         const int v = irq_vector;

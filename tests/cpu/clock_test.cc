@@ -37,7 +37,10 @@ class TimerDevice : public RecordingOwner {
         cpu->set_deadline(value);
         return Action::Done;
     }
-    void deadline() override { fired_at.push_back(cpu->clock()); }
+    bool deadline() override {
+        fired_at.push_back(cpu->clock());
+        return false;
+    }
 };
 
 // A bare machine with the device page above RAM, on either engine (every block translated

@@ -308,6 +308,25 @@ TEST_F(HvTest, HaltWithInterruptsOnSkipsToTheClockDeadline) {
     EXPECT_EQ(v->clock(), 1'000'000u);
 }
 
+// A halt ends the run at the device's deadline though the local APIC's timer comes later:
+// virtual time does not skip past the device's event to the next timer.
+TEST_F(HvTest, HaltEndsAtTheClockDeadlineBeforeALaterApicTimer) {
+    const uint8_t code[] = {
+        0xc7, 0x05, 0xf0, 0x00, 0xe0, 0xfe, 0xff, 0x01, 0x00, 0x00,  // SVR = 0x1ff (enabled)
+        0xc7, 0x05, 0x20, 0x03, 0xe0, 0xfe, 0x40, 0x00, 0x04, 0x00,  // LVT timer: TSC deadline
+        0xb9, 0xe0, 0x06, 0x00, 0x00,                                // mov $0x6e0, %ecx
+        0xb8, 0x80, 0x84, 0x1e, 0x00,                                // mov $2000000, %eax
+        0x31, 0xd2, 0x0f, 0x30,                                      // xor %edx, %edx; wrmsr
+        0xfb, 0xf4, 0xf4};                                           // sti; hlt; hlt
+    load(code);
+    auto v = vcpu32();
+    v->set_clock_deadline(1'000'000);
+    v->run();
+    EXPECT_EQ(v->run_state().exit_reason, abi::KVM_EXIT_INTR);
+    EXPECT_EQ(v->clock(), 1'000'000u);
+    EXPECT_EQ(v->instructions_retired(), 8u);
+}
+
 // With interrupts off no timer can wake a halt: it ends the run at once, as KVM's HLT
 // with IF clear (the kvm accelerator reports that as KVM_EXIT_HLT too).
 TEST_F(HvTest, HaltWithInterruptsOffIgnoresTheClockDeadline) {
