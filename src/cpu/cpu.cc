@@ -457,7 +457,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
                 // hash table (indirect branches, returns); entries die with the generation.
                 const uint64_t lin = s_.rip + seg_base_[CS];
                 JumpEntry& j = jump_cache_[(lin ^ (lin >> 10)) & (kJumpCacheSize - 1)];
-                const uint32_t tag = static_cast<uint32_t>(s_.mode) | (s_.cpl << 4);
+                const uint32_t tag = jump_tag();
                 if (j.lin == lin && j.gen == link_gen_ && j.tag == tag) {
                     b = j.block;
                 } else {
@@ -465,7 +465,12 @@ StopReason Cpu::run(uint64_t insn_limit) {
                     b = find_block();
                     // Building it may have flushed the block cache, `prev` with it.
                     if (block_gen_ != gen) prev = nullptr;
-                    j = {lin, link_gen_, b, tag, b->host_rip == s_.rip, global_code(lin, *b)};
+                    j = {lin,
+                         link_gen_,
+                         b,
+                         tag,
+                         b->host_rip == s_.rip ? static_cast<uint16_t>(tag) : kNoTraceTag,
+                         global_code(lin, *b)};
                     note_code_lin(lin);  // (the link below leads there too)
                     if (!j.global) note_nonglobal_link(&j.gen);
                 }
@@ -511,7 +516,10 @@ StopReason Cpu::run(uint64_t insn_limit) {
                                        : lbr_.trace_keeps_all(s_.cpl) ? kChainTraceKept
                                                                       : kChainTrace);
                         tracing = no_chain_ >= kChainTrace;
-                        if (tracing) lbr_.trace_begin(s_.cpl);
+                        if (tracing) {
+                            lbr_.trace_begin(s_.cpl);
+                            trace_jump_tag_ = static_cast<uint16_t>(jump_tag());
+                        }
                         fn(this, &done, &rsp_before);
                         // The chain's last block began at the RIP of its translation; it
                         // may have recorded its own end (Lbr::trace_done).

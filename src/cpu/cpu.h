@@ -604,6 +604,10 @@ class Cpu {
     // ChainMode: the run loop's per-block bookkeeping. Right after kick_: a block's exit
     // tests both with one 16-bit compare (chain.cc), nonzero when it must not go on freely.
     uint8_t no_chain_ = kChainFree;
+    // While translated code records LBRs (kChainTrace, kChainTraceKept): the jump-cache tag
+    // of the chain's mode and CPL (jump_tag()), which quiet blocks do not change; the
+    // traced probe compares it with JumpEntry::trace_tag (chain.cc).
+    uint16_t trace_jump_tag_ = 0;
     std::unique_ptr<Translator> xlate_;  // set: the translating engine runs blocks
     // Translated blocks continue into their successors inside the code cache
     // (docs/translator.md, Chaining); the run loop tells them what it knows.
@@ -782,13 +786,17 @@ class Cpu {
     std::array<uint64_t, kLarge2MBits / 64> tlb_2m_regions_{};
     uint64_t tlb_1g_regions_ = 0;
 
+    // A jump-cache entry's tag: the mode and CPL its block runs in.
+    uint32_t jump_tag() const { return static_cast<uint32_t>(s_.mode) | (s_.cpl << 4); }
+    static constexpr uint16_t kNoTraceTag = 0xFFFF;  // no jump_tag() is this
     struct JumpEntry {
         uint64_t lin = ~0ull, gen = 0;
         Block* block = nullptr;
-        uint32_t tag = 0;  // mode | CPL << 4
-        // 1 if `block` was built at this RIP (Block::host_rip): translated code that
-        // records LBRs continues only into those (emit_lbr.cc).
-        uint16_t trace = 0;
+        uint32_t tag = 0;  // jump_tag(): mode | CPL << 4
+        // `tag` if `block` was built at this RIP (Block::host_rip), else kNoTraceTag:
+        // translated code that records LBRs continues only into those (emit_lbr.cc), and
+        // compares this with the chain's tag alone (trace_jump_tag_).
+        uint16_t trace_tag = kNoTraceTag;
         uint16_t global = 0;  // global_code(): MOV to CR3 leaves it valid
     };
     static constexpr size_t kJumpCacheSize = 4096;

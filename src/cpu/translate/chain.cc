@@ -295,7 +295,8 @@ void BlockEmitter::emit_successor_lookup(const Block& b, bool traced, int exit, 
         };
         if (!traced) mov(rax, qword[rbx + off_.rip]);
         link_probe(traced, enter);
-        jump_cache_probe(traced, out);
+        // (Traced: the branch was native, so the block runs in 64-bit mode: emit_lbr.cc.)
+        jump_cache_probe(traced, out, traced && mode_ == Mode::Long64);
         enter();
         return;
     }
@@ -320,33 +321,34 @@ size_t BlockEmitter::emit_lookup_stubs(uint8_t* at, size_t size) {
     return getSize();
 }
 
-void BlockEmitter::jump_cache_probe(bool traced, Xbyak::Label& miss) {
-    // Entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4.
-    mov(rsi, rax);
-    add(rsi, qword[rbx + off_.seg_base + 8 * CS]);
-    mov(rdi, rsi);
+void BlockEmitter::jump_cache_probe(bool traced, Xbyak::Label& miss, bool cs_zero) {
+    // Entry (lin ^ lin >> 10) % 4096 of 32 bytes, tag mode | CPL << 4. The linear address
+    // is the RIP where CS's base is known to be 0 (64-bit mode).
+    const Xbyak::Reg64& lin = cs_zero ? rax : rsi;
+    if (!cs_zero) {
+        mov(rsi, rax);
+        add(rsi, qword[rbx + off_.seg_base + 8 * CS]);
+    }
+    mov(rdi, lin);
     shr(rdi, 10);
-    xor_(rdi, rsi);
+    xor_(rdi, lin);
     and_(edi, 4095);
     shl(edi, 5);
     mov(rcx, off_.jump_cache);
     add(rcx, rdi);
-    cmp(rsi, qword[rcx]);
+    cmp(lin, qword[rcx]);
     jne(miss, T_NEAR);
     cmp(rdx, qword[rcx + 8]);
     jne(miss, T_NEAR);
-    movzx(edi, byte[rbx + off_.cpl]);
-    shl(edi, 4);
     if (traced) {
-        // The tag, then whether the block was built at this RIP (JumpEntry::trace). The
-        // mode is the block's (Block::key & 3): a quiet block does not change it.
-        movzx(esi, byte[r9 + off_.key]);
-        and_(esi, 3);
-        or_(edi, esi);
-        cmp(edi, dword[rcx + 24]);
-        jne(miss, T_NEAR);
-        cmp(word[rcx + 28], 1);
+        // Built at this RIP and of the chain's mode and CPL (JumpEntry::trace_tag: the
+        // tag, or one no chain has): one compare.
+        movzx(edi, word[rbx + off_.trace_jump_tag]);
+        cmp(di, word[rcx + 28]);
     } else {
+        // The tag: mode | CPL << 4.
+        movzx(edi, byte[rbx + off_.cpl]);
+        shl(edi, 4);
         movzx(esi, byte[rbx + off_.mode]);
         or_(edi, esi);
         cmp(edi, dword[rcx + 24]);

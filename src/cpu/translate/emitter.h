@@ -136,8 +136,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // translation.
     void host_chain_or(Xbyak::Label& out);
     // The jump cache's entry for the RIP in RAX (RDX: the links' generation) into RCX
-    // (`traced`: built at that RIP, in the mode of the block in R9), else to `miss`.
-    void jump_cache_probe(bool traced, Xbyak::Label& miss);
+    // (`traced`: built at that RIP, in the chain's mode and CPL: Cpu::trace_jump_tag_),
+    // else to `miss`. `cs_zero`: the block runs in 64-bit mode (the RIP is linear).
+    void jump_cache_probe(bool traced, Xbyak::Label& miss, bool cs_zero = false);
     // The frame's end: back to the run loop (code_cache.h: kFrameBytes).
     void emit_epilogue();
 

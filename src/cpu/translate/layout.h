@@ -23,7 +23,8 @@ struct CpuLayout {
     // Chaining (docs/translator.md): what the run loop checks between blocks.
     // (links_gen: Cpu::link_gen_, the links' and the jump cache's generation.)
     int32_t links_gen, direct_gen, icount, idle, deadline, run_limit, chain_bound, kick, halted;
-    int32_t nmi_pending, debug_active, resume_insn, pmu_active, no_chain, bus_lock_watch;
+    int32_t nmi_pending, debug_active, resume_insn, pmu_active, no_chain, trace_jump_tag;
+    int32_t bus_lock_watch;
     int32_t pending_db, trace_left, debugctl, rep_room, chained, block_insns, block_cpl;
     int32_t pmu_synced, chained_blocks;
     // LBR recording by translated code (emit_lbr.cc): Lbr's chain state (trace_done_)

@@ -83,6 +83,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.resume_insn = offset_in(cpu, cpu.resume_insn_);
     l.pmu_active = offset_in(cpu, cpu.pmu_.active_);
     l.no_chain = offset_in(cpu, cpu.no_chain_);
+    l.trace_jump_tag = offset_in(cpu, cpu.trace_jump_tag_);
     l.bus_lock_watch = offset_in(cpu, cpu.bus_lock_watch_);
     l.pending_db = offset_in(cpu, cpu.pending_db_);
     l.trace_left = offset_in(cpu, cpu.trace_left_);
@@ -152,7 +153,8 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     static_assert(sizeof(Cpu::JumpEntry) == 32 && Cpu::kJumpCacheSize == 4096);
     static_assert(offsetof(Cpu::JumpEntry, lin) == 0 && offsetof(Cpu::JumpEntry, gen) == 8 &&
                   offsetof(Cpu::JumpEntry, block) == 16 && offsetof(Cpu::JumpEntry, tag) == 24 &&
-                  offsetof(Cpu::JumpEntry, trace) == 28 && sizeof(Cpu::JumpEntry::trace) == 2);
+                  offsetof(Cpu::JumpEntry, trace_tag) == 28 &&
+                  sizeof(Cpu::JumpEntry::trace_tag) == 2 && sizeof(cpu.trace_jump_tag_) == 2);
     static_assert(sizeof(cpu.kick_) == 1 && sizeof(cpu.pmu_synced_) == 8 &&
                   sizeof(cpu.stop_flags_) == 4 && sizeof(cpu.s_.mode) == 1);
 }
