@@ -43,10 +43,18 @@ void Lbr::apply_log() const {
     uint64_t prev = n > k ? log_stamp((logged - k - 1) % kLog) : last_record_;
     for (uint64_t r = logged - k; r != logged; ++r) {
         const size_t i = r % kLog;
-        const uint64_t now = log_stamp(i);
-        const uint64_t mispred = (log_flags_[i] & kLogMispred) ? LBR_MISPRED : 0;
+        uint64_t from = log_from_[i], to = log_to_[i], now = log_stamp_[i];
+        bool miss = log_flags_[i] & kLogMispred;
+        if (const uint32_t s = log_site_[i]) {  // recorded by translated code
+            const Site& site = sites_[s];
+            from = site.from;
+            now += site.insns;
+            if (site.to_known) to = site.to;
+            if (site.predicted) miss = false;
+        }
+        const uint64_t mispred = miss ? LBR_MISPRED : 0;
         tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
-        e_[tos_] = {(log_from_[i] & from_mask_) | (mispred & from_mispred_), log_to_[i],
+        e_[tos_] = {(from & from_mask_) | (mispred & from_mispred_), to,
                     (mispred | std::min(now - prev, LBR_INFO_CYCLES)) & info_mask_};
         prev = now;
     }

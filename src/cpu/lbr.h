@@ -17,6 +17,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "cpu/decoded_insn.h"
 #include "cpu/msr_index.h"
@@ -80,16 +81,11 @@ class BranchPredictor {
         return static_cast<uint16_t>(i < 8 ? (b >> 1) | ((b & 2) ? 0x100 : 0)
                                            : ((2 * b + 1) & 7) | ((b & 2) ? 0 : 0x100));
     }
-    // Translated code's taken step at the end of a block of n instructions, entry
-    // [n][b]: the counter after it in bits 7:0, and in bits 15:8 the LBR log's flags byte
-    // (the mispredict flag, and n in bits 7:1: Lbr::kLogInsnShift). n is at most
-    // kBlockInsns (Block::kMaxInsns; translator.cc checks).
-    static constexpr size_t kBlockInsns = 64;
-    std::array<std::array<uint16_t, 8>, kBlockInsns + 1> jcc_taken_ = [] {
-        std::array<std::array<uint16_t, 8>, kBlockInsns + 1> t{};
-        for (unsigned n = 0; n <= kBlockInsns; ++n)
-            for (unsigned b = 0; b < 8; ++b)
-                t[n][b] = static_cast<uint16_t>(jcc_step(8 + b) | (n << 9));
+    // Translated code's taken step, entry b: the counter after it in bits 7:0, and in
+    // bits 15:8 the LBR log's flags byte (the mispredict flag).
+    std::array<uint16_t, 8> jcc_taken_ = [] {
+        std::array<uint16_t, 8> t{};
+        for (unsigned b = 0; b < 8; ++b) t[b] = jcc_step(8 + b);
         return t;
     }();
     // The same as two tables of bytes, for the run loop: the counter after step b, and
@@ -111,9 +107,6 @@ class BranchPredictor {
 
 class Lbr {
   public:
-    // Bits 7:1 of a log record's flags byte: instructions its stamp leaves out
-    // (translated code stores the count before the block, and the block's size there).
-    static constexpr unsigned kLogInsnShift = 1;
     struct Entry {
         uint64_t from = 0, to = 0, info = 0;
     };
@@ -168,6 +161,34 @@ class Lbr {
 
     // The predictor of the branch-misses event and the mispredict bits.
     BranchPredictor& predictor() { return bp_; }
+
+    // A branch that translated code records (emit_lbr.cc), with what its translation
+    // knows: FROM, the block's instructions (the record's count is the count before the
+    // block plus these), TO where the branch is direct, and whether it is always
+    // predicted (a direct jump or call: the record's flags byte is not written). Such a
+    // record stores the site's index (log_site_) and, of the rest, only what the
+    // translation does not know. Indices stay valid until forget_sites().
+    struct Site {
+        uint64_t from = 0, to = 0;
+        uint32_t insns = 0;
+        bool to_known = false, predicted = false;
+        bool operator==(const Site&) const = default;
+    };
+    uint32_t add_site(const Site& s) {
+        // (A recording exit's two ways, one per chain mode, record the same branch.)
+        if (sites_.size() > 1 && sites_.back() == s)
+            return static_cast<uint32_t>(sites_.size() - 1);
+        sites_.push_back(s);
+        return static_cast<uint32_t>(sites_.size() - 1);
+    }
+    size_t sites() const { return sites_.size() - 1; }
+    // No code records at the sites added so far any more (the translator emptied its code
+    // cache): the log's records are applied to the stack first, so none still needs its
+    // site (apply_log never reads a record it applied before).
+    void forget_sites() {
+        sync();
+        sites_.resize(1);
+    }
 
     uint32_t depth() const { return depth_; }
     uint32_t tos() const {
@@ -227,20 +248,26 @@ class Lbr {
     uint64_t from_mask_ = ~0ull, from_mispred_ = 0;
     uint64_t info_mask_ = 0;  // LBR_INFO's bits (format 5), else 0
 
-    // The log: the newest kLog records, record n in slot n % kLog of four arrays (linear
-    // FROM and TO, the cycle count, and flags with the mispredict flag in bit 0). It
-    // holds more than the deepest stack, so the record before the oldest one that still
-    // counts is there too (its cycle count starts that one's LBR_INFO). Translated code
-    // writes it too: with 256 slots the low byte of logged_ is the next slot's index
-    // (no masking), and the flags byte is as the predictor's steps leave it (a SETNE, or
-    // the high byte of BranchPredictor::jcc_step_).
+    // The log: the newest kLog records, record n in slot n % kLog of five arrays (linear
+    // FROM and TO, the cycle count, flags with the mispredict flag in bit 0, and the
+    // index of a translated record's Site, else 0). It holds more than the deepest stack,
+    // so the record before the oldest one that still counts is there too (its cycle
+    // count starts that one's LBR_INFO). Translated code writes it too: with 256 slots
+    // the low byte of logged_ is the next slot's index (no masking), the flags byte is as
+    // the predictor's steps leave it (a SETNE, or the high byte of
+    // BranchPredictor::jcc_taken_), and what its site knows is not written (FROM, the
+    // count's last part, a direct branch's TO, a direct jump's or call's flags).
     static constexpr uint64_t kLog = 256;
     static constexpr uint8_t kLogMispred = 1;
-    uint64_t log_stamp(size_t i) const { return log_stamp_[i] + (log_flags_[i] >> kLogInsnShift); }
+    uint64_t log_stamp(size_t i) const {
+        return log_stamp_[i] + (log_site_[i] ? sites_[log_site_[i]].insns : 0);
+    }
     static_assert(kLog > msr::kLbrMaxDepth && kLog == 256);
     // Written by translated code too (Translator's layout has the offsets).
     std::array<uint64_t, kLog> log_from_{}, log_to_{}, log_stamp_{};
+    std::array<uint32_t, kLog> log_site_{};
     std::array<uint8_t, kLog> log_flags_{};
+    std::vector<Site> sites_ = std::vector<Site>(1);  // sites_[0]: none
     // Records ever logged (kept ones: a dropped one is written to the next slot and not
     // counted).
     uint64_t logged_ = 0;
@@ -281,6 +308,7 @@ inline void Lbr::record_unpopped(uint64_t from, uint64_t to, BranchKind kind, un
     log_to_[i] = to;
     log_stamp_[i] = now;
     log_flags_[i] = static_cast<uint8_t>(mispredicted * kLogMispred);
+    log_site_[i] = 0;
     logged_ += f & taken;  // (kFilterKeep is bit 0)
 }
 

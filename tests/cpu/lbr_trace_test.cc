@@ -70,8 +70,9 @@ std::vector<uint64_t> lbr_msrs(const Cpu& cpu) {
 struct Engines {
     BareMachine interp, xlate;
     bool ok = false;
-    Engines() {
-        ok = xlate.cpu_.set_engine(Engine::Translate);
+    // `cache_bytes`: the translator's code cache (small: it is flushed while recording).
+    explicit Engines(size_t cache_bytes = Translator::kDefaultCacheBytes) {
+        ok = xlate.cpu_.set_engine(Engine::Translate, cache_bytes);
         if (ok) xlate.cpu_.translator()->set_translate_after(1);
     }
     template <size_t N>
@@ -134,6 +135,24 @@ TEST(LbrTrace, ChainedBlocksRecordAsTheInterpreterDoes) {
                 EXPECT_EQ(e.xlate.cpu_.lbr().recent(0).from, 0u);
             }
         }
+    }
+}
+
+// A translated record keeps only what its translation does not know, beside the index of
+// the rest (Lbr::Site); a code cache too small for the loop's blocks is emptied again
+// and again while the log holds records of the blocks it drops, and their sites with
+// them (Translator::forget_chains): those records read as before, whether the stack is
+// looked at after every few instructions or only at the end.
+TEST(LbrTrace, RecordsOutliveTheCodeCacheFlushesOfTheirBlocks) {
+    for (uint64_t step : {0, 1000, 37}) {
+        Engines e(12 << 10);
+        if (!e.ok) GTEST_SKIP() << "built without the translator";
+        e.start(kLoop, 0);
+        e.run_compare(step, "step " + std::to_string(step));
+        EXPECT_EQ(e.xlate.vector_taken(), VEC_UD) << step;
+        const Translator::Stats st = e.xlate.cpu_.translator_stats();
+        EXPECT_GT(st.cache_flushes, 100u) << step;
+        EXPECT_GT(st.chained_blocks, 100u) << step;
     }
 }
 

@@ -127,19 +127,27 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
     if (kind == BranchKind::None) return true;  // ended without a branch (its size limit)
 
     // The predictor step (BranchPredictor::resolve) and the log's flags byte (Lbr::log;
-    // the mispredict flag, Lbr::kLogMispred). Where the step leaves no run-time flag, the
-    // flags byte also holds the block's size (Lbr::kLogInsnShift) and the stamp is the
-    // instruction count before the block. EDI: the log's next slot (256 slots: the low
-    // byte of the record count).
+    // the mispredict flag, Lbr::kLogMispred), then the record: the slot's site (Lbr::Site:
+    // FROM, the block's size, a direct branch's TO, and that a direct jump or call is
+    // always predicted), the count before the block, and what the site does not know (an
+    // indirect branch's TO, the flags byte where the step leaves one). EDI: the log's next
+    // slot (256 slots: the low byte of the record count).
     Xbyak::Label done;
     const int32_t ras_top = off_.bp_ras_top;
-    const uint8_t sized = static_cast<uint8_t>(n << Lbr::kLogInsnShift);
-    enum class Flags { Dh, Sized, Stored } flags = Flags::Sized;
+    Lbr::Site site{from, 0, static_cast<uint32_t>(n), false, false};
+    bool flags_in_dh = false;
     auto push_return = [&] {  // ras_[ras_top_++ % kReturns] = next
         mov(ecx, dword[rbx + ras_top]);
         add(dword[rbx + ras_top], 1);
         and_(ecx, 15);
         store_imm(qword[rbx + rcx * 8 + off_.bp_ras], next);
+    };
+    // A direct branch's target (64-bit mode: RIP-relative, sign-extended rel8/rel32),
+    // where the block went when it was taken.
+    const auto direct = [&] {
+        site.to_known = true;
+        site.to = next + static_cast<uint64_t>(static_cast<int64_t>(
+                             static_cast<int32_t>(static_cast<uint32_t>(last.op[0].value))));
     };
     const Xbyak::Address log_flags = byte[rbx + rdi + off_.lbr_log_flags];
     switch (kind) {
@@ -159,17 +167,20 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
                 jmp(done, T_NEAR);
             }
             L(taken);
-            // DL: the counter after the step; DH: the flags byte, this block's size in it
-            // (BranchPredictor::jcc_taken_[n]).
+            // DL: the counter after the step; DH: the flags byte
+            // (BranchPredictor::jcc_taken_).
             movzx(edx, byte[rbx + counter]);
-            movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken + static_cast<int32_t>(16 * n)]);
+            movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken]);
             mov(byte[rbx + counter], dl);
-            flags = Flags::Dh;
+            flags_in_dh = true;
+            direct();
             movzx(edi, byte[rbx + off_.lbr_logged]);
             break;
         }
         case BranchKind::NearRelCall:
             push_return();
+            direct();
+            site.predicted = true;
             movzx(edi, byte[rbx + off_.lbr_logged]);
             break;
         case BranchKind::NearIndCall:
@@ -180,7 +191,6 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             cmp(qword[rbx + target], to);
             setne(log_flags);
             mov(qword[rbx + target], to);
-            flags = Flags::Stored;
             break;
         }
         case BranchKind::NearRet:  // ras_[--ras_top_ % kReturns] predicted it
@@ -190,25 +200,21 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             movzx(edi, byte[rbx + off_.lbr_logged]);
             cmp(to, qword[rbx + rcx * 8 + off_.bp_ras]);
             setne(log_flags);
-            flags = Flags::Stored;
             break;
         default:  // NearRelJmp: always predicted
+            direct();
+            site.predicted = true;
             movzx(edi, byte[rbx + off_.lbr_logged]);
             break;
     }
-    // RSI: the record's cycle count (Cpu::after_block's icount_: instructions retired
-    // after the block), or the count before it where the flags byte holds the size.
+    // The stamp: the count before the block (Cpu::after_block's icount_ less the block's
+    // instructions, which the site adds).
     mov(rsi, qword[rbx + off_.icount]);
-    if (flags == Flags::Stored) add(rsi, static_cast<uint32_t>(n));
-    // Lbr::log: the slot is written, and counted if the filter keeps the class at the
-    // chain's CPL.
-    store_imm(qword[rbx + rdi * 8 + off_.lbr_log_from], from);
-    mov(qword[rbx + rdi * 8 + off_.lbr_log_to], to);
     mov(qword[rbx + rdi * 8 + off_.lbr_log_stamp], rsi);
-    if (flags == Flags::Dh)
-        mov(log_flags, dh);
-    else if (flags == Flags::Sized)
-        mov(log_flags, sized);
+    mov(dword[rbx + rdi * 4 + off_.lbr_log_site], lbr_sites_(site));
+    if (!site.to_known) mov(qword[rbx + rdi * 8 + off_.lbr_log_to], to);
+    if (flags_in_dh) mov(log_flags, dh);
+    // Lbr::log: the slot is counted if the filter keeps the class at the chain's CPL.
     if (kept) {
         add(qword[rbx + off_.lbr_logged], 1);
     } else {

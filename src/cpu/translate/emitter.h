@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cpu/block.h"
+#include "cpu/lbr.h"
 #include "cpu/translate/forms.h"
 #include "cpu/translate/layout.h"
 
@@ -36,6 +37,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // The RIP the block was built at (Block::host_rip): its LBR recording (emit_lbr.cc)
     // takes its branch's addresses from it.
     void set_start_rip(uint64_t rip) { start_rip_ = rip; }
+    // Where the LBR recording gets the index of a branch's constants (Lbr::add_site).
+    void set_lbr_sites(std::function<uint32_t(const Lbr::Site&)> f) { lbr_sites_ = std::move(f); }
     // Room for the LBR recording of one chain exit (emit_lbr_record), in bytes.
     static constexpr size_t kLbrRecordCode = 512;
 
@@ -412,7 +415,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     uint8_t scratch_[16] = {};  // the generator's buffer until the first start()
     size_t exit_at_ = 0;        // exit_'s offset in the block (placed before the body)
     CpuLayout off_;
-    uint64_t start_rip_ = 0;  // set_start_rip()
+    uint64_t start_rip_ = 0;                               // set_start_rip()
+    std::function<uint32_t(const Lbr::Site&)> lbr_sites_;  // set_lbr_sites()
     bool native_ = false;
     const uint8_t* chain_entry_ = nullptr;
     const uint8_t* chain_fast_ = nullptr;

@@ -28,11 +28,11 @@ struct CpuLayout {
     int32_t pending_db, trace_left, debugctl, rep_room, chained, block_insns, block_cpl;
     int32_t pmu_synced, chained_blocks;
     // LBR recording by translated code (emit_lbr.cc): Lbr's chain state (trace_done_)
-    // and filter (trace_keep_, trace_pop_ret_), its log (log_from_, log_to_, log_stamp_,
-    // log_flags_, logged_), its BranchPredictor's tables (counter_, jcc_step_, target_,
+    // and filter (trace_keep_, trace_pop_ret_), its log (log_to_, log_stamp_,
+    // log_flags_, log_site_, logged_), its BranchPredictor's tables (counter_, jcc_step_, target_,
     // ras_, ras_top_).
     int32_t lbr_trace_done, lbr_trace_keep, lbr_trace_pop_ret;
-    int32_t lbr_log_from, lbr_log_to, lbr_log_stamp, lbr_log_flags, lbr_logged;
+    int32_t lbr_log_to, lbr_log_stamp, lbr_log_flags, lbr_log_site, lbr_logged;
     int32_t bp_counter, bp_jcc_taken, bp_target, bp_ras, bp_ras_top;
     uint64_t jump_cache;  // address of the CPU's jump cache (fixed size: it never moves)
     uint64_t load_fn;     // Translator::load_for_code
