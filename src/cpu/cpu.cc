@@ -123,7 +123,12 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
             for (; avail < 15; ++avail) {
                 const uint64_t at = lin + avail;
                 if ((at & ~0xFFFull) != fetch_page) {
-                    const uint64_t pa = translate(at, Access::Exec, user_access()) & ~0xFFFull;
+                    // Through the instruction TLB, as running blocks see the page.
+                    const TlbEntry& t = tlb_exec_[(at >> 12) & (kTlbSize - 1)];
+                    const uint64_t pa = t.tag == tlb_tag(at, user_access())
+                                            ? t.phys()
+                                            : translate(at, Access::Exec, user_access()) &
+                                                  ~0xFFFull;
                     uint8_t* h = host_page(pa);
                     fetch_host = h && host_page(pa + 0xFFF) == h + 0xFFF ? h : nullptr;
                     fetch_page = at & ~0xFFFull;
