@@ -123,12 +123,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
             for (; avail < 15; ++avail) {
                 const uint64_t at = lin + avail;
                 if ((at & ~0xFFFull) != fetch_page) {
-                    // Through the instruction TLB, as running blocks see the page.
-                    const TlbEntry& t = tlb_exec_[(at >> 12) & (kTlbSize - 1)];
-                    const uint64_t pa = t.tag == tlb_tag(at, user_access())
-                                            ? t.phys()
-                                            : translate(at, Access::Exec, user_access()) &
-                                                  ~0xFFFull;
+                    const uint64_t pa = fetch_phys(at, user_access()) & ~0xFFFull;
                     uint8_t* h = host_page(pa);
                     fetch_host = h && host_page(pa + 0xFFF) == h + 0xFFF ? h : nullptr;
                     fetch_page = at & ~0xFFFull;
@@ -241,18 +236,18 @@ void Cpu::update_recording_key() {
     direct_gen_ ^= kLinkRecording;
 }
 
+uint64_t Cpu::fetch_phys(uint64_t lin, bool user) {
+    TlbEntry& t = tlb_exec_[(lin >> 12) & (kTlbSize - 1)];
+    if (t.tag == tlb_tag(lin, user)) return t.phys() | (lin & 0xFFF);
+    const uint64_t phys = translate(lin, Access::Exec, user);
+    uint8_t* h = host_page(phys & ~0xFFFull);
+    if (h && host_page((phys & ~0xFFFull) + 0xFFF) == h + 0xFFF) fill_tlb(t, lin, user, h, phys);
+    return phys;
+}
+
 Block* Cpu::find_block() {
     uint64_t lin = s_.rip + seg_base_[CS];
-    const bool user = user_access();
-    const TlbEntry& t = tlb_exec_[(lin >> 12) & (kTlbSize - 1)];
-    uint64_t phys;
-    if (t.tag == tlb_tag(lin, user)) {
-        phys = t.phys() | (lin & 0xFFF);
-    } else {
-        phys = translate(lin, Access::Exec, user);
-        if (uint8_t* h = host_page(phys & ~0xFFFull))
-            fill_tlb(tlb_exec_[(lin >> 12) & (kTlbSize - 1)], lin, user, h, phys);
-    }
+    const uint64_t phys = fetch_phys(lin, user_access());
     uint64_t key = (phys << 3) | ((link_gen_ & kLinkRecording) ? Block::kRecordingKey : 0) |
                    static_cast<uint64_t>(s_.mode);
     BlockSlot& slot = block_slots_[block_slot(key)];

@@ -480,6 +480,12 @@ class Cpu {
     uint8_t* host_page(uint64_t gpa);
     uint64_t translate(uint64_t lin, Access acc, bool user);
     uint64_t walk(uint64_t lin, Access acc, bool user);
+    // The physical address an instruction fetch reads `lin` from: the instruction TLB's
+    // entry where it has one, else a walk whose result fills the entry (RAM pages only),
+    // as the hardware's fetch does. Running blocks, the block lookup and a block's
+    // decoding all fetch this way, so they see the same page after a paging entry
+    // changed without INVLPG.
+    uint64_t fetch_phys(uint64_t lin, bool user);
     // Fills `t` for `lin` with the translation the last translate() made (walk_bits_).
     void fill_tlb(TlbEntry& t, uint64_t lin, bool user, uint8_t* host, uint64_t phys);
     // INVLPG's part for large pages: drops every entry made from the 2 MiB (shift 21) or
