@@ -16,6 +16,7 @@ const HandlerTable& handler_table() {
         register_branch(t);
         register_system(t);
         register_atomic(t);
+        register_legacy(t);
         register_fxsave(t);
         register_xsave(t);
         register_sse_fp_gpr(t);

@@ -33,6 +33,7 @@ void register_string(HandlerTable& t);
 void register_branch(HandlerTable& t);
 void register_system(HandlerTable& t);
 void register_atomic(HandlerTable& t);
+void register_legacy(HandlerTable& t);
 void register_sse(HandlerTable& t);
 void register_sse_fp(HandlerTable& t);
 void register_sse_int(HandlerTable& t);
