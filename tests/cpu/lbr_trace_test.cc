@@ -145,7 +145,7 @@ TEST(LbrTrace, ChainedBlocksRecordAsTheInterpreterDoes) {
 // looked at after every few instructions or only at the end.
 TEST(LbrTrace, RecordsOutliveTheCodeCacheFlushesOfTheirBlocks) {
     for (uint64_t step : {0, 1000, 37}) {
-        Engines e(12 << 10);
+        Engines e(14 << 10);
         if (!e.ok) GTEST_SKIP() << "built without the translator";
         e.start(kLoop, 0);
         e.run_compare(step, "step " + std::to_string(step));

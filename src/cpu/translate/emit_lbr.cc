@@ -103,6 +103,24 @@ void BlockEmitter::emit_recording_ways(const Block& b, JccWay way, Xbyak::Label&
     body(false);
 }
 
+void BlockEmitter::emit_log_write(const Lbr::Site& site, BranchKind kind, const Xbyak::Reg64& to,
+                                  bool flags_in_dh, bool kept) {
+    // EDI: the log's slot. The stamp: the count before the block (Cpu::after_block's
+    // icount_ less the block's instructions, which the site adds).
+    mov(rsi, qword[rbx + off_.icount]);
+    mov(qword[rbx + rdi * 8 + off_.lbr_log_stamp], rsi);
+    mov(dword[rbx + rdi * 4 + off_.lbr_log_site], lbr_sites_(site));
+    if (!site.to_known) mov(qword[rbx + rdi * 8 + off_.lbr_log_to], to);
+    if (flags_in_dh) mov(byte[rbx + rdi + off_.lbr_log_flags], dh);
+    // Lbr::log: the slot is counted if the filter keeps the class at the chain's CPL.
+    if (kept) {
+        add(qword[rbx + off_.lbr_logged], 1);
+    } else {
+        movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
+        add(qword[rbx + off_.lbr_logged], rcx);
+    }
+}
+
 bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, bool kept) {
     const size_t n = b.insns.size();
     const DecodedInsn& last = b.insns.back();
@@ -155,7 +173,7 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             // The exit knows the way (emit_branch gives the taken one its own exit), or
             // RIP tells it.
             const int32_t counter = off_.bp_counter + static_cast<int32_t>(slot(from, kCounters));
-            Xbyak::Label taken;
+            Xbyak::Label taken, stepped;
             if (way == JccWay::Unknown) {
                 cmp_imm(to, next);
                 jne(taken, T_NEAR);
@@ -167,13 +185,24 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
                 jmp(done, T_NEAR);
             }
             L(taken);
+            direct();
+            // Taken with the counter saturated at "strongly taken" (byte 7): it stays, and
+            // the branch was predicted (a loop's back edge): the record names a predicted
+            // site and nothing is stored for the predictor.
+            cmp(byte[rbx + counter], 7);
+            jne(stepped, T_NEAR);
+            site.predicted = true;
+            movzx(edi, byte[rbx + off_.lbr_logged]);
+            emit_log_write(site, kind, to, false, kept);
+            jmp(done, T_NEAR);
+            L(stepped);
+            site.predicted = false;
             // DL: the counter after the step; DH: the flags byte
             // (BranchPredictor::jcc_taken_).
             movzx(edx, byte[rbx + counter]);
             movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken]);
             mov(byte[rbx + counter], dl);
             flags_in_dh = true;
-            direct();
             movzx(edi, byte[rbx + off_.lbr_logged]);
             break;
         }
@@ -207,20 +236,7 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             movzx(edi, byte[rbx + off_.lbr_logged]);
             break;
     }
-    // The stamp: the count before the block (Cpu::after_block's icount_ less the block's
-    // instructions, which the site adds).
-    mov(rsi, qword[rbx + off_.icount]);
-    mov(qword[rbx + rdi * 8 + off_.lbr_log_stamp], rsi);
-    mov(dword[rbx + rdi * 4 + off_.lbr_log_site], lbr_sites_(site));
-    if (!site.to_known) mov(qword[rbx + rdi * 8 + off_.lbr_log_to], to);
-    if (flags_in_dh) mov(log_flags, dh);
-    // Lbr::log: the slot is counted if the filter keeps the class at the chain's CPL.
-    if (kept) {
-        add(qword[rbx + off_.lbr_logged], 1);
-    } else {
-        movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
-        add(qword[rbx + off_.lbr_logged], rcx);
-    }
+    emit_log_write(site, kind, to, flags_in_dh, kept);
     L(done);
     return true;
 }

@@ -185,6 +185,11 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // Whether the branch `b` ends with is recorded by its own code at that exit (else the
     // run loop records it).
     bool lbr_native(const Block& b, JccWay way) const;
+    // The record's write to the LBR log (Lbr::log), EDI holding its slot: the stamp, the
+    // site's index, an indirect branch's TO, the flags byte from DH where `flags_in_dh`,
+    // and the count (one, or the filter's keep byte for the class where not `kept`).
+    void emit_log_write(const Lbr::Site& site, BranchKind kind, const Xbyak::Reg64& to,
+                        bool flags_in_dh, bool kept);
     // A recording exit's ways on, by the chain mode: `body(true)` with kChainTraceKept,
     // `body(false)` with kChainTrace (one body for both where the exit counts no record),
     // and `out` with any other mode or a kick.
