@@ -202,8 +202,16 @@ diff)
     need_qemu
     run_emu "$tmp/emu" "$tmp/stats.json"
     emu_st=$?
-    run_qemu "$tmp/qemu"
-    qemu_st=$?
+    # QEMU TCG's timers follow the host's clock: on a loaded host a QEMU run can fail one
+    # of the guest's own timing checks (test_apic's periodic reload). Such a run (QEMU's
+    # status not 0 where emu's is) is repeated, up to three runs; a QEMU run that passes
+    # the guest's checks is compared as it is.
+    for attempt in 1 2 3; do
+        run_qemu "$tmp/qemu"
+        qemu_st=$?
+        [ $qemu_st -ne 0 ] && [ $emu_st -eq 0 ] && [ $attempt -lt 3 ] || break
+        echo "QEMU TCG run $attempt failed the guest's checks (status $qemu_st): once more" >&2
+    done
     if ! diff -u "$tmp/qemu" "$tmp/emu"; then
         echo "serial output differs between QEMU TCG (-) and softkvm emu (+)" >&2
         exit 1
