@@ -307,34 +307,18 @@ static void check_xlat_far(void) {
 }
 
 /* 64-bit mode: XLAT, LFS/LGS/LSS with a 32-bit offset, and #UD for the rest. */
-static void ud_daa(void* a) {
-    (void)a;
-    __asm__ volatile(".byte 0x27" ::: "memory");
-}
-static void ud_aas(void* a) {
-    (void)a;
-    __asm__ volatile(".byte 0x3f" ::: "memory");
-}
-static void ud_aam(void* a) {
-    (void)a;
-    __asm__ volatile(".byte 0xd4, 0x0a" ::: "memory");
-}
-static void ud_aad(void* a) {
-    (void)a;
-    __asm__ volatile(".byte 0xd5, 0x0a" ::: "memory");
-}
-static void ud_pusha(void* a) {
-    (void)a;
-    __asm__ volatile(".byte 0x60" ::: "memory");
-}
-static void ud_popa(void* a) {
-    (void)a;
-    __asm__ volatile(".byte 0x61" ::: "memory");
-}
-static void ud_into(void* a) {
-    (void)a;
-    __asm__ volatile(".byte 0xce" ::: "memory");
-}
+#define UD_STUB(name, bytes)                           \
+    static void name(void* a) {                        \
+        (void)a;                                       \
+        __asm__ volatile(".byte " bytes ::: "memory"); \
+    }
+UD_STUB(ud_daa, "0x27")
+UD_STUB(ud_aas, "0x3f")
+UD_STUB(ud_aam, "0xd4, 0x0a")
+UD_STUB(ud_aad, "0xd5, 0x0a")
+UD_STUB(ud_pusha, "0x60")
+UD_STUB(ud_popa, "0x61")
+UD_STUB(ud_into, "0xce")
 
 static void check_long_mode(void) {
     report(sdk_catch(ud_daa, 0) == VEC_UD && sdk_catch(ud_aas, 0) == VEC_UD &&
