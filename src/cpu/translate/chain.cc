@@ -407,7 +407,7 @@ void BlockEmitter::emit_lookup_stub(int exit, bool traced, bool quiet) {
     add(rsp, 8);
     if (traced) mov(byte[rbx + off_.lbr_trace_done], 1);
     mov(qword[rbx + off_.chained], r9);
-    emit_epilogue();
+    emit_epilogue(traced);
 }
 
 }  // namespace softkvm::cpu

@@ -105,7 +105,8 @@ void BlockEmitter::emit_recording_ways(const Block& b, JccWay way, Xbyak::Label&
 
 void BlockEmitter::emit_log_write(const Lbr::Site& site, BranchKind kind, const Xbyak::Reg64& to,
                                   bool flags_in_dh, bool kept) {
-    // EDI: the log's slot. The stamp: the count before the block (Cpu::after_block's
+    // EDI: the log's slot (the low byte of the count, RBP while recording translations
+    // run: emitter.cc). The stamp: the count before the block (Cpu::after_block's
     // icount_ less the block's instructions, which the site adds).
     mov(rsi, qword[rbx + off_.icount]);
     mov(qword[rbx + rdi * 8 + off_.lbr_log_stamp], rsi);
@@ -114,10 +115,10 @@ void BlockEmitter::emit_log_write(const Lbr::Site& site, BranchKind kind, const 
     if (flags_in_dh) mov(byte[rbx + rdi + off_.lbr_log_flags], dh);
     // Lbr::log: the slot is counted if the filter keeps the class at the chain's CPL.
     if (kept) {
-        add(qword[rbx + off_.lbr_logged], 1);
+        add(rbp, 1);
     } else {
         movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
-        add(qword[rbx + off_.lbr_logged], rcx);
+        add(rbp, rcx);
     }
 }
 
@@ -192,7 +193,7 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             cmp(byte[rbx + counter], 7);
             jne(stepped, T_NEAR);
             site.predicted = true;
-            movzx(edi, byte[rbx + off_.lbr_logged]);
+            movzx(edi, bpl);
             emit_log_write(site, kind, to, false, kept);
             jmp(done, T_NEAR);
             L(stepped);
@@ -203,20 +204,20 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken]);
             mov(byte[rbx + counter], dl);
             flags_in_dh = true;
-            movzx(edi, byte[rbx + off_.lbr_logged]);
+            movzx(edi, bpl);
             break;
         }
         case BranchKind::NearRelCall:
             push_return();
             direct();
             site.predicted = true;
-            movzx(edi, byte[rbx + off_.lbr_logged]);
+            movzx(edi, bpl);
             break;
         case BranchKind::NearIndCall:
         case BranchKind::NearIndJmp: {
             if (kind == BranchKind::NearIndCall) push_return();
             const int32_t target = off_.bp_target + static_cast<int32_t>(8 * slot(from, kTargets));
-            movzx(edi, byte[rbx + off_.lbr_logged]);
+            movzx(edi, bpl);
             cmp(qword[rbx + target], to);
             setne(log_flags);
             mov(qword[rbx + target], to);
@@ -226,14 +227,14 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             sub(dword[rbx + ras_top], 1);
             mov(ecx, dword[rbx + ras_top]);
             and_(ecx, 15);
-            movzx(edi, byte[rbx + off_.lbr_logged]);
+            movzx(edi, bpl);
             cmp(to, qword[rbx + rcx * 8 + off_.bp_ras]);
             setne(log_flags);
             break;
         default:  // NearRelJmp: always predicted
             direct();
             site.predicted = true;
-            movzx(edi, byte[rbx + off_.lbr_logged]);
+            movzx(edi, bpl);
             break;
     }
     emit_log_write(site, kind, to, flags_in_dh, kept);

@@ -96,7 +96,10 @@ void BlockEmitter::emit(const Block& b) {
     mov(rbx, rdi);
     mov(r12, rsi);
     mov(qword[rsp], rdx);  // where the run loop keeps RSP before the instruction
-    emit_probe_bits();     // for this block and the ones it continues into
+    // A recording translation keeps the LBR log's record count (Lbr::logged_) in RBP
+    // while it and the blocks it continues into run (emit_lbr.cc).
+    if (recording_) mov(rbp, qword[rbx + off_.lbr_logged]);
+    emit_probe_bits();  // for this block and the ones it continues into
     jmp(body, T_NEAR);
     // The ways out, placed before the code that leaves through them: every jump there is
     // a backward jump to a known address (xbyak keeps a table entry per forward jump).
@@ -111,7 +114,7 @@ void BlockEmitter::emit(const Block& b) {
     mov(rax, reinterpret_cast<uint64_t>(&b));  // this block is the last one run
     mov(qword[rbx + off_.chained], rax);
     L(ret_);
-    emit_epilogue();
+    emit_epilogue(recording_);
     align(16);
     chain_entry_ = getCurr();
     emit_chain_entry(b, quiet);
@@ -266,7 +269,8 @@ void BlockEmitter::emit(const Block& b) {
     labels_.clear();
 }
 
-void BlockEmitter::emit_epilogue() {
+void BlockEmitter::emit_epilogue(bool count_in_rbp) {
+    if (count_in_rbp) mov(qword[rbx + off_.lbr_logged], rbp);
     add(rsp, 24);
     pop(rbp);
     pop(r15);
@@ -346,6 +350,7 @@ void BlockEmitter::sync(size_t k) {
 void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     flush_cache();  // the handler works on the CPU state
     sync(k);
+    if (recording_) mov(qword[rbx + off_.lbr_logged], rbp);
     Raw r;
     r.rbx_mem(kRexW, 0x8B, kRax, off_.rip);                             // mov rax, [rbx + rip]
     r.rbx_mem(kRexW, 0x8B, kRcx, off_.rsp);                             // mov rcx, [rbx + rsp]
@@ -357,8 +362,13 @@ void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     r.u8(kRexW), r.u8(0xBE), r.u64(reinterpret_cast<uint64_t>(&in));    // mov rsi, &in
     r.u8(kRexW), r.u8(0xB8), r.u64(reinterpret_cast<uint64_t>(in.fn));  // mov rax, fn
     r.u8(0xFF), r.u8(0xD0);                                             // call rax
-    r.rbx_mem(kRexW, 0x8B, kRax, off_.next_rip);                        // mov rax, [rbx + next_rip]
-    r.rbx_mem(kRexW, 0x89, kRax, off_.rip);                             // mov [rbx + rip], rax
+    put(r);
+    // The handler may look at or add LBR records (an exception's): the count goes to
+    // memory before the call (below: before the RIP sync) and comes back after it.
+    if (recording_) mov(rbp, qword[rbx + off_.lbr_logged]);
+    r = Raw{};
+    r.rbx_mem(kRexW, 0x8B, kRax, off_.next_rip);  // mov rax, [rbx + next_rip]
+    r.rbx_mem(kRexW, 0x89, kRax, off_.rip);       // mov [rbx + rip], rax
     r.bytes({0x49, 0xC7, 0x04, 0x24});
     r.u32(static_cast<uint32_t>(k + 1));  // mov qword [r12], k + 1
     done_ = k + 1;
@@ -683,7 +693,9 @@ void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Labe
     mov(rsi, rax);  // the linear address (emit_lin, kept by emit_probe)
     mov(edx, in.op[1].size);
     mov(rax, off_.load_fn);
+    if (recording_) mov(qword[rbx + off_.lbr_logged], rbp);  // as call_handler
     call(rax);
+    if (recording_) mov(rbp, qword[rbx + off_.lbr_logged]);
     cmp(rdx, static_cast<uint32_t>(Translator::kLoadHandler));
     je(handler, T_NEAR);
     // Abandoned for an MMIO read exit: back to the run loop, RIP and the done count at

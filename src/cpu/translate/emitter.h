@@ -142,8 +142,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // (`traced`: built at that RIP, in the chain's mode and CPL: Cpu::trace_jump_tag_),
     // else to `miss`. `cs_zero`: the block runs in 64-bit mode (the RIP is linear).
     void jump_cache_probe(bool traced, Xbyak::Label& miss, bool cs_zero = false);
-    // The frame's end: back to the run loop (code_cache.h: kFrameBytes).
-    void emit_epilogue();
+    // The frame's end: back to the run loop (code_cache.h: kFrameBytes); with
+    // `count_in_rbp` (a recording translation, a traced lookup stub) the LBR log's record
+    // count goes back to memory first.
+    void emit_epilogue(bool count_in_rbp);
 
     // A block that branches back to its own start and whose instructions are all native
     // register forms (no memory access, no handler: nothing in it can change the block's
