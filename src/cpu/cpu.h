@@ -465,6 +465,9 @@ class Cpu {
         // (kTlb2M, kTlb1G; none for a 4 KiB page).
         uint64_t phys_bits = 0;
         uint64_t phys() const { return phys_bits & ~0xFFFull; }
+        // Pads the entry to 32 bytes: the generated probe turns a page number into the
+        // entry's offset with one shift and one mask (no multiplication by 3).
+        uint64_t unused = 0;
     };
     static constexpr size_t kTlbSize = 1024;
     static constexpr uint64_t kTlbValid = 1, kTlbUser = 2;

@@ -33,9 +33,9 @@ void BlockEmitter::emit_rmw(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     // hit, and lead to one host address (RAM) for the host's single read-modify-write.
     emit_probe(size, off_.tlb_read, slow);
     if (!reads_only) {
-        cmp(r9, qword[rbx + r8 * 8 + off_.tlb_write]);
+        cmp(r9, qword[rbx + r8 + off_.tlb_write]);
         jne(slow, T_NEAR);
-        mov(r11, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
+        mov(r11, qword[rbx + r8 + off_.tlb_write + 8]);
         add(r11, rax);
         cmp(r11, rdx);
         jne(slow, T_NEAR);

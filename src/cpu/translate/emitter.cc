@@ -591,7 +591,7 @@ void BlockEmitter::emit_lin(const DecodedInsn& in, const Operand& m) {
     if (!flat) add(rax, qword[rbx + off_.seg_base + 8 * m.seg]);
 }
 
-void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
+void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow, bool add_lin) {
     // Tag: linear page | valid | user (CPL 3), of the access's last byte: an access that
     // crosses the page end has a tag no entry at its first page's index can hold (the
     // next page has the next index), so it misses as read_mem's page check sends it on.
@@ -601,15 +601,14 @@ void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow) {
     lea(r9, ptr[rax + (size - 1)]);
     and_(r9, static_cast<uint32_t>(~0xFFFu));  // sign-extended: keeps bits 12-63
     or_(r9, qword[rsp + kProbeBitsAt]);
-    // Entry (lin >> 12) & 1023 of 24-byte entries.
+    // Entry (lin >> 12) & 1023 of 32-byte entries: its offset is (lin >> 7) & (1023 << 5).
     mov(r8, rax);
-    shr(r8, 12);
-    and_(r8d, 1023);
-    lea(r8, ptr[r8 + r8 * 2]);
-    cmp(r9, qword[rbx + r8 * 8 + table]);
+    shr(r8, 7);
+    and_(r8d, 1023 << 5);
+    cmp(r9, qword[rbx + r8 + table]);
     jne(slow, T_NEAR);
-    mov(rdx, qword[rbx + r8 * 8 + table + 8]);  // host page - linear page
-    add(rdx, rax);
+    mov(rdx, qword[rbx + r8 + table + 8]);  // host page - linear page
+    if (add_lin) add(rdx, rax);
 }
 
 void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
@@ -625,14 +624,17 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     emit_lin(in, m);
     // A read-modify-write reads through the read entry and writes through the write
     // entry, as the handler's read_op and write_op do: both must hit.
-    emit_probe(m.size, store ? off_.tlb_write : off_.tlb_read, slow);
+    // Every form here accesses [RDX + RAX] before it writes RAX, except an ALU r, m whose
+    // destination the block does not cache (emit_alu_value computes in RAX).
+    const bool indexed = f != Native::AluRM || is_cached(in.op[0].reg);
+    emit_probe(m.size, store ? off_.tlb_write : off_.tlb_read, slow, !indexed);
     if (rmw) {
-        cmp(r9, qword[rbx + r8 * 8 + off_.tlb_write]);
+        cmp(r9, qword[rbx + r8 + off_.tlb_write]);
         jne(slow, T_NEAR);
-        mov(r11, qword[rbx + r8 * 8 + off_.tlb_write + 8]);
+        mov(r11, qword[rbx + r8 + off_.tlb_write + 8]);
         add(r11, rax);
     }
-    const Xbyak::Address host = frame(m.size)[rdx];
+    const Xbyak::Address host = indexed ? frame(m.size)[rdx + rax] : frame(m.size)[rdx];
     switch (f) {
         case Native::MovRM:
             if (size == 1) {
@@ -653,8 +655,8 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
                 mov(host, sized(host_of(in.op[1].reg), size));  // from the host register
                 break;
             }
-            mov(sized(rax, size), gpr_at(in.op[1].reg, size));
-            mov(host, sized(rax, size));
+            mov(sized(rcx, size), gpr_at(in.op[1].reg, size));  // (RAX: the address)
+            mov(host, sized(rcx, size));
             break;
         case Native::MovMI:  // (a 64-bit store's imm32 is sign-extended, as the guest's)
             mov(host, static_cast<uint64_t>(in.op[1].value));

@@ -301,9 +301,11 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // The software-TLB probe of Cpu::read_mem/write_mem for `size` bytes at the linear
     // address in RAX, in the table at offset `table` (read or write entries): no
     // alignment checking, no page crossing, an entry for the page at this privilege. On a
-    // hit RDX = the host address, the entry's addend plus RAX (R8 = the entry's index * 3,
-    // R9 = the tag); otherwise to `slow`.
-    void emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow);
+    // hit RDX = the host address, the entry's addend plus RAX (R8 = the entry's offset in
+    // the table, R9 = the tag); otherwise to `slow`. Without `add_lin`, RDX = the addend
+    // alone and the host address is [RDX + RAX] (one addition less, for an access that
+    // reads or writes memory before anything overwrites RAX).
+    void emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow, bool add_lin = true);
     // The low bits of emit_probe's tag into the frame ([RSP + kProbeBitsAt]): valid, user
     // (CPL 3) and, while alignment checking is on, kProbeNoEntry, a bit no valid entry's
     // tag has (an invalid one has bits 3-11 set, which a probe's never has). Computed when

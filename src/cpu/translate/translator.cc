@@ -147,7 +147,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     }
 #endif
     // The generated TLB probe knows the entry layout and the tag bits.
-    static_assert(sizeof(Cpu::TlbEntry) == 24 && Cpu::kTlbSize == 1024);
+    static_assert(sizeof(Cpu::TlbEntry) == 32 && Cpu::kTlbSize == 1024);
     static_assert(Cpu::kTlbValid == 1 && Cpu::kTlbUser == 2 && sizeof(cpu.align_check_) == 1);
     static_assert(offsetof(Cpu::TlbEntry, tag) == 0 && offsetof(Cpu::TlbEntry, addend) == 8);
     // ... and the jump cache's (the run loop's lookup, repeated in generated code).
