@@ -592,23 +592,31 @@ void BlockEmitter::emit_lin(const DecodedInsn& in, const Operand& m) {
 }
 
 void BlockEmitter::emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow, bool add_lin) {
+    emit_probe_at(size, table, slow, Xbyak::RegExp(rax));
+    if (add_lin) add(rdx, rax);
+}
+
+void BlockEmitter::emit_probe_at(uint8_t size, int32_t table, Xbyak::Label& slow,
+                                 const Xbyak::RegExp& lin) {
     // Tag: linear page | valid | user (CPL 3), of the access's last byte: an access that
     // crosses the page end has a tag no entry at its first page's index can hold (the
     // next page has the next index), so it misses as read_mem's page check sends it on.
     // The low bits come from the frame (emit_probe_bits): with alignment checking on,
     // bit 2 makes every access miss, and its handler checks it (read_mem does not look
     // into the TLB then).
-    lea(r9, ptr[rax + (size - 1)]);
+    lea(r9, ptr[lin + (size - 1)]);
     and_(r9, static_cast<uint32_t>(~0xFFFu));  // sign-extended: keeps bits 12-63
     or_(r9, qword[rsp + kProbeBitsAt]);
     // Entry (lin >> 12) & 1023 of 32-byte entries: its offset is (lin >> 7) & (1023 << 5).
-    mov(r8, rax);
+    if (lin.getDisp() == 0 && !lin.getIndex().getBit())
+        mov(r8, Xbyak::Reg64(lin.getBase().getIdx()));
+    else
+        lea(r8, ptr[lin]);
     shr(r8, 7);
     and_(r8d, 1023 << 5);
     cmp(r9, qword[rbx + r8 + table]);
     jne(slow, T_NEAR);
     mov(rdx, qword[rbx + r8 + table + 8]);  // host page - linear page
-    if (add_lin) add(rdx, rax);
 }
 
 void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, bool flags_live) {
@@ -621,20 +629,41 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     Xbyak::Label& done = block_label();
     defer_handler(in, idx, slow, done, f == Native::MovRM,
                   flags_live && (f == Native::AluRM || f == Native::AluMI), true);
-    emit_lin(in, m);
     // A read-modify-write reads through the read entry and writes through the write
     // entry, as the handler's read_op and write_op do: both must hit.
     // Every form here accesses [RDX + RAX] before it writes RAX, except an ALU r, m whose
     // destination the block does not cache (emit_alu_value computes in RAX).
     const bool indexed = f != Native::AluRM || is_cached(in.op[0].reg);
-    emit_probe(m.size, store ? off_.tlb_write : off_.tlb_read, slow, !indexed);
+    // In 64-bit mode, an address that is a cached base register plus a displacement is
+    // probed and accessed as [base + disp] itself (no LEA into RAX); the slow path gets
+    // the linear address in RAX, as the handler's path and Translator::load_for_code
+    // expect it.
+    const int64_t disp = static_cast<int32_t>(m.value);
+    const bool direct = indexed && !rmw && mode_ == Mode::Long64 && m.seg != FS && m.seg != GS &&
+                        m.addrsize == 8 && m.index == kNoReg && m.reg < 16 && is_cached(m.reg) &&
+                        disp + 8 == static_cast<int32_t>(disp + 8);
+    std::optional<Xbyak::RegExp> at;
+    if (direct) {
+        at = Xbyak::RegExp(host_of(m.reg)) + static_cast<int32_t>(disp);
+        Xbyak::Label& fix = block_label();
+        cold_.push_back([this, &fix, &slow, lin = *at] {
+            L(fix);
+            lea(rax, ptr[lin]);
+            jmp(slow, T_NEAR);
+        });
+        emit_probe_at(m.size, store ? off_.tlb_write : off_.tlb_read, fix, *at);
+    } else {
+        emit_lin(in, m);
+        emit_probe(m.size, store ? off_.tlb_write : off_.tlb_read, slow, !indexed);
+        if (indexed) at = Xbyak::RegExp(rax);
+    }
     if (rmw) {
         cmp(r9, qword[rbx + r8 + off_.tlb_write]);
         jne(slow, T_NEAR);
         mov(r11, qword[rbx + r8 + off_.tlb_write + 8]);
         add(r11, rax);
     }
-    const Xbyak::Address host = indexed ? frame(m.size)[rdx + rax] : frame(m.size)[rdx];
+    const Xbyak::Address host = at ? frame(m.size)[*at + rdx] : frame(m.size)[rdx];
     switch (f) {
         case Native::MovRM:
             if (size == 1) {

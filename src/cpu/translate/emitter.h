@@ -306,6 +306,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // alone and the host address is [RDX + RAX] (one addition less, for an access that
     // reads or writes memory before anything overwrites RAX).
     void emit_probe(uint8_t size, int32_t table, Xbyak::Label& slow, bool add_lin = true);
+    // The same for the linear address `lin` (a register plus a displacement, or RAX),
+    // leaving RDX = the entry's addend: the host address is [lin + RDX].
+    void emit_probe_at(uint8_t size, int32_t table, Xbyak::Label& slow, const Xbyak::RegExp& lin);
     // The low bits of emit_probe's tag into the frame ([RSP + kProbeBitsAt]): valid, user
     // (CPL 3) and, while alignment checking is on, kProbeNoEntry, a bit no valid entry's
     // tag has (an invalid one has bits 3-11 set, which a probe's never has). Computed when
