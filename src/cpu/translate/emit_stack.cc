@@ -1,5 +1,6 @@
 // Native stack and indirect-branch forms in 64-bit mode: PUSH/POP r64, CALL rel32, r64
 // and m64, RET, JMP r64, JMP m64 (emitter.h). The stack is flat there (SS base 0, 64-bit RSP).
+// Their probes leave the entry's addend in RDX, the access is [RDX + RAX] (emit_probe).
 // Their fast paths do not note SS as the segment of the access (Cpu::last_seg_): only a
 // fault reads it, and every fault is on the handler's path, whose Cpu::push and Cpu::pop
 // note it.
@@ -21,8 +22,8 @@ void BlockEmitter::emit_call_push(Xbyak::Label& slow) {
     canonical_or(r10, slow);
     mov(rax, gpr(RSP));
     sub(rax, 8);
-    emit_probe(8, off_.tlb_write, slow);
-    mov(qword[rdx], r11);
+    emit_probe(8, off_.tlb_write, slow, false);
+    mov(qword[rdx + rax], r11);
     mov(wgpr(RSP), rax);
     mov(qword[rbx + off_.rip], r10);
 }
@@ -36,16 +37,16 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
         case Native::Push:  // Cpu::push: the value read first (PUSH RSP: the old RSP)
             mov(rax, gpr(RSP));
             sub(rax, 8);
-            emit_probe(8, off_.tlb_write, slow);
+            emit_probe(8, off_.tlb_write, slow, false);
             mov(rcx, gpr(in.op[0].reg));
-            mov(qword[rdx], rcx);
+            mov(qword[rdx + rax], rcx);
             mov(wgpr(RSP), rax);
             add(qword[rbx + off_.rip], in.len);
             break;
         case Native::Pop:  // Cpu::pop, then the register (never RSP here)
             mov(rax, gpr(RSP));
-            emit_probe(8, off_.tlb_read, slow);
-            mov(rcx, qword[rdx]);
+            emit_probe(8, off_.tlb_read, slow, false);
+            mov(rcx, qword[rdx + rax]);
             add(wgpr(RSP), 8);
             mov(wgpr(in.op[0].reg), rcx);
             add(qword[rbx + off_.rip], in.len);
@@ -62,15 +63,15 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             break;
         case Native::CallM:
             emit_lin(in, in.op[0]);
-            emit_probe(8, off_.tlb_read, slow);
-            mov(r10, qword[rdx]);
+            emit_probe(8, off_.tlb_read, slow, false);
+            mov(r10, qword[rdx + rax]);
             next_rip_to_r11(in);
             emit_call_push(slow);
             break;
         case Native::Ret:  // op_ret: pop the target, then jump
             mov(rax, gpr(RSP));
-            emit_probe(8, off_.tlb_read, slow);
-            mov(r10, qword[rdx]);
+            emit_probe(8, off_.tlb_read, slow, false);
+            mov(r10, qword[rdx + rax]);
             canonical_or(r10, slow);
             add(wgpr(RSP), 8);
             mov(qword[rbx + off_.rip], r10);
@@ -82,8 +83,8 @@ void BlockEmitter::emit_stack_branch(const DecodedInsn& in, Native f, size_t idx
             break;
         default:  // JmpM
             emit_lin(in, in.op[0]);
-            emit_probe(8, off_.tlb_read, slow);
-            mov(r10, qword[rdx]);
+            emit_probe(8, off_.tlb_read, slow, false);
+            mov(r10, qword[rdx + rax]);
             canonical_or(r10, slow);
             mov(qword[rbx + off_.rip], r10);
             break;
