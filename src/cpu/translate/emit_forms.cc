@@ -327,6 +327,16 @@ void BlockEmitter::capture_flags(bool of) {
 }
 
 void BlockEmitter::merge_alu_flags(bool logic) {
+    if (!logic && flags_cached_) {
+        // AX holds the six flags as RFLAGS has them (capture_flags with OF) and bit 1 (from
+        // LAHF), which RFLAGS always has (FLAG_FIXED1), nothing else: ORed into RFLAGS
+        // without masking EAX first (its upper half is not flags; jump_unless tests bits).
+        and_(r13, static_cast<uint32_t>(~FLAGS_ARITH));  // sign-extended: keeps bits 12 and up
+        or_(r13w, ax);
+        merged_ = FLAGS_ARITH;
+        dirty_ |= kFlagsBit;
+        return;
+    }
     // After AND/OR/XOR/TEST the host's CF and OF are 0 as the interpreter's; AF, which the
     // SDM leaves undefined there, is 0 in the interpreter.
     merge_host_flags(logic ? FLAG_SF | FLAG_ZF | FLAG_PF | FLAG_CF | FLAG_OF : FLAGS_ARITH,
