@@ -666,12 +666,12 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     const Xbyak::Address host = at ? frame(m.size)[*at + rdx] : frame(m.size)[rdx];
     switch (f) {
         case Native::MovRM:
-            if (size == 1) {
+            if (size == 1 && !is_cached(in.op[0].reg)) {
                 mov(al, host);
                 mov(wgpr_at(in.op[0].reg, 1), al);
             } else if (is_cached(in.op[0].reg)) {
-                // Straight into the host register (16 bits: the rest kept; 32 bits:
-                // zero-extended, as the guest's load does).
+                // Straight into the host register (8 and 16 bits: the rest kept; 32 bits:
+                // zero-extended, as the guest's load does; native forms have no AH-DH).
                 mov(sized(host_of(in.op[0].reg), size), host);
                 written(in.op[0].reg);
             } else {
@@ -680,7 +680,7 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
             }
             break;
         case Native::MovMR:
-            if (size != 1 && is_cached(in.op[1].reg)) {
+            if (is_cached(in.op[1].reg)) {
                 mov(host, sized(host_of(in.op[1].reg), size));  // from the host register
                 break;
             }
