@@ -18,7 +18,8 @@ class CodeCache {
     // push r13; push r14; push r15; push rbp; sub rsp, 24` the canonical frame address is
     // RSP + 80 (return address at CFA-8, RBX at CFA-16, R12 at CFA-24, R13 at CFA-32, R14
     // at CFA-40, R15 at CFA-48, RBP at CFA-56; at RSP the run loop's RSP-before pointer,
-    // at RSP + 8 the software-TLB probe's tag bits; RSP 16-byte aligned for calls).
+    // at RSP + 8 the software-TLB probe's tag bits, at RSP + 16 flags a block has not
+    // merged into RFLAGS yet (BlockEmitter::kFlagsRawAt); RSP 16-byte aligned for calls).
     static constexpr size_t kFrameBytes = 80;
 
     explicit CodeCache(size_t bytes);

@@ -178,6 +178,21 @@ void BlockEmitter::emit_shift(const DecodedInsn& in, Native f, bool flags_live) 
         written(g);
     else
         mov(wgpr(g), rdx);
+    // Flags only handlers' paths may see (emit_flags.cc: pending_flags_): LAHF's byte and
+    // SHR's OF into the frame, merged there alone.
+    if (flags_live && pending_ok_ && flags_cached_ && !by_cl && f != Native::Rol &&
+        f != Native::Ror) {
+        mov(byte[rsp + kFlagsRawAt + 1], ah);
+        if (f == Native::Shr) {
+            shr(r8, bits - 1);
+            mov(byte[rsp + kFlagsRawAt], r8b);
+        }
+        pending_flags_ = f == Native::Shr   ? PendingShr
+                         : f == Native::Shl ? PendingShl
+                                            : PendingLogic;
+        pending_end_ = false;
+        return;
+    }
     if (flags_live) shift_flags(f, r, bits);
     if (by_cl) {
         jmp(done, T_NEAR);
@@ -299,17 +314,11 @@ void BlockEmitter::emit_alu_cached(const DecodedInsn& in, Alu k, const Xbyak::Op
 }
 
 void BlockEmitter::alu_cached_flags(const DecodedInsn& in, Alu k, bool flags_live) {
-    const bool logic = k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test;
-    if (flags_live) capture_flags(!logic);
-    if (k != Alu::Cmp && k != Alu::Test) written(in.op[0].reg);
-    if (flags_live) merge_alu_flags(logic);
+    alu_tail(in, k, flags_live, true);
 }
 
 void BlockEmitter::alu_flags(const DecodedInsn& in, Alu k, bool flags_live) {
-    const bool logic = k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test;
-    if (flags_live) capture_flags(!logic);
-    if (k != Alu::Cmp && k != Alu::Test) store_gpr(in.op[0].reg, in.opsize, rdx);
-    if (flags_live) merge_alu_flags(logic);
+    alu_tail(in, k, flags_live, false);
 }
 
 void BlockEmitter::capture_flags(bool of) {

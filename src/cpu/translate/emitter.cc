@@ -25,6 +25,12 @@ void BlockEmitter::start(uint8_t* at, size_t size, bool native) {
     done_ = 0;
     rdx_gpr_ = rdx_known_ = kNoGpr;  // nothing carries over from the block before
     eax_flags_ = merged_ = 0;
+    pending_flags_ = 0;
+    pending_ok_ = pending_end_ = false;
+    tight_kind_ = 0;
+    tight_alu_ = cond_in_host_ = false;
+    fuse_ = {};
+    cond_in_cl_ = false;
     for (int8_t& slot : slot_of_) slot = -1;
     for (uint8_t& g : cached_) g = kNoGpr;
     dirty_ = 0;
@@ -122,8 +128,14 @@ void BlockEmitter::emit(const Block& b) {
     choose_cache(b, forms);
     // Not the registers the block writes whole before it reads them.
     reload_cache(written_first(b, forms));
+    tight_kind_ = quiet && flags_cached_ ? tight_flags_kind(b, forms, alus) : 0;
+    if (tight_kind_) pending_from_rflags(tight_kind_);
     loop_top_.clear();
     L(loop_top_);
+    if (tight_kind_) {
+        pending_flags_ = tight_kind_;  // (both ways into loop_top_)
+        pending_end_ = false;
+    }
     // A loop onto itself (emit_self_loop): the last instruction a direct branch back to
     // the block's start, every instruction a native register form.
     self_loop_ = loops_to_start_ = tight_loop_ = false;
@@ -154,6 +166,27 @@ void BlockEmitter::emit(const Block& b) {
         const uint64_t flags_in_eax = eax_flags_;
         eax_flags_ = 0;
         merged_ = 0;
+        if (forms[k] != Native::Jcc) cond_in_cl_ = false;  // only the fused Jcc reads CL
+        fuse_ = {};
+        tight_alu_ = tight_kind_ && k + 2 == n;
+        if (tight_alu_ && (done_ != 0 || pending_rip_ + in.len + b.insns[k + 1].len != loop_bytes_))
+            throw Xbyak::Error(Xbyak::ERR_INTERNAL);  // (emit_branch would not loop tightly)
+        if (!tight_alu_ && k + 1 < n && fusable(forms[k], forms[k + 1], b.insns[k + 1]))
+            fuse_ = {&b.insns[k + 1], forms[k + 1], flags_use_after(forms, b, k + 1)};
+        // Pending flags end after the instruction that overwrites them (emit_flags.cc);
+        // an ALU form leaving its own pending flags clears pending_end_ (alu_tail).
+        if (pending_end_) pending_flags_ = 0;
+        pending_end_ = !is_flagless_register_form(forms[k]) && !is_plain_memory_form(forms[k]);
+        // A fused SETcc or CMOVcc was emitted with its producer: skipped here.
+        // (After a memory form its handler's path joins too: RDX known on neither.)
+        const auto skip_fused = [&](bool rdx) {
+            if (fuse_.in && fuse_.f != Native::Jcc) {
+                pending_rip_ += fuse_.in->len;
+                rdx_gpr_ = rdx ? fused_rdx_ : kNoGpr;
+                ++k;
+            }
+            fuse_ = {};
+        };
         if (forms[k] == Native::None) {
             call_handler(in, k);
             continue;
@@ -166,7 +199,9 @@ void BlockEmitter::emit(const Block& b) {
             emit_branch(in, forms[k], k, k + 1 == n ? &b : nullptr, quiet, flags_in_eax);
             continue;
         }
-        const bool live = flags_live_after(forms, b, k);
+        const FlagUse use = flags_use_after(forms, b, k);
+        const bool live = use != FlagUse::Dead;
+        pending_ok_ = use == FlagUse::FaultOnly;
         switch (forms[k]) {
             case Native::MovRR:
             case Native::MovRI:
@@ -202,6 +237,7 @@ void BlockEmitter::emit(const Block& b) {
             case Native::ExtRM:
                 emit_mem(in, forms[k], alus[k], k, live);
                 eax_flags_ = merged_;
+                skip_fused(false);
                 continue;  // synced RIP and the done count itself
             case Native::AluMR:
             case Native::IncM:
@@ -226,6 +262,7 @@ void BlockEmitter::emit(const Block& b) {
             case Native::AluRI:
                 emit_alu(in, forms[k], alus[k], live);
                 eax_flags_ = merged_;  // a Jcc next tests them there
+                skip_fused(true);
                 break;
             case Native::Inc:
             case Native::Dec:
@@ -282,32 +319,36 @@ void BlockEmitter::emit_epilogue(bool count_in_rbp) {
 }
 
 void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow,
-                                 Xbyak::Label& done, bool load, bool flags_to_eax, bool lazy) {
+                                 Xbyak::Label& done, bool load, bool flags_to_eax, bool lazy,
+                                 std::function<void()> tail) {
     const uint64_t pending = pending_rip_;
     const size_t done_before = done_;
     const uint32_t dirty = dirty_;
-    cold_.push_back(
-        [this, &in, k, &slow, &done, load, flags_to_eax, lazy, pending, done_before, dirty] {
-            L(slow);
-            if (quiet_) {
-                // The running block, should the handler fault or abandon the instruction
-                // (a quiet block's chaining entry does not note it).
-                mov(r11, reinterpret_cast<uint64_t>(block_));
-                mov(qword[rbx + off_.chained], r11);
-            }
-            pending_rip_ = pending;
-            done_ = done_before;
-            dirty_ = dirty;  // the registers written before this instruction
-            flush_cache();
-            if (load) {
-                sync(k);  // a fault in the load sees the instruction's RIP and count
-                emit_load_slow(in, k, done, lazy, pending, done_before);
-            }
-            call_handler(in, k);  // syncs RIP and the done count first; reloads the cache
-            if (flags_to_eax) mov(eax, dword[rbx + off_.rflags]);
-            if (lazy) rejoin_lazy(in, pending, done_before);
-            jmp(done, T_NEAR);
-        });
+    const uint8_t flags = pending_flags_;  // pending flags a fault or the handler may see
+    cold_.push_back([this, &in, k, &slow, &done, load, flags_to_eax, lazy, pending, done_before,
+                     dirty, flags, tail = std::move(tail)] {
+        L(slow);
+        if (flags) merge_pending(flags);
+        if (quiet_) {
+            // The running block, should the handler fault or abandon the instruction
+            // (a quiet block's chaining entry does not note it).
+            mov(r11, reinterpret_cast<uint64_t>(block_));
+            mov(qword[rbx + off_.chained], r11);
+        }
+        pending_rip_ = pending;
+        done_ = done_before;
+        dirty_ = dirty | (flags ? kFlagsBit : 0);  // what was written before it
+        flush_cache();
+        if (load) {
+            sync(k);  // a fault in the load sees the instruction's RIP and count
+            emit_load_slow(in, k, done, lazy, pending, done_before);
+        }
+        call_handler(in, k);  // syncs RIP and the done count first; reloads the cache
+        if (flags_to_eax) mov(eax, dword[rbx + off_.rflags]);
+        if (lazy) rejoin_lazy(in, pending, done_before);
+        if (tail) tail();
+        jmp(done, T_NEAR);
+    });
 }
 
 void BlockEmitter::rejoin_lazy(const DecodedInsn& in, uint64_t pending, size_t done_before) {
@@ -393,50 +434,6 @@ void BlockEmitter::emit_probe_bits() {
     mov(qword[rsp + kProbeBitsAt], rax);
 }
 
-void BlockEmitter::jump_unless(uint8_t cc, Xbyak::Label& to, uint64_t in_eax) {
-    const int32_t fl = off_.rflags;
-    cc &= 0xF;
-    const uint32_t bits[6] = {
-        static_cast<uint32_t>(FLAG_OF), static_cast<uint32_t>(FLAG_CF),
-        static_cast<uint32_t>(FLAG_ZF), static_cast<uint32_t>(FLAG_CF | FLAG_ZF),
-        static_cast<uint32_t>(FLAG_SF), static_cast<uint32_t>(FLAG_PF)};
-    // The flags the instruction before left in EAX when they hold what is tested (no
-    // wait for RFLAGS's store).
-    const uint64_t need = cc >> 1 < 6 ? bits[cc >> 1] : FLAG_SF | FLAG_OF | FLAG_ZF;
-    const bool eax_ok = (need & ~in_eax) == 0;
-    if (cc >> 1 < 6) {
-        if (eax_ok)
-            test(eax, bits[cc >> 1]);
-        else if (flags_cached_)
-            test(r13d, bits[cc >> 1]);
-        else
-            test(dword[rbx + fl], bits[cc >> 1]);
-    } else {
-        // L: SF != OF; LE: ZF or SF != OF. OF (bit 11) shifted onto SF (bit 7).
-        if (eax_ok)
-            mov(ecx, eax);
-        else if (flags_cached_)
-            mov(ecx, r13d);
-        else
-            mov(ecx, dword[rbx + fl]);
-        mov(r8d, ecx);
-        shr(r8d, 4);
-        xor_(r8d, ecx);
-        and_(r8d, static_cast<uint32_t>(FLAG_SF));
-        if (cc >> 1 == 7) {
-            and_(ecx, static_cast<uint32_t>(FLAG_ZF));
-            or_(r8d, ecx);
-        } else {
-            test(r8d, r8d);
-        }
-    }
-    // Odd condition codes are the negations (SDM vol. 2 appendix B.1.4.7).
-    if (cc & 1)
-        jnz(to, T_NEAR);
-    else
-        jz(to, T_NEAR);
-}
-
 void BlockEmitter::canonical_or(const Xbyak::Reg64& r, Xbyak::Label& slow) {
     mov(r8, r);
     shl(r8, 16);
@@ -466,9 +463,11 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
             emit_tight_loop(*last, exit_taken);
             // The way taken when the loop cannot go on (out of line): the usual exit.
             const uint32_t dirty = dirty_;
-            cold_.push_back([this, &in, k, last, quiet, pending, &slow, &exit_taken, dirty] {
+            const uint8_t flags = pending_flags_;  // the tight loop's (tight_kind_)
+            cold_.push_back([this, &in, k, last, quiet, pending, &slow, &exit_taken, dirty, flags] {
                 L(exit_taken);
                 dirty_ = dirty;
+                if (flags) merge_pending(flags);
                 flush_cache();
                 mov(r10, qword[rbx + off_.rip]);
                 add(r10, static_cast<uint32_t>(pending + in.len + in.op[0].value));
@@ -480,6 +479,7 @@ void BlockEmitter::emit_branch(const DecodedInsn& in, Native f, size_t k, const 
             });
             // Not taken: the block's direct exit (as below).
             L(way_not_taken);
+            if (pending_flags_) merge_pending(pending_flags_);
             flush_cache();
             mov(r10, qword[rbx + off_.rip]);
             add(r10, static_cast<uint32_t>(pending + in.len));
@@ -627,8 +627,18 @@ void BlockEmitter::emit_mem(const DecodedInsn& in, Native f, Alu k, size_t idx, 
     const bool rmw = f == Native::AluMI && k != Alu::Cmp && k != Alu::Test;
     Xbyak::Label& slow = block_label();
     Xbyak::Label& done = block_label();
+    // An ALU memory form's handler's path: what its fast path leaves beyond RFLAGS (a fused
+    // consumer's result, pending flags).
+    std::function<void()> tail;
+    const uint8_t leaves = f == Native::AluRM ? alu_pending_kind(k) : 0;
+    if ((fuse_.in || leaves) && f == Native::AluRM) {
+        tail = [this, c = fuse_, leaves] {
+            if (c.in) emit_consumer_from_rflags(c);
+            if (leaves) pending_from_rflags(leaves);
+        };
+    }
     defer_handler(in, idx, slow, done, f == Native::MovRM,
-                  flags_live && (f == Native::AluRM || f == Native::AluMI), true);
+                  flags_live && (f == Native::AluRM || f == Native::AluMI), true, std::move(tail));
     // A read-modify-write reads through the read entry and writes through the write
     // entry, as the handler's read_op and write_op do: both must hit.
     // Every form here accesses [RDX + RAX] before it writes RAX, except an ALU r, m whose
@@ -746,35 +756,6 @@ void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Labe
     if (lazy) rejoin_lazy(in, pending, done_before);
     jmp(done, T_NEAR);
     L(handler);
-}
-
-bool BlockEmitter::flags_live_after(const std::vector<Native>& f, const Block& b, size_t k) {
-    // Dead once later register forms have written every status flag (together: INC
-    // then ROL, say) before anything reads one. A memory form may take its handler's
-    // path and fault there: the flags must be in RFLAGS by then (the ALU memory forms
-    // write them only after the access).
-    uint64_t written = 0;
-    for (size_t j = k + 1; j < f.size(); ++j) {
-        if (is_flagless_register_form(f[j])) continue;
-        const uint64_t w = flags_written(f[j], b.insns[j]);
-        if (w == 0) return true;  // reads them, keeps them, may fault, or a handler
-        written |= w;
-        if ((written & FLAGS_ARITH) == FLAGS_ARITH) return false;
-    }
-    return true;
-}
-
-void BlockEmitter::merge_flags(uint64_t mask) {
-    if (flags_cached_) {
-        and_(r13, static_cast<uint32_t>(~mask));  // sign-extended: keeps bits 12 and up
-        or_(r13, rax);
-        dirty_ |= kFlagsBit;
-        return;
-    }
-    mov(r11, qword[rbx + off_.rflags]);
-    and_(r11, static_cast<uint32_t>(~mask));  // sign-extended: keeps bits 12 and up
-    or_(r11, rax);
-    mov(qword[rbx + off_.rflags], r11);
 }
 
 Xbyak::Reg BlockEmitter::sized(const Xbyak::Reg64& r, uint8_t size) {

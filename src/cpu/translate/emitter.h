@@ -2,8 +2,8 @@
 // writes one decoded block's host code into a slice of the code cache. Its parts:
 // emitter.cc (the block frame, handler calls, branches, memory operands), emit_cache.cc
 // (guest registers in host registers), emit_forms.cc (the native register forms of
-// forms.h), emit_stack.cc (stack and indirect branches) and chain.cc (chaining between
-// blocks).
+// forms.h), emit_flags.cc (the status flags: where they are needed, conditions, merges),
+// emit_stack.cc (stack and indirect branches) and chain.cc (chaining between blocks).
 #pragma once
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include <xbyak/xbyak.h>
@@ -251,8 +251,10 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // before the instruction nor stores them after it (join_handler_path): the handler's
     // path syncs them first and, back from the handler, sets them where the fast path
     // leaves them (rejoin_lazy).
+    // `tail`: emitted last on that path, before it rejoins (a fused consumer's).
     void defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& slow, Xbyak::Label& done,
-                       bool load = false, bool flags_to_eax = false, bool lazy = false);
+                       bool load = false, bool flags_to_eax = false, bool lazy = false,
+                       std::function<void()> tail = nullptr);
     void rejoin_lazy(const DecodedInsn& in, uint64_t pending, size_t done_before);
 
     // JMP rel32/rel8 and Jcc (op_jmp, op_jcc): RIP := next RIP, plus the displacement
@@ -349,8 +351,53 @@ class BlockEmitter : public Xbyak::CodeGenerator {
 
     // The status flags a native instruction computes are needed unless a later native
     // instruction of the block overwrites all six first (MOVs in between read none;
-    // anything else, or the block's end, may read them).
-    static bool flags_live_after(const std::vector<Native>& f, const Block& b, size_t k);
+    // anything else, or the block's end, may read them): Dead. FaultOnly: one later
+    // instruction overwrites all six, and in between only register moves and the memory
+    // moves (MOV r, m; MOV m, r/imm; MOVZX/MOVSX r, m), whose handler's path alone could
+    // see them (a fault, or the handler's RFLAGS); the overwriting instruction may be an
+    // ALU r, m or m, imm form, whose handler's path may see them too. (emit_flags.cc)
+    enum class FlagUse : uint8_t { Dead, FaultOnly, Live };
+    static FlagUse flags_use_after(const std::vector<Native>& f, const Block& b, size_t k) {
+        return flags_use_from(f, b, k + 1);
+    }
+    // The same for the flags in RFLAGS before instruction `from`.
+    static FlagUse flags_use_from(const std::vector<Native>& f, const Block& b, size_t from);
+    // A block that loops onto itself tightly (emit_tight_loop) and ends with an ALU
+    // register form and a Jcc whose flags, when the loop goes round, are FaultOnly or Dead
+    // from the block's start on: the ALU form leaves them pending (its LAHF result in the
+    // frame, not merged), the Jcc tests the host's flags themselves, and the loop's exits
+    // and handlers' paths merge them (merge_pending). The frame gets the pending flags from
+    // R13 where the block is entered, before loop_top_, so that from loop_top_ on until
+    // their first overwriting both ways in hold the flags there. Returns the pending kind
+    // (0: not so).
+    uint8_t tight_flags_kind(const Block& b, const std::vector<Native>& forms,
+                             const std::vector<Alu>& alus) const;
+    uint8_t tight_kind_ = 0;     // tight_flags_kind of the block
+    bool tight_alu_ = false;     // the ALU form being emitted is that one
+    bool cond_in_host_ = false;  // the host's flags hold the next Jcc's (jump_unless)
+    // Host Jcc of condition `cc` to `to`.
+    void host_jcc(uint8_t cc, Xbyak::Label& to);
+    // Flags needed only on handlers' paths (FaultOnly after an ALU form, alu_tail): the
+    // host's LAHF (and SETO) result in the frame ([RSP + kFlagsRawAt]: AX, or AH alone
+    // after AND/OR/XOR/TEST), merged into RFLAGS only by the paths that need it
+    // (defer_handler); R13 keeps older flags meanwhile, which the overwriting
+    // instruction replaces. pending_flags_: what the frame holds now (0: nothing, else its
+    // kind: PendingArith, AX after an arithmetic ALU form; PendingLogic, AH after a logic
+    // one or SAR; PendingShr, AH and SHR's OF in AL; PendingShl, AH after SHL);
+    // pending_ok_: the form being emitted may leave its flags so (ALU register and ALU
+    // r, m forms, shifts by an immediate); pending_end_: the instruction being emitted
+    // ends the pending flags' span.
+    static constexpr int32_t kFlagsRawAt = 16;
+    static constexpr uint8_t PendingArith = 1, PendingLogic = 2, PendingShr = 3, PendingShl = 4;
+    uint8_t pending_flags_ = 0;
+    bool pending_ok_ = false, pending_end_ = false;
+    // The pending kind the ALU form of kind `k` being emitted leaves (0: none).
+    uint8_t alu_pending_kind(Alu k) const;
+    // The pending flags of kind `kind` into R13 (a handler's path, before it flushes).
+    void merge_pending(uint8_t kind);
+    // The frame's pending flags of kind `kind` from R13, on the handler's path of the ALU
+    // form that left them, so that both paths leave the frame alike.
+    void pending_from_rflags(uint8_t kind);
 
     // Merges host-computed status flags in EAX into the guest's RFLAGS, replacing `mask`.
     void merge_flags(uint64_t mask);
@@ -398,6 +445,36 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     void merge_alu_flags(bool logic);
     // Captured flags `take` into RFLAGS, whose `replace` bits are cleared first.
     void merge_host_flags(uint64_t take, uint64_t replace);
+
+    // A flag consumer fused with the ALU instruction before it (emit_flags.cc): SETcc
+    // and CMOVcc after an ALU register or ALU r, m form read the host's flags, which are
+    // the guest's for every condition (CF ZF SF OF PF), between the host instruction and
+    // the merge into RFLAGS (LAHF and SETO change no flag); the merge itself only if the
+    // flags are live after the consumer. A Jcc on a signed condition (L, GE, LE, G) after
+    // one gets its condition from the host's flags in CL (SETcc), tested at the branch
+    // (jump_unless) instead of SF, OF and ZF picked out of RFLAGS. The ALU r, m form's
+    // handler path runs the consumer (or, for a Jcc, sets CL) from RFLAGS itself.
+    struct Fused {
+        const DecodedInsn* in = nullptr;  // the consumer (null: none)
+        Native f = Native::None;          // its form: Setcc, Cmovcc or Jcc
+        FlagUse use = FlagUse::Live;      // the flags after it
+    };
+    // Whether consumer `c` of form `cf` can be fused with producer form `pf`.
+    static bool fusable(Native pf, Native cf, const DecodedInsn& c);
+    // The consumer fuse_ names, on the host's flags (after the ALU instruction's result is
+    // written back).
+    void emit_fused_consumer();
+    // The same from RFLAGS (R13), on the producer's handler path; a Jcc's condition into CL.
+    void emit_consumer_from_rflags(const Fused& c);
+    // After an ALU instruction (its result in RDX unless `cached`): the write-back, the
+    // fused consumer and the flags (alu_flags, alu_cached_flags).
+    void alu_tail(const DecodedInsn& in, Alu k, bool flags_live, bool cached);
+    // Host SETcc and CMOVcc of condition `cc` (Cpu::cond's numbering, the opcode's).
+    void host_setcc(uint8_t cc, const Xbyak::Operand& op);
+    void host_cmovcc(uint8_t cc, const Xbyak::Reg& r, const Xbyak::Operand& op);
+    Fused fuse_;                  // the consumer of the instruction being emitted
+    bool cond_in_cl_ = false;     // CL holds the next Jcc's condition (jump_unless)
+    uint8_t fused_rdx_ = kNoGpr;  // the guest register RDX holds after the fused consumer
 
     // The host instruction of ALU kind `k` (ADC and SBB after carry_in).
     void alu_op(Alu k, const Xbyak::Reg& d, const Xbyak::Operand& s);

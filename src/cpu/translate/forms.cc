@@ -389,6 +389,10 @@ Native native_branch(const DecodedInsn& in, Mode mode) {
     }
 }
 
+bool is_plain_memory_form(Native f) {
+    return f == Native::MovRM || f == Native::MovMR || f == Native::MovMI || f == Native::ExtRM;
+}
+
 bool is_memory_form(Native f) {
     switch (f) {
         case Native::MovRM:

@@ -79,6 +79,9 @@ Native native_branch(const DecodedInsn& in, Mode mode);
 bool is_lockable_form(Native f);
 // Whether form `f` touches guest memory (and so may take its handler's path and fault).
 bool is_memory_form(Native f);
+// Whether form `f` is a MOV, MOVZX or MOVSX with a memory operand (emit_mem): it reads
+// and writes no status flag, and only its handler's path can fault.
+bool is_plain_memory_form(Native f);
 // Whether form `f` neither reads nor writes the status flags nor can fault.
 bool is_flagless_register_form(Native f);
 // Whether form `f` of `in` writes all six status flags without reading any.
