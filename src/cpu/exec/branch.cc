@@ -3,6 +3,13 @@
 #include "cpu/exec/handlers.h"
 
 namespace softkvm::cpu {
+
+FarPointer read_far_pointer(Cpu& c, const DecodedInsn& i, int op, uint8_t size) {
+    const uint64_t lin = c.linear(i.op[op]);
+    const uint64_t offset = c.read_mem(lin, size);
+    return {offset, static_cast<uint16_t>(c.read_mem(lin + size, 2))};
+}
+
 namespace {
 
 // Target of a relative branch, truncated to the operand size outside 64-bit mode.
@@ -36,10 +43,9 @@ void far_pointer(Cpu& c, const DecodedInsn& i, uint64_t& offset, uint16_t& sel) 
         sel = i.op[0].far_selector;
         return;
     }
-    uint64_t lin = c.linear(i.op[0]);
-    uint8_t osz = i.opsize;
-    offset = c.read_mem(lin, osz);
-    sel = static_cast<uint16_t>(c.read_mem(lin + osz, 2));
+    const FarPointer p = read_far_pointer(c, i, 0, i.opsize);
+    offset = p.offset;
+    sel = p.selector;
 }
 
 void op_jmp(Cpu& c, const DecodedInsn& i) {

@@ -51,6 +51,14 @@ void op_mov_dr(Cpu& c, const DecodedInsn& i);
 
 void op_ud(Cpu& c, const DecodedInsn& i);
 
+// A far pointer in memory (m16:16, m16:32 or m16:64: the offset of `size` bytes, then the
+// selector), as far JMP/CALL and LDS/LES/LSS/LFS/LGS read it; operand `op` of `i`.
+struct FarPointer {
+    uint64_t offset;
+    uint16_t selector;
+};
+FarPointer read_far_pointer(Cpu& c, const DecodedInsn& i, int op, uint8_t size);
+
 // A specialised handler for a hot operand form of `mnemonic` (exec/fast.cc), or null.
 Handler fast_handler(uint16_t mnemonic, const DecodedInsn& in);
 

@@ -148,12 +148,9 @@ void op_xlat(Cpu& c, const DecodedInsn& i) {
 // segment register is loaded (and may fault) before the general register changes.
 template <SegReg Seg>
 void op_load_far(Cpu& c, const DecodedInsn& i) {
-    const uint8_t size = i.opsize;
-    const uint64_t lin = c.linear(i.op[1]);
-    const uint64_t offset = c.read_mem(lin, size);
-    const auto sel = static_cast<uint16_t>(c.read_mem(lin + size, 2));
-    c.load_segment(Seg, sel);
-    c.write_gpr(i.op[0].reg, size, offset);
+    const FarPointer p = read_far_pointer(c, i, 1, i.opsize);
+    c.load_segment(Seg, p.selector);
+    c.write_gpr(i.op[0].reg, i.opsize, p.offset);
 }
 
 }  // namespace
