@@ -64,7 +64,8 @@ class EmuVcpu final : public Vcpu {
                 {"translated_blocks", t.blocks_translated},
                 {"code_cache_flushes", t.cache_flushes},
                 {"chained_blocks", t.chained_blocks},
-                {"translated_code_bytes", t.code_bytes}};
+                {"translated_code_bytes", t.code_bytes},
+                {"native_slow_paths", t.slow_paths}};
     }
     Status set_cpu_model(const std::string& name, int lbr_fmt) override {
         const cpu::CpuModel* m =

@@ -796,6 +796,9 @@ class Cpu {
     uint64_t insns_decoded_ = 0;
     uint64_t cache_flushes_ = 0;
     uint64_t mmio_resumes_ = 0;
+    // Native forms of translated code sent to their handler (a TLB probe's miss, a
+    // non-canonical target; Translator::Stats::slow_paths).
+    uint64_t slow_paths_ = 0;
 
     // Deliveries since the last retired instruction (set_stall_limit): the retired count
     // at the last delivery, how many since it retired, and the last one's vector and RIP.

@@ -208,9 +208,7 @@ void BlockEmitter::emit(const Block& b) {
                 emit_mov(in, forms[k]);
                 break;
             case Native::Lea:
-                emit_ea(in, in.op[1]);
-                if (in.opsize == 4) mov(eax, eax);
-                mov(wgpr(in.op[0].reg), rax);
+                emit_lea(in);
                 break;
             case Native::Nop:
                 break;
@@ -328,6 +326,7 @@ void BlockEmitter::defer_handler(const DecodedInsn& in, size_t k, Xbyak::Label& 
     cold_.push_back([this, &in, k, &slow, &done, load, flags_to_eax, lazy, pending, done_before,
                      dirty, flags, tail = std::move(tail)] {
         L(slow);
+        add(qword[rbx + off_.slow_paths], 1);  // (Translator::Stats)
         if (flags) merge_pending(flags);
         if (quiet_) {
             // The running block, should the handler fault or abandon the instruction
@@ -585,6 +584,42 @@ void BlockEmitter::emit_ea(const DecodedInsn& in, const Operand& o) {
     if (o.addrsize == 4) mov(eax, eax);
 }
 
+void BlockEmitter::emit_lea(const DecodedInsn& in) {
+    const Operand& o = in.op[1];
+    const uint8_t d = in.op[0].reg;
+    // Into a cached destination with one host LEA where the guest's result is the host's:
+    // a 64-bit LEA of a 64-bit address, or a 32-bit LEA (the sum's low 32 bits, whatever
+    // the address size). Base and index where they are (a cached register, else loaded
+    // into RAX and RCX).
+    const bool one = is_cached(d) && (in.opsize == 8 ? o.addrsize == 8 : in.opsize == 4) &&
+                     o.reg != kRegRip && (o.reg != kNoReg || o.index != kNoReg);
+    if (!one) {
+        emit_ea(in, o);
+        if (in.opsize == 4) mov(eax, eax);
+        mov(wgpr(d), rax);
+        return;
+    }
+    const auto where = [&](uint8_t g, const Xbyak::Reg64& scratch) {
+        if (is_cached(g)) return host_of(g);
+        mov(scratch, mem_gpr(g, 8));
+        return scratch;
+    };
+    Xbyak::RegExp ea;
+    if (o.index != kNoReg) {
+        ea = Xbyak::RegExp(where(o.index, rcx) * (1 << o.scale_shift));
+        if (o.reg != kNoReg) ea = ea + where(o.reg, rax);
+    } else {
+        ea = Xbyak::RegExp(where(o.reg, rax));
+    }
+    ea = ea + static_cast<int32_t>(o.value);
+    const Xbyak::Reg64 to = host_of(d);
+    if (in.opsize == 4)
+        lea(to.cvt32(), ptr[ea]);
+    else
+        lea(to, ptr[ea]);
+    written(d);
+}
+
 void BlockEmitter::emit_lin(const DecodedInsn& in, const Operand& m) {
     emit_ea(in, m);
     const bool flat = mode_ == Mode::Long64 && m.seg != FS && m.seg != GS;
@@ -604,15 +639,26 @@ void BlockEmitter::emit_probe_at(uint8_t size, int32_t table, Xbyak::Label& slow
     // The low bits come from the frame (emit_probe_bits): with alignment checking on,
     // bit 2 makes every access miss, and its handler checks it (read_mem does not look
     // into the TLB then).
-    lea(r9, ptr[lin + (size - 1)]);
+    const bool plain = lin.getDisp() == 0 && !lin.getIndex().getBit();  // a register
+    const Xbyak::Reg64 reg(lin.getBase().getIdx());
+    if (plain && size == 1)
+        mov(r9, reg);
+    else
+        lea(r9, ptr[lin + (size - 1)]);
     and_(r9, static_cast<uint32_t>(~0xFFFu));  // sign-extended: keeps bits 12-63
     or_(r9, qword[rsp + kProbeBitsAt]);
-    // Entry (lin >> 12) & 1023 of 32-byte entries: its offset is (lin >> 7) & (1023 << 5).
-    if (lin.getDisp() == 0 && !lin.getIndex().getBit())
-        mov(r8, Xbyak::Reg64(lin.getBase().getIdx()));
-    else
-        lea(r8, ptr[lin]);
-    shr(r8, 7);
+    // Entry (lin >> 12) & 1023 of 32-byte entries: its offset is (lin >> 7) & (1023 << 5),
+    // or (lin rotated right by 7) & (1023 << 5) (BMI2's RORX: no copy of the register, no
+    // flags written).
+    if (plain && bmi2_) {
+        rorx(r8, reg, 7);
+    } else {
+        if (plain)
+            mov(r8, reg);
+        else
+            lea(r8, ptr[lin]);
+        shr(r8, 7);
+    }
     and_(r8d, 1023 << 5);
     cmp(r9, qword[rbx + r8 + table]);
     jne(slow, T_NEAR);

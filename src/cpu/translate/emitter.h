@@ -37,6 +37,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // The RIP the block was built at (Block::host_rip): its LBR recording (emit_lbr.cc)
     // takes its branch's addresses from it.
     void set_start_rip(uint64_t rip) { start_rip_ = rip; }
+    // BMI2 instructions (RORX in the software-TLB probe) in the blocks emitted from now
+    // on: only where the host has them (Translator::set_bmi2).
+    void set_bmi2(bool on) { bmi2_ = on; }
     // Where the LBR recording gets the index of a branch's constants (Lbr::add_site).
     void set_lbr_sites(std::function<uint32_t(const Lbr::Site&)> f) { lbr_sites_ = std::move(f); }
     // Room for the LBR recording of one chain exit (emit_lbr_record), in bytes.
@@ -267,6 +270,9 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // The effective address of `o` into RAX (Cpu::effective_address): displacement,
     // base (RIP: the next instruction's), index << scale, wrapped to the address size.
     void emit_ea(const DecodedInsn& in, const Operand& o);
+    // LEA (op_lea): the effective address, truncated to the operand size, into the
+    // destination register.
+    void emit_lea(const DecodedInsn& in);
 
     // MOV r, m; MOV m, r; ALU r, m (fast.cc's mov_rm, mov_mr, alu_rm): the address, then
     // the software TLB as Cpu::read_mem/write_mem probe it — an entry for the page at this
@@ -311,6 +317,8 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // The same for the linear address `lin` (a register plus a displacement, or RAX),
     // leaving RDX = the entry's addend: the host address is [lin + RDX].
     void emit_probe_at(uint8_t size, int32_t table, Xbyak::Label& slow, const Xbyak::RegExp& lin);
+    // The host has BMI2 (RORX) and the translator lets the probe use it (set_bmi2).
+    bool bmi2_ = false;
     // The low bits of emit_probe's tag into the frame ([RSP + kProbeBitsAt]): valid, user
     // (CPL 3) and, while alignment checking is on, kProbeNoEntry, a bit no valid entry's
     // tag has (an invalid one has bits 3-11 set, which a probe's never has). Computed when

@@ -27,6 +27,7 @@ struct CpuLayout {
     int32_t bus_lock_watch;
     int32_t pending_db, trace_left, debugctl, rep_room, chained, block_insns, block_cpl;
     int32_t pmu_synced, chained_blocks;
+    int32_t slow_paths;  // Cpu::slow_paths_
     // LBR recording by translated code (emit_lbr.cc): Lbr's chain state (trace_done_)
     // and filter (trace_keep_, trace_pop_ret_), its log (log_to_, log_stamp_,
     // log_flags_, log_site_, logged_), its BranchPredictor's tables (counter_, jcc_step_, target_,

@@ -55,6 +55,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     : cpu_(cpu),
       cache_(std::make_unique<CodeCache>(cache_bytes)),
       map_(JitMap::from_environment()) {
+    set_bmi2(true);
     CpuLayout& l = layout_;
     l.rip = offset_in(cpu, cpu.s_.rip);
     l.next_rip = offset_in(cpu, cpu.next_rip_);
@@ -94,6 +95,7 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.block_cpl = offset_in(cpu, cpu.block_cpl_);
     l.pmu_synced = offset_in(cpu, cpu.pmu_synced_);
     l.chained_blocks = offset_in(cpu, cpu.chained_blocks_);
+    l.slow_paths = offset_in(cpu, cpu.slow_paths_);
     const Lbr& lbr = cpu.lbr_;
     l.lbr_trace_done = offset_in(cpu, lbr.trace_done_);
     l.lbr_trace_keep = offset_in(cpu, lbr.trace_keep_);
@@ -194,10 +196,12 @@ void Translator::reset() {
     translated_ = 0;
     code_bytes_ = 0;
     native_ = true;
+    set_bmi2(true);
 }
 
 Translator::Stats Translator::stats() const {
-    return {translated_, cache_->flushes(), cache_->used(), cpu_.chained_blocks_, code_bytes_};
+    return {translated_,          cache_->flushes(), cache_->used(),
+            cpu_.chained_blocks_, code_bytes_,       cpu_.slow_paths_};
 }
 
 Translator::BlockFn Translator::code_for(Block& b) {
@@ -223,7 +227,18 @@ bool host_has_lahf() {
     return __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & 1);
 }
 
+// BMI2 (CPUID.(EAX=07H, ECX=0):EBX[8]): the TLB probe's RORX.
+bool host_has_bmi2() {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 8 & 1);
+}
+
 }  // namespace
+
+void Translator::set_bmi2(bool on) {
+    static const bool host = host_has_bmi2();
+    bmi2_ = on && host;
+}
 
 Translator::BlockFn Translator::translate(Block& b) {
     // Each chain exit (two after a last Jcc) may hold its LBR recording.
@@ -240,6 +255,7 @@ Translator::BlockFn Translator::translate(Block& b) {
         static const bool lahf = host_has_lahf();
         emitter_->start(at, need, lahf && native_);
         emitter_->set_start_rip(b.host_rip);
+        emitter_->set_bmi2(bmi2_);
         emitter_->emit(b);
         used = emitter_->getSize();
         chain = emitter_->chain_entry();
@@ -268,6 +284,8 @@ Translator::BlockFn Translator::translate(Block& b) {
 Translator::BlockFn Translator::translate(Block&) {
     return nullptr;
 }
+
+void Translator::set_bmi2(bool) {}
 
 #endif
 

@@ -49,6 +49,10 @@ class Translator {
     // Native code for frequent instruction forms (on by default); off, every instruction
     // calls its handler. Applies to blocks translated afterwards.
     void set_native(bool on) { native_ = on; }
+    // BMI2 (RORX in the software-TLB probe) where the host has it (the default); off, the
+    // probe's form without it (tests keep both tried). Applies to blocks translated
+    // afterwards.
+    void set_bmi2(bool on);
     // Blocks are translated when they start their `runs`-th time (the interpreter runs
     // them before: code that runs once costs no translation). 1, the default: at the
     // first run (what differential tests and the fuzz target compare); VMs take kHotRuns.
@@ -79,6 +83,9 @@ class Translator {
         uint64_t cache_bytes_used = 0;
         uint64_t chained_blocks = 0;  // blocks entered from another block's code
         uint64_t code_bytes = 0;      // host code written for blocks, over every flush
+        // Native instructions that took their handler's path (defer_handler): a
+        // software-TLB probe's miss, a non-canonical branch target.
+        uint64_t slow_paths = 0;
     };
     Stats stats() const;
     // Where the generated code finds the CPU's fields (offsets from the Cpu object).
@@ -100,6 +107,7 @@ class Translator {
     bool stubs_ =
         false;  // the shared lookup code is in the cache (BlockEmitter::emit_lookup_stubs)
     bool native_ = true;  // frequent forms as host instructions (else: handler calls only)
+    bool bmi2_ = false;   // set_bmi2 (in the constructor: whether the host has BMI2)
     uint32_t translate_after_ = kDefaultTranslateAfter;
 };
 
