@@ -357,17 +357,7 @@ void BlockEmitter::merge_host_flags(uint64_t take, uint64_t replace) {
     // through it.
     and_(eax, static_cast<uint32_t>(take));
     merged_ = take;
-    if (flags_cached_) {
-        and_(r13, static_cast<uint32_t>(~replace));  // sign-extended: keeps bits 12 and up
-        or_(r13, rax);
-        dirty_ |= kFlagsBit;
-        return;
-    }
-    mov(r11, qword[rbx + off_.rflags]);
-    and_(r11, static_cast<uint32_t>(~replace));  // sign-extended: keeps bits 12 and up
-    or_(r11, rax);
-    mov(qword[rbx + off_.rflags], r11);
-    merged_ = take;
+    merge_flags(replace);
 }
 
 void BlockEmitter::carry_in() {
