@@ -61,11 +61,10 @@ BlockEmitter::FlagUse BlockEmitter::flags_use_from(const std::vector<Native>& f,
 uint8_t BlockEmitter::tight_flags_kind(const Block& b, const std::vector<Native>& forms,
                                        const std::vector<Alu>& alus) const {
     const size_t n = forms.size();
-    if (n < 2 || forms[n - 1] != Native::Jcc) return 0;
+    // (loops_to_start_: the block's last branch targets its start, emit_block)
+    if (!loops_to_start_ || n < 2 || forms[n - 1] != Native::Jcc) return 0;
     if (forms[n - 2] != Native::AluRR && forms[n - 2] != Native::AluRI) return 0;
-    int64_t bytes = 0;
     for (size_t k = 0; k < n; ++k) {
-        bytes += b.insns[k].len;
         switch (forms[k]) {
             case Native::None:  // (a quiet block has none)
             case Native::Push:  // the stack and branch forms sync RIP and the done count:
@@ -81,7 +80,6 @@ uint8_t BlockEmitter::tight_flags_kind(const Block& b, const std::vector<Native>
                 break;
         }
     }
-    if (b.insns[n - 1].op[0].value != -bytes) return 0;  // not back to its start
     if (flags_use_from(forms, b, 0) == FlagUse::Live) return 0;
     const Alu k = alus[n - 2];
     return k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test ? PendingLogic

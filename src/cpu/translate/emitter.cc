@@ -128,14 +128,6 @@ void BlockEmitter::emit(const Block& b) {
     choose_cache(b, forms);
     // Not the registers the block writes whole before it reads them.
     reload_cache(written_first(b, forms));
-    tight_kind_ = quiet && flags_cached_ ? tight_flags_kind(b, forms, alus) : 0;
-    if (tight_kind_) pending_from_rflags(tight_kind_);
-    loop_top_.clear();
-    L(loop_top_);
-    if (tight_kind_) {
-        pending_flags_ = tight_kind_;  // (both ways into loop_top_)
-        pending_end_ = false;
-    }
     // A loop onto itself (emit_self_loop): the last instruction a direct branch back to
     // the block's start, every instruction a native register form.
     self_loop_ = loops_to_start_ = tight_loop_ = false;
@@ -149,6 +141,14 @@ void BlockEmitter::emit(const Block& b) {
         loops_to_start_ = b.insns[n - 1].op[0].value == -bytes;
         loop_bytes_ = static_cast<uint64_t>(bytes);
         self_loop_ = regs_only && loops_to_start_;
+    }
+    tight_kind_ = quiet && flags_cached_ ? tight_flags_kind(b, forms, alus) : 0;
+    if (tight_kind_) pending_from_rflags(tight_kind_);
+    loop_top_.clear();
+    L(loop_top_);
+    if (tight_kind_) {
+        pending_flags_ = tight_kind_;  // (both ways into loop_top_)
+        pending_end_ = false;
     }
     if (loops_to_start_) {
         // The tight loop (emit_branch) goes round without writing its cached registers
