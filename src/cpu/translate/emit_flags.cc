@@ -64,22 +64,10 @@ uint8_t BlockEmitter::tight_flags_kind(const Block& b, const std::vector<Native>
     // (loops_to_start_: the block's last branch targets its start, emit_block)
     if (!loops_to_start_ || n < 2 || forms[n - 1] != Native::Jcc) return 0;
     if (forms[n - 2] != Native::AluRR && forms[n - 2] != Native::AluRI) return 0;
-    for (size_t k = 0; k < n; ++k) {
-        switch (forms[k]) {
-            case Native::None:  // (a quiet block has none)
-            case Native::Push:  // the stack and branch forms sync RIP and the done count:
-            case Native::Pop:   // the last branch would not loop tightly (emit_branch)
-            case Native::Call:
-            case Native::Ret:
-            case Native::JmpR:
-            case Native::JmpM:
-            case Native::CallR:
-            case Native::CallM:
-                return 0;
-            default:
-                break;
-        }
-    }
+    // (A quiet block has no None; the stack and branch forms sync RIP and the done count:
+    // the last branch would not loop tightly, emit_branch.)
+    for (const Native f : forms)
+        if (f == Native::None || is_stack_branch_form(f)) return 0;
     if (flags_use_from(forms, b, 0) == FlagUse::Live) return 0;
     const Alu k = alus[n - 2];
     return k == Alu::And || k == Alu::Or || k == Alu::Xor || k == Alu::Test ? PendingLogic

@@ -150,7 +150,7 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
     // FROM, the block's size, a direct branch's TO, and that a direct jump or call is
     // always predicted), the count before the block, and what the site does not know (an
     // indirect branch's TO, the flags byte where the step leaves one). EDI: the log's next
-    // slot (256 slots: the low byte of the record count).
+    // slot (256 slots: the low byte of the record count), loaded on every way that records.
     Xbyak::Label done;
     const int32_t ras_top = off_.bp_ras_top;
     Lbr::Site site{from, 0, static_cast<uint32_t>(n), false, false};
@@ -169,6 +169,7 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
                              static_cast<int32_t>(static_cast<uint32_t>(last.op[0].value))));
     };
     const Xbyak::Address log_flags = byte[rbx + rdi + off_.lbr_log_flags];
+    if (kind != BranchKind::Jcc) movzx(edi, bpl);
     switch (kind) {
         case BranchKind::Jcc: {
             // The exit knows the way (emit_branch gives the taken one its own exit), or
@@ -187,13 +188,13 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             }
             L(taken);
             direct();
+            movzx(edi, bpl);
             // Taken with the counter saturated at "strongly taken" (byte 7): it stays, and
             // the branch was predicted (a loop's back edge): the record names a predicted
             // site and nothing is stored for the predictor.
             cmp(byte[rbx + counter], 7);
             jne(stepped, T_NEAR);
             site.predicted = true;
-            movzx(edi, bpl);
             emit_log_write(site, kind, to, false, kept);
             jmp(done, T_NEAR);
             L(stepped);
@@ -204,20 +205,17 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken]);
             mov(byte[rbx + counter], dl);
             flags_in_dh = true;
-            movzx(edi, bpl);
             break;
         }
         case BranchKind::NearRelCall:
             push_return();
             direct();
             site.predicted = true;
-            movzx(edi, bpl);
             break;
         case BranchKind::NearIndCall:
         case BranchKind::NearIndJmp: {
             if (kind == BranchKind::NearIndCall) push_return();
             const int32_t target = off_.bp_target + static_cast<int32_t>(8 * slot(from, kTargets));
-            movzx(edi, bpl);
             cmp(qword[rbx + target], to);
             setne(log_flags);
             mov(qword[rbx + target], to);
@@ -227,14 +225,12 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
             sub(dword[rbx + ras_top], 1);
             mov(ecx, dword[rbx + ras_top]);
             and_(ecx, 15);
-            movzx(edi, bpl);
             cmp(to, qword[rbx + rcx * 8 + off_.bp_ras]);
             setne(log_flags);
             break;
         default:  // NearRelJmp: always predicted
             direct();
             site.predicted = true;
-            movzx(edi, bpl);
             break;
     }
     emit_log_write(site, kind, to, flags_in_dh, kept);

@@ -202,6 +202,10 @@ void BlockEmitter::emit(const Block& b) {
         const FlagUse use = flags_use_after(forms, b, k);
         const bool live = use != FlagUse::Dead;
         pending_ok_ = use == FlagUse::FaultOnly;
+        if (is_stack_branch_form(forms[k])) {
+            emit_stack_branch(in, forms[k], k);
+            continue;
+        }
         switch (forms[k]) {
             case Native::MovRR:
             case Native::MovRI:
@@ -245,16 +249,6 @@ void BlockEmitter::emit(const Block& b) {
             case Native::CmpxchgM:
                 emit_rmw(in, forms[k], alus[k], k, live);
                 eax_flags_ = merged_;
-                continue;
-            case Native::Push:
-            case Native::Pop:
-            case Native::Call:
-            case Native::Ret:
-            case Native::JmpR:
-            case Native::JmpM:
-            case Native::CallR:
-            case Native::CallM:
-                emit_stack_branch(in, forms[k], k);
                 continue;
             case Native::AluRR:
             case Native::AluRI:

@@ -393,6 +393,22 @@ bool is_plain_memory_form(Native f) {
     return f == Native::MovRM || f == Native::MovMR || f == Native::MovMI || f == Native::ExtRM;
 }
 
+bool is_stack_branch_form(Native f) {
+    switch (f) {
+        case Native::Push:
+        case Native::Pop:
+        case Native::Call:
+        case Native::Ret:
+        case Native::JmpR:
+        case Native::JmpM:
+        case Native::CallR:
+        case Native::CallM:
+            return true;
+        default:
+            return false;
+    }
+}
+
 bool is_memory_form(Native f) {
     switch (f) {
         case Native::MovRM:

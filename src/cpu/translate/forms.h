@@ -82,6 +82,9 @@ bool is_memory_form(Native f);
 // Whether form `f` is a MOV, MOVZX or MOVSX with a memory operand (emit_mem): it reads
 // and writes no status flag, and only its handler's path can fault.
 bool is_plain_memory_form(Native f);
+// Whether form `f` is a stack or indirect-branch form (emit_stack_branch: PUSH, POP, CALL,
+// RET, JMP/CALL r/m), which stores RIP and the done count itself.
+bool is_stack_branch_form(Native f);
 // Whether form `f` neither reads nor writes the status flags nor can fault.
 bool is_flagless_register_form(Native f);
 // Whether form `f` of `in` writes all six status flags without reading any.
