@@ -5,6 +5,8 @@
 
 #include <Zydis/Zydis.h>
 
+#include "cpu/block.h"
+
 namespace softkvm::cpu {
 
 void Cpu::note_delivery(uint64_t from, uint64_t to, bool soft) {
@@ -54,20 +56,46 @@ void Cpu::after_block_cold(const DecodedInsn* in, size_t done, uint64_t rip_befo
             unsigned taken = (kind != BranchKind::Jcc) | (s_.rip != next);
             if (last.op[0].value == 0 && kind == BranchKind::Jcc) taken = jump_to_next_taken(last);
             const uint64_t to = s_.rip + seg_base_[CS];
-            mispredicted =
-                lbr_.predictor().resolve(kind, from + cs_base, taken, to, next + cs_base);
             if (lbr_on) {
                 // Only taken branches are recorded, and INT n recorded itself when it was
-                // delivered (note_delivery): the others go in as None, which nothing keeps.
-                const unsigned keep = taken & !soft_delivered_;
-                const auto as = static_cast<BranchKind>(static_cast<unsigned>(kind) * keep);
-                lbr_.record(from + cs_base, to, as, s_.cpl, mispredicted, icount_);
+                // delivered (note_delivery).
+                const bool keep = taken && !(kind == BranchKind::Far && soft_delivered_);
+                mispredicted = lbr_.branch_now(kind, from + cs_base, to, next + cs_base, keep,
+                                               s_.cpl, icount_);
+            } else {
+                mispredicted = lbr_.predictor().resolve(kind, from + cs_base, taken, to,
+                                                        next + cs_base, icount_);
             }
         }
     }
     soft_delivered_ = false;
     if (pmu_.active()) pmu_after_block(done, cpl, kind != BranchKind::None, mispredicted);
     pmu_synced_ = done;
+}
+
+bool Cpu::trace_step(uint64_t rip, uint8_t cpl, Lbr::TraceStep& st) {
+    // 64-bit code: linear = RIP. The translation it ran as was built for recording.
+    uint64_t phys = 0;
+    try {
+        phys = fetch_phys(rip, cpl == 3);
+    } catch (const GuestFault&) {
+        return false;
+    }
+    const uint64_t key = (phys << 3) | Block::kRecordingKey | static_cast<uint64_t>(Mode::Long64);
+    const Block* b = nullptr;
+    if (const BlockSlot& slot = block_slots_[block_slot(key)]; slot.key == key) {
+        b = slot.block;
+    } else if (auto it = blocks_.find(key); it != blocks_.end()) {
+        b = it->second.get();
+    }
+    if (!b || b->insns.empty()) return false;
+    const DecodedInsn& last = b->insns.back();
+    st.insns = static_cast<uint32_t>(b->insns.size());
+    st.from = rip + (last.block_off - b->insns[0].block_off);
+    st.next = st.from + last.len;
+    st.kind = last.branch;
+    st.target = st.next + static_cast<uint64_t>(last.op[0].value);
+    return true;
 }
 
 void Cpu::pmu_after_block(size_t done, uint8_t cpl, bool branch, bool mispredicted) {

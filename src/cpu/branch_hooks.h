@@ -28,45 +28,26 @@ namespace softkvm::cpu {
 }
 
 // The block's last instruction, a branch at linear `from` (DecodedInsn::record not None),
-// retired with DEBUGCTL.LBR set and the PMU off: the predictor's step for its class and
-// its record. `cs_base`: the CS base the block ran with, which only a far branch changes.
+// retired with DEBUGCTL.LBR set and the PMU off: handed to the LBR unit, which runs the
+// predictor's step for its class and records it if taken. `cs_base`: the CS base the
+// block ran with, which only a far branch changes.
 [[gnu::always_inline]] inline void Cpu::record_branch(const DecodedInsn& last, uint64_t from,
                                                       uint64_t cs_base) {
     const uint64_t to = s_.rip + cs_base;
     const uint64_t next = from + last.len;
-    BranchPredictor& bp = lbr_.predictor();
     const BranchKind kind = last.record;
     if (kind == BranchKind::Jcc) [[likely]] {
         // Only a Jcc can fall through, and RIP tells which way it went (record is None
-        // for one to the next instruction). Taken or not is computed, never tested: the
-        // host cannot predict the guest's outcomes any better than the guest's own
-        // predictor.
-        const unsigned taken = to != next;
-        const unsigned miss = bp.jcc(from, taken);
-        return lbr_.record_unpopped(from, to, kind, taken, s_.cpl, miss, icount_);
+        // for one to the next instruction).
+        return lbr_.branch(kind, from, to, next, to != next, s_.cpl, icount_);
     }
-    switch (kind) {
-        case BranchKind::NearRelCall:
-            bp.call(next);
-            return lbr_.record_unpopped(from, to, kind, 1, s_.cpl, 0, icount_);
-        case BranchKind::NearIndCall:
-            bp.call(next);
-            [[fallthrough]];
-        case BranchKind::NearIndJmp:
-            return lbr_.record_unpopped(from, to, kind, 1, s_.cpl, bp.indirect(from, to), icount_);
-        case BranchKind::NearRet:
-            return lbr_.record(from, to, kind, s_.cpl, bp.ret(to), icount_);
-        case BranchKind::NearRelJmp:
-            return lbr_.record_unpopped(from, to, kind, 1, s_.cpl, 0, icount_);
-        default: {
-            // A far branch, to the new CS base; INT n recorded itself when it was
-            // delivered (note_delivery), which only a far branch's record asks.
-            const unsigned keep = !soft_delivered_;
-            soft_delivered_ = false;
-            return lbr_.record_unpopped(from, s_.rip + seg_base_[CS], kind, keep, s_.cpl, 0,
-                                        icount_);
-        }
-    }
+    if (kind != BranchKind::Far) return lbr_.branch(kind, from, to, next, true, s_.cpl, icount_);
+    // A far branch, to the new CS base; INT n recorded itself when it was delivered
+    // (note_delivery), which only a far branch's record asks.
+    const bool again = soft_delivered_;
+    soft_delivered_ = false;
+    lbr_.record(from, s_.rip + seg_base_[CS], again ? BranchKind::None : kind, s_.cpl, false,
+                icount_);
 }
 
 }  // namespace softkvm::cpu

@@ -22,8 +22,15 @@ bool contributory(uint8_t v) {
 }  // namespace
 
 Cpu::Cpu(CpuOwner& owner) : owner_(owner), decoder_(std::make_unique<Decoder>()) {
+    connect_lbr();
     set_model(default_cpu_model());
     update_mode();
+}
+
+void Cpu::connect_lbr() {
+    lbr_.set_resolver(
+        [this](uint64_t rip, uint8_t cpl, Lbr::TraceStep& st) { return trace_step(rip, cpl, st); });
+    lbr_.set_block_counter(&chained_blocks_);
 }
 
 void Cpu::set_model(const CpuModel& m) {
@@ -190,6 +197,7 @@ Block* Cpu::build_block(uint64_t phys, uint64_t key) {
 // them; they live in retired_blocks_ until the run loop's next step, and the generation
 // bump kills every link and jump-cache entry that points at them.
 void Cpu::flush_block_cache() {
+    lbr_.drain_trace();  // (its walk reads the blocks)
     for (auto& [key, block] : blocks_) retired_blocks_.push_back(std::move(block));
     blocks_.clear();
     std::fill(block_slots_.begin(), block_slots_.end(), BlockSlot{});
@@ -203,6 +211,7 @@ void Cpu::flush_block_cache() {
 void Cpu::invalidate_code_page(uint64_t page) {
     auto it = page_blocks_.find(page);
     if (it == page_blocks_.end()) return;
+    lbr_.drain_trace();  // (its walk reads the blocks)
     for (uint64_t key : it->second) {
         auto bit = blocks_.find(key);
         if (bit == blocks_.end()) continue;
@@ -513,14 +522,19 @@ StopReason Cpu::run(uint64_t insn_limit) {
                         // built at: elsewhere the run loop records its branch.
                         set_chain_mode(!hooks                                       ? kChainFree
                                        : pmu_.active() || b->host_rip != rip_before ? kChainNever
-                                       : lbr_.trace_keeps_all(s_.cpl) ? kChainTraceKept
-                                                                      : kChainTrace);
+                                                                                    : kChainTrace);
                         tracing = no_chain_ >= kChainTrace;
                         if (tracing) {
-                            lbr_.trace_begin(s_.cpl);
+                            lbr_.trace_begin(s_.cpl, s_.rip, icount_, s_.mode == Mode::Long64);
                             trace_jump_tag_ = static_cast<uint16_t>(jump_tag());
+                            // The chain's trace stays a fraction of the unit's ring.
+                            chain_bound_ =
+                                std::min(chain_bound_, icount_ + (lbr_.trace_keeps_all(s_.cpl)
+                                                                      ? kTraceChainInsnsKeepAll
+                                                                      : kTraceChainInsns));
                         }
                         fn(this, &done, &rsp_before);
+                        if (tracing) lbr_.trace_end(), update_chain_bound();
                         // The chain's last block began at the RIP of its translation; it
                         // may have recorded its own end (Lbr::trace_done).
                         if (tracing) rip_before = chained_->host_rip, hooks = !lbr_.trace_done();
@@ -606,6 +620,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             }
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const GuestFault& f) {
+            if (tracing) lbr_.trace_end(), update_chain_bound();
             if (tracing && chained_) rip_before = chained_->host_rip;
             if (chained_) block_insns_ = chained_->insns.data();
             chained_ = nullptr;
@@ -635,6 +650,7 @@ StopReason Cpu::run(uint64_t insn_limit) {
             if ((stop_flags_ & kStopMmio) && finish_mmio()) return StopReason::Owner;
             if (stop_flags_ & kStopOwner) return StopReason::Owner;
         } catch (const StopBeforeRetire&) {
+            if (tracing) lbr_.trace_end(), update_chain_bound();
             if (chained_)  // the translated block that stopped
                 b = chained_, chained_ = nullptr, block_insns_ = b->insns.data();
             return abandon();

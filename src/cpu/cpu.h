@@ -533,7 +533,7 @@ class Cpu {
     // ChainMode: the run loop's per-block bookkeeping. Right after kick_: a block's exit
     // tests both with one 16-bit compare (chain.cc), nonzero when it must not go on freely.
     uint8_t no_chain_ = kChainFree;
-    // While translated code records LBRs (kChainTrace, kChainTraceKept): the jump-cache tag
+    // While translated code records LBRs (kChainTrace): the jump-cache tag
     // of the chain's mode and CPL (jump_tag()), which quiet blocks do not change; the
     // traced probe compares it with JumpEntry::trace_tag (chain.cc).
     uint16_t trace_jump_tag_ = 0;
@@ -610,6 +610,16 @@ class Cpu {
     // LBR freeze on a PMI) ends the chain before the next block: a block with a handler
     // tests DEBUGCTL.LBR and the PMU at its exits, the PMI is delivered by the run loop.
     void update_recording_key();
+    // A chain that records LBRs runs at most this many instructions, so its trace stays
+    // a fraction of the LBR unit's ring (TraceRing: one target per instruction at most);
+    // where the filter keeps every near class, only the chain's newest part matters.
+    static constexpr uint64_t kTraceChainInsns = uint64_t{1} << 15;
+    static constexpr uint64_t kTraceChainInsnsKeepAll = uint64_t{1} << 20;
+    // The LBR trace's resolver (Lbr::set_resolver): the recording translation's block at
+    // `rip` (64-bit code) fetched at CPL `cpl`.
+    bool trace_step(uint64_t rip, uint8_t cpl, Lbr::TraceStep& st);
+    // Gives the LBR unit trace_step and the chained-block count (both constructors).
+    void connect_lbr();
     const CpuModel* model_ = &default_cpu_model();
     uint64_t perf_caps_ = 0;
     Pmu pmu_;

@@ -1,4 +1,5 @@
-// The LBR unit and the branch predictor (spec §2.1).
+// The LBR unit: its MSRs, its filter, and applying branches to the stack (lbr.h).
+// Walking the trace translated code writes is lbr_trace.cc.
 #include "cpu/lbr.h"
 
 #include <algorithm>
@@ -25,55 +26,66 @@ void Lbr::configure(const CpuModel& m) {
 }
 
 void Lbr::clear() {
+    sync();  // the predictor's steps of the branches traced so far happen all the same
     select_ = 0;
     tos_ = 0;
     e_ = {};
-    synced_ = logged_;  // records not yet applied are cleared with the rest
     refresh_filter();
 }
 
-void Lbr::apply_log() const {
+void Lbr::apply(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool taken, bool miss,
+                uint64_t now) const {
     using namespace msr;
-    const uint64_t logged = logged_, n = logged - synced_;
-    // Of n new records only the newest `k` survive in a stack of depth_ entries; TOS moves
-    // past the others as if they had been written and overwritten. (n > 0 implies a
-    // depth: filter_ keeps nothing without one.)
-    const uint64_t k = std::min<uint64_t>(n, depth_);
-    tos_ = static_cast<uint32_t>((tos_ + (n - k)) % depth_);
-    uint64_t prev = n > k ? log_stamp((logged - k - 1) % kLog) : last_record_;
-    for (uint64_t r = logged - k; r != logged; ++r) {
-        const size_t i = r % kLog;
-        uint64_t from = log_from_[i], to = log_to_[i], now = log_stamp_[i];
-        bool miss = log_flags_[i] & kLogMispred;
-        if (const uint32_t s = log_site_[i]) {  // recorded by translated code
-            const Site& site = sites_[s];
-            from = site.from;
-            now += site.insns;
-            if (site.to_known) to = site.to;
-            if (site.predicted) miss = false;
-        }
-        const uint64_t mispred = miss ? LBR_MISPRED : 0;
-        tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
-        e_[tos_] = {(from & from_mask_) | (mispred & from_mispred_), to,
-                    (mispred | std::min(now - prev, LBR_INFO_CYCLES)) & info_mask_};
-        prev = now;
+    const uint8_t f = filter_[filter_index(kind, cpl)];
+    if (!taken || !f) return;
+    if (f & kFilterPop) {  // call-stack mode: a return pops its call
+        tos_ = (tos_ == 0 ? depth_ : tos_) - 1;
+        return;
     }
-    last_record_ = prev;
-    synced_ = logged_;
+    const uint64_t mispred = miss ? LBR_MISPRED : 0;
+    tos_ = tos_ + 1 == depth_ ? 0 : tos_ + 1;
+    e_[tos_] = {(from & from_mask_) | (mispred & from_mispred_), to,
+                (mispred | std::min(now - last_record_, LBR_INFO_CYCLES)) & info_mask_};
+    last_record_ = now;
 }
 
-void Lbr::pop() const {
-    if (logged_ != synced_) apply_log();
-    tos_ = (tos_ == 0 ? depth_ : tos_) - 1;
+void Lbr::record(uint64_t from, uint64_t to, BranchKind kind, uint8_t cpl, bool mispredicted,
+                 uint64_t now) {
+    const bool taken = kind != BranchKind::None;
+    if (tracing_) sync();  // (mid-chain: the chain's words so far come first)
+    if (decoded_ == sh_.widx)
+        apply(from, to, kind, cpl, taken, mispredicted, now);
+    else
+        append(from, to, 0, kind, cpl, taken, true, mispredicted, now);
+}
+
+void Lbr::branch(BranchKind kind, uint64_t from, uint64_t to, uint64_t next, bool taken,
+                 uint8_t cpl, uint64_t now) {
+    // A return that call-stack mode pops moves TOS back: the slots before it first.
+    if (tracing_ || decoded_ == sh_.widx || (filter_[filter_index(kind, cpl)] & kFilterPop)) {
+        branch_now(kind, from, to, next, taken, cpl, now);
+        return;
+    }
+    append(from, to, next, kind, cpl, taken, false, false, now);
+}
+
+bool Lbr::branch_now(BranchKind kind, uint64_t from, uint64_t to, uint64_t next, bool taken,
+                     uint8_t cpl, uint64_t now) {
+    sync();
+    const bool miss = bp_.resolve(kind, from, taken, to, next, now);
+    apply(from, to, kind, cpl, taken, miss, now);
+    kdecoded_ = ktotal_;
+    return miss;
 }
 
 void Lbr::refresh_filter() {
     using namespace msr;
-    pop_ = 0;
     filter_ = {};
-    keep_bytes_ = {};
-    keeps_all_ = {};
-    if (!depth_) return;
+    lazy_ = {};
+    if (!depth_) {
+        lazy_ = {true, true};
+        return;
+    }
     for (uint8_t cpl = 0; cpl < 4; ++cpl) {
         if (select_ & (cpl == 0 ? LBR_SELECT_CPL_EQ_0 : LBR_SELECT_CPL_NEQ_0)) continue;
         for (int k = static_cast<int>(BranchKind::Jcc); k <= static_cast<int>(BranchKind::Far);
@@ -81,22 +93,24 @@ void Lbr::refresh_filter() {
             const auto kind = static_cast<BranchKind>(k);
             // Class bits 2-8 follow BranchKind's order (Jcc = 1 ... Far = 7).
             if (select_ & (LBR_SELECT_JCC << (k - 1))) continue;
-            const uint16_t bit = static_cast<uint16_t>(1u << class_bit(kind, cpl));
-            if ((select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet)
-                pop_ |= bit, filter_[filter_index(kind, cpl)] = kFilterPop;
-            else
-                keep_bytes_[cpl != 0] |= 1ull << (8 * k),
-                    filter_[filter_index(kind, cpl)] = kFilterKeep;
+            filter_[filter_index(kind, cpl)] =
+                (select_ & LBR_SELECT_CALLSTACK) && kind == BranchKind::NearRet ? kFilterPop
+                                                                                : kFilterKeep;
         }
     }
-    // The near classes (Jcc ... NearRelJmp), kept or (a return in call-stack mode) popped.
-    constexpr uint64_t kNear = 0x0001010101010100ull;
+    // The near classes (Jcc ... NearRelJmp) at CPL 0 and at CPL 3: all kept, or none
+    // and no return popped.
     static_assert(static_cast<int>(BranchKind::Jcc) == 1 &&
                   static_cast<int>(BranchKind::NearRelJmp) == 6);
     for (int c = 0; c < 2; ++c) {
-        const bool pops = (pop_ >> class_bit(BranchKind::NearRet, static_cast<uint8_t>(c))) & 1;
-        const uint64_t ret = pops ? 1ull << (8 * static_cast<int>(BranchKind::NearRet)) : 0;
-        keeps_all_[c] = ((keep_bytes_[c] | ret) & kNear) == kNear;
+        int keep = 0, pop = 0;
+        for (int k = 1; k <= 6; ++k) {
+            const uint8_t f = filter_[filter_index(static_cast<BranchKind>(k), c ? 3 : 0)];
+            keep += f == kFilterKeep;
+            pop += f == kFilterPop;
+        }
+        keeps_all_[c] = keep == 6;
+        lazy_[c] = pop == 0 && (keep == 6 || keep == 0);
     }
 }
 

@@ -22,6 +22,7 @@ uint8_t* Cpu::host_page(uint64_t gpa) {
 }
 
 void Cpu::flush_tlb() {
+    lbr_.drain_trace();  // (its walk resolves RIPs through these translations)
     for (size_t i = 0; i < kTlbSize; ++i) {
         tlb_read_[i].tag = ~0ull;
         tlb_write_[i].tag = ~0ull;
@@ -36,6 +37,7 @@ void Cpu::flush_tlb() {
 }
 
 void Cpu::flush_tlb_nonglobal() {
+    lbr_.drain_trace();
     if (!tlb_has_global_) return flush_tlb();  // (no link leads into a global page either)
     if (nonglobal_fill_count_ <= kMaxNonGlobalFills) {
         // Every valid non-global entry was filled since the last flush: it is in the list
@@ -129,6 +131,15 @@ bool Cpu::invlpg_large(uint64_t lin, unsigned shift, uint64_t bit) {
 }
 
 void Cpu::invlpg(uint64_t lin) {
+    // The LBR trace's walk resolves RIPs through these translations (Lbr::set_resolver):
+    // what it holds is walked first where the page may hold code, or be part of a large page.
+    {
+        const uint64_t region = (lin >> 21) % kLarge2MBits;
+        if (code_lin_has(lin >> 12) || code_lin_has((lin >> 12) - 1) ||
+            ((tlb_2m_regions_[region / 64] >> (region % 64)) & 1) ||
+            ((tlb_1g_regions_ >> ((lin >> 30) % 64)) & 1))
+            lbr_.drain_trace();
+    }
     size_t i = (lin >> 12) & (kTlbSize - 1);
     uint64_t page = lin & ~0xFFFull;
     for (TlbEntry* t : {&tlb_read_[i], &tlb_write_[i], &tlb_exec_[i]})

@@ -32,6 +32,7 @@ Cpu::Cpu(CpuOwner& owner, Kept&& kept)
       decoder_(std::move(kept.decoder)),
       decode_buf_(std::move(kept.decode_buf)) {
     if (xlate_) xlate_->reset();
+    connect_lbr();
     set_model(default_cpu_model());
     update_mode();
 }

@@ -48,6 +48,8 @@ Segment unpack_descriptor(uint64_t d, uint16_t sel) {
 
 void Cpu::write_cr(uint8_t n, uint64_t v) {
     const bool long_active = s_.efer & msr::EFER_LMA;
+    // The LBR trace's walk resolves RIPs with the paging state it ran under.
+    if (n == 0 || n == 3 || n == 4) lbr_.drain_trace();
     switch (n) {
         case 0: {
             if (v & kCr0Reserved) fault(VEC_GP, 0);

@@ -87,31 +87,34 @@ TEST(LbrUnit, FilteredReturnsNeitherPopNorRecordInCallStackMode) {
     EXPECT_EQ(by_cpl.tos(), 0u);
 }
 
-TEST(LbrUnit, TraceKeepsAllOnlyWhereEveryNearClassIsKeptOrPopped) {
-    // Translated code counts each record as one (kChainTraceKept) only where the filter
-    // keeps every near class at the chain's CPL; a FAR_BRANCH filter does not matter (far
-    // branches return to the run loop), nor call-stack mode (its returns do too).
+TEST(LbrUnit, TraceWaitsOnlyWhereTheFilterKeepsEveryNearClassOrNone) {
+    // A chain's trace words wait for a look at the stack (their records count as their
+    // taken branches, or none) only where the filter keeps every near class at the
+    // chain's CPL or none of them, without call-stack mode; a FAR_BRANCH filter does not
+    // matter (far branches return to the run loop).
     struct Case {
         uint64_t select;
         bool cpl0, cpl3;
     };
     const Case cases[] = {
         {0, true, true},
-        {LBR_SELECT_CPL_EQ_0, false, true},
-        {LBR_SELECT_CPL_NEQ_0, true, false},
+        {LBR_SELECT_CPL_EQ_0, true, true},  // none kept at CPL 0
+        {LBR_SELECT_CPL_NEQ_0, true, true},
         {LBR_SELECT_JCC << 6, true, true},  // FAR_BRANCH (bit 8) dropped
-        {LBR_SELECT_CALLSTACK, true, true},
+        {LBR_SELECT_CALLSTACK, false, false},
+        {LBR_SELECT_CALLSTACK | LBR_SELECT_CPL_EQ_0, true, false},
         {LBR_SELECT_CALLSTACK | (LBR_SELECT_JCC << 3), false, false},  // returns dropped
+        {LBR_SELECT_JCC * 0x3F, true, true},                           // every near class dropped
     };
     for (const Case& c : cases) {
         const Lbr l = make_lbr("skylake", c.select);
-        EXPECT_EQ(l.trace_keeps_all(0), c.cpl0) << "select " << std::hex << c.select;
-        EXPECT_EQ(l.trace_keeps_all(3), c.cpl3) << "select " << std::hex << c.select;
+        EXPECT_EQ(l.trace_lazy(0), c.cpl0) << "select " << std::hex << c.select;
+        EXPECT_EQ(l.trace_lazy(3), c.cpl3) << "select " << std::hex << c.select;
     }
     for (int k = 0; k < 6; ++k) {  // each near class dropped alone
         const Lbr l = make_lbr("skylake", LBR_SELECT_JCC << k);
-        EXPECT_FALSE(l.trace_keeps_all(0)) << "class bit " << k + 2;
-        EXPECT_FALSE(l.trace_keeps_all(3)) << "class bit " << k + 2;
+        EXPECT_FALSE(l.trace_lazy(0)) << "class bit " << k + 2;
+        EXPECT_FALSE(l.trace_lazy(3)) << "class bit " << k + 2;
     }
 }
 
@@ -214,8 +217,8 @@ TEST(LbrUnit, RecordsReadTheSameWhetherOrNotTheStackWasLookedAt) {
 }
 
 TEST(BranchPredictorTest, ConditionalBranchesUseTwoBitSaturatingCounters) {
-    // From weakly not taken: each outcome moves the counter one step, saturating at
-    // strongly taken and strongly not taken; 2 and 3 predict taken.
+    // From weakly not taken: each outcome moves the counter one step,
+    // saturating at strongly taken and strongly not taken; 2 and 3 predict taken.
     BranchPredictor p;
     const struct {
         bool taken, miss;
@@ -224,12 +227,28 @@ TEST(BranchPredictorTest, ConditionalBranchesUseTwoBitSaturatingCounters) {
                  {true, false}, {false, true},  {true, false}};
     int k = 0;
     for (const auto& s : steps) {
-        EXPECT_EQ(p.resolve(BranchKind::Jcc, 0x1000, s.taken, 0x2000, 0x1002), s.miss) << k;
+        EXPECT_EQ(p.resolve(BranchKind::Jcc, 0x1000, s.taken, 0x2000, 0x1002, 100 + k), s.miss)
+            << k;
         ++k;
     }
     // Another branch has its own counter (weakly not taken).
-    EXPECT_TRUE(p.resolve(BranchKind::Jcc, 0x1004, true, 0x2000, 0x1006));
-    EXPECT_FALSE(p.resolve(BranchKind::Jcc, 0x1008, false, 0x2000, 0x100A));
+    EXPECT_TRUE(p.resolve(BranchKind::Jcc, 0x1004, true, 0x2000, 0x1006, 200));
+    EXPECT_FALSE(p.resolve(BranchKind::Jcc, 0x1008, false, 0x2000, 0x100A, 201));
+}
+
+TEST(BranchPredictorTest, EveryTableStartsAfreshInEachEpoch) {
+    BranchPredictor p;
+    constexpr uint64_t e = BranchPredictor::kEpochInsns;
+    // A branch trained taken, then the next epoch: weakly not taken again.
+    for (int k = 0; k < 4; ++k) p.resolve(BranchKind::Jcc, 0x1000, true, 0x2000, 0x1002, 10 + k);
+    EXPECT_FALSE(p.resolve(BranchKind::Jcc, 0x1000, true, 0x2000, 0x1002, e - 1));
+    EXPECT_TRUE(p.resolve(BranchKind::Jcc, 0x1000, true, 0x2000, 0x1002, e));
+    // A call's return address and an indirect branch's target do not outlive it either.
+    p.resolve(BranchKind::NearRelCall, 0x3000, true, 0x5000, 0x3005, e + 1);
+    p.resolve(BranchKind::NearIndJmp, 0x4000, true, 0x6000, 0x4002, e + 2);
+    EXPECT_FALSE(p.resolve(BranchKind::NearIndJmp, 0x4000, true, 0x6000, 0x4002, 2 * e - 1));
+    EXPECT_TRUE(p.resolve(BranchKind::NearRet, 0x5010, true, 0x3005, 0x5011, 2 * e));
+    EXPECT_TRUE(p.resolve(BranchKind::NearIndJmp, 0x4000, true, 0x6000, 0x4002, 2 * e + 1));
 }
 
 using LbrCpuTest = Machine;

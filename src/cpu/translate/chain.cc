@@ -130,14 +130,14 @@ void BlockEmitter::emit_tight_loop(const Block& b, Xbyak::Label& fail) {
 void BlockEmitter::emit_chain_exit(const Block& b, bool quiet, JccWay way, int exit, bool slot) {
     // A kick (set by another thread) or the run loop's per-block bookkeeping: kick_ and
     // no_chain_ are adjacent bytes, one 16-bit compare tests both. A quiet block built for
-    // LBR recording (Block::kRecordingKey) goes on only with kChainTrace or kChainTraceKept
+    // LBR recording (Block::kRecordingKey) goes on only with kChainTrace
     // and no kick, recording its end (emit_recording_ways); any other goes on only with
     // neither. Otherwise back to the run loop (which returns on the kick, or does the
     // bookkeeping and records the block's end where the block did not).
     static_assert(kChainFree == 0);
     if (quiet && recording_) {
-        emit_recording_ways(b, way, exit_, [&](bool kept) {
-            if (emit_lbr_record(b, way, false, kept)) emit_successor_lookup(b, true, exit, true);
+        emit_recording_ways(exit_, [&] {
+            if (emit_lbr_record(b, way, false)) emit_successor_lookup(b, true, exit, true);
         });
         return;
     }
@@ -170,7 +170,7 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
     Xbyak::Label& other = block_label();
     const int32_t ex = exit * off_.exit_size;
     if (recording_) {
-        // Built for LBR recording: with kChainTrace(Kept) and no kick, RIP and the count stored,
+        // Built for LBR recording: with kChainTrace and no kick, RIP and the count stored,
         // the record (the RIP still in R10) and the traced lookup, inline; otherwise (out
         // of line) the target's canonical check and back to the run loop. With kChainTrace
         // the block runs at the RIP it was built at (emit_lbr.cc), so the target is a
@@ -187,10 +187,10 @@ void BlockEmitter::emit_direct_exit(const Block& b, JccWay way, int exit, size_t
         if (check && !canonical48(target)) {
             jmp(other, T_NEAR);
         } else {
-            emit_recording_ways(b, way, other, [&](bool kept) {
+            emit_recording_ways(other, [&] {
                 mov(qword[rbx + off_.rip], r10);
                 mov(qword[r12], static_cast<uint32_t>(count));
-                if (!emit_lbr_record(b, way, true, kept)) return;
+                if (!emit_lbr_record(b, way, true)) return;
                 Xbyak::Label miss;
                 mov(r9, reinterpret_cast<uint64_t>(&b));
                 mov(r11, qword[rbx + off_.direct_gen]);

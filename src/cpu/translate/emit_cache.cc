@@ -11,7 +11,8 @@ namespace {
 // The host registers that hold cached guest registers: RSI and RDI (caller-saved: the
 // emitter's scratch use of them is only at handler calls and at the block's end, where
 // the cache is flushed) and R14, R15, RBP (callee-saved, pushed by the block's frame).
-// A recording translation keeps its LBR record count in RBP (emit_lbr.cc): four then.
+// A recording translation keeps its LBR trace word in RBP and the trace's target index in
+// R15 (emit_lbr.cc): three then.
 const Xbyak::Reg64& cache_reg(int slot) {
     static const Xbyak::Reg64 regs[] = {Xbyak::util::rsi, Xbyak::util::rdi, Xbyak::util::r14,
                                         Xbyak::util::r15, Xbyak::util::rbp};
@@ -53,7 +54,7 @@ void BlockEmitter::choose_cache(const Block& b, const std::vector<Native>& forms
     }
     for (Native f : forms) flags_cached_ |= f != Native::None;
     static_assert(kCacheRegs == 5);  // RBP last: cache_reg(4)
-    for (int slot = 0; slot < kCacheRegs - (recording_ ? 1 : 0); ++slot) {
+    for (int slot = 0; slot < kCacheRegs - (recording_ ? 2 : 0); ++slot) {
         int best = -1;
         for (int g = 0; g < 16; ++g)
             if (slot_of_[g] < 0 && uses[g] >= 2 && (best < 0 || uses[g] > uses[best])) best = g;

@@ -1,17 +1,23 @@
-// LBR recording in translated code (emitter.h: emit_lbr_record; docs/lbr.md).
+// LBR recording in translated code (emitter.h: emit_lbr_record; docs/lbr.md, "How
+// recording works").
 //
-// While the guest records branches (ChainMode kChainTrace, kChainTraceKept), a block whose
-// instructions all run natively records its own end as it chains on, as Cpu::after_block would. Its
-// branches are native in 64-bit mode only (CS base 0, linear = RIP), where the branch's
-// address and the next instruction's are constants of the translation, given the RIP the
-// block starts at: while recording, a block only runs at the RIP it was built at
+// While the guest records branches (ChainMode kChainTrace), a block whose instructions
+// all run natively records its own end as it chains on, in the LBR unit's trace: a
+// conditional branch's outcome as one bit shifted into RBP (the open trace word,
+// Lbr::Shared::bits, under a sentinel bit), a 0 for a block that ends without a branch (a
+// size limit), the target of an indirect branch or a return in the trace's target ring
+// (its index in R15); a direct jump or call writes nothing. When the sentinel leaves bit
+// 63 the word holds 64 outcomes: out of line, it is stored in the trace's next slot, and
+// the slot after it gets where the next word's walk starts (the RIP the block went to,
+// the count after the block, the target index, the CPL, the chain's block count).
+// Everything else a record holds (FROM, a direct branch's TO, the class, the block's
+// instruction count, the predictor's verdict) the unit finds from the blocks themselves
+// when it walks the trace (lbr_trace.cc). Its branches are native in 64-bit mode only (CS
+// base 0, linear = RIP); while recording, a block only runs at the RIP it was built at
 // (Block::host_rip: the run loop checks it for the first block of a chain; a successor
-// link holds it as trace_rip, the jump cache's way checks it). Its code runs the predictor step of
-// BranchPredictor::resolve for the branch's class with those constants (a last Jcc's
-// direction is the exit's own: emit_branch gives each way its exit), and writes the
-// record to the LBR unit's log as Lbr::log() does. Only the guest's own outcome (an
-// indirect target) is read at run time. Where a block that recorded its end stops
-// chaining, it notes so for the run loop (Lbr::trace_done_, emitter.h: refused_).
+// link holds it as trace_rip, the jump cache's way checks it), so the walk finds the
+// block a RIP names. Where a block that recorded its end stops chaining, it notes so for
+// the run loop (Lbr::trace_done_, emitter.h: refused_).
 #ifdef SOFTKVM_HAVE_TRANSLATOR
 #include "cpu/lbr.h"
 #include "cpu/translate/emitter.h"
@@ -26,11 +32,7 @@ bool fits_imm32(uint64_t v) {
     return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v))) == v;
 }
 
-// BranchPredictor::slot, for the tables' sizes.
-constexpr size_t kCounters = 4096, kTargets = 512;
-size_t slot(uint64_t from, size_t n) {
-    return from & (n - 1);
-}
+constexpr uint32_t kSlots = TraceRing::kSlots, kTargets = TraceRing::kTargets;
 
 }  // namespace
 
@@ -74,55 +76,56 @@ bool BlockEmitter::lbr_native(const Block& b, JccWay way) const {
     return native;
 }
 
-void BlockEmitter::emit_recording_ways(const Block& b, JccWay way, Xbyak::Label& out,
-                                       const std::function<void(bool kept)>& body) {
+void BlockEmitter::emit_recording_ways(Xbyak::Label& out, const std::function<void()>& body) {
     // kick_ and no_chain_ in one 16-bit compare (as emit_chain_exit's).
     const auto mode = [](ChainMode m) { return static_cast<uint32_t>(m) << 8; };
-    const BranchKind kind = b.insns.back().branch;
-    const bool counts = lbr_native(b, way) && kind != BranchKind::None &&
-                        !(kind == BranchKind::Jcc && way == JccWay::NotTaken);
-    if (!counts) {
-        // Nothing counted (a Jcc not taken, a block without a branch, a branch the run
-        // loop records): one way for both modes.
-        Xbyak::Label go;
-        cmp(word[rbx + off_.kick], mode(kChainTraceKept));
-        je(go, T_NEAR);
-        cmp(word[rbx + off_.kick], mode(kChainTrace));
-        jne(out, T_NEAR);
-        L(go);
-        body(true);
-        return;
-    }
-    Xbyak::Label filtered;
-    cmp(word[rbx + off_.kick], mode(kChainTraceKept));
-    jne(filtered, T_NEAR);
-    body(true);
-    L(filtered);
     cmp(word[rbx + off_.kick], mode(kChainTrace));
     jne(out, T_NEAR);
-    body(false);
+    body();
 }
 
-void BlockEmitter::emit_log_write(const Lbr::Site& site, BranchKind kind, const Xbyak::Reg64& to,
-                                  bool flags_in_dh, bool kept) {
-    // EDI: the log's slot (the low byte of the count, RBP while recording translations
-    // run: emitter.cc). The stamp: the count before the block (Cpu::after_block's
-    // icount_ less the block's instructions, which the site adds).
-    mov(rsi, qword[rbx + off_.icount]);
-    mov(qword[rbx + rdi * 8 + off_.lbr_log_stamp], rsi);
-    mov(dword[rbx + rdi * 4 + off_.lbr_log_site], lbr_sites_(site));
-    if (!site.to_known) mov(qword[rbx + rdi * 8 + off_.lbr_log_to], to);
-    if (flags_in_dh) mov(byte[rbx + rdi + off_.lbr_log_flags], dh);
-    // Lbr::log: the slot is counted if the filter keeps the class at the chain's CPL.
-    if (kept) {
-        add(rbp, 1);
-    } else {
-        movzx(ecx, byte[rbx + off_.lbr_trace_keep + static_cast<int32_t>(kind)]);
-        add(rbp, rcx);
-    }
+void BlockEmitter::emit_trace_bit(bool taken, const Xbyak::Reg64& to, size_t n) {
+    // RBP = RBP * 2 + taken. The sentinel leaves bit 63 with the 64th bit: the carry.
+    Xbyak::Label& full = block_label();
+    Xbyak::Label& back = block_label();
+    add(rbp, rbp);
+    jc(full, T_NEAR);
+    if (taken) or_(rbp, 1);
+    L(back);
+    cold_.push_back([this, &full, &back, &to, n, taken] {
+        L(full);
+        if (taken) or_(rbp, 1);
+        // The word (64 outcomes, no sentinel) ends with this block: into slot widx, and
+        // the next word starts after it, in slot widx + 1 (TraceSlot: 64 bytes).
+        mov(rdx, qword[rbx + off_.lbr_ring]);
+        mov(ecx, dword[rbx + off_.lbr_widx]);
+        and_(ecx, kSlots - 1);
+        shl(ecx, 6);
+        lea(r8, ptr[rdx + rcx]);
+        mov(esi, dword[rbx + off_.chained_blocks]);  // this block included
+        mov(qword[r8 + off_.ring_bits], rbp);
+        mov(byte[r8 + off_.ring_kind], TraceSlot::kFullWord);
+        mov(dword[r8 + off_.ring_bend], esi);
+        mov(ecx, dword[rbx + off_.lbr_widx]);  // (the ring wraps)
+        add(ecx, 1);
+        and_(ecx, kSlots - 1);
+        shl(ecx, 6);
+        add(rdx, rcx);
+        mov(dword[rdx + off_.ring_bstart], esi);
+        mov(qword[rdx + off_.ring_rip], to);
+        mov(rsi, qword[rbx + off_.icount]);  // the count before this block
+        add(rsi, static_cast<uint32_t>(n));
+        mov(qword[rdx + off_.ring_stamp], rsi);
+        mov(dword[rdx + off_.ring_tidx], r15d);
+        movzx(esi, byte[rbx + off_.cpl]);
+        mov(byte[rdx + off_.ring_cpl], sil);
+        add(dword[rbx + off_.lbr_widx], 1);
+        mov(ebp, 1);
+        jmp(back, T_NEAR);
+    });
 }
 
-bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, bool kept) {
+bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10) {
     const size_t n = b.insns.size();
     const DecodedInsn& last = b.insns.back();
     const BranchKind kind = last.branch;
@@ -130,112 +133,45 @@ bool BlockEmitter::emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, 
         jmp(exit_, T_NEAR);
         return false;
     }
-    // The block began at start_rip_ (64-bit mode: linear = RIP): the run loop entered it
-    // there, or the previous block's successor lookup checked it (Block::host_rip).
-    const uint64_t from = start_rip_ + (last.block_off - b.insns[0].block_off);
-    const uint64_t next = from + last.len;
-    if (kind == BranchKind::NearRet) {
-        // A return that call-stack mode pops: the run loop records it (Lbr::pop).
-        cmp(byte[rbx + off_.lbr_trace_pop_ret], 0);
-        jne(exit_, T_NEAR);
-    }
-    // RAX (R10 where the caller has it there): where the block went (the record's TO;
-    // the successor lookup's key).
+    // RAX (R10 where the caller has it there): where the block went (a target the trace
+    // keeps; the successor lookup's key).
     const Xbyak::Reg64& to = rip_in_r10 ? r10 : rax;
     if (!rip_in_r10) mov(rax, qword[rbx + off_.rip]);
-    if (kind == BranchKind::None) return true;  // ended without a branch (its size limit)
-
-    // The predictor step (BranchPredictor::resolve) and the log's flags byte (Lbr::log;
-    // the mispredict flag, Lbr::kLogMispred), then the record: the slot's site (Lbr::Site:
-    // FROM, the block's size, a direct branch's TO, and that a direct jump or call is
-    // always predicted), the count before the block, and what the site does not know (an
-    // indirect branch's TO, the flags byte where the step leaves one). EDI: the log's next
-    // slot (256 slots: the low byte of the record count), loaded on every way that records.
-    Xbyak::Label done;
-    const int32_t ras_top = off_.bp_ras_top;
-    Lbr::Site site{from, 0, static_cast<uint32_t>(n), false, false};
-    bool flags_in_dh = false;
-    auto push_return = [&] {  // ras_[ras_top_++ % kReturns] = next
-        mov(ecx, dword[rbx + ras_top]);
-        add(dword[rbx + ras_top], 1);
-        and_(ecx, 15);
-        store_imm(qword[rbx + rcx * 8 + off_.bp_ras], next);
-    };
-    // A direct branch's target (64-bit mode: RIP-relative, sign-extended rel8/rel32),
-    // where the block went when it was taken.
-    const auto direct = [&] {
-        site.to_known = true;
-        site.to = next + static_cast<uint64_t>(static_cast<int64_t>(
-                             static_cast<int32_t>(static_cast<uint32_t>(last.op[0].value))));
-    };
-    const Xbyak::Address log_flags = byte[rbx + rdi + off_.lbr_log_flags];
-    if (kind != BranchKind::Jcc) movzx(edi, bpl);
     switch (kind) {
+        case BranchKind::None:  // ended without a branch (its size limit): a 0
+            // (Outside 64-bit mode a chain has no branch the trace holds: nothing.)
+            if (mode_ == Mode::Long64) emit_trace_bit(false, to, n);
+            return true;
         case BranchKind::Jcc: {
-            // The exit knows the way (emit_branch gives the taken one its own exit), or
-            // RIP tells it.
-            const int32_t counter = off_.bp_counter + static_cast<int32_t>(slot(from, kCounters));
-            Xbyak::Label taken, stepped;
-            if (way == JccWay::Unknown) {
-                cmp_imm(to, next);
-                jne(taken, T_NEAR);
+            if (way != JccWay::Unknown) {
+                emit_trace_bit(way == JccWay::Taken, to, n);
+                return true;
             }
-            if (way != JccWay::Taken) {
-                // Not taken: the counter steps down; nothing is recorded.
-                shr(byte[rbx + counter], 1);
-                if (way == JccWay::NotTaken) return true;
-                jmp(done, T_NEAR);
-            }
-            L(taken);
-            direct();
-            movzx(edi, bpl);
-            // Taken with the counter saturated at "strongly taken" (byte 7): it stays, and
-            // the branch was predicted (a loop's back edge): the record names a predicted
-            // site and nothing is stored for the predictor.
-            cmp(byte[rbx + counter], 7);
-            jne(stepped, T_NEAR);
-            site.predicted = true;
-            emit_log_write(site, kind, to, false, kept);
+            // RIP tells the way: the instruction after the branch, or its target.
+            const uint64_t from = start_rip_ + (last.block_off - b.insns[0].block_off);
+            Xbyak::Label taken, done;
+            cmp_imm(to, from + last.len);
+            jne(taken, T_NEAR);
+            emit_trace_bit(false, to, n);
             jmp(done, T_NEAR);
-            L(stepped);
-            site.predicted = false;
-            // DL: the counter after the step; DH: the flags byte
-            // (BranchPredictor::jcc_taken_).
-            movzx(edx, byte[rbx + counter]);
-            movzx(edx, word[rbx + rdx * 2 + off_.bp_jcc_taken]);
-            mov(byte[rbx + counter], dl);
-            flags_in_dh = true;
-            break;
+            L(taken);
+            emit_trace_bit(true, to, n);
+            L(done);
+            return true;
         }
-        case BranchKind::NearRelCall:
-            push_return();
-            direct();
-            site.predicted = true;
-            break;
         case BranchKind::NearIndCall:
-        case BranchKind::NearIndJmp: {
-            if (kind == BranchKind::NearIndCall) push_return();
-            const int32_t target = off_.bp_target + static_cast<int32_t>(8 * slot(from, kTargets));
-            cmp(qword[rbx + target], to);
-            setne(log_flags);
-            mov(qword[rbx + target], to);
-            break;
-        }
-        case BranchKind::NearRet:  // ras_[--ras_top_ % kReturns] predicted it
-            sub(dword[rbx + ras_top], 1);
-            mov(ecx, dword[rbx + ras_top]);
-            and_(ecx, 15);
-            cmp(to, qword[rbx + rcx * 8 + off_.bp_ras]);
-            setne(log_flags);
-            break;
-        default:  // NearRelJmp: always predicted
-            direct();
-            site.predicted = true;
-            break;
+        case BranchKind::NearIndJmp:
+        case BranchKind::NearRet:
+            // The target into the ring.
+            mov(rdx, qword[rbx + off_.lbr_ring]);
+            mov(ecx, r15d);
+            and_(ecx, kTargets - 1);
+            mov(qword[rdx + rcx * 8 + off_.ring_targets], to);
+            add(r15d, 1);
+            return true;
+        default:  // direct calls and jumps: the block says where they went
+            return true;
     }
-    emit_log_write(site, kind, to, flags_in_dh, kept);
-    L(done);
-    return true;
 }
 
 }  // namespace softkvm::cpu

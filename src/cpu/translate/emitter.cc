@@ -102,9 +102,9 @@ void BlockEmitter::emit(const Block& b) {
     mov(rbx, rdi);
     mov(r12, rsi);
     mov(qword[rsp], rdx);  // where the run loop keeps RSP before the instruction
-    // A recording translation keeps the LBR log's record count (Lbr::logged_) in RBP
+    // A recording translation keeps the LBR trace's open word (Lbr::Shared::bits) in RBP
     // while it and the blocks it continues into run (emit_lbr.cc).
-    if (recording_) mov(rbp, qword[rbx + off_.lbr_logged]);
+    if (recording_) trace_regs_in();
     emit_probe_bits();  // for this block and the ones it continues into
     jmp(body, T_NEAR);
     // The ways out, placed before the code that leaves through them: every jump there is
@@ -279,8 +279,7 @@ void BlockEmitter::emit(const Block& b) {
         // The last branch's ways end in their own exits (emit_direct_exit): only its
         // handler's path comes here, back to the run loop.
         jmp(exit_, T_NEAR);
-        for (const auto& path : cold_) path();
-        cold_.clear();
+        emit_cold();
         labels_.clear();
         return;
     }
@@ -293,13 +292,32 @@ void BlockEmitter::emit(const Block& b) {
     emit_chain_exit(b, quiet, last == BranchKind::Jcc ? JccWay::NotTaken : JccWay::Unknown,
                     direct ? 1 : -1);
     jmp(exit_, T_NEAR);  // not reached: the chaining code ends in jumps
-    for (const auto& path : cold_) path();
-    cold_.clear();
+    emit_cold();
     labels_.clear();
 }
 
-void BlockEmitter::emit_epilogue(bool count_in_rbp) {
-    if (count_in_rbp) mov(qword[rbx + off_.lbr_logged], rbp);
+void BlockEmitter::emit_cold() {
+    // A path may add paths of its own (an LBR trace word's store from a way out of
+    // line): each runs from its own copy.
+    for (size_t i = 0; i < cold_.size(); ++i) {
+        const std::function<void()> path = std::move(cold_[i]);
+        path();
+    }
+    cold_.clear();
+}
+
+void BlockEmitter::trace_regs_out() {
+    mov(qword[rbx + off_.lbr_bits], rbp);
+    mov(dword[rbx + off_.lbr_tidx], r15d);
+}
+
+void BlockEmitter::trace_regs_in() {
+    mov(rbp, qword[rbx + off_.lbr_bits]);
+    mov(r15d, dword[rbx + off_.lbr_tidx]);
+}
+
+void BlockEmitter::emit_epilogue(bool trace_in_rbp) {
+    if (trace_in_rbp) trace_regs_out();
     add(rsp, 24);
     pop(rbp);
     pop(r15);
@@ -384,7 +402,7 @@ void BlockEmitter::sync(size_t k) {
 void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     flush_cache();  // the handler works on the CPU state
     sync(k);
-    if (recording_) mov(qword[rbx + off_.lbr_logged], rbp);
+    if (recording_) trace_regs_out();
     Raw r;
     r.rbx_mem(kRexW, 0x8B, kRax, off_.rip);                             // mov rax, [rbx + rip]
     r.rbx_mem(kRexW, 0x8B, kRcx, off_.rsp);                             // mov rcx, [rbx + rsp]
@@ -399,7 +417,7 @@ void BlockEmitter::call_handler(const DecodedInsn& in, size_t k) {
     put(r);
     // The handler may look at or add LBR records (an exception's): the count goes to
     // memory before the call (below: before the RIP sync) and comes back after it.
-    if (recording_) mov(rbp, qword[rbx + off_.lbr_logged]);
+    if (recording_) trace_regs_in();
     r = Raw{};
     r.rbx_mem(kRexW, 0x8B, kRax, off_.next_rip);  // mov rax, [rbx + next_rip]
     r.rbx_mem(kRexW, 0x89, kRax, off_.rip);       // mov [rbx + rip], rax
@@ -774,9 +792,9 @@ void BlockEmitter::emit_load_slow(const DecodedInsn& in, size_t idx, Xbyak::Labe
     mov(rsi, rax);  // the linear address (emit_lin, kept by emit_probe)
     mov(edx, in.op[1].size);
     mov(rax, off_.load_fn);
-    if (recording_) mov(qword[rbx + off_.lbr_logged], rbp);  // as call_handler
+    if (recording_) trace_regs_out();  // as call_handler
     call(rax);
-    if (recording_) mov(rbp, qword[rbx + off_.lbr_logged]);
+    if (recording_) trace_regs_in();
     cmp(rdx, static_cast<uint32_t>(Translator::kLoadHandler));
     je(handler, T_NEAR);
     // Abandoned for an MMIO read exit: back to the run loop, RIP and the done count at

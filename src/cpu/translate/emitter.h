@@ -40,8 +40,6 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // BMI2 instructions (RORX in the software-TLB probe) in the blocks emitted from now
     // on: only where the host has them (Translator::set_bmi2).
     void set_bmi2(bool on) { bmi2_ = on; }
-    // Where the LBR recording gets the index of a branch's constants (Lbr::add_site).
-    void set_lbr_sites(std::function<uint32_t(const Lbr::Site&)> f) { lbr_sites_ = std::move(f); }
     // Room for the LBR recording of one chain exit (emit_lbr_record), in bytes.
     static constexpr size_t kLbrRecordCode = 512;
 
@@ -104,7 +102,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // (Block::direct) still valid, RIP and the done count (`count`) are stored and it
     // jumps there; otherwise, out of line, `check` (if not null: the handler's path for
     // a non-canonical target) and the whole emit_chain_exit. Built for LBR recording
-    // (recording_): with kChainTrace(Kept) (the block runs at start_rip_, so the target is a
+    // (recording_): with kChainTrace (the block runs at start_rip_, so the target is a
     // constant: `check` is decided when translating), the stores, the record and the
     // traced lookup inline; otherwise, out of line, `check`, the stores and back to the
     // run loop.
@@ -146,9 +144,14 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     // else to `miss`. `cs_zero`: the block runs in 64-bit mode (the RIP is linear).
     void jump_cache_probe(bool traced, Xbyak::Label& miss, bool cs_zero = false);
     // The frame's end: back to the run loop (code_cache.h: kFrameBytes); with
-    // `count_in_rbp` (a recording translation, a traced lookup stub) the LBR log's record
-    // count goes back to memory first.
-    void emit_epilogue(bool count_in_rbp);
+    // `trace_in_rbp` (a recording translation, a traced lookup stub) the LBR trace's open
+    // word goes back to memory first.
+    void emit_epilogue(bool trace_in_rbp);
+    // A recording translation keeps the LBR trace's open word in RBP and its target
+    // ring's next index in R15D while it and the blocks it continues into run: to the
+    // Lbr's memory before a handler or the way out, and back.
+    void trace_regs_out();
+    void trace_regs_in();
 
     // A block that branches back to its own start and whose instructions are all native
     // register forms (no memory access, no handler: nothing in it can change the block's
@@ -175,31 +178,27 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     bool tight_loop_ = false;      // and emit_branch emitted emit_tight_loop for it
     uint64_t loop_bytes_ = 0;      // the block's length in bytes
 
-    // LBR recording of a `quiet` block's end while it chains (kChainTrace(Kept)),
-    // before its successor is looked up: the branch it ended with, as Cpu::after_block
-    // would record it: the block's own code runs the branch predictor and writes the LBR
-    // unit's log, with its addresses taken from start_rip_ (the successor lookup and the
-    // run loop make sure that the block began there). A return that call-stack mode pops
-    // and a branch without a native form (every branch outside 64-bit mode) return to the
-    // run loop, which records them: then it returns false (nothing follows), else it
-    // leaves the guest's RIP in RAX and returns true. `rip_in_r10`: the guest's RIP is
-    // in R10 (as stored), not read back, and stays there (RAX is not set). (emit_lbr.cc)
-    // `kept`: the chain mode is kChainTraceKept (the filter keeps every class recorded
-    // here at the chain's CPL), so a record counts one without the filter's keep byte.
-    bool emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10, bool kept);
+    // LBR recording of a `quiet` block's end while it chains (kChainTrace),
+    // before its successor is looked up: the branch it ended with goes into the LBR
+    // unit's trace (Lbr, docs/lbr.md "How recording works"): its outcome as one bit shifted into
+    // RBP (a full word is stored out of line), an indirect branch's or return's target into the
+    // trace's target ring; the unit learns the rest from the block itself when it walks the trace
+    // (the successor lookup and the run loop make sure that the block began at start_rip_). A
+    // branch without a native form (every branch outside 64-bit mode) returns to the run loop,
+    // which hands it to the unit: then it returns false (nothing follows), else it leaves the
+    // guest's RIP in RAX and returns true. `rip_in_r10`: the guest's RIP is in R10 (as stored), not
+    // read back, and stays there (RAX is not set). (emit_lbr.cc)
+    bool emit_lbr_record(const Block& b, JccWay way, bool rip_in_r10);
     // Whether the branch `b` ends with is recorded by its own code at that exit (else the
     // run loop records it).
     bool lbr_native(const Block& b, JccWay way) const;
-    // The record's write to the LBR log (Lbr::log), EDI holding its slot: the stamp, the
-    // site's index, an indirect branch's TO, the flags byte from DH where `flags_in_dh`,
-    // and the count (one, or the filter's keep byte for the class where not `kept`).
-    void emit_log_write(const Lbr::Site& site, BranchKind kind, const Xbyak::Reg64& to,
-                        bool flags_in_dh, bool kept);
-    // A recording exit's ways on, by the chain mode: `body(true)` with kChainTraceKept,
-    // `body(false)` with kChainTrace (one body for both where the exit counts no record),
-    // and `out` with any other mode or a kick.
-    void emit_recording_ways(const Block& b, JccWay way, Xbyak::Label& out,
-                             const std::function<void(bool kept)>& body);
+    // The outcome bit of the block's branch (taken or not) into RBP; where that fills a
+    // word, out of line: the word stored in the trace's next slot and the slot after it
+    // started, from `to` (the RIP the block went to) after the block's `n` instructions.
+    void emit_trace_bit(bool taken, const Xbyak::Reg64& to, size_t n);
+    // A recording exit's way on, with kChainTrace: `body`; `out` with
+    // any other mode or a kick.
+    void emit_recording_ways(Xbyak::Label& out, const std::function<void()>& body);
     // Compares `r` with `v`, through R8 when `v` does not fit a sign-extended imm32.
     void cmp_imm(const Xbyak::Reg64& r, uint64_t v);
     // Stores the 64-bit `v` at `a`, through R8 when it does not fit a sign-extended imm32.
@@ -512,8 +511,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     uint8_t scratch_[16] = {};  // the generator's buffer until the first start()
     size_t exit_at_ = 0;        // exit_'s offset in the block (placed before the body)
     CpuLayout off_;
-    uint64_t start_rip_ = 0;                               // set_start_rip()
-    std::function<uint32_t(const Lbr::Site&)> lbr_sites_;  // set_lbr_sites()
+    uint64_t start_rip_ = 0;  // set_start_rip()
     bool native_ = false;
     const uint8_t* chain_entry_ = nullptr;
     const uint8_t* chain_fast_ = nullptr;
@@ -534,6 +532,7 @@ class BlockEmitter : public Xbyak::CodeGenerator {
     bool direct_end_ = false;                  // its last branch's ways end in emit_direct_exit
     std::deque<Xbyak::Label> labels_;          // block_label()
     std::vector<std::function<void()>> cold_;  // out-of-line paths, emitted after the block
+    void emit_cold();                          // emits them (and those they add)
     // Between two register forms: the guest register whose whole value RDX holds after
     // the previous one (rdx_gpr_, set as it is emitted; rdx_known_, what the current one
     // may use), and the status flags EAX holds after a flag merge (eax_flags_ for the

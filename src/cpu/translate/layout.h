@@ -9,12 +9,10 @@ namespace softkvm::cpu {
 // How translated blocks may continue into their successors (Cpu::no_chain_, set by the run
 // loop for each block it enters): freely; not at all (the PMU counts per block: the chain
 // bound is 0 then, so every chaining entry refuses); or, while LBR recording is on, blocks
-// whose instructions are all native record their end in the LBR unit (emit_lbr.cc) and go
-// on, the others return to the run loop: kChainTraceKept where LBR_SELECT keeps every
-// class they record at the chain's CPL (a record then counts one), kChainTrace where it
-// may drop some (a record counts the filter's keep byte). A block's exit tells its modes
-// from the others with one compare each.
-enum ChainMode : uint8_t { kChainFree = 0, kChainNever = 1, kChainTrace = 2, kChainTraceKept = 3 };
+// whose instructions are all native record their end in the LBR unit's trace
+// (emit_lbr.cc) and go on, the others return to the run loop (kChainTrace). A block's
+// exit tells the modes apart with one compare.
+enum ChainMode : uint8_t { kChainFree = 0, kChainNever = 1, kChainTrace = 2 };
 
 struct CpuLayout {
     // Instructions: registers, RIP, the interpreter step's variables, the software TLB.
@@ -28,13 +26,12 @@ struct CpuLayout {
     int32_t pending_db, trace_left, debugctl, rep_room, chained, block_insns, block_cpl;
     int32_t pmu_synced, chained_blocks;
     int32_t slow_paths;  // Cpu::slow_paths_
-    // LBR recording by translated code (emit_lbr.cc): Lbr's chain state (trace_done_)
-    // and filter (trace_keep_, trace_pop_ret_), its log (log_to_, log_stamp_,
-    // log_flags_, log_site_, logged_), its BranchPredictor's tables (counter_, jcc_step_, target_,
-    // ras_, ras_top_).
-    int32_t lbr_trace_done, lbr_trace_keep, lbr_trace_pop_ret;
-    int32_t lbr_log_to, lbr_log_stamp, lbr_log_flags, lbr_log_site, lbr_logged;
-    int32_t bp_counter, bp_jcc_taken, bp_target, bp_ras, bp_ras_top;
+    // LBR recording by translated code (emit_lbr.cc): Lbr's chain state (trace_done_),
+    // its open trace word (RBP's home), next slot and next target, and its ring (a
+    // pointer; the ring's arrays at the offsets below).
+    int32_t lbr_trace_done, lbr_bits, lbr_widx, lbr_tidx, lbr_ring;
+    int32_t ring_bits, ring_rip, ring_stamp, ring_tidx, ring_cpl, ring_kind, ring_bstart, ring_bend;
+    int32_t ring_targets;
     uint64_t jump_cache;  // address of the CPU's jump cache (fixed size: it never moves)
     uint64_t load_fn;     // Translator::load_for_code
     // Block: its successor links (Block::Link), its chaining entry and the RIP it was

@@ -98,24 +98,23 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.slow_paths = offset_in(cpu, cpu.slow_paths_);
     const Lbr& lbr = cpu.lbr_;
     l.lbr_trace_done = offset_in(cpu, lbr.trace_done_);
-    l.lbr_trace_keep = offset_in(cpu, lbr.trace_keep_);
-    l.lbr_trace_pop_ret = offset_in(cpu, lbr.trace_pop_ret_);
-    l.lbr_log_to = offset_in(cpu, lbr.log_to_[0]);
-    l.lbr_log_stamp = offset_in(cpu, lbr.log_stamp_[0]);
-    l.lbr_log_flags = offset_in(cpu, lbr.log_flags_[0]);
-    l.lbr_log_site = offset_in(cpu, lbr.log_site_[0]);
-    l.lbr_logged = offset_in(cpu, lbr.logged_);
-    l.bp_counter = offset_in(cpu, lbr.bp_.counter_[0]);
-    l.bp_jcc_taken = offset_in(cpu, lbr.bp_.jcc_taken_[0]);
-    l.bp_target = offset_in(cpu, lbr.bp_.target_[0]);
-    l.bp_ras = offset_in(cpu, lbr.bp_.ras_[0]);
-    l.bp_ras_top = offset_in(cpu, lbr.bp_.ras_top_);
-    // The log's slot is the low byte of logged_ (little-endian x86 hosts).
-    static_assert(Lbr::kLog == 256 && sizeof(lbr.logged_) == 8 && sizeof(lbr.log_flags_[0]) == 1);
-    static_assert(sizeof(lbr.bp_.jcc_taken_[0]) == 2 && sizeof(lbr.log_site_[0]) == 4 &&
-                  sizeof(lbr.bp_.counter_[0]) == 1);
-    static_assert(sizeof(lbr.bp_.ras_top_) == 4 && sizeof(lbr.trace_pop_ret_) == 1 &&
-                  sizeof(lbr.trace_done_) == 1);
+    l.lbr_bits = offset_in(cpu, lbr.sh_.bits);
+    l.lbr_widx = offset_in(cpu, lbr.sh_.widx);
+    l.lbr_tidx = offset_in(cpu, lbr.sh_.tidx);
+    l.lbr_ring = offset_in(cpu, lbr.sh_.ring);
+    l.ring_bits = static_cast<int32_t>(offsetof(TraceRing, slot) + offsetof(TraceSlot, bits));
+    l.ring_rip = static_cast<int32_t>(offsetof(TraceRing, slot) + offsetof(TraceSlot, rip));
+    l.ring_stamp = static_cast<int32_t>(offsetof(TraceRing, slot) + offsetof(TraceSlot, stamp));
+    l.ring_tidx = static_cast<int32_t>(offsetof(TraceRing, slot) + offsetof(TraceSlot, tidx));
+    l.ring_cpl = static_cast<int32_t>(offsetof(TraceRing, slot) + offsetof(TraceSlot, cpl));
+    l.ring_kind = static_cast<int32_t>(offsetof(TraceRing, slot) + offsetof(TraceSlot, kind));
+    l.ring_bstart = static_cast<int32_t>(offsetof(TraceRing, slot) + offsetof(TraceSlot, bstart));
+    l.ring_bend = static_cast<int32_t>(offsetof(TraceRing, slot) + offsetof(TraceSlot, bend));
+    l.ring_targets = static_cast<int32_t>(offsetof(TraceRing, targets));
+    static_assert(sizeof(TraceRing) < (1u << 31) && sizeof(lbr.sh_.widx) == 4 &&
+                  sizeof(lbr.sh_.tidx) == 4 && sizeof(TraceSlot) == 64 &&
+                  sizeof(TraceSlot::tidx) == 4 && sizeof(TraceSlot::bend) == 4 &&
+                  sizeof(TraceSlot::cpl) == 1 && sizeof(lbr.trace_done_) == 1);
     l.jump_cache = reinterpret_cast<uint64_t>(cpu.jump_cache_.data());
     l.load_fn = reinterpret_cast<uint64_t>(&Translator::load_for_code);
     static const Block probe;
@@ -135,9 +134,6 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
     l.host_rip = offset_in(probe, probe.host_rip);
 #ifdef SOFTKVM_HAVE_TRANSLATOR
     emitter_ = std::make_unique<BlockEmitter>(layout_);
-    // The sites of the LBR records of translated code (emit_lbr.cc), forgotten with the
-    // code (forget_chains).
-    emitter_->set_lbr_sites([this](const Lbr::Site& site) { return cpu_.lbr_.add_site(site); });
     // The successor search every chain exit calls, at the cache's front for good.
     if (uint8_t* at = cache_->ok() ? cache_->begin_write(BlockEmitter::kLookupStubCode) : nullptr) {
         try {
@@ -163,7 +159,6 @@ Translator::Translator(Cpu& cpu, size_t cache_bytes)
 }
 
 void Translator::forget_chains() {
-    cpu_.lbr_.forget_sites();
     for (auto& [key, block] : cpu_.blocks_) block->drop_translation();
     for (auto& block : cpu_.retired_blocks_) block->drop_translation();
     cpu_.new_block_gen();  // and no link or jump-cache entry found before leads there
