@@ -135,8 +135,11 @@ class Lbr {
     void set_block_counter(const uint64_t* blocks) { sh_.blocks = blocks; }
     bool trace_done() const { return trace_done_; }
     // Everything traced so far applied (before a change of what a walk would see: the
-    // address space, the blocks).
-    void drain_trace() const { sync(); }
+    // address space, the blocks); the walk's resolved blocks are forgotten.
+    void drain_trace() const {
+        sync();
+        ++memo_gen_;
+    }
     // Whether the stack can wait for the words of a chain at `cpl`: the filter keeps
     // every near class there or none, without call-stack mode. Otherwise the chain's
     // words are walked as it returns (its records then count one by one).
@@ -233,6 +236,17 @@ class Lbr {
     mutable uint64_t walk_rip_ = 0, walk_now_ = 0;
     mutable uint32_t walk_t_ = 0;
     Resolver resolve_;
+    // The blocks walks resolved, by RIP and CPL, valid in generation memo_gen_ (until the
+    // next drain_trace()).
+    struct Memo {
+        uint64_t rip = 0, gen = 0;
+        uint8_t cpl = 0;
+        TraceStep step;
+    };
+    static constexpr size_t kMemo = 1024;
+    mutable std::array<Memo, kMemo> memo_{};
+    mutable uint64_t memo_gen_ = 1;
+    const TraceStep& step_at(uint64_t rip, uint8_t cpl) const;
 
     // The architectural stack, as of `decoded_` slots.
     mutable uint32_t decoded_ = 0;

@@ -175,6 +175,16 @@ void Lbr::decode() const {
     tdecoded_ = sh_.tidx;
 }
 
+const Lbr::TraceStep& Lbr::step_at(uint64_t rip, uint8_t cpl) const {
+    Memo& m = memo_[(rip ^ (rip >> 10)) & (kMemo - 1)];
+    if (m.gen != memo_gen_ || m.rip != rip || m.cpl != cpl) {
+        if (!resolve_ || !resolve_(rip, cpl, m.step))
+            throw std::logic_error("LBR trace: no recorded block at " + std::to_string(rip));
+        m.rip = rip, m.cpl = cpl, m.gen = memo_gen_;
+    }
+    return m.step;
+}
+
 void Lbr::walk_slot(uint32_t i) const {
     const TraceRing& r = *sh_.ring;
     const TraceSlot& w = r.slot[i % kSlots];
@@ -189,10 +199,8 @@ void Lbr::walk_slot(uint32_t i) const {
     uint64_t rip = w.rip, now = w.stamp;
     uint32_t t = w.tidx;
     int bit = word_bits(w);
-    TraceStep st;
     for (uint32_t n = w.bend - w.bstart; n; --n) {
-        if (!resolve_ || !resolve_(rip, w.cpl, st))
-            throw std::logic_error("LBR trace: no recorded block at " + std::to_string(rip));
+        const TraceStep& st = step_at(rip, w.cpl);
         now += st.insns;
         uint64_t to = st.target;
         bool taken = true, miss = false;
